@@ -1,0 +1,204 @@
+// hsmaudit: the operator's and auditor's command-line tool.
+//   hsmaudit secret init    create an audit chain's keys (audit.key, audit.pub, audit.sign)
+//   hsmaudit secret export  wrap the audit secret under a domain passphrase
+//   hsmaudit sample         write a sample trail through the real chain writer
+//   hsmaudit verify         verify segment files offline
+// Exit codes: 0 success / verified, 1 integrity fault found, 2 usage or I/O error.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/sample.h"
+#include "agent/verify_output.h"
+#include "mac/files.h"
+#include "mac/keys.h"
+#include "mac/record.h"
+#include "mac/verifier.h"
+#include "mac/wrap.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace hsmaudit;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFault = 1;
+constexpr int kExitUsage = 2;
+
+int fail(const std::string& message) {
+    std::cerr << "hsmaudit: " << message << "\n";
+    return kExitUsage;
+}
+
+int cmd_secret_init(const std::string& dir) {
+    auto keys = mac::generate_chain_keys();
+    if (!keys) return fail(keys.error().describe());
+    if (auto st = mac::write_key_dir(dir, *keys); !st) return fail(st.error().describe());
+    std::cout << "created audit chain " << mac::hex_encode(keys->key.chain()) << " in " << dir << "\n"
+              << "  " << (fs::path(dir) / mac::kAuditKeyFile).string() << "   audit secret (0600): verifies records\n"
+              << "  " << (fs::path(dir) / mac::kAuditPubFile).string() << "   public key: verifies seals\n"
+              << "  " << (fs::path(dir) / mac::kAuditSignFile).string() << "  signing key (0600): the module's\n";
+    return kExitOk;
+}
+
+int cmd_secret_export(const std::string& dir, const std::string& pass_file, const std::string& out, unsigned cost) {
+    if (cost < 14 || cost > 22) return fail("--kdf-cost must be between 14 and 22");
+    auto key = mac::load_audit_key((fs::path(dir) / mac::kAuditKeyFile).string());
+    if (!key) return fail(key.error().describe());
+    auto pass = mac::read_passphrase_file(pass_file);
+    if (!pass) return fail(pass.error().describe());
+    mac::WrapParams params;
+    params.scrypt_n = 1ULL << cost;
+    auto blob = mac::wrap_audit_key(*key, *pass, params);
+    mac::secure_zero(pass->data(), pass->size());
+    if (!blob) return fail(blob.error().describe());
+    if (auto st = mac::write_file_atomic(out, *blob, 0600, false); !st) return fail(st.error().describe());
+    std::cout << "wrapped the audit secret of chain " << mac::hex_encode(key->chain()) << " into " << out << "\n";
+    return kExitOk;
+}
+
+int cmd_sample(const std::string& dir, const std::string& out, agent::SampleOptions opt) {
+    auto key = mac::load_audit_key((fs::path(dir) / mac::kAuditKeyFile).string());
+    if (!key) return fail(key.error().describe());
+    auto signer = mac::load_signing_key((fs::path(dir) / mac::kAuditSignFile).string());
+    if (!signer) return fail(signer.error().describe());
+    auto paths = agent::write_sample_trail(*key, *signer, out, opt);
+    if (!paths) return fail(paths.error().describe());
+    const std::uint64_t sealed = paths->size() - 1;
+    std::cout << "wrote " << opt.records << " records in " << paths->size() << " segments (" << sealed
+              << " sealed, 1 open) to " << out << "\n";
+    return kExitOk;
+}
+
+struct VerifyArgs {
+    std::string key_file;
+    std::string wrapped_file;
+    std::string pass_file;
+    std::string pub_file;
+    bool require_sealed = false;
+    bool json = false;
+    bool quiet = false;
+    std::vector<std::string> paths;
+};
+
+int cmd_verify(const VerifyArgs& a) {
+    mac::VerifyOptions opt;
+    opt.require_sealed = a.require_sealed;
+    if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
+    if (!a.wrapped_file.empty() && a.pass_file.empty()) return fail("--wrapped-key needs --passphrase-file");
+    if (!a.key_file.empty()) {
+        auto key = mac::load_audit_key(a.key_file);
+        if (!key) return fail(key.error().describe());
+        opt.key.emplace(std::move(*key));
+    }
+    if (!a.wrapped_file.empty()) {
+        auto blob = mac::read_file(a.wrapped_file, 1 << 16);
+        if (!blob) return fail(blob.error().describe());
+        auto pass = mac::read_passphrase_file(a.pass_file);
+        if (!pass) return fail(pass.error().describe());
+        auto key = mac::unwrap_audit_key(*blob, *pass);
+        mac::secure_zero(pass->data(), pass->size());
+        if (!key) return fail(a.wrapped_file + ": " + key.error().describe());
+        opt.key.emplace(std::move(*key));
+    }
+    if (!a.pub_file.empty()) {
+        auto pub = mac::load_audit_pub(a.pub_file);
+        if (!pub) return fail(pub.error().describe());
+        if (opt.key && pub->chain != opt.key->chain())
+            return fail(a.pub_file + " is for chain " + mac::hex_encode(pub->chain) + ", the audit key for chain " +
+                        mac::hex_encode(opt.key->chain()));
+        opt.pub.emplace(std::move(*pub));
+    }
+    if (!opt.key && !opt.pub) return fail("give --key, --wrapped-key or --pubkey");
+    const bool tty = !a.json && !a.quiet && ::isatty(STDERR_FILENO) == 1;
+    if (tty) {
+        opt.progress = [](std::uint64_t done, std::uint64_t total) {
+            std::fprintf(stderr, "\rverifying: %llu of %llu MiB", static_cast<unsigned long long>(done >> 20),
+                         static_cast<unsigned long long>(total >> 20));
+            std::fflush(stderr);
+        };
+    }
+    auto report = mac::verify_paths(a.paths, opt);
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    if (!report) return fail(report.error().describe());
+    if (a.json)
+        std::cout << agent::render_report_json(*report).dump(2) << "\n";
+    else if (!a.quiet)
+        std::cout << agent::render_report_text(*report);
+    return report->verified() ? kExitOk : kExitFault;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "hsmaudit: audit chain tools for the HSM audit agent (exit 0 ok, 1 integrity fault, 2 usage or I/O error)"};
+    app.require_subcommand(1);
+
+    auto* secret = app.add_subcommand("secret", "create and export audit chain keys");
+    secret->require_subcommand(1);
+    std::string dir;
+    auto* init = secret->add_subcommand("init", "create an audit secret and a signing key pair in --dir");
+    init->add_option("--dir", dir, "directory for audit.key, audit.pub, audit.sign")->required();
+    std::string pass_file, out;
+    unsigned cost = 17;
+    auto* exp = secret->add_subcommand("export", "wrap the audit secret under a domain passphrase");
+    exp->add_option("--dir", dir, "directory holding audit.key")->required();
+    exp->add_option("--passphrase-file", pass_file, "file whose first line is the passphrase (mode 0600)")->required();
+    exp->add_option("--out", out, "wrapped secret to write (mode 0600)")->required();
+    exp->add_option("--kdf-cost", cost, "scrypt cost: N = 2^cost, r = 8, p = 1 (14-22)")->capture_default_str();
+
+    agent::SampleOptions sopt;
+    std::string start_time;
+    auto* sample = app.add_subcommand("sample", "write a realistic sample trail through the chain writer");
+    sample->add_option("--dir", dir, "key directory (from 'secret init')")->required();
+    sample->add_option("--records", sopt.records, "records to write")->required()->check(CLI::Range(1ULL, 1ULL << 40));
+    sample->add_option("--segment-records", sopt.segment_records, "seal after this many records")
+        ->required()
+        ->check(CLI::Range(1ULL, 1ULL << 40));
+    sample->add_option("--out", out, "directory for the segment files")->required();
+    sample->add_option("--serial", sopt.serial, "module serial")->capture_default_str();
+    sample->add_option("--seed", sopt.seed, "workload seed")->capture_default_str();
+    sample->add_option("--start-time", start_time, "time of the first record, YYYY-MM-DDTHH:MM:SS.mmmZ");
+
+    VerifyArgs va;
+    auto* verify = app.add_subcommand("verify", "verify segment files offline");
+    verify->add_option("--key", va.key_file, "audit.key: checks every record MAC and every seal");
+    verify->add_option("--wrapped-key", va.wrapped_file, "a wrapped audit secret (from 'secret export')");
+    verify->add_option("--passphrase-file", va.pass_file, "passphrase for --wrapped-key (mode 0600)");
+    verify->add_option("--pubkey", va.pub_file, "audit.pub: checks seal signatures and digests");
+    verify->add_flag("--require-sealed", va.require_sealed, "treat an unsealed newest segment as a fault");
+    verify->add_flag("--json", va.json, "machine-readable report on stdout");
+    verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
+    verify->add_option("paths", va.paths, "segment files or directories")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return kExitUsage;
+    }
+
+    if (*init) return cmd_secret_init(dir);
+    if (*exp) return cmd_secret_export(dir, pass_file, out, cost);
+    if (*sample) {
+        if (!start_time.empty()) {
+            auto t = mac::parse_time(start_time);
+            if (!t) return fail("--start-time: " + t.error().message);
+            sopt.start_time_ms = *t;
+        }
+        return cmd_sample(dir, out, sopt);
+    }
+    if (*verify) return cmd_verify(va);
+    return kExitUsage;
+}

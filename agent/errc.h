@@ -1,0 +1,25 @@
+// Error codes of the agent module (hsmauditd and the hsmaudit CLI). See mac/result.h.
+#pragma once
+
+#include <system_error>
+
+namespace hsmaudit::agent {
+
+enum class errc {
+    ok = 0,
+    io_error = 1,          // a file or socket operation failed
+    invalid_argument = 2,  // a command-line argument or API argument is wrong
+    config_error = 3,      // the configuration is invalid (the message names file and line)
+    internal = 4,          // a lower layer failed where it should not
+};
+
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace hsmaudit::agent
+
+template <>
+struct std::is_error_code_enum<hsmaudit::agent::errc> : std::true_type {};

@@ -1,0 +1,332 @@
+#include "mac/crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
+#include "mac/errc.h"
+
+namespace hsmaudit::mac {
+
+void EvpMacCtxDeleter::operator()(EVP_MAC_CTX* p) const {
+    EVP_MAC_CTX_free(p);
+}
+void EvpMdCtxDeleter::operator()(EVP_MD_CTX* p) const {
+    EVP_MD_CTX_free(p);
+}
+void EvpMdDeleter::operator()(EVP_MD* p) const {
+    EVP_MD_free(p);
+}
+void EvpPkeyDeleter::operator()(EVP_PKEY* p) const {
+    EVP_PKEY_free(p);
+}
+
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;  // uppercase is rejected on purpose: one byte string per value
+}
+
+Error crypto_failure(const char* what) {
+    return make_error(errc::crypto_error, std::string(what) + ": " + openssl_error());
+}
+
+struct BioDeleter {
+    void operator()(BIO* b) const { BIO_free(b); }
+};
+struct CipherCtxDeleter {
+    void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+struct KdfDeleter {
+    void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
+};
+struct KdfCtxDeleter {
+    void operator()(EVP_KDF_CTX* k) const { EVP_KDF_CTX_free(k); }
+};
+struct MacDeleter {
+    void operator()(EVP_MAC* m) const { EVP_MAC_free(m); }
+};
+
+}  // namespace
+
+std::string openssl_error() {
+    std::string out;
+    unsigned long e = 0;
+    while ((e = ERR_get_error()) != 0) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty()) out += "; ";
+        out += buf;
+    }
+    return out.empty() ? "no OpenSSL error queued" : out;
+}
+
+std::string hex_encode(ByteView data) {
+    std::string out;
+    hex_append(data, out);
+    return out;
+}
+
+void hex_append(ByteView data, std::string& out) {
+    const std::size_t base = out.size();
+    out.resize(base + 2 * data.size());
+    char* p = out.data() + base;
+    for (std::uint8_t b : data) {
+        *p++ = kHexDigits[b >> 4];
+        *p++ = kHexDigits[b & 0x0f];
+    }
+}
+
+bool hex_decode(std::string_view hex, std::span<std::uint8_t> out) {
+    if (hex.size() != 2 * out.size()) return false;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const int hi = hex_value(hex[2 * i]);
+        const int lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+    }
+    return true;
+}
+
+Status random_bytes(std::span<std::uint8_t> out) {
+    if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) return crypto_failure("RAND_bytes");
+    return {};
+}
+
+void secure_zero(void* p, std::size_t n) {
+    OPENSSL_cleanse(p, n);
+}
+
+bool equal_ct(ByteView a, ByteView b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// ---- HMAC-SHA256 ----
+
+Result<HmacSha256> HmacSha256::create(ByteView key) {
+    std::unique_ptr<EVP_MAC, MacDeleter> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!mac) return crypto_failure("EVP_MAC_fetch(HMAC)");
+    std::unique_ptr<EVP_MAC_CTX, EvpMacCtxDeleter> ctx(EVP_MAC_CTX_new(mac.get()));
+    if (!ctx) return crypto_failure("EVP_MAC_CTX_new");
+    HmacSha256 h(std::move(ctx));
+    HSMAUDIT_TRY(h.rekey(key));
+    return h;
+}
+
+Status HmacSha256::rekey(ByteView key) {
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(ctx_.get(), key.data(), key.size(), params) != 1) return crypto_failure("EVP_MAC_init");
+    return {};
+}
+
+Bytes32 HmacSha256::compute(ByteView a, ByteView b) {
+    Bytes32 out{};
+    std::size_t len = 0;
+    // A null key re-initialises HMAC with the stored key schedule (OpenSSL 3 hmac_init).
+    // These calls cannot fail on a context that initialised once; a failure is a broken
+    // library, and an all-zero MAC then fails every comparison (fail-safe).
+    if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1 || EVP_MAC_update(ctx_.get(), a.data(), a.size()) != 1 ||
+        EVP_MAC_update(ctx_.get(), b.data(), b.size()) != 1 ||
+        EVP_MAC_final(ctx_.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+        out.fill(0);
+    }
+    return out;
+}
+
+Result<Bytes32> hmac_sha256(ByteView key, ByteView a, ByteView b) {
+    auto h = HmacSha256::create(key);
+    if (!h) return std::move(h).error();
+    return h->compute(a, b);
+}
+
+// ---- SHA-256 ----
+
+Result<Sha256> Sha256::create() {
+    std::unique_ptr<EVP_MD, EvpMdDeleter> md(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+    if (!md) return crypto_failure("EVP_MD_fetch(SHA256)");
+    std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) return crypto_failure("EVP_MD_CTX_new");
+    return Sha256(std::move(md), std::move(ctx));
+}
+
+Bytes32 Sha256::compute(ByteView a, ByteView b) {
+    Bytes32 out{};
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex2(ctx_.get(), md_.get(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx_.get(), a.data(), a.size()) != 1 ||
+        EVP_DigestUpdate(ctx_.get(), b.data(), b.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx_.get(), out.data(), &len) != 1 || len != out.size()) {
+        out.fill(0);  // see HmacSha256::compute
+    }
+    return out;
+}
+
+// ---- Ed25519 ----
+
+Result<Ed25519PublicKey> Ed25519PublicKey::from_raw(ByteView raw) {
+    if (raw.size() != 32) return make_error(errc::bad_key, "an Ed25519 public key is 32 bytes");
+    EvpPkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
+    if (!key) return crypto_failure("EVP_PKEY_new_raw_public_key");
+    Bytes32 copy{};
+    std::memcpy(copy.data(), raw.data(), 32);
+    return Ed25519PublicKey(copy, std::move(key));
+}
+
+bool Ed25519PublicKey::verify(ByteView message, const Ed25519Signature& sig) const {
+    std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) return false;
+    if (EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key_.get(), nullptr) != 1) {
+        ERR_clear_error();
+        return false;
+    }
+    const bool ok = EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), message.data(), message.size()) == 1;
+    if (!ok) ERR_clear_error();
+    return ok;
+}
+
+namespace {
+Result<Ed25519PublicKey> public_of(EVP_PKEY* key) {
+    Bytes32 raw{};
+    std::size_t len = raw.size();
+    if (EVP_PKEY_get_raw_public_key(key, raw.data(), &len) != 1 || len != raw.size())
+        return crypto_failure("EVP_PKEY_get_raw_public_key");
+    return Ed25519PublicKey::from_raw(raw);
+}
+}  // namespace
+
+Result<Ed25519PrivateKey> Ed25519PrivateKey::generate() {
+    EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+    if (raw == nullptr) return crypto_failure("EVP_PKEY_Q_keygen(ED25519)");
+    EvpPkeyPtr key(raw);
+    auto pub = public_of(key.get());
+    if (!pub) return std::move(pub).error();
+    return Ed25519PrivateKey(std::move(key), std::move(*pub));
+}
+
+Result<Ed25519PrivateKey> Ed25519PrivateKey::from_pem(std::string_view pem) {
+    std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) return crypto_failure("BIO_new_mem_buf");
+    EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    if (!key) {
+        ERR_clear_error();
+        return make_error(errc::bad_key, "not a PEM private key");
+    }
+    if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) return make_error(errc::bad_key, "not an Ed25519 key");
+    auto pub = public_of(key.get());
+    if (!pub) return std::move(pub).error();
+    return Ed25519PrivateKey(std::move(key), std::move(*pub));
+}
+
+Result<std::string> Ed25519PrivateKey::to_pem() const {
+    std::unique_ptr<BIO, BioDeleter> bio(BIO_new(BIO_s_secmem()));
+    if (!bio) return crypto_failure("BIO_new");
+    if (PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+        return crypto_failure("PEM_write_bio_PrivateKey");
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(n));
+}
+
+Result<Ed25519Signature> Ed25519PrivateKey::sign(ByteView message) const {
+    std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) return crypto_failure("EVP_MD_CTX_new");
+    if (EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key_.get(), nullptr) != 1)
+        return crypto_failure("EVP_DigestSignInit_ex");
+    Ed25519Signature sig{};
+    std::size_t len = sig.size();
+    if (EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 || len != sig.size())
+        return crypto_failure("EVP_DigestSign");
+    return sig;
+}
+
+Ed25519PublicKey Ed25519PrivateKey::public_key() const {
+    return pub_;
+}
+
+// ---- scrypt, AES-256-GCM ----
+
+Result<std::array<std::uint8_t, 32>> scrypt_kdf(std::string_view passphrase, ByteView salt, std::uint64_t n,
+                                                std::uint32_t r, std::uint32_t p) {
+    std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "SCRYPT", nullptr));
+    if (!kdf) return crypto_failure("EVP_KDF_fetch(SCRYPT)");
+    std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter> ctx(EVP_KDF_CTX_new(kdf.get()));
+    if (!ctx) return crypto_failure("EVP_KDF_CTX_new");
+    std::uint64_t maxmem = 1ULL << 31;  // 2 GiB ceiling; the default (32 MiB) rejects N=2^17, r=8
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, const_cast<char*>(passphrase.data()),
+                                          passphrase.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<std::uint8_t*>(salt.data()), salt.size()),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end()};
+    std::array<std::uint8_t, 32> out{};
+    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) return crypto_failure("scrypt");
+    return out;
+}
+
+Result<std::string> aes256gcm_seal(ByteView key, ByteView nonce, ByteView aad, ByteView plaintext,
+                                   std::array<std::uint8_t, 16>& tag_out) {
+    if (key.size() != 32 || nonce.size() != 12) return make_error(errc::invalid_argument, "AES-256-GCM key/nonce size");
+    std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
+    if (!ctx) return crypto_failure("EVP_CIPHER_CTX_new");
+    if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce.data(), nullptr) != 1)
+        return crypto_failure("EVP_EncryptInit_ex2");
+    int len = 0;
+    if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
+        return crypto_failure("EVP_EncryptUpdate(aad)");
+    std::string out(plaintext.size() + 16, '\0');
+    auto* o = reinterpret_cast<unsigned char*>(out.data());
+    if (EVP_EncryptUpdate(ctx.get(), o, &len, plaintext.data(), static_cast<int>(plaintext.size())) != 1)
+        return crypto_failure("EVP_EncryptUpdate");
+    int total = len;
+    if (EVP_EncryptFinal_ex(ctx.get(), o + total, &len) != 1) return crypto_failure("EVP_EncryptFinal_ex");
+    total += len;
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, tag_out.data()) != 1)
+        return crypto_failure("EVP_CTRL_GCM_GET_TAG");
+    out.resize(static_cast<std::size_t>(total));
+    return out;
+}
+
+Result<std::string> aes256gcm_open(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag) {
+    if (key.size() != 32 || nonce.size() != 12 || tag.size() != 16)
+        return make_error(errc::invalid_argument, "AES-256-GCM key/nonce/tag size");
+    std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
+    if (!ctx) return crypto_failure("EVP_CIPHER_CTX_new");
+    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce.data(), nullptr) != 1)
+        return crypto_failure("EVP_DecryptInit_ex2");
+    int len = 0;
+    if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
+        return crypto_failure("EVP_DecryptUpdate(aad)");
+    std::string out(ciphertext.size() + 16, '\0');
+    auto* o = reinterpret_cast<unsigned char*>(out.data());
+    if (EVP_DecryptUpdate(ctx.get(), o, &len, ciphertext.data(), static_cast<int>(ciphertext.size())) != 1)
+        return crypto_failure("EVP_DecryptUpdate");
+    int total = len;
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<std::uint8_t*>(tag.data())) != 1)
+        return crypto_failure("EVP_CTRL_GCM_SET_TAG");
+    if (EVP_DecryptFinal_ex(ctx.get(), o + total, &len) != 1) {
+        ERR_clear_error();
+        secure_zero(out.data(), out.size());
+        return make_error(errc::bad_passphrase, "authentication tag mismatch");
+    }
+    total += len;
+    out.resize(static_cast<std::size_t>(total));
+    return out;
+}
+
+}  // namespace hsmaudit::mac
