@@ -64,3 +64,13 @@ function(hsmaudit_add_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
                        PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
 endfunction()
+
+# hsmaudit_add_subdirs(<dir>...): add each listed subdirectory that has a CMakeLists.txt.
+# The list is explicit (the registration list); a folder that is not named is not built.
+function(hsmaudit_add_subdirs)
+  foreach(d ${ARGN})
+    if(EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/${d}/CMakeLists.txt")
+      add_subdirectory(${d})
+    endif()
+  endforeach()
+endfunction()
