@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@ public:
     virtual ~ByteSource() = default;
     /// Reads up to out.size() bytes; 0 at end of input.
     virtual Result<std::size_t> read(std::span<char> out) = 0;
+    /// After the end of input: what cut it short (a torn or unauthentic encrypted chunk), if anything.
+    [[nodiscard]] virtual std::optional<std::string> damage() const { return std::nullopt; }
 };
 
 /// A regular file opened read-only.

@@ -1,0 +1,183 @@
+#include "mac/encrypted_file.h"
+
+#include <cstring>
+
+#include "mac/errc.h"
+
+namespace hsmaudit::mac {
+namespace {
+
+Bytes32 file_key_of(const Bytes32& store_key, const Salt& salt) {
+    std::string msg = "hsmaudit/v1/file-key";
+    msg.append(reinterpret_cast<const char*>(salt.data()), salt.size());
+    auto k = hmac_sha256(store_key, as_bytes(msg));
+    return k ? *k : Bytes32{};
+}
+
+std::array<std::uint8_t, 12> nonce_of(std::uint64_t index) {
+    std::array<std::uint8_t, 12> n{};
+    for (int i = 0; i < 8; ++i) n[4 + i] = static_cast<std::uint8_t>(index >> (56 - 8 * i));
+    return n;
+}
+
+std::string aad_of(const Salt& salt, std::uint64_t index) {
+    std::string aad(kEncryptedMagic);
+    aad.append(reinterpret_cast<const char*>(salt.data()), salt.size());
+    for (int i = 0; i < 8; ++i) aad += static_cast<char>((index >> (56 - 8 * i)) & 0xFF);
+    return aad;
+}
+
+/// Reads exactly out.size() bytes unless the file ends; returns how many were read.
+Result<std::size_t> read_full(FileSource& f, std::span<char> out) {
+    std::size_t got = 0;
+    while (got < out.size()) {
+        auto n = f.read(out.subspan(got));
+        if (!n) return std::move(n).error();
+        if (*n == 0) break;
+        got += *n;
+    }
+    return got;
+}
+
+}  // namespace
+
+Bytes32 store_key(const AuditKey& key) {
+    std::string msg = "hsmaudit/v1/store-key";
+    msg.append(reinterpret_cast<const char*>(key.chain().data()), key.chain().size());
+    auto k = hmac_sha256(key.secret(), as_bytes(msg));
+    return k ? *k : Bytes32{};
+}
+
+bool is_encrypted(std::string_view prefix) {
+    return prefix.starts_with(kEncryptedMagic);
+}
+
+ChunkSealer::ChunkSealer(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index)
+    : salt_(salt), file_key_(file_key_of(store_key, salt)), index_(next_index) {}
+
+ChunkSealer::~ChunkSealer() {
+    secure_zero(file_key_.data(), file_key_.size());
+}
+
+Result<ChunkSealer> ChunkSealer::create(const Bytes32& store_key) {
+    Salt salt{};
+    HSMAUDIT_TRY(random_bytes(salt));
+    return ChunkSealer(store_key, salt, 0);
+}
+
+ChunkSealer ChunkSealer::resume(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index) {
+    return ChunkSealer(store_key, salt, next_index);
+}
+
+std::string ChunkSealer::header() const {
+    std::string h(kEncryptedMagic);
+    h.append(reinterpret_cast<const char*>(salt_.data()), salt_.size());
+    return h;
+}
+
+Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
+    if (plaintext.empty() || plaintext.size() > kMaxChunkBytes)
+        return make_error(errc::invalid_argument, "an encrypted chunk holds 1 byte to 16 MiB");
+    std::array<std::uint8_t, 16> tag{};
+    auto ct = aes256gcm_seal(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)), as_bytes(plaintext), tag);
+    if (!ct) return std::move(ct).error();
+    const auto len = static_cast<std::uint32_t>(plaintext.size());
+    for (int i = 3; i >= 0; --i) out += static_cast<char>((len >> (8 * i)) & 0xFF);
+    out += *ct;
+    out.append(reinterpret_cast<const char*>(tag.data()), tag.size());
+    ++index_;
+    return {};
+}
+
+EncryptedFileSource::EncryptedFileSource(std::unique_ptr<FileSource> file, const Bytes32& store_key, const Salt& salt,
+                                         std::string path)
+    : file_(std::move(file)), salt_(salt), file_key_(file_key_of(store_key, salt)), path_(std::move(path)) {}
+
+Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(const std::string& path,
+                                                                       const Bytes32& store_key) {
+    auto file = FileSource::open(path);
+    if (!file) return std::move(file).error();
+    char header[kEncryptedHeaderBytes];
+    auto n = read_full(**file, header);
+    if (!n) return std::move(n).error();
+    if (*n != sizeof header || !is_encrypted(std::string_view(header, sizeof header)))
+        return make_error(errc::bad_format, path + " is not an hsmaudit encrypted file");
+    Salt salt{};
+    std::memcpy(salt.data(), header + kEncryptedMagic.size(), salt.size());
+    return std::unique_ptr<EncryptedFileSource>(new EncryptedFileSource(std::move(*file), store_key, salt, path));
+}
+
+Result<bool> EncryptedFileSource::next_chunk() {
+    char len_bytes[4];
+    auto n = read_full(*file_, len_bytes);
+    if (!n) return std::move(n).error();
+    if (*n == 0) return false;
+    if (*n < 4) {
+        damage_ = "torn chunk header at byte " + std::to_string(valid_bytes_);
+        return false;
+    }
+    std::uint32_t len = 0;
+    for (char c : len_bytes) len = (len << 8) | static_cast<std::uint8_t>(c);
+    if (len == 0 || len > kMaxChunkBytes) {
+        damage_ = "chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_) + " has a bad length";
+        return false;
+    }
+    std::string sealed(len + 16, '\0');
+    n = read_full(*file_, sealed);
+    if (!n) return std::move(n).error();
+    if (*n != sealed.size()) {
+        damage_ = "torn chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_);
+        return false;
+    }
+    auto plain = aes256gcm_open(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)),
+                                as_bytes(std::string_view(sealed).substr(0, len)),
+                                as_bytes(std::string_view(sealed).substr(len)));
+    if (!plain) {
+        damage_ = "chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_) +
+                  " fails authentication (altered, or another chain's key)";
+        return false;
+    }
+    plain_ = std::move(*plain);
+    plain_pos_ = 0;
+    ++index_;
+    valid_bytes_ += 4 + len + 16;
+    return true;
+}
+
+Result<std::size_t> EncryptedFileSource::read(std::span<char> out) {
+    while (plain_pos_ == plain_.size()) {
+        if (done_) return std::size_t{0};
+        auto more = next_chunk();
+        if (!more) return std::move(more).error();
+        if (!*more) {
+            done_ = true;
+            return std::size_t{0};
+        }
+    }
+    const std::size_t n = std::min(out.size(), plain_.size() - plain_pos_);
+    std::memcpy(out.data(), plain_.data() + plain_pos_, n);
+    plain_pos_ += n;
+    return n;
+}
+
+Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path, const AuditKey* key) {
+    auto file = FileSource::open(path);
+    if (!file) return std::move(file).error();
+    char prefix[8];
+    auto n = read_full(**file, prefix);
+    if (!n) return std::move(n).error();
+    if (*n == sizeof prefix && is_encrypted(std::string_view(prefix, sizeof prefix))) {
+        if (key == nullptr)
+            return make_error(errc::bad_key, path +
+                                                 " is encrypted at rest: verifying it needs the audit secret "
+                                                 "(--key or --wrapped-key)");
+        auto enc = EncryptedFileSource::open(path, store_key(*key));
+        if (!enc) return std::move(enc).error();
+        return std::unique_ptr<ByteSource>(std::move(*enc));
+    }
+    auto again = FileSource::open(path);  // reopen at offset 0
+    if (!again) return std::move(again).error();
+    return std::unique_ptr<ByteSource>(std::move(*again));
+}
+
+}  // namespace hsmaudit::mac
