@@ -1,0 +1,226 @@
+#include "mac/chain_verifier.h"
+
+#include <algorithm>
+
+#include "mac/record.h"
+
+namespace hsmaudit::mac {
+namespace {
+
+std::string range_text(std::uint64_t from, std::uint64_t to, std::string_view noun) {
+    if (from == to) return std::string(noun) + " " + std::to_string(from);
+    return std::string(noun) + "s " + std::to_string(from) + " to " + std::to_string(to);
+}
+
+}  // namespace
+
+ChainVerifier::ChainVerifier(const AuditKey* key, const AuditPub* pub, FaultSink sink)
+    : key_(key), sink_(std::move(sink)) {
+    if (key_ != nullptr) {
+        deriver_.emplace(*key_);
+        pub_.emplace(key_->pub());
+    }
+    if (pub != nullptr) pub_ = *pub;
+    if (auto h = HmacSha256::create(Bytes32{})) hmac_.emplace(std::move(*h));
+    if (auto s = Sha256::create()) sha_.emplace(std::move(*s));
+    // Without working primitives nothing can be proven: refuse MACs and digests below (fail safe).
+    if (!hmac_ || !sha_) macs_enabled_ = false;
+}
+
+ChainVerifier::~ChainVerifier() = default;
+
+void ChainVerifier::fault(FaultKind kind, std::uint64_t line, std::uint64_t seq, std::string message) {
+    sink_(Fault{kind, file_, line, seq, std::move(message)});
+}
+
+bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file) {
+    file_ = std::string(file);
+    if (end_ && open.epoch <= end_->epoch) {
+        if (open.epoch == end_->epoch) {
+            fault(FaultKind::segment_duplicate, 1, 0,
+                  "epoch " + std::to_string(open.epoch) + " appears again (also in " + end_->file +
+                      "): duplicated or replayed segment");
+        } else {
+            fault(FaultKind::segment_duplicate, 1, 0,
+                  "epoch " + std::to_string(open.epoch) + " comes after epoch " + std::to_string(end_->epoch) +
+                      ": replayed segment");
+        }
+        return false;
+    }
+    if (!end_) serial_ = open.serial;
+    if (end_ && open.epoch > end_->epoch + 1) {
+        fault(FaultKind::segment_missing, 1, open.first_seq,
+              range_text(end_->epoch + 1, open.epoch - 1, "segment of epoch") + " missing (" +
+                  (open.first_seq > end_->next_seq ? range_text(end_->next_seq, open.first_seq - 1, "record")
+                                                   : std::string("no records")) +
+                  ")");
+    } else if (end_) {
+        if (open.prev != end_->end_mac)
+            fault(FaultKind::chain_link_broken, 1, open.first_seq,
+                  "does not continue " + end_->file + ": its 'prev' is not that segment's last MAC");
+        if (open.first_seq > end_->next_seq)
+            fault(FaultKind::sequence_gap, 1, end_->next_seq,
+                  range_text(end_->next_seq, open.first_seq - 1, "record") + " missing between " + end_->file +
+                      " and this segment");
+        else if (open.first_seq < end_->next_seq)
+            fault(FaultKind::sequence_duplicate, 1, open.first_seq,
+                  "starts at record " + std::to_string(open.first_seq) + " but " + end_->file + " already reached " +
+                      std::to_string(end_->next_seq - 1));
+    }
+    if (open.serial != serial_)
+        fault(FaultKind::foreign_module, 1, 0,
+              "module serial " + open.serial + " differs from the chain's serial " + serial_);
+
+    in_segment_ = true;
+    open_ = open;
+    check_macs_ = deriver_.has_value() && macs_enabled_;
+    open_mac_ok_ = true;
+    if (check_macs_) {
+        if (!hmac_->rekey(deriver_->key_for(open.epoch))) {
+            check_macs_ = false;
+        } else {
+            const std::string_view body = open_text.substr(0, open_text.size() - 69);  // " mac=" + 64
+            open_mac_ok_ = equal_ct(hmac_->compute(as_bytes(body), open.prev), open.mac);
+        }
+    }
+    first_record_ = true;
+    digest_valid_ = true;
+    if (pub_) {
+        scratch_.assign(open_text);
+        scratch_ += '\n';
+        digest_ = digest_start(*sha_, scratch_);
+    }
+    expected_ = open.first_seq;
+    last_seq_ = 0;
+    prev_mac_ = open.prev;
+    sealed_ = false;
+    after_seal_reported_ = false;
+    torn_ = false;
+    totals_ = SegmentTotals{};
+    totals_.first_seq = open.first_seq;
+    return true;
+}
+
+void ChainVerifier::line(std::string_view text, std::uint64_t line_no, bool terminated, bool too_long) {
+    if (!in_segment_ || torn_) return;
+    if (!terminated) {
+        fault(FaultKind::torn_line, line_no, 0,
+              "the file ends inside a line (" + std::to_string(text.size()) + " bytes without LF): torn or truncated");
+        torn_ = true;
+        return;
+    }
+    if (sealed_) {
+        if (!after_seal_reported_) fault(FaultKind::data_after_seal, line_no, 0, "lines after the seal");
+        after_seal_reported_ = true;
+        return;
+    }
+    if (too_long) {
+        fault(FaultKind::malformed_line, line_no, 0, "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+        digest_valid_ = false;
+        return;
+    }
+    const LineKind kind = classify_line(text);
+    if (pub_ && kind != LineKind::seal) {
+        // Every line before the seal is hashed as written; the seal carries the digest.
+        scratch_.assign(text);
+        scratch_ += '\n';
+        digest_ = digest_next(*sha_, digest_, scratch_);
+    }
+    switch (kind) {
+        case LineKind::record: record_line(text, line_no); break;
+        case LineKind::seal: seal_line(text, line_no); break;
+        case LineKind::open: fault(FaultKind::malformed_line, line_no, 0, "a second open line inside a segment"); break;
+        case LineKind::unknown: fault(FaultKind::malformed_line, line_no, 0, "not a record, open or seal line"); break;
+    }
+}
+
+void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
+    auto rec = split_record_line(text);
+    if (!rec) {
+        fault(FaultKind::malformed_line, line_no, 0, rec.error().message);
+        return;
+    }
+    const bool mac_ok = !check_macs_ || equal_ct(hmac_->compute(as_bytes(rec->body), prev_mac_), rec->mac);
+    if (check_macs_ && first_record_ && !wrong_key_checked_) {
+        wrong_key_checked_ = true;
+        if (!mac_ok && !open_mac_ok_) {
+            // Neither the open line nor the first record verify: the secret is not this chain's.
+            fault(FaultKind::wrong_key, line_no, rec->seq,
+                  "the audit secret does not verify this chain (the open line and the first record both fail); "
+                  "MAC checks stopped");
+            macs_enabled_ = false;
+            check_macs_ = false;
+        }
+    }
+    if (first_record_ && check_macs_ && !open_mac_ok_)
+        fault(FaultKind::open_mac_mismatch, 1, 0, "the open line was modified (MAC mismatch)");
+    first_record_ = false;
+    const bool mac_bad = check_macs_ && !mac_ok;
+    const std::string suffix = mac_bad ? " (its MAC fails too)" : "";
+    if (rec->seq == expected_) {
+        if (mac_bad)
+            fault(FaultKind::record_mac_mismatch, line_no, rec->seq,
+                  "record modified, forged or inserted: MAC mismatch");
+    } else if (rec->seq > expected_) {
+        fault(FaultKind::sequence_gap, line_no, expected_,
+              range_text(expected_, rec->seq - 1, "record") + " missing before record " + std::to_string(rec->seq) +
+                  suffix);
+    } else if (rec->seq == last_seq_) {
+        fault(FaultKind::sequence_duplicate, line_no, rec->seq,
+              "record " + std::to_string(rec->seq) + " appears twice (duplicated or inserted)" + suffix);
+    } else {
+        fault(FaultKind::sequence_reordered, line_no, rec->seq,
+              "record " + std::to_string(rec->seq) + " comes after record " + std::to_string(last_seq_) +
+                  " (reordered or inserted)" + suffix);
+    }
+    expected_ = std::max(expected_, rec->seq + 1);
+    last_seq_ = rec->seq;
+    prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line
+    ++totals_.records;
+    const auto sp = rec->body.find(' ');
+    if (sp != std::string_view::npos) {
+        if (auto t = parse_time(rec->body.substr(sp + 1, 24))) {
+            if (totals_.records == 1 || *t < totals_.first_time_ms) totals_.first_time_ms = *t;
+            if (totals_.records == 1 || *t > totals_.last_time_ms) totals_.last_time_ms = *t;
+        }
+    }
+}
+
+void ChainVerifier::seal_line(std::string_view text, std::uint64_t line_no) {
+    sealed_ = true;
+    auto parsed = parse_seal_line(text);
+    if (!parsed) {
+        fault(FaultKind::malformed_line, line_no, 0, "malformed seal: " + parsed.error().message);
+        return;
+    }
+    const SealLine& s = parsed->seal;
+    if (s.chain != open_.chain || s.serial != open_.serial || s.epoch != open_.epoch)
+        fault(FaultKind::seal_mismatch, line_no, 0, "the seal names another chain, module or epoch than the open line");
+    if (s.records != totals_.records || s.first_seq != open_.first_seq || s.last_seq != expected_ - 1)
+        fault(FaultKind::seal_mismatch, line_no, 0,
+              "the seal covers records " + std::to_string(s.first_seq) + " to " + std::to_string(s.last_seq) + " (" +
+                  std::to_string(s.records) + ") but the segment holds " + std::to_string(totals_.records) +
+                  " records up to " + std::to_string(expected_ - 1));
+    if (s.final_mac != prev_mac_)
+        fault(FaultKind::seal_mismatch, line_no, 0, "the seal's final MAC is not the last record's MAC");
+    if (pub_ && digest_valid_ && s.digest != digest_)
+        fault(FaultKind::digest_mismatch, line_no, 0, "the bytes before the seal are not the bytes that were sealed");
+    if (check_macs_ && !equal_ct(hmac_->compute(as_bytes(parsed->mac_body), s.final_mac), s.mac))
+        fault(FaultKind::seal_mac_mismatch, line_no, 0, "the seal line was modified (MAC mismatch)");
+    if (pub_ && !pub_->pubkey.verify(as_bytes(parsed->signed_body), s.sig))
+        fault(FaultKind::bad_signature, line_no, 0, "the seal's signature does not verify");
+}
+
+SegmentTotals ChainVerifier::end_segment(bool newest_unsealed_ok) {
+    if (check_macs_ && first_record_ && !open_mac_ok_)
+        fault(FaultKind::open_mac_mismatch, 1, 0, "the open line does not verify (modified, or the key is wrong)");
+    if (!sealed_ && !newest_unsealed_ok)
+        fault(FaultKind::seal_missing, 0, 0, "not sealed: truncated, or its seal was removed");
+    totals_.sealed = sealed_;
+    totals_.last_seq = expected_ - 1;
+    end_ = ChainEnd{open_.epoch, expected_, prev_mac_, file_};
+    in_segment_ = false;
+    return totals_;
+}
+
+}  // namespace hsmaudit::mac
