@@ -295,6 +295,9 @@ void encode_record_body(const AuditRecord& rec, std::string& out) {
 
 Result<AuditRecord> parse_record_body(std::string_view body) {
     AuditRecord r;
+    // next_token() reads a trailing space as the end of input; reject it so that only the
+    // canonical encoding parses.
+    if (!body.empty() && body.back() == ' ') return bad("record ends with a space");
     std::string_view rest = body;
     if (!parse_u64(next_token(rest), r.seq) || r.seq == 0) return bad("record does not start with a sequence number");
     auto t = parse_time(next_token(rest));

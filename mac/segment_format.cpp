@@ -42,6 +42,7 @@ public:
         const auto sp = rest_.find(' ');
         std::string_view tok = rest_.substr(0, sp);
         rest_ = sp == std::string_view::npos ? std::string_view{} : rest_.substr(sp + 1);
+        trailing_space_ = sp != std::string_view::npos && rest_.empty();
         if (tok.size() < key.size() + 1 || tok.substr(0, key.size()) != key || tok[key.size()] != '=')
             return bad("expected '" + std::string(key) + "=' in a control line");
         return tok.substr(key.size() + 1);
@@ -71,10 +72,12 @@ public:
         if (!v) return std::move(v).error();
         return unescape(*v);
     }
-    [[nodiscard]] bool done() const { return rest_.empty(); }
+    // A trailing space leaves rest_ empty too; only the canonical line (no trailing space) is done.
+    [[nodiscard]] bool done() const { return rest_.empty() && !trailing_space_; }
 
 private:
     std::string_view rest_;
+    bool trailing_space_ = false;
 };
 
 }  // namespace
