@@ -65,7 +65,9 @@ TEST(SensorSimulation, FanFailureWarnsThenCriticalThenClears) {
     EXPECT_GE(failing.size(), 5u);
     // The other fans did not move.
     for (const auto& r : sim.readings()) {
-        if (r.kind == SensorKind::fan && r.sensor != "FAN2") EXPECT_EQ(r.level, SensorLevel::normal) << r.sensor;
+        if (r.kind == SensorKind::fan && r.sensor != "FAN2") {
+            EXPECT_EQ(r.level, SensorLevel::normal) << r.sensor;
+        }
     }
 
     sim.set_fan_failed(1, false);
