@@ -1,0 +1,100 @@
+// AuditStore: the agent's durable copy of the module's audit trail, as segment files (docs/FORMAT.md),
+// optionally encrypted at rest. It is the disk buffer between the module and every exporter: a
+// record is acknowledged to the module only after commit() made it durable here.
+//
+// Layout under `dir`:
+//   current/<segment>.log            the open segment (at most one)
+//   ready_for_archive/<segment>.log  sealed segments, waiting to be bundled
+//   position                         what is durable: two 512-byte slots, written alternately
+//
+// Crash safety: append() writes and seals files but moves nothing the position file points to;
+// commit() fsyncs the data, then writes the position slot and fsyncs it. Recovery (in open())
+// trusts only the position: it cuts the open segment back to the recorded length, moves back a
+// segment sealed after the last commit, and removes files created after it. Everything cut was
+// never acknowledged, so the module's ring still holds it and it is drained again.
+//
+// Thread-safety: not thread-safe; owned and driven by the drain thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/source.h"
+#include "mac/chain_verifier.h"
+#include "mac/encrypted_file.h"
+#include "mac/keys.h"
+#include "mac/result.h"
+
+namespace hsmaudit::agent {
+
+struct AuditStoreOptions {
+    std::string dir;
+    bool encrypt = true;  // AES-256-GCM at rest, key derived from the audit secret
+};
+
+/// What is durable: the position the drain resumes from after a restart.
+struct StorePosition {
+    std::uint64_t generation = 0;
+    std::uint64_t entry_no = 0;  // the last entry stored
+    std::uint64_t next_seq = 1;  // the sequence number the next record will have
+    bool has_end = false;        // chain end at the last seal (for link checks after a restart)
+    std::uint64_t end_epoch = 0;
+    std::uint64_t end_next_seq = 1;
+    mac::Mac end_mac{};
+    std::string current;  // the open segment's file name, "" if none
+    std::uint64_t current_bytes = 0;
+
+    /// The chain end at the last seal, as a verifier resumes from it.
+    [[nodiscard]] std::optional<mac::ChainEnd> chain_end() const;
+};
+
+class AuditStore {
+public:
+    /// Opens (creating if needed) and recovers a store. `key` is needed for encryption at rest.
+    static Result<std::unique_ptr<AuditStore>> open(const AuditStoreOptions& options, const mac::AuditKey& key);
+    ~AuditStore();
+    AuditStore(const AuditStore&) = delete;
+    AuditStore& operator=(const AuditStore&) = delete;
+
+    /// Appends entries in order. They are not durable until commit().
+    Status append(const EntryBatch& batch);
+    /// Makes everything appended durable.
+    Status commit();
+
+    [[nodiscard]] const StorePosition& durable() const { return durable_; }
+    [[nodiscard]] std::uint64_t appended_entry_no() const { return pos_.entry_no; }
+    /// Bytes of the open segment (written or pending), 0 if none is open.
+    [[nodiscard]] std::uint64_t open_segment_bytes() const;
+    /// What recovery found and did, one line per action ("" if the store was clean).
+    [[nodiscard]] const std::string& recovery_summary() const { return recovery_; }
+    /// Path of the open segment, "" if none.
+    [[nodiscard]] std::string current_path() const;
+    /// Sealed segments waiting in ready_for_archive/, in chain (file name) order.
+    [[nodiscard]] Result<std::vector<std::string>> sealed_segments() const;
+    [[nodiscard]] const std::string& dir() const { return options_.dir; }
+    /// Total bytes of segment files in the store.
+    [[nodiscard]] Result<std::uint64_t> bytes_on_disk() const;
+
+private:
+    struct OpenFile;
+    AuditStore(AuditStoreOptions options, const mac::AuditKey& key);
+    Status recover();
+    Status start_segment(std::string_view open_line);
+    Status flush(OpenFile& f, bool sync);
+    Status finish_sealed(std::string_view seal_line);
+    Status write_position(const StorePosition& p);
+
+    AuditStoreOptions options_;
+    mac::Bytes32 store_key_{};
+    int position_fd_ = -1;
+    StorePosition pos_;      // appended
+    StorePosition durable_;  // committed
+    std::unique_ptr<OpenFile> cur_;
+    bool dir_dirty_ = false;
+    std::string recovery_;
+};
+
+}  // namespace hsmaudit::agent
