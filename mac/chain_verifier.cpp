@@ -47,7 +47,7 @@ bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_te
         }
         return false;
     }
-    if (!end_) serial_ = open.serial;
+    if (serial_.empty()) serial_ = open.serial;
     if (end_ && open.epoch > end_->epoch + 1) {
         fault(FaultKind::segment_missing, 1, open.first_seq,
               range_text(end_->epoch + 1, open.epoch - 1, "segment of epoch") + " missing (" +

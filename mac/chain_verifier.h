@@ -57,6 +57,9 @@ public:
     /// Ends the segment. `newest_unsealed_ok`: a missing seal is the open tail, not a fault.
     SegmentTotals end_segment(bool newest_unsealed_ok);
 
+    /// Continues a chain verified earlier (e.g. before a restart) from where it ended.
+    void resume(const ChainEnd& end) { end_ = end; }
+
     /// The chain's end after the last segment (nullopt before the first).
     [[nodiscard]] const std::optional<ChainEnd>& chain_end() const { return end_; }
     [[nodiscard]] bool in_segment() const { return in_segment_; }

@@ -1,0 +1,280 @@
+#include "agent/pipeline/drain.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "agent/errc.h"
+#include "mac/encrypted_file.h"
+#include "mac/line_reader.h"
+#include "mac/segment_format.h"
+
+namespace hsmaudit::agent {
+
+std::string_view to_string(Severity s) {
+    switch (s) {
+        case Severity::info: return "info";
+        case Severity::warning: return "warning";
+        case Severity::critical: return "critical";
+    }
+    return "unknown";
+}
+
+Result<RotationPeriod> parse_rotation_period(std::string_view t) {
+    if (t == "never") return RotationPeriod::never;
+    if (t == "hourly") return RotationPeriod::hourly;
+    if (t == "daily") return RotationPeriod::daily;
+    if (t == "weekly") return RotationPeriod::weekly;
+    if (t == "monthly") return RotationPeriod::monthly;
+    return make_error(errc::invalid_argument,
+                      "rotation must be one of never, hourly, daily, weekly, monthly (got '" + std::string(t) + "')");
+}
+
+std::int64_t next_rotation_ms(RotationPeriod period, std::int64_t time_ms) {
+    using namespace std::chrono;
+    constexpr std::int64_t kHour = 3'600'000;
+    constexpr std::int64_t kDay = 24 * kHour;
+    switch (period) {
+        case RotationPeriod::never: return INT64_MAX;
+        case RotationPeriod::hourly: return (time_ms / kHour + 1) * kHour;
+        case RotationPeriod::daily: return (time_ms / kDay + 1) * kDay;
+        case RotationPeriod::weekly: {
+            // 1970-01-01 was a Thursday; weeks start on Monday 00:00 UTC.
+            const std::int64_t day = time_ms / kDay;
+            const std::int64_t monday = day - ((day + 3) % 7);
+            return (monday + 7) * kDay;
+        }
+        case RotationPeriod::monthly: {
+            const sys_days d{days{time_ms / kDay}};
+            const year_month_day ymd{d};
+            const year_month next = year_month{ymd.year(), ymd.month()} + months{1};
+            return sys_days{next / 1}.time_since_epoch().count() * kDay;
+        }
+    }
+    return INT64_MAX;
+}
+
+Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, AlertSink& alerts, DrainOptions options,
+             NowMs now_ms)
+    : source_(source),
+      store_(store),
+      key_(key),
+      alerts_(alerts),
+      options_(options),
+      now_ms_(std::move(now_ms)),
+      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }) {}
+
+Drain::~Drain() {
+    stop();
+}
+
+void Drain::raise(std::string kind, Severity sev, std::string message, std::uint64_t seq) {
+    alerts_.alert(Alert{std::move(kind), sev, std::move(message), seq, now_ms_()});
+}
+
+void Drain::on_fault(mac::Fault&& f) {
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.faults;
+    }
+    std::string where = f.file;
+    if (f.line != 0) where += ":" + std::to_string(f.line);
+    raise("chain." + std::string(mac::to_string(f.kind)), Severity::critical, where + ": " + f.message, f.seq);
+}
+
+Status Drain::restore() {
+    if (auto end = store_.durable().chain_end()) verifier_.resume(*end);
+    const std::string path = store_.current_path();
+    if (path.empty()) return {};
+    // The open segment was verified when it was drained; verifying it again proves nobody
+    // changed it while the agent was down, and rebuilds the chain state exactly.
+    auto src = mac::open_segment_source(path, &key_);
+    if (!src) return std::move(src).error();
+    mac::LineReader reader(std::move(*src), mac::kMaxLineBytes);
+    mac::Line line;
+    bool first = true;
+    for (;;) {
+        auto got = reader.next(line);
+        if (!got) return std::move(got).error();
+        if (!*got) break;
+        if (first) {
+            first = false;
+            auto open = mac::parse_open_line(line.text);
+            if (!open) {
+                raise("store.damaged", Severity::critical,
+                      path + ": the open segment does not start with an open line");
+                return {};
+            }
+            verifier_.begin_segment(*open, line.text, std::filesystem::path(path).filename().string());
+            segment_opened_ms_ = now_ms_();
+            rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+        } else {
+            verifier_.line(line.text, line.number, line.terminated, line.too_long);
+        }
+        segment_line_ = line.number;
+    }
+    return {};
+}
+
+void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
+    std::string_view text = batch.line(e);
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    switch (e.kind) {
+        case EntryKind::open: {
+            if (verifier_.in_segment()) verifier_.end_segment(false);  // the module never sealed it
+            auto open = mac::parse_open_line(text);
+            segment_line_ = 1;
+            if (!open) {
+                raise("chain.malformed_line", Severity::critical,
+                      "malformed open line from the module: " + open.error().message);
+                return;
+            }
+            verifier_.begin_segment(*open, text, mac::segment_file_name(open->serial, open->epoch));
+            segment_opened_ms_ = now_ms_();
+            rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+            seal_requested_ = false;
+            return;
+        }
+        case EntryKind::record:
+        case EntryKind::seal:
+            ++segment_line_;
+            verifier_.line(text, segment_line_);
+            if (e.kind == EntryKind::seal) verifier_.end_segment(false);
+            return;
+    }
+}
+
+Result<std::size_t> Drain::step() {
+    batch_.clear();
+    auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
+    if (!n) return std::move(n).error();
+    std::uint64_t records = 0, seals = 0, last_seq = 0;
+    for (const EntryRef& e : batch_.entries) {
+        verify_entry(batch_, e);
+        if (e.kind == EntryKind::record) {
+            ++records;
+            last_seq = e.seq;
+        } else if (e.kind == EntryKind::seal) {
+            ++seals;
+        }
+    }
+    if (!batch_.empty()) {
+        HSMAUDIT_TRY(store_.append(batch_));
+        HSMAUDIT_TRY(store_.commit());
+        HSMAUDIT_TRY(source_.acknowledge(store_.durable().entry_no));
+        std::lock_guard lock(stats_mutex_);
+        stats_.entries += batch_.entries.size();
+        stats_.records += records;
+        stats_.seals += seals;
+        ++stats_.commits;
+        stats_.acked_entry_no = store_.durable().entry_no;
+        if (last_seq != 0) stats_.last_seq = last_seq;
+    }
+    const std::int64_t now = now_ms_();
+    maybe_rotate(now);
+    watch_ring(now);
+    return batch_.entries.size();
+}
+
+void Drain::maybe_rotate(std::int64_t now) {
+    if (seal_requested_ || !verifier_.in_segment()) return;
+    const bool by_size = store_.open_segment_bytes() >= options_.segment_max_bytes;
+    const bool by_time = now >= rotate_at_ms_;
+    if (!by_size && !by_time) return;
+    if (auto st = source_.request_seal(); !st) {
+        raise("rotation.seal_failed", Severity::warning, "cannot ask the module to seal: " + st.error().describe());
+        return;
+    }
+    seal_requested_ = true;
+}
+
+void Drain::watch_ring(std::int64_t now) {
+    if (now - last_status_ms_ < options_.status_interval.count()) return;
+    last_status_ms_ = now;
+    auto st = source_.status();
+    if (!st) {
+        raise("module.status_failed", Severity::warning, "cannot read the module's status: " + st.error().describe());
+        return;
+    }
+    if (st->capacity_bytes == 0) return;
+    const double fill = static_cast<double>(st->used_bytes) / static_cast<double>(st->capacity_bytes);
+    if (last_used_) {
+        const double dt = static_cast<double>(now - last_used_->first) / 1000.0;
+        if (dt > 0) {
+            const double rate = (static_cast<double>(st->used_bytes) - static_cast<double>(last_used_->second)) / dt;
+            fill_rate_ = 0.7 * fill_rate_ + 0.3 * rate;  // smoothed bytes/s
+        }
+    }
+    last_used_ = {now, st->used_bytes};
+    const double reserve_at = (1.0 - options_.reserve_fraction) * static_cast<double>(st->capacity_bytes);
+    const double to_reserve = fill_rate_ > 1.0 ? (reserve_at - static_cast<double>(st->used_bytes)) / fill_rate_ : -1;
+
+    const int level = fill >= options_.fill_critical ? 2 : fill >= options_.fill_warning ? 1 : 0;
+    if (level != fill_level_) {
+        const std::string pct = std::to_string(static_cast<int>(fill * 100)) + "%";
+        if (level == 2)
+            raise("ring.fill_critical", Severity::critical, "the module's audit ring is " + pct + " full");
+        else if (level == 1)
+            raise("ring.fill_warning", Severity::warning, "the module's audit ring is " + pct + " full");
+        else
+            raise("ring.fill_clear", Severity::info, "the module's audit ring is back to " + pct + " full");
+        fill_level_ = level;
+    }
+    const bool soon = to_reserve >= 0 && to_reserve < options_.predict_warning_s;
+    if (soon != predicted_alerted_) {
+        if (soon)
+            raise("ring.predicted_full", Severity::critical,
+                  "the module's audit ring will reach its reserve in about " +
+                      std::to_string(static_cast<int>(to_reserve)) +
+                      " s at the current rate; the module then stops cryptography");
+        else
+            raise("ring.predicted_full_clear", Severity::info, "the module's audit ring is no longer filling fast");
+        predicted_alerted_ = soon;
+    }
+    if (st->blocked != blocked_alerted_) {
+        if (st->blocked)
+            raise("module.blocked", Severity::critical, "the module has stopped cryptography: its audit ring is full");
+        else
+            raise("module.resumed", Severity::info, "the module resumed cryptography");
+        blocked_alerted_ = st->blocked;
+    }
+    std::lock_guard lock(stats_mutex_);
+    stats_.ring_fill = fill;
+    stats_.ring_fill_peak = std::max(stats_.ring_fill_peak, fill);
+    stats_.seconds_to_reserve = to_reserve;
+    stats_.module_blocked = st->blocked;
+}
+
+void Drain::start() {
+    thread_ = std::jthread([this](std::stop_token stop) {
+        int failures = 0;
+        while (!stop.stop_requested()) {
+            auto r = step();
+            if (r) {
+                failures = 0;
+                continue;
+            }
+            // Nothing is lost: the module keeps every entry until acknowledged. Alert, back off, retry.
+            ++failures;
+            raise("drain.failed", Severity::critical, "drain step failed: " + r.error().describe());
+            const auto until = std::chrono::steady_clock::now() +
+                               std::chrono::milliseconds(std::min(5000, 50 << std::min(failures, 7)));
+            while (!stop.stop_requested() && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+}
+
+void Drain::stop() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        thread_.join();
+    }
+}
+
+DrainStats Drain::stats() const {
+    std::lock_guard lock(stats_mutex_);
+    return stats_;
+}
+
+}  // namespace hsmaudit::agent

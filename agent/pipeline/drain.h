@@ -1,0 +1,119 @@
+// Drain: the agent's heart. One thread moves audit entries from the module to the store:
+//   read a batch after the stored position -> verify every line online -> append -> commit
+//   (fsync) -> acknowledge to the module.
+// A record is acknowledged only once durable, never twice, never skipped. Verification faults
+// become alerts; the offending entries are stored all the same (nothing is ever dropped).
+// It also rotates segments (asks the module to seal by size and by time) and watches the ring's
+// fill to alert before the module blocks.
+//
+// Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "agent/alerts.h"
+#include "agent/source.h"
+#include "agent/store/audit_store.h"
+#include "mac/chain_verifier.h"
+#include "mac/keys.h"
+#include "mac/result.h"
+
+namespace hsmaudit::agent {
+
+/// When segments rotate by time, as the appliance's `audit config rotation`.
+enum class RotationPeriod : std::uint8_t { never, hourly, daily, weekly, monthly };
+Result<RotationPeriod> parse_rotation_period(std::string_view text);
+/// The start of the rotation period after the one containing `time_ms` (UTC), or INT64_MAX for never.
+std::int64_t next_rotation_ms(RotationPeriod period, std::int64_t time_ms);
+
+struct DrainOptions {
+    std::size_t batch_max_entries = 16384;
+    std::chrono::milliseconds poll_wait{20};
+    std::uint64_t segment_max_bytes = 64ULL << 20;  // ask for a seal once the open segment is this big
+    RotationPeriod rotation = RotationPeriod::hourly;
+    std::chrono::milliseconds status_interval{1000};  // how often the ring's fill is read
+    double fill_warning = 0.50;                       // alert when the ring is this full
+    double fill_critical = 0.80;
+    double predict_warning_s = 60;   // alert when the ring is predicted to reach the reserve this soon
+    double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
+};
+
+/// Counters the drain keeps; read with stats().
+struct DrainStats {
+    std::uint64_t entries = 0;
+    std::uint64_t records = 0;
+    std::uint64_t seals = 0;
+    std::uint64_t commits = 0;
+    std::uint64_t faults = 0;
+    std::uint64_t acked_entry_no = 0;
+    std::uint64_t last_seq = 0;
+    double ring_fill = 0;  // 0..1, at the last status read
+    double ring_fill_peak = 0;
+    double seconds_to_reserve = -1;  // predicted; -1 when the ring is not filling
+    bool module_blocked = false;
+};
+
+class Drain {
+public:
+    using NowMs = std::function<std::int64_t()>;
+
+    Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, AlertSink& alerts, DrainOptions options,
+          NowMs now_ms);
+    ~Drain();
+    Drain(const Drain&) = delete;
+    Drain& operator=(const Drain&) = delete;
+
+    /// Re-verifies the open segment already in the store (a restart), so online verification
+    /// continues exactly where it stopped. Call once before step() or start().
+    Status restore();
+    /// One iteration: read, verify, store, commit, acknowledge; rotation and ring watch.
+    /// Returns the number of entries moved.
+    Result<std::size_t> step();
+    /// Runs step() on an owned thread until stop(). A failing step is retried with back-off
+    /// and alerted; the module keeps everything until it is acknowledged.
+    void start();
+    /// Finishes the current batch, commits it and joins the thread.
+    void stop();
+
+    [[nodiscard]] DrainStats stats() const;
+
+private:
+    void on_fault(mac::Fault&& f);
+    void verify_entry(const EntryBatch& batch, const EntryRef& e);
+    void maybe_rotate(std::int64_t now);
+    void watch_ring(std::int64_t now);
+    void raise(std::string kind, Severity sev, std::string message, std::uint64_t seq = 0);
+
+    AuditSource& source_;
+    AuditStore& store_;
+    const mac::AuditKey& key_;
+    AlertSink& alerts_;
+    DrainOptions options_;
+    NowMs now_ms_;
+    mac::ChainVerifier verifier_;
+    EntryBatch batch_;
+    std::uint64_t segment_line_ = 0;
+    std::int64_t segment_opened_ms_ = 0;
+    std::int64_t rotate_at_ms_ = INT64_MAX;
+    bool seal_requested_ = false;
+    std::int64_t last_status_ms_ = 0;
+    std::optional<std::pair<std::int64_t, std::uint64_t>> last_used_;  // (time, bytes) at the last status read
+    double fill_rate_ = 0;                                             // bytes/s, smoothed
+    int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes
+    bool predicted_alerted_ = false;
+    bool blocked_alerted_ = false;
+
+    mutable std::mutex stats_mutex_;
+    DrainStats stats_;
+    std::jthread thread_;
+};
+
+}  // namespace hsmaudit::agent
