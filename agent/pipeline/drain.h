@@ -61,6 +61,10 @@ struct DrainStats {
     bool module_blocked = false;
 };
 
+class Config;
+/// DrainOptions from the drain's configuration keys (agent/pipeline/drain_config.cpp).
+DrainOptions make_drain_options(const Config& config);
+
 class Drain {
 public:
     using NowMs = std::function<std::int64_t()>;

@@ -51,6 +51,10 @@ struct StorePosition {
     [[nodiscard]] std::optional<mac::ChainEnd> chain_end() const;
 };
 
+class Config;
+/// AuditStoreOptions from the store's configuration keys (agent/store/store_config.cpp).
+AuditStoreOptions make_store_options(const Config& config, const std::string& audit_dir);
+
 class AuditStore {
 public:
     /// Opens (creating if needed) and recovers a store. `key` is needed for encryption at rest.

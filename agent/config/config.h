@@ -1,0 +1,84 @@
+// The agent's configuration: a YAML file whose keys are declared by the components that read
+// them (key, type, default, bounds, description in one KeySpec, next to the code), validated
+// once at start. Unknown keys and bad values are errors naming the file, line and column.
+// docs/CONFIG.md is generated from the same specs (`hsmauditd --config-reference`) and a test
+// checks it is current.
+//
+// Thread-safety: Config is immutable after load(); read it from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mac/result.h"
+
+namespace hsmaudit::agent {
+
+enum class KeyType : std::uint8_t {
+    string,
+    path,
+    boolean,
+    integer,   // with min/max
+    bytes,     // "16MiB", "220GB", "4096"
+    duration,  // "60s", "500ms", "1h"; stored in milliseconds
+    ratio,     // 0.0 .. 1.0
+    choice,    // one of `choices` ("a|b|c")
+};
+
+/// One configuration key, declared by the component that reads it.
+struct KeySpec {
+    std::string_view key;  // dotted path: "store.quota"
+    KeyType type;
+    std::string_view default_value;  // as it would be written in the file
+    std::string_view description;
+    std::int64_t min = 0;  // integer, bytes, duration (ms)
+    std::int64_t max = INT64_MAX;
+    std::string_view choices = {};  // choice: "a|b|c"
+};
+
+/// Parsed, validated values; every declared key has one (its default if not in the file).
+class Config {
+public:
+    /// Loads and validates `path` against `specs`. Error messages name file:line:column.
+    static Result<Config> load(const std::string& path, std::span<const KeySpec> specs);
+    /// Validates YAML text (for tests and --check-config); `name` is used in messages.
+    static Result<Config> parse(std::string_view yaml, const std::string& name, std::span<const KeySpec> specs);
+    /// Only defaults.
+    static Config defaults(std::span<const KeySpec> specs);
+
+    [[nodiscard]] const std::string& str(std::string_view key) const;
+    [[nodiscard]] bool boolean(std::string_view key) const;
+    [[nodiscard]] std::int64_t integer(std::string_view key) const;  // integer, bytes, duration (ms)
+    [[nodiscard]] double ratio(std::string_view key) const;
+    /// Where the value came from: "file:line" or "default".
+    [[nodiscard]] std::string origin(std::string_view key) const;
+    [[nodiscard]] const std::string& source_name() const { return name_; }
+
+    /// Overrides a value in code (e.g. a path made absolute); the type is not re-checked.
+    void set(std::string_view key, std::string value);
+
+private:
+    struct Value {
+        std::string text;
+        std::int64_t number = 0;
+        double real = 0;
+        int line = 0;  // 0 = default
+    };
+    const Value& at(std::string_view key) const;
+    std::string name_;
+    std::map<std::string, Value, std::less<>> values_;
+};
+
+/// Parses "16MiB", "220GB", "4096" (bytes). Units: B, KB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB.
+Result<std::int64_t> parse_bytes(std::string_view text);
+/// Parses "500ms", "60s", "5m", "1h", "1d" into milliseconds.
+Result<std::int64_t> parse_duration_ms(std::string_view text);
+
+/// docs/CONFIG.md's content for `specs`.
+std::string config_reference_markdown(std::span<const KeySpec> specs);
+
+}  // namespace hsmaudit::agent

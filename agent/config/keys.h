@@ -1,0 +1,21 @@
+// The explicit registration list of configuration keys: every component's KeySpec table,
+// concatenated in one place (no static self-registration).
+#pragma once
+
+#include <vector>
+
+#include "agent/config/config.h"
+
+namespace hsmaudit::agent {
+
+/// Keys of the agent itself: state directory, module connection, audit key, logging.
+std::span<const KeySpec> agent_config_keys();
+/// Keys of the drain: batching, rotation, ring watch (agent/pipeline/drain_config.cpp).
+std::span<const KeySpec> drain_config_keys();
+/// Keys of the store: encryption, quota, archives (agent/store/store_config.cpp).
+std::span<const KeySpec> store_config_keys();
+
+/// Every key hsmauditd accepts, in documentation order.
+std::vector<KeySpec> all_config_keys();
+
+}  // namespace hsmaudit::agent
