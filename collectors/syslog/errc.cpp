@@ -1,0 +1,28 @@
+#include "collectors/syslog/errc.h"
+
+#include <string>
+
+namespace hsmaudit::collectors::syslog {
+namespace {
+
+class Category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "hsmaudit.syslog_collector"; }
+    std::string message(int ev) const override {
+        switch (static_cast<errc>(ev)) {
+            case errc::ok: return "ok";
+            case errc::invalid_argument: return "invalid argument";
+            case errc::io_error: return "I/O error";
+        }
+        return "unknown syslog collector error " + std::to_string(ev);
+    }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+    static const Category category;
+    return category;
+}
+
+}  // namespace hsmaudit::collectors::syslog

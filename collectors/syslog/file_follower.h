@@ -1,0 +1,81 @@
+// Follows a plain-text syslog file across rotation (rename, truncation, inode reuse).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "collectors/syslog/detail/unique_fd.h"
+#include "collectors/syslog/message.h"
+#include "collectors/syslog/parser.h"
+#include "collectors/syslog/probe.h"
+#include "mac/result.h"
+
+namespace hsmaudit::collectors::syslog {
+
+/// Where a follower stands in the file it follows: persist it to resume after a restart without
+/// re-reading or skipping lines. `head` (the file's first bytes) tells a file from another that got the
+/// same inode number after the first was deleted.
+struct FollowerPosition {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::uint64_t offset = 0;  // bytes of complete lines delivered
+    std::string head;          // up to kHeadBytes first bytes of the file
+};
+
+struct FollowerOptions {
+    std::size_t max_line_bytes = kDefaultMaxMessageBytes;  // longer lines are cut and flagged oversized
+    std::size_t max_bytes_per_poll = 4 * 1024 * 1024;      // bound on one poll()'s work (no stall)
+};
+
+/// Reads new lines of one log file and delivers them, parsed, to a sink. The file is identified by its
+/// (device, inode) and its first bytes, not by its name:
+/// - rename (logrotate): the old file is read to its end, then the new file at the path from its start;
+/// - truncation (copytruncate): reading restarts at offset 0;
+/// - inode reuse (deleted, recreated with the same inode number, seen on resume): the head bytes differ,
+///   so the file is read from its start.
+/// A missing file is not an error (it may appear later). Partial last lines wait for their LF, except at
+/// rotation, where the old file's unterminated tail is delivered as is.
+/// Thread-safety: not thread-safe; the owner calls poll() from one thread (e.g. on a timer).
+/// The sink and the probe must outlive the follower.
+class FileFollower {
+public:
+    static constexpr std::size_t kHeadBytes = 64;
+
+    FileFollower(std::filesystem::path path, SyslogSink& sink, Probe& probe, FollowerOptions options = {},
+                 std::optional<FollowerPosition> resume = std::nullopt);
+
+    /// Reads what is new and delivers it. Returns the number of lines delivered, or an I/O error other
+    /// than the file being absent.
+    Result<std::size_t> poll();
+    /// The position to persist (complete lines only).
+    [[nodiscard]] FollowerPosition position() const;
+
+private:
+    Result<std::size_t> read_available(std::size_t& budget);
+    bool open_at_path(bool use_resume);
+    bool head_matches() const;
+    void update_head();
+    void deliver_line(std::string_view line, bool oversized);
+    std::size_t flush_tail();
+
+    std::filesystem::path path_;
+    SyslogSink& sink_;
+    Probe& probe_;
+    FollowerOptions options_;
+    std::optional<FollowerPosition> resume_;
+
+    detail::UniqueFd fd_;
+    std::uint64_t device_ = 0;
+    std::uint64_t inode_ = 0;
+    std::uint64_t read_offset_ = 0;       // bytes read from the file
+    std::uint64_t committed_offset_ = 0;  // bytes of complete lines delivered
+    std::string head_;
+    std::string partial_;  // an unterminated line (bounded by max_line_bytes)
+    bool discarding_ = false;
+};
+
+}  // namespace hsmaudit::collectors::syslog

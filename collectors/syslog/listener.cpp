@@ -1,0 +1,297 @@
+#include "collectors/syslog/listener.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+#include "collectors/syslog/errc.h"
+#include "collectors/syslog/framing.h"
+
+namespace hsmaudit::collectors::syslog {
+namespace {
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr int kListenBacklog = 128;
+constexpr std::size_t kDatagramBatch = 256;  // datagrams read per wake-up before checking stop again
+
+std::string errno_text() {
+    return std::strerror(errno);
+}
+
+std::string peer_name(const sockaddr_storage& ss) {
+    char host[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+    }
+    return {};
+}
+
+struct Connection {
+    detail::UniqueFd fd;
+    StreamFramer framer;
+    std::string peer;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SyslogListener>> SyslogListener::start(ListenerOptions options, SyslogSink& sink, Probe& probe) {
+    if (options.max_message_bytes < 16 || options.max_message_bytes > 16 * 1024 * 1024) {
+        return make_error(errc::invalid_argument, "listener max_message_bytes must be within 16..16777216");
+    }
+    if (options.max_connections == 0) return make_error(errc::invalid_argument, "listener max_connections is 0");
+    std::unique_ptr<SyslogListener> l(new SyslogListener(std::move(options), sink, probe));
+    if (!l->waker_.valid()) return make_error(errc::io_error, "eventfd: " + errno_text());
+    HSMAUDIT_TRY(l->bind_socket());
+    l->thread_ = std::jthread([raw = l.get()](std::stop_token st) { raw->run(std::move(st)); });
+    return l;
+}
+
+SyslogListener::SyslogListener(ListenerOptions options, SyslogSink& sink, Probe& probe)
+    : options_(std::move(options)), sink_(sink), probe_(probe) {}
+
+SyslogListener::~SyslogListener() {
+    stop();
+}
+
+void SyslogListener::stop() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        waker_.wake();
+        thread_.join();
+    }
+    fd_.reset();
+    if (!unix_path_.empty()) {
+        ::unlink(unix_path_.c_str());
+        unix_path_.clear();
+    }
+}
+
+Status SyslogListener::bind_socket() {
+    const std::string& ep = options_.endpoint;
+    const auto colon = ep.find(':');
+    const std::string scheme = ep.substr(0, colon);
+    if (colon == std::string::npos || (scheme != "unix" && scheme != "udp" && scheme != "tcp")) {
+        return make_error(errc::invalid_argument,
+                          "listener endpoint '" + ep + "' must be unix:/path, udp:HOST:PORT or tcp:HOST:PORT");
+    }
+    const std::string rest = ep.substr(colon + 1);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (scheme == "unix") {
+        transport_ = Transport::unix_datagram;
+        auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+        if (rest.empty() || rest.size() >= sizeof un->sun_path) {
+            return make_error(errc::invalid_argument, "listener unix path '" + rest + "' is empty or too long");
+        }
+        struct stat st {};
+        if (::lstat(rest.c_str(), &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) {
+                return make_error(errc::invalid_argument, "listener unix path '" + rest +
+                                                              "' exists and is not a socket: refusing to replace it");
+            }
+            ::unlink(rest.c_str());
+        }
+        un->sun_family = AF_UNIX;
+        std::memcpy(un->sun_path, rest.data(), rest.size());
+        len = static_cast<socklen_t>(sizeof(sockaddr_un));
+    } else {
+        transport_ = scheme == "udp" ? Transport::udp : Transport::tcp;
+        const auto pc = rest.rfind(':');
+        if (pc == std::string::npos) {
+            return make_error(errc::invalid_argument, "listener endpoint '" + ep + "' lacks HOST:PORT");
+        }
+        std::string host = rest.substr(0, pc);
+        const std::string port = rest.substr(pc + 1);
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        unsigned p = 0;
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc{} || end != port.data() + port.size() || p > 65535) {
+            return make_error(errc::invalid_argument, "listener port '" + port + "' is not a number in 0..65535");
+        }
+        auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons(static_cast<std::uint16_t>(p));
+            len = sizeof(sockaddr_in);
+        } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(static_cast<std::uint16_t>(p));
+            len = sizeof(sockaddr_in6);
+        } else {
+            return make_error(errc::invalid_argument, "listener host '" + host + "' is not a numeric address");
+        }
+    }
+    const int type = transport_ == Transport::tcp ? SOCK_STREAM : SOCK_DGRAM;
+    fd_.reset(::socket(ss.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd_.valid()) return make_error(errc::io_error, "socket for " + ep + ": " + errno_text());
+    const int one = 1;
+    if (transport_ == Transport::tcp) {
+        ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    } else {
+        ::setsockopt(fd_.get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+        if (options_.receive_buffer_bytes > 0) {
+            ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUF, &options_.receive_buffer_bytes,
+                         sizeof options_.receive_buffer_bytes);
+        }
+    }
+    if (::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+        return make_error(errc::io_error, "bind " + ep + ": " + errno_text());
+    }
+    if (transport_ == Transport::unix_datagram) unix_path_ = rest;
+    if (transport_ == Transport::tcp && ::listen(fd_.get(), kListenBacklog) != 0) {
+        return make_error(errc::io_error, "listen " + ep + ": " + errno_text());
+    }
+    if (transport_ != Transport::unix_datagram) {
+        sockaddr_storage bound{};
+        socklen_t blen = sizeof bound;
+        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&bound), &blen);
+        port_ = bound.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
+                                           : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    }
+    return {};
+}
+
+void SyslogListener::deliver(std::string_view bytes, bool oversized, bool truncated, bool framing_error,
+                             std::string peer) {
+    SyslogMessage m = parse_message(bytes);
+    m.transport = transport_;
+    m.peer = std::move(peer);
+    m.oversized = oversized;
+    if (truncated) {
+        m.malformed = true;
+        m.malformed_reason = "connection closed inside a frame: message truncated";
+    } else if (framing_error) {
+        m.malformed = true;
+        m.malformed_reason = "bad octet count in the TCP stream; fell back to LF framing";
+    }
+    if (framing_error) Probe::add(probe_.framing_errors);
+    Probe::add(probe_.received);
+    if (m.malformed) Probe::add(probe_.malformed);
+    if (m.oversized) Probe::add(probe_.oversized);
+    sink_.on_message(std::move(m));
+}
+
+void SyslogListener::run(std::stop_token stop) {
+    if (transport_ == Transport::tcp) {
+        run_stream(stop);
+    } else {
+        run_datagram(stop);
+    }
+}
+
+void SyslogListener::run_datagram(const std::stop_token& stop) {
+    std::string buf(options_.max_message_bytes, '\0');
+    std::uint32_t last_overflow = 0;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint32_t))];
+    while (!stop.stop_requested()) {
+        pollfd p[2] = {{fd_.get(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            Probe::add(probe_.read_errors);
+            return;
+        }
+        if (p[1].revents) return;  // stop
+        for (std::size_t k = 0; k < kDatagramBatch && !stop.stop_requested(); ++k) {
+            sockaddr_storage from{};
+            iovec iov{buf.data(), buf.size()};
+            msghdr mh{};
+            mh.msg_name = &from;
+            mh.msg_namelen = sizeof from;
+            mh.msg_iov = &iov;
+            mh.msg_iovlen = 1;
+            mh.msg_control = control;
+            mh.msg_controllen = sizeof control;
+            const auto n = ::recvmsg(fd_.get(), &mh, MSG_DONTWAIT | MSG_TRUNC);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Probe::add(probe_.read_errors);
+                break;
+            }
+            for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                    std::uint32_t total = 0;
+                    std::memcpy(&total, CMSG_DATA(c), sizeof total);
+                    Probe::add(probe_.dropped, total - last_overflow);  // cumulative, wraps modulo 2^32
+                    last_overflow = total;
+                }
+            }
+            const auto got = static_cast<std::size_t>(n);
+            const bool oversized = got > buf.size() || (mh.msg_flags & MSG_TRUNC) != 0;
+            std::string peer = transport_ == Transport::udp ? peer_name(from) : unix_path_;
+            deliver(std::string_view(buf.data(), std::min(got, buf.size())), oversized, false, false, std::move(peer));
+        }
+    }
+}
+
+void SyslogListener::run_stream(const std::stop_token& stop) {
+    std::vector<std::unique_ptr<Connection>> conns;
+    std::vector<pollfd> pfds;
+    std::vector<Frame> frames;
+    std::string chunk(kReadChunk, '\0');
+    auto flush = [&](Connection& c) {
+        for (auto& f : frames) deliver(f.bytes, f.oversized, f.truncated, f.framing_error, c.peer);
+        frames.clear();
+    };
+    while (!stop.stop_requested()) {
+        pfds.clear();
+        pfds.push_back({waker_.fd(), POLLIN, 0});
+        pfds.push_back({fd_.get(), POLLIN, 0});
+        for (const auto& c : conns) pfds.push_back({c->fd.get(), POLLIN, 0});
+        if (::poll(pfds.data(), pfds.size(), -1) < 0) {
+            if (errno == EINTR) continue;
+            Probe::add(probe_.read_errors);
+            return;
+        }
+        if (pfds[0].revents) return;  // stop: open connections close without delivering partial frames
+        // Connections first (their indices match pfds as built), then accept.
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            if (pfds[i + 2].revents == 0) continue;
+            Connection& c = *conns[i];
+            const auto n = ::recv(c.fd.get(), chunk.data(), chunk.size(), MSG_DONTWAIT);
+            if (n > 0) {
+                c.framer.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)), frames);
+                flush(c);
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+            if (n < 0) Probe::add(probe_.read_errors);
+            c.framer.finish(frames);
+            flush(c);
+            c.fd.reset();
+        }
+        std::erase_if(conns, [](const auto& c) { return !c->fd.valid(); });
+        if (pfds[1].revents & POLLIN) {
+            for (;;) {
+                sockaddr_storage from{};
+                socklen_t flen = sizeof from;
+                detail::UniqueFd cfd(
+                    ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&from), &flen, SOCK_CLOEXEC | SOCK_NONBLOCK));
+                if (!cfd.valid()) break;
+                if (conns.size() >= options_.max_connections) {
+                    Probe::add(probe_.connections_rejected);
+                    continue;  // closed by cfd's destructor
+                }
+                Probe::add(probe_.connections_accepted);
+                conns.push_back(std::make_unique<Connection>(
+                    Connection{std::move(cfd), StreamFramer(options_.max_message_bytes), peer_name(from)}));
+            }
+        }
+    }
+}
+
+}  // namespace hsmaudit::collectors::syslog

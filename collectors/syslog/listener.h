@@ -1,0 +1,66 @@
+// Syslog listeners: unix datagram socket, UDP and TCP, one thread each.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "collectors/syslog/detail/unique_fd.h"
+#include "collectors/syslog/message.h"
+#include "collectors/syslog/parser.h"
+#include "collectors/syslog/probe.h"
+#include "mac/result.h"
+
+namespace hsmaudit::collectors::syslog {
+
+struct ListenerOptions {
+    /// "unix:/run/hsmaudit/syslog.sock", "udp:127.0.0.1:514", "tcp:127.0.0.1:601" (port 0: any free port;
+    /// read it back with port()). IPv6 as "udp:[::1]:514".
+    std::string endpoint;
+    std::size_t max_message_bytes = kDefaultMaxMessageBytes;  // longer messages are cut and flagged oversized
+    std::size_t max_connections = 64;                         // TCP; more are accepted and closed at once
+    int receive_buffer_bytes = 0;                             // SO_RCVBUF for datagram sockets; 0 = default
+};
+
+/// Receives syslog on one endpoint and delivers every message, parsed, to a sink: datagrams are one
+/// message each; TCP connections are framed by StreamFramer (octet counting or LF, per connection).
+/// Malformed, oversized and binary input is delivered flagged (see SyslogMessage) and counted; kernel
+/// drops of datagrams are counted (SO_RXQ_OVFL). A unix socket path is created at start (an existing
+/// socket file is replaced; any other file is an error) and removed at stop.
+/// Thread-safety: one internal thread (poll loop) calls the sink; start/stop/port from the owner thread.
+/// The sink and the probe must outlive the listener.
+class SyslogListener {
+public:
+    static Result<std::unique_ptr<SyslogListener>> start(ListenerOptions options, SyslogSink& sink, Probe& probe);
+    ~SyslogListener();
+    SyslogListener(const SyslogListener&) = delete;
+    SyslogListener& operator=(const SyslogListener&) = delete;
+
+    /// Stops the thread and closes every socket; idempotent.
+    void stop();
+    /// The bound port (UDP, TCP), 0 for unix sockets.
+    [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+    [[nodiscard]] Transport transport() const noexcept { return transport_; }
+
+private:
+    SyslogListener(ListenerOptions options, SyslogSink& sink, Probe& probe);
+    Status bind_socket();
+    void run(std::stop_token stop);
+    void run_datagram(const std::stop_token& stop);
+    void run_stream(const std::stop_token& stop);
+    void deliver(std::string_view bytes, bool oversized, bool truncated, bool framing_error, std::string peer);
+
+    ListenerOptions options_;
+    SyslogSink& sink_;
+    Probe& probe_;
+    Transport transport_ = Transport::udp;
+    std::string unix_path_;
+    std::uint16_t port_ = 0;
+    detail::UniqueFd fd_;
+    detail::Waker waker_;
+    std::jthread thread_;  // last: joined before the members it uses go
+};
+
+}  // namespace hsmaudit::collectors::syslog
