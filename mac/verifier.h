@@ -39,8 +39,9 @@ enum class FaultKind : std::uint8_t {
     foreign_module,       // a segment naming another module serial
     wrong_key,            // the key given does not verify this chain
     not_a_segment,        // the file does not start with an open line
+    encrypted_damaged,    // an encrypted file's chunk is torn or fails authentication
 };
-inline constexpr std::size_t kFaultKindCount = 20;
+inline constexpr std::size_t kFaultKindCount = 21;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -93,7 +94,8 @@ struct VerifyReport {
 };
 
 /// Verifies the segment files named by `paths` (files, or directories searched recursively for
-/// *.log). Returns an error only for usage and I/O problems; integrity faults are in the report.
+/// *.log), plain or encrypted at rest (decrypted with the audit key). Returns an error only for
+/// usage and I/O problems; integrity faults are in the report.
 Result<VerifyReport> verify_paths(const std::vector<std::string>& paths, const VerifyOptions& options);
 
 }  // namespace hsmaudit::mac
