@@ -8,11 +8,11 @@ namespace hsmaudit::collectors::syslog {
 
 /// A copy of the counters at one instant.
 struct ProbeStats {
-    std::uint64_t received = 0;              // messages delivered to the sink (malformed ones included)
-    std::uint64_t malformed = 0;             // of which malformed
-    std::uint64_t oversized = 0;             // of which oversized (truncated to the maximum)
-    std::uint64_t dropped = 0;               // lost before parsing: kernel receive-queue overflow
-    std::uint64_t framing_errors = 0;        // TCP frames with a bad octet count or cut by a closed connection
+    std::uint64_t received = 0;        // messages delivered to the sink (malformed ones included)
+    std::uint64_t malformed = 0;       // of which malformed
+    std::uint64_t oversized = 0;       // of which oversized (truncated to the maximum)
+    std::uint64_t dropped = 0;         // datagrams the kernel dropped (queue full); known when the next one arrives
+    std::uint64_t framing_errors = 0;  // TCP frames with a bad octet count or cut by a closed connection
     std::uint64_t connections_accepted = 0;  // TCP
     std::uint64_t connections_rejected = 0;  // TCP connections over max_connections (closed at once)
     std::uint64_t read_errors = 0;           // failed reads on sockets or files
