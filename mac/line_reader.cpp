@@ -36,30 +36,42 @@ Result<std::size_t> FileSource::read(std::span<char> out) {
 }
 
 LineReader::LineReader(std::unique_ptr<ByteSource> source, std::size_t max_line, std::size_t buffer_bytes)
-    : source_(std::move(source)), max_line_(max_line), buf_(std::max(buffer_bytes, max_line + 1)) {}
+    : source_(std::move(source)),
+      max_line_(max_line),
+      target_size_(std::max(buffer_bytes, max_line + 1)),
+      buf_size_(max_line + 1),
+      buf_(std::make_unique_for_overwrite<char[]>(buf_size_)) {}
 
 Result<bool> LineReader::fill() {
     if (eof_) return false;
     if (begin_ > 0) {
-        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
     }
-    if (end_ == buf_.size()) return true;
-    auto n = source_->read({buf_.data() + end_, buf_.size() - end_});
+    if (buf_size_ < target_size_ && read_total_ >= buf_size_) {
+        // A large input: switch to the full-size buffer once.
+        auto bigger = std::make_unique_for_overwrite<char[]>(target_size_);
+        std::memcpy(bigger.get(), buf_.get(), end_);
+        buf_ = std::move(bigger);
+        buf_size_ = target_size_;
+    }
+    if (end_ == buf_size_) return true;
+    auto n = source_->read({buf_.get() + end_, buf_size_ - end_});
     if (!n) return std::move(n).error();
     if (*n == 0) {
         eof_ = true;
         return false;
     }
     end_ += *n;
+    read_total_ += *n;
     return true;
 }
 
 Result<bool> LineReader::next(Line& line) {
     std::size_t scanned = 0;  // bytes of the current line already searched for LF
     for (;;) {
-        const char* start = buf_.data() + begin_;
+        const char* start = buf_.get() + begin_;
         const std::size_t avail = end_ - begin_;
         const void* nl = avail > scanned ? std::memchr(start + scanned, '\n', avail - scanned) : nullptr;
         if (nl != nullptr) {
@@ -82,7 +94,7 @@ Result<bool> LineReader::next(Line& line) {
             line.number = ++number_;
             line.terminated = false;
             line.too_long = false;
-            line.text = std::string_view(buf_.data() + begin_, len);
+            line.text = std::string_view(buf_.get() + begin_, len);
             begin_ = end_;
             consumed_ += len;
             return true;
@@ -96,9 +108,9 @@ Result<bool> LineReader::skip_long_line(Line& line) {
     line.terminated = true;
     line.text = std::string_view();
     for (;;) {
-        const void* p = std::memchr(buf_.data() + begin_, '\n', end_ - begin_);
+        const void* p = std::memchr(buf_.get() + begin_, '\n', end_ - begin_);
         if (p != nullptr) {
-            const auto skip = static_cast<std::size_t>(static_cast<const char*>(p) - (buf_.data() + begin_)) + 1;
+            const auto skip = static_cast<std::size_t>(static_cast<const char*>(p) - (buf_.get() + begin_)) + 1;
             begin_ += skip;
             consumed_ += skip;
             return true;

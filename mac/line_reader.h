@@ -65,7 +65,13 @@ private:
 
     std::unique_ptr<ByteSource> source_;
     std::size_t max_line_;
-    std::vector<char> buf_;
+    // The buffer starts at one line's worth and grows to buffer_bytes once the input proves
+    // larger; it is not value-initialised. Allocating and zeroing 1 MiB per file dominated the
+    // cost of verifying many small segments.
+    std::size_t target_size_;
+    std::size_t buf_size_;
+    std::unique_ptr<char[]> buf_;
+    std::uint64_t read_total_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
     bool eof_ = false;
