@@ -4,6 +4,7 @@
 // the audit key, with only the public key, and with both.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,15 @@ char substitute(char c) {
     return c == 'x' ? 'y' : 'x';
 }
 
+/// Overwrites one byte in place (cheaper than rewriting the file thousands of times).
+void put_byte(const std::string& path, std::size_t offset, char value) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(value);
+    f.flush();
+    ASSERT_TRUE(f.good()) << "cannot write " << path;
+}
+
 class ByteFlip : public ::testing::TestWithParam<Mode> {};
 
 TEST_P(ByteFlip, EveryByteOfASealedSetIsCovered) {
@@ -59,9 +69,7 @@ TEST_P(ByteFlip, EveryByteOfASealedSetIsCovered) {
         for (std::size_t off = 0; off < original.size(); ++off) {
             const char c = original[off];
             for (const char changed : {static_cast<char>(c ^ 0x01), substitute(c)}) {
-                std::string data = original;
-                data[off] = changed;
-                write_all(file, data);
+                put_byte(file, off, changed);
                 auto r = verify_paths(files, opt);
                 ++flips;
                 // An I/O or usage error would also be a failure to verify, but a flipped byte
@@ -75,8 +83,9 @@ TEST_P(ByteFlip, EveryByteOfASealedSetIsCovered) {
                                       << ") went undetected";
                 }
             }
+            put_byte(file, off, c);
         }
-        write_all(file, original);
+        ASSERT_EQ(read_all(file), original);
     }
     EXPECT_EQ(undetected, 0u) << "of " << flips << " flips";
     EXPECT_GT(flips, 2000u) << "the set is smaller than intended";
