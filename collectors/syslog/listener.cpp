@@ -20,7 +20,8 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr int kListenBacklog = 128;
-constexpr std::size_t kDatagramBatch = 256;  // datagrams read per wake-up before checking stop again
+constexpr std::size_t kDatagramBatch = 256;
+constexpr int kAcceptPauseMs = 100;  // datagrams read per wake-up before checking stop again
 
 std::string errno_text() {
     return std::strerror(errno);
@@ -247,16 +248,21 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
         for (auto& f : frames) deliver(f.bytes, f.oversized, f.truncated, f.framing_error, c.peer);
         frames.clear();
     };
+    // Out of file descriptors, accept() fails while the listening socket stays readable: stop polling it
+    // for a while instead of spinning.
+    bool accept_paused = false;
     while (!stop.stop_requested()) {
         pfds.clear();
         pfds.push_back({waker_.fd(), POLLIN, 0});
-        pfds.push_back({fd_.get(), POLLIN, 0});
+        pfds.push_back({accept_paused ? -1 : fd_.get(), POLLIN, 0});
         for (const auto& c : conns) pfds.push_back({c->fd.get(), POLLIN, 0});
-        if (::poll(pfds.data(), pfds.size(), -1) < 0) {
+        const int ready = ::poll(pfds.data(), pfds.size(), accept_paused ? kAcceptPauseMs : -1);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             Probe::add(probe_.read_errors);
             return;
         }
+        if (ready == 0) accept_paused = false;
         if (pfds[0].revents) return;  // stop: open connections close without delivering partial frames
         // Connections first (their indices match pfds as built), then accept.
         for (std::size_t i = 0; i < conns.size(); ++i) {
@@ -273,6 +279,7 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
             c.framer.finish(frames);
             flush(c);
             c.fd.reset();
+            accept_paused = false;  // a descriptor was freed
         }
         std::erase_if(conns, [](const auto& c) { return !c->fd.valid(); });
         if (pfds[1].revents & POLLIN) {
@@ -281,7 +288,13 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
                 socklen_t flen = sizeof from;
                 detail::UniqueFd cfd(
                     ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&from), &flen, SOCK_CLOEXEC | SOCK_NONBLOCK));
-                if (!cfd.valid()) break;
+                if (!cfd.valid()) {
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        Probe::add(probe_.read_errors);
+                        accept_paused = true;
+                    }
+                    break;
+                }
                 if (conns.size() >= options_.max_connections) {
                     Probe::add(probe_.connections_rejected);
                     continue;  // closed by cfd's destructor

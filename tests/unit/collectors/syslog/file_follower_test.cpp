@@ -124,6 +124,19 @@ TEST_F(FileFollowerTest, ResumesFromAPositionAndDetectsInodeReuse) {
     EXPECT_EQ(msgs(sink_), Lines{"fresh file with other content"});
 }
 
+TEST_F(FileFollowerTest, AFifoOrDirectoryAtThePathIsNotFollowedAndDoesNotBlock) {
+    const auto fifo = dir_ / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    FileFollower f(fifo, sink_, probe_);
+    auto r = f.poll();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, 0u);
+    FileFollower d(dir_, sink_, probe_);
+    r = d.poll();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, 0u);
+}
+
 TEST_F(FileFollowerTest, HugeAndBinaryLinesAreCutFlaggedAndBounded) {
     const auto log = dir_ / "messages";
     FollowerOptions o;
