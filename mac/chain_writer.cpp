@@ -74,6 +74,12 @@ Result<std::string> ChainWriter::open_segment(std::int64_t time_ms) {
 
 Result<Mac> ChainWriter::append(AuditRecord& rec, std::string& out) {
     if (!head_.segment_open) return make_error(errc::invalid_state, "no segment is open");
+    // An invalid key would be written (escaped) and MACed, but parse_record_body() rejects it,
+    // and a key holding '=' would parse back as another key and value.
+    for (const auto& d : rec.details)
+        if (!valid_detail_key(d.key))
+            return make_error(errc::invalid_argument, "invalid detail key '" + d.key.substr(0, 40) +
+                                                          "': keys are 1-32 of [a-z0-9_], starting with a letter");
     rec.seq = head_.next_seq;
     rec.serial = serial_;
     rec.boot = boot_;

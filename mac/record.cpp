@@ -66,13 +66,6 @@ Error bad(std::string what) {
     return make_error(errc::bad_format, std::move(what));
 }
 
-bool valid_detail_key(std::string_view k) {
-    if (k.empty() || k.size() > 32 || k[0] < 'a' || k[0] > 'z') return false;
-    for (char c : k)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    return true;
-}
-
 /// Splits off the next space-separated token.
 std::string_view next_token(std::string_view& rest) {
     const auto sp = rest.find(' ');
@@ -105,6 +98,13 @@ Result<std::uint64_t> expect_num(std::string_view& rest, std::string_view key, s
 }
 
 }  // namespace
+
+bool valid_detail_key(std::string_view k) {
+    if (k.empty() || k.size() > 32 || k[0] < 'a' || k[0] > 'z') return false;
+    for (char c : k)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    return true;
+}
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
     if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;

@@ -57,6 +57,9 @@ void append_escaped(std::string_view value, std::string& out);
 /// Inverse of append_escaped(); fails on a malformed escape.
 Result<std::string> unescape(std::string_view text);
 
+/// True if `key` is a valid detail key: [a-z][a-z0-9_]{0,31}.
+bool valid_detail_key(std::string_view key);
+
 /// Strict unsigned decimal: no sign, no leading zero (except "0"), no overflow.
 bool parse_u64(std::string_view text, std::uint64_t& out);
 
