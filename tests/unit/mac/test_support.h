@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "agent/sample.h"
 #include "mac/chain_writer.h"
 #include "mac/keys.h"
 #include "mac/verifier.h"
@@ -87,6 +86,39 @@ inline void write_lines(const std::string& path, const std::vector<std::string>&
     write_all(path, data);
 }
 
+/// Deterministic records of typical size (150-250 bytes), independent of the agent library.
+class TestWorkload {
+public:
+    TestWorkload(std::uint64_t seed, std::int64_t start_time_ms) : state_(seed), time_ms_(start_time_ms) {}
+    void next(AuditRecord& rec) {
+        static const char* const kEvents[] = {"LUNA_SIGN", "LUNA_LOGIN", "LUNA_GENERATE_KEY_PAIR", "LUNA_DECRYPT"};
+        static const char* const kRoles[] = {"CO", "CU", "SO", "-"};
+        const std::uint64_t r = step();
+        time_ms_ += static_cast<std::int64_t>(r % 37);
+        rec.time_ms = time_ms_;
+        rec.partition = static_cast<std::uint32_t>(1 + r % 3);
+        rec.role = kRoles[(r >> 8) % 4];
+        rec.session = 1 + (r >> 16) % 50;
+        rec.event = kEvents[(r >> 24) % 4];
+        rec.event_class = (r >> 32) % 20 == 0 ? "failure" : "usage";
+        rec.result = rec.event_class == "failure" ? 0xa0u : 0u;
+        rec.details = {{"key", std::to_string(100 + (r >> 40) % 900)},
+                       {"mech", "CKM_ECDSA_SHA256"},
+                       {"label", "issuing CA " + std::to_string((r >> 50) % 10)}};
+    }
+    [[nodiscard]] std::int64_t now_ms() const { return time_ms_; }
+
+private:
+    std::uint64_t step() {
+        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+    std::uint64_t state_;
+    std::int64_t time_ms_;
+};
+
 /// How a test trail is laid out: records per segment; the last segment sealed or left open.
 struct TrailSpec {
     std::vector<std::uint64_t> segment_records = {4, 4, 4};
@@ -102,7 +134,7 @@ inline std::vector<std::string> write_trail(const NewChainKeys& keys, const std:
     auto writer = ChainWriter::create(keys.key.chain(), spec.serial, 1, keys.signer, genesis_head(keys.key));
     EXPECT_TRUE(writer.has_value());
     if (!writer) return paths;
-    agent::SampleWorkload workload(spec.seed, 1'795'500'000'000);
+    TestWorkload workload(spec.seed, 1'795'500'000'000);
     AuditRecord rec;
     for (std::size_t s = 0; s < spec.segment_records.size(); ++s) {
         const std::string path = (fs::path(dir) / segment_file_name(spec.serial, writer->head().epoch)).string();

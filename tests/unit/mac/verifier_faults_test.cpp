@@ -281,7 +281,7 @@ TEST_F(VerifierFaults, SegmentFromAnotherModuleSerial) {
     fs::create_directories(dir_.sub("t"));
     auto w1 = ChainWriter::create(keys_->key.chain(), "150123", 1, keys_->signer, genesis_head(keys_->key));
     ASSERT_TRUE(w1.has_value());
-    agent::SampleWorkload load(3, 1'795'500'000'000);
+    TestWorkload load(3, 1'795'500'000'000);
     AuditRecord rec;
     std::string seg0 = *w1->open_segment(load.now_ms());
     for (int i = 0; i < 3; ++i) {
