@@ -569,10 +569,16 @@ Result<std::size_t> RingReader::read_after(std::uint64_t after, std::size_t max,
     std::size_t n = 0;
     while (pos < s.end_pos && n < max) {
         auto e = entry_at(data, capacity_, pos, s.end_pos);
-        if (!e) return std::move(e).error();
-        if (e->entry_no != eno)
+        if (!e || e->entry_no != eno) {
+            // Garbage is only possible where the writer reused acknowledged space under a slow reader.
+            out.resize(out.size() - n);
+            cursor_entry_ = 0;
+            if (status().tail_pos > start_pos)
+                return make_error(errc::overrun, "entries were acknowledged and reused while being read");
+            if (!e) return std::move(e).error();
             return corrupt("ring: entry number " + std::to_string(e->entry_no) + " where " + std::to_string(eno) +
                            " was expected");
+        }
         if (eno >= want) {
             out.push_back(EntryView{*e, pos});
             ++n;
