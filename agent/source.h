@@ -52,10 +52,13 @@ struct SourceStatus {
     std::string serial;
     std::uint32_t boot = 0;
     std::uint64_t capacity_bytes = 0;
+    std::uint64_t reserve_bytes = 0;  // the module blocks when less than this is free (0: unknown)
     std::uint64_t used_bytes = 0;
     std::uint64_t used_entries = 0;
     std::uint64_t newest_entry_no = 0;
     std::uint64_t acked_entry_no = 0;
+    std::uint64_t next_seq = 0;
+    std::uint64_t epoch = 0;
     bool blocked = false;
 };
 

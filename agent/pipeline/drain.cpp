@@ -144,7 +144,20 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
     }
 }
 
+void Drain::set_options(const DrainOptions& options) {
+    std::lock_guard lock(options_mutex_);
+    pending_options_ = options;
+}
+
 Result<std::size_t> Drain::step() {
+    {
+        std::lock_guard lock(options_mutex_);
+        if (pending_options_) {
+            options_ = *pending_options_;
+            pending_options_.reset();
+            if (verifier_.in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+        }
+    }
     batch_.clear();
     auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
     if (!n) return std::move(n).error();
@@ -173,6 +186,10 @@ Result<std::size_t> Drain::step() {
     const std::int64_t now = now_ms_();
     maybe_rotate(now);
     watch_ring(now);
+    {
+        std::lock_guard lock(stats_mutex_);
+        stats_.last_step_ms = now;
+    }
     return batch_.entries.size();
 }
 
@@ -206,7 +223,10 @@ void Drain::watch_ring(std::int64_t now) {
         }
     }
     last_used_ = {now, st->used_bytes};
-    const double reserve_at = (1.0 - options_.reserve_fraction) * static_cast<double>(st->capacity_bytes);
+    const double capacity = static_cast<double>(st->capacity_bytes);
+    const double reserve =
+        st->reserve_bytes != 0 ? static_cast<double>(st->reserve_bytes) : options_.reserve_fraction * capacity;
+    const double reserve_at = capacity - reserve;
     const double to_reserve = fill_rate_ > 1.0 ? (reserve_at - static_cast<double>(st->used_bytes)) / fill_rate_ : -1;
 
     const int level = fill >= options_.fill_critical ? 2 : fill >= options_.fill_warning ? 1 : 0;

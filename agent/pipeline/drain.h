@@ -59,6 +59,7 @@ struct DrainStats {
     double ring_fill_peak = 0;
     double seconds_to_reserve = -1;  // predicted; -1 when the ring is not filling
     bool module_blocked = false;
+    std::int64_t last_step_ms = 0;  // when the drain last completed a step (liveness for the watchdog)
 };
 
 class Config;
@@ -86,6 +87,8 @@ public:
     void start();
     /// Finishes the current batch, commits it and joins the thread.
     void stop();
+    /// Replaces the options (a configuration reload); applied at the next step.
+    void set_options(const DrainOptions& options);
 
     [[nodiscard]] DrainStats stats() const;
 
@@ -115,6 +118,8 @@ private:
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;
 
+    std::mutex options_mutex_;
+    std::optional<DrainOptions> pending_options_;
     mutable std::mutex stats_mutex_;
     DrainStats stats_;
     std::jthread thread_;

@@ -1,0 +1,129 @@
+// hsmauditd: the audit agent service.
+//   hsmauditd -c FILE                 run (Type=notify under systemd)
+//   hsmauditd -c FILE --check-config  validate the configuration and exit
+//   hsmauditd --config-reference      print docs/CONFIG.md
+// Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT finish the current batch and stop.
+// Exit codes: 0 clean stop, 2 configuration or start-up error.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "agent/config/keys.h"
+#include "agent/daemon/service.h"
+#include "agent/logger.h"
+
+namespace {
+
+using namespace hsmaudit;
+using namespace hsmaudit::agent;
+
+constexpr int kExitUsage = 2;
+
+Result<Config> load(const std::string& path) {
+    const auto keys = all_config_keys();
+    return Config::load(path, keys);
+}
+
+/// sd_notify wrapper: a no-op outside systemd (NOTIFY_SOCKET unset).
+void notify(const std::string& state) {
+    (void)sd_notify(0, state.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"hsmauditd: drains, verifies and stores the HSM's audit trail"};
+    std::string config_path;
+    bool check = false;
+    bool reference = false;
+    app.add_option("-c,--config", config_path, "YAML configuration file (docs/CONFIG.md)");
+    app.add_flag("--check-config", check, "validate the configuration and exit");
+    app.add_flag("--config-reference", reference, "print the configuration reference (docs/CONFIG.md) and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return kExitUsage;
+    }
+    if (reference) {
+        const auto keys = all_config_keys();
+        std::cout << config_reference_markdown(keys);
+        return 0;
+    }
+    if (config_path.empty()) {
+        std::cerr << "hsmauditd: give a configuration file with -c FILE (see config/hsmauditd.yaml)\n";
+        return kExitUsage;
+    }
+    auto config = load(config_path);
+    if (!config) {
+        std::cerr << "hsmauditd: " << config.error().message << "\n";
+        return kExitUsage;
+    }
+    if (check) {
+        std::cout << config_path << ": configuration OK\n";
+        return 0;
+    }
+    logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
+
+    // Signals are taken synchronously by this thread only; every thread started later inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    auto service = Service::create(std::move(*config));
+    if (!service) {
+        std::cerr << "hsmauditd: " << service.error().describe() << "\n";
+        return kExitUsage;
+    }
+    auto started = (*service)->start();
+    if (!started) {
+        logger().error("cannot start: {}", started.error().describe());
+        notify("STATUS=start failed: " + started.error().describe());
+        (*service)->stop();
+        return kExitUsage;
+    }
+    notify("READY=1\nSTATUS=" + *started);
+
+    std::uint64_t watchdog_usec = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    const std::int64_t status_interval = (*service)->status_file_interval_ms();
+    std::int64_t last_status = 0;
+    for (;;) {
+        timespec timeout{0, 200'000'000};
+        siginfo_t info{};
+        const int sig = sigtimedwait(&signals, &info, &timeout);
+        if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig == SIGHUP) {
+            notify("RELOADING=1");
+            auto next = load(config_path);
+            if (!next) {
+                logger().error("reload refused, keeping the running configuration: {}", next.error().message);
+                notify("READY=1\nSTATUS=reload refused: " + next.error().message);
+            } else {
+                auto r = (*service)->reload(std::move(*next));
+                logger().info("{}", r ? *r : r.error().describe());
+                notify("READY=1\nSTATUS=" + (r ? *r : r.error().describe()));
+            }
+        }
+        const std::int64_t now = wall_clock_ms();
+        if (watchdog && (*service)->healthy(now, static_cast<std::int64_t>(watchdog_usec / 1000))) notify("WATCHDOG=1");
+        if (now - last_status >= status_interval) {
+            last_status = now;
+            if (auto st = (*service)->write_status(); !st)
+                logger().warn("cannot write status: {}", st.error().describe());
+        }
+    }
+    notify("STOPPING=1");
+    logger().info("stopping: finishing the current batch");
+    (*service)->stop();
+    (void)(*service)->write_status();
+    return 0;
+}

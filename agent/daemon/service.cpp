@@ -1,0 +1,191 @@
+#include "agent/daemon/service.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "agent/errc.h"
+#include "agent/logger.h"
+#include "hsmcore/host/module_host.h"
+#include "mac/files.h"
+#include "mac/record.h"
+
+namespace hsmaudit::agent {
+namespace {
+namespace fs = std::filesystem;
+}  // namespace
+
+std::int64_t wall_clock_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string status_file_path(const std::string& state_dir) {
+    return (fs::path(state_dir) / "status.json").string();
+}
+
+Service::Service(Config config) : config_(std::move(config)) {}
+
+Service::~Service() {
+    stop();
+}
+
+Result<std::unique_ptr<Service>> Service::create(Config config) {
+    std::unique_ptr<Service> s(new Service(std::move(config)));
+    s->state_dir_ = s->config_.str("agent.state_dir");
+    s->module_dir_ = s->config_.str("module.dir");
+    return s;
+}
+
+Result<std::string> Service::start() {
+    started_ms_ = wall_clock_ms();
+    std::error_code ec;
+    fs::create_directories(state_dir_, ec);
+    if (ec) return make_error(errc::io_error, "cannot create the state directory " + state_dir_ + ": " + ec.message());
+    fs::permissions(state_dir_, fs::perms::owner_all, ec);
+
+    // The module.
+    std::unique_ptr<hsmcore::host::ModuleHost> host;
+    if (config_.str("module.mode") == "embedded") {
+        if (!fs::exists(fs::path(module_dir_) / hsmcore::module::kModuleConfigFile)) {
+            hsmcore::module::InitOptions init;
+            init.serial = config_.str("module.serial");
+            init.ring_bytes = static_cast<std::size_t>(config_.integer("module.ring_size"));
+            if (auto st = hsmcore::module::Module::init(module_dir_, init); !st)
+                return make_error(errc::config_error,
+                                  "cannot create the embedded module in " + module_dir_ + ": " + st.error().describe());
+            logger().info("created an embedded module (serial {}) in {}", init.serial, module_dir_);
+        }
+        auto m = hsmcore::module::Module::open(module_dir_);
+        if (!m) return make_error(errc::io_error, "cannot start the embedded module: " + m.error().describe());
+        module_ = std::move(*m);
+        host = hsmcore::host::make_in_process_host(*module_);
+    } else {
+        auto h = hsmcore::host::connect_host(module_dir_);
+        if (!h)
+            return make_error(errc::io_error,
+                              "cannot reach the module in " + module_dir_ + ": " + h.error().describe());
+        host = std::move(*h);
+    }
+    source_ = std::make_unique<collectors::ModuleRingSource>(std::move(host));
+
+    // The audit key, the store, the alerts.
+    std::string key_path = config_.str("audit.key");
+    if (key_path.empty()) key_path = (fs::path(module_dir_) / mac::kAuditKeyFile).string();
+    auto key = mac::load_audit_key(key_path);
+    if (!key) return make_error(errc::config_error, "audit.key: " + key.error().describe());
+    key_.emplace(std::move(*key));
+    auto alerts = AlertLog::open((fs::path(state_dir_) / "alerts").string());
+    if (!alerts) return std::move(alerts).error();
+    alerts_ = std::move(*alerts);
+    auto store = AuditStore::open(make_store_options(config_, (fs::path(state_dir_) / "audit").string()), *key_);
+    if (!store) return std::move(store).error();
+    store_ = std::move(*store);
+    if (!store_->recovery_summary().empty()) logger().warn("store recovery:\n{}", store_->recovery_summary());
+
+    // The drain.
+    drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(config_), wall_clock_ms);
+    HSMAUDIT_TRY(drain_->restore());
+    drain_->start();
+
+    // The built-in workload (embedded demo).
+    if (module_ && config_.integer("module.workload.rate") > 0) {
+        auto mix = parse_workload_mix(config_.str("module.workload.mix"));
+        if (!mix) return make_error(errc::config_error, "module.workload.mix: " + mix.error().message);
+        workload_ = std::make_unique<EmbeddedWorkload>(
+            *module_, module_dir_, static_cast<unsigned>(config_.integer("module.workload.rate")), *mix);
+        if (auto st = workload_->start(); !st)
+            return make_error(errc::internal, "cannot start the built-in workload: " + st.error().describe());
+    }
+    const std::string line = "draining module " + std::string(module_ ? module_->serial() : "(served)") + " into " +
+                             state_dir_ + " from entry " + std::to_string(store_->durable().entry_no + 1);
+    logger().info("{}", line);
+    return line;
+}
+
+Result<std::string> Service::reload(Config next) {
+    std::string restart_needed;
+    for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
+                            "module.workload.rate", "module.workload.mix"}) {
+        if (next.str(key) != config_.str(key)) restart_needed += std::string(restart_needed.empty() ? "" : ", ") + key;
+    }
+    drain_->set_options(make_drain_options(next));
+    spdlog::level::level_enum level = spdlog::level::from_str(next.str("agent.log_level"));
+    logger().set_level(level);
+    // Keep the running values of keys that need a restart, so status and later reloads stay true.
+    for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
+                            "module.workload.rate", "module.workload.mix"})
+        next.set(key, config_.str(key));
+    config_ = std::move(next);
+    return restart_needed.empty()
+               ? std::string("configuration reloaded")
+               : "configuration reloaded; these keys take effect at the next restart: " + restart_needed;
+}
+
+void Service::stop() {
+    if (workload_) workload_->stop();
+    if (drain_) drain_->stop();
+    if (store_ && drain_) {
+        const auto st = drain_->stats();
+        logger().info("stopped: {} records stored, acknowledged through entry {}", st.records, st.acked_entry_no);
+    }
+    // Objects stay until destruction (reverse declaration order) so the final status is complete.
+}
+
+bool Service::healthy(std::int64_t now_ms, std::int64_t max_silence_ms) const {
+    if (!drain_) return false;
+    return now_ms - drain_->stats().last_step_ms <= max_silence_ms;
+}
+
+nlohmann::json Service::status_json() const {
+    using nlohmann::json;
+    json j;
+    j["time"] = mac::format_time(wall_clock_ms());
+    j["pid"] = static_cast<std::int64_t>(::getpid());
+    j["started"] = mac::format_time(started_ms_);
+    j["state_dir"] = state_dir_;
+    if (drain_) {
+        const DrainStats d = drain_->stats();
+        j["drain"] = {{"entries", d.entries},  {"records", d.records}, {"seals", d.seals},
+                      {"commits", d.commits},  {"faults", d.faults},   {"acked_entry_no", d.acked_entry_no},
+                      {"last_seq", d.last_seq}};
+        j["ring"] = {{"fill", d.ring_fill},
+                     {"fill_peak", d.ring_fill_peak},
+                     {"seconds_to_reserve", d.seconds_to_reserve},
+                     {"blocked", d.module_blocked}};
+    }
+    if (store_) {
+        json s;
+        s["dir"] = store_->dir();
+        s["durable_entry_no"] = store_->durable().entry_no;
+        s["open_segment"] = store_->durable().current;
+        s["open_segment_bytes"] = store_->open_segment_bytes();
+        if (auto sealed = store_->sealed_segments()) s["sealed_segments"] = sealed->size();
+        if (auto bytes = store_->bytes_on_disk()) s["bytes"] = *bytes;
+        s["encrypted"] = config_.boolean("store.encrypt");
+        j["store"] = std::move(s);
+    }
+    if (alerts_) {
+        json counts = json::object();
+        for (const auto& [k, v] : alerts_->counts()) counts[k] = v;
+        json recent = json::array();
+        for (const auto& a : alerts_->recent())
+            recent.push_back({{"time", mac::format_time(a.time_ms)},
+                              {"kind", a.kind},
+                              {"severity", std::string(to_string(a.severity))},
+                              {"message", a.message}});
+        j["alerts"] = {{"counts", counts}, {"recent", recent}};
+    }
+    if (workload_) {
+        const auto w = workload_->stats();
+        j["workload"] = {{"ops", w.ops}, {"refused", w.refused}, {"errors", w.errors}};
+    }
+    return j;
+}
+
+Status Service::write_status() const {
+    return mac::write_file_atomic(status_file_path(state_dir_), status_json().dump(2) + "\n", 0640, false);
+}
+
+}  // namespace hsmaudit::agent

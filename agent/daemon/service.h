@@ -1,0 +1,74 @@
+// Service: hsmauditd's composition root. It builds the components from the configuration (the
+// explicit list of sources; exporters join here as they arrive), starts them in dependency
+// order, reloads what can change at run time, and stops them in reverse order.
+//
+//   module (embedded, or a served module reached through its control socket)
+//     -> ModuleRingSource -> Drain (verify online) -> AuditStore -> acknowledge
+//   alerts -> AlertLog;  status -> <state>/status.json (for `hsmaudit status`)
+//
+// Thread-safety: start(), reload(), stop() from the main thread; status_json() from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/alert_log.h"
+#include "agent/config/config.h"
+#include "agent/daemon/embedded_workload.h"
+#include "agent/pipeline/drain.h"
+#include "agent/store/audit_store.h"
+#include "collectors/module/ring_source.h"
+#include "hsmcore/module/module.h"
+#include "mac/keys.h"
+
+namespace hsmaudit::agent {
+
+class Service {
+public:
+    static Result<std::unique_ptr<Service>> create(Config config);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    /// Opens (and in embedded mode creates) the module, recovers the store, starts the drain and
+    /// the workload. Returns a line for sd_notify STATUS=.
+    Result<std::string> start();
+    /// Applies a new configuration: drain options and log level now; other keys need a restart
+    /// (listed in the returned message).
+    Result<std::string> reload(Config config);
+    /// Stops the workload, lets the drain finish its batch, commits, stops the module.
+    void stop();
+
+    /// True while the drain made progress recently (for the systemd watchdog).
+    [[nodiscard]] bool healthy(std::int64_t now_ms, std::int64_t max_silence_ms) const;
+    [[nodiscard]] nlohmann::json status_json() const;
+    /// Writes status_json() to <state>/status.json atomically.
+    Status write_status() const;
+    [[nodiscard]] const std::string& state_dir() const { return state_dir_; }
+    [[nodiscard]] std::int64_t status_file_interval_ms() const { return config_.integer("agent.status_interval"); }
+
+private:
+    explicit Service(Config config);
+
+    Config config_;
+    std::string state_dir_;
+    std::string module_dir_;
+    std::int64_t started_ms_ = 0;
+    std::optional<mac::AuditKey> key_;
+    std::unique_ptr<hsmcore::module::Module> module_;
+    std::unique_ptr<EmbeddedWorkload> workload_;
+    std::unique_ptr<collectors::ModuleRingSource> source_;
+    std::unique_ptr<AuditStore> store_;
+    std::unique_ptr<AlertLog> alerts_;
+    std::unique_ptr<Drain> drain_;
+};
+
+/// Milliseconds since the Unix epoch, UTC (the agent's clock).
+std::int64_t wall_clock_ms();
+
+/// Path of the status file under a state directory.
+std::string status_file_path(const std::string& state_dir);
+
+}  // namespace hsmaudit::agent
