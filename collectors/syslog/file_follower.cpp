@@ -179,4 +179,48 @@ Result<std::size_t> FileFollower::poll() {
     return delivered;
 }
 
+Result<std::unique_ptr<FollowerThread>> FollowerThread::start(std::filesystem::path path, SyslogSink& sink,
+                                                              Probe& probe, std::chrono::milliseconds interval,
+                                                              FollowerOptions options,
+                                                              std::optional<FollowerPosition> resume) {
+    if (interval.count() < 1) return make_error(errc::invalid_argument, "follower interval must be at least 1 ms");
+    if (path.empty()) return make_error(errc::invalid_argument, "follower path is empty");
+    std::unique_ptr<FollowerThread> t(
+        new FollowerThread(FileFollower(std::move(path), sink, probe, options, std::move(resume)), interval));
+    t->thread_ = std::jthread([raw = t.get()](std::stop_token st) { raw->run(std::move(st)); });
+    return t;
+}
+
+FollowerThread::FollowerThread(FileFollower follower, std::chrono::milliseconds interval)
+    : follower_(std::move(follower)), interval_(interval), position_(follower_.position()) {}
+
+FollowerThread::~FollowerThread() {
+    stop();
+}
+
+void FollowerThread::stop() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        thread_.join();
+    }
+}
+
+FollowerPosition FollowerThread::position() const {
+    std::lock_guard lock(mutex_);
+    return position_;
+}
+
+void FollowerThread::run(std::stop_token stop) {
+    std::mutex wait_mutex;
+    while (!stop.stop_requested()) {
+        (void)follower_.poll();  // errors are counted in the probe; the next round retries
+        {
+            std::lock_guard lock(mutex_);
+            position_ = follower_.position();
+        }
+        std::unique_lock lock(wait_mutex);
+        cv_.wait_for(lock, stop, interval_, [] { return false; });
+    }
+}
+
 }  // namespace hsmaudit::collectors::syslog

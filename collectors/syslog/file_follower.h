@@ -3,10 +3,15 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "collectors/syslog/detail/unique_fd.h"
 #include "collectors/syslog/message.h"
@@ -76,6 +81,37 @@ private:
     std::string head_;
     std::string partial_;  // an unterminated line (bounded by max_line_bytes)
     bool discarding_ = false;
+};
+
+/// Runs one FileFollower on its own thread, polling every `interval` (the wait is interrupted by stop).
+/// A poll error (e.g. the file became unreadable) is counted in the probe and retried next interval.
+/// Thread-safety: position() and stop() may be called from any thread; the sink is called from the
+/// follower thread only. The sink and the probe must outlive it.
+class FollowerThread {
+public:
+    static Result<std::unique_ptr<FollowerThread>> start(std::filesystem::path path, SyslogSink& sink, Probe& probe,
+                                                         std::chrono::milliseconds interval,
+                                                         FollowerOptions options = {},
+                                                         std::optional<FollowerPosition> resume = std::nullopt);
+    ~FollowerThread();
+    FollowerThread(const FollowerThread&) = delete;
+    FollowerThread& operator=(const FollowerThread&) = delete;
+
+    /// Stops and joins the thread; idempotent.
+    void stop();
+    /// The position after the last completed poll (persist it to resume).
+    [[nodiscard]] FollowerPosition position() const;
+
+private:
+    FollowerThread(FileFollower follower, std::chrono::milliseconds interval);
+    void run(std::stop_token stop);
+
+    FileFollower follower_;  // follower thread only
+    std::chrono::milliseconds interval_;
+    mutable std::mutex mutex_;
+    FollowerPosition position_;
+    std::condition_variable_any cv_;
+    std::jthread thread_;  // last: joined first
 };
 
 }  // namespace hsmaudit::collectors::syslog

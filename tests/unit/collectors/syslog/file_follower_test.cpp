@@ -158,5 +158,22 @@ TEST_F(FileFollowerTest, HugeAndBinaryLinesAreCutFlaggedAndBounded) {
     EXPECT_EQ(probe_.snapshot().received, 3u);
 }
 
+TEST_F(FileFollowerTest, FollowerThreadPollsUntilStopped) {
+    const auto log = dir_ / "messages";
+    auto t = FollowerThread::start(log, sink_, probe_, std::chrono::milliseconds(1));
+    ASSERT_TRUE(t);
+    append(log, "Nov 24 06:29:00 h a: one\n");
+    auto got = sink_.wait_for(1);
+    ASSERT_EQ(got.size(), 1u);
+    fs::rename(log, dir_ / "messages.1");
+    append(log, "Nov 24 06:29:01 h a: two\n");
+    got = sink_.wait_for(2);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[1].msg, "two");
+    (*t)->stop();
+    EXPECT_EQ((*t)->position().offset, 25u);
+    EXPECT_FALSE(FollowerThread::start(log, sink_, probe_, std::chrono::milliseconds(0)));
+}
+
 }  // namespace
 }  // namespace hsmaudit::collectors::syslog
