@@ -122,8 +122,9 @@ Result<std::size_t> FileFollower::read_available(std::size_t& budget) {
                 deliver_line(seg.substr(0, max), seg.size() > max);
                 ++delivered;
             } else {
+                const bool oversized = partial_.size() + seg.size() > max;
                 partial_.append(seg.substr(0, max - std::min(max, partial_.size())));
-                deliver_line(partial_, partial_.size() + seg.size() > max && partial_.size() >= max);
+                deliver_line(partial_, oversized);
                 partial_.clear();
                 ++delivered;
             }

@@ -124,6 +124,23 @@ TEST_F(FileFollowerTest, ResumesFromAPositionAndDetectsInodeReuse) {
     EXPECT_EQ(msgs(sink_), Lines{"fresh file with other content"});
 }
 
+TEST_F(FileFollowerTest, APartialLineThatGrowsTooLongIsCutAcrossPolls) {
+    const auto log = dir_ / "messages";
+    FollowerOptions o;
+    o.max_line_bytes = 16;
+    FileFollower f(log, sink_, probe_, o);
+    append(log, "0123456789");
+    EXPECT_EQ(*f.poll(), 0u);
+    append(log, "abcdefghij\n<13>ok\n");
+    EXPECT_EQ(*f.poll(), 2u);
+    const auto got = sink_.take();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(got[0].oversized);
+    EXPECT_EQ(got[0].raw, "0123456789abcdef");
+    EXPECT_FALSE(got[1].oversized);
+    EXPECT_EQ(got[1].raw, "<13>ok");
+}
+
 TEST_F(FileFollowerTest, AFifoOrDirectoryAtThePathIsNotFollowedAndDoesNotBlock) {
     const auto fifo = dir_ / "fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
