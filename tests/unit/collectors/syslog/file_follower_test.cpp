@@ -140,13 +140,13 @@ TEST_F(FileFollowerTest, APartialLineThatGrowsTooLongIsCutAcrossPolls) {
     EXPECT_FALSE(got[1].oversized);
     EXPECT_EQ(got[1].raw, "<13>ok");
     // Exactly the maximum, assembled across polls, is not oversized.
-    append(log, "<13>1 - h");
+    append(log, "<13>1 - hh");
     EXPECT_EQ(*f.poll(), 0u);
     append(log, " a p m\n");
     EXPECT_EQ(*f.poll(), 1u);
     const auto exact = sink_.take();
     ASSERT_EQ(exact.size(), 1u);
-    EXPECT_EQ(exact[0].raw, "<13>1 - h a p m");
+    EXPECT_EQ(exact[0].raw, "<13>1 - hh a p m");  // 16 bytes
     EXPECT_FALSE(exact[0].oversized);
 }
 
