@@ -118,7 +118,8 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
 
     DrainStats stats;
     std::uint64_t since_seal = 0;
-    bool sealed_at_end = false;
+    bool final_seal = false;  // --seal-at-end: the last seal was requested
+    ring::EntryKind last_kind = ring::EntryKind::record;
     std::vector<ring::EntryView> batch;
     std::string line;
     while (!stop.stop_requested()) {
@@ -126,10 +127,10 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
         auto n = (*host)->read_after(cursor, opt.batch, batch);
         if (!n) return std::move(n).error();
         if (*n == 0) {
-            if (opt.seal_at_end && !sealed_at_end && since_seal > 0) {
+            if (opt.seal_at_end && !final_seal && last_kind != ring::EntryKind::seal) {
                 auto s = (*host)->seal();
                 if (!s) return std::move(s).error();
-                sealed_at_end = true;
+                final_seal = true;
                 continue;
             }
             if (!opt.follow) break;
@@ -137,7 +138,15 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
             continue;
         }
         bool new_file = false;
+        bool halt = false;
+        std::size_t used = 0;
         for (const auto& e : batch) {
+            // After the final seal, the next epoch's open entry stays in the ring for the next drain:
+            // every file written is then sealed.
+            if (final_seal && last_kind == ring::EntryKind::seal && e.entry.kind == ring::EntryKind::open) {
+                halt = true;
+                break;
+            }
             line.clear();
             HSMAUDIT_TRY(host::render_line(e, serial, line));
             if (e.entry.kind == ring::EntryKind::open) {
@@ -150,31 +159,36 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
                 new_file = true;
                 ++stats.files;
             } else if (!file.is_open()) {
-                return make_error(errc::invalid_state, "the ring's oldest entry (" + std::to_string(e.entry.entry_no) +
-                                                           ") is in the middle of a segment whose file is not in " +
-                                                           opt.out + "; drain into the directory used before");
+                return make_error(errc::invalid_state,
+                                  "the ring's oldest entry (" + std::to_string(e.entry.entry_no) +
+                                      ") is in the middle of a segment whose file is not in " + opt.out +
+                                      "; drain into the directory used before");
             }
             file.append(line);
             if (e.entry.kind == ring::EntryKind::record) {
                 ++stats.records;
                 ++since_seal;
-                sealed_at_end = false;
             } else if (e.entry.kind == ring::EntryKind::seal) {
                 ++stats.seals;
                 since_seal = 0;
             }
+            last_kind = e.entry.kind;
             cursor = e.entry.entry_no;
             ++stats.entries;
+            ++used;
         }
-        // Durable first (file, directory, state), acknowledged second.
-        HSMAUDIT_TRY(file.flush_and_sync());
-        if (new_file) HSMAUDIT_TRY(sync_dir(out));
-        const std::string state = "v1 entry=" + std::to_string(cursor) + " size=" + std::to_string(file.size()) +
-                                  " file=" + (file.is_open() ? file.name() : std::string("-")) + "\n";
-        HSMAUDIT_TRY(mac::write_file_atomic(state_path.string(), state, 0600, false));
-        HSMAUDIT_TRY((*host)->ack_through(cursor));
-        stats.acked_through = cursor;
-        if (opt.seal_every > 0 && since_seal >= opt.seal_every) {
+        if (used > 0) {
+            // Durable first (file, directory, state), acknowledged second.
+            HSMAUDIT_TRY(file.flush_and_sync());
+            if (new_file) HSMAUDIT_TRY(sync_dir(out));
+            const std::string state = "v1 entry=" + std::to_string(cursor) + " size=" + std::to_string(file.size()) +
+                                      " file=" + (file.is_open() ? file.name() : std::string("-")) + "\n";
+            HSMAUDIT_TRY(mac::write_file_atomic(state_path.string(), state, 0600, false));
+            HSMAUDIT_TRY((*host)->ack_through(cursor));
+            stats.acked_through = cursor;
+        }
+        if (halt) break;
+        if (opt.seal_every > 0 && since_seal >= opt.seal_every && !final_seal) {
             auto s = (*host)->seal();
             if (!s) return std::move(s).error();
             since_seal = 0;
