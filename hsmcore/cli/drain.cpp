@@ -159,10 +159,9 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
                 new_file = true;
                 ++stats.files;
             } else if (!file.is_open()) {
-                return make_error(errc::invalid_state,
-                                  "the ring's oldest entry (" + std::to_string(e.entry.entry_no) +
-                                      ") is in the middle of a segment whose file is not in " + opt.out +
-                                      "; drain into the directory used before");
+                return make_error(errc::invalid_state, "the ring's oldest entry (" + std::to_string(e.entry.entry_no) +
+                                                           ") is in the middle of a segment whose file is not in " +
+                                                           opt.out + "; drain into the directory used before");
             }
             file.append(line);
             if (e.entry.kind == ring::EntryKind::record) {

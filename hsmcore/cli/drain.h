@@ -18,7 +18,7 @@ struct DrainOptions {
     std::string out;
     bool follow = false;
     std::uint64_t seal_every = 10000;  // records per segment (0: never ask for a seal)
-    bool seal_at_end = false;  // when caught up, seal and stop before the next open entry: every file sealed
+    bool seal_at_end = false;          // when caught up, seal and stop before the next open entry: every file sealed
     std::size_t batch = 4096;
 };
 

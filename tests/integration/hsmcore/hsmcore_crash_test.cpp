@@ -115,7 +115,8 @@ TEST(HsmcoreCrash, KillNineUnderLoadNeverLosesADoneRecordOrTearsOne) {
     const std::string out = (tmp / "segments").string();
     auto d = run({kHsmcore, "drain", "--dir", dir, "--out", out, "--seal-at-end"}, (tmp / "drain").string());
     ASSERT_EQ(d.first, 0) << d.second;
-    auto v = run({kHsmaudit, "verify", "--key", dir + "/audit.key", "--require-sealed", out}, (tmp / "verify").string());
+    auto v =
+        run({kHsmaudit, "verify", "--key", dir + "/audit.key", "--require-sealed", out}, (tmp / "verify").string());
     EXPECT_EQ(v.first, 0) << v.second;
     serve->signal(SIGTERM);
     EXPECT_EQ(serve->wait(), 0);

@@ -74,7 +74,8 @@ TEST_F(HsmcoreIntegration, InitServeLoadDrainAndEverythingVerifies) {
     const std::string out = (tmp_ / "segments").string();
     Process drain({kHsmcore, "drain", "--dir", dir_, "--out", out, "--follow", "--seal-every", "2000"},
                   (tmp_ / "drain.out").string(), (tmp_ / "drain.err").string());
-    auto [lcode, lout] = hsmcore({"load", "--dir", dir_, "--rate", "4000", "--duration", "2", "--threads", "2", "--json"});
+    auto [lcode, lout] =
+        hsmcore({"load", "--dir", dir_, "--rate", "4000", "--duration", "2", "--threads", "2", "--json"});
     ASSERT_EQ(lcode, 0) << lout;
     const json load = json::parse(lout);
     EXPECT_GT(load["done"].get<std::uint64_t>(), 2000u);
@@ -98,7 +99,10 @@ TEST_F(HsmcoreIntegration, InitServeLoadDrainAndEverythingVerifies) {
     fs::permissions(pass, fs::perms::owner_read | fs::perms::owner_write);
     const std::string wrapped = (tmp_ / "audit.lws").string();
     const std::string pub = (tmp_ / "audit.pub").string();
-    ASSERT_EQ(hsmcore({"secret", "export", "--dir", dir_, "--passphrase-file", pass, "--out", wrapped, "--kdf-cost", "14"}).first, 0);
+    ASSERT_EQ(
+        hsmcore({"secret", "export", "--dir", dir_, "--passphrase-file", pass, "--out", wrapped, "--kdf-cost", "14"})
+            .first,
+        0);
     ASSERT_EQ(hsmcore({"pubkey", "--dir", dir_, "--out", pub}).first, 0);
     auto v1 = run({kHsmaudit, "verify", "--wrapped-key", wrapped, "--passphrase-file", pass, "--require-sealed", out},
                   (tmp_ / "v1").string());
@@ -116,7 +120,8 @@ TEST_F(HsmcoreIntegration, InitServeLoadDrainAndEverythingVerifies) {
     ASSERT_NE(pos, std::string::npos);
     text.replace(pos, 9, "LUNA_SIGX");
     std::ofstream(victim, std::ios::trunc) << text;
-    auto v3 = run({kHsmaudit, "verify", "--wrapped-key", wrapped, "--passphrase-file", pass, out}, (tmp_ / "v3").string());
+    auto v3 =
+        run({kHsmaudit, "verify", "--wrapped-key", wrapped, "--passphrase-file", pass, out}, (tmp_ / "v3").string());
     EXPECT_EQ(v3.first, 1) << v3.second;
 
     serve_->signal(SIGTERM);
