@@ -32,10 +32,19 @@ namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 
+// Digit values, -1 for anything else: uppercase is rejected on purpose (one byte string per
+// value). A table, not branches: the verifier decodes 64 random hex digits per record, and the
+// branchy version mispredicted on about half of them (22% of verification time under perf).
+constexpr std::array<std::int8_t, 256> kHexValues = [] {
+    std::array<std::int8_t, 256> t{};
+    t.fill(-1);
+    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'a' + 10);
+    return t;
+}();
+
 int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;  // uppercase is rejected on purpose: one byte string per value
+    return kHexValues[static_cast<unsigned char>(c)];
 }
 
 Error crypto_failure(const char* what) {
@@ -90,13 +99,14 @@ void hex_append(ByteView data, std::string& out) {
 
 bool hex_decode(std::string_view hex, std::span<std::uint8_t> out) {
     if (hex.size() != 2 * out.size()) return false;
+    int bad = 0;  // negative once any digit was invalid (-1 sets every bit)
     for (std::size_t i = 0; i < out.size(); ++i) {
         const int hi = hex_value(hex[2 * i]);
         const int lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+        bad |= hi | lo;
+        out[i] = static_cast<std::uint8_t>((hi << 4) | (lo & 0x0f));
     }
-    return true;
+    return bad >= 0;
 }
 
 Status random_bytes(std::span<std::uint8_t> out) {
