@@ -2,7 +2,10 @@
 //   hsmaudit secret init    create an audit chain's keys (audit.key, audit.pub, audit.sign)
 //   hsmaudit secret export  wrap the audit secret under a domain passphrase
 //   hsmaudit sample         write a sample trail through the real chain writer
-//   hsmaudit verify         verify segment files offline
+//   hsmaudit verify         verify segment files and archives of them offline
+//   hsmaudit status         what the running agent reports (agent/tools/status.h)
+//   hsmaudit tail [-f]      stored audit events, decrypted and formatted (agent/tools/tail.h)
+//   hsmaudit fsck           check (and --repair) a stopped agent's store (agent/tools/fsck.h)
 // Exit codes: 0 success / verified, 1 integrity fault found, 2 usage or I/O error.
 #include <unistd.h>
 
@@ -15,6 +18,8 @@
 #include <vector>
 
 #include "agent/sample.h"
+#include "agent/store/archiver.h"
+#include "agent/tools/commands.h"
 #include "agent/verify_output.h"
 #include "mac/files.h"
 #include "mac/keys.h"
@@ -124,6 +129,8 @@ int cmd_verify(const VerifyArgs& a) {
             std::fflush(stderr);
         };
     }
+    const agent::TarExpander archives;  // .tar/.tgz archives of segments, alongside loose segment files
+    opt.containers = &archives;
     auto report = mac::verify_paths(a.paths, opt);
     if (tty) std::fprintf(stderr, "\r\033[K");
     if (!report) return fail(report.error().describe());
@@ -176,7 +183,31 @@ int main(int argc, char** argv) {
     verify->add_flag("--require-sealed", va.require_sealed, "treat an unsealed newest segment as a fault");
     verify->add_flag("--json", va.json, "machine-readable report on stdout");
     verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
-    verify->add_option("paths", va.paths, "segment files or directories")->required();
+    verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories")
+        ->required();
+
+    agent::tools::StoreArgs status_args;
+    auto* status = app.add_subcommand("status", "what the running agent reports: ring, drain, store, alerts");
+    status->add_option("--state-dir", status_args.state_dir, "the agent's state directory");
+    status->add_option("-c,--config", status_args.config, "the agent's configuration file (for agent.state_dir)");
+    status->add_flag("--json", status_args.json, "machine-readable output");
+
+    agent::tools::TailArgs tail_args;
+    auto* tail = app.add_subcommand("tail", "print stored audit events, decrypted and formatted");
+    tail->add_option("--state-dir", tail_args.state_dir, "the agent's state directory");
+    tail->add_option("-c,--config", tail_args.config, "the agent's configuration file");
+    tail->add_option("--key", tail_args.key, "audit.key (default: the configuration's audit key)");
+    tail->add_option("-n,--lines", tail_args.lines, "print the last N records first")->capture_default_str();
+    tail->add_flag("-f,--follow", tail_args.follow, "keep printing new records, across segment rotation");
+    tail->add_flag("--json", tail_args.json, "one JSON object per record");
+
+    agent::tools::FsckArgs fsck_args;
+    auto* fsck = app.add_subcommand("fsck", "check a stopped agent's store; --repair fixes it (exit 0 clean, 1 faults)");
+    fsck->add_option("--state-dir", fsck_args.state_dir, "the agent's state directory");
+    fsck->add_option("-c,--config", fsck_args.config, "the agent's configuration file");
+    fsck->add_option("--key", fsck_args.key, "audit.key (default: the configuration's audit key)");
+    fsck->add_flag("--repair", fsck_args.repair, "repair: cut uncommitted bytes, move damaged files to quarantine/");
+    fsck->add_flag("--json", fsck_args.json, "machine-readable output");
 
     try {
         app.parse(argc, argv);
@@ -200,5 +231,8 @@ int main(int argc, char** argv) {
         return cmd_sample(dir, out, sopt);
     }
     if (*verify) return cmd_verify(va);
+    if (*status) return agent::tools::run_status(status_args);
+    if (*tail) return agent::tools::run_tail(tail_args);
+    if (*fsck) return agent::tools::run_fsck(fsck_args);
     return kExitUsage;
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "agent/errc.h"
+#include "mac/files.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -362,6 +363,50 @@ Result<std::vector<std::string>> AuditStore::sealed_segments() const {
     if (ec) return make_error(errc::io_error, "cannot list " + options_.dir + "/" + kReadyDir + ": " + ec.message());
     std::sort(out.begin(), out.end());
     return out;
+}
+
+Result<PositionFileState> read_position_file(const std::string& audit_dir) {
+    const std::string path = (fs::path(audit_dir) / kPositionFile).string();
+    PositionFileState st;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT) return io("cannot open " + path);
+        st.slot_empty = {true, true};
+        return st;
+    }
+    std::string slots(2 * kSlotBytes, '\0');
+    const ssize_t n = ::pread(fd, slots.data(), slots.size(), 0);
+    struct stat sb {};
+    const bool stat_ok = ::fstat(fd, &sb) == 0;
+    ::close(fd);
+    if (n < 0 || !stat_ok) return io("cannot read " + path);
+    st.file_bytes = static_cast<std::uint64_t>(sb.st_size);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const std::string_view slot = std::string_view(slots).substr(i * kSlotBytes, kSlotBytes);
+        st.slot_empty[i] = std::all_of(slot.begin(), slot.end(), [](char c) { return c == '\0'; });
+        if (!st.slot_empty[i]) st.slots[i] = parse_slot(slot);
+        if (st.slots[i] && (st.current < 0 || st.slots[i]->generation > st.slots[st.current]->generation))
+            st.current = static_cast<int>(i);
+    }
+    return st;
+}
+
+Result<StorePosition> read_store_position(const std::string& audit_dir) {
+    auto st = read_position_file(audit_dir);
+    if (!st) return std::move(st).error();
+    if (st->current >= 0) return *st->slots[st->current];
+    if (st->slot_empty[0] && st->slot_empty[1]) return StorePosition{};
+    return make_error(errc::io_error,
+                      (fs::path(audit_dir) / kPositionFile).string() + " is damaged (no valid slot); run 'hsmaudit fsck'");
+}
+
+Status write_store_position(const std::string& audit_dir, const StorePosition& p) {
+    std::string slot = slot_text(p);
+    if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
+    slot.resize(kSlotBytes, '\0');
+    std::string file(2 * kSlotBytes, '\0');
+    file.replace((p.generation % 2) * kSlotBytes, kSlotBytes, slot);
+    return mac::write_file_atomic((fs::path(audit_dir) / kPositionFile).string(), file, 0600, false);
 }
 
 Result<std::uint64_t> AuditStore::bytes_on_disk() const {

@@ -16,6 +16,7 @@
 // Thread-safety: not thread-safe; owned and driven by the drain thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,6 +51,23 @@ struct StorePosition {
     /// The chain end at the last seal, as a verifier resumes from it.
     [[nodiscard]] std::optional<mac::ChainEnd> chain_end() const;
 };
+
+/// The position file as it is on disk, both slots (for `hsmaudit fsck`).
+struct PositionFileState {
+    std::array<std::optional<StorePosition>, 2> slots;  // a valid slot, or nullopt
+    std::array<bool, 2> slot_empty{};                   // never written (all zero bytes, or beyond the file's end)
+    std::uint64_t file_bytes = 0;
+    int current = -1;  // the slot the store trusts (valid, higher generation); -1 if none
+};
+
+/// Reads <audit_dir>/position without changing anything. An error only if it cannot be read.
+Result<PositionFileState> read_position_file(const std::string& audit_dir);
+/// The position the store resumes from: the valid slot with the higher generation; a default
+/// (empty store) position if the file is missing or was never written; an error if it is damaged.
+Result<StorePosition> read_store_position(const std::string& audit_dir);
+/// Replaces <audit_dir>/position atomically with one holding `p` in its generation's slot.
+/// Only for a stopped store (`hsmaudit fsck --repair`).
+Status write_store_position(const std::string& audit_dir, const StorePosition& p);
 
 class Config;
 /// AuditStoreOptions from the store's configuration keys (agent/store/store_config.cpp).

@@ -1,0 +1,130 @@
+#include "agent/tools/commands.h"
+
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+#include "agent/tools/fsck.h"
+#include "agent/tools/status.h"
+#include "agent/tools/tail.h"
+#include "agent/tools/tool_paths.h"
+#include "mac/keys.h"
+
+namespace hsmaudit::agent::tools {
+namespace {
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+int fail(const std::string& message) {
+    std::cerr << "hsmaudit: " << message << "\n";
+    return kExitUsage;
+}
+
+/// The agent appears to be running on this state directory: a fresh status.json from a live pid.
+std::optional<std::int64_t> running_agent_pid(const ToolPaths& paths) {
+    auto s = read_status_file(paths.state_dir);
+    if (!s) return std::nullopt;
+    const auto pid =
+        s->doc.contains("pid") && s->doc["pid"].is_number_integer() ? s->doc["pid"].get<std::int64_t>() : 0;
+    if (!pid_alive(pid) || now_ms() - s->time_ms > 3 * paths.status_interval_ms) return std::nullopt;
+    return pid;
+}
+
+}  // namespace
+
+int run_status(const StoreArgs& a) {
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    if (!paths) return fail(paths.error().describe());
+    auto first = read_status_file(paths->state_dir);
+    if (!first) return fail(first.error().describe());
+    const auto pid =
+        first->doc.contains("pid") && first->doc["pid"].is_number_integer() ? first->doc["pid"].get<std::int64_t>() : 0;
+    const bool alive = pid_alive(pid);
+    std::optional<StatusSample> second;
+    const std::int64_t interval = paths->status_interval_ms;
+    if (alive && now_ms() - first->time_ms <= 3 * interval) {
+        // The drain rate: wait for the agent's next report (at most three intervals).
+        const std::int64_t deadline = now_ms() + 3 * interval;
+        while (now_ms() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(100, interval)));
+            auto s = read_status_file(paths->state_dir);
+            if (s && s->time_ms != first->time_ms) {
+                second = std::move(*s);
+                break;
+            }
+        }
+    }
+    const auto report = make_status_report(paths->state_dir, *first, second, now_ms(), interval, alive,
+                                           read_recent_alerts(paths->state_dir, 5));
+    if (a.json)
+        std::cout << render_status_json(report).dump(2) << "\n";
+    else
+        std::cout << render_status_text(report);
+    return kExitOk;
+}
+
+int run_tail(const TailArgs& a) {
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    if (!paths) return fail(paths.error().describe());
+    std::optional<mac::AuditKey> key;
+    if (!paths->key_path.empty()) {
+        auto k = mac::load_audit_key(paths->key_path);
+        if (!k) return fail(k.error().describe());
+        key.emplace(std::move(*k));
+    }
+    StoreTail tail(audit_dir_of(paths->state_dir), key ? &*key : nullptr);
+    auto print = [&](const std::vector<TailRecord>& recs) {
+        for (const auto& r : recs) {
+            if (a.json)
+                std::cout << format_record_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                          << "\n";
+            else
+                std::cout << format_record_text(r) << "\n";
+        }
+        std::cout.flush();
+        for (const auto& w : tail.take_warnings()) std::cerr << "hsmaudit: warning: " << w << "\n";
+    };
+    auto recs = tail.last(a.lines);
+    if (!recs) return fail(recs.error().describe());
+    print(*recs);
+    if (!a.follow) return kExitOk;
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(a.poll_ms));
+        auto more = tail.poll();
+        if (!more) return fail(more.error().describe());
+        print(*more);
+        if (!std::cout) return kExitUsage;  // stdout closed
+    }
+}
+
+int run_fsck(const FsckArgs& a) {
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    if (!paths) return fail(paths.error().describe());
+    if (paths->key_path.empty()) return fail("fsck needs the audit key: give --key FILE (or -c CONFIG)");
+    auto key = mac::load_audit_key(paths->key_path);
+    if (!key) return fail(key.error().describe());
+    if (auto pid = running_agent_pid(*paths)) {
+        if (a.repair)
+            return fail("the agent (pid " + std::to_string(*pid) + ") is running on " + paths->state_dir +
+                        "; stop it before 'fsck --repair'");
+        std::cerr << "hsmaudit: warning: the agent (pid " << *pid
+                  << ") is running; bytes it writes during the check may show as uncommitted\n";
+    }
+    FsckOptions o;
+    o.audit_dir = audit_dir_of(paths->state_dir);
+    o.key = &*key;
+    o.repair = a.repair;
+    auto report = fsck_store(o);
+    if (!report) return fail(report.error().describe());
+    if (a.json)
+        std::cout << render_fsck_json(*report).dump(2) << "\n";
+    else
+        std::cout << render_fsck_text(*report, a.repair);
+    return report->clean() ? kExitOk : kExitFault;
+}
+
+}  // namespace hsmaudit::agent::tools

@@ -1,0 +1,92 @@
+// `hsmaudit status`: what a running agent reports about itself in <state>/status.json (written
+// every agent.status_interval), turned into a summary for people or for machines: is the agent
+// running, how full the module's ring is and how soon it reaches the reserve, the drain rate,
+// the store, exporters, online verification and recent alerts.
+//
+// Thread-safety: free functions on values; read_* functions only read files.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mac/result.h"
+
+namespace hsmaudit::agent::tools {
+
+/// One alert as the agent recorded it.
+struct StatusAlert {
+    std::string time;
+    std::string kind;
+    std::string severity;
+    std::string message;
+};
+
+/// A status file read from disk.
+struct StatusSample {
+    nlohmann::json doc;        // the parsed status.json
+    std::int64_t time_ms = 0;  // its "time" field (the agent's clock when it wrote it)
+};
+
+/// What `hsmaudit status` shows.
+struct StatusReport {
+    std::string state_dir;
+    std::string status_time;  // when the agent last wrote status.json
+    std::int64_t age_ms = 0;  // how old that is
+    std::int64_t pid = 0;
+    std::string started;
+    bool running = false;
+    std::string not_running_reason;  // why we think the agent is not running
+
+    bool has_ring = false;
+    double ring_fill = 0;
+    double ring_fill_peak = 0;
+    std::optional<double> seconds_to_reserve;  // nullopt: the ring is not filling
+    bool module_blocked = false;
+
+    bool has_drain = false;
+    std::uint64_t records = 0;  // stored since the agent started
+    std::uint64_t last_seq = 0;
+    std::uint64_t acked_entry_no = 0;
+    std::uint64_t faults = 0;             // online verification faults since the agent started
+    std::optional<double> records_per_s;  // nullopt: could not be measured
+    std::string rate_note;                // how it was measured, or why not
+
+    bool has_store = false;
+    std::string store_dir;
+    std::uint64_t store_bytes = 0;
+    std::uint64_t sealed_segments = 0;
+    std::string open_segment;  // "" if none
+    std::uint64_t open_segment_bytes = 0;
+    bool encrypted = false;
+
+    std::map<std::string, std::uint64_t> alert_counts;  // this run of the agent, by kind
+    std::vector<StatusAlert> recent_alerts;             // newest last
+};
+
+/// Reads and parses <state_dir>/status.json. The error names the file and what is wrong.
+Result<StatusSample> read_status_file(const std::string& state_dir);
+
+/// The last `max` alerts of <state_dir>/alerts/alerts.jsonl (the durable alert log), newest
+/// last; empty if there is none. Lines that are not alerts are skipped.
+std::vector<StatusAlert> read_recent_alerts(const std::string& state_dir, std::size_t max);
+
+/// True if a process with this pid exists (on this host, in this pid namespace).
+bool pid_alive(std::int64_t pid);
+
+/// Builds the report from one status sample, and a later one if the agent wrote it (the drain
+/// rate is measured between the two). The agent counts as not running when the newest sample
+/// is older than three status intervals at `now_ms`, or when `pid_is_alive` is false.
+StatusReport make_status_report(const std::string& state_dir, const StatusSample& first,
+                                const std::optional<StatusSample>& second, std::int64_t now_ms,
+                                std::int64_t status_interval_ms, bool pid_is_alive,
+                                std::vector<StatusAlert> durable_alerts);
+
+std::string render_status_text(const StatusReport& report);
+nlohmann::json render_status_json(const StatusReport& report);
+
+}  // namespace hsmaudit::agent::tools
