@@ -1,5 +1,6 @@
 #include "mac/encrypted_file.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "mac/errc.h"
@@ -28,7 +29,7 @@ std::string aad_of(const Salt& salt, std::uint64_t index) {
 }
 
 /// Reads exactly out.size() bytes unless the file ends; returns how many were read.
-Result<std::size_t> read_full(FileSource& f, std::span<char> out) {
+Result<std::size_t> read_full(ByteSource& f, std::span<char> out) {
     std::size_t got = 0;
     while (got < out.size()) {
         auto n = f.read(out.subspan(got));
@@ -38,6 +39,28 @@ Result<std::size_t> read_full(FileSource& f, std::span<char> out) {
     }
     return got;
 }
+
+/// Gives back the bytes read to sniff a stream's format, then the rest of the stream.
+class PrefixedSource final : public ByteSource {
+public:
+    PrefixedSource(std::string prefix, std::unique_ptr<ByteSource> rest)
+        : prefix_(std::move(prefix)), rest_(std::move(rest)) {}
+    Result<std::size_t> read(std::span<char> out) override {
+        if (pos_ < prefix_.size()) {
+            const std::size_t n = std::min(out.size(), prefix_.size() - pos_);
+            std::memcpy(out.data(), prefix_.data() + pos_, n);
+            pos_ += n;
+            return n;
+        }
+        return rest_->read(out);
+    }
+    std::optional<std::string> damage() const override { return rest_->damage(); }
+
+private:
+    std::string prefix_;
+    std::size_t pos_ = 0;
+    std::unique_ptr<ByteSource> rest_;
+};
 
 }  // namespace
 
@@ -89,7 +112,7 @@ Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
     return {};
 }
 
-EncryptedFileSource::EncryptedFileSource(std::unique_ptr<FileSource> file, const Bytes32& store_key, const Salt& salt,
+EncryptedFileSource::EncryptedFileSource(std::unique_ptr<ByteSource> file, const Bytes32& store_key, const Salt& salt,
                                          std::string path)
     : file_(std::move(file)), salt_(salt), file_key_(file_key_of(store_key, salt)), path_(std::move(path)) {}
 
@@ -97,14 +120,20 @@ Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(const std
                                                                        const Bytes32& store_key) {
     auto file = FileSource::open(path);
     if (!file) return std::move(file).error();
+    return open(std::unique_ptr<ByteSource>(std::move(*file)), store_key, path);
+}
+
+Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::unique_ptr<ByteSource> raw,
+                                                                       const Bytes32& store_key, std::string name) {
     char header[kEncryptedHeaderBytes];
-    auto n = read_full(**file, header);
+    auto n = read_full(*raw, header);
     if (!n) return std::move(n).error();
     if (*n != sizeof header || !is_encrypted(std::string_view(header, sizeof header)))
-        return make_error(errc::bad_format, path + " is not an hsmaudit encrypted file");
+        return make_error(errc::bad_format, name + " is not an hsmaudit encrypted file");
     Salt salt{};
     std::memcpy(salt.data(), header + kEncryptedMagic.size(), salt.size());
-    return std::unique_ptr<EncryptedFileSource>(new EncryptedFileSource(std::move(*file), store_key, salt, path));
+    return std::unique_ptr<EncryptedFileSource>(
+        new EncryptedFileSource(std::move(raw), store_key, salt, std::move(name)));
 }
 
 Result<bool> EncryptedFileSource::next_chunk() {
@@ -178,6 +207,24 @@ Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path,
     auto again = FileSource::open(path);  // reopen at offset 0
     if (!again) return std::move(again).error();
     return std::unique_ptr<ByteSource>(std::move(*again));
+}
+
+Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSource> raw, const std::string& name,
+                                                        const AuditKey* key) {
+    std::string prefix(kEncryptedMagic.size(), '\0');
+    auto n = read_full(*raw, prefix);
+    if (!n) return std::move(n).error();
+    prefix.resize(*n);
+    const bool encrypted = is_encrypted(prefix);
+    auto whole = std::make_unique<PrefixedSource>(std::move(prefix), std::move(raw));
+    if (!encrypted) return std::unique_ptr<ByteSource>(std::move(whole));
+    if (key == nullptr)
+        return make_error(errc::bad_key, name +
+                                             " is encrypted at rest: verifying it needs the audit secret "
+                                             "(--key or --wrapped-key)");
+    auto enc = EncryptedFileSource::open(std::move(whole), store_key(*key), name);
+    if (!enc) return std::move(enc).error();
+    return std::unique_ptr<ByteSource>(std::move(*enc));
 }
 
 }  // namespace hsmaudit::mac

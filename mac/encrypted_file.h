@@ -62,6 +62,9 @@ private:
 class EncryptedFileSource final : public ByteSource {
 public:
     static Result<std::unique_ptr<EncryptedFileSource>> open(const std::string& path, const Bytes32& store_key);
+    /// The same over any byte source (a member of an archive); `name` names it in messages.
+    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<ByteSource> raw, const Bytes32& store_key,
+                                                             std::string name);
     Result<std::size_t> read(std::span<char> out) override;
     std::optional<std::string> damage() const override { return damage_; }
     /// File offset just past the last good chunk (where an appender may resume).
@@ -70,10 +73,10 @@ public:
     [[nodiscard]] const Salt& salt() const { return salt_; }
 
 private:
-    EncryptedFileSource(std::unique_ptr<FileSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
+    EncryptedFileSource(std::unique_ptr<ByteSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
     Result<bool> next_chunk();
 
-    std::unique_ptr<FileSource> file_;
+    std::unique_ptr<ByteSource> file_;
     Salt salt_{};
     Bytes32 file_key_{};
     std::string path_;
@@ -88,5 +91,8 @@ private:
 /// Opens `path` as plaintext: a plain file as is, an encrypted one decrypted with the store key
 /// of `key` (an error naming the file if no key is available).
 Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
+/// The same for bytes from any source (a member of an archive) named `name` in messages.
+Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSource> raw, const std::string& name,
+                                                        const AuditKey* key);
 
 }  // namespace hsmaudit::mac

@@ -37,18 +37,41 @@ std::string_view to_string(FaultKind kind) {
         case FaultKind::wrong_key: return "wrong_key";
         case FaultKind::not_a_segment: return "not_a_segment";
         case FaultKind::encrypted_damaged: return "encrypted_damaged";
+        case FaultKind::archive_damaged: return "archive_damaged";
     }
     return "unknown";
+}
+
+std::string container_member_name(std::string_view container, std::string_view member) {
+    std::string name(container);
+    name += '(';
+    name += member;
+    name += ')';
+    return name;
 }
 
 namespace {
 
 namespace fs = std::filesystem;
 
+/// A segment to read: a file, or a member of a container.
+struct Input {
+    std::string name;  // a path, or "<container>(<member>)"
+    std::uint64_t size = 0;
+    std::function<Result<std::unique_ptr<ByteSource>>()> open_member;  // empty: a file, opened by name
+};
+
+/// An input opened as plaintext; `member` is the container member's own source (for its damage).
+struct Opened {
+    std::unique_ptr<ByteSource> plain;
+    ByteSource* member = nullptr;
+};
+
 struct SegmentHead {
     std::string path;
     OpenLine open;
     std::uint64_t size = 0;
+    const Input* input = nullptr;
 };
 
 class Verifier {
@@ -59,12 +82,12 @@ public:
     }
 
     Result<VerifyReport> run(const std::vector<std::string>& paths) {
-        auto files = collect(paths);
-        if (!files) return std::move(files).error();
-        if (files->empty()) return make_error(errc::invalid_argument, "no segment files found in the paths given");
+        HSMAUDIT_TRY(collect(paths));
+        if (inputs_.empty() && report_.faults_total == 0)
+            return make_error(errc::invalid_argument, "no segment files found in the paths given");
 
         std::vector<SegmentHead> heads;
-        for (const auto& f : *files) {
+        for (const auto& f : inputs_) {
             auto head = scan(f);
             if (!head) return std::move(head).error();
             if (head->has_value()) heads.push_back(std::move(**head));
@@ -104,8 +127,11 @@ public:
 private:
     const AuditKey* key() const { return opt_.key ? &*opt_.key : nullptr; }
 
-    Result<std::vector<std::string>> collect(const std::vector<std::string>& paths) {
-        std::vector<std::string> out;
+    bool is_container(const std::string& path) const {
+        return opt_.containers != nullptr && opt_.containers->handles(path);
+    }
+
+    Status collect(const std::vector<std::string>& paths) {
         for (const auto& p : paths) {
             std::error_code ec;
             const auto st = fs::status(p, ec);
@@ -114,31 +140,71 @@ private:
             if (fs::is_directory(st)) {
                 std::vector<std::string> found;
                 for (fs::recursive_directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
-                    if (it->is_regular_file() && it->path().extension() == ".log") found.push_back(it->path().string());
+                    if (!it->is_regular_file()) continue;
+                    const std::string f = it->path().string();
+                    if (it->path().extension() == ".log" || is_container(f)) found.push_back(f);
                 }
                 if (ec) return make_error(errc::io_error, "cannot list " + p + ": " + ec.message());
                 std::sort(found.begin(), found.end());
-                out.insert(out.end(), found.begin(), found.end());
+                for (const auto& f : found) HSMAUDIT_TRY(add_input(f));
             } else {
-                out.push_back(p);
+                HSMAUDIT_TRY(add_input(p));
             }
         }
-        return out;
+        return {};
     }
 
-    /// Reads a file's first line. Not a segment: a fault, and nothing returned.
-    Result<std::optional<SegmentHead>> scan(const std::string& path) {
-        std::error_code ec;
-        const std::uint64_t size = fs::file_size(path, ec);
-        if (ec) return make_error(errc::io_error, "cannot stat " + path + ": " + ec.message());
-        auto src = open_segment_source(path, key());
+    Status add_input(const std::string& path) {
+        if (!is_container(path)) {
+            inputs_.push_back(Input{path, 0, {}});
+            return {};
+        }
+        auto contents = opt_.containers->expand(path);
+        if (!contents) return std::move(contents).error();
+        if (contents->damage) fault(Fault{FaultKind::archive_damaged, path, 0, 0, *contents->damage});
+        for (auto& m : contents->members)
+            inputs_.push_back(Input{container_member_name(path, m.name), m.size, std::move(m.open)});
+        return {};
+    }
+
+    Result<Opened> open_input(const Input& in) {
+        if (!in.open_member) {
+            auto src = open_segment_source(in.name, key());
+            if (!src) return std::move(src).error();
+            return Opened{std::move(*src), nullptr};
+        }
+        auto raw = in.open_member();
+        if (!raw) return std::move(raw).error();
+        ByteSource* member = raw->get();
+        auto src = open_segment_source(std::move(*raw), in.name, key());
         if (!src) return std::move(src).error();
-        LineReader reader(std::move(*src), kMaxLineBytes, 8192);
+        return Opened{std::move(*src), member};
+    }
+
+    /// Reads an input's first line. Not a segment: a fault, and nothing returned.
+    Result<std::optional<SegmentHead>> scan(const Input& in) {
+        const std::string& path = in.name;
+        std::uint64_t size = in.size;
+        if (!in.open_member) {
+            std::error_code ec;
+            size = fs::file_size(path, ec);
+            if (ec) return make_error(errc::io_error, "cannot stat " + path + ": " + ec.message());
+        }
+        auto opened = open_input(in);
+        if (!opened) return std::move(opened).error();
+        ByteSource* member = opened->member;
+        ByteSource* plain = opened->plain.get();
+        LineReader reader(std::move(opened->plain), kMaxLineBytes, 8192);
         Line line;
         auto got = reader.next(line);
         if (!got) return std::move(got).error();
         if (!*got) {
-            fault(Fault{FaultKind::not_a_segment, path, 0, 0, "empty file"});
+            if (member != nullptr && member->damage())
+                fault(Fault{FaultKind::archive_damaged, path, 0, 0, *member->damage()});
+            else if (plain->damage())  // its first encrypted chunk is torn or unauthentic
+                fault(Fault{FaultKind::encrypted_damaged, path, 0, 0, *plain->damage()});
+            else
+                fault(Fault{FaultKind::not_a_segment, path, 0, 0, "empty file"});
             return std::optional<SegmentHead>{};
         }
         auto open = line.too_long ? Result<OpenLine>(make_error(errc::bad_format, "line too long"))
@@ -149,7 +215,7 @@ private:
                       "does not start with an open line: " + (open ? std::string("torn line") : open.error().message)});
             return std::optional<SegmentHead>{};
         }
-        return std::optional<SegmentHead>(SegmentHead{path, std::move(*open), size});
+        return std::optional<SegmentHead>(SegmentHead{path, std::move(*open), size, &in});
     }
 
     Status verify_chain(const std::vector<SegmentHead>& chain) {
@@ -157,10 +223,11 @@ private:
         for (std::size_t i = 0; i < chain.size(); ++i) {
             const SegmentHead& seg = chain[i];
             const bool newest = i + 1 == chain.size();
-            auto src = open_segment_source(seg.path, key());
-            if (!src) return std::move(src).error();
-            ByteSource* raw = src->get();
-            LineReader reader(std::move(*src), kMaxLineBytes);
+            auto opened = open_input(*seg.input);
+            if (!opened) return std::move(opened).error();
+            ByteSource* raw = opened->plain.get();
+            ByteSource* member = opened->member;
+            LineReader reader(std::move(opened->plain), kMaxLineBytes);
             Line line;
             auto got = reader.next(line);  // the open line, parsed by scan()
             if (!got) return std::move(got).error();
@@ -180,7 +247,11 @@ private:
                     opt_.progress(done, total_bytes_);
                 }
             }
-            if (auto damage = raw->damage()) fault(Fault{FaultKind::encrypted_damaged, seg.path, 0, 0, *damage});
+            // A member cut short by a damaged archive also tears its encrypted chunks: name the cause.
+            if (auto cut = member != nullptr ? member->damage() : std::nullopt)
+                fault(Fault{FaultKind::archive_damaged, seg.path, 0, 0, *cut});
+            else if (auto damage = raw->damage())
+                fault(Fault{FaultKind::encrypted_damaged, seg.path, 0, 0, *damage});
             const SegmentTotals t = cv.end_segment(newest && !opt_.require_sealed);
             bytes_done_ += seg.size;
             SegmentReport sr;
@@ -220,6 +291,7 @@ private:
     }
 
     const VerifyOptions& opt_;
+    std::vector<Input> inputs_;  // stable: heads point into it
     std::uint64_t total_bytes_ = 0;
     std::uint64_t bytes_done_ = 0;
     VerifyReport report_;

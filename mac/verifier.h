@@ -8,12 +8,14 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "mac/keys.h"
+#include "mac/line_reader.h"
 #include "mac/result.h"
 
 namespace hsmaudit::mac {
@@ -40,8 +42,9 @@ enum class FaultKind : std::uint8_t {
     wrong_key,            // the key given does not verify this chain
     not_a_segment,        // the file does not start with an open line
     encrypted_damaged,    // an encrypted file's chunk is torn or fails authentication
+    archive_damaged,      // an archive (or one of its members) cannot be read back in full
 };
-inline constexpr std::size_t kFaultKindCount = 21;
+inline constexpr std::size_t kFaultKindCount = 22;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -64,6 +67,41 @@ struct SegmentReport {
     bool open_tail = false;  // the newest segment, still being written
 };
 
+/// A segment inside a container (a tar archive of segments): its name there, its size, and how
+/// to read its bytes as stored (encrypted at rest or not; the verifier decrypts as for files).
+struct ContainerMember {
+    std::string name;
+    std::uint64_t size = 0;
+    /// Opens the member. A container may allow one open member at a time: opening another
+    /// ends the previous one (the verifier reads members one after the other).
+    std::function<Result<std::unique_ptr<ByteSource>>()> open;
+};
+
+/// What a container holds: its segment members in container order, and, if it could not be read
+/// to its end, why (the members listed before the damage are still verified).
+struct ContainerContents {
+    std::vector<ContainerMember> members;
+    std::optional<std::string> damage;
+};
+
+/// The hook through which the verifier reads segments inside archives. mac/ knows no archive
+/// format; the agent implements this with libarchive (agent/store/archiver.h) and the CLI passes it.
+/// A member whose bytes end early reports it through its ByteSource's damage() (an
+/// archive_damaged fault).
+///
+/// Thread-safety: used by one verify_paths() call at a time.
+class ContainerExpander {
+public:
+    virtual ~ContainerExpander() = default;
+    /// True if `path` names a container this expander reads (decided by its name: ".tar", ".tgz").
+    [[nodiscard]] virtual bool handles(const std::string& path) const = 0;
+    /// Lists the segment members of the container. An error only if it cannot be opened at all.
+    virtual Result<ContainerContents> expand(const std::string& path) const = 0;
+};
+
+/// How a member is named in reports: "<container>(<member>)", as ar(1) and make name members.
+std::string container_member_name(std::string_view container, std::string_view member);
+
 struct VerifyOptions {
     std::optional<AuditKey> key;     // checks MACs (and, with its public key, seals)
     std::optional<AuditPub> pub;     // checks seals only
@@ -71,6 +109,9 @@ struct VerifyOptions {
     std::size_t max_faults = 10000;  // faults kept in full; all are counted
     /// Called every few MiB with (bytes done, bytes total).
     std::function<void(std::uint64_t, std::uint64_t)> progress;
+    /// Reads archives given (or found in directories) alongside segment files; nullptr: none.
+    /// Must outlive the verify_paths() call.
+    const ContainerExpander* containers = nullptr;
 };
 
 struct VerifyReport {
@@ -94,7 +135,9 @@ struct VerifyReport {
 };
 
 /// Verifies the segment files named by `paths` (files, or directories searched recursively for
-/// *.log), plain or encrypted at rest (decrypted with the audit key). Returns an error only for
+/// *.log), plain or encrypted at rest (decrypted with the audit key). With options.containers,
+/// archives among them (or in the directories) are opened and their segments ordered by chain with
+/// the others; a fault in a member names "<archive>(<member>)". Returns an error only for
 /// usage and I/O problems; integrity faults are in the report.
 Result<VerifyReport> verify_paths(const std::vector<std::string>& paths, const VerifyOptions& options);
 

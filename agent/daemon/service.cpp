@@ -89,6 +89,17 @@ Result<std::string> Service::start() {
     HSMAUDIT_TRY(drain_->restore());
     drain_->start();
 
+    // Archives and retention, each on its own thread, out of the drain's way.
+    const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
+    archiver_ = std::make_unique<Archiver>(
+        make_archiver_options(config_, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
+        wall_clock_ms);
+    archiver_->start();
+    retention_ = std::make_unique<Retention>(
+        make_retention_options(config_, audit_dir), delivery_, *alerts_,
+        [this](bool paused, const std::string& reason) { drain_->set_ack_paused(paused, reason); }, wall_clock_ms);
+    retention_->start();
+
     // The built-in workload (embedded demo).
     if (module_ && config_.integer("module.workload.rate") > 0) {
         auto mix = parse_workload_mix(config_.str("module.workload.mix"));
@@ -107,7 +118,9 @@ Result<std::string> Service::start() {
 Result<std::string> Service::reload(Config next) {
     std::string restart_needed;
     for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
-                            "module.workload.rate", "module.workload.mix"}) {
+                            "module.workload.rate", "module.workload.mix", "archive.interval",
+                            "archive.max_segments", "archive.compress", "store.quota", "store.quota_warning",
+                            "store.quota_check_interval"}) {
         if (next.str(key) != config_.str(key)) restart_needed += std::string(restart_needed.empty() ? "" : ", ") + key;
     }
     drain_->set_options(make_drain_options(next));
@@ -115,7 +128,9 @@ Result<std::string> Service::reload(Config next) {
     logger().set_level(level);
     // Keep the running values of keys that need a restart, so status and later reloads stay true.
     for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
-                            "module.workload.rate", "module.workload.mix"})
+                            "module.workload.rate", "module.workload.mix", "archive.interval",
+                            "archive.max_segments", "archive.compress", "store.quota", "store.quota_warning",
+                            "store.quota_check_interval"})
         next.set(key, config_.str(key));
     config_ = std::move(next);
     return restart_needed.empty()
@@ -125,6 +140,8 @@ Result<std::string> Service::reload(Config next) {
 
 void Service::stop() {
     if (workload_) workload_->stop();
+    if (retention_) retention_->stop();
+    if (archiver_) archiver_->stop();
     if (drain_) drain_->stop();
     if (store_ && drain_) {
         const auto st = drain_->stats();
@@ -165,6 +182,26 @@ nlohmann::json Service::status_json() const {
         if (auto bytes = store_->bytes_on_disk()) s["bytes"] = *bytes;
         s["encrypted"] = config_.boolean("store.encrypt");
         j["store"] = std::move(s);
+    }
+    if (archiver_) {
+        const ArchiverStats a = archiver_->stats();
+        j["archive"] = {{"runs", a.runs},
+                        {"failures", a.failures},
+                        {"archives_written", a.archives_written},
+                        {"segments_archived", a.segments_archived},
+                        {"duplicates_removed", a.duplicates_removed},
+                        {"last_archive", a.last_archive},
+                        {"last_error", a.last_error}};
+    }
+    if (retention_) {
+        const RetentionStats r = retention_->stats();
+        j["retention"] = {{"used_bytes", r.used_bytes},
+                          {"protected_bytes", r.protected_bytes},
+                          {"quota_bytes", r.quota_bytes},
+                          {"level", std::string(to_string(r.level))},
+                          {"acks_paused", r.acks_paused},
+                          {"archives_deleted", r.archives_deleted},
+                          {"exporters", r.delivered_seq.has_value()}};
     }
     if (alerts_) {
         json counts = json::object();

@@ -18,7 +18,9 @@
 #include "agent/config/config.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/pipeline/drain.h"
+#include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
+#include "agent/store/retention.h"
 #include "collectors/module/ring_source.h"
 #include "hsmcore/module/module.h"
 #include "mac/keys.h"
@@ -63,6 +65,9 @@ private:
     std::unique_ptr<AuditStore> store_;
     std::unique_ptr<AlertLog> alerts_;
     std::unique_ptr<Drain> drain_;
+    NoExporters delivery_;  // exporters' cursors join here as exporters arrive
+    std::unique_ptr<Archiver> archiver_;
+    std::unique_ptr<Retention> retention_;
 };
 
 /// Milliseconds since the Unix epoch, UTC (the agent's clock).

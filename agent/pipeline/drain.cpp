@@ -62,7 +62,9 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
       alerts_(alerts),
       options_(options),
       now_ms_(std::move(now_ms)),
-      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }) {}
+      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }) {
+    if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
+}
 
 Drain::~Drain() {
     stop();
@@ -144,6 +146,18 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
     }
 }
 
+void Drain::set_ack_paused(bool paused, const std::string& reason) {
+    if (ack_paused_.exchange(paused) == paused) return;
+    if (paused)
+        raise("drain.acks_paused", Severity::critical,
+              "the drain stopped reading and acknowledging: " + reason +
+                  ". The module keeps every record; its ring fills and then it stops cryptography");
+    else
+        raise("drain.acks_resumed", Severity::info, "the drain resumed: " + reason);
+    std::lock_guard lock(stats_mutex_);
+    stats_.acks_paused = paused;
+}
+
 void Drain::set_options(const DrainOptions& options) {
     std::lock_guard lock(options_mutex_);
     pending_options_ = options;
@@ -157,6 +171,15 @@ Result<std::size_t> Drain::step() {
             pending_options_.reset();
             if (verifier_.in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
         }
+    }
+    if (ack_paused_.load()) {
+        // Nothing read is nothing stored and nothing acknowledged: the module keeps it all.
+        std::this_thread::sleep_for(options_.poll_wait);
+        const std::int64_t now = now_ms_();
+        watch_ring(now);
+        std::lock_guard lock(stats_mutex_);
+        stats_.last_step_ms = now;  // paused on purpose, not stuck: the watchdog must not restart us
+        return std::size_t{0};
     }
     batch_.clear();
     auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
@@ -181,6 +204,7 @@ Result<std::size_t> Drain::step() {
         stats_.seals += seals;
         ++stats_.commits;
         stats_.acked_entry_no = store_.durable().entry_no;
+        if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
         if (last_seq != 0) stats_.last_seq = last_seq;
     }
     const std::int64_t now = now_ms_();

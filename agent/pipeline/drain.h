@@ -59,6 +59,8 @@ struct DrainStats {
     double ring_fill_peak = 0;
     double seconds_to_reserve = -1;  // predicted; -1 when the ring is not filling
     bool module_blocked = false;
+    bool acks_paused = false;                    // set_ack_paused(true): nothing is read, stored or acknowledged
+    std::optional<std::uint64_t> sealed_epoch;  // the newest epoch whose seal is committed in the store
     std::int64_t last_step_ms = 0;  // when the drain last completed a step (liveness for the watchdog)
 };
 
@@ -89,6 +91,11 @@ public:
     void stop();
     /// Replaces the options (a configuration reload); applied at the next step.
     void set_options(const DrainOptions& options);
+    /// The fail-safe brake of retention (agent/store/retention.h): while paused, step() reads,
+    /// stores and acknowledges nothing (it still watches the ring), so the module's ring fills and
+    /// the module blocks instead of records being lost. Alerts when the state changes; `reason`
+    /// says why. Any thread.
+    void set_ack_paused(bool paused, const std::string& reason);
 
     [[nodiscard]] DrainStats stats() const;
 
@@ -118,6 +125,7 @@ private:
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;
 
+    std::atomic<bool> ack_paused_{false};
     std::mutex options_mutex_;
     std::optional<DrainOptions> pending_options_;
     mutable std::mutex stats_mutex_;
