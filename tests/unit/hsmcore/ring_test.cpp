@@ -37,8 +37,8 @@ protected:
         ASSERT_TRUE(RingWriter::create(paths_, {bytes, reserve}, "150123", mac::genesis_head(keys_->key)));
         open_ring();
     }
-    void open_ring() {
-        auto w = RingWriter::open(paths_);
+    void open_ring(RingOptions options = {}) {
+        auto w = RingWriter::open(paths_, options);
         ASSERT_TRUE(w) << w.error().message;
         ring_.emplace(std::move(*w));
         auto cw = mac::ChainWriter::create(keys_->key.chain(), "150123", 1, keys_->signer, ring_->state().head);
@@ -289,6 +289,27 @@ TEST_F(RingTest, TruncatedRingFileIsRefused) {
     auto w = RingWriter::open(paths_);
     ASSERT_FALSE(w);
     EXPECT_EQ(w.error().code, errc::corrupt);
+}
+
+TEST_F(RingTest, SyncedCommitsWrapAndReadBackLikeUnsyncedOnes) {
+    ASSERT_TRUE(RingWriter::create(paths_, {64 * 1024, 4096}, "150123", mac::genesis_head(keys_->key)));
+    open_ring(RingOptions{true});
+    ensure_open();
+    RingReader reader = ring_->reader();
+    std::uint64_t acked = 0;
+    std::size_t checked = 0;
+    for (std::uint64_t i = 0; i < 1500; ++i) {
+        if (!append(sample(i))) {
+            std::uint64_t last = acked;
+            for (const auto& l : read_lines(reader, acked, &last)) ASSERT_EQ(l, lines_[checked++]);
+            ASSERT_TRUE(ring_->ack_through(last));
+            acked = last;
+            ASSERT_TRUE(append(sample(i)));
+        }
+    }
+    for (const auto& l : read_lines(reader, acked)) ASSERT_EQ(l, lines_[checked++]);
+    EXPECT_EQ(checked, lines_.size());
+    EXPECT_GT(ring_->state().end_pos, ring_->capacity());
 }
 
 TEST_F(RingTest, OnlyOneWriterAtATime) {
