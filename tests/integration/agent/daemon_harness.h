@@ -160,9 +160,10 @@ private:
 /// hsmauditd as a child process, environment as systemd's Type=notify with a watchdog gives it.
 class Daemon {
 public:
-    /// `notify_socket` empty: no NOTIFY_SOCKET. `watchdog_usec` 0: no watchdog.
+    /// `notify_socket` empty: no NOTIFY_SOCKET. `watchdog_usec` 0: no watchdog. `wrapper`: a command
+    /// line the agent runs under (e.g. strace); pid() is then the wrapper's.
     Daemon(const std::string& config, const std::string& log_file, const std::string& notify_socket,
-           std::uint64_t watchdog_usec)
+           std::uint64_t watchdog_usec, std::vector<std::string> wrapper = {})
         : log_file_(log_file) {
         pid_ = ::fork();
         if (pid_ != 0) return;
@@ -171,9 +172,10 @@ public:
         ::unsetenv("WATCHDOG_PID");
         if (!notify_socket.empty()) ::setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
         if (watchdog_usec != 0) {
-            // sd_watchdog_enabled() compares WATCHDOG_PID with getpid(): the pid survives exec.
+            // sd_watchdog_enabled() compares WATCHDOG_PID with getpid(): the pid survives exec, but
+            // not a wrapper, whose child gets another; unset, it applies to whoever reads it.
             ::setenv("WATCHDOG_USEC", std::to_string(watchdog_usec).c_str(), 1);
-            ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+            if (wrapper.empty()) ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
         }
         const int in = ::open("/dev/null", O_RDONLY);
         const int out = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -181,9 +183,12 @@ public:
         ::dup2(in, 0);
         ::dup2(out, 1);
         ::dup2(out, 2);
-        std::string bin = kHsmauditd, c = "-c", cfg = config;
-        char* argv[] = {bin.data(), c.data(), cfg.data(), nullptr};
-        ::execv(argv[0], argv);
+        std::vector<std::string> args = std::move(wrapper);
+        args.insert(args.end(), {kHsmauditd, "-c", config});
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execvp(argv[0], argv.data());
         ::_exit(127);
     }
     ~Daemon() {
