@@ -13,7 +13,7 @@
 namespace hsmaudit::collectors::syslog {
 namespace {
 
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
 
 std::string read_prefix(int fd, std::size_t n) {
     std::string out(n, '\0');
@@ -188,7 +188,7 @@ Result<std::unique_ptr<FollowerThread>> FollowerThread::start(std::filesystem::p
     if (path.empty()) return make_error(errc::invalid_argument, "follower path is empty");
     std::unique_ptr<FollowerThread> t(
         new FollowerThread(FileFollower(std::move(path), sink, probe, options, std::move(resume)), interval));
-    t->thread_ = std::jthread([raw = t.get()](std::stop_token st) { raw->run(std::move(st)); });
+    t->thread_ = std::jthread([raw = t.get()](const std::stop_token& st) { raw->run(st); });
     return t;
 }
 
@@ -211,7 +211,7 @@ FollowerPosition FollowerThread::position() const {
     return position_;
 }
 
-void FollowerThread::run(std::stop_token stop) {
+void FollowerThread::run(const std::stop_token& stop) {
     std::mutex wait_mutex;
     while (!stop.stop_requested()) {
         (void)follower_.poll();  // errors are counted in the probe; the next round retries

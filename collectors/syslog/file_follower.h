@@ -32,8 +32,8 @@ struct FollowerPosition {
 };
 
 struct FollowerOptions {
-    std::size_t max_line_bytes = kDefaultMaxMessageBytes;  // longer lines are cut and flagged oversized
-    std::size_t max_bytes_per_poll = 4 * 1024 * 1024;      // bound on one poll()'s work (no stall)
+    std::size_t max_line_bytes = kDefaultMaxMessageBytes;           // longer lines are cut and flagged oversized
+    std::size_t max_bytes_per_poll = std::size_t{4} * 1024 * 1024;  // bound on one poll()'s work (no stall)
 };
 
 /// Reads new lines of one log file and delivers them, parsed, to a sink. The file is identified by its
@@ -104,7 +104,7 @@ public:
 
 private:
     FollowerThread(FileFollower follower, std::chrono::milliseconds interval);
-    void run(std::stop_token stop);
+    void run(const std::stop_token& stop);
 
     FileFollower follower_;  // follower thread only
     std::chrono::milliseconds interval_;

@@ -18,7 +18,7 @@
 namespace hsmaudit::collectors::syslog {
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 constexpr int kListenBacklog = 128;
 constexpr std::size_t kDatagramBatch = 256;
 constexpr int kAcceptPauseMs = 100;  // datagrams read per wake-up before checking stop again
@@ -51,14 +51,14 @@ struct Connection {
 }  // namespace
 
 Result<std::unique_ptr<SyslogListener>> SyslogListener::start(ListenerOptions options, SyslogSink& sink, Probe& probe) {
-    if (options.max_message_bytes < 16 || options.max_message_bytes > 16 * 1024 * 1024) {
+    if (options.max_message_bytes < 16 || options.max_message_bytes > std::size_t{16} * 1024 * 1024) {
         return make_error(errc::invalid_argument, "listener max_message_bytes must be within 16..16777216");
     }
     if (options.max_connections == 0) return make_error(errc::invalid_argument, "listener max_connections is 0");
     std::unique_ptr<SyslogListener> l(new SyslogListener(std::move(options), sink, probe));
     if (!l->waker_.valid()) return make_error(errc::io_error, "eventfd: " + errno_text());
     HSMAUDIT_TRY(l->bind_socket());
-    l->thread_ = std::jthread([raw = l.get()](std::stop_token st) { raw->run(std::move(st)); });
+    l->thread_ = std::jthread([raw = l.get()](const std::stop_token& st) { raw->run(st); });
     return l;
 }
 
@@ -188,7 +188,7 @@ void SyslogListener::deliver(std::string_view bytes, bool oversized, bool trunca
     sink_.on_message(std::move(m));
 }
 
-void SyslogListener::run(std::stop_token stop) {
+void SyslogListener::run(const std::stop_token& stop) {
     if (transport_ == Transport::tcp) {
         run_stream(stop);
     } else {

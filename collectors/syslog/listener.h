@@ -47,7 +47,7 @@ public:
 private:
     SyslogListener(ListenerOptions options, SyslogSink& sink, Probe& probe);
     Status bind_socket();
-    void run(std::stop_token stop);
+    void run(const std::stop_token& stop);
     void run_datagram(const std::stop_token& stop);
     void run_stream(const std::stop_token& stop);
     void deliver(std::string_view bytes, bool oversized, bool truncated, bool framing_error, std::string peer);

@@ -11,7 +11,7 @@
 namespace hsmaudit::collectors::syslog {
 
 /// Default cap on one message (a datagram, a TCP frame or a file line).
-inline constexpr std::size_t kDefaultMaxMessageBytes = 64 * 1024;
+inline constexpr std::size_t kDefaultMaxMessageBytes = std::size_t{64} * 1024;
 
 /// Parses one message (without its transport framing; one trailing LF, CR LF or NUL is ignored).
 /// Never fails: input that follows no grammar comes back with malformed = true, the reason, and the

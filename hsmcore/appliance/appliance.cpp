@@ -20,7 +20,7 @@ Result<std::unique_ptr<Appliance>> Appliance::start(ApplianceOptions options) {
         std::lock_guard lock(a->mutex_);
         a->tick_locked();  // initializes the simulation at start time
     }
-    a->thread_ = std::jthread([raw = a.get()](std::stop_token st) { raw->run(std::move(st)); });
+    a->thread_ = std::jthread([raw = a.get()](const std::stop_token& st) { raw->run(st); });
     return a;
 }
 
@@ -79,7 +79,7 @@ std::vector<SensorReading> Appliance::readings() const {
     return sensors_.readings();
 }
 
-void Appliance::run(std::stop_token stop) {
+void Appliance::run(const std::stop_token& stop) {
     std::mutex wait_mutex;
     for (;;) {
         {

@@ -64,7 +64,7 @@ private:
     Appliance(ApplianceOptions options, std::unique_ptr<SyslogSender> sender);
     void emit(const SyslogRecord& record);
     std::size_t tick_locked();
-    void run(std::stop_token stop);
+    void run(const std::stop_token& stop);
 
     ApplianceOptions options_;
     ApplianceEvents events_;

@@ -9,9 +9,9 @@ namespace {
 std::string number(double v, const std::string& unit) {
     char buf[32];
     if (unit == "V") {
-        std::snprintf(buf, sizeof buf, "%.2f", v);
+        static_cast<void>(std::snprintf(buf, sizeof buf, "%.2f", v));
     } else {
-        std::snprintf(buf, sizeof buf, "%.0f", v);
+        static_cast<void>(std::snprintf(buf, sizeof buf, "%.0f", v));
     }
     return buf;
 }

@@ -44,10 +44,11 @@ std::string format_rfc3339(std::chrono::system_clock::time_point t) {
     const year_month_day ymd{day};
     const hh_mm_ss hms{us - day};
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()), static_cast<long long>(hms.subseconds().count()));
+    static_cast<void>(std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                                    static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                                    static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                                    static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
+                                    static_cast<long long>(hms.subseconds().count())));
     return buf;
 }
 

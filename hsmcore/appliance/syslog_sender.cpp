@@ -131,7 +131,7 @@ Result<std::unique_ptr<SyslogSender>> SyslogSender::open(SyslogDestination desti
     }
     std::unique_ptr<SyslogSender> s(new SyslogSender(std::move(destination), options));
     if (!s->waker_.valid()) return make_error(errc::io_error, std::string("eventfd: ") + std::strerror(errno));
-    s->thread_ = std::jthread([raw = s.get()](std::stop_token st) { raw->run(std::move(st)); });
+    s->thread_ = std::jthread([raw = s.get()](const std::stop_token& st) { raw->run(st); });
     return s;
 }
 
@@ -220,7 +220,7 @@ bool SyslogSender::write_all(std::string_view bytes, bool blocking) {
     return true;
 }
 
-void SyslogSender::run(std::stop_token stop) {
+void SyslogSender::run(const std::stop_token& stop) {
     std::stop_callback wake_on_stop(stop, [this] {
         waker_.wake();
         cv_.notify_all();

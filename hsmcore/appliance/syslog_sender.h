@@ -62,7 +62,7 @@ public:
 
 private:
     SyslogSender(SyslogDestination destination, SenderOptions options);
-    void run(std::stop_token stop);
+    void run(const std::stop_token& stop);
     bool connect_socket(const std::stop_token& stop);
     // Writes all of `bytes`; false on error or timeout. `blocking` waits up to io_timeout for room.
     bool write_all(std::string_view bytes, bool blocking);
