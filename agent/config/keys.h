@@ -15,6 +15,9 @@ std::span<const KeySpec> drain_config_keys();
 /// Keys of the store: encryption, quota, archives (agent/store/store_config.cpp).
 std::span<const KeySpec> store_config_keys();
 
+/// Keys of the syslog intake and its spool (agent/store/spool_config.cpp).
+std::span<const KeySpec> syslog_config_keys();
+
 /// Keys of archiving and retention: schedule, compression, quota (agent/store/archive_config.cpp).
 std::span<const KeySpec> archive_config_keys();
 

@@ -1,0 +1,165 @@
+#include "agent/daemon/syslog_intake.h"
+
+#include <filesystem>
+
+#include "agent/daemon/service.h"
+#include "agent/errc.h"
+#include "agent/logger.h"
+#include "mac/crypto.h"
+#include "mac/files.h"
+
+namespace hsmaudit::agent {
+namespace {
+
+namespace fs = std::filesystem;
+namespace sl = collectors::syslog;
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> out;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (!item.empty()) out.emplace_back(item);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+}  // namespace
+
+nlohmann::json syslog_message_json(const sl::SyslogMessage& m) {
+    nlohmann::json j;
+    j["transport"] = sl::to_string(m.transport);
+    j["peer"] = m.peer;
+    j["format"] = sl::to_string(m.format);
+    if (m.facility >= 0) j["facility"] = m.facility;
+    if (m.severity >= 0) j["severity"] = m.severity;
+    if (!m.timestamp_text.empty()) j["timestamp"] = m.timestamp_text;
+    if (!m.hostname.empty()) j["host"] = m.hostname;
+    if (!m.app_name.empty()) j["app"] = m.app_name;
+    if (!m.procid.empty()) j["procid"] = m.procid;
+    if (!m.msgid.empty()) j["msgid"] = m.msgid;
+    if (!m.structured_data.empty()) {
+        nlohmann::json sd = nlohmann::json::object();
+        for (const auto& e : m.structured_data) {
+            nlohmann::json params = nlohmann::json::object();
+            for (const auto& p : e.params) params[p.name] = p.value;
+            sd[e.id] = std::move(params);
+        }
+        j["sd"] = std::move(sd);
+    }
+    j["msg"] = m.msg;
+    if (m.malformed) {
+        j["malformed"] = m.malformed_reason.empty() ? "yes" : m.malformed_reason;
+        j["raw"] = m.raw;
+    }
+    if (m.oversized) j["oversized"] = true;
+    return j;
+}
+
+Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, const std::string& dir) {
+    const auto endpoints = split_list(config.str("syslog.listen"));
+    const auto files = split_list(config.str("syslog.files"));
+    if (endpoints.empty() && files.empty()) return std::unique_ptr<SyslogIntake>{};
+    std::unique_ptr<SyslogIntake> in(new SyslogIntake(dir));
+    auto spool = EventSpool::open(make_spool_options(config, (fs::path(dir) / "spool").string()), wall_clock_ms);
+    if (!spool) return std::move(spool).error();
+    in->spool_ = std::move(*spool);
+    in->spool_->start();
+    const auto max_bytes = static_cast<std::size_t>(config.integer("syslog.max_message_bytes"));
+    for (const auto& ep : endpoints) {
+        sl::ListenerOptions opt;
+        opt.endpoint = ep;
+        opt.max_message_bytes = max_bytes;
+        auto l = sl::SyslogListener::start(opt, *in, in->probe_);
+        if (!l) return make_error(errc::config_error, "syslog.listen '" + ep + "': " + l.error().describe());
+        logger().info("receiving syslog on {}{}", ep,
+                      (*l)->port() != 0 ? " (port " + std::to_string((*l)->port()) + ")" : "");
+        in->listeners_.push_back(std::move(*l));
+    }
+    for (const auto& f : files) {
+        std::optional<sl::FollowerPosition> resume;
+        if (auto saved = mac::read_file(in->position_file(f), 64 * 1024)) {
+            try {
+                const auto j = nlohmann::json::parse(*saved);
+                sl::FollowerPosition p;
+                p.device = j.at("device");
+                p.inode = j.at("inode");
+                p.offset = j.at("offset");
+                const std::string head_hex = j.at("head");
+                p.head.resize(head_hex.size() / 2);
+                if (mac::hex_decode(head_hex, {reinterpret_cast<std::uint8_t*>(p.head.data()), p.head.size()}))
+                    resume = std::move(p);
+            } catch (const nlohmann::json::exception&) {
+                resume.reset();  // an unreadable position: read the file from its start
+            }
+        }
+        sl::FollowerOptions opt;
+        opt.max_line_bytes = max_bytes;
+        auto t = sl::FollowerThread::start(f, *in, in->probe_, std::chrono::milliseconds(200), opt, resume);
+        if (!t) return make_error(errc::config_error, "syslog.files '" + f + "': " + t.error().describe());
+        logger().info("following {}", f);
+        in->followers_.emplace_back(f, std::move(*t));
+    }
+    return in;
+}
+
+SyslogIntake::~SyslogIntake() {
+    stop();
+}
+
+std::string SyslogIntake::position_file(const std::string& path) const {
+    auto sha = mac::Sha256::create();
+    const auto h = sha->compute(mac::as_bytes(path));
+    return (fs::path(dir_) / ("follow-" + mac::hex_encode(mac::ByteView(h.data(), 8)) + ".json")).string();
+}
+
+void SyslogIntake::on_message(sl::SyslogMessage&& message) {
+    if (!spool_) return;
+    spool_->push(syslog_message_json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void SyslogIntake::stop() {
+    for (auto& l : listeners_) l->stop();
+    for (auto& [path, t] : followers_) {
+        t->stop();
+        const auto pos = t->position();
+        const nlohmann::json j = {{"path", path},
+                                  {"device", pos.device},
+                                  {"inode", pos.inode},
+                                  {"offset", pos.offset},
+                                  {"head", mac::hex_encode(mac::as_bytes(pos.head))}};
+        if (auto st = mac::write_file_atomic(position_file(path), j.dump() + "\n", 0600, false); !st)
+            logger().warn("cannot save the position in {}: {}", path, st.error().describe());
+    }
+    followers_.clear();
+    listeners_.clear();
+    if (spool_) spool_->stop();
+}
+
+nlohmann::json SyslogIntake::status_json() const {
+    const auto p = probe_.snapshot();
+    nlohmann::json j = {
+        {"received", p.received},         {"malformed", p.malformed},           {"oversized", p.oversized},
+        {"dropped_by_kernel", p.dropped}, {"framing_errors", p.framing_errors}, {"read_errors", p.read_errors}};
+    if (spool_) {
+        const auto s = spool_->stats();
+        j["spooled"] = s.appended;
+        j["dropped_queue_full"] = s.dropped;
+        j["spool_segments_deleted"] = s.deleted_segments;
+        j["spool_write_errors"] = s.write_errors;
+    }
+    return j;
+}
+
+std::vector<std::uint16_t> SyslogIntake::ports() const {
+    std::vector<std::uint16_t> out;
+    for (const auto& l : listeners_) out.push_back(l->port());
+    return out;
+}
+
+}  // namespace hsmaudit::agent

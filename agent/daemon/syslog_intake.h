@@ -1,0 +1,55 @@
+// SyslogIntake: receives the appliance's syslog stream (listeners and file followers from
+// collectors/syslog) and spools every message durably (agent/store/event_spool.h) as one JSON
+// line. Malformed, oversized and binary input is spooled too, flagged, with its raw text.
+//
+// Thread-safety: on_message() is called from the listeners' and followers' threads (the spool's
+// queue is thread-safe); start()/stop() from the owner.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/config/config.h"
+#include "agent/store/event_spool.h"
+#include "collectors/syslog/file_follower.h"
+#include "collectors/syslog/listener.h"
+#include "collectors/syslog/message.h"
+#include "collectors/syslog/probe.h"
+
+namespace hsmaudit::agent {
+
+class SyslogIntake final : public collectors::syslog::SyslogSink {
+public:
+    /// Opens the spool under `dir` and starts every listener and follower the configuration names.
+    /// Returns nullptr (no error) when the configuration names none.
+    static Result<std::unique_ptr<SyslogIntake>> start(const Config& config, const std::string& dir);
+    ~SyslogIntake() override;
+    SyslogIntake(const SyslogIntake&) = delete;
+    SyslogIntake& operator=(const SyslogIntake&) = delete;
+
+    void on_message(collectors::syslog::SyslogMessage&& message) override;
+    /// Stops sources first (nothing new arrives), then flushes and closes the spool; saves the
+    /// followers' positions so a restart resumes without re-reading.
+    void stop();
+    [[nodiscard]] nlohmann::json status_json() const;
+    /// The bound ports of network listeners, in configuration order (0 for unix sockets).
+    [[nodiscard]] std::vector<std::uint16_t> ports() const;
+
+private:
+    explicit SyslogIntake(std::string dir) : dir_(std::move(dir)) {}
+    std::string position_file(const std::string& path) const;
+
+    std::string dir_;
+    collectors::syslog::Probe probe_;
+    std::unique_ptr<EventSpool> spool_;
+    std::vector<std::unique_ptr<collectors::syslog::SyslogListener>> listeners_;
+    std::vector<std::pair<std::string, std::unique_ptr<collectors::syslog::FollowerThread>>> followers_;
+};
+
+/// One syslog message as the spool's JSON payload.
+nlohmann::json syslog_message_json(const collectors::syslog::SyslogMessage& m);
+
+}  // namespace hsmaudit::agent
