@@ -89,6 +89,11 @@ Result<std::string> Service::start() {
     HSMAUDIT_TRY(drain_->restore());
     drain_->start();
 
+    // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
+    auto intake = SyslogIntake::start(config_, (fs::path(state_dir_) / "syslog").string());
+    if (!intake) return std::move(intake).error();
+    syslog_ = std::move(*intake);
+
     // Archives and retention, each on its own thread, out of the drain's way.
     const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
     archiver_ = std::make_unique<Archiver>(
@@ -139,6 +144,9 @@ Result<std::string> Service::reload(Config next) {
 }
 
 void Service::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    if (syslog_) syslog_->stop();
     if (workload_) workload_->stop();
     if (retention_) retention_->stop();
     if (archiver_) archiver_->stop();
@@ -214,6 +222,7 @@ nlohmann::json Service::status_json() const {
                               {"message", a.message}});
         j["alerts"] = {{"counts", counts}, {"recent", recent}};
     }
+    if (syslog_) j["syslog"] = syslog_->status_json();
     if (workload_) {
         const auto w = workload_->stats();
         j["workload"] = {{"ops", w.ops}, {"refused", w.refused}, {"errors", w.errors}};

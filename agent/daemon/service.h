@@ -17,6 +17,7 @@
 #include "agent/alert_log.h"
 #include "agent/config/config.h"
 #include "agent/daemon/embedded_workload.h"
+#include "agent/daemon/syslog_intake.h"
 #include "agent/pipeline/drain.h"
 #include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
@@ -58,6 +59,7 @@ private:
     std::string state_dir_;
     std::string module_dir_;
     std::int64_t started_ms_ = 0;
+    bool stopped_ = false;
     std::optional<mac::AuditKey> key_;
     std::unique_ptr<hsmcore::module::Module> module_;
     std::unique_ptr<EmbeddedWorkload> workload_;
@@ -65,6 +67,7 @@ private:
     std::unique_ptr<AuditStore> store_;
     std::unique_ptr<AlertLog> alerts_;
     std::unique_ptr<Drain> drain_;
+    std::unique_ptr<SyslogIntake> syslog_;
     NoExporters delivery_;  // exporters' cursors join here as exporters arrive
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
