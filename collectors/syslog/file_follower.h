@@ -23,7 +23,7 @@ namespace hsmaudit::collectors::syslog {
 
 /// Where a follower stands in the file it follows: persist it to resume after a restart without
 /// re-reading or skipping lines. `head` (the file's first bytes) tells a file from another that got the
-/// same inode number after the first was deleted.
+/// same inode number after the first was deleted. A value type.
 struct FollowerPosition {
     std::uint64_t device = 0;
     std::uint64_t inode = 0;
@@ -31,6 +31,7 @@ struct FollowerPosition {
     std::string head;          // up to kHeadBytes first bytes of the file
 };
 
+/// Bounds of a FileFollower. A value type, read once by the constructor.
 struct FollowerOptions {
     std::size_t max_line_bytes = kDefaultMaxMessageBytes;           // longer lines are cut and flagged oversized
     std::size_t max_bytes_per_poll = std::size_t{4} * 1024 * 1024;  // bound on one poll()'s work (no stall)

@@ -9,7 +9,7 @@
 
 namespace hsmaudit::collectors::syslog {
 
-/// One message cut out of a stream.
+/// One message cut out of a stream. A value type.
 struct Frame {
     std::string bytes;
     bool oversized = false;      // the frame was longer than the maximum; bytes holds its first max bytes

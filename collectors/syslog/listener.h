@@ -15,6 +15,7 @@
 
 namespace hsmaudit::collectors::syslog {
 
+/// Configuration of one SyslogListener. A value type, read once by start().
 struct ListenerOptions {
     /// "unix:/run/hsmaudit/syslog.sock", "udp:127.0.0.1:514", "tcp:127.0.0.1:601" (port 0: any free port;
     /// read it back with port()). IPv6 as "udp:[::1]:514".

@@ -18,6 +18,7 @@
 
 namespace hsmaudit::appliance {
 
+/// What Appliance::start needs; only `destination` is required. A value type, read once by start().
 struct ApplianceOptions {
     std::string destination;                        // "unix:/path", "udp:127.0.0.1:514" or "tcp:127.0.0.1:601"
     std::string hostname = "myLuna";                // RFC 5424 HOSTNAME of every message

@@ -13,6 +13,7 @@ namespace hsmaudit::appliance {
 inline constexpr std::string_view kSdEnterprise = "32473";
 
 /// Process ids the emulated host services log with (stable so tests and dashboards can rely on them).
+/// A value type.
 struct ProcessIds {
     int ntls = 1234;
     int lunash = 2345;

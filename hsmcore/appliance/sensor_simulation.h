@@ -19,6 +19,7 @@ const char* to_string(SensorKind kind) noexcept;
 const char* to_string(SensorLevel level) noexcept;
 
 /// Something worth a syslog line: a reading that moved enough, or a threshold crossed or cleared.
+/// A value type.
 struct SensorEvent {
     enum class Type : std::uint8_t {
         reading_changed,  // e.g. a temperature moved by 2 degrees since the last logged value
@@ -38,7 +39,7 @@ struct SensorEvent {
     std::chrono::system_clock::time_point at;
 };
 
-/// The current state of one sensor (for status displays and tests).
+/// The current state of one sensor (for status displays and tests). A value type.
 struct SensorReading {
     std::string sensor;
     SensorKind kind;

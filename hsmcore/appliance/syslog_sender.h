@@ -19,7 +19,7 @@ namespace hsmaudit::appliance {
 
 /// Where the stream goes: "unix:/run/syslog.sock", "udp:127.0.0.1:514", "tcp:127.0.0.1:601" ("[::1]:601"
 /// for IPv6). Host names other than "localhost" are refused: the destination is local and must not stall
-/// on DNS.
+/// on DNS. A value type.
 struct SyslogDestination {
     enum class Kind : std::uint8_t { unix_datagram, udp, tcp };
     Kind kind = Kind::udp;
@@ -31,6 +31,7 @@ struct SyslogDestination {
     [[nodiscard]] std::string to_string() const;
 };
 
+/// Tuning of a SyslogSender. A value type, read once by open().
 struct SenderOptions {
     std::size_t queue_capacity = 4096;              // messages; send() drops beyond it
     std::chrono::milliseconds reconnect_min{100};   // first back-off after a failed connect
