@@ -164,7 +164,7 @@ Status Module::init(const std::string& dir, const InitOptions& opt) {
     auto m = open(dir);
     if (!m) return std::move(m).error();
     std::lock_guard lock((*m)->mu_);
-    static const Event ev{"LUNA_MODULE_INIT", kManage, true};
+    static const Event ev{"LUNA_MODULE_INIT", kManage, true, false, Priority::reserve, false};
     auto r = (*m)->finish(ev, nullptr, 0, Reply{}, {{"label", "default"}, {"mask", format_audit_mask(*mask)}});
     if (!r) return std::move(r).error();
     return {};
@@ -237,7 +237,7 @@ Status Module::start() {
             return st;
         }
     }
-    static const Event ev{"LUNA_MODULE_START", kManage, true, false, Priority::reserve};
+    static const Event ev{"LUNA_MODULE_START", kManage, true, false, Priority::reserve, false};
     auto r = finish(
         ev, nullptr, 0, Reply{},
         {{"pid", std::to_string(::getpid())}, {"msg", std::to_string(recovery_.entries) + " entries recovered"}});
@@ -314,8 +314,10 @@ Result<Reply> Module::finish(const Event& ev, const Session* s, std::uint64_t se
                              std::vector<mac::Detail> details, bool first_use) {
     ring::Counters& c = ring_->counters();
     const bool failed = !outcome.has_value();
-    ++c.op_requests;
-    if (failed) ++c.op_errors;
+    if (ev.request) {
+        ++c.op_requests;
+        if (failed) ++c.op_errors;
+    }
     if (ev.crypto) {
         ++c.crypto_requests;
         if (failed) ++c.crypto_errors;

@@ -148,6 +148,7 @@ private:
         bool critical = false;
         bool crypto = false;
         Priority priority = Priority::normal;
+        bool request = true;  // counts as an operation request (false: the module's own events)
     };
 
     Module(std::string dir, ModuleOptions options);
