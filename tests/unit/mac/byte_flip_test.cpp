@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ std::string mode_name(Mode m) {
         case Mode::both: return "both";
     }
     return "?";
+}
+
+void PrintTo(Mode m, std::ostream* os) {
+    *os << mode_name(m);
 }
 
 /// A different character of the same kind (digit, hex letter, letter), so the line keeps its
