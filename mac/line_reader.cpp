@@ -12,13 +12,16 @@
 namespace hsmaudit::mac {
 
 Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO without a writer would otherwise block forever; it is refused
+    // below like any other non-regular file. Regular files ignore the flag; it is cleared anyway.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return make_error(errc::io_error, "cannot open " + path + ": " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         return make_error(errc::io_error, path + " is not a readable regular file");
     }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<FileSource>(new FileSource(fd, path, static_cast<std::uint64_t>(st.st_size)));
 }
