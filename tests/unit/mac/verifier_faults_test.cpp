@@ -502,6 +502,17 @@ TEST_F(VerifierFaults, FaultListIsCappedButEveryFaultIsCounted) {
     EXPECT_EQ(count(r, FaultKind::record_mac_mismatch), 15u);
 }
 
+TEST_F(VerifierFaults, AFifoIsRefusedNotWaitedOn) {
+    trail();
+    const std::string fifo = dir_.sub("fifo.log");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    // Named explicitly: refused as not a regular file (before the fix, open() blocked forever).
+    auto r = verify_paths({fifo}, key_options(*keys_));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, errc::io_error);
+    EXPECT_NE(r.error().message.find(fifo), std::string::npos) << r.error().message;
+}
+
 TEST_F(VerifierFaults, UsageAndIoErrorsAreErrorsNotFaults) {
     trail();
     auto none = verify_paths({dir_.sub("t")}, VerifyOptions{});
