@@ -242,6 +242,7 @@ TEST_F(Cli, WrappedKeyRoundTripAndWrongPassphrase) {
 TEST_F(Cli, UsageAndIoErrorsExitTwo) {
     make_trail(20, 10);
     const std::string key = path("keys/audit.key");
+    ASSERT_EQ(hsmaudit({"secret", "init", "--dir", path("other")}).exit_code, 0);
     const std::vector<std::vector<std::string>> cases = {
         {},
         {"verify"},
@@ -255,6 +256,7 @@ TEST_F(Cli, UsageAndIoErrorsExitTwo) {
         {"verify", "--key", key, "--wrapped-key", path("x"), path("trail")},
         {"verify", "--wrapped-key", path("x"), path("trail")},
         {"verify", "--pubkey", key, path("trail")},  // a secret key file is not a public key file
+        {"verify", "--key", key, "--pubkey", path("other/audit.pub"), path("trail")},  // keys of two chains
         {"sample", "--dir", path("keys"), "--records", "5", "--segment-records", "2", "--out", path("trail")},
         {"sample", "--dir", path("keys"), "--records", "0", "--segment-records", "2", "--out", path("t2")},
         {"secret", "init", "--dir", path("keys")},  // refuses to overwrite
