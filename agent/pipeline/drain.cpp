@@ -239,19 +239,22 @@ void Drain::watch_ring(std::int64_t now) {
     }
     if (st->capacity_bytes == 0) return;
     const double fill = static_cast<double>(st->used_bytes) / static_cast<double>(st->capacity_bytes);
-    if (last_used_) {
-        const double dt = static_cast<double>(now - last_used_->first) / 1000.0;
-        if (dt > 0) {
-            const double rate = (static_cast<double>(st->used_bytes) - static_cast<double>(last_used_->second)) / dt;
-            fill_rate_ = 0.7 * fill_rate_ + 0.3 * rate;  // smoothed bytes/s
-        }
-    }
-    last_used_ = {now, st->used_bytes};
+    // The trend over a window, not between two samples: a ring drained in batches saw-tooths
+    // between empty and a few percent, which is not filling. Only a sustained net rise is.
+    used_samples_.emplace_back(now, st->used_bytes);
+    while (used_samples_.size() > 2 && now - used_samples_[1].first >= options_.predict_window.count())
+        used_samples_.pop_front();
+    double fill_rate = 0;  // bytes/s, net over the window
+    const auto& [t0, u0] = used_samples_.front();
+    if (now - t0 >= options_.predict_window.count() / 2 && now > t0)
+        fill_rate =
+            (static_cast<double>(st->used_bytes) - static_cast<double>(u0)) * 1000.0 / static_cast<double>(now - t0);
     const double capacity = static_cast<double>(st->capacity_bytes);
     const double reserve =
         st->reserve_bytes != 0 ? static_cast<double>(st->reserve_bytes) : options_.reserve_fraction * capacity;
     const double reserve_at = capacity - reserve;
-    const double to_reserve = fill_rate_ > 1.0 ? (reserve_at - static_cast<double>(st->used_bytes)) / fill_rate_ : -1;
+    const double to_reserve =
+        fill_rate > 1.0 ? std::max(0.0, reserve_at - static_cast<double>(st->used_bytes)) / fill_rate : -1;
 
     const int level = fill >= options_.fill_critical ? 2 : fill >= options_.fill_warning ? 1 : 0;
     if (level != fill_level_) {
@@ -264,7 +267,9 @@ void Drain::watch_ring(std::int64_t now) {
             raise("ring.fill_clear", Severity::info, "the module's audit ring is back to " + pct + " full");
         fill_level_ = level;
     }
-    const bool soon = to_reserve >= 0 && to_reserve < options_.predict_warning_s;
+    // Hysteresis: raised below the threshold, cleared only well above it (or when not filling).
+    const bool soon = predicted_alerted_ ? (to_reserve >= 0 && to_reserve < 2 * options_.predict_warning_s)
+                                         : (to_reserve >= 0 && to_reserve < options_.predict_warning_s);
     if (soon != predicted_alerted_) {
         if (soon)
             raise("ring.predicted_full", Severity::critical,

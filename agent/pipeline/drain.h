@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,7 @@ struct DrainOptions {
     double fill_critical = 0.80;
     double predict_warning_s = 60;   // alert when the ring is predicted to reach the reserve this soon
     double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
+    std::chrono::milliseconds predict_window{10'000};  // the fill trend is measured over this window
 };
 
 /// Counters the drain keeps; read with stats().
@@ -59,9 +61,9 @@ struct DrainStats {
     double ring_fill_peak = 0;
     double seconds_to_reserve = -1;  // predicted; -1 when the ring is not filling
     bool module_blocked = false;
-    bool acks_paused = false;                    // set_ack_paused(true): nothing is read, stored or acknowledged
+    bool acks_paused = false;                   // set_ack_paused(true): nothing is read, stored or acknowledged
     std::optional<std::uint64_t> sealed_epoch;  // the newest epoch whose seal is committed in the store
-    std::int64_t last_step_ms = 0;  // when the drain last completed a step (liveness for the watchdog)
+    std::int64_t last_step_ms = 0;              // when the drain last completed a step (liveness for the watchdog)
 };
 
 class Config;
@@ -119,8 +121,7 @@ private:
     std::int64_t rotate_at_ms_ = INT64_MAX;
     bool seal_requested_ = false;
     std::int64_t last_status_ms_ = 0;
-    std::optional<std::pair<std::int64_t, std::uint64_t>> last_used_;  // (time, bytes) at the last status read
-    double fill_rate_ = 0;                                             // bytes/s, smoothed
+    std::deque<std::pair<std::int64_t, std::uint64_t>> used_samples_;  // (time, used bytes) over predict_window
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;

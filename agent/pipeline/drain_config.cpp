@@ -23,6 +23,9 @@ std::span<const KeySpec> drain_config_keys() {
         {"alerts.ring_reserve", KeyType::ratio, "0.05",
          "The fraction of the ring the module keeps in reserve (it blocks there); used for the prediction."},
         {"alerts.status_interval", KeyType::duration, "1s", "How often the ring's fill is read.", 50, 60'000},
+        {"alerts.predict_window", KeyType::duration, "10s",
+         "The ring's fill trend (for the time-to-reserve prediction) is its net rise over this window.", 1000,
+         3'600'000},
     };
     return kKeys;
 }
@@ -38,6 +41,7 @@ DrainOptions make_drain_options(const Config& c) {
     o.predict_warning_s = static_cast<double>(c.integer("alerts.predict_full_seconds"));
     o.reserve_fraction = c.ratio("alerts.ring_reserve");
     o.status_interval = std::chrono::milliseconds(c.integer("alerts.status_interval"));
+    o.predict_window = std::chrono::milliseconds(c.integer("alerts.predict_window"));
     return o;
 }
 

@@ -253,6 +253,28 @@ TEST_P(DrainTest, RingFillAndBlockingRaiseAlertsAndClear) {
     EXPECT_GT(drain->stats().ring_fill_peak, 0.8);
 }
 
+TEST_P(DrainTest, ASustainedRiseIsPredictedButADrainedSawToothIsNot) {
+    module_ = std::make_unique<FakeModule>(*keys_, 500'000);
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    // Drained every second: the ring saw-tooths between empty and a burst; no prediction.
+    for (int s = 0; s < 30; ++s) {
+        module_->produce(200);
+        now_ms_ += 1000;
+        ASSERT_TRUE(drain->step().has_value());
+    }
+    EXPECT_FALSE(alerts_.has("ring.predicted_full"));
+    // The agent cannot acknowledge (e.g. its disk is full): the ring rises steadily.
+    drain->set_ack_paused(true, "test");
+    for (int s = 0; s < 30 && !alerts_.has("ring.predicted_full"); ++s) {
+        module_->produce(200);
+        now_ms_ += 1000;
+        ASSERT_TRUE(drain->step().has_value());
+    }
+    EXPECT_TRUE(alerts_.has("ring.predicted_full"));
+    EXPECT_GT(drain->stats().seconds_to_reserve, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "encrypted" : "plain"; });
 
