@@ -20,9 +20,12 @@ std::string fault_summary(const mac::VerifyReport& r) {
 std::string render_report_text(const mac::VerifyReport& r) {
     std::string out;
     out += "chain     " + r.chain_hex + "\n";
-    out += "checked   " +
-           std::string(r.macs_checked ? "record MACs (audit secret)" : "no record MACs (no audit secret)") + ", " +
-           std::string(r.signatures_checked ? "seal signatures and digests" : "no seal signatures") + "\n";
+    out +=
+        "checked   " + std::string(r.macs_checked ? "record MACs (audit secret)" : "no record MACs (no audit secret)") +
+        ", " +
+        std::string(r.signatures_checked ? (r.macs_checked ? "seal MACs and signatures" : "seal signatures and digests")
+                                         : "no seal signatures") +
+        "\n";
     out += "segments  " + std::to_string(r.segments.size()) + " (" + std::to_string(r.sealed_segments) + " sealed, " +
            std::to_string(r.open_segments) + " open)\n";
     out += "records   " + std::to_string(r.records);

@@ -91,6 +91,7 @@ private:
     bool check_macs_ = false;
     bool open_mac_ok_ = true;
     bool first_record_ = true;
+    bool compute_digest_ = false;  // without MAC checks, the digest chain is the check of record bytes
     Bytes32 digest_{};
     bool digest_valid_ = true;
     std::uint64_t expected_ = 1;

@@ -175,7 +175,7 @@ TEST_F(Cli, TamperedRecordExitsOneWithTheFaultInJson) {
         }
     }
     EXPECT_TRUE(found) << js.out;
-    EXPECT_EQ(j["fault_counts"]["digest_mismatch"], 1) << "the seal witnesses the change too";
+    EXPECT_FALSE(j["fault_counts"].contains("digest_mismatch")) << "with the secret the MACs are the check";
 
     CliRun text = hsmaudit({"verify", "--pubkey", path("keys/audit.pub"), path("trail")});
     EXPECT_EQ(text.exit_code, 1);
