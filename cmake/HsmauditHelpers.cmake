@@ -4,8 +4,9 @@
 #       builds library hsmaudit_<name>, aliased hsmaudit::<name>; headers are
 #       included from the repository root ("mac/chain_writer.h").
 #   hsmaudit_add_executable(<name> SOURCES ... [DEPS ...])
-#   hsmaudit_add_test(<name> SOURCES ... [DEPS ...] LABELS ...)
-#       a GoogleTest binary whose tests are registered with ctest and labelled.
+#   hsmaudit_add_test(<name> SOURCES ... [DEPS ...] LABELS ... [TIMEOUT s] [SERIAL])
+#       a GoogleTest binary whose tests are registered with ctest and labelled; SERIAL tests
+#       (load, crash and timing proofs) never run beside other tests under ctest -j.
 
 set(HSMAUDIT_ROOT "${CMAKE_CURRENT_LIST_DIR}/..")
 
@@ -48,7 +49,7 @@ function(hsmaudit_add_executable name)
 endfunction()
 
 function(hsmaudit_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_LABELS)
     message(FATAL_ERROR "hsmaudit_add_test(${name}): LABELS is required")
   endif()
@@ -61,8 +62,12 @@ function(hsmaudit_add_test name)
                                              HSMAUDIT_SOURCE_DIR="${HSMAUDIT_ROOT}")
   hsmaudit_set_warnings(${name})
   hsmaudit_apply_sanitizers(${name})
+  set(serial FALSE)
+  if(ARG_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+                       PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
 endfunction()
 
 # hsmaudit_add_subdirs(<dir>...): add each listed subdirectory that has a CMakeLists.txt.

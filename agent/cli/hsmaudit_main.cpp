@@ -202,7 +202,8 @@ int main(int argc, char** argv) {
     tail->add_flag("--json", tail_args.json, "one JSON object per record");
 
     agent::tools::FsckArgs fsck_args;
-    auto* fsck = app.add_subcommand("fsck", "check a stopped agent's store; --repair fixes it (exit 0 clean, 1 faults)");
+    auto* fsck =
+        app.add_subcommand("fsck", "check a stopped agent's store; --repair fixes it (exit 0 clean, 1 faults)");
     fsck->add_option("--state-dir", fsck_args.state_dir, "the agent's state directory");
     fsck->add_option("-c,--config", fsck_args.config, "the agent's configuration file");
     fsck->add_option("--key", fsck_args.key, "audit.key (default: the configuration's audit key)");

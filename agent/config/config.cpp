@@ -272,9 +272,9 @@ std::string Config::origin(std::string_view key) const {
     const Value& v = at(key);
     return v.line == 0 ? "default" : name_ + ":" + std::to_string(v.line);
 }
-void Config::set(std::string_view key, std::string value) {
+void Config::keep(std::string_view key, const Config& other) {
     auto it = values_.find(key);
-    if (it != values_.end()) it->second.text = std::move(value);
+    if (it != values_.end()) it->second = other.at(key);
 }
 
 std::string config_reference_markdown(std::span<const KeySpec> specs) {

@@ -58,8 +58,9 @@ public:
     [[nodiscard]] std::string origin(std::string_view key) const;
     [[nodiscard]] const std::string& source_name() const { return name_; }
 
-    /// Overrides a value in code (e.g. a path made absolute); the type is not re-checked.
-    void set(std::string_view key, std::string value);
+    /// Takes the value of `key` (text, number and origin) from `other`: a reload keeps the running
+    /// value of a key that needs a restart.
+    void keep(std::string_view key, const Config& other);
 
 private:
     struct Value {

@@ -32,8 +32,8 @@ std::span<const KeySpec> agent_config_keys() {
 
 std::vector<KeySpec> all_config_keys() {
     std::vector<KeySpec> all;
-    for (auto list : {agent_config_keys(), drain_config_keys(), store_config_keys(), archive_config_keys(),
-                      syslog_config_keys()})
+    for (auto list :
+         {agent_config_keys(), drain_config_keys(), store_config_keys(), archive_config_keys(), syslog_config_keys()})
         all.insert(all.end(), list.begin(), list.end());
     return all;
 }

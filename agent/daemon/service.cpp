@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "agent/config/keys.h"
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "hsmcore/host/module_host.h"
@@ -120,23 +121,25 @@ Result<std::string> Service::start() {
     return line;
 }
 
+namespace {
+/// Keys a SIGHUP applies at once: the drain's batching, rotation and alert thresholds, and the log
+/// level. Every other key (directories, module, keys, store, archives, syslog) needs a restart.
+bool reloadable(std::string_view key) {
+    return key.starts_with("drain.") || key.starts_with("rotation.") || key.starts_with("alerts.") ||
+           key == "agent.log_level";
+}
+}  // namespace
+
 Result<std::string> Service::reload(Config next) {
     std::string restart_needed;
-    for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
-                            "module.workload.rate", "module.workload.mix", "archive.interval",
-                            "archive.max_segments", "archive.compress", "store.quota", "store.quota_warning",
-                            "store.quota_check_interval"}) {
-        if (next.str(key) != config_.str(key)) restart_needed += std::string(restart_needed.empty() ? "" : ", ") + key;
+    for (const KeySpec& spec : all_config_keys()) {
+        if (reloadable(spec.key) || next.str(spec.key) == config_.str(spec.key)) continue;
+        restart_needed += std::string(restart_needed.empty() ? "" : ", ") + std::string(spec.key);
+        // Keep the running value, so status and later reloads stay true to what runs.
+        next.keep(spec.key, config_);
     }
     drain_->set_options(make_drain_options(next));
-    spdlog::level::level_enum level = spdlog::level::from_str(next.str("agent.log_level"));
-    logger().set_level(level);
-    // Keep the running values of keys that need a restart, so status and later reloads stay true.
-    for (const char* key : {"agent.state_dir", "module.mode", "module.dir", "audit.key", "store.encrypt",
-                            "module.workload.rate", "module.workload.mix", "archive.interval",
-                            "archive.max_segments", "archive.compress", "store.quota", "store.quota_warning",
-                            "store.quota_check_interval"})
-        next.set(key, config_.str(key));
+    logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
     config_ = std::move(next);
     return restart_needed.empty()
                ? std::string("configuration reloaded")

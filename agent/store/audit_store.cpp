@@ -396,8 +396,8 @@ Result<StorePosition> read_store_position(const std::string& audit_dir) {
     if (!st) return std::move(st).error();
     if (st->current >= 0) return *st->slots[st->current];
     if (st->slot_empty[0] && st->slot_empty[1]) return StorePosition{};
-    return make_error(errc::io_error,
-                      (fs::path(audit_dir) / kPositionFile).string() + " is damaged (no valid slot); run 'hsmaudit fsck'");
+    return make_error(errc::io_error, (fs::path(audit_dir) / kPositionFile).string() +
+                                          " is damaged (no valid slot); run 'hsmaudit fsck'");
 }
 
 Status write_store_position(const std::string& audit_dir, const StorePosition& p) {

@@ -12,11 +12,11 @@ std::span<const KeySpec> syslog_config_keys() {
          "`udp:127.0.0.1:514`, `tcp:127.0.0.1:601` (octet counting or LF framing). Empty: none."},
         {"syslog.files", KeyType::string, "",
          "Comma-separated log files to follow across rotation (rename, truncation, inode reuse). Empty: none."},
-        {"syslog.max_message_bytes", KeyType::bytes, "64KiB",
-         "Longer messages are cut, flagged oversized and kept.", 480, 16 << 20},
+        {"syslog.max_message_bytes", KeyType::bytes, "64KiB", "Longer messages are cut, flagged oversized and kept.",
+         480, 16 << 20},
         {"syslog.spool_quota", KeyType::bytes, "9700MB",
-         "Size of the syslog spool; when full the oldest spool files are deleted first, as on the appliance.",
-         1 << 20, 1LL << 50},
+         "Size of the syslog spool; when full the oldest spool files are deleted first, as on the appliance.", 1 << 20,
+         1LL << 50},
         {"syslog.spool_segment_bytes", KeyType::bytes, "16MiB", "Size of one spool file.", 4096, 1LL << 34},
     };
     return kKeys;
