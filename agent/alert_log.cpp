@@ -24,25 +24,17 @@ std::string alert_json_line(const Alert& a) {
 }
 
 Result<std::unique_ptr<AlertLog>> AlertLog::open(const std::string& dir) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error(errc::io_error, "cannot create " + dir + ": " + ec.message());
-    const std::string path = dir + "/alerts.jsonl";
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return make_error(errc::io_error, "cannot open " + path + ": " + std::strerror(errno));
-    return std::unique_ptr<AlertLog>(new AlertLog(path, fd));
-}
-
-AlertLog::~AlertLog() {
-    if (fd_ >= 0) ::close(fd_);
+    auto file = LineLog::open(dir, "alerts.jsonl");
+    if (!file) return std::move(file).error();
+    return std::unique_ptr<AlertLog>(new AlertLog(std::move(*file)));
 }
 
 void AlertLog::alert(Alert&& a) {
     const std::string line = alert_json_line(a);
     std::lock_guard lock(mutex_);
     ++counts_[a.kind];
-    const bool ok =
-        ::write(fd_, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fdatasync(fd_) == 0;
+    const Status written = file_->append(std::string_view(line).substr(0, line.size() - 1));
+    const bool ok = written.has_value();
     if (!ok) ++write_failures_;
     auto& log = logger();
     switch (a.severity) {
@@ -50,7 +42,7 @@ void AlertLog::alert(Alert&& a) {
         case Severity::warning: log.warn("alert {}: {}", a.kind, a.message); break;
         case Severity::critical: log.error("alert {}: {}", a.kind, a.message); break;
     }
-    if (!ok) log.error("cannot append the alert to {}: {}", path_, std::strerror(errno));
+    if (!ok) log.error("{}", written.error().message);
     recent_.push_back(std::move(a));
     if (recent_.size() > 20) recent_.erase(recent_.begin());
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/alerts.h"
+#include "agent/store/line_log.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent {
@@ -20,7 +21,7 @@ namespace hsmaudit::agent {
 class AlertLog final : public AlertSink {
 public:
     static Result<std::unique_ptr<AlertLog>> open(const std::string& dir);
-    ~AlertLog() override;
+    ~AlertLog() override = default;
     AlertLog(const AlertLog&) = delete;
     AlertLog& operator=(const AlertLog&) = delete;
 
@@ -32,9 +33,9 @@ public:
     [[nodiscard]] const std::string& path() const { return path_; }
 
 private:
-    AlertLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+    explicit AlertLog(std::unique_ptr<LineLog> file) : file_(std::move(file)), path_(file_->path()) {}
+    std::unique_ptr<LineLog> file_;
     std::string path_;
-    int fd_ = -1;
     mutable std::mutex mutex_;
     std::map<std::string, std::uint64_t> counts_;
     std::vector<Alert> recent_;

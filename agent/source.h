@@ -75,6 +75,8 @@ public:
     /// Asks the module to seal the current epoch (a seal entry, then the next open entry).
     virtual Status request_seal() = 0;
     virtual Result<SourceStatus> status() = 0;
+    /// The module's signed chain-head checkpoint line (mac/checkpoint.h), without LF.
+    virtual Result<std::string> checkpoint() = 0;
 };
 
 }  // namespace hsmaudit::agent

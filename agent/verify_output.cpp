@@ -33,6 +33,8 @@ std::string render_report_text(const mac::VerifyReport& r) {
     out += "\n";
     if (r.records > 0)
         out += "time      " + mac::format_time(r.first_time_ms) + " to " + mac::format_time(r.last_time_ms) + "\n";
+    if (r.anchors_checked > 0)
+        out += "anchors   " + std::to_string(r.anchors_checked) + " checkpoints matched a record of the trail\n";
     for (const auto& s : r.segments) {
         if (s.open_tail)
             out += "open      " + s.file + ": " + std::to_string(s.records) +
@@ -97,6 +99,7 @@ nlohmann::json render_report_json(const mac::VerifyReport& r) {
         if (r.fault_counts[k] != 0)
             counts[std::string(mac::to_string(static_cast<mac::FaultKind>(k)))] = r.fault_counts[k];
     j["fault_counts"] = std::move(counts);
+    j["anchors_checked"] = r.anchors_checked;
     j["faults_total"] = r.faults_total;
     j["faults_truncated"] = r.faults_total > r.faults.size();
     return j;

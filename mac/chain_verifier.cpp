@@ -179,6 +179,7 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
               "record " + std::to_string(rec->seq) + " comes after record " + std::to_string(last_seq_) +
                   " (reordered or inserted)" + suffix);
     }
+    if (observer_) observer_(rec->seq, rec->mac, line_no);
     expected_ = std::max(expected_, rec->seq + 1);
     last_seq_ = rec->seq;
     prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line

@@ -57,6 +57,11 @@ public:
     /// Ends the segment. `newest_unsealed_ok`: a missing seal is the open tail, not a fault.
     SegmentTotals end_segment(bool newest_unsealed_ok);
 
+    /// Called for each well-formed record line with its sequence number, its MAC as written and
+    /// its line number (the offline verifier matches checkpoints with it).
+    using RecordObserver = std::function<void(std::uint64_t seq, const Mac& mac, std::uint64_t line)>;
+    void set_record_observer(RecordObserver observer) { observer_ = std::move(observer); }
+
     /// Continues a chain verified earlier (e.g. before a restart) from where it ended.
     void resume(const ChainEnd& end) { end_ = end; }
 
@@ -76,6 +81,7 @@ private:
     const AuditKey* key_;
     std::optional<AuditPub> pub_;
     FaultSink sink_;
+    RecordObserver observer_;
     std::optional<EpochKeyDeriver> deriver_;
     std::optional<HmacSha256> hmac_;
     std::optional<Sha256> sha_;

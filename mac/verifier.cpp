@@ -38,6 +38,9 @@ std::string_view to_string(FaultKind kind) {
         case FaultKind::not_a_segment: return "not_a_segment";
         case FaultKind::encrypted_damaged: return "encrypted_damaged";
         case FaultKind::archive_damaged: return "archive_damaged";
+        case FaultKind::anchor_bad_signature: return "anchor_bad_signature";
+        case FaultKind::anchor_mismatch: return "anchor_mismatch";
+        case FaultKind::trail_truncated: return "trail_truncated";
     }
     return "unknown";
 }
@@ -120,7 +123,9 @@ public:
         std::stable_sort(chain.begin(), chain.end(), [](const SegmentHead& a, const SegmentHead& b) {
             return a.open.epoch != b.open.epoch ? a.open.epoch < b.open.epoch : a.path < b.path;
         });
+        prepare_anchors(expected);
         HSMAUDIT_TRY(verify_chain(chain));
+        finish_anchors();
         return std::move(report_);
     }
 
@@ -220,9 +225,22 @@ private:
 
     Status verify_chain(const std::vector<SegmentHead>& chain) {
         ChainVerifier cv(key(), opt_.pub ? &*opt_.pub : nullptr, [this](Fault&& f) { fault(std::move(f)); });
+        if (!anchors_.empty()) {
+            cv.set_record_observer([this](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
+                auto it = anchors_.find(seq);
+                if (it == anchors_.end()) return;
+                ++report_.anchors_checked;
+                if (it->second.mac != mac)
+                    fault(Fault{FaultKind::anchor_mismatch, current_file_, line, seq,
+                                "the checkpoint of " + format_time(it->second.time_ms) + " says record " +
+                                    std::to_string(seq) + " has another MAC: the trail was rewritten"});
+                anchors_.erase(it);
+            });
+        }
         for (std::size_t i = 0; i < chain.size(); ++i) {
             const SegmentHead& seg = chain[i];
             const bool newest = i + 1 == chain.size();
+            current_file_ = seg.path;
             auto opened = open_input(*seg.input);
             if (!opened) return std::move(opened).error();
             ByteSource* raw = opened->plain.get();
@@ -290,7 +308,41 @@ private:
         if (report_.faults.size() < opt_.max_faults) report_.faults.push_back(std::move(f));
     }
 
+    /// Keeps the checkpoints of this chain whose signature verifies; faults for the others.
+    void prepare_anchors(const ChainId& expected) {
+        const Ed25519PublicKey* pub = opt_.key ? &opt_.key->pubkey() : opt_.pub ? &opt_.pub->pubkey : nullptr;
+        for (const Checkpoint& c : opt_.anchors) {
+            const std::string what = "checkpoint of " + format_time(c.time_ms) + " for record " + std::to_string(c.seq);
+            if (c.chain != expected) {
+                fault(Fault{FaultKind::anchor_bad_signature, "(anchors)", 0, c.seq,
+                            what + " is of chain " + hex_encode(c.chain) + ", not of this chain"});
+            } else if (pub == nullptr || !c.verify(*pub)) {
+                fault(Fault{FaultKind::anchor_bad_signature, "(anchors)", 0, c.seq,
+                            what + ": its signature does not verify; it proves nothing"});
+            } else if (c.seq != 0) {
+                auto [it, inserted] = anchors_.emplace(c.seq, c);
+                if (!inserted && it->second.mac != c.mac)
+                    fault(Fault{FaultKind::anchor_mismatch, "(anchors)", 0, c.seq,
+                                "two validly signed checkpoints disagree on record " + std::to_string(c.seq)});
+            }
+        }
+    }
+
+    /// Checkpoints whose record the trail never reached prove it was cut.
+    void finish_anchors() {
+        for (const auto& [seq, c] : anchors_) {
+            if (seq <= report_.last_seq && seq >= report_.first_seq) continue;  // inside a reported gap
+            if (report_.records > 0 && seq < report_.first_seq) continue;       // before the range verified
+            fault(Fault{FaultKind::trail_truncated, "(anchors)", 0, seq,
+                        "the checkpoint of " + format_time(c.time_ms) + " proves record " + std::to_string(seq) +
+                            " existed, but the trail ends at " + std::to_string(report_.last_seq) +
+                            ": truncated, or rolled back to an older state"});
+        }
+    }
+
     const VerifyOptions& opt_;
+    std::map<std::uint64_t, Checkpoint> anchors_;
+    std::string current_file_;
     std::vector<Input> inputs_;  // stable: heads point into it
     std::uint64_t total_bytes_ = 0;
     std::uint64_t bytes_done_ = 0;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mac/checkpoint.h"
 #include "mac/keys.h"
 #include "mac/line_reader.h"
 #include "mac/result.h"
@@ -21,30 +22,33 @@
 namespace hsmaudit::mac {
 
 enum class FaultKind : std::uint8_t {
-    record_mac_mismatch,  // a record was modified, forged or inserted
-    sequence_gap,         // records are missing (deleted)
-    sequence_duplicate,   // a record number appears again (duplicated or inserted record)
-    sequence_reordered,   // a record number goes backwards (reordered records)
-    malformed_line,       // a line that is not a record, open or seal line
-    torn_line,            // the file ends inside a line (torn or truncated write)
-    open_mac_mismatch,    // the open line was modified
-    seal_missing,         // a segment that should be sealed is not (truncated, or --require-sealed)
-    seal_mismatch,        // the seal's count, range or final MAC disagree with the records
-    seal_mac_mismatch,    // the seal line was modified (MAC)
-    digest_mismatch,      // bytes before the seal differ from what was sealed
-    bad_signature,        // the seal's Ed25519 signature does not verify
-    data_after_seal,      // lines after the seal
-    segment_missing,      // a whole segment (epoch) is missing
-    segment_duplicate,    // an epoch appears in two files (duplicated or replayed segment)
-    chain_link_broken,    // a segment does not continue the previous segment's last MAC
-    foreign_chain,        // a segment of another chain
-    foreign_module,       // a segment naming another module serial
-    wrong_key,            // the key given does not verify this chain
-    not_a_segment,        // the file does not start with an open line
-    encrypted_damaged,    // an encrypted file's chunk is torn or fails authentication
-    archive_damaged,      // an archive (or one of its members) cannot be read back in full
+    record_mac_mismatch,   // a record was modified, forged or inserted
+    sequence_gap,          // records are missing (deleted)
+    sequence_duplicate,    // a record number appears again (duplicated or inserted record)
+    sequence_reordered,    // a record number goes backwards (reordered records)
+    malformed_line,        // a line that is not a record, open or seal line
+    torn_line,             // the file ends inside a line (torn or truncated write)
+    open_mac_mismatch,     // the open line was modified
+    seal_missing,          // a segment that should be sealed is not (truncated, or --require-sealed)
+    seal_mismatch,         // the seal's count, range or final MAC disagree with the records
+    seal_mac_mismatch,     // the seal line was modified (MAC)
+    digest_mismatch,       // bytes before the seal differ from what was sealed
+    bad_signature,         // the seal's Ed25519 signature does not verify
+    data_after_seal,       // lines after the seal
+    segment_missing,       // a whole segment (epoch) is missing
+    segment_duplicate,     // an epoch appears in two files (duplicated or replayed segment)
+    chain_link_broken,     // a segment does not continue the previous segment's last MAC
+    foreign_chain,         // a segment of another chain
+    foreign_module,        // a segment naming another module serial
+    wrong_key,             // the key given does not verify this chain
+    not_a_segment,         // the file does not start with an open line
+    encrypted_damaged,     // an encrypted file's chunk is torn or fails authentication
+    archive_damaged,       // an archive (or one of its members) cannot be read back in full
+    anchor_bad_signature,  // a checkpoint given with --anchors is not signed by this chain's key
+    anchor_mismatch,       // the trail's record at a checkpoint's sequence has another MAC
+    trail_truncated,       // a checkpoint proves records beyond the trail's end (truncated or rolled back)
 };
-inline constexpr std::size_t kFaultKindCount = 22;
+inline constexpr std::size_t kFaultKindCount = 25;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -112,6 +116,9 @@ struct VerifyOptions {
     /// Reads archives given (or found in directories) alongside segment files; nullptr: none.
     /// Must outlive the verify_paths() call.
     const ContainerExpander* containers = nullptr;
+    /// Chain-head checkpoints held off the box (mac/checkpoint.h): the trail must contain each
+    /// checkpoint's record with the checkpoint's MAC, and must reach the newest one.
+    std::vector<Checkpoint> anchors;
 };
 
 struct VerifyReport {
@@ -130,6 +137,7 @@ struct VerifyReport {
     std::size_t open_segments = 0;
     bool macs_checked = false;        // an audit key was given
     bool signatures_checked = false;  // a public key was available
+    std::size_t anchors_checked = 0;  // checkpoints matched against a record of the trail
 
     [[nodiscard]] bool verified() const { return faults_total == 0; }
 };

@@ -21,6 +21,7 @@
 #include "agent/store/archiver.h"
 #include "agent/tools/commands.h"
 #include "agent/verify_output.h"
+#include "mac/checkpoint.h"
 #include "mac/files.h"
 #include "mac/keys.h"
 #include "mac/record.h"
@@ -87,6 +88,7 @@ struct VerifyArgs {
     std::string pass_file;
     std::string pub_file;
     bool require_sealed = false;
+    std::vector<std::string> anchors;
     bool json = false;
     bool quiet = false;
     std::vector<std::string> paths;
@@ -95,6 +97,12 @@ struct VerifyArgs {
 int cmd_verify(const VerifyArgs& a) {
     mac::VerifyOptions opt;
     opt.require_sealed = a.require_sealed;
+    for (const auto& f : a.anchors) {
+        auto cps = mac::read_checkpoints(f);
+        if (!cps) return fail(cps.error().describe());
+        if (cps->empty()) return fail(f + " holds no checkpoint line");
+        opt.anchors.insert(opt.anchors.end(), cps->begin(), cps->end());
+    }
     if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
     if (!a.wrapped_file.empty() && a.pass_file.empty()) return fail("--wrapped-key needs --passphrase-file");
     if (!a.key_file.empty()) {
@@ -181,6 +189,9 @@ int main(int argc, char** argv) {
     verify->add_option("--passphrase-file", va.pass_file, "passphrase for --wrapped-key (mode 0600)");
     verify->add_option("--pubkey", va.pub_file, "audit.pub: checks seal signatures and digests");
     verify->add_flag("--require-sealed", va.require_sealed, "treat an unsealed newest segment as a fault");
+    verify->add_option("--anchors", va.anchors,
+                       "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "
+                       "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC");
     verify->add_flag("--json", va.json, "machine-readable report on stdout");
     verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
     verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories")

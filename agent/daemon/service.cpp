@@ -88,6 +88,14 @@ Result<std::string> Service::start() {
     // The drain.
     drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(config_), wall_clock_ms);
     HSMAUDIT_TRY(drain_->restore());
+    auto checkpoints = LineLog::open((fs::path(state_dir_) / "checkpoints").string(), "checkpoints.log");
+    if (!checkpoints) return std::move(checkpoints).error();
+    checkpoints_ = std::move(*checkpoints);
+    drain_->set_checkpoint_sink([this](const std::string& line) {
+        if (auto st = checkpoints_->append(line); !st)
+            alerts_->alert(
+                Alert{"checkpoint.store_failed", Severity::critical, st.error().describe(), 0, wall_clock_ms()});
+    });
     drain_->start();
 
     // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
@@ -126,7 +134,7 @@ namespace {
 /// level. Every other key (directories, module, keys, store, archives, syslog) needs a restart.
 bool reloadable(std::string_view key) {
     return key.starts_with("drain.") || key.starts_with("rotation.") || key.starts_with("alerts.") ||
-           key == "agent.log_level";
+           key.starts_with("checkpoint.") || key == "agent.log_level";
 }
 }  // namespace
 

@@ -68,6 +68,7 @@ private:
     std::unique_ptr<AlertLog> alerts_;
     std::unique_ptr<Drain> drain_;
     std::unique_ptr<SyslogIntake> syslog_;
+    std::unique_ptr<LineLog> checkpoints_;
     NoExporters delivery_;  // exporters' cursors join here as exporters arrive
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;

@@ -7,6 +7,7 @@
 #include "agent/errc.h"
 #include "mac/encrypted_file.h"
 #include "mac/line_reader.h"
+#include "mac/record.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::agent {
@@ -141,6 +142,7 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
         case EntryKind::seal:
             ++segment_line_;
             verifier_.line(text, segment_line_);
+            if (e.kind == EntryKind::record) watch_record(text, e.seq);
             if (e.kind == EntryKind::seal) verifier_.end_segment(false);
             return;
     }
@@ -210,6 +212,7 @@ Result<std::size_t> Drain::step() {
     const std::int64_t now = now_ms_();
     maybe_rotate(now);
     watch_ring(now);
+    maybe_checkpoint(now, seals > 0);
     {
         std::lock_guard lock(stats_mutex_);
         stats_.last_step_ms = now;
@@ -227,6 +230,52 @@ void Drain::maybe_rotate(std::int64_t now) {
         return;
     }
     seal_requested_ = true;
+}
+
+void Drain::watch_record(std::string_view line, std::uint64_t seq) {
+    // "<seq> <time> serial=<s> boot=<b> ..." (docs/FORMAT.md 2.5); a malformed line is the verifier's to report.
+    const auto sp = line.find(' ');
+    if (sp == std::string_view::npos || line.size() < sp + 25) return;
+    auto t = mac::parse_time(line.substr(sp + 1, 24));
+    const auto bp = line.find(" boot=", sp + 25);
+    std::uint64_t boot = 0;
+    if (bp != std::string_view::npos) {
+        const auto end = line.find(' ', bp + 6);
+        if (!mac::parse_u64(line.substr(bp + 6, end == std::string_view::npos ? end : end - bp - 6), boot)) boot = 0;
+    }
+    if (t) {
+        if (last_record_ms_ != 0 && *t + options_.clock_backwards_tolerance.count() < last_record_ms_)
+            raise("module.clock_backwards", Severity::warning,
+                  "the module's clock went back " + std::to_string(last_record_ms_ - *t) + " ms at record " +
+                      std::to_string(seq) + " (" + mac::format_time(last_record_ms_) + " then " + mac::format_time(*t) +
+                      "): records may appear out of order; sync the module clock",
+                  seq);
+        last_record_ms_ = *t;
+    }
+    if (boot != 0) {
+        if (last_boot_ != 0 && boot != last_boot_)
+            raise(boot > last_boot_ ? "module.boot_changed" : "module.boot_counter_decreased",
+                  boot > last_boot_ ? Severity::warning : Severity::critical,
+                  "the module's boot counter went from " + std::to_string(last_boot_) + " to " + std::to_string(boot) +
+                      " at record " + std::to_string(seq) +
+                      (boot > last_boot_ ? ": the module restarted" : ": the module's state was reset or replayed"),
+                  seq);
+        last_boot_ = boot;
+    }
+}
+
+void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
+    if (!checkpoint_sink_) return;
+    if (!sealed && now - last_checkpoint_ms_ < options_.checkpoint_interval.count()) return;
+    last_checkpoint_ms_ = now;
+    auto line = source_.checkpoint();
+    if (!line) {
+        raise("checkpoint.failed", Severity::warning, "cannot get a chain-head checkpoint: " + line.error().describe());
+        return;
+    }
+    checkpoint_sink_(*line);
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.checkpoints;
 }
 
 void Drain::watch_ring(std::int64_t now) {
@@ -318,6 +367,8 @@ void Drain::stop() {
     if (thread_.joinable()) {
         thread_.request_stop();
         thread_.join();
+        // A last chain head at a clean stop: what the module holds is on record off the box.
+        maybe_checkpoint(now_ms_(), true);
     }
 }
 

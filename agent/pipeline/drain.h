@@ -46,6 +46,10 @@ struct DrainOptions {
     double predict_warning_s = 60;   // alert when the ring is predicted to reach the reserve this soon
     double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
     std::chrono::milliseconds predict_window{10'000};  // the fill trend is measured over this window
+    std::chrono::milliseconds checkpoint_interval{60'000};
+    std::chrono::milliseconds clock_backwards_tolerance{
+        1000};  // a record older than its predecessor by more: alert  // a signed chain-head checkpoint this often, and
+                // at every seal
 };
 
 /// Counters the drain keeps; read with stats().
@@ -55,6 +59,7 @@ struct DrainStats {
     std::uint64_t seals = 0;
     std::uint64_t commits = 0;
     std::uint64_t faults = 0;
+    std::uint64_t checkpoints = 0;
     std::uint64_t acked_entry_no = 0;
     std::uint64_t last_seq = 0;
     double ring_fill = 0;  // 0..1, at the last status read
@@ -91,6 +96,10 @@ public:
     void start();
     /// Finishes the current batch, commits it and joins the thread.
     void stop();
+    /// Where signed chain-head checkpoints go (kept and sent off the box). Without one, none are taken.
+    using CheckpointSink = std::function<void(const std::string& line)>;
+    void set_checkpoint_sink(CheckpointSink sink) { checkpoint_sink_ = std::move(sink); }
+
     /// Replaces the options (a configuration reload); applied at the next step.
     void set_options(const DrainOptions& options);
     /// The fail-safe brake of retention (agent/store/retention.h): while paused, step() reads,
@@ -106,6 +115,8 @@ private:
     void verify_entry(const EntryBatch& batch, const EntryRef& e);
     void maybe_rotate(std::int64_t now);
     void watch_ring(std::int64_t now);
+    void maybe_checkpoint(std::int64_t now, bool sealed);
+    void watch_record(std::string_view line, std::uint64_t seq);
     void raise(std::string kind, Severity sev, std::string message, std::uint64_t seq = 0);
 
     AuditSource& source_;
@@ -120,6 +131,10 @@ private:
     std::int64_t segment_opened_ms_ = 0;
     std::int64_t rotate_at_ms_ = INT64_MAX;
     bool seal_requested_ = false;
+    CheckpointSink checkpoint_sink_;
+    std::int64_t last_record_ms_ = 0;  // the module's clock at the previous record (0: none seen)
+    std::uint64_t last_boot_ = 0;      // the module's boot counter at the previous record (0: none seen)
+    std::int64_t last_checkpoint_ms_ = INT64_MIN / 2;
     std::int64_t last_status_ms_ = 0;
     std::deque<std::pair<std::int64_t, std::uint64_t>> used_samples_;  // (time, used bytes) over predict_window
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes

@@ -23,6 +23,13 @@ std::span<const KeySpec> drain_config_keys() {
         {"alerts.ring_reserve", KeyType::ratio, "0.05",
          "The fraction of the ring the module keeps in reserve (it blocks there); used for the prediction."},
         {"alerts.status_interval", KeyType::duration, "1s", "How often the ring's fill is read.", 50, 60'000},
+        {"checkpoint.interval", KeyType::duration, "60s",
+         "How often the agent takes the module's signed chain-head checkpoint (also at every seal); checkpoints "
+         "go to <state>/checkpoints/checkpoints.log and to every exporter, so a copy off the box proves later "
+         "that the trail was not truncated (`hsmaudit verify --anchors`).",
+         1000, 86'400'000},
+        {"alerts.clock_backwards_tolerance", KeyType::duration, "1s",
+         "Alert when a record's module time is older than the previous record's by more than this.", 0, 86'400'000},
         {"alerts.predict_window", KeyType::duration, "10s",
          "The ring's fill trend (for the time-to-reserve prediction) is its net rise over this window.", 1000,
          3'600'000},
@@ -42,6 +49,8 @@ DrainOptions make_drain_options(const Config& c) {
     o.reserve_fraction = c.ratio("alerts.ring_reserve");
     o.status_interval = std::chrono::milliseconds(c.integer("alerts.status_interval"));
     o.predict_window = std::chrono::milliseconds(c.integer("alerts.predict_window"));
+    o.checkpoint_interval = std::chrono::milliseconds(c.integer("checkpoint.interval"));
+    o.clock_backwards_tolerance = std::chrono::milliseconds(c.integer("alerts.clock_backwards_tolerance"));
     return o;
 }
 

@@ -43,6 +43,12 @@ Status ModuleRingSource::request_seal() {
     return {};
 }
 
+Result<std::string> ModuleRingSource::checkpoint() {
+    auto c = host_->checkpoint();
+    if (!c) return std::move(c).error();
+    return c->line();
+}
+
 Result<agent::SourceStatus> ModuleRingSource::status() {
     auto st = host_->status();
     if (!st) return std::move(st).error();

@@ -23,6 +23,7 @@ public:
     Status acknowledge(std::uint64_t entry_no) override;
     Status request_seal() override;
     Result<agent::SourceStatus> status() override;
+    Result<std::string> checkpoint() override;
 
 private:
     std::unique_ptr<hsmcore::host::ModuleHost> host_;

@@ -104,6 +104,12 @@ std::string ControlServer::handle(module::Module& m, std::string_view request) {
         auto st = m.ack_through(a);
         return st ? "OK" : err_reply(st.error());
     }
+    if (verb == "CHECKPOINT") {
+        auto c = m.checkpoint();
+        if (!c) return err_reply(c.error());
+        // Every field of the line is one space-free token: the reply carries the line's fields.
+        return "OK " + c->line().substr(std::string_view("@checkpoint ").size());
+    }
     if (verb == "SEAL") {
         auto r = m.seal();
         return r ? "OK entry=" + std::to_string(r->handle) : err_reply(r.error());

@@ -24,6 +24,7 @@ public:
         if (!r) return std::move(r).error();
         return r->handle;
     }
+    Result<mac::Checkpoint> checkpoint() override { return module_.checkpoint(); }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
 
 private:
@@ -50,6 +51,13 @@ public:
         auto r = call("SEAL");
         if (!r) return std::move(r).error();
         return r->get_u64("entry");
+    }
+    Result<mac::Checkpoint> checkpoint() override {
+        auto r = call("CHECKPOINT");
+        if (!r) return std::move(r).error();
+        std::string line = "@checkpoint";
+        for (const auto& [k, v] : r->fields) line += " " + k + "=" + v;
+        return mac::parse_checkpoint_line(line);
     }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
 

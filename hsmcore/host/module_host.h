@@ -23,6 +23,7 @@
 
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"
+#include "mac/checkpoint.h"
 #include "mac/result.h"
 
 namespace hsmaudit::hsmcore::module {
@@ -46,6 +47,8 @@ public:
     virtual Result<ring::RingStatus> status() = 0;
     /// Seals the current epoch; returns the seal entry's number.
     virtual Result<std::uint64_t> seal() = 0;
+    /// The module's signed chain-head checkpoint (mac/checkpoint.h).
+    virtual Result<mac::Checkpoint> checkpoint() = 0;
     /// The module serial (records carry it; it is not stored per entry).
     [[nodiscard]] virtual const std::string& serial() const = 0;
 };

@@ -792,6 +792,12 @@ std::uint32_t Module::audit_mask() const {
 
 // ---- host side ------------------------------------------------------------------------------
 
+Result<mac::Checkpoint> Module::checkpoint() {
+    std::lock_guard lock(mu_);
+    const mac::ChainHead& h = chain_->head();
+    return mac::make_checkpoint(chain_id_, serial_, h.epoch, h.next_seq - 1, clock_.now_ms(), h.last_mac, *signer_);
+}
+
 Result<Reply> Module::seal() {
     std::lock_guard lock(mu_);
     const std::size_t sizes[2] = {1024, 640};  // upper bounds of a seal and an open entry

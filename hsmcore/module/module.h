@@ -27,6 +27,7 @@
 #include "hsmcore/module/key_object.h"
 #include "hsmcore/ring/ring.h"
 #include "mac/chain_writer.h"
+#include "mac/checkpoint.h"
 #include "mac/result.h"
 
 namespace hsmaudit::hsmcore::module {
@@ -116,6 +117,8 @@ public:
     // The host side (the agent's requests).
     /// Seals the open segment and opens the next one; returns the seal's entry number in handle.
     Result<Reply> seal();
+    /// A signed chain-head checkpoint: the newest record's sequence number and MAC (mac/checkpoint.h).
+    Result<mac::Checkpoint> checkpoint();
     Status ack_through(std::uint64_t entry_no);
     [[nodiscard]] ring::RingStatus status() const;
     [[nodiscard]] ring::RingReader reader() const;

@@ -275,6 +275,66 @@ TEST_P(DrainTest, ASustainedRiseIsPredictedButADrainedSawToothIsNot) {
     EXPECT_GT(drain->stats().seconds_to_reserve, 0);
 }
 
+TEST_P(DrainTest, SignedCheckpointsAreTakenAtEverySealAndOnTheInterval) {
+    auto store = open_store();
+    DrainOptions opt;
+    opt.checkpoint_interval = std::chrono::milliseconds(60'000);
+    auto drain = make_drain(*store, opt);
+    std::vector<std::string> lines;
+    drain->set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    module_->produce(10);
+    ASSERT_TRUE(drain->step().has_value());  // the first step takes one
+    EXPECT_EQ(lines.size(), 1u);
+    module_->produce(10);
+    now_ms_ += 1000;
+    ASSERT_TRUE(drain->step().has_value());  // not due yet
+    EXPECT_EQ(lines.size(), 1u);
+    module_->seal_now();
+    module_->produce(1);
+    ASSERT_TRUE(drain->step().has_value());  // a seal: one more
+    EXPECT_EQ(lines.size(), 2u);
+    now_ms_ += 60'000;
+    ASSERT_TRUE(drain->step().has_value());  // the interval
+    ASSERT_EQ(lines.size(), 3u);
+    auto c = mac::parse_checkpoint_line(lines.back());
+    ASSERT_TRUE(c.has_value());
+    EXPECT_TRUE(c->verify(keys_->key.pubkey()));
+    EXPECT_EQ(c->seq, 21u);
+    // The stored trail matches the checkpoints.
+    mac::VerifyOptions vo;
+    vo.key.emplace(keys_->key);
+    for (const auto& l : lines) vo.anchors.push_back(*mac::parse_checkpoint_line(l));
+    auto r = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->verified());
+    EXPECT_EQ(r->anchors_checked, 2u);  // records 10 and 21 (two checkpoints name record 21)
+}
+
+TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    module_->produce(5);
+    module_->produce_at(module_->now_ms() - 500);  // within the 1 s tolerance: not an alert
+    drain_all(*drain);
+    EXPECT_TRUE(alerts_.alerts.empty());
+    module_->produce_at(module_->now_ms() - 3'600'000);  // an hour back
+    module_->reboot();
+    module_->produce(2);
+    drain_all(*drain);
+    ASSERT_TRUE(alerts_.has("module.clock_backwards"));
+    ASSERT_TRUE(alerts_.has("module.boot_changed"));
+    for (const auto& a : alerts_.alerts) {
+        if (a.kind == "module.clock_backwards") {
+            EXPECT_EQ(a.seq, 7u);
+        }
+        if (a.kind == "module.boot_changed") {
+            EXPECT_EQ(a.seq, 8u);
+        }
+    }
+    EXPECT_EQ(alerts_.alerts.size(), 2u);
+    EXPECT_TRUE(verify().verified());  // the records are authentic: only the clock and the boot changed
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "encrypted" : "plain"; });
 

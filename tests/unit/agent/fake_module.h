@@ -12,6 +12,7 @@
 #include "agent/sample.h"
 #include "agent/source.h"
 #include "mac/chain_writer.h"
+#include "mac/checkpoint.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent::testing {
@@ -44,6 +45,19 @@ public:
             entries_.push_back({EntryKind::record, rec.seq, line});
         }
     }
+    /// One record stamped with `time_ms` (a module clock set back, or forward).
+    void produce_at(std::int64_t time_ms) {
+        mac::AuditRecord rec;
+        workload_.next(rec);
+        rec.time_ms = time_ms;
+        std::string line;
+        ASSERT_TRUE(writer_->append(rec, line).has_value());
+        entries_.push_back({EntryKind::record, rec.seq, line});
+    }
+    /// The module restarts: its boot counter goes up.
+    void reboot() { writer_->set_boot(writer_->boot() + 1); }
+    std::int64_t now_ms() const { return workload_.now_ms(); }
+
     void seal_now() {
         seal_requested_ = false;
         auto seal = writer_->seal(workload_.now_ms());
@@ -87,6 +101,15 @@ public:
         return s;
     }
 
+    Result<std::string> checkpoint() override {
+        ++checkpoints_;
+        auto c = mac::make_checkpoint(keys_.key.chain(), "150123", writer_->head().epoch, writer_->head().next_seq - 1,
+                                      workload_.now_ms(), writer_->head().last_mac, keys_.signer);
+        if (!c) return std::move(c).error();
+        return c->line();
+    }
+    int checkpoints() const { return checkpoints_; }
+
     std::uint64_t acked() const { return acked_; }
     std::uint64_t size() const { return entries_.size(); }
     int seal_requests() const { return seal_requests_; }
@@ -103,6 +126,7 @@ private:
     bool seal_requested_ = false;
     int seal_requests_ = 0;
     int reads_ = 0;
+    int checkpoints_ = 0;
     bool blocked_ = false;
     std::vector<std::string> violations_;
 };
