@@ -66,6 +66,11 @@ function(hsmaudit_add_test name)
   if(ARG_SERIAL)
     set(serial TRUE)
   endif()
+  list(LENGTH ARG_LABELS n_labels)
+  if(n_labels GREATER 1)
+    # gtest_discover_tests flattens PROPERTIES: a list value would misalign every pair after it.
+    message(FATAL_ERROR "hsmaudit_add_test(${name}): one label per test binary (got ${ARG_LABELS})")
+  endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
                        PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
 endfunction()

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "mac/errc.h"
+#include "mac/unique_fd.h"
 
 namespace hsmaudit::mac {
 namespace {
@@ -17,20 +18,6 @@ Error io(const std::string& what, const std::string& path) {
     return make_error(errc::io_error, what + " " + path + ": " + std::strerror(errno));
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-private:
-    int fd_;
-};
 
 Result<std::string> read_fd(int fd, const std::string& path, std::size_t max_bytes) {
     std::string out;
@@ -56,7 +43,7 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
     if (exclusive && ::access(path.c_str(), F_OK) == 0)
         return make_error(errc::invalid_argument, path + " already exists; refusing to overwrite it");
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
     if (fd.get() < 0) return io("cannot create", tmp);
     // The umask may have narrowed the mode; secrets must be exactly `mode`, never wider.
     if (::fchmod(fd.get(), mode) != 0) return io("cannot chmod", tmp);
@@ -76,7 +63,7 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
         ::unlink(tmp.c_str());
         return e;
     }
-    ::close(fd.release());
+    fd.reset();
     if (exclusive) {
         // link() fails if the target exists, closing the race between access() and rename().
         if (::link(tmp.c_str(), path.c_str()) != 0) {
@@ -92,19 +79,19 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
     }
     std::string dir = fs::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
-    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dfd.get() >= 0) ::fsync(dfd.get());
     return {};
 }
 
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return io("cannot open", path);
     return read_fd(fd.get(), path, max_bytes);
 }
 
 Result<std::string> read_secret_file(const std::string& path, std::size_t max_bytes) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return io("cannot open", path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return io("cannot stat", path);
