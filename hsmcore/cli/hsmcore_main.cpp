@@ -56,7 +56,17 @@ int cmd_serve(const std::string& dir, const std::string& syslog_dest, bool sync_
         if (!a) return fail(a.error());
         app = std::move(*a);
     }
-    auto server = hsmcore::host::ControlServer::start(**m, (fs::path(dir) / hsmcore::host::kControlSocket).string());
+    hsmcore::host::ControlServer::LinkObserver links;
+    if (app) {
+        links = [a = app.get()](bool up, const std::string& client) {
+            if (up)
+                a->ntls_link_up(client, "client");
+            else
+                a->ntls_link_down(client, "client", "connection closed");
+        };
+    }
+    auto server = hsmcore::host::ControlServer::start(**m, (fs::path(dir) / hsmcore::host::kControlSocket).string(), 64,
+                                                      std::move(links));
     if (!server) return fail(server.error());
     std::printf("serving module %s (boot %u) on %s\n", (*m)->serial().c_str(), (*m)->boot(),
                 (fs::path(dir) / hsmcore::host::kControlSocket).c_str());

@@ -208,7 +208,7 @@ std::string ControlServer::handle(module::Module& m, std::string_view request) {
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(module::Module& module, std::string socket_path,
-                                                            std::size_t max_connections) {
+                                                            std::size_t max_connections, LinkObserver link_observer) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (socket_path.size() >= sizeof addr.sun_path)
@@ -224,6 +224,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(module::Module& modu
         return make_error(errc::io_error, "cannot listen on " + socket_path + ": " + msg);
     }
     std::unique_ptr<ControlServer> s(new ControlServer(module, std::move(socket_path), fd, max_connections));
+    s->link_observer_ = std::move(link_observer);
     s->acceptor_ = std::jthread([srv = s.get()](std::stop_token st) { srv->accept_loop(st); });
     return s;
 }
@@ -282,6 +283,15 @@ void ControlServer::serve_connection(std::stop_token stop, int fd, std::shared_p
     std::string buf;
     std::string out;
     char tmp[16384];
+    bool link_up = false;
+    std::string client;
+    if (link_observer_) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        client = ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+                     ? "local pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid)
+                     : "local client";
+    }
     while (!stop.stop_requested()) {
         pollfd p{fd, POLLIN, 0};
         const int n = ::poll(&p, 1, kPollMs);
@@ -297,7 +307,15 @@ void ControlServer::serve_connection(std::stop_token stop, int fd, std::shared_p
         out.clear();
         std::size_t start = 0;
         for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
-            out += handle(module_, std::string_view(buf).substr(start, nl - start));
+            const std::string_view request = std::string_view(buf).substr(start, nl - start);
+            if (link_observer_ && !link_up) {
+                const std::string_view verb = request.substr(0, request.find(' '));
+                if (verb != "PING" && verb != "STATUS" && verb != "ACK" && verb != "SEAL" && verb != "CHECKPOINT") {
+                    link_up = true;
+                    link_observer_(true, client);
+                }
+            }
+            out += handle(module_, request);
             out += '\n';
         }
         buf.erase(0, start);
@@ -316,6 +334,7 @@ void ControlServer::serve_connection(std::stop_token stop, int fd, std::shared_p
         if (off < out.size() || oversized) break;
     }
     ::close(fd);
+    if (link_up) link_observer_(false, client);
     done->store(true);
 }
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -22,9 +23,16 @@ namespace hsmaudit::hsmcore::host {
 
 class ControlServer {
 public:
+    /// Told when a client's link comes up (its first module request: OPEN, LOGIN, SIGN...) and
+    /// goes down (the connection closes): the appliance logs these as NTLS link events. Host
+    /// requests (the agent's ACK, SEAL, STATUS, CHECKPOINT) do not make a client link.
+    /// Called from connection threads.
+    using LinkObserver = std::function<void(bool up, const std::string& client)>;
+
     /// Binds `socket_path` (replacing a stale socket file), mode 0660, and starts accepting.
     static Result<std::unique_ptr<ControlServer>> start(module::Module& module, std::string socket_path,
-                                                        std::size_t max_connections = 64);
+                                                        std::size_t max_connections = 64,
+                                                        LinkObserver link_observer = {});
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -46,6 +54,7 @@ private:
     };
 
     module::Module& module_;
+    LinkObserver link_observer_;
     std::string socket_path_;
     int listen_fd_ = -1;
     std::size_t max_connections_;

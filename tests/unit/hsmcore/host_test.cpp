@@ -221,8 +221,17 @@ TEST_F(HostTest, ConcurrentClientThreadsAndInProcessDrainKeepTheChainIntact) {
                     std::this_thread::yield();
             }
             for (int i = 0; i < kOpsPerThread; ++i) {
-                auto r = (i % 3 == 0) ? module_->encrypt(s, aes, "data") : module_->log_external(s, "m");
-                if (r) ++done;
+                // Refused while the ring is at its reserve (the drain thread may lag on a busy
+                // machine): retry until the drain frees space. Any other error counts as not done.
+                for (;;) {
+                    auto r = (i % 3 == 0) ? module_->encrypt(s, aes, "data") : module_->log_external(s, "m");
+                    if (r) {
+                        ++done;
+                        break;
+                    }
+                    if (r.error().code != errc::log_full) break;
+                    std::this_thread::yield();
+                }
                 if (t == 0 && i % 500 == 0) (void)module_->seal();
             }
         });
@@ -233,7 +242,7 @@ TEST_F(HostTest, ConcurrentClientThreadsAndInProcessDrainKeepTheChainIntact) {
     EXPECT_EQ(faults, 0u);
     const auto st = module_->status();
     EXPECT_EQ(records, st.next_seq - 1);
-    EXPECT_GE(done.load(), static_cast<std::uint64_t>(kThreads * kOpsPerThread / 2));
+    EXPECT_EQ(done.load(), static_cast<std::uint64_t>(kThreads * kOpsPerThread));
 }
 
 // One writer (this process), one acknowledging reader process that verifies every MAC and seal with
