@@ -18,7 +18,6 @@ Error io(const std::string& what, const std::string& path) {
     return make_error(errc::io_error, what + " " + path + ": " + std::strerror(errno));
 }
 
-
 Result<std::string> read_fd(int fd, const std::string& path, std::size_t max_bytes) {
     std::string out;
     char buf[65536];
