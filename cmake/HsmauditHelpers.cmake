@@ -58,6 +58,7 @@ function(hsmaudit_add_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  target_include_directories(${name} PRIVATE "${HSMAUDIT_ROOT}")  # shared test helpers: tests/integration/common/
   target_compile_definitions(${name} PRIVATE HSMAUDIT_BINARY_DIR="${CMAKE_BINARY_DIR}"
                                              HSMAUDIT_SOURCE_DIR="${HSMAUDIT_ROOT}")
   hsmaudit_set_warnings(${name})

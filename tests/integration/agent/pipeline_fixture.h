@@ -13,12 +13,11 @@
 #include <random>
 #include <thread>
 
-#include "../hsmcore/process.h"
+#include "tests/integration/common/process.h"
 
 namespace hsmaudit::testing {
 
 namespace fs = std::filesystem;
-using hsmcore::testing::Process;
 using Clock = std::chrono::steady_clock;
 
 inline const std::string kBin = HSMAUDIT_BINARY_DIR;
@@ -47,7 +46,7 @@ protected:
     }
 
     std::pair<int, std::string> run(const std::vector<std::string>& argv) {
-        return hsmcore::testing::run(argv, dir_ + "/cmd" + std::to_string(++commands_));
+        return testing::run(argv, dir_ + "/cmd" + std::to_string(++commands_));
     }
     void init_module(const std::string& ring_size) {
         auto [code, out] = run({kHsmcore, "init", "--dir", module_, "--ring-size", ring_size});

@@ -18,7 +18,7 @@ TEST_F(Pipeline, At20000OpsPerSecondFor60SecondsTheRingStaysBelow5PercentAndEver
     std::cout << "load: " << load.dump() << "\n";
     ASSERT_NO_FATAL_FAILURE(wait_drained());
     ASSERT_NO_FATAL_FAILURE(stop_agent());
-    const auto status = json_of(hsmcore::testing::Process::slurp(state_ + "/status.json"));
+    const auto status = json_of(Process::slurp(state_ + "/status.json"));
     const double peak = status["ring"].value("fill_peak", 1.0);
     std::cout << "ring peak fill seen by the agent (sampled every 50 ms): " << peak * 100 << "%\n";
     EXPECT_LT(peak, 0.05);

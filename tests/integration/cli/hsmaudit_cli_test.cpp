@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/common/process.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -26,11 +28,10 @@ struct CliRun {
     std::string err;
 };
 
+using hsmaudit::testing::Process;
+
 std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return Process::slurp(path);
 }
 
 void spit(const std::string& path, const std::string& data) {
@@ -55,31 +56,13 @@ protected:
 
     /// Runs hsmaudit with `args` (no shell), stdin from /dev/null, and collects its output.
     CliRun hsmaudit(const std::vector<std::string>& args) {
-        const std::string out_file = path(".stdout");
-        const std::string err_file = path(".stderr");
-        std::vector<char*> argv;
-        std::vector<std::string> storage = {kBinary};
-        storage.insert(storage.end(), args.begin(), args.end());
-        for (auto& s : storage) argv.push_back(s.data());
-        argv.push_back(nullptr);
-        const pid_t pid = ::fork();
-        if (pid == 0) {
-            const int in = ::open("/dev/null", O_RDONLY);
-            const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (in < 0 || out < 0 || err < 0) ::_exit(127);
-            ::dup2(in, 0);
-            ::dup2(out, 1);
-            ::dup2(err, 2);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
+        std::vector<std::string> argv = {kBinary};
+        argv.insert(argv.end(), args.begin(), args.end());
+        Process p(argv, path(".stdout"), path(".stderr"));
         CliRun r;
-        int status = 0;
-        EXPECT_EQ(::waitpid(pid, &status, 0), pid);
-        r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        r.out = slurp(out_file);
-        r.err = slurp(err_file);
+        r.exit_code = p.wait().value_or(-1);
+        r.out = p.out();
+        r.err = p.err();
         return r;
     }
 

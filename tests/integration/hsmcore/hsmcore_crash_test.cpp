@@ -12,9 +12,12 @@
 #include "hsmcore/host/control_protocol.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"
-#include "tests/integration/hsmcore/process.h"
+#include "tests/integration/common/process.h"
 
 namespace hsmaudit::hsmcore::testing {
+
+using hsmaudit::testing::Process;
+using hsmaudit::testing::run;
 namespace {
 
 namespace fs = std::filesystem;

@@ -6,9 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "hsmcore/host/control_protocol.h"
-#include "tests/integration/hsmcore/process.h"
+#include "tests/integration/common/process.h"
 
 namespace hsmaudit::hsmcore::testing {
+
+using hsmaudit::testing::Process;
+using hsmaudit::testing::run;
 namespace {
 
 namespace fs = std::filesystem;

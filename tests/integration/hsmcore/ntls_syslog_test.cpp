@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "process.h"
+#include "tests/integration/common/process.h"
 
 namespace hsmaudit::hsmcore {
 namespace {

@@ -1,5 +1,6 @@
-// A child process for integration tests: fork + execv with stdout/stderr to files, stopped (SIGKILL)
-// and reaped by the destructor if still running, so no test leaves a process behind.
+// A child process for integration tests (shared by every suite under tests/integration/): fork + execv with
+// stdout/stderr to files, stopped (SIGKILL) and reaped by the destructor if still running, so no test leaves a process
+// behind.
 #pragma once
 
 #include <fcntl.h>
@@ -15,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-namespace hsmaudit::hsmcore::testing {
+namespace hsmaudit::testing {
 
 class Process {
 public:
@@ -26,8 +27,11 @@ public:
         args.push_back(nullptr);
         pid_ = ::fork();
         if (pid_ == 0) {
+            const int in = ::open("/dev/null", O_RDONLY);
             const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
             const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (in < 0 || out < 0 || err < 0) ::_exit(127);
+            ::dup2(in, 0);
             ::dup2(out, 1);
             ::dup2(err, 2);
             ::execv(args[0], args.data());
@@ -67,7 +71,7 @@ public:
     [[nodiscard]] std::string err() const { return slurp(err_file_); }
 
     static std::string slurp(const std::string& path) {
-        std::ifstream f(path);
+        std::ifstream f(path, std::ios::binary);
         std::stringstream s;
         s << f.rdbuf();
         return s.str();
@@ -88,4 +92,4 @@ inline std::pair<int, std::string> run(const std::vector<std::string>& argv, con
     return {code.value_or(-1), p.out() + p.err()};
 }
 
-}  // namespace hsmaudit::hsmcore::testing
+}  // namespace hsmaudit::testing
