@@ -46,16 +46,9 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
     if (fd.get() < 0) return io("cannot create", tmp);
     // The umask may have narrowed the mode; secrets must be exactly `mode`, never wider.
     if (::fchmod(fd.get(), mode) != 0) return io("cannot chmod", tmp);
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const Error e = io("cannot write", tmp);
-            ::unlink(tmp.c_str());
-            return e;
-        }
-        off += static_cast<std::size_t>(n);
+    if (auto st = write_all(fd.get(), data, tmp); !st) {
+        ::unlink(tmp.c_str());
+        return st;
     }
     if (::fsync(fd.get()) != 0) {
         const Error e = io("cannot fsync", tmp);
@@ -78,8 +71,26 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
     }
     std::string dir = fs::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
-    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd.get() >= 0) ::fsync(dfd.get());
+    return fsync_dir(dir);
+}
+
+Status write_all(int fd, std::string_view data, const std::string& path) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return io("cannot write", path);
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+Status fsync_dir(const std::string& dir) {
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return io("cannot open directory", dir);
+    if (::fsync(fd.get()) != 0) return io("cannot fsync directory", dir);
     return {};
 }
 

@@ -16,6 +16,11 @@ namespace hsmaudit::mac {
 /// file mode `mode`. With `exclusive`, fails if `path` already exists.
 Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode, bool exclusive);
 
+/// Writes all of `data` to `fd` (retrying short writes and EINTR); errors name `path`.
+Status write_all(int fd, std::string_view data, const std::string& path);
+/// fsyncs a directory, so the entries created or renamed in it are durable.
+Status fsync_dir(const std::string& dir);
+
 /// Reads a whole file of at most `max_bytes`.
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 

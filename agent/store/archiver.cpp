@@ -20,6 +20,7 @@
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "mac/encrypted_file.h"
+#include "mac/files.h"
 #include "mac/line_reader.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
@@ -87,12 +88,7 @@ std::string archive_message(archive* a) {
     return m != nullptr ? std::string(m) : std::string("unknown libarchive error");
 }
 
-Status fsync_dir(const std::string& dir) {
-    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) return io("cannot open directory " + dir);
-    if (::fsync(fd.get()) != 0) return io("cannot fsync directory " + dir);
-    return {};
-}
+using mac::fsync_dir;
 
 /// Reads up to out.size() bytes, fewer only at the end of the file.
 Result<std::size_t> read_full(int fd, char* out, std::size_t n, const std::string& path) {

@@ -13,6 +13,7 @@
 #include "mac/files.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
+#include "mac/unique_fd.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -28,27 +29,8 @@ Error io(const std::string& what) {
     return make_error(errc::io_error, what + ": " + std::strerror(errno));
 }
 
-Status write_all(int fd, std::string_view data, const std::string& path) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return io("cannot write " + path);
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    return {};
-}
-
-Status fsync_dir(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return io("cannot open directory " + dir);
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return io("cannot fsync directory " + dir);
-    return {};
-}
+using mac::fsync_dir;
+using mac::write_all;
 
 std::string slot_text(const StorePosition& p) {
     std::string s = "hsmaudit-position/1 gen=" + std::to_string(p.generation) + " entry=" + std::to_string(p.entry_no) +
@@ -110,22 +92,17 @@ std::optional<mac::ChainEnd> StorePosition::chain_end() const {
 
 struct AuditStore::OpenFile {
     std::string name;
-    int fd = -1;
+    UniqueFd fd;
     std::optional<mac::ChunkSealer> sealer;
     std::string pending;        // plaintext not yet written
     std::uint64_t written = 0;  // bytes in the file
     std::uint64_t pending_bytes_estimate = 0;
-
-    ~OpenFile() {
-        if (fd >= 0) ::close(fd);
-    }
 };
 
 AuditStore::AuditStore(AuditStoreOptions options, const mac::AuditKey& key)
     : options_(std::move(options)), store_key_(mac::store_key(key)) {}
 
 AuditStore::~AuditStore() {
-    if (position_fd_ >= 0) ::close(position_fd_);
     mac::secure_zero(store_key_.data(), store_key_.size());
 }
 
@@ -155,10 +132,10 @@ Status AuditStore::recover() {
         fs::permissions(d, fs::perms::owner_all, ec);
     }
     const std::string pos_path = (root / kPositionFile).string();
-    position_fd_ = ::open(pos_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (position_fd_ < 0) return io("cannot open " + pos_path);
+    position_fd_.reset(::open(pos_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!position_fd_.valid()) return io("cannot open " + pos_path);
     std::string slots(2 * kSlotBytes, '\0');
-    const ssize_t n = ::pread(position_fd_, slots.data(), slots.size(), 0);
+    const ssize_t n = ::pread(position_fd_.get(), slots.data(), slots.size(), 0);
     if (n < 0) return io("cannot read " + pos_path);
     std::optional<StorePosition> best;
     for (int i = 0; i < 2; ++i) {
@@ -201,8 +178,8 @@ Status AuditStore::recover() {
         auto f = std::make_unique<OpenFile>();
         f->name = p.current;
         f->written = p.current_bytes;
-        f->fd = ::open(cur.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (f->fd < 0) return io("cannot open " + cur.string());
+        f->fd.reset(::open(cur.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+        if (!f->fd.valid()) return io("cannot open " + cur.string());
         if (options_.encrypt) {
             auto src = mac::EncryptedFileSource::open(cur.string(), store_key_);
             if (!src) return std::move(src).error();
@@ -237,12 +214,12 @@ Status AuditStore::start_segment(std::string_view open_line) {
     auto f = std::make_unique<OpenFile>();
     f->name = mac::segment_file_name(open->serial, open->epoch);
     const std::string path = (fs::path(options_.dir) / kCurrentDir / f->name).string();
-    f->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (f->fd < 0) return io("cannot create " + path);
+    f->fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+    if (!f->fd.valid()) return io("cannot create " + path);
     if (options_.encrypt) {
         auto sealer = mac::ChunkSealer::create(store_key_);
         if (!sealer) return std::move(sealer).error();
-        HSMAUDIT_TRY(write_all(f->fd, sealer->header(), path));
+        HSMAUDIT_TRY(write_all(f->fd.get(), sealer->header(), path));
         f->written = mac::kEncryptedHeaderBytes;
         f->sealer.emplace(std::move(*sealer));
     }
@@ -265,15 +242,15 @@ Status AuditStore::flush(OpenFile& f, bool sync) {
                 HSMAUDIT_TRY(f.sealer->seal(rest.substr(0, n), chunk));
                 rest.remove_prefix(n);
             }
-            HSMAUDIT_TRY(write_all(f.fd, chunk, path));
+            HSMAUDIT_TRY(write_all(f.fd.get(), chunk, path));
             f.written += chunk.size();
         } else {
-            HSMAUDIT_TRY(write_all(f.fd, f.pending, path));
+            HSMAUDIT_TRY(write_all(f.fd.get(), f.pending, path));
             f.written += f.pending.size();
         }
         f.pending.clear();
     }
-    if (sync && ::fdatasync(f.fd) != 0) return io("cannot fsync " + path);
+    if (sync && ::fdatasync(f.fd.get()) != 0) return io("cannot fsync " + path);
     return {};
 }
 
@@ -349,9 +326,9 @@ Status AuditStore::write_position(const StorePosition& p) {
     if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
     slot.resize(kSlotBytes, '\0');
     const auto offset = static_cast<off_t>((p.generation % 2) * kSlotBytes);
-    if (::pwrite(position_fd_, slot.data(), slot.size(), offset) != static_cast<ssize_t>(slot.size()))
+    if (::pwrite(position_fd_.get(), slot.data(), slot.size(), offset) != static_cast<ssize_t>(slot.size()))
         return io("cannot write the position file");
-    if (::fdatasync(position_fd_) != 0) return io("cannot fsync the position file");
+    if (::fdatasync(position_fd_.get()) != 0) return io("cannot fsync the position file");
     return {};
 }
 

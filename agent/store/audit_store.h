@@ -28,6 +28,7 @@
 #include "mac/encrypted_file.h"
 #include "mac/keys.h"
 #include "mac/result.h"
+#include "mac/unique_fd.h"
 
 namespace hsmaudit::agent {
 
@@ -111,7 +112,7 @@ private:
 
     AuditStoreOptions options_;
     mac::Bytes32 store_key_{};
-    int position_fd_ = -1;
+    UniqueFd position_fd_;
     StorePosition pos_;      // appended
     StorePosition durable_;  // committed
     std::unique_ptr<OpenFile> cur_;

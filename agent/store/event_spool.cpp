@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "agent/errc.h"
+#include "mac/files.h"
 #include "mac/line_reader.h"
 #include "mac/record.h"
 
@@ -70,7 +71,6 @@ EventSpool::EventSpool(SpoolOptions options, std::int64_t (*now_ms)())
 
 EventSpool::~EventSpool() {
     stop();
-    if (fd_ >= 0) ::close(fd_);
 }
 
 Result<std::unique_ptr<EventSpool>> EventSpool::open(SpoolOptions options, std::int64_t (*now_ms)()) {
@@ -124,33 +124,23 @@ Status EventSpool::recover() {
     }
     if (fs::file_size(last, ec) > good_bytes && ::truncate(last.c_str(), static_cast<off_t>(good_bytes)) != 0)
         return io("cannot cut the torn tail of " + last.string());
-    fd_ = ::open(last.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd_ < 0) return io("cannot open " + last.string());
+    fd_.reset(::open(last.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    if (!fd_.valid()) return io("cannot open " + last.string());
     segment_bytes_ = good_bytes;
     stats_.next_line = next_line_;
     return {};
 }
 
 Status EventSpool::open_segment() {
-    if (fd_ >= 0) {
-        ::fdatasync(fd_);
-        ::close(fd_);
-        fd_ = -1;
-    }
+    if (fd_.valid()) ::fdatasync(fd_.get());  // the finished segment is durable before the next begins
     const std::string path = (fs::path(options_.dir) / segment_name(next_line_)).string();
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd_ < 0) return io("cannot create " + path);
+    fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd_.valid()) return io("cannot create " + path);
     const std::string header = "@spool v=1 name=" + options_.name + " first=" + std::to_string(next_line_) +
                                " prev=" + mac::hex_encode(head_) + "\n";
-    if (::write(fd_, header.data(), header.size()) != static_cast<ssize_t>(header.size()))
-        return io("cannot write " + path);
+    HSMAUDIT_TRY(mac::write_all(fd_.get(), header, path));
     segment_bytes_ = header.size();
-    const int dfd = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
-    return {};
+    return mac::fsync_dir(options_.dir);
 }
 
 Status EventSpool::enforce_quota() {
@@ -191,10 +181,9 @@ Status EventSpool::flush() {
     std::string out;
     std::uint64_t written = 0;
     for (auto& payload : work) {
-        if (fd_ < 0 || segment_bytes_ + out.size() >= options_.segment_max_bytes) {
+        if (!fd_.valid() || segment_bytes_ + out.size() >= options_.segment_max_bytes) {
             if (!out.empty()) {
-                if (::write(fd_, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
-                    return io("cannot append to the spool");
+                HSMAUDIT_TRY(mac::write_all(fd_.get(), out, options_.dir));
                 segment_bytes_ += out.size();
                 out.clear();
             }
@@ -215,10 +204,9 @@ Status EventSpool::flush() {
         ++next_line_;
         ++written;
     }
-    if (::write(fd_, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
-        return io("cannot append to the spool");
+    HSMAUDIT_TRY(mac::write_all(fd_.get(), out, options_.dir));
     segment_bytes_ += out.size();
-    if (::fdatasync(fd_) != 0) return io("cannot fsync the spool");
+    if (::fdatasync(fd_.get()) != 0) return io("cannot fsync the spool");
     {
         std::lock_guard lock(mutex_);
         stats_.appended += written;

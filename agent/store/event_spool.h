@@ -23,6 +23,7 @@
 
 #include "mac/crypto.h"
 #include "mac/result.h"
+#include "mac/unique_fd.h"
 
 namespace hsmaudit::agent {
 
@@ -77,7 +78,7 @@ private:
     mac::Sha256 sha_;
     mac::Bytes32 head_{};
     std::uint64_t next_line_ = 1;
-    int fd_ = -1;
+    UniqueFd fd_;
     std::uint64_t segment_bytes_ = 0;
 
     mutable std::mutex mutex_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "agent/errc.h"
+#include "mac/files.h"
 
 namespace hsmaudit::agent {
 
@@ -21,16 +22,13 @@ Result<std::unique_ptr<LineLog>> LineLog::open(const std::string& dir, const std
     return std::unique_ptr<LineLog>(new LineLog(path, fd));
 }
 
-LineLog::~LineLog() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
 Status LineLog::append(std::string_view line) {
     std::string data(line);
     data += '\n';
     std::lock_guard lock(mutex_);
-    if (::write(fd_, data.data(), data.size()) != static_cast<ssize_t>(data.size()) || ::fdatasync(fd_) != 0)
-        return make_error(errc::io_error, "cannot append to " + path_ + ": " + std::strerror(errno));
+    HSMAUDIT_TRY(mac::write_all(fd_.get(), data, path_));
+    if (::fdatasync(fd_.get()) != 0)
+        return make_error(errc::io_error, "cannot fsync " + path_ + ": " + std::strerror(errno));
     return {};
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "mac/result.h"
+#include "mac/unique_fd.h"
 
 namespace hsmaudit::agent {
 
@@ -16,7 +17,7 @@ class LineLog {
 public:
     /// Opens (creating the directory and the file, mode 0600) `dir`/`name` for appending.
     static Result<std::unique_ptr<LineLog>> open(const std::string& dir, const std::string& name);
-    ~LineLog();
+    ~LineLog() = default;
     LineLog(const LineLog&) = delete;
     LineLog& operator=(const LineLog&) = delete;
 
@@ -27,7 +28,7 @@ public:
 private:
     LineLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
     std::string path_;
-    int fd_ = -1;
+    UniqueFd fd_;
     std::mutex mutex_;
 };
 

@@ -12,6 +12,7 @@
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "agent/store/archiver.h"
+#include "mac/files.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -144,11 +145,7 @@ Result<RetentionStats> Retention::check() {
             deleted_bytes += archives[i].bytes;
         }
         if (deleted > 0) {
-            const int fd = ::open(archive_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) {
-                (void)::fsync(fd);  // losing a deletion to a crash only means deleting it again
-                ::close(fd);
-            }
+            (void)mac::fsync_dir(archive_dir);  // losing a deletion to a crash only means deleting it again
             raise("retention.deleted", Severity::info,
                   "the export area reached its quota of " + human_bytes(options_.quota_bytes) + ": deleted the " +
                       std::to_string(deleted) + " oldest archive(s) (" + human_bytes(deleted_bytes) +

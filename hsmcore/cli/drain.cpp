@@ -72,12 +72,7 @@ private:
 };
 
 Status sync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return io("cannot open " + dir.string());
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return io("cannot fsync " + dir.string());
-    return {};
+    return mac::fsync_dir(dir.string());
 }
 
 }  // namespace
