@@ -14,6 +14,7 @@
 
 #include "agent/errc.h"
 #include "mac/encrypted_file.h"
+#include "mac/files.h"
 #include "mac/line_reader.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
@@ -175,12 +176,7 @@ std::string stamp() {
 }
 
 Status fsync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return io("cannot open directory " + dir.string());
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return io("cannot fsync directory " + dir.string());
-    return {};
+    return mac::fsync_dir(dir.string());
 }
 
 class Quarantine {
@@ -332,6 +328,15 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
     // Repair actions are collected and run after every check (and the verification) is done, so
     // a wrong key or an I/O error changes nothing.
     std::vector<std::function<Status()>> repairs;
+    // The one repair for a file that does not belong: move it aside (never delete) and say where.
+    auto quarantine_later = [&](fs::path p, std::size_t idx, std::string why = {}) {
+        repairs.push_back([&, p = std::move(p), idx, why = std::move(why)]() -> Status {
+            auto to = quarantine.move(p);
+            if (!to) return std::move(to).error();
+            rep.findings[idx].action = "moved to " + to->string() + why;
+            return {};
+        });
+    };
 
     // 1. Files that do not belong at the top.
     for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
@@ -342,12 +347,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
         const fs::path p = it->path();
         const std::size_t idx = rep.findings.size();
         finding("unexplained_file", p.string(), "not part of an audit store");
-        repairs.push_back([&, p, idx]() -> Status {
-            auto to = quarantine.move(p);
-            if (!to) return std::move(to).error();
-            rep.findings[idx].action = "moved to " + to->string();
-            return {};
-        });
+        quarantine_later(p, idx);
     }
     if (ec) return make_error(errc::io_error, "cannot list " + o.audit_dir + ": " + ec.message());
 
@@ -383,12 +383,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             const fs::path p = it->path();
             const std::size_t idx = rep.findings.size();
             finding("unexplained_file", p.string(), "not a segment file (*.log)");
-            repairs.push_back([&, p, idx]() -> Status {
-                auto to = quarantine.move(p);
-                if (!to) return std::move(to).error();
-                rep.findings[idx].action = "moved to " + to->string();
-                return {};
-            });
+            quarantine_later(p, idx);
         }
         if (ec) return make_error(errc::io_error, "cannot list " + dir.string() + ": " + ec.message());
     }
@@ -442,12 +437,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             const std::size_t idx = rep.findings.size();
             finding("uncommitted_segment", p.string(),
                     "created after the last commit (never acknowledged: the module still holds its records)");
-            repairs.push_back([&, p, idx]() -> Status {
-                auto to = quarantine.move(p);
-                if (!to) return std::move(to).error();
-                rep.findings[idx].action = "moved to " + to->string();
-                return {};
-            });
+            quarantine_later(p, idx);
         }
     } else if (pos) {
         rep.checked.push_back("no open segment (the last segment was sealed)");
@@ -455,12 +445,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             const std::size_t idx = rep.findings.size();
             finding("uncommitted_segment", p.string(),
                     "created after the last commit (never acknowledged: the module still holds its records)");
-            repairs.push_back([&, p, idx]() -> Status {
-                auto to = quarantine.move(p);
-                if (!to) return std::move(to).error();
-                rep.findings[idx].action = "moved to " + to->string();
-                return {};
-            });
+            quarantine_later(p, idx);
         }
     } else if (!current_logs.empty()) {
         // No position to say which: the newest file in current/ is the open segment.
@@ -470,12 +455,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             const fs::path p = current_logs[i];
             const std::size_t idx = rep.findings.size();
             finding("unexplained_file", p.string(), "a second segment in current/ (only one can be open)");
-            repairs.push_back([&, p, idx]() -> Status {
-                auto to = quarantine.move(p);
-                if (!to) return std::move(to).error();
-                rep.findings[idx].action = "moved to " + to->string();
-                return {};
-            });
+            quarantine_later(p, idx);
         }
     }
 
@@ -605,12 +585,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
                         (f.seq != 0 ? " (seq " + std::to_string(f.seq) + ")" : "") + ": " + f.message + detail);
             if (foreign && f.file != open_path.string() && moved.insert(f.file).second) {
                 const fs::path p = f.file;
-                repairs.push_back([&, p, idx]() -> Status {
-                    auto to = quarantine.move(p);
-                    if (!to) return std::move(to).error();
-                    rep.findings[idx].action = "moved to " + to->string() + " (it does not belong to this chain)";
-                    return {};
-                });
+                quarantine_later(p, idx, " (it does not belong to this chain)");
             } else if (!foreign && o.repair) {
                 rep.findings[idx].action =
                     "left in place: it is evidence, and the segment's other records are still "
