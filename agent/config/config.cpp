@@ -44,6 +44,16 @@ std::string human_number(const KeySpec& s, std::int64_t v) {
 
 }  // namespace
 
+bool valid_instance_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
+        if (!ok) return false;
+    }
+    return true;
+}
+
 Result<std::int64_t> parse_bytes(std::string_view t) {
     std::size_t i = 0;
     while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
@@ -151,16 +161,45 @@ std::string convert(const KeySpec& spec, const std::string& text, std::int64_t& 
     return {};
 }
 
+/// Splits a dotted key into its segments.
+std::vector<std::string_view> segments(std::string_view key) {
+    std::vector<std::string_view> out;
+    for (;;) {
+        const auto dot = key.find('.');
+        out.push_back(key.substr(0, dot));
+        if (dot == std::string_view::npos) return out;
+        key.remove_prefix(dot + 1);
+    }
+}
+
+/// Matches the first `n` segments of `pattern` (a spec key, where "*" stands for an instance
+/// name) against `key`'s segments.
+bool match_segments(const std::vector<std::string_view>& pattern, const std::vector<std::string_view>& key,
+                    std::size_t n) {
+    if (pattern.size() < n || key.size() < n) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (pattern[i] != key[i] && !(pattern[i] == "*" && valid_instance_name(key[i]))) return false;
+    return true;
+}
+
 const KeySpec* find_spec(std::span<const KeySpec> specs, std::string_view key) {
     for (const auto& s : specs)
         if (s.key == key) return &s;
+    const auto k = segments(key);
+    for (const auto& s : specs) {
+        if (s.key.find('*') == std::string_view::npos) continue;
+        const auto p = segments(s.key);
+        if (p.size() == k.size() && match_segments(p, k, k.size())) return &s;
+    }
     return nullptr;
 }
 
 bool is_prefix_of_some_key(std::span<const KeySpec> specs, const std::string& prefix) {
-    for (const auto& s : specs)
-        if (s.key.size() > prefix.size() && s.key.substr(0, prefix.size()) == prefix && s.key[prefix.size()] == '.')
-            return true;
+    const auto k = segments(prefix);
+    for (const auto& s : specs) {
+        const auto p = segments(s.key);
+        if (p.size() > k.size() && match_segments(p, k, k.size())) return true;
+    }
     return false;
 }
 
@@ -170,6 +209,7 @@ Config Config::defaults(std::span<const KeySpec> specs) {
     Config c;
     c.name_ = "defaults";
     for (const auto& s : specs) {
+        if (s.key.find('*') != std::string_view::npos) continue;  // instance keys: when an instance is named
         Value v;
         v.text = std::string(s.default_value);
         (void)convert(s, v.text, v.number, v.real);
@@ -204,6 +244,14 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             const YAML::Node& val = kv.second;
             if (val.IsMap()) {
                 if (!is_prefix_of_some_key(specs, key)) {
+                    // Name the rule when the section is an instance whose name is not allowed.
+                    const auto dot = key.rfind('.');
+                    if (dot != std::string::npos && !valid_instance_name(std::string_view(key).substr(dot + 1)) &&
+                        is_prefix_of_some_key(specs, key.substr(0, dot) + ".x")) {
+                        error = where(kv.first) + ": '" + key.substr(dot + 1) +
+                                "' is not a valid name (lower-case letters, digits, '-' and '_'; at most 64)";
+                        return;
+                    }
                     error = where(kv.first) + ": unknown section '" + key + "'";
                     return;
                 }
@@ -227,6 +275,19 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 return;
             }
             c.values_[key] = std::move(v);
+            if (spec->key.find('*') != std::string_view::npos) {
+                // Remember the instance ("exporters" -> "siem") named by the first "*".
+                const auto pattern = segments(spec->key);
+                const auto parts = segments(key);
+                std::string group;
+                for (std::size_t i = 0; i < pattern.size(); ++i) {
+                    if (pattern[i] == "*") {
+                        c.instances_[group].insert(std::string(parts[i]));
+                        break;
+                    }
+                    group += (group.empty() ? "" : ".") + std::string(parts[i]);
+                }
+            }
         }
     };
     try {
@@ -235,6 +296,21 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
         return make_error(errc::config_error, name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
     if (!error.empty()) return make_error(errc::config_error, error);
+    // Every named instance gets the defaults of the keys it did not set.
+    for (const auto& s : specs) {
+        const auto star = s.key.find(".*.");
+        if (star == std::string_view::npos) continue;
+        const auto group = c.instances_.find(s.key.substr(0, star));
+        if (group == c.instances_.end()) continue;
+        for (const auto& inst : group->second) {
+            std::string key = std::string(s.key.substr(0, star)) + "." + inst + std::string(s.key.substr(star + 2));
+            if (c.values_.contains(key)) continue;
+            Value v;
+            v.text = std::string(s.default_value);
+            (void)convert(s, v.text, v.number, v.real);
+            c.values_.emplace(std::move(key), std::move(v));
+        }
+    }
     return c;
 }
 
@@ -267,6 +343,14 @@ std::int64_t Config::integer(std::string_view key) const {
 }
 double Config::ratio(std::string_view key) const {
     return at(key).real;
+}
+bool Config::has(std::string_view key) const {
+    return values_.find(key) != values_.end();
+}
+std::vector<std::string> Config::instances(std::string_view group) const {
+    auto it = instances_.find(group);
+    if (it == instances_.end()) return {};
+    return {it->second.begin(), it->second.end()};
 }
 std::string Config::origin(std::string_view key) const {
     const Value& v = at(key);

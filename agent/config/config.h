@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,8 +31,12 @@ enum class KeyType : std::uint8_t {
 };
 
 /// One configuration key, declared by the component that reads it.
+///
+/// A key may name instances: in "exporters.*.type" the "*" stands for a name the user chooses
+/// ("exporters.siem.type"); Config::instances("exporters") lists the names used, and every
+/// instance gets the defaults of the keys it does not set.
 struct KeySpec {
-    std::string_view key;  // dotted path: "store.quota"
+    std::string_view key;  // dotted path: "store.quota", or "exporters.*.type" for named instances
     KeyType type;
     std::string_view default_value;  // as it would be written in the file
     std::string_view description;
@@ -51,6 +56,11 @@ public:
     static Config defaults(std::span<const KeySpec> specs);
 
     [[nodiscard]] const std::string& str(std::string_view key) const;
+    /// True if `key` has a value (every declared plain key does; an instance key only when its
+    /// instance is named in the file).
+    [[nodiscard]] bool has(std::string_view key) const;
+    /// The instance names used under `group` ("exporters" -> {"kafka1", "siem"}), sorted.
+    [[nodiscard]] std::vector<std::string> instances(std::string_view group) const;
     [[nodiscard]] bool boolean(std::string_view key) const;
     [[nodiscard]] std::int64_t integer(std::string_view key) const;  // integer, bytes, duration (ms)
     [[nodiscard]] double ratio(std::string_view key) const;
@@ -72,7 +82,11 @@ private:
     const Value& at(std::string_view key) const;
     std::string name_;
     std::map<std::string, Value, std::less<>> values_;
+    std::map<std::string, std::set<std::string>, std::less<>> instances_;
 };
+
+/// True if `name` may name an instance: [a-z0-9][a-z0-9_-]{0,63}.
+bool valid_instance_name(std::string_view name);
 
 /// Parses "16MiB", "220GB", "4096" (bytes). Units: B, KB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB.
 Result<std::int64_t> parse_bytes(std::string_view text);

@@ -1,0 +1,85 @@
+// Event: one item an exporter delivers, read back from the agent's durable store. Four streams,
+// each with its own cursor position (docs/ARCHITECTURE.md, "Exporters"):
+//
+//   audit        the module's audit records, from the verified store; position = sequence number
+//   syslog       the appliance's syslog lines, from the syslog spool; position = spool line number
+//   alerts       the agent's alerts, from alerts/alerts.jsonl; position = line number (1-based)
+//   checkpoints  the module's signed chain-head checkpoints, from checkpoints/checkpoints.log;
+//                position = line number (1-based)
+//
+// Every event has a stable id, the same on every (re)delivery, so a SIEM can de-duplicate the
+// at-least-once deliveries: "<serial>-<boot>-<seq>" for an audit record (serial + boot counter +
+// sequence number), "<serial>-<stream>-<position>" for the other streams.
+//
+// Thread-safety: a value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "agent/alerts.h"
+#include "mac/record.h"
+
+namespace hsmaudit::agent {
+
+enum class Stream : std::uint8_t { audit, syslog, alerts, checkpoints };
+inline constexpr Stream kAllStreams[] = {Stream::audit, Stream::syslog, Stream::alerts, Stream::checkpoints};
+std::string_view to_string(Stream s);
+/// "audit", "syslog", "alerts", "checkpoints".
+bool parse_stream(std::string_view text, Stream& out);
+
+/// A syslog message as the agent's collector parsed and spooled it (agent/daemon/syslog_intake.cpp).
+struct SyslogFields {
+    int facility = -1;  // 0..23, -1 unknown
+    int severity = -1;  // 0..7, -1 unknown
+    std::string timestamp;  // as received ("" if none)
+    std::string host;
+    std::string app;
+    std::string procid;
+    std::string msgid;
+    /// Structured data as received: SD-ID -> params (name, unescaped value), in order.
+    std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sd;
+    std::string msg;
+    std::string transport;  // "udp", "tcp", "unix_datagram", "file"
+    std::string peer;
+    std::string malformed;  // why it did not parse ("" if it did); then `raw` holds it
+    std::string raw;
+};
+
+struct Event {
+    Stream stream = Stream::audit;
+    std::uint64_t position = 0;  // audit: sequence number; other streams: line number, 1-based
+    std::string event_id;        // stable across redeliveries (see the file comment)
+    std::int64_t time_ms = 0;    // when it happened (record: module clock; syslog: received), UTC ms
+    std::string serial;          // the module's serial (the appliance's identity)
+    std::string host;            // the appliance's host name (agent.hostname, or the system's)
+
+    // stream == audit
+    mac::AuditRecord record;
+    std::string mac_hex;  // the record's chain MAC, 64 hex digits: a SIEM can prove provenance
+
+    // stream == syslog
+    SyslogFields syslog;
+
+    // stream == alerts
+    Alert alert;
+
+    // stream == checkpoints: the module's signed checkpoint line (mac/checkpoint.h), without LF
+    std::string checkpoint;
+};
+
+/// "<serial>-<boot>-<seq>" / "<serial>-<stream>-<position>".
+std::string make_event_id(const Event& e);
+
+/// The event's syslog severity, 0 (emergency) .. 7 (debug): the one mapping every format and
+/// filter uses (docs/SIEM.md, "Severities"). Audit records: a failed operation (result != 0)
+/// is 4 (warning), or 3 (error) for the classes access and manage (a refused login or admin
+/// action); a successful manage, keymanage or logmanage event is 5 (notice); other successes
+/// are 6 (informational). Syslog: its own severity (6 if unknown). Alerts: critical 2, warning
+/// 4, info 6. Checkpoints: 6.
+int syslog_severity(const Event& e);
+
+}  // namespace hsmaudit::agent
