@@ -1,0 +1,26 @@
+#include "exporters/registry.h"
+
+#include "exporters/formats/formatter.h"
+
+namespace hsmaudit::exporters {
+
+std::span<const agent::ExporterFactory> builtin_exporters() {
+    static const agent::ExporterFactory kFactories[] = {
+        // One line per kind, e.g. relp::factory(),
+        {"none", nullptr, nullptr, nullptr},
+    };
+    return std::span(kFactories).first(0);
+}
+
+std::vector<agent::KeySpec> exporter_config_keys() {
+    std::vector<agent::KeySpec> keys;
+    const auto formats = formats::format_config_keys();
+    keys.insert(keys.end(), formats.begin(), formats.end());
+    for (const auto& f : builtin_exporters()) {
+        const auto own = f.keys();
+        keys.insert(keys.end(), own.begin(), own.end());
+    }
+    return keys;
+}
+
+}  // namespace hsmaudit::exporters
