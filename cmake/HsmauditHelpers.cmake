@@ -67,13 +67,15 @@ function(hsmaudit_add_test name)
   if(ARG_SERIAL)
     set(serial TRUE)
   endif()
-  list(LENGTH ARG_LABELS n_labels)
-  if(n_labels GREATER 1)
-    # gtest_discover_tests flattens PROPERTIES: a list value would misalign every pair after it.
-    message(FATAL_ERROR "hsmaudit_add_test(${name}): one label per test binary (got ${ARG_LABELS})")
-  endif()
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
+  # gtest_discover_tests flattens PROPERTIES (a list value would misalign every pair after it),
+  # so the labels are set by a script ctest includes after the discovered tests (their names are
+  # in ${name}_TESTS there).
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_TESTS
+                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
+  set(labels_script "${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake")
+  file(WRITE "${labels_script}"
+       "if(${name}_TESTS)\n  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${labels_script}")
 endfunction()
 
 # hsmaudit_add_subdirs(<dir>...): add each listed subdirectory that has a CMakeLists.txt.
