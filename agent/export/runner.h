@@ -1,0 +1,163 @@
+// ExportRunner: drives one destination. It owns the destination's Exporter, its EventSource (a
+// reader of the store's streams) and its durable cursor, and runs them on one owned thread:
+//
+//   read events after the cursor (each subscribed stream in turn) -> filter -> Exporter::send
+//   -> Exporter::acknowledged -> advance the cursor over the acknowledged prefix -> persist it
+//
+// Events the filter drops count as delivered (the cursor moves over them). On any failure the
+// runner disconnects, raises exporter.down (once), backs off (capped exponential with jitter),
+// reconnects and resends every event after the acknowledged prefix; exporter.up when delivery
+// works again. The cursor file is written atomically (fsync, rename) at most every
+// `cursor_sync` and at stop, so a crash redelivers at most what was acknowledged since the last
+// write plus what was in flight: at-least-once, duplicates identifiable by Event::event_id.
+//
+// Cursor file <state>/export/<name>/cursor (JSON, 0600):
+//   {"version":1,"audit":<seq>,"syslog":<line>,"alerts":<line>,"checkpoints":<line>}
+// A destination without a cursor file starts at the oldest event the store still holds
+// (`exporters.<name>.start: oldest`) or after the newest (`newest`).
+//
+// Thread-safety: start()/stop() from the owner's thread; stats() and delivered() from any
+// thread; run_once() only when the thread is not started (tests).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/alerts.h"
+#include "agent/export/event.h"
+#include "agent/export/exporter.h"
+#include "mac/result.h"
+
+namespace hsmaudit::agent {
+
+/// Where a runner reads events: the store's streams, after a position.
+/// Thread-safety: used by one runner's thread only.
+class EventSource {
+public:
+    virtual ~EventSource() = default;
+    /// Appends to `out`, in order, up to `max` events of `stream` whose position is > `after`.
+    /// Returns how many were appended (0: none yet). Positions may skip (a syslog spool segment
+    /// deleted by its quota); the audit stream never skips within the store.
+    virtual Result<std::size_t> read(Stream stream, std::uint64_t after, std::size_t max, std::vector<Event>& out) = 0;
+    /// The newest position of `stream` the store holds (0 if empty): the lag's reference.
+    virtual Result<std::uint64_t> newest(Stream stream) = 0;
+    /// The position just before the oldest event of `stream` the store still holds (a new
+    /// destination starting at `oldest` begins after it).
+    virtual Result<std::uint64_t> before_oldest(Stream stream) = 0;
+};
+
+struct RunnerOptions {
+    std::string name;  // the destination ("exporters.<name>")
+    std::array<bool, 4> streams{true, false, true, true};  // indexed by Stream
+    int max_severity = 7;                // deliver events whose syslog_severity() <= this (0..7)
+    std::vector<std::string> classes;    // audit event classes to deliver; empty: all
+    bool start_newest = false;           // without a cursor file: skip what is stored already
+    std::size_t batch = 512;             // events per send()
+    std::chrono::milliseconds backoff_initial{500};
+    std::chrono::milliseconds backoff_max{30'000};
+    std::chrono::milliseconds idle_wait{200};     // wait for acks / new events when idle
+    std::chrono::milliseconds cursor_sync{1'000};  // write the cursor file at most this often
+    std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
+    std::string cursor_path;  // "" : keep the cursor in memory only (tests)
+};
+
+enum class RunnerState : std::uint8_t { starting, up, down, stopped };
+std::string_view to_string(RunnerState s);
+
+struct RunnerStats {
+    RunnerState state = RunnerState::starting;
+    std::array<std::uint64_t, 4> cursor{};       // delivered through this position, per stream
+    std::array<std::uint64_t, 4> newest{};       // the store's newest position, per stream
+    std::array<std::uint64_t, 4> delivered{};    // events acknowledged since start, per stream
+    std::uint64_t filtered = 0;                  // events the filter skipped (counted delivered)
+    std::uint64_t sent = 0;                      // send() calls' events, resends included
+    std::uint64_t resent = 0;                    // events sent again after a failure
+    std::uint64_t failures = 0;                  // connect or transport failures
+    std::uint64_t in_flight = 0;                 // sent, not yet acknowledged
+    std::int64_t last_delivered_event_ms = 0;    // time of the newest event acknowledged
+    std::int64_t last_delivery_ms = 0;           // wall clock of the last acknowledgement
+    std::string last_error;
+    TransportStats transport;
+    /// Records the store holds that this destination has not delivered (audit stream), and the
+    /// age in ms of the oldest of them (0 when caught up).
+    [[nodiscard]] std::uint64_t lag_records() const;
+};
+
+class ExportRunner {
+public:
+    using NowMs = std::function<std::int64_t()>;
+
+    /// Loads the cursor file (creating nothing yet). An error if it exists and is damaged: the
+    /// destination then does not start rather than resend or skip the whole store.
+    static Result<std::unique_ptr<ExportRunner>> open(RunnerOptions options, std::unique_ptr<Exporter> exporter,
+                                                      std::unique_ptr<EventSource> source, AlertSink& alerts,
+                                                      NowMs now_ms);
+    ~ExportRunner();
+    ExportRunner(const ExportRunner&) = delete;
+    ExportRunner& operator=(const ExportRunner&) = delete;
+
+    void start();
+    /// Waits up to stop_timeout for outstanding acknowledgements, disconnects, writes the cursor,
+    /// joins the thread.
+    void stop();
+
+    /// One step (read, send, collect acks); returns false when there was nothing to do.
+    Result<bool> run_once();
+
+    [[nodiscard]] RunnerStats stats() const;
+    /// The acknowledged position of `stream` (what retention may rely on).
+    [[nodiscard]] std::uint64_t delivered_through(Stream stream) const;
+    [[nodiscard]] const RunnerOptions& options() const { return options_; }
+
+private:
+    ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> exporter, std::unique_ptr<EventSource> source,
+                 AlertSink& alerts, NowMs now_ms);
+    void loop(std::stop_token stop);
+    Status connect_if_needed();
+    Status fill_and_send();
+    Status collect_acks(std::chrono::milliseconds wait);
+    void fail(const Error& e);
+    Status write_cursor(bool force);
+    bool wanted(const Event& e) const;
+
+    RunnerOptions options_;
+    std::unique_ptr<Exporter> exporter_;
+    std::unique_ptr<EventSource> source_;
+    AlertSink& alerts_;
+    NowMs now_ms_;
+    std::mt19937_64 jitter_;
+
+    // Runner thread only.
+    bool connected_ = false;
+    bool down_alerted_ = false;
+    std::chrono::milliseconds backoff_{0};
+    std::int64_t retry_at_ms_ = 0;
+    std::array<std::uint64_t, 4> read_pos_{};  // the last position read, per stream
+    struct InFlight {
+        Stream stream;
+        std::uint64_t position;
+        std::int64_t time_ms;
+    };
+    std::vector<Event> pending_;         // read, wanted, not yet sent
+    std::vector<InFlight> in_flight_;    // sent on this connection, in order
+    std::uint64_t acked_on_connection_ = 0;
+    std::int64_t cursor_written_ms_ = 0;
+    bool cursor_dirty_ = false;
+
+    mutable std::mutex mutex_;
+    RunnerStats stats_;
+    std::jthread thread_;
+};
+
+}  // namespace hsmaudit::agent
