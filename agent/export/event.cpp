@@ -23,6 +23,8 @@ bool parse_stream(std::string_view text, Stream& out) {
 }
 
 std::string make_event_id(const Event& e) {
+    if (e.stream == Stream::audit && e.entry != EntryKind::record)
+        return e.serial + (e.entry == EntryKind::open ? "-open-" : "-seal-") + std::to_string(e.epoch);
     if (e.stream == Stream::audit)
         return e.serial + "-" + std::to_string(e.record.boot) + "-" + std::to_string(e.record.seq);
     return e.serial + "-" + std::string(to_string(e.stream)) + "-" + std::to_string(e.position);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/alerts.h"
+#include "agent/source.h"
 #include "mac/record.h"
 
 namespace hsmaudit::agent {
@@ -58,8 +59,16 @@ struct Event {
     std::string host;            // the appliance's host name (agent.hostname, or the system's)
 
     // stream == audit
-    mac::AuditRecord record;
-    std::string mac_hex;  // the record's chain MAC, 64 hex digits: a SIEM can prove provenance
+    /// record, or (only for destinations with `exporters.<name>.chain_lines: true`, such as a
+    /// Kafka topic a remote verifier reads) the segment's open and seal entries, delivered in
+    /// chain order between the records. An open or seal entry has the position of the record
+    /// before it (a seal: the last record it covers; an open: first seq - 1), so a destination
+    /// resuming after record N gets the seal and open after N again (at-least-once).
+    EntryKind entry = EntryKind::record;
+    std::uint64_t epoch = 0;  // the segment's epoch (the key epoch of the chain)
+    mac::AuditRecord record;  // entry == record
+    std::string mac_hex;      // the record's chain MAC, 64 hex digits: a SIEM can prove provenance
+    std::string line;         // the exact segment line (record, open or seal), without LF: what the MACs cover
 
     // stream == syslog
     SyslogFields syslog;
@@ -71,7 +80,8 @@ struct Event {
     std::string checkpoint;
 };
 
-/// "<serial>-<boot>-<seq>" / "<serial>-<stream>-<position>".
+/// "<serial>-<boot>-<seq>" / "<serial>-<stream>-<position>"; open and seal entries:
+/// "<serial>-open-<epoch>" / "<serial>-seal-<epoch>".
 std::string make_event_id(const Event& e);
 
 /// The event's syslog severity, 0 (emergency) .. 7 (debug): the one mapping every format and
