@@ -16,10 +16,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "agent/alerts.h"
 #include "agent/config/config.h"
@@ -75,6 +78,10 @@ struct ExporterContext {
     const Config& config;  // read "exporters.<name>.<type>.<key>" (declared by the factory as "exporters.*.<type>.<key>")
     std::string state_dir;  // <state>/export/<name>: the exporter's own files (created 0700)
     AlertSink& alerts;
+    /// A snapshot of the agent's state, as `hsmaudit status --json` shows it (ring, drain, store,
+    /// module, exporters...), for exporters that report state (SNMP varbinds). Callable from any
+    /// thread; may be empty in tests.
+    std::function<nlohmann::json()> agent_status;
 };
 
 /// One kind of exporter, as the registration list names it.
