@@ -173,6 +173,24 @@ Result<bool> EncryptedFileSource::next_chunk() {
     return true;
 }
 
+ChunkOpener::ChunkOpener(const Bytes32& store_key, const Salt& salt)
+    : salt_(salt), file_key_(file_key_of(store_key, salt)) {}
+
+ChunkOpener::~ChunkOpener() {
+    secure_zero(file_key_.data(), file_key_.size());
+}
+
+Result<std::string> ChunkOpener::open(std::uint64_t index, std::string_view sealed) const {
+    if (sealed.size() <= 16) return make_error(errc::bad_format, "an encrypted chunk is shorter than its tag");
+    const std::size_t len = sealed.size() - 16;
+    auto plain = aes256gcm_open(file_key_, nonce_of(index), as_bytes(aad_of(salt_, index)),
+                                as_bytes(sealed.substr(0, len)), as_bytes(sealed.substr(len)));
+    if (!plain)
+        return make_error(errc::bad_format,
+                          "chunk " + std::to_string(index) + " fails authentication (altered, or another chain's key)");
+    return std::move(*plain);
+}
+
 Result<std::size_t> EncryptedFileSource::read(std::span<char> out) {
     while (plain_pos_ == plain_.size()) {
         if (done_) return std::size_t{0};

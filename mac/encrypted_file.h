@@ -57,6 +57,24 @@ private:
     std::uint64_t index_ = 0;
 };
 
+/// Opens the chunks of one encrypted file one at a time, for a reader that follows a file as it
+/// grows (agent/export/store_source.cpp) rather than reading it as one stream.
+class ChunkOpener {
+public:
+    ChunkOpener(const Bytes32& store_key, const Salt& salt);
+    ~ChunkOpener();
+    ChunkOpener(ChunkOpener&&) noexcept = default;
+    ChunkOpener& operator=(ChunkOpener&&) noexcept = default;
+
+    /// The plaintext of chunk `index`, given what follows its 4-byte length: the ciphertext and
+    /// the 16-byte tag. An error if it fails authentication.
+    [[nodiscard]] Result<std::string> open(std::uint64_t index, std::string_view ciphertext_and_tag) const;
+
+private:
+    Salt salt_{};
+    Bytes32 file_key_{};
+};
+
 /// Reads an encrypted file as its plaintext. Damage (a torn or unauthentic chunk) ends the
 /// stream early and is reported by damage(); everything before it is returned.
 class EncryptedFileSource final : public ByteSource {

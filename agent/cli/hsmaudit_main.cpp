@@ -21,6 +21,8 @@
 #include "agent/store/archiver.h"
 #include "agent/tools/commands.h"
 #include "agent/verify_output.h"
+#include "exporters/kafka/fleet_verify_cli.h"
+#include "exporters/registry.h"
 #include "mac/checkpoint.h"
 #include "mac/files.h"
 #include "mac/keys.h"
@@ -194,16 +196,21 @@ int main(int argc, char** argv) {
                        "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC");
     verify->add_flag("--json", va.json, "machine-readable report on stdout");
     verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
-    verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories")
-        ->required();
+    verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories");
+    exporters::kafka::FleetArgs fleet_args;  // --kafka: verify a fleet from a Kafka topic (docs/KAFKA.md)
+    exporters::kafka::add_fleet_options(*verify, fleet_args);
 
+    // A full agent configuration names destinations: the tools accept the keys of every kind built in.
+    const auto plugin_keys = exporters::exporter_config_keys();
     agent::tools::StoreArgs status_args;
+    status_args.plugin_keys = plugin_keys;
     auto* status = app.add_subcommand("status", "what the running agent reports: ring, drain, store, alerts");
     status->add_option("--state-dir", status_args.state_dir, "the agent's state directory");
     status->add_option("-c,--config", status_args.config, "the agent's configuration file (for agent.state_dir)");
     status->add_flag("--json", status_args.json, "machine-readable output");
 
     agent::tools::TailArgs tail_args;
+    tail_args.plugin_keys = plugin_keys;
     auto* tail = app.add_subcommand("tail", "print stored audit events, decrypted and formatted");
     tail->add_option("--state-dir", tail_args.state_dir, "the agent's state directory");
     tail->add_option("-c,--config", tail_args.config, "the agent's configuration file");
@@ -213,6 +220,7 @@ int main(int argc, char** argv) {
     tail->add_flag("--json", tail_args.json, "one JSON object per record");
 
     agent::tools::FsckArgs fsck_args;
+    fsck_args.plugin_keys = plugin_keys;
     auto* fsck =
         app.add_subcommand("fsck", "check a stopped agent's store; --repair fixes it (exit 0 clean, 1 faults)");
     fsck->add_option("--state-dir", fsck_args.state_dir, "the agent's state directory");
@@ -242,6 +250,8 @@ int main(int argc, char** argv) {
         }
         return cmd_sample(dir, out, sopt);
     }
+    if (*verify && !fleet_args.brokers.empty()) return exporters::kafka::run_fleet_verify(fleet_args, va.json);
+    if (*verify && va.paths.empty()) return fail("verify: give segment files or directories (or --kafka)");
     if (*verify) return cmd_verify(va);
     if (*status) return agent::tools::run_status(status_args);
     if (*tail) return agent::tools::run_tail(tail_args);

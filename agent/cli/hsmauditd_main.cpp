@@ -14,6 +14,7 @@
 #include "agent/config/keys.h"
 #include "agent/daemon/service.h"
 #include "agent/logger.h"
+#include "exporters/registry.h"
 
 namespace {
 
@@ -22,9 +23,18 @@ using namespace hsmaudit::agent;
 
 constexpr int kExitUsage = 2;
 
+/// The exporter kinds built into this program (its registration list) and their keys.
+ServicePlugins plugins() {
+    return ServicePlugins{hsmaudit::exporters::builtin_exporters(), hsmaudit::exporters::exporter_config_keys()};
+}
+
 Result<Config> load(const std::string& path) {
-    const auto keys = all_config_keys();
-    return Config::load(path, keys);
+    const auto keys = all_config_keys(plugins().keys);
+    auto config = Config::load(path, keys);
+    if (!config) return config;
+    // The destinations' kinds and endpoints, checked here so --check-config catches them too.
+    HSMAUDIT_TRY(validate_exporters(*config, plugins().exporters));
+    return config;
 }
 
 /// sd_notify wrapper: a no-op outside systemd (NOTIFY_SOCKET unset).
@@ -51,7 +61,7 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
     if (reference) {
-        const auto keys = all_config_keys();
+        const auto keys = all_config_keys(plugins().keys);
         std::cout << config_reference_markdown(keys);
         return 0;
     }
@@ -78,7 +88,7 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    auto service = Service::create(std::move(*config));
+    auto service = Service::create(std::move(*config), plugins());
     if (!service) {
         std::cerr << "hsmauditd: " << service.error().describe() << "\n";
         return kExitUsage;

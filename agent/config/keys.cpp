@@ -1,5 +1,7 @@
 #include "agent/config/keys.h"
 
+#include "agent/export/manager.h"
+
 namespace hsmaudit::agent {
 
 std::span<const KeySpec> agent_config_keys() {
@@ -23,6 +25,9 @@ std::span<const KeySpec> agent_config_keys() {
          "Embedded mode: operations per second of the built-in client workload (0 = none).", 0, 1'000'000},
         {"module.workload.mix", KeyType::string, "sign=70,verify=10,encrypt=10,keygen=5,login=5",
          "Embedded mode: the workload's operation mix."},
+        {"agent.hostname", KeyType::string, "",
+         "The appliance's name in exported events (RFC 5424 HOSTNAME, CEF dvchost...). Empty: the system's host "
+         "name."},
         {"audit.key", KeyType::path, "",
          "The audit secret the agent verifies with and encrypts at rest with (`audit.key`, mode 0600). "
          "Empty: module.dir/audit.key."},
@@ -30,10 +35,10 @@ std::span<const KeySpec> agent_config_keys() {
     return kKeys;
 }
 
-std::vector<KeySpec> all_config_keys() {
+std::vector<KeySpec> all_config_keys(std::span<const KeySpec> plugins) {
     std::vector<KeySpec> all;
-    for (auto list :
-         {agent_config_keys(), drain_config_keys(), store_config_keys(), archive_config_keys(), syslog_config_keys()})
+    for (auto list : {agent_config_keys(), drain_config_keys(), store_config_keys(), archive_config_keys(),
+                      syslog_config_keys(), export_config_keys(), plugins})
         all.insert(all.end(), list.begin(), list.end());
     return all;
 }

@@ -21,7 +21,9 @@ std::span<const KeySpec> syslog_config_keys();
 /// Keys of archiving and retention: schedule, compression, quota (agent/store/archive_config.cpp).
 std::span<const KeySpec> archive_config_keys();
 
-/// Every key hsmauditd accepts, in documentation order.
-std::vector<KeySpec> all_config_keys();
+/// Every key hsmauditd accepts, in documentation order: the agent's own, the exporters' common
+/// keys (agent/export/manager.cpp) and `plugins`, the keys of the exporter kinds built in
+/// (exporters::exporter_config_keys(), passed by the programs that link them).
+std::vector<KeySpec> all_config_keys(std::span<const KeySpec> plugins = {});
 
 }  // namespace hsmaudit::agent

@@ -26,14 +26,15 @@ std::string status_file_path(const std::string& state_dir) {
     return (fs::path(state_dir) / "status.json").string();
 }
 
-Service::Service(Config config) : config_(std::move(config)) {}
+Service::Service(Config config, ServicePlugins plugins) : config_(std::move(config)), plugins_(std::move(plugins)) {}
 
 Service::~Service() {
     stop();
 }
 
-Result<std::unique_ptr<Service>> Service::create(Config config) {
-    std::unique_ptr<Service> s(new Service(std::move(config)));
+Result<std::unique_ptr<Service>> Service::create(Config config, ServicePlugins plugins) {
+    HSMAUDIT_TRY(validate_exporters(config, plugins.exporters));
+    std::unique_ptr<Service> s(new Service(std::move(config), std::move(plugins)));
     s->state_dir_ = s->config_.str("agent.state_dir");
     s->module_dir_ = s->config_.str("module.dir");
     return s;
@@ -103,14 +104,36 @@ Result<std::string> Service::start() {
     if (!intake) return std::move(intake).error();
     syslog_ = std::move(*intake);
 
-    // Archives and retention, each on its own thread, out of the drain's way.
+    // The destinations, each reading the store after its own cursor on its own thread.
+    if (module_) {
+        serial_ = std::string(module_->serial());
+    } else if (auto st = source_->status(); st) {
+        serial_ = st->serial;
+    }
+    std::string hostname = config_.str("agent.hostname");
+    if (hostname.empty()) {
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0) hostname = name;
+    }
+    auto exports = ExportManager::create(config_, plugins_.exporters,
+                                         ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_,
+                                                       [this] { return status_json(); }, wall_clock_ms});
+    if (!exports) return std::move(exports).error();
+    exports_ = std::move(*exports);
+    exports_->start();
+
+    // Archives and retention, each on its own thread, out of the drain's way. A segment is
+    // archived, and an archive deleted, only once every destination has delivered it.
     const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
     archiver_ = std::make_unique<Archiver>(
         make_archiver_options(config_, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
         wall_clock_ms);
+    if (exports_->size() > 0) archiver_->set_delivery_gate([this] { return exports_->min_delivered_seq(); });
     archiver_->start();
+    const DeliveryCursors& delivery =
+        exports_->size() > 0 ? static_cast<const DeliveryCursors&>(*exports_) : no_exporters_;
     retention_ = std::make_unique<Retention>(
-        make_retention_options(config_, audit_dir), delivery_, *alerts_,
+        make_retention_options(config_, audit_dir), delivery, *alerts_,
         [this](bool paused, const std::string& reason) { drain_->set_ack_paused(paused, reason); }, wall_clock_ms);
     retention_->start();
 
@@ -123,9 +146,11 @@ Result<std::string> Service::start() {
         if (auto st = workload_->start(); !st)
             return make_error(errc::internal, "cannot start the built-in workload: " + st.error().describe());
     }
-    const std::string line = "draining module " + std::string(module_ ? module_->serial() : "(served)") + " into " +
-                             state_dir_ + " from entry " + std::to_string(store_->durable().entry_no + 1);
+    const std::string line = "draining module " + (serial_.empty() ? std::string("(served)") : serial_) + " into " +
+                             state_dir_ + " from entry " + std::to_string(store_->durable().entry_no + 1) + ", " +
+                             std::to_string(exports_->size()) + " destination" + (exports_->size() == 1 ? "" : "s");
     logger().info("{}", line);
+    alerts_->alert(Alert{"agent.started", Severity::info, line, 0, wall_clock_ms()});
     return line;
 }
 
@@ -140,11 +165,29 @@ bool reloadable(std::string_view key) {
 
 Result<std::string> Service::reload(Config next) {
     std::string restart_needed;
-    for (const KeySpec& spec : all_config_keys()) {
+    for (const KeySpec& spec : all_config_keys(plugins_.keys)) {
+        if (spec.key.find('*') != std::string_view::npos) continue;  // destinations: compared below
         if (reloadable(spec.key) || next.str(spec.key) == config_.str(spec.key)) continue;
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + std::string(spec.key);
         // Keep the running value, so status and later reloads stay true to what runs.
         next.keep(spec.key, config_);
+    }
+    // Destinations are rebuilt only at a restart (their cursors and connections stay as they are).
+    bool exporters_changed = next.instances("exporters") != config_.instances("exporters");
+    for (const KeySpec& spec : all_config_keys(plugins_.keys)) {
+        const std::string_view k = spec.key;
+        if (!k.starts_with("exporters.*.")) continue;
+        for (const auto& name : config_.instances("exporters")) {
+            const std::string concrete = "exporters." + name + std::string(k.substr(11));
+            if (next.has(concrete) && next.str(concrete) != config_.str(concrete)) exporters_changed = true;
+        }
+    }
+    if (exporters_changed) {
+        restart_needed += std::string(restart_needed.empty() ? "" : ", ") + "exporters";
+        for (const KeySpec& spec : all_config_keys(plugins_.keys))
+            if (std::string_view(spec.key).starts_with("exporters.*."))
+                for (const auto& name : config_.instances("exporters"))
+                    next.keep("exporters." + name + std::string(std::string_view(spec.key).substr(11)), config_);
     }
     drain_->set_options(make_drain_options(next));
     logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
@@ -157,11 +200,14 @@ Result<std::string> Service::reload(Config next) {
 void Service::stop() {
     if (stopped_) return;
     stopped_ = true;
+    if (alerts_) alerts_->alert(Alert{"agent.stopping", Severity::info, "the agent is stopping", 0, wall_clock_ms()});
     if (syslog_) syslog_->stop();
     if (workload_) workload_->stop();
     if (retention_) retention_->stop();
     if (archiver_) archiver_->stop();
     if (drain_) drain_->stop();
+    // Last: the destinations deliver what the drain committed (each waits for its acknowledgements).
+    if (exports_) exports_->stop();
     if (store_ && drain_) {
         const auto st = drain_->stats();
         logger().info("stopped: {} records stored, acknowledged through entry {}", st.records, st.acked_entry_no);
@@ -234,6 +280,8 @@ nlohmann::json Service::status_json() const {
         j["alerts"] = {{"counts", counts}, {"recent", recent}};
     }
     if (syslog_) j["syslog"] = syslog_->status_json();
+    j["module"] = {{"serial", serial_}, {"mode", config_.str("module.mode")}};
+    j["exporters"] = exports_ ? exports_->status_json() : json::array();
     if (workload_) {
         const auto w = workload_->stats();
         j["workload"] = {{"ops", w.ops}, {"refused", w.refused}, {"errors", w.errors}};

@@ -5,12 +5,16 @@
 //   module (embedded, or a served module reached through its control socket)
 //     -> ModuleRingSource -> Drain (verify online) -> AuditStore -> acknowledge
 //   alerts -> AlertLog;  status -> <state>/status.json (for `hsmaudit status`)
+//   store (audit, syslog spool, alerts, checkpoints) -> ExportManager -> one ExportRunner per
+//     destination (exporters.<name>), built by the exporter kinds the program registers
 //
 // Thread-safety: start(), reload(), stop() from the main thread; status_json() from any thread.
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +22,7 @@
 #include "agent/config/config.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/daemon/syslog_intake.h"
+#include "agent/export/manager.h"
 #include "agent/pipeline/drain.h"
 #include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
@@ -28,9 +33,16 @@
 
 namespace hsmaudit::agent {
 
+/// What the program that runs the service adds to it: the exporter kinds it links (its explicit
+/// registration list, exporters/registry.cpp) and their configuration keys.
+struct ServicePlugins {
+    std::span<const ExporterFactory> exporters;
+    std::vector<KeySpec> keys;
+};
+
 class Service {
 public:
-    static Result<std::unique_ptr<Service>> create(Config config);
+    static Result<std::unique_ptr<Service>> create(Config config, ServicePlugins plugins = {});
     ~Service();
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
@@ -53,7 +65,7 @@ public:
     [[nodiscard]] std::int64_t status_file_interval_ms() const { return config_.integer("agent.status_interval"); }
 
 private:
-    explicit Service(Config config);
+    Service(Config config, ServicePlugins plugins);
 
     Config config_;
     std::string state_dir_;
@@ -69,7 +81,10 @@ private:
     std::unique_ptr<Drain> drain_;
     std::unique_ptr<SyslogIntake> syslog_;
     std::unique_ptr<LineLog> checkpoints_;
-    NoExporters delivery_;  // exporters' cursors join here as exporters arrive
+    ServicePlugins plugins_;
+    std::string serial_;
+    std::unique_ptr<ExportManager> exports_;
+    NoExporters no_exporters_;
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
 };

@@ -34,8 +34,8 @@ bool parse_stream(std::string_view text, Stream& out);
 
 /// A syslog message as the agent's collector parsed and spooled it (agent/daemon/syslog_intake.cpp).
 struct SyslogFields {
-    int facility = -1;  // 0..23, -1 unknown
-    int severity = -1;  // 0..7, -1 unknown
+    int facility = -1;      // 0..23, -1 unknown
+    int severity = -1;      // 0..7, -1 unknown
     std::string timestamp;  // as received ("" if none)
     std::string host;
     std::string app;

@@ -33,7 +33,7 @@ namespace hsmaudit::agent {
 
 /// Counters an exporter keeps about its transport (the runner keeps the delivery counters).
 struct TransportStats {
-    std::uint64_t connects = 0;         // successful connections (or sessions) opened
+    std::uint64_t connects = 0;          // successful connections (or sessions) opened
     std::uint64_t connect_failures = 0;  // refused, TLS or authentication failed, timed out
     std::uint64_t bytes_sent = 0;
     std::string peer;  // what it is connected to ("relp+tls://siem.example:2514")
@@ -74,8 +74,9 @@ public:
 
 /// What a factory gets to build one destination.
 struct ExporterContext {
-    std::string name;      // the destination's name: its keys are "exporters.<name>.*"
-    const Config& config;  // read "exporters.<name>.<type>.<key>" (declared by the factory as "exporters.*.<type>.<key>")
+    std::string name;  // the destination's name: its keys are "exporters.<name>.*"
+    const Config&
+        config;  // read "exporters.<name>.<type>.<key>" (declared by the factory as "exporters.*.<type>.<key>")
     std::string state_dir;  // <state>/export/<name>: the exporter's own files (created 0700)
     AlertSink& alerts;
     /// A snapshot of the agent's state, as `hsmaudit status --json` shows it (ring, drain, store,

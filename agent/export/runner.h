@@ -25,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,18 +59,19 @@ public:
 };
 
 struct RunnerOptions {
-    std::string name;  // the destination ("exporters.<name>")
+    std::string name;                                      // the destination ("exporters.<name>")
     std::array<bool, 4> streams{true, false, true, true};  // indexed by Stream
-    int max_severity = 7;                // deliver events whose syslog_severity() <= this (0..7)
-    std::vector<std::string> classes;    // audit event classes to deliver; empty: all
-    bool start_newest = false;           // without a cursor file: skip what is stored already
-    std::size_t batch = 512;             // events per send()
+    int max_severity = 7;                                  // deliver events whose syslog_severity() <= this (0..7)
+    std::vector<std::string> classes;                      // audit event classes to deliver; empty: all
+    bool start_newest = false;                             // without a cursor file: skip what is stored already
+    std::size_t batch = 512;                               // events per send()
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
-    std::chrono::milliseconds idle_wait{200};     // wait for acks / new events when idle
-    std::chrono::milliseconds cursor_sync{1'000};  // write the cursor file at most this often
+    std::chrono::milliseconds idle_wait{200};       // wait for acks / new events when idle
+    std::chrono::milliseconds cursor_sync{1'000};   // write the cursor file at most this often
     std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
-    std::string cursor_path;  // "" : keep the cursor in memory only (tests)
+    std::size_t max_in_flight = 10'000;             // events sent and not yet acknowledged (memory bound)
+    std::string cursor_path;                        // "" : keep the cursor in memory only (tests)
 };
 
 enum class RunnerState : std::uint8_t { starting, up, down, stopped };
@@ -77,21 +79,24 @@ std::string_view to_string(RunnerState s);
 
 struct RunnerStats {
     RunnerState state = RunnerState::starting;
-    std::array<std::uint64_t, 4> cursor{};       // delivered through this position, per stream
-    std::array<std::uint64_t, 4> newest{};       // the store's newest position, per stream
-    std::array<std::uint64_t, 4> delivered{};    // events acknowledged since start, per stream
-    std::uint64_t filtered = 0;                  // events the filter skipped (counted delivered)
-    std::uint64_t sent = 0;                      // send() calls' events, resends included
-    std::uint64_t resent = 0;                    // events sent again after a failure
-    std::uint64_t failures = 0;                  // connect or transport failures
-    std::uint64_t in_flight = 0;                 // sent, not yet acknowledged
-    std::int64_t last_delivered_event_ms = 0;    // time of the newest event acknowledged
-    std::int64_t last_delivery_ms = 0;           // wall clock of the last acknowledgement
+    std::array<std::uint64_t, 4> cursor{};     // delivered through this position, per stream
+    std::array<std::uint64_t, 4> newest{};     // the store's newest position, per stream
+    std::array<std::uint64_t, 4> delivered{};  // events acknowledged since start, per stream
+    std::uint64_t filtered = 0;                // events the filter skipped (counted delivered)
+    std::uint64_t sent = 0;                    // send() calls' events, resends included
+    std::uint64_t resent = 0;                  // events sent again after a failure
+    std::uint64_t failures = 0;                // connect or transport failures
+    std::uint64_t in_flight = 0;               // sent, not yet acknowledged
+    std::int64_t last_delivered_event_ms = 0;  // time of the newest event acknowledged
+    std::int64_t last_delivery_ms = 0;         // wall clock of the last acknowledgement
     std::string last_error;
+    std::int64_t oldest_undelivered_ms = 0;  // time of the oldest event not yet delivered (0: none known)
+    std::int64_t now_ms = 0;                 // when these stats were taken
     TransportStats transport;
-    /// Records the store holds that this destination has not delivered (audit stream), and the
-    /// age in ms of the oldest of them (0 when caught up).
+    /// Events the store holds that this destination has not delivered, over its streams.
     [[nodiscard]] std::uint64_t lag_records() const;
+    /// Age in seconds of the oldest event not yet delivered (0 when caught up).
+    [[nodiscard]] double lag_seconds() const;
 };
 
 class ExportRunner {
@@ -124,12 +129,22 @@ private:
     ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> exporter, std::unique_ptr<EventSource> source,
                  AlertSink& alerts, NowMs now_ms);
     void loop(std::stop_token stop);
-    Status connect_if_needed();
-    Status fill_and_send();
-    Status collect_acks(std::chrono::milliseconds wait);
+    Result<bool> read_more();
+    Status send_unsent();
+    Result<bool> collect_acks(std::chrono::milliseconds wait);
     void fail(const Error& e);
     Status write_cursor(bool force);
-    bool wanted(const Event& e) const;
+    [[nodiscard]] bool wanted(const Event& e) const;
+    void publish();
+
+    /// Events read from one stream in one read, the wanted ones kept for sending.
+    struct Batch {
+        Stream stream = Stream::audit;
+        std::vector<Event> events;  // wanted, in order
+        std::uint64_t through = 0;  // the last position read (wanted or filtered)
+        std::size_t acked = 0;      // events[0, acked) are delivered
+        bool sent = false;          // sent on the current connection
+    };
 
     RunnerOptions options_;
     std::unique_ptr<Exporter> exporter_;
@@ -141,22 +156,24 @@ private:
     // Runner thread only.
     bool connected_ = false;
     bool down_alerted_ = false;
+    bool proven_ = false;  // the current connection has delivered (or had nothing to deliver)
     std::chrono::milliseconds backoff_{0};
     std::int64_t retry_at_ms_ = 0;
-    std::array<std::uint64_t, 4> read_pos_{};  // the last position read, per stream
-    struct InFlight {
-        Stream stream;
-        std::uint64_t position;
-        std::int64_t time_ms;
-    };
-    std::vector<Event> pending_;         // read, wanted, not yet sent
-    std::vector<InFlight> in_flight_;    // sent on this connection, in order
+    std::array<std::uint64_t, 4> cursor_{};    // delivered through, per stream
+    std::array<std::uint64_t, 4> read_pos_{};  // read through, per stream
+    std::size_t next_stream_ = 0;              // round-robin over the subscribed streams
+    std::deque<Batch> unacked_;
+    std::size_t unacked_events_ = 0;
     std::uint64_t acked_on_connection_ = 0;
     std::int64_t cursor_written_ms_ = 0;
     bool cursor_dirty_ = false;
+    std::int64_t newest_checked_ms_ = 0;
+    RunnerStats local_;  // published to stats_ under the mutex
 
     mutable std::mutex mutex_;
     RunnerStats stats_;
+    std::condition_variable_any wake_;
+    std::mutex wake_mutex_;
     std::jthread thread_;
 };
 

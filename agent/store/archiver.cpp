@@ -509,8 +509,11 @@ Result<std::vector<Archiver::Segment>> Archiver::scan_ready(ArchiveRun& run) {
     run.segments_waiting = waiting;
     std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     std::vector<Segment> out;
+    const std::optional<std::uint64_t> delivered = delivered_ ? delivered_() : std::nullopt;
     for (const auto& [path, epoch] : candidates) {
         auto d = describe_segment(path, key_);
+        if (d && delivered_ && delivered && d->first.last_seq >= *delivered)
+            break;  // not yet delivered by every exporter: it and every later segment wait
         if (!d || d->first.epoch != epoch) {
             // Left where it is: archiving cannot make it better, and deleting it would lose it.
             if (unreadable_alerted_.insert(path).second)

@@ -122,6 +122,13 @@ public:
     Archiver(const Archiver&) = delete;
     Archiver& operator=(const Archiver&) = delete;
 
+    /// The highest sequence number every exporter has delivered (DeliveryCursors), nullopt when
+    /// no exporter reads the audit stream. When set, a segment is archived only once a record
+    /// after it was delivered everywhere, so exporters read segments, never archives.
+    using DeliveredThrough = std::function<std::optional<std::uint64_t>()>;
+    /// Call before start().
+    void set_delivery_gate(DeliveredThrough delivered) { delivered_ = std::move(delivered); }
+
     /// One pass now: clean up after a crash, then bundle every archivable segment.
     Result<ArchiveRun> run_once();
     /// Runs a pass if it is due (the interval has passed since the last, or more than
@@ -148,6 +155,7 @@ private:
     const mac::AuditKey& key_;
     AlertSink& alerts_;
     SealedThrough sealed_through_;
+    DeliveredThrough delivered_;
     NowMs now_ms_;
     std::int64_t next_run_ms_ = 0;              // 0: at the first tick
     std::size_t waiting_after_run_ = 0;         // the count that did not trigger a useful pass

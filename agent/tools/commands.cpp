@@ -37,7 +37,7 @@ std::optional<std::int64_t> running_agent_pid(const ToolPaths& paths) {
 }  // namespace
 
 int run_status(const StoreArgs& a) {
-    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key, a.plugin_keys);
     if (!paths) return fail(paths.error().describe());
     auto first = read_status_file(paths->state_dir);
     if (!first) return fail(first.error().describe());
@@ -68,7 +68,7 @@ int run_status(const StoreArgs& a) {
 }
 
 int run_tail(const TailArgs& a) {
-    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key, a.plugin_keys);
     if (!paths) return fail(paths.error().describe());
     std::optional<mac::AuditKey> key;
     if (!paths->key_path.empty()) {
@@ -102,7 +102,7 @@ int run_tail(const TailArgs& a) {
 }
 
 int run_fsck(const FsckArgs& a) {
-    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key);
+    auto paths = resolve_tool_paths(a.state_dir, a.config, a.key, a.plugin_keys);
     if (!paths) return fail(paths.error().describe());
     if (paths->key_path.empty()) return fail("fsck needs the audit key: give --key FILE (or -c CONFIG)");
     auto key = mac::load_audit_key(paths->key_path);

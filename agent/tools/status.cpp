@@ -194,6 +194,7 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
         r.open_segment_bytes = get_u64(*store, "open_segment_bytes");
         r.encrypted = get_bool(*store, "encrypted");
     }
+    if (const json* ex = member(j, "exporters"); ex != nullptr && ex->is_array()) r.exporters = *ex;
     if (const json* alerts = member(j, "alerts"); alerts != nullptr && alerts->is_object()) {
         if (const json* counts = member(*alerts, "counts"); counts != nullptr && counts->is_object())
             for (const auto& [k, v] : counts->items())
@@ -248,7 +249,18 @@ std::string render_status_text(const StatusReport& r) {
             o << r.open_segment << " (" << human_bytes(r.open_segment_bytes) << ")";
         o << "\n";
     }
-    o << "exporters    none: no exporter is built into this agent yet, so there is no exporter lag to report\n";
+    if (r.exporters.empty())
+        o << "exporters    none configured: the local store is the only copy (nothing is deleted by retention)\n";
+    for (const auto& e : r.exporters) {
+        o << "exporter     " << get_str(e, "name") << " (" << get_str(e, "type") << ") " << get_str(e, "state");
+        if (!get_str(e, "peer").empty()) o << " " << get_str(e, "peer");
+        o << ", lag " << get_u64(e, "lag_records") << " events";
+        if (e.contains("lag_seconds") && e["lag_seconds"].is_number() && e["lag_seconds"].get<double>() > 0)
+            o << " (" << seconds(e["lag_seconds"].get<double>()) << " behind)";
+        o << ", " << get_u64(e, "failures") << " failure" << (get_u64(e, "failures") == 1 ? "" : "s");
+        if (!get_str(e, "last_error").empty()) o << "; last error: " << get_str(e, "last_error");
+        o << "\n";
+    }
     o << "verification " << (r.has_drain ? std::to_string(r.faults) : std::string("?")) << " fault"
       << (r.faults == 1 ? "" : "s") << " found by online verification since the agent started"
       << (r.faults == 0 ? "" : " (see the alerts; run 'hsmaudit verify')") << "\n";
@@ -290,8 +302,7 @@ nlohmann::json render_status_json(const StatusReport& r) {
                       {"open_segment", r.open_segment.empty() ? json(nullptr) : json(r.open_segment)},
                       {"open_segment_bytes", r.open_segment_bytes},
                       {"encrypted", r.encrypted}};
-    j["exporters"] = json::array();
-    j["exporters_note"] = "no exporter is built into this agent yet";
+    j["exporters"] = r.exporters;
     j["verification"] = {{"faults", r.faults}};
     json counts = json::object();
     for (const auto& [k, v] : r.alert_counts) counts[k] = v;

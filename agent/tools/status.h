@@ -64,6 +64,10 @@ struct StatusReport {
     std::uint64_t open_segment_bytes = 0;
     bool encrypted = false;
 
+    /// The destinations (status.json "exporters": name, type, state, peer, lag_records,
+    /// lag_seconds, delivered, failures, last_error), as the agent reported them.
+    nlohmann::json exporters = nlohmann::json::array();
+
     std::map<std::string, std::uint64_t> alert_counts;  // this run of the agent, by kind
     std::vector<StatusAlert> recent_alerts;             // newest last
 };

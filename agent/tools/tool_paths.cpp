@@ -10,7 +10,7 @@
 namespace hsmaudit::agent::tools {
 
 Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::string& config_path,
-                                     const std::string& key_path) {
+                                     const std::string& key_path, std::span<const KeySpec> plugin_keys) {
     if (state_dir.empty() == config_path.empty())
         return make_error(errc::invalid_argument, "give exactly one of --state-dir DIR and -c CONFIG");
     ToolPaths p;
@@ -19,7 +19,7 @@ Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::st
         p.state_dir = state_dir;
         return p;
     }
-    const auto keys = all_config_keys();
+    const auto keys = all_config_keys(plugin_keys);
     auto config = Config::load(config_path, keys);
     if (!config) return std::move(config).error();
     p.state_dir = config->str("agent.state_dir");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "agent/config/config.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent::tools {
@@ -20,8 +21,9 @@ struct ToolPaths {
 };
 
 /// Resolves --state-dir / -c / --key (exactly one of state_dir and config_path must be given).
+/// `plugin_keys`: the keys of the exporter kinds the program knows (a configuration names them).
 Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::string& config_path,
-                                     const std::string& key_path);
+                                     const std::string& key_path, std::span<const KeySpec> plugin_keys = {});
 
 /// <state_dir>/audit: the audit store.
 std::string audit_dir_of(const std::string& state_dir);

@@ -1,0 +1,421 @@
+// The export framework: the store reader (StoreEventSource) over a store the drain wrote, the
+// runner's at-least-once delivery with a failing transport, cursors across restarts, filters,
+// and the destinations' configuration rules.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include "agent/alert_log.h"
+#include "agent/config/keys.h"
+#include "agent/errc.h"
+#include "agent/export/manager.h"
+#include "agent/export/runner.h"
+#include "agent/export/store_source.h"
+#include "agent/pipeline/drain.h"
+#include "agent/store/audit_store.h"
+#include "agent/store/event_spool.h"
+#include "agent/store/line_log.h"
+#include "fake_module.h"
+#include "mac/files.h"
+
+namespace hsmaudit::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::AlertList;
+using testing::FakeModule;
+
+/// A state directory with a store written by the real drain from a module stand-in.
+class StoreFixture : public ::testing::TestWithParam<bool> {
+protected:
+    void SetUp() override {
+        state_ = fs::temp_directory_path() /
+                 ("hsmaudit-export-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+        fs::remove_all(state_);
+        auto k = mac::generate_chain_keys();
+        ASSERT_TRUE(k.has_value());
+        keys_.emplace(std::move(*k));
+        module_ = std::make_unique<FakeModule>(*keys_);
+        auto s = AuditStore::open(AuditStoreOptions{audit_dir_of(state_.string()), encrypted()}, keys_->key);
+        ASSERT_TRUE(s.has_value()) << s.error().message;
+        store_ = std::move(*s);
+        DrainOptions opt;
+        opt.poll_wait = std::chrono::milliseconds(0);
+        drain_ = std::make_unique<Drain>(*module_, *store_, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    }
+    void TearDown() override {
+        drain_.reset();
+        store_.reset();
+        fs::remove_all(state_);
+    }
+    [[nodiscard]] bool encrypted() const { return GetParam(); }
+
+    /// The module makes `n` records, sealing after every `seal_every`, and the drain stores them.
+    void produce(std::size_t n, std::size_t seal_every = 0) {
+        for (std::size_t i = 0; i < n; ++i) {
+            module_->produce(1);
+            if (seal_every != 0 && ++made_ % seal_every == 0) module_->seal_now();
+        }
+        for (int i = 0; i < 10000 && module_->acked() < module_->size(); ++i) ASSERT_TRUE(drain_->step().has_value());
+        ASSERT_EQ(module_->acked(), module_->size());
+    }
+    std::unique_ptr<EventSource> source(bool chain_lines = false) {
+        return make_store_event_source(StoreSourceOptions{state_.string(), &keys_->key, "150123", "hsm1", chain_lines});
+    }
+    /// Reads the whole stream in batches of `batch`, resuming each read where the last ended.
+    static std::vector<Event> read_all(EventSource& src, Stream s, std::uint64_t after, std::size_t batch = 97) {
+        std::vector<Event> out;
+        for (;;) {
+            std::vector<Event> got;
+            auto n = src.read(s, after, batch, got);
+            EXPECT_TRUE(n.has_value()) << (n ? "" : n.error().message);
+            if (!n || *n == 0) break;
+            after = got.back().position;
+            for (auto& e : got) out.push_back(std::move(e));
+        }
+        return out;
+    }
+
+    static inline int counter_ = 0;
+    fs::path state_;
+    std::optional<mac::NewChainKeys> keys_;
+    std::unique_ptr<FakeModule> module_;
+    std::unique_ptr<AuditStore> store_;
+    std::unique_ptr<Drain> drain_;
+    AlertList alerts_;
+    std::int64_t now_ms_ = 1'795'500'000'000;
+    std::size_t made_ = 0;
+};
+
+TEST_P(StoreFixture, TheAuditStreamIsEveryStoredRecordInOrderAcrossSegmentsAndFollowsGrowth) {
+    produce(2500, 1000);
+    auto src = source();
+    auto events = read_all(*src, Stream::audit, 0);
+    ASSERT_EQ(events.size(), 2500u);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        const Event& e = events[i];
+        ASSERT_EQ(e.position, i + 1);
+        EXPECT_EQ(e.record.seq, i + 1);
+        EXPECT_EQ(e.entry, EntryKind::record);
+        EXPECT_EQ(e.serial, "150123");
+        EXPECT_EQ(e.host, "hsm1");
+        EXPECT_EQ(e.event_id, "150123-1-" + std::to_string(i + 1));
+        EXPECT_EQ(e.mac_hex.size(), 64u);
+        EXPECT_TRUE(e.line.ends_with(" mac=" + e.mac_hex)) << e.line;
+    }
+    // The same reader follows what the drain stores next, from where it stopped.
+    produce(300);
+    std::vector<Event> more;
+    auto n = src->read(Stream::audit, 2500, 1000, more);
+    ASSERT_TRUE(n.has_value());
+    ASSERT_EQ(*n, 300u);
+    EXPECT_EQ(more.front().position, 2501u);
+    EXPECT_EQ(more.back().position, 2800u);
+    auto newest = src->newest(Stream::audit);
+    ASSERT_TRUE(newest.has_value());
+    EXPECT_EQ(*newest, 2800u);
+}
+
+TEST_P(StoreFixture, AReaderRepositionsAtACursorAndOnlyDurableRecordsAreRead) {
+    produce(1200, 500);
+    auto src = source();
+    auto events = read_all(*src, Stream::audit, 777);
+    ASSERT_EQ(events.size(), 1200u - 777u);
+    EXPECT_EQ(events.front().position, 778u);
+
+    // Records written to the store but not committed are not read.
+    module_->produce(10);
+    EntryBatch batch;
+    ASSERT_TRUE(module_->read(module_->acked(), 100, std::chrono::milliseconds(0), batch).has_value());
+    ASSERT_TRUE(store_->append(batch).has_value());
+    std::vector<Event> got;
+    ASSERT_TRUE(src->read(Stream::audit, 1200, 100, got).has_value());
+    EXPECT_TRUE(got.empty());
+    ASSERT_TRUE(store_->commit().has_value());
+    ASSERT_TRUE(src->read(Stream::audit, 1200, 100, got).has_value());
+    EXPECT_EQ(got.size(), 10u);
+}
+
+TEST_P(StoreFixture, ChainLinesCarryTheOpenAndSealEntriesInChainOrder) {
+    produce(250, 100);  // seals after 100 and 200; the third segment is open
+    auto src = source(true);
+    auto events = read_all(*src, Stream::audit, 0);
+    std::vector<std::string> kinds;
+    for (const auto& e : events)
+        if (e.entry != EntryKind::record)
+            kinds.push_back((e.entry == EntryKind::open ? "open@" : "seal@") + std::to_string(e.position));
+    EXPECT_EQ(kinds, (std::vector<std::string>{"open@0", "seal@100", "open@100", "seal@200", "open@200"}));
+    EXPECT_EQ(events.size(), 255u);
+    for (const auto& e : events) {
+        if (e.entry == EntryKind::seal) {
+            EXPECT_TRUE(e.line.starts_with("@seal ")) << e.line;
+        }
+        if (e.entry == EntryKind::open) {
+            EXPECT_TRUE(e.line.starts_with("@open ")) << e.line;
+        }
+    }
+    // Resuming after record 100 delivers its seal and the next open again (at-least-once).
+    auto again = source(true);
+    auto resumed = read_all(*again, Stream::audit, 100);
+    ASSERT_GE(resumed.size(), 3u);
+    EXPECT_EQ(resumed[0].entry, EntryKind::seal);
+    EXPECT_EQ(resumed[1].entry, EntryKind::open);
+    EXPECT_EQ(resumed[2].record.seq, 101u);
+}
+
+TEST_P(StoreFixture, AlertsCheckpointsAndSyslogAreStreamsWithLineNumbers) {
+    auto alerts = AlertLog::open((state_ / "alerts").string());
+    ASSERT_TRUE(alerts.has_value());
+    for (int i = 0; i < 5; ++i)
+        (*alerts)->alert(Alert{"ring.fill_warning", Severity::warning, "the ring is 5" + std::to_string(i) + "% full",
+                               0, now_ms_ + i});
+    auto cps = LineLog::open((state_ / "checkpoints").string(), "checkpoints.log");
+    ASSERT_TRUE(cps.has_value());
+    ASSERT_TRUE(
+        (*cps)->append("@checkpoint v=1 serial=150123 epoch=1 seq=9 time=2026-11-24T06:15:17.123Z").has_value());
+    SpoolOptions so;
+    so.dir = spool_dir_of(state_.string());
+    so.segment_max_bytes = 600;  // several spool files
+    auto spool = EventSpool::open(so, [] { return std::int64_t{1'795'500'000'000}; });
+    ASSERT_TRUE(spool.has_value());
+    for (int i = 0; i < 40; ++i)
+        ASSERT_TRUE(
+            (*spool)->push(R"({"transport":"udp","facility":5,"severity":4,"host":"myLuna","app":"NTLS","msg":"line )" +
+                           std::to_string(i) + "\"}"));
+    ASSERT_TRUE((*spool)->flush().has_value());
+
+    auto src = source();
+    auto a = read_all(*src, Stream::alerts, 0, 2);
+    ASSERT_EQ(a.size(), 5u);
+    EXPECT_EQ(a[4].position, 5u);
+    EXPECT_EQ(a[4].alert.kind, "ring.fill_warning");
+    EXPECT_EQ(a[4].alert.severity, Severity::warning);
+    EXPECT_EQ(a[4].event_id, "150123-alerts-5");
+    auto c = read_all(*src, Stream::checkpoints, 0);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_TRUE(c[0].checkpoint.starts_with("@checkpoint "));
+    auto s = read_all(*src, Stream::syslog, 0, 7);
+    ASSERT_EQ(s.size(), 40u);
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& f : fs::directory_iterator(so.dir)) ++files;
+    EXPECT_GE(files, 3u) << "the test means to read across spool files";
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        EXPECT_EQ(s[i].position, i + 1);
+        EXPECT_EQ(s[i].syslog.msg, "line " + std::to_string(i));
+        EXPECT_EQ(s[i].syslog.severity, 4);
+        EXPECT_EQ(s[i].syslog.app, "NTLS");
+    }
+    auto newest = src->newest(Stream::syslog);
+    ASSERT_TRUE(newest.has_value());
+    EXPECT_EQ(*newest, 40u);
+    // Repositioned in the middle of the spool.
+    auto again = source();
+    auto tail = read_all(*again, Stream::syslog, 33);
+    ASSERT_EQ(tail.size(), 7u);
+    EXPECT_EQ(tail.front().position, 34u);
+}
+
+/// A transport that acknowledges with a delay and fails now and then (seeded).
+class FlakyExporter final : public Exporter {
+public:
+    struct Log {
+        std::vector<std::string> received;  // event ids, in arrival order, duplicates included
+        int connects = 0;
+    };
+    FlakyExporter(Log& log, std::uint64_t seed, int fail_one_in) : log_(log), rng_(seed), fail_one_in_(fail_one_in) {}
+    Status connect() override {
+        if (fail()) return make_error(errc::io_error, "connection refused (injected)");
+        ++log_.connects;
+        sent_ = 0;
+        acked_ = 0;
+        return {};
+    }
+    Status send(std::span<const Event> events) override {
+        // A failure may lose what was in flight on this connection: nothing acknowledged.
+        if (fail()) return make_error(errc::io_error, "connection reset (injected)");
+        for (const auto& e : events) log_.received.push_back(e.event_id);
+        sent_ += events.size();
+        return {};
+    }
+    Result<std::uint64_t> acknowledged(std::chrono::milliseconds) override {
+        if (fail()) return make_error(errc::io_error, "connection reset while waiting (injected)");
+        // Acknowledge a random part of what is outstanding.
+        if (sent_ > acked_) acked_ += std::uniform_int_distribution<std::uint64_t>(0, sent_ - acked_)(rng_);
+        return acked_;
+    }
+    void disconnect() override {}
+    [[nodiscard]] TransportStats stats() const override { return {}; }
+
+private:
+    bool fail() { return fail_one_in_ > 0 && std::uniform_int_distribution<int>(1, fail_one_in_)(rng_) == 1; }
+    Log& log_;
+    std::mt19937_64 rng_;
+    int fail_one_in_;
+    std::uint64_t sent_ = 0;
+    std::uint64_t acked_ = 0;
+};
+
+class RunnerTest : public StoreFixture {
+protected:
+    std::unique_ptr<ExportRunner> runner(FlakyExporter::Log& log, int fail_one_in, RunnerOptions o = {}) {
+        o.name = "test";
+        o.cursor_path = (state_ / "export" / "test" / "cursor").string();
+        o.backoff_initial = std::chrono::milliseconds(1);
+        o.backoff_max = std::chrono::milliseconds(2);
+        o.idle_wait = std::chrono::milliseconds(0);
+        o.cursor_sync = std::chrono::milliseconds(0);
+        o.batch = 64;
+        o.max_in_flight = 300;
+        auto r = ExportRunner::open(std::move(o), std::make_unique<FlakyExporter>(log, seed_++, fail_one_in), source(),
+                                    alerts_, [this] { return clock_ += 5; });
+        EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+        return r ? std::move(*r) : nullptr;
+    }
+    /// Runs until the runner has delivered through `seq` (bounded in steps).
+    static void run_until(ExportRunner& r, std::uint64_t seq) {
+        for (int i = 0; i < 200000 && r.delivered_through(Stream::audit) < seq; ++i) (void)r.run_once();
+        ASSERT_EQ(r.delivered_through(Stream::audit), seq);
+    }
+    std::uint64_t seed_ = 42;
+    std::int64_t clock_ = 1'795'500'000'000;
+};
+
+TEST_P(RunnerTest, EveryRecordIsDeliveredAtLeastOnceInOrderThroughFailuresAndTheCursorSurvivesARestart) {
+    produce(3000, 700);
+    FlakyExporter::Log log;
+    {
+        auto r = runner(log, 25);
+        ASSERT_NE(r, nullptr);
+        run_until(*r, 3000);
+        const auto st = r->stats();
+        EXPECT_GT(st.failures, 0u) << "the seeded transport should have failed at least once";
+        EXPECT_GT(st.resent, 0u);
+        EXPECT_TRUE(alerts_.has("exporter.down"));
+        EXPECT_TRUE(alerts_.has("exporter.up"));
+    }
+    // Every record arrived; within each connection's stream, records never go backwards
+    // except where a resend starts again after the acknowledged prefix.
+    std::set<std::string> ids(log.received.begin(), log.received.end());
+    EXPECT_EQ(ids.size(), 3000u);
+    EXPECT_GE(log.received.size(), 3000u);
+
+    // A restarted runner resumes at the durable cursor: nothing is delivered twice more.
+    const std::size_t before = log.received.size();
+    produce(100);
+    auto r2 = runner(log, 0);
+    ASSERT_NE(r2, nullptr);
+    run_until(*r2, 3100);
+    ASSERT_EQ(log.received.size() - before, 100u);
+    EXPECT_EQ(log.received[before], "150123-1-3001");
+    auto text = mac::read_file((state_ / "export" / "test" / "cursor").string(), 4096);
+    ASSERT_TRUE(text.has_value());
+    EXPECT_NE(text->find("\"audit\":3100"), std::string::npos) << *text;
+}
+
+TEST_P(RunnerTest, FilteredEventsCountAsDeliveredAndAreNotSent) {
+    produce(1000);
+    FlakyExporter::Log log;
+    RunnerOptions o;
+    o.classes = {"access"};
+    auto r = runner(log, 0, o);
+    ASSERT_NE(r, nullptr);
+    run_until(*r, 1000);
+    EXPECT_GT(r->stats().filtered, 0u);
+    EXPECT_LT(log.received.size(), 1000u);
+    EXPECT_EQ(log.received.size() + r->stats().filtered, 1000u);
+}
+
+TEST_P(RunnerTest, ADamagedCursorFileStopsTheDestinationRatherThanResendOrSkip) {
+    produce(10);
+    fs::create_directories(state_ / "export" / "test");
+    ASSERT_TRUE(
+        mac::write_file_atomic((state_ / "export" / "test" / "cursor").string(), "{not json", 0600, false).has_value());
+    RunnerOptions o;
+    o.name = "test";
+    o.cursor_path = (state_ / "export" / "test" / "cursor").string();
+    FlakyExporter::Log log;
+    auto r = ExportRunner::open(o, std::make_unique<FlakyExporter>(log, 1, 0), source(), alerts_,
+                                [] { return std::int64_t{0}; });
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("cursor"), std::string::npos) << r.error().message;
+}
+
+TEST_P(RunnerTest, ANewDestinationStartingAtNewestSkipsWhatIsStored) {
+    produce(500);
+    FlakyExporter::Log log;
+    RunnerOptions o;
+    o.start_newest = true;
+    auto r = runner(log, 0, o);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->delivered_through(Stream::audit), 500u);
+    produce(5);
+    run_until(*r, 505);
+    EXPECT_EQ(log.received.size(), 5u);
+}
+
+std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
+    return p.param ? "Encrypted" : "Plain";
+}
+INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, StoreFixture, ::testing::Bool(), plain_or_encrypted);
+INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, RunnerTest, ::testing::Bool(), plain_or_encrypted);
+
+// ---- configuration rules ------------------------------------------------------------------------
+
+std::string tcp_endpoint(const Config& c, std::string_view name) {
+    return "tcp:" + c.str("exporters." + std::string(name) + ".fake.target");
+}
+std::span<const KeySpec> fake_keys() {
+    static constexpr KeySpec kKeys[] = {{"exporters.*.fake.target", KeyType::string, "", "where"}};
+    return kKeys;
+}
+const ExporterFactory kFake[] = {{"fake", fake_keys, nullptr, tcp_endpoint}};
+
+Result<Config> parse(std::string_view yaml) {
+    const auto keys = all_config_keys(fake_keys());
+    auto c = Config::parse(yaml, "test.yaml", keys);
+    if (!c) return c;
+    HSMAUDIT_TRY(validate_exporters(*c, kFake));
+    return c;
+}
+
+TEST(ExportConfig, DestinationsAreNamedSectionsWithDefaults) {
+    auto c = parse("exporters:\n  siem:\n    type: fake\n    fake:\n      target: a:1\n");
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    EXPECT_EQ(c->instances("exporters"), std::vector<std::string>{"siem"});
+    EXPECT_EQ(c->str("exporters.siem.streams"), "audit,alerts,checkpoints");
+    EXPECT_EQ(c->integer("exporters.siem.batch"), 512);
+}
+
+TEST(ExportConfig, BadDestinationsAreRefusedWithTheKeyNamed) {
+    struct Case {
+        const char* yaml;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"exporters:\n  siem:\n    fake:\n      target: a:1\n", "exporters.siem.type is missing"},
+        {"exporters:\n  siem:\n    type: carrier-pigeon\n", "unknown kind 'carrier-pigeon'"},
+        {"exporters:\n  siem:\n    type: fake\n    streams: audit,telepathy\n", "unknown stream 'telepathy'"},
+        {"exporters:\n  siem:\n    type: fake\n    classes: usage,nonsense\n", "unknown event class 'nonsense'"},
+        {"exporters:\n  siem:\n    type: fake\n    streams: audit,syslog\n", "may not carry both audit and syslog"},
+        {"exporters:\n  a:\n    type: fake\n    fake:\n      target: h:1\n  b:\n    type: fake\n    streams: "
+         "syslog\n    fake:\n      target: h:1\n",
+         "must not share a host:port"},
+        {"exporters:\n  Bad Name:\n    type: fake\n", "not a valid name"},
+        {"exporters:\n  siem:\n    type: fake\n    batch: 0\n", "exporters.siem.batch"},
+    };
+    for (const auto& c : cases) {
+        auto r = parse(c.yaml);
+        ASSERT_FALSE(r.has_value()) << c.yaml;
+        EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+    }
+    // Audit and syslog to different ports of one host are fine.
+    EXPECT_TRUE(parse("exporters:\n  a:\n    type: fake\n    fake:\n      target: h:1\n  b:\n    type: fake\n    "
+                      "streams: syslog\n    fake:\n      target: h:2\n")
+                    .has_value());
+}
+
+}  // namespace
+}  // namespace hsmaudit::agent
