@@ -28,6 +28,15 @@ std::string_view status_name(rd_kafka_msg_status_t s) {
     return "unknown";
 }
 
+std::string_view entry_name(agent::EntryKind k) {
+    switch (k) {
+        case agent::EntryKind::record: return "record";
+        case agent::EntryKind::open: return "open";
+        case agent::EntryKind::seal: return "seal";
+    }
+    return "record";
+}
+
 void add_header(rd_kafka_headers_t* h, std::string_view name, std::string_view value) {
     rd_kafka_header_add(h, name.data(), static_cast<ssize_t>(name.size()), value.data(),
                         static_cast<ssize_t>(value.size()));
@@ -173,15 +182,24 @@ Status KafkaExporter::produce_one(const agent::Event& e) {
     add_header(headers.get(), "kind", agent::to_string(e.stream));
     add_header(headers.get(), "format", formatter_->name());
     if (e.stream == agent::Stream::audit) {
-        add_header(headers.get(), "seq", std::to_string(e.record.seq));
-        add_header(headers.get(), "mac", e.mac_hex);
-        add_header(headers.get(), "class", e.record.event_class);
+        add_header(headers.get(), "entry", entry_name(e.entry));
+        add_header(headers.get(), "epoch", std::to_string(e.epoch));
+        if (e.entry == agent::EntryKind::record) {
+            add_header(headers.get(), "seq", std::to_string(e.record.seq));
+            add_header(headers.get(), "mac", e.mac_hex);
+            add_header(headers.get(), "class", e.record.event_class);
+        }
         if (options_.line_header) {
-            scratch_.clear();
-            mac::encode_record_body(e.record, scratch_);
-            scratch_ += " mac=";
-            scratch_ += e.mac_hex;
-            add_header(headers.get(), "line", scratch_);
+            if (!e.line.empty()) {
+                add_header(headers.get(), "line", e.line);
+            } else if (e.entry == agent::EntryKind::record) {
+                // A store that does not keep the line: the canonical encoding is the same bytes.
+                scratch_.clear();
+                mac::encode_record_body(e.record, scratch_);
+                scratch_ += " mac=";
+                scratch_ += e.mac_hex;
+                add_header(headers.get(), "line", scratch_);
+            }
         }
     } else if (e.stream == agent::Stream::checkpoints && options_.line_header) {
         add_header(headers.get(), "line", e.checkpoint);

@@ -6,9 +6,12 @@
 //   event_id  stable id (agent::make_event_id): duplicates after a resend are identifiable by it
 //   kind      "audit", "syslog", "alerts", "checkpoints" (the stream)
 //   format    the value's format ("json", "rfc5424", ...)
+//   entry, epoch      audit stream: "record", "open" or "seal" (open and seal entries are delivered
+//                     when the destination sets `chain_lines: true`), and the segment's key epoch
 //   seq, mac, class   audit records: sequence number, chain MAC (64 hex), event class
-//   line      audit records: the exact segment line ("<seq> <time> ... mac=<hex>", no LF);
-//             checkpoints: the signed "@checkpoint ..." line. What `hsmaudit verify --kafka` checks.
+//   line      audit stream: the exact segment line (record, open or seal; no LF), what the MACs
+//             cover; checkpoints: the signed "@checkpoint ..." line. What `hsmaudit verify --kafka`
+//             checks, whatever the value's format.
 //
 // Delivery: each message carries its index in the connection's send order as its opaque; the
 // delivery report callback (served by rd_kafka_poll on the runner's thread) marks it persisted

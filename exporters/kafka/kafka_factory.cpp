@@ -1,0 +1,36 @@
+// The registration entry of the Kafka exporter (exporters/registry.cpp lists it).
+#include <memory>
+
+#include "agent/logger.h"
+#include "exporters/formats/formatter.h"
+#include "exporters/kafka/kafka_config.h"
+#include "exporters/kafka/kafka_exporter.h"
+
+namespace hsmaudit::exporters::kafka {
+namespace {
+
+Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
+    auto options = producer_options(context.config, context.name);
+    if (!options) return std::move(options).error();
+    auto format = formats::read_format_options(context.config, context.name);
+    if (!format) return std::move(format).error();
+    // A Kafka topic carries JSON unless the destination names another format.
+    if (context.config.origin("exporters." + context.name + ".format") == "default")
+        format->kind = formats::FormatKind::json;
+    agent::logger().info("{}", options->describe());  // secrets masked
+    return std::unique_ptr<agent::Exporter>(
+        std::make_unique<KafkaExporter>(std::move(*options), formats::make_formatter(*format)));
+}
+
+std::string endpoint(const agent::Config& config, std::string_view name) {
+    const std::string& brokers = config.str("exporters." + std::string(name) + ".kafka.brokers");
+    return "tcp:" + brokers.substr(0, brokers.find(','));
+}
+
+}  // namespace
+
+agent::ExporterFactory factory() {
+    return {"kafka", &kafka_config_keys, &create, &endpoint};
+}
+
+}  // namespace hsmaudit::exporters::kafka
