@@ -2,9 +2,16 @@
 // ArcSight CEF, QRadar LEEF 2.0, JSON lines and a Splunk HEC envelope. Transports (RELP, TLS
 // syslog, Kafka) frame the result; a formatter never adds framing or a trailing LF.
 //
+// Every rendering is valid UTF-8 (bytes of a value that are not valid UTF-8 become U+FFFD),
+// carries the event's stable id, and is at most `exporters.<name>.max_message_bytes` long (free
+// text values are cut at a code point boundary, end with U+2026, and the event is marked
+// truncated). docs/SIEM.md has the exact rules of each format.
+//
 // Thread-safety: a Formatter is immutable after creation; format() may be called from any thread.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -31,5 +38,44 @@ std::span<const agent::KeySpec> format_config_keys();
 /// The formatter a destination's keys ("exporters.<destination>.format" ...) describe. An error
 /// names the key that is wrong.
 Result<std::unique_ptr<Formatter>> make_formatter(const agent::Config& config, std::string_view destination);
+
+// ---- Options, for callers (and tests) that build a formatter without a configuration file ----
+
+enum class FormatKind : std::uint8_t { rfc5424, cef, leef, json, hec };
+std::string_view to_string(FormatKind k);
+
+/// What a destination's format keys say, validated.
+struct FormatOptions {
+    FormatKind kind = FormatKind::rfc5424;
+    std::uint32_t pen = 32473;          // private enterprise number of the RFC 5424 SD-IDs
+    bool bom = false;                   // RFC 5424: UTF-8 BOM before the MSG
+    std::string app_name = "hsmaudit";  // RFC 5424 APP-NAME: printable ASCII, 1..48
+    int facility = 19;                  // local3: the appliance's remote audit facility
+    char leef_delimiter = '^';          // LEEF 2.0 attribute delimiter
+    std::string hec_sourcetype = "hsmaudit:json";
+    std::string hec_index;                 // "" = the HEC token's default index
+    std::size_t max_message_bytes = 8192;  // the whole rendering
+    std::string product_version;           // CEF/LEEF header Version; "" = this build's (product_version())
+};
+
+/// The version CEF and LEEF headers name by default: the project's (CMake project(VERSION)).
+std::string_view product_version();
+
+/// Reads and validates "exporters.<destination>.*" format keys. An error names the key.
+Result<FormatOptions> read_format_options(const agent::Config& config, std::string_view destination);
+
+/// A formatter for already validated options.
+std::unique_ptr<Formatter> make_formatter(const FormatOptions& options);
+
+/// Syslog facility from its name ("local3" -> 19), -1 if unknown; the names RFC 5424 table 1 and
+/// rsyslog use: kern user mail daemon auth syslog lpr news uucp cron authpriv ftp ntp logaudit
+/// logalert clock local0..local7.
+int facility_from_name(std::string_view name);
+/// "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug".
+std::string_view severity_name(int syslog_severity);
+/// CEF Severity 0..10 for a syslog severity 0..7 (docs/SIEM.md, "Severities").
+int cef_severity(int syslog_severity);
+/// LEEF sev 1..10 for a syslog severity 0..7 (docs/SIEM.md, "Severities").
+int leef_severity(int syslog_severity);
 
 }  // namespace hsmaudit::exporters::formats

@@ -1,0 +1,22 @@
+// The five renderers behind Formatter (formatter.cpp picks one and enforces max_message_bytes).
+// Each appends one message to `out`, applying `limits` to every free-text value, and marks the
+// message truncated when limits.truncated().
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+
+#include "agent/export/event.h"
+#include "exporters/formats/detail/text.h"
+#include "exporters/formats/formatter.h"
+
+namespace hsmaudit::exporters::formats::detail {
+
+void render_rfc5424(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
+void render_cef(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
+void render_leef(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
+void render_json(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
+void render_hec(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
+
+}  // namespace hsmaudit::exporters::formats::detail

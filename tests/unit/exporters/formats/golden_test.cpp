@@ -1,0 +1,44 @@
+// The examples docs/SIEM.md shows are the formatters' real output: each example block of the
+// document must be exactly what the formatter produces for the event below, so the document
+// stays true when a format changes (update the document with the output this test prints).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "exporters/formats/formatter.h"
+#include "tests/unit/exporters/formats/test_events.h"
+
+namespace hsmaudit::exporters::formats {
+namespace {
+
+std::string read_doc() {
+    std::ifstream in(std::string(HSMAUDIT_SOURCE_DIR) + "/docs/SIEM.md");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void expect_example(const std::string& doc, const std::string& what, const std::string& output) {
+    const std::string block = "```\n" + output + "\n```\n";
+    EXPECT_NE(doc.find(block), std::string::npos)
+        << "docs/SIEM.md lacks the current " << what << " example; it is now:\n"
+        << block;
+}
+
+TEST(Golden, DocumentedExamplesAreTheFormattersOutput) {
+    const std::string doc = read_doc();
+    ASSERT_FALSE(doc.empty()) << "cannot read docs/SIEM.md";
+    const auto login = test::failed_login_event();
+    expect_example(doc, "RFC 5424 audit record", test::render(test::options(FormatKind::rfc5424), login));
+    expect_example(doc, "RFC 5424 syslog", test::render(test::options(FormatKind::rfc5424), test::syslog_event()));
+    expect_example(doc, "RFC 5424 alert", test::render(test::options(FormatKind::rfc5424), test::alert_event()));
+    expect_example(doc, "CEF", test::render(test::options(FormatKind::cef), login));
+    expect_example(doc, "LEEF", test::render(test::options(FormatKind::leef), login));
+    expect_example(doc, "JSON", test::render(test::options(FormatKind::json), login));
+    expect_example(doc, "HEC", test::render(test::options(FormatKind::hec), login));
+}
+
+}  // namespace
+}  // namespace hsmaudit::exporters::formats
