@@ -1,0 +1,48 @@
+// The "relp" kind for the registration list (exporters/registry.cpp): builds a RelpExporter with
+// the destination's formatter. Kept apart from the transport so the transport builds and is tested
+// without the formats library.
+#include "exporters/formats/formatter.h"
+#include "exporters/relp/errc.h"
+#include "exporters/relp/relp_exporter.h"
+
+namespace hsmaudit::exporters::relp {
+namespace {
+
+std::string key_of(std::string_view name, std::string_view k) {
+    return "exporters." + std::string(name) + ".relp." + std::string(k);
+}
+
+Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
+    auto options = read_relp_options(context.config, context.name);
+    if (!options) return std::move(options).error();
+    // librelp's OpenSSL driver loads the CA into one process-wide SSL_CTX when its first session
+    // opens: two RELP destinations with different CAs would trust whichever connected first.
+    for (const auto& other : context.config.instances("exporters")) {
+        if (other == context.name || !context.config.has("exporters." + other + ".type") ||
+            context.config.str("exporters." + other + ".type") != "relp")
+            continue;
+        const std::string& other_ca = context.config.str(key_of(other, "ca"));
+        if (options->tls && context.config.boolean(key_of(other, "tls")) && other_ca != options->ca)
+            return make_error(errc::config_error, key_of(context.name, "ca") +
+                                                      ": every RELP/TLS destination must use the same CA file (" +
+                                                      key_of(other, "ca") + " is '" + other_ca +
+                                                      "'): librelp keeps one process-wide OpenSSL context");
+    }
+    auto formatter = formats::make_formatter(context.config, context.name);
+    if (!formatter) return std::move(formatter).error();
+    return std::unique_ptr<agent::Exporter>(std::make_unique<RelpExporter>(std::move(*options), std::move(*formatter)));
+}
+
+std::string endpoint(const agent::Config& config, std::string_view name) {
+    auto target = parse_target(config.str(key_of(name, "target")), key_of(name, "target"));
+    if (!target) return "";
+    return "tcp:" + target->first + ":" + target->second;
+}
+
+}  // namespace
+
+agent::ExporterFactory factory() {
+    return {"relp", relp_config_keys, create, endpoint};
+}
+
+}  // namespace hsmaudit::exporters::relp

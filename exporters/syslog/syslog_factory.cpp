@@ -1,0 +1,34 @@
+// The "syslog" kind for the registration list (exporters/registry.cpp): builds a SyslogExporter
+// with the destination's formatter. Kept apart from the transport so the transport builds and is
+// tested without the formats library.
+#include "exporters/formats/formatter.h"
+#include "exporters/syslog/errc.h"
+#include "exporters/syslog/syslog_exporter.h"
+
+namespace hsmaudit::exporters::syslog {
+namespace {
+
+Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
+    auto options = read_syslog_options(context.config, context.name);
+    if (!options) return std::move(options).error();
+    auto formatter = formats::make_formatter(context.config, context.name);
+    if (!formatter) return std::move(formatter).error();
+    return std::unique_ptr<agent::Exporter>(
+        std::make_unique<SyslogExporter>(std::move(*options), std::move(*formatter)));
+}
+
+std::string endpoint(const agent::Config& config, std::string_view name) {
+    const std::string prefix = "exporters." + std::string(name) + ".syslog.";
+    auto target = parse_target(config.str(prefix + "target"), prefix + "target");
+    if (!target) return "";
+    const bool udp = config.str(prefix + "protocol") == "udp";
+    return std::string(udp ? "udp:" : "tcp:") + target->first + ":" + target->second;
+}
+
+}  // namespace
+
+agent::ExporterFactory factory() {
+    return {"syslog", syslog_config_keys, create, endpoint};
+}
+
+}  // namespace hsmaudit::exporters::syslog
