@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <utility>
 
 #include "agent/errc.h"
 #include "exporters/formats/detail/render.h"
