@@ -11,6 +11,15 @@
 #include "mac/segment_format.h"
 
 namespace hsmaudit::agent {
+namespace {
+// Histogram bounds (seconds). A batch is verify + append + commit (fsync) + acknowledge: fsync
+// dominates, from a fraction of a millisecond to seconds on a loaded disk. A record's age spans
+// the poll interval (20 ms) to minutes while the store is paused or failing.
+constexpr double kBatchLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+constexpr double kRecordLatencyBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                           2.5,   5,    10,    30,   60,  120,  300, 900};
+}  // namespace
 
 std::string_view to_string(Severity s) {
     switch (s) {
@@ -63,7 +72,9 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
       alerts_(alerts),
       options_(options),
       now_ms_(std::move(now_ms)),
-      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }) {
+      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }),
+      batch_latency_(kBatchLatencyBounds),
+      record_latency_(kRecordLatencyBounds) {
     if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
 }
 
@@ -79,6 +90,8 @@ void Drain::on_fault(mac::Fault&& f) {
     {
         std::lock_guard lock(stats_mutex_);
         ++stats_.faults;
+        if (static_cast<std::size_t>(f.kind) < stats_.faults_by_kind.size())
+            ++stats_.faults_by_kind[static_cast<std::size_t>(f.kind)];
     }
     std::string where = f.file;
     if (f.line != 0) where += ":" + std::to_string(f.line);
@@ -184,8 +197,10 @@ Result<std::size_t> Drain::step() {
         return std::size_t{0};
     }
     batch_.clear();
+    batch_record_ms_.clear();
     auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
     if (!n) return std::move(n).error();
+    const auto read_at = std::chrono::steady_clock::now();
     std::uint64_t records = 0, seals = 0, last_seq = 0;
     for (const EntryRef& e : batch_.entries) {
         verify_entry(batch_, e);
@@ -196,13 +211,26 @@ Result<std::size_t> Drain::step() {
             ++seals;
         }
     }
+    if (records != 0) {
+        std::lock_guard lock(stats_mutex_);
+        stats_.records_verified += records;
+    }
     if (!batch_.empty()) {
         HSMAUDIT_TRY(store_.append(batch_));
         HSMAUDIT_TRY(store_.commit());
         HSMAUDIT_TRY(source_.acknowledge(store_.durable().entry_no));
+        batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
+        if (!batch_record_ms_.empty()) {
+            const std::int64_t acked_ms = now_ms_();
+            auto tally = record_latency_.tally();
+            for (const std::int64_t t : batch_record_ms_)
+                record_latency_.count(tally, static_cast<double>(acked_ms - t) / 1000.0);
+            record_latency_.add(tally);
+        }
         std::lock_guard lock(stats_mutex_);
         stats_.entries += batch_.entries.size();
         stats_.records += records;
+        stats_.bytes_stored += batch_.text.size();
         stats_.seals += seals;
         ++stats_.commits;
         stats_.acked_entry_no = store_.durable().entry_no;
@@ -251,6 +279,7 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
                       "): records may appear out of order; sync the module clock",
                   seq);
         last_record_ms_ = *t;
+        batch_record_ms_.push_back(*t);
     }
     if (boot != 0) {
         if (last_boot_ != 0 && boot != last_boot_)
@@ -354,6 +383,10 @@ void Drain::start() {
             }
             // Nothing is lost: the module keeps every entry until acknowledged. Alert, back off, retry.
             ++failures;
+            {
+                std::lock_guard lock(stats_mutex_);
+                ++stats_.step_failures;
+            }
             raise("drain.failed", Severity::critical, "drain step failed: " + r.error().describe());
             const auto until = std::chrono::steady_clock::now() +
                                std::chrono::milliseconds(std::min(5000, 50 << std::min(failures, 7)));

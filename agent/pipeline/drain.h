@@ -9,6 +9,7 @@
 // Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,8 +20,10 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/alerts.h"
+#include "agent/pipeline/latency_histogram.h"
 #include "agent/source.h"
 #include "agent/store/audit_store.h"
 #include "mac/chain_verifier.h"
@@ -59,6 +62,10 @@ struct DrainStats {
     std::uint64_t seals = 0;
     std::uint64_t commits = 0;
     std::uint64_t faults = 0;
+    std::array<std::uint64_t, mac::kFaultKindCount> faults_by_kind{};  // indexed by mac::FaultKind
+    std::uint64_t records_verified = 0;  // records through the online verifier (stored ones: `records`)
+    std::uint64_t bytes_stored = 0;      // segment-line bytes committed (before encryption)
+    std::uint64_t step_failures = 0;     // failed steps (each alerted as drain.failed, then retried)
     std::uint64_t checkpoints = 0;
     std::uint64_t acked_entry_no = 0;
     std::uint64_t last_seq = 0;
@@ -109,6 +116,12 @@ public:
     void set_ack_paused(bool paused, const std::string& reason);
 
     [[nodiscard]] DrainStats stats() const;
+    /// Seconds from reading a batch to its acknowledgement (verify, append, commit with fsync, ack).
+    [[nodiscard]] const LatencyHistogram& batch_latency() const { return batch_latency_; }
+    /// Seconds from a record's module timestamp to its acknowledgement (durable in the store):
+    /// the age at which records leave the ring. Mixes the module's clock and the agent's; a
+    /// negative difference counts as 0.
+    [[nodiscard]] const LatencyHistogram& record_latency() const { return record_latency_; }
 
 private:
     void on_fault(mac::Fault&& f);
@@ -146,6 +159,9 @@ private:
     std::optional<DrainOptions> pending_options_;
     mutable std::mutex stats_mutex_;
     DrainStats stats_;
+    LatencyHistogram batch_latency_;
+    LatencyHistogram record_latency_;
+    std::vector<std::int64_t> batch_record_ms_;  // module timestamps of the current batch's records
     std::jthread thread_;
 };
 

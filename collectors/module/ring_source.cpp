@@ -1,5 +1,6 @@
 #include "collectors/module/ring_source.h"
 
+#include <chrono>
 #include <thread>
 
 namespace hsmaudit::collectors {
@@ -52,6 +53,9 @@ Result<std::string> ModuleRingSource::checkpoint() {
 Result<agent::SourceStatus> ModuleRingSource::status() {
     auto st = host_->status();
     if (!st) return std::move(st).error();
+    probe_.record(
+        *st, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                 .count());
     agent::SourceStatus s;
     s.serial = st->serial;
     s.boot = st->boot;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/source.h"
+#include "collectors/module/probe.h"
 #include "hsmcore/host/module_host.h"
 
 namespace hsmaudit::collectors {
@@ -25,10 +26,14 @@ public:
     Result<agent::SourceStatus> status() override;
     Result<std::string> checkpoint() override;
 
+    /// The module's figures at the last status() call, for metrics (any thread).
+    [[nodiscard]] const ModuleProbe& probe() const { return probe_; }
+
 private:
     std::unique_ptr<hsmcore::host::ModuleHost> host_;
     std::vector<hsmcore::ring::EntryView> views_;
     std::string line_;
+    ModuleProbe probe_;
 };
 
 }  // namespace hsmaudit::collectors

@@ -1,0 +1,116 @@
+#include "exporters/prometheus/endpoint.h"
+
+#include <prometheus/exposer.h>
+#include <sys/mman.h>
+
+#include <charconv>
+#include <exception>
+
+#include "exporters/prometheus/basic_auth.h"
+#include "exporters/prometheus/errc.h"
+#include "exporters/prometheus/process_collector.h"
+#include "mac/files.h"
+#include "mac/unique_fd.h"
+
+namespace hsmaudit::exporters::prometheus {
+
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen) {
+    auto bad = [&] {
+        return make_error(errc::config_error, "metrics.listen: '" + listen +
+                                                  "' is not HOST:PORT (e.g. 127.0.0.1:8479, [::1]:8479, 0.0.0.0:8479)");
+    };
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) return bad();
+    std::string host = listen.substr(0, colon);
+    if (host.front() == '[' && host.back() != ']') return bad();
+    if (host.front() != '[' && host.find(':') != std::string::npos) return bad();  // bare IPv6 needs brackets
+    unsigned port = 0;
+    const auto p = listen.substr(colon + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (ec != std::errc() || end != p.data() + p.size() || port > 65535) return bad();
+    return std::pair{std::move(host), static_cast<std::uint16_t>(port)};
+}
+
+namespace {
+
+/// The key and certificate in one anonymous in-memory file, because civetweb's ssl_certificate
+/// wants both in one PEM file and the key must not be copied to disk.
+Result<UniqueFd> key_and_cert_memfd(const TlsServerConfig& tls) {
+    auto key = mac::read_secret_file(tls.key_file, 1 << 20);
+    if (!key) return make_error(errc::tls_error, "tls_server_config.key_file: " + key.error().describe());
+    auto cert = mac::read_file(tls.cert_file, 1 << 20);
+    if (!cert) return make_error(errc::tls_error, "tls_server_config.cert_file: " + cert.error().describe());
+    UniqueFd fd(::memfd_create("hsmaudit-metrics-tls", MFD_CLOEXEC));
+    if (fd.get() < 0) return make_error(errc::tls_error, "memfd_create failed");
+    HSMAUDIT_TRY(mac::write_all(fd.get(), *key + "\n" + *cert, "memfd"));
+    return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
+    const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables) {
+    auto where = parse_listen(options.listen);
+    if (!where) return std::move(where).error();
+    WebConfig web;
+    if (!options.web_config.empty()) {
+        auto w = load_web_config(options.web_config);
+        if (!w) return std::move(w).error();
+        web = std::move(*w);
+    }
+    std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());
+    std::vector<std::string> civet = {"listening_ports", options.listen + (web.tls ? "s" : ""), "num_threads",
+                                      std::to_string(options.threads),
+                                      // A scrape is one small request: do not let a slow client hold a worker.
+                                      "request_timeout_ms", "10000"};
+    UniqueFd memfd;
+    if (web.tls) {
+        auto fd = key_and_cert_memfd(*web.tls);
+        if (!fd) return std::move(fd).error();
+        memfd = std::move(*fd);
+        civet.insert(civet.end(),
+                     {"ssl_certificate", "/proc/self/fd/" + std::to_string(memfd.get()), "ssl_certificate_chain",
+                      web.tls->cert_file, "ssl_protocol_version", web.tls->min_version == 13 ? "5" : "4"});
+        if (web.tls->client_auth != ClientAuth::none)
+            civet.insert(civet.end(), {"ssl_verify_peer",
+                                       web.tls->client_auth == ClientAuth::require_and_verify ? "yes" : "optional",
+                                       "ssl_ca_file", web.tls->client_ca_file, "ssl_default_verify_paths", "no"});
+        ep->tls_ = true;
+    }
+    try {
+        ep->exposer_ = std::make_unique<::prometheus::Exposer>(civet);
+    } catch (const std::exception& e) {
+        // civetweb says little ("null context when constructing CivetServer"); name what we tried.
+        return make_error(web.tls ? errc::tls_error : errc::bind_failed,
+                          "cannot serve metrics on " + options.listen + (web.tls ? " with TLS" : "") + ": " + e.what() +
+                              (web.tls ? " (check tls_server_config's cert_file and key_file, and that the address "
+                                         "is free)"
+                                       : " (is the address in use or not local?)"));
+    }
+    memfd = UniqueFd();  // civetweb read the key at start
+    const auto ports = ep->exposer_->GetListeningPorts();
+    ep->port_ = ports.empty() ? where->second : static_cast<std::uint16_t>(ports.front());
+    if (!web.basic_auth_users.empty()) {
+        ep->auth_ = std::make_unique<BasicAuth>(std::move(web.basic_auth_users));
+        BasicAuth* auth = ep->auth_.get();
+        ep->exposer_->RegisterAuth(
+            [auth](const std::string& user, const std::string& password) { return auth->check(user, password); },
+            "hsmaudit");
+    }
+    ep->add(std::make_shared<BuildInfoCollector>());
+    ep->add(std::make_shared<ProcessCollector>());
+    for (auto& c : collectables) ep->add(std::move(c));
+    return ep;
+}
+
+MetricsEndpoint::~MetricsEndpoint() {
+    exposer_.reset();  // stops civetweb and joins its workers before the collectables go
+}
+
+void MetricsEndpoint::add(std::shared_ptr<::prometheus::Collectable> collectable) {
+    if (!collectable || !exposer_) return;
+    exposer_->RegisterCollectable(collectable);
+    collectables_.push_back(std::move(collectable));
+}
+
+}  // namespace hsmaudit::exporters::prometheus

@@ -1,0 +1,80 @@
+// MetricsEndpoint: hsmauditd's HTTP /metrics endpoint (prometheus-cpp's pull Exposer on
+// civetweb), serving the collectables the agent's components register (their probes), the
+// process metrics and hsmaudit_build_info.
+//
+// Bound to 127.0.0.1:8479 by default. Port 8479 is outside the 9100-9999 range where Prometheus
+// exporters crowd (its default port allocation list), below Linux's ephemeral range
+// (32768-60999: never taken by an outgoing connection), above 1024 (no privilege), and not in
+// /etc/services. Optional TLS and basic auth from an exporter-toolkit style web config
+// (web_config.h): TLS through Debian's civetweb, which loads OpenSSL at run time; the private key
+// is handed to it in an anonymous memory file (memfd), never copied to disk.
+//
+// Thread-safety: start() and destruction from the owner's thread; add() from any thread. The
+// exposer's worker threads call the collectables' Collect(). Lifetime: destroying the endpoint
+// stops the server and joins its threads, so destroy it before anything a collectable reads.
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "agent/config/config.h"
+#include "exporters/prometheus/web_config.h"
+#include "mac/result.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace hsmaudit::exporters::prometheus {
+
+inline constexpr char kDefaultListen[] = "127.0.0.1:8479";
+
+struct EndpointOptions {
+    std::string listen = kDefaultListen;  // "HOST:PORT", "[v6]:PORT"; port 0 picks a free one
+    std::string web_config;               // "" : plain HTTP, no authentication
+    int threads = 2;
+};
+
+class BasicAuth;
+
+class MetricsEndpoint {
+public:
+    /// Loads the web config, listens, and serves `collectables` plus the process and build
+    /// metrics. Errors: config_error (web config, listen address), tls_error, bind_failed.
+    static Result<std::unique_ptr<MetricsEndpoint>> start(
+        const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables);
+    ~MetricsEndpoint();
+    MetricsEndpoint(const MetricsEndpoint&) = delete;
+    MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
+
+    /// Serves one more collectable (kept alive by the endpoint).
+    void add(std::shared_ptr<::prometheus::Collectable> collectable);
+    /// The port listened on (the chosen one when the options said 0).
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] bool tls() const { return tls_; }
+    [[nodiscard]] bool authenticated() const { return auth_ != nullptr; }
+
+private:
+    MetricsEndpoint() = default;
+
+    std::unique_ptr<BasicAuth> auth_;
+    std::unique_ptr<::prometheus::Exposer> exposer_;  // declared after auth_: destroyed (joined) first
+    std::vector<std::shared_ptr<::prometheus::Collectable>> collectables_;
+    std::uint16_t port_ = 0;
+    bool tls_ = false;
+};
+
+/// The metrics.* configuration keys (docs/CONFIG.md), for the agent's key list.
+std::span<const agent::KeySpec> metrics_config_keys();
+/// EndpointOptions from the metrics.* keys.
+EndpointOptions make_endpoint_options(const agent::Config& config);
+
+/// Splits "HOST:PORT" / "[V6]:PORT"; errors name the value.
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen);
+
+}  // namespace hsmaudit::exporters::prometheus
