@@ -1,12 +1,16 @@
 #include "exporters/registry.h"
 
 #include "exporters/formats/formatter.h"
+#include "exporters/kafka/kafka_exporter.h"
+#include "exporters/snmp/snmp_exporter.h"
 
 namespace hsmaudit::exporters {
 
 std::span<const agent::ExporterFactory> builtin_exporters() {
     static const agent::ExporterFactory kFactories[] = {
         // One line per kind, e.g. relp::factory(),
+        kafka::factory(),
+        snmp::factory(),
         {"none", nullptr, nullptr, nullptr},
     };
     return std::span(kFactories).first(0);

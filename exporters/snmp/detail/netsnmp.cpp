@@ -1,0 +1,46 @@
+#include "exporters/snmp/detail/netsnmp.h"
+
+#include <mutex>
+#include <string>
+
+#include "exporters/snmp/logger.h"
+
+namespace hsmaudit::exporters::snmp::detail {
+namespace {
+
+int log_to_agent(int /*major*/, int /*minor*/, void* server_arg, void* /*client_arg*/) {
+    const auto* msg = static_cast<const snmp_log_message*>(server_arg);
+    if (msg == nullptr || msg->msg == nullptr) return 0;
+    std::string text = msg->msg;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) return 0;
+    if (msg->priority <= LOG_ERR)
+        logger().warn("net-snmp: {}", text);
+    else
+        logger().debug("net-snmp: {}", text);
+    return 0;
+}
+
+}  // namespace
+
+void NetSnmpLibrary::ensure() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_READ_CONFIGS, 1);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_PERSIST_STATE, 1);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_LOAD_HOST_FILES, 1);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_NO_TOKEN_WARNINGS, 1);
+        // No MIB files: an empty search path makes init_mib() load nothing (and print nothing).
+        netsnmp_set_mib_directory("");
+        netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
+        netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_ERRORS, 0);
+        snmp_disable_log();
+        netsnmp_register_loghandler(NETSNMP_LOGHANDLER_CALLBACK, LOG_DEBUG);
+        snmp_register_callback(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING, log_to_agent, nullptr);
+        init_snmp("hsmauditd");
+    });
+}
+
+}  // namespace hsmaudit::exporters::snmp::detail

@@ -1,0 +1,433 @@
+#include "exporters/snmp/snmp_exporter.h"
+
+#include <algorithm>
+#include <set>
+
+#include "exporters/snmp/alert_map.h"
+#include "exporters/snmp/errc.h"
+#include "exporters/snmp/logger.h"
+#include "mac/files.h"
+
+namespace hsmaudit::exporters::snmp {
+namespace {
+
+using agent::KeySpec;
+using agent::KeyType;
+
+constexpr KeySpec kKeys[] = {
+    {"exporters.*.snmp.receivers", KeyType::string, "",
+     "SNMP: the receivers, comma-separated names; each is configured under "
+     "`exporters.<name>.snmp.receiver.<receiver>.*`."},
+    {"exporters.*.snmp.receiver.*.address", KeyType::string, "",
+     "SNMP receiver: where notifications go, a net-snmp address (`udp:192.0.2.5:162`, `udp6:[2001:db8::5]:162`)."},
+    {"exporters.*.snmp.receiver.*.version", KeyType::choice, "v3",
+     "SNMP receiver: `v3` (USM authPriv) or `v2c` (community).", 0, INT64_MAX, "v2c|v3"},
+    {"exporters.*.snmp.receiver.*.notify", KeyType::choice, "trap",
+     "SNMP receiver: `trap` (unacknowledged) or `inform` (acknowledged, retried until answered).", 0, INT64_MAX,
+     "trap|inform"},
+    {"exporters.*.snmp.receiver.*.community_file", KeyType::string, "",
+     "SNMP receiver, v2c: file holding the community (mode 0600; the first line is used)."},
+    {"exporters.*.snmp.receiver.*.user", KeyType::string, "", "SNMP receiver, v3: the USM user name."},
+    {"exporters.*.snmp.receiver.*.auth", KeyType::choice, "SHA-256",
+     "SNMP receiver, v3: authentication protocol (HMAC-SHA-2).", 0, INT64_MAX, "SHA-256|SHA-384|SHA-512"},
+    {"exporters.*.snmp.receiver.*.auth_password_file", KeyType::string, "",
+     "SNMP receiver, v3: file holding the authentication passphrase (mode 0600, at least 8 characters)."},
+    {"exporters.*.snmp.receiver.*.priv", KeyType::choice, "AES",
+     "SNMP receiver, v3: privacy protocol (`AES` is AES-128-CFB; AES-192/256 use the Blumenthal key extension).", 0,
+     INT64_MAX, "AES|AES-192|AES-256"},
+    {"exporters.*.snmp.receiver.*.priv_password_file", KeyType::string, "",
+     "SNMP receiver, v3: file holding the privacy passphrase (mode 0600, at least 8 characters)."},
+    {"exporters.*.snmp.receiver.*.timeout", KeyType::duration, "1s",
+     "SNMP receiver, informs: the response timeout of each transmission.", 10, 60'000},
+    {"exporters.*.snmp.receiver.*.retries", KeyType::integer, "2",
+     "SNMP receiver, informs: retransmissions before a timeout is counted.", 0, 10},
+    {"exporters.*.snmp.receiver.*.retry_interval", KeyType::duration, "5s",
+     "SNMP receiver: after a timeout, a refused inform or a failed session, wait this long before trying again.", 100,
+     3'600'000},
+    {"exporters.*.snmp.enterprise_oid", KeyType::string, "1.3.6.1.4.1.32473.1",
+     "SNMP: the HSMAUDIT-MIB module's OID (the vendor's enterprise arc; must match the MIB file the NMS loads)."},
+    {"exporters.*.snmp.engine_id", KeyType::string, "",
+     "SNMP: the agent's SNMPv3 engine ID in hex (`0x80007ed905...`); empty: generated once and kept in the "
+     "exporter's state directory."},
+    {"exporters.*.snmp.holddown", KeyType::duration, "60s",
+     "SNMP: the hold-down window of a condition: at most `flap_limit` notifications per window, then the latest "
+     "state once the window ends.",
+     0, 86'400'000},
+    {"exporters.*.snmp.flap_limit", KeyType::integer, "2",
+     "SNMP: notifications about one condition per hold-down window.", 1, 100},
+    {"exporters.*.snmp.rules", KeyType::string, "",
+     "SNMP: a YAML rules file mapping syslog lines to notifications (docs/SNMP.md); checked at start."},
+    {"exporters.*.snmp.default_rules", KeyType::boolean, "true",
+     "SNMP: also apply the built-in rules (appliance sensors and NTLS links), after the file's."},
+};
+
+const KeySpec& spec_of(std::string_view leaf) {
+    for (const auto& k : kKeys)
+        if (k.key.ends_with(leaf)) return k;
+    return kKeys[0];
+}
+
+// Receiver keys are nested instances (exporters.<n>.snmp.receiver.<r>.<key>); Config fills the
+// defaults of the first level only, so the declared default is applied here.
+std::string receiver_value(const agent::Config& c, const std::string& prefix, std::string_view leaf) {
+    const std::string key = prefix + std::string(leaf);
+    if (c.has(key)) return c.str(key);
+    return std::string(spec_of(".receiver.*." + std::string(leaf)).default_value);
+}
+
+Result<std::int64_t> receiver_duration(const agent::Config& c, const std::string& prefix, std::string_view leaf) {
+    const std::string key = prefix + std::string(leaf);
+    if (c.has(key)) return c.integer(key);
+    return agent::parse_duration_ms(spec_of(".receiver.*." + std::string(leaf)).default_value);
+}
+
+Result<std::string> secret_line(const std::string& key, const std::string& path) {
+    if (path.empty()) return make_error(errc::credentials, key + " is required");
+    auto s = mac::read_secret_file(path, 4096);
+    if (!s) return make_error(errc::credentials, key + ": " + s.error().describe());
+    std::string v = *s;
+    if (const auto nl = v.find_first_of("\r\n"); nl != std::string::npos) v.resize(nl);
+    if (v.empty()) return make_error(errc::credentials, key + ": " + path + " is empty");
+    return v;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i <= s.size()) {
+        auto j = s.find(',', i);
+        if (j == std::string::npos) j = s.size();
+        std::string item = s.substr(i, j - i);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty()) out.push_back(item);
+        i = j + 1;
+    }
+    return out;
+}
+
+std::string iso_time(std::int64_t ms) {
+    using namespace std::chrono;
+    const sys_time<milliseconds> t{milliseconds(ms)};
+    const auto day = floor<days>(t);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{t - day};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+    return buf;
+}
+
+// A number from the status snapshot at `path` ("ring", "fill"), or nullopt.
+std::optional<double> number_at(const nlohmann::json& j, std::initializer_list<const char*> path) {
+    const nlohmann::json* cur = &j;
+    for (const char* p : path) {
+        if (!cur->is_object() || !cur->contains(p)) return std::nullopt;
+        cur = &(*cur)[p];
+    }
+    if (cur->is_number()) return cur->get<double>();
+    if (cur->is_boolean()) return cur->get<bool>() ? 1.0 : 0.0;
+    return std::nullopt;
+}
+
+std::string num(double v) {
+    return std::to_string(static_cast<long long>(v));
+}
+
+}  // namespace
+
+std::span<const KeySpec> config_keys() {
+    return kKeys;
+}
+
+Result<SnmpOptions> options_from_config(const agent::Config& c, const std::string& name, const std::string& state_dir) {
+    SnmpOptions o;
+    o.name = name;
+    o.state_dir = state_dir;
+    const std::string p = "exporters." + name + ".snmp.";
+    auto base = parse_oid(c.str(p + "enterprise_oid"));
+    if (!base) return make_error(errc::config_error, p + "enterprise_oid: " + base.error().describe());
+    o.base = std::move(*base);
+    if (!c.str(p + "engine_id").empty()) {
+        auto id = parse_engine_id(c.str(p + "engine_id"));
+        if (!id) return make_error(errc::config_error, p + "engine_id: " + id.error().describe());
+        o.engine_id = std::move(*id);
+    }
+    o.holddown = std::chrono::milliseconds(c.integer(p + "holddown"));
+    o.flap_limit = static_cast<std::uint32_t>(c.integer(p + "flap_limit"));
+
+    const auto names = split_list(c.str(p + "receivers"));
+    if (names.empty())
+        return make_error(errc::config_error,
+                          p + "receivers: name at least one receiver (" + c.origin(p + "receivers") + ")");
+    std::set<std::string> seen;
+    for (const auto& r : names) {
+        if (!agent::valid_instance_name(r) || !seen.insert(r).second)
+            return make_error(errc::config_error, p + "receivers: '" + r + "' is not a valid or unique receiver name");
+        const std::string rp = p + "receiver." + r + ".";
+        ReceiverConfig rc;
+        rc.name = r;
+        rc.address = receiver_value(c, rp, "address");
+        if (rc.address.empty())
+            return make_error(errc::config_error,
+                              rp + "address is required (receiver '" + r + "' is listed in " + p + "receivers)");
+        rc.v3 = receiver_value(c, rp, "version") == "v3";
+        rc.inform = receiver_value(c, rp, "notify") == "inform";
+        if (rc.v3) {
+            rc.user = receiver_value(c, rp, "user");
+            if (rc.user.empty()) return make_error(errc::config_error, rp + "user is required for v3");
+            rc.auth = receiver_value(c, rp, "auth");
+            rc.priv = receiver_value(c, rp, "priv");
+            auto a = secret_line(rp + "auth_password_file", receiver_value(c, rp, "auth_password_file"));
+            if (!a) return std::move(a).error();
+            auto pv = secret_line(rp + "priv_password_file", receiver_value(c, rp, "priv_password_file"));
+            if (!pv) return std::move(pv).error();
+            rc.auth_password = std::move(*a);
+            rc.priv_password = std::move(*pv);
+        } else {
+            auto cm = secret_line(rp + "community_file", receiver_value(c, rp, "community_file"));
+            if (!cm) return std::move(cm).error();
+            rc.community = std::move(*cm);
+        }
+        auto t = receiver_duration(c, rp, "timeout");
+        auto ri = receiver_duration(c, rp, "retry_interval");
+        if (!t || !ri) return make_error(errc::config_error, rp + ": bad duration");
+        rc.timeout = std::chrono::milliseconds(*t);
+        rc.retry_interval = std::chrono::milliseconds(*ri);
+        rc.retries = c.has(rp + "retries") ? static_cast<int>(c.integer(rp + "retries")) : 2;
+        o.receivers.push_back(std::move(rc));
+    }
+    // v3 trap receivers share our engine ID, and net-snmp keeps one key set per (engine, user).
+    for (std::size_t i = 0; i < o.receivers.size(); ++i)
+        for (std::size_t j = i + 1; j < o.receivers.size(); ++j) {
+            const auto& a = o.receivers[i];
+            const auto& b = o.receivers[j];
+            if (a.v3 && b.v3 && !a.inform && !b.inform && a.user == b.user &&
+                (a.auth != b.auth || a.priv != b.priv || a.auth_password != b.auth_password ||
+                 a.priv_password != b.priv_password))
+                return make_error(errc::config_error,
+                                  p + "receiver." + a.name + " and " + b.name +
+                                      ": v3 trap receivers with the same user must use the same protocols and "
+                                      "passwords (the user belongs to this agent's engine ID); use another user name");
+        }
+
+    RuleSet rules;
+    if (const auto& file = c.str(p + "rules"); !file.empty()) {
+        auto r = RuleSet::load(file);
+        if (!r) return std::move(r).error();
+        rules = std::move(*r);
+    }
+    if (c.boolean(p + "default_rules")) {
+        auto d = RuleSet::parse(RuleSet::default_rules_yaml(), "<built-in rules>");
+        if (!d) return make_error(errc::internal, d.error().describe());
+        HSMAUDIT_TRY(rules.append(*d));
+    }
+    o.rules = std::move(rules);
+    return o;
+}
+
+SnmpExporter::SnmpExporter(SnmpOptions options, std::function<nlohmann::json()> status, NowMs now_ms,
+                           std::unique_ptr<Sender> sender)
+    : options_(std::move(options)),
+      status_(std::move(status)),
+      now_ms_(std::move(now_ms)),
+      sender_(std::move(sender)),
+      holddown_(options_.holddown, options_.flap_limit) {
+    std::string peers;
+    for (const auto& r : sender_->receiver_stats()) {
+        if (!peers.empty()) peers += ",";
+        peers += "snmp-" + r.mode.substr(0, r.mode.find(' ')) + "-" + r.mode.substr(r.mode.find(' ') + 1) + "://" +
+                 r.address;
+    }
+    transport_.peer = peers;
+}
+
+Result<std::unique_ptr<SnmpExporter>> SnmpExporter::create(SnmpOptions options, std::function<nlohmann::json()> status,
+                                                           NowMs now_ms) {
+    if (!now_ms) {
+        now_ms = [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        };
+    }
+    // The enterprise number of the arc names the engine ID's enterprise (RFC 3411).
+    std::uint32_t enterprise = 32473;
+    if (options.base.size() > 6 && options.base[0] == 1 && options.base[1] == 3 && options.base[2] == 6 &&
+        options.base[3] == 1 && options.base[4] == 4 && options.base[5] == 1)
+        enterprise = options.base[6];
+    auto engine = load_and_boot(options.state_dir, options.engine_id, enterprise);
+    if (!engine) return std::move(engine).error();
+    auto owned = std::make_unique<Probe>();
+    // The probe lives in the exporter; the sender keeps a reference to it, so build in two steps.
+    std::unique_ptr<SnmpExporter> e(new SnmpExporter(std::move(options), std::move(status), now_ms, nullptr));
+    auto sender = Sender::create(e->options_.receivers, std::move(*engine), e->options_.base, e->probe_, now_ms);
+    if (!sender) return std::move(sender).error();
+    e->sender_ = std::move(*sender);
+    std::string peers;
+    for (const auto& r : e->sender_->receiver_stats()) {
+        if (!peers.empty()) peers += ",";
+        peers += r.name + "=" + r.mode + "@" + r.address;
+    }
+    e->transport_.peer = peers;
+    logger().info("snmp exporter {}: engine ID {} boots {}; receivers {}", e->options_.name,
+                  e->sender_->engine().engine_id_hex(), e->sender_->engine().boots, peers);
+    return e;
+}
+
+Status SnmpExporter::connect() {
+    connected_ = true;
+    tickets_.clear();
+    event_ids_.clear();
+    acked_ = 0;
+    std::lock_guard lock(mutex_);
+    ++transport_.connects;
+    return {};
+}
+
+std::optional<Notification> SnmpExporter::notification_for(const agent::Event& e) const {
+    std::optional<Notification> n;
+    std::string log;
+    std::string process = "hsmauditd";
+    std::string peer = "-";
+    if (e.stream == agent::Stream::alerts) {
+        n = map_alert(e.alert);
+        log = "alerts.jsonl:" + std::to_string(e.position);
+    } else if (e.stream == agent::Stream::syslog) {
+        n = options_.rules.apply(e.syslog);
+        log = "syslog:" + std::to_string(e.position);
+        process = e.syslog.app.empty() ? "-" : e.syslog.app;
+        if (!e.syslog.procid.empty()) process += "[" + e.syslog.procid + "]";
+        if (!e.syslog.peer.empty()) peer = e.syslog.peer;
+    }
+    if (!n || n->def == nullptr) return std::nullopt;
+    if (n->time_ms == 0) n->time_ms = e.time_ms;
+    n->event_id = e.event_id;
+    const std::string host = e.host.empty() ? (e.syslog.host.empty() ? "-" : e.syslog.host) : e.host;
+    const char* assert_word = n->action == Action::clear ? "deassert" : n->action == Action::raise ? "assert" : "event";
+    n->set("hsmNotifyCondition", n->condition);
+    n->set("hsmNotifySeverity", std::to_string(static_cast<int>(n->severity)));
+    n->set("hsmNotifyEventId", e.event_id);
+    n->set("hsmNotifyLogReference", "[" + host + ":" + peer + " / " + log + " / " + iso_time(n->time_ms) + " / " +
+                                        process + " / " + assert_word + "]");
+    if (n->get("hsmNotifyHost").empty()) n->set("hsmNotifyHost", host);
+    if (!n->values.contains("hsmNotifySuppressed")) n->set("hsmNotifySuppressed", "0");
+
+    // State from the agent's status snapshot.
+    const nlohmann::json st = status_ ? status_() : nlohmann::json();
+    std::string serial = e.serial;
+    if (serial.empty() && st.contains("module") && st["module"].is_object() && st["module"].contains("serial") &&
+        st["module"]["serial"].is_string())
+        serial = st["module"]["serial"].get<std::string>();
+    n->set("hsmModuleSerial", serial);
+    if (auto fill = number_at(st, {"ring", "fill"}))
+        n->set("hsmRingFillPercent", num(*fill <= 1.0 ? *fill * 100 : *fill));
+    if (auto used = number_at(st, {"ring", "used_records"})) n->set("hsmRingUsedRecords", num(*used));
+    const auto secs = number_at(st, {"ring", "seconds_to_reserve"});
+    n->set("hsmRingSecondsToFull", secs && *secs >= 0 ? num(std::min(*secs, 2147483647.0)) : "-1");
+    if (auto blocked = number_at(st, {"ring", "blocked"})) n->set("hsmModuleBlocked", *blocked != 0 ? "1" : "2");
+    if (e.stream == agent::Stream::alerts && e.alert.kind == "module.blocked") n->set("hsmModuleBlocked", "1");
+    if (e.stream == agent::Stream::alerts && e.alert.kind == "module.resumed") n->set("hsmModuleBlocked", "2");
+    if (auto faults = number_at(st, {"drain", "faults"})) n->set("hsmChainFaults", num(*faults));
+    if (auto boot = number_at(st, {"module", "boot"})) n->set("hsmModuleBootCounter", num(*boot));
+    if (auto used = number_at(st, {"retention", "used_bytes"})) n->set("hsmStoreUsed", num(*used / 1e6));
+    if (auto quota = number_at(st, {"retention", "quota_bytes"})) n->set("hsmStoreQuota", num(*quota / 1e6));
+    if (auto paused = number_at(st, {"retention", "acks_paused"})) n->set("hsmDrainPaused", *paused != 0 ? "1" : "2");
+    return n;
+}
+
+void SnmpExporter::flush_holddown() {
+    for (auto& n : holddown_.due(now_ms_())) {
+        Probe::add(probe_.holddown_syncs);
+        (void)sender_->submit(n);
+    }
+}
+
+Status SnmpExporter::send(std::span<const agent::Event> events) {
+    if (!connected_) return make_error(errc::send_failed, options_.name + ": not connected");
+    flush_holddown();
+    for (const auto& e : events) {
+        Probe::add(probe_.events);
+        std::optional<Notification> decision;
+        auto cached = e.event_id.empty() ? decided_.end() : decided_.find(e.event_id);
+        if (cached != decided_.end()) {
+            decision = cached->second;
+        } else {
+            auto n = notification_for(e);
+            if (!n) {
+                Probe::add(probe_.unmatched);
+            } else {
+                Probe::add(probe_.notifications);
+                switch (holddown_.offer(*n, now_ms_())) {
+                    case HoldDown::Verdict::send: decision = std::move(n); break;
+                    case HoldDown::Verdict::duplicate: Probe::add(probe_.deduplicated); break;
+                    case HoldDown::Verdict::held: Probe::add(probe_.held_down); break;
+                }
+            }
+            if (!e.event_id.empty()) decided_.emplace(e.event_id, decision);
+        }
+        tickets_.push_back(decision ? std::optional<std::uint64_t>(sender_->submit(*decision)) : std::nullopt);
+        event_ids_.push_back(e.event_id);
+    }
+    return {};
+}
+
+Result<std::uint64_t> SnmpExporter::acknowledged(std::chrono::milliseconds wait) {
+    if (!connected_) return make_error(errc::send_failed, options_.name + ": not connected");
+    flush_holddown();
+    auto prefix_done = [&] {
+        while (acked_ < tickets_.size()) {
+            const auto& t = tickets_[acked_];
+            if (t && !sender_->complete(*t)) return false;
+            if (!event_ids_[acked_].empty()) decided_.erase(event_ids_[acked_]);
+            ++acked_;
+        }
+        return true;
+    };
+    if (!prefix_done() || sender_->outstanding() > 0) {
+        sender_->pump(wait);
+        (void)prefix_done();
+    }
+    return acked_;
+}
+
+void SnmpExporter::disconnect() {
+    sender_->reset();
+    connected_ = false;
+    tickets_.clear();
+    event_ids_.clear();
+    acked_ = 0;
+}
+
+agent::TransportStats SnmpExporter::stats() const {
+    std::lock_guard lock(mutex_);
+    agent::TransportStats s = transport_;
+    const auto p = probe_.snapshot();
+    s.connect_failures = p.session_failures;
+    return s;
+}
+
+agent::ExporterFactory factory() {
+    return {
+        "snmp",
+        &config_keys,
+        [](const agent::ExporterContext& ctx) -> Result<std::unique_ptr<agent::Exporter>> {
+            auto o = options_from_config(ctx.config, ctx.name, ctx.state_dir);
+            if (!o) return std::move(o).error();
+            auto e = SnmpExporter::create(std::move(*o), ctx.agent_status, nullptr);
+            if (!e) return std::move(e).error();
+            return std::unique_ptr<agent::Exporter>(std::move(*e));
+        },
+        [](const agent::Config& config, std::string_view name) -> std::string {
+            // The first receiver's address (remote syslog and audit must not share a host:port).
+            const std::string p = "exporters." + std::string(name) + ".snmp.";
+            const auto names = split_list(config.str(p + "receivers"));
+            if (names.empty()) return {};
+            return receiver_value(config, p + "receiver." + names.front() + ".", "address");
+        },
+    };
+}
+
+}  // namespace hsmaudit::exporters::snmp
