@@ -1,10 +1,10 @@
 #include "exporters/relp/relp_exporter.h"
 
-// librelp.h uses size_t without including its definition.
+// librelp.h uses size_t without including its definition, and has no extern "C" of its own.
 #include <stddef.h>
-// clang-format off
+extern "C" {
 #include <librelp.h>
-// clang-format on
+}
 #include <openssl/crypto.h>
 #include <sys/socket.h>
 
@@ -57,6 +57,10 @@ struct Client {
 }  // namespace detail
 
 namespace {
+
+/// librelp calls its debug hook unconditionally (a null hook crashes), and its messages include
+/// message contents: they are never printed.
+void no_debug_output(char* /*fmt*/, ...) {}
 
 void on_err(void* usr, char* objinfo, char* errmsg, relpRetVal code) {
     if (usr == nullptr) return;
@@ -277,6 +281,7 @@ Status RelpExporter::open_session() {
         auto engine = std::make_unique<detail::Engine>();
         if (relpEngineConstruct(&engine->engine) != RELP_RET_OK)
             return make_error(errc::internal, "relpEngineConstruct failed");
+        relpEngineSetDbgprint(engine->engine, no_debug_output);
         if (options_.tls && relpEngineSetTLSLibByName(engine->engine, "openssl") != RELP_RET_OK)
             return make_error(errc::internal, "librelp has no OpenSSL driver (relpEngineSetTLSLibByName)");
         relpEngineSetEnableCmd(engine->engine, reinterpret_cast<unsigned char*>(const_cast<char*>("syslog")),
