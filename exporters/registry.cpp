@@ -2,7 +2,9 @@
 
 #include "exporters/formats/formatter.h"
 #include "exporters/kafka/kafka_exporter.h"
+#include "exporters/relp/relp_exporter.h"
 #include "exporters/snmp/snmp_exporter.h"
+#include "exporters/syslog/syslog_exporter.h"
 
 namespace hsmaudit::exporters {
 
@@ -10,6 +12,8 @@ std::span<const agent::ExporterFactory> builtin_exporters() {
     static const agent::ExporterFactory kFactories[] = {
         // One line per kind.
         kafka::factory(),
+        relp::factory(),
+        syslog::factory(),
         snmp::factory(),
     };
     return kFactories;
