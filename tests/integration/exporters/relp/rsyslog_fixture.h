@@ -162,9 +162,13 @@ public:
     bool start() {
         stop();
         ::unlink((dir_ + "/rsyslog.pid").c_str());
-        process_ = std::make_unique<Process>(
-            std::vector<std::string>{"/usr/sbin/rsyslogd", "-n", "-f", conf_path(), "-i", dir_ + "/rsyslog.pid"},
-            dir_ + "/rsyslogd.out", dir_ + "/rsyslogd.err");
+        std::vector<std::string> argv;
+        // If the test process dies before its destructors run, rsyslogd dies with it.
+        if (::access("/usr/bin/setpriv", X_OK) == 0) argv = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"};
+        for (const std::string& a : {std::string("/usr/sbin/rsyslogd"), std::string("-n"), std::string("-f"),
+                                     conf_path(), std::string("-i"), dir_ + "/rsyslog.pid"})
+            argv.push_back(a);
+        process_ = std::make_unique<Process>(argv, dir_ + "/rsyslogd.out", dir_ + "/rsyslogd.err");
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
         while (std::chrono::steady_clock::now() < deadline) {
             if (!process_->running()) return false;
