@@ -550,7 +550,9 @@ Result<FleetReport> FleetRun::run() {
     Properties props = {{"bootstrap.servers", o_.brokers},     {"enable.auto.commit", "false"},
                         {"enable.auto.offset.store", "false"}, {"enable.partition.eof", "true"},
                         {"auto.offset.reset", "earliest"},     {"client.id", "hsmaudit-verify"}};
-    if (!o_.group.empty()) props.emplace_back("group.id", o_.group);
+    // librdkafka's consumer needs a group id even to assign() partitions; without --group it is
+    // never joined and nothing is committed.
+    props.emplace_back("group.id", o_.group.empty() ? std::string("hsmaudit-verify-unjoined") : o_.group);
     props.insert(props.end(), o_.properties.begin(), o_.properties.end());
     auto conf = make_conf(props, o_.secret_properties);
     if (!conf) return std::move(conf).error();

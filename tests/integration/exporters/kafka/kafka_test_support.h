@@ -88,9 +88,23 @@ public:
         writer_.emplace(std::move(*w));
     }
 
-    /// The next audit record as an Event.
+    /// The next audit record as an Event (with its exact line and epoch, as the store serves it).
     agent::Event next() {
-        if (!writer_->head().segment_open) check(writer_->open_segment(workload_.now_ms()));
+        std::vector<agent::Event> out;
+        emit(out, false);
+        return std::move(out.front());
+    }
+
+    /// Appends the next record and, with `chain_lines`, the segment's open entry before it and its
+    /// seal entry after it (as a destination with `chain_lines: true` receives them).
+    void emit(std::vector<agent::Event>& out, bool chain_lines) {
+        if (!writer_->head().segment_open) {
+            auto open = writer_->open_segment(workload_.now_ms());
+            check(open);
+            if (chain_lines)
+                out.push_back(
+                    entry(agent::EntryKind::open, *open, writer_->head().segment_first_seq - 1, writer_->head().epoch));
+        }
         mac::AuditRecord rec;
         workload_.next(rec);
         line_.clear();
@@ -102,11 +116,21 @@ public:
         e.time_ms = rec.time_ms;
         e.serial = serial_;
         e.host = "hsm-" + serial_;
+        e.epoch = writer_->head().epoch;
+        e.line = line_.substr(0, line_.size() - 1);
         e.record = std::move(rec);
         e.mac_hex = mac::hex_encode(*m);
         e.event_id = agent::make_event_id(e);
-        if (writer_->head().segment_records >= segment_records_) check(writer_->seal(workload_.now_ms()));
-        return e;
+        const std::uint64_t seq = e.position;
+        out.push_back(std::move(e));
+        if (writer_->head().segment_records >= segment_records_) {
+            const std::uint64_t epoch = writer_->head().epoch;
+            auto seal = writer_->seal(workload_.now_ms());
+            check(seal);
+            if (chain_lines) {
+                out.push_back(entry(agent::EntryKind::seal, *seal, seq, epoch));
+            }
+        }
     }
 
     /// A signed chain-head checkpoint of the chain as it stands, as a checkpoints-stream Event.
@@ -127,9 +151,24 @@ public:
     }
 
     [[nodiscard]] const mac::AuditKey& key() const { return *key_; }
+    void set_boot(std::uint32_t boot) { writer_->set_boot(boot); }
     [[nodiscard]] const std::string& serial() const { return serial_; }
 
 private:
+    agent::Event entry(agent::EntryKind kind, const std::string& line_with_lf, std::uint64_t position,
+                       std::uint64_t epoch) {
+        agent::Event e;
+        e.stream = agent::Stream::audit;
+        e.entry = kind;
+        e.position = position;
+        e.time_ms = workload_.now_ms();
+        e.serial = serial_;
+        e.host = "hsm-" + serial_;
+        e.epoch = epoch;
+        e.line = line_with_lf.substr(0, line_with_lf.size() - 1);
+        e.event_id = agent::make_event_id(e);
+        return e;
+    }
     template <class R>
     static void check(const R& r) {
         if (!r) throw std::runtime_error(r.error().describe());
