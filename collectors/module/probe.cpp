@@ -67,7 +67,7 @@ std::vector<prometheus::MetricFamily> module_families(const ModuleFigures& f) {
     out.push_back(gauge("hsmaudit_module_blocked",
                         "1 while the module refuses cryptography because its audit ring is at the reserve.",
                         f.blocked ? 1.0 : 0.0));
-    out.push_back(gauge("hsmaudit_module_boot_count", "The module's boot counter.", static_cast<double>(f.boot)));
+    out.push_back(gauge("hsmaudit_module_boot_number", "The module's boot counter.", static_cast<double>(f.boot)));
     out.push_back(gauge("hsmaudit_module_status_timestamp_seconds",
                         "When the agent last read the module's status (Unix time).", seconds(f.read_ms)));
     // The module keeps these counters in NVRAM; they survive agent and module restarts and reset

@@ -1,5 +1,6 @@
 #include "exporters/prometheus/endpoint.h"
 
+#include <dlfcn.h>
 #include <prometheus/exposer.h>
 #include <sys/mman.h>
 
@@ -48,6 +49,14 @@ Result<UniqueFd> key_and_cert_memfd(const TlsServerConfig& tls) {
 
 }  // namespace
 
+bool civetweb_tls_usable() {
+    // Debian 12's civetweb 1.15 resolves OpenSSL at run time by name and calls
+    // SSL_get_peer_certificate after every handshake; OpenSSL 3 only has it as a macro
+    // (SSL_get1_peer_certificate), so the pointer is null and the first TLS client crashes the
+    // process. With that symbol present (OpenSSL 1.1) the exposer's TLS works.
+    return ::dlsym(RTLD_DEFAULT, "SSL_get_peer_certificate") != nullptr;
+}
+
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
     const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables) {
     auto where = parse_listen(options.listen);
@@ -64,6 +73,13 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
                                       // A scrape is one small request: do not let a slow client hold a worker.
                                       "request_timeout_ms", "10000"};
     UniqueFd memfd;
+    if (web.tls && !civetweb_tls_usable())
+        return make_error(errc::tls_error,
+                          options.web_config +
+                              ": tls_server_config is not supported with this system's civetweb and OpenSSL 3 "
+                              "(civetweb 1.15 calls SSL_get_peer_certificate, which OpenSSL 3 does not export: every "
+                              "TLS connection would crash the agent). Keep metrics.listen on loopback and put a "
+                              "TLS-terminating proxy in front (docs/METRICS.md); basic_auth_users works without TLS");
     if (web.tls) {
         auto fd = key_and_cert_memfd(*web.tls);
         if (!fd) return std::move(fd).error();

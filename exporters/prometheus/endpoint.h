@@ -5,9 +5,11 @@
 // Bound to 127.0.0.1:8479 by default. Port 8479 is outside the 9100-9999 range where Prometheus
 // exporters crowd (its default port allocation list), below Linux's ephemeral range
 // (32768-60999: never taken by an outgoing connection), above 1024 (no privilege), and not in
-// /etc/services. Optional TLS and basic auth from an exporter-toolkit style web config
-// (web_config.h): TLS through Debian's civetweb, which loads OpenSSL at run time; the private key
-// is handed to it in an anonymous memory file (memfd), never copied to disk.
+// /etc/services. Optional basic auth (bcrypt) and TLS from an exporter-toolkit style web config
+// (web_config.h). TLS goes through civetweb, which loads OpenSSL at run time; the private key is
+// handed to it in an anonymous memory file (memfd), never copied to disk. Debian 12's civetweb
+// 1.15 cannot do TLS with OpenSSL 3 (it crashes on the first handshake, see civetweb_tls_usable()),
+// so there tls_server_config is refused and a TLS-terminating proxy is the documented way.
 //
 // Thread-safety: start() and destruction from the owner's thread; add() from any thread. The
 // exposer's worker threads call the collectables' Collect(). Lifetime: destroying the endpoint
@@ -15,6 +17,7 @@
 #pragma once
 
 #include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
 #include <cstdint>
 #include <memory>
@@ -73,6 +76,10 @@ private:
 std::span<const agent::KeySpec> metrics_config_keys();
 /// EndpointOptions from the metrics.* keys.
 EndpointOptions make_endpoint_options(const agent::Config& config);
+
+/// True if the exposer's TLS can work here (see endpoint.cpp); false with Debian 12's civetweb 1.15
+/// and OpenSSL 3, where tls_server_config is refused at start.
+bool civetweb_tls_usable();
 
 /// Splits "HOST:PORT" / "[V6]:PORT"; errors name the value.
 Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen);
