@@ -100,6 +100,7 @@ struct Sender::Receiver {
         Notification n;
         int reqid = 0;  // in flight (informs)
         SteadyClock::time_point next_try{};
+        SteadyClock::time_point deadline{};  // in flight: net-snmp must have answered or timed out by then
     };
     std::deque<Item> queue;
     ReceiverStats stats;  // guarded by owner->stats_mutex_
@@ -172,7 +173,10 @@ struct Sender::Receiver {
     // A response, a report, or a timeout for one of our informs.
     static int on_pdu(int op, netsnmp_session* /*session*/, int reqid, netsnmp_pdu* pdu, void* magic) {
         auto* self = static_cast<Receiver*>(magic);
-        if (self == nullptr) return 1;
+        // RESEND reports net-snmp's own retransmission; CONNECT/DISCONNECT concern stream transports.
+        if (self == nullptr || op == NETSNMP_CALLBACK_OP_RESEND || op == NETSNMP_CALLBACK_OP_CONNECT ||
+            op == NETSNMP_CALLBACK_OP_DISCONNECT)
+            return 1;
         auto it = std::find_if(self->queue.begin(), self->queue.end(), [&](const Item& i) { return i.reqid == reqid; });
         if (it == self->queue.end()) return 1;
         Probe& probe = self->owner->probe_;
@@ -190,7 +194,10 @@ struct Sender::Receiver {
             Probe::add(probe.inform_timeouts);
             self->update([&](ReceiverStats& s) {
                 ++s.timeouts;
-                s.last_error = "inform not acknowledged (timeout)";
+                s.last_error = self->cfg.v3 ? "inform not acknowledged (timeout): the receiver is down, or refuses our "
+                                              "credentials (net-snmp drops the unauthenticated report it answers "
+                                              "with): check the user, passwords and protocols"
+                                            : "inform not acknowledged (timeout): is the receiver up?";
             });
         } else {
             // A report (usmStatsWrongDigests, unknown user, decryption error...) or a security error.
@@ -358,6 +365,32 @@ void Sender::pump(std::chrono::milliseconds wait) {
         auto next_event = deadline;
         for (auto& r : receivers_) {
             if (r->queue.empty()) continue;
+            // net-snmp drops, without a callback, a report it cannot authenticate (a v3 receiver
+            // refusing our credentials answers with an unauthenticated usmStatsWrongDigests report),
+            // and the request then never times out. An inform still in flight past its deadline is
+            // counted unanswered; the session is reopened (dropping such requests) and it is retried.
+            bool expired = false;
+            for (auto& item : r->queue)
+                if (item.reqid != 0 && now >= item.deadline) expired = true;
+            if (expired && r->session) {
+                std::uint64_t n = 0;
+                for (auto& item : r->queue)
+                    if (item.reqid != 0) {
+                        item.reqid = 0;
+                        item.next_try = now + r->cfg.retry_interval;
+                        ++n;
+                    }
+                r->session.reset();
+                Probe::add(probe_.inform_timeouts, n);
+                r->update([&](ReceiverStats& st) {
+                    st.timeouts += n;
+                    st.session_open = false;
+                    st.last_error =
+                        "inform not acknowledged: no response, or a report net-snmp could not authenticate "
+                        "(check the receiver and our credentials: user, passwords, protocols)";
+                });
+                logger().warn("snmp receiver {}: {} inform(s) unanswered; check its credentials", r->cfg.name, n);
+            }
             if (!r->session) {
                 if (now < r->next_open) {
                     next_event = std::min(next_event, r->next_open);
@@ -419,6 +452,8 @@ void Sender::pump(std::chrono::milliseconds wait) {
                 if (r->cfg.inform) {
                     Probe::add(probe_.informs_sent);
                     it->reqid = id;
+                    // net-snmp's own retransmissions plus a margin; past it we stop waiting (see below).
+                    it->deadline = now + r->cfg.timeout * (r->cfg.retries + 1) + std::chrono::milliseconds(500);
                     in_flight = true;
                     ++it;
                 } else {

@@ -234,15 +234,7 @@ SnmpExporter::SnmpExporter(SnmpOptions options, std::function<nlohmann::json()> 
       status_(std::move(status)),
       now_ms_(std::move(now_ms)),
       sender_(std::move(sender)),
-      holddown_(options_.holddown, options_.flap_limit) {
-    std::string peers;
-    for (const auto& r : sender_->receiver_stats()) {
-        if (!peers.empty()) peers += ",";
-        peers += "snmp-" + r.mode.substr(0, r.mode.find(' ')) + "-" + r.mode.substr(r.mode.find(' ') + 1) + "://" +
-                 r.address;
-    }
-    transport_.peer = peers;
-}
+      holddown_(options_.holddown, options_.flap_limit) {}
 
 Result<std::unique_ptr<SnmpExporter>> SnmpExporter::create(SnmpOptions options, std::function<nlohmann::json()> status,
                                                            NowMs now_ms) {
@@ -260,7 +252,6 @@ Result<std::unique_ptr<SnmpExporter>> SnmpExporter::create(SnmpOptions options, 
         enterprise = options.base[6];
     auto engine = load_and_boot(options.state_dir, options.engine_id, enterprise);
     if (!engine) return std::move(engine).error();
-    auto owned = std::make_unique<Probe>();
     // The probe lives in the exporter; the sender keeps a reference to it, so build in two steps.
     std::unique_ptr<SnmpExporter> e(new SnmpExporter(std::move(options), std::move(status), now_ms, nullptr));
     auto sender = Sender::create(e->options_.receivers, std::move(*engine), e->options_.base, e->probe_, now_ms);

@@ -1,5 +1,6 @@
 #include "exporters/snmp/detail/netsnmp.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -14,7 +15,9 @@ int log_to_agent(int /*major*/, int /*minor*/, void* server_arg, void* /*client_
     std::string text = msg->msg;
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     if (text.empty()) return 0;
-    if (msg->priority <= LOG_ERR)
+    // init_mib() looks for net-snmp's default MIB list, which the exporter does not use.
+    const bool noise = text.starts_with("Cannot find module") || text.starts_with("MIB search path");
+    if ((msg->priority <= LOG_ERR && !noise) || std::getenv("HSMAUDIT_NETSNMP_DEBUG") != nullptr)
         logger().warn("net-snmp: {}", text);
     else
         logger().debug("net-snmp: {}", text);
@@ -39,6 +42,10 @@ void NetSnmpLibrary::ensure() {
         snmp_disable_log();
         netsnmp_register_loghandler(NETSNMP_LOGHANDLER_CALLBACK, LOG_DEBUG);
         snmp_register_callback(SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING, log_to_agent, nullptr);
+        if (const char* t = std::getenv("HSMAUDIT_NETSNMP_DEBUG"); t != nullptr && *t != '\0') {
+            debug_register_tokens(t);
+            snmp_set_do_debugging(1);
+        }
         init_snmp("hsmauditd");
     });
 }
