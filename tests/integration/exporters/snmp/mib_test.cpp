@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <sstream>
 
 #include "exporters/snmp/mib.h"
 #include "tests/integration/exporters/snmp/snmp_test_support.h"
@@ -85,8 +86,11 @@ TEST_F(MibTest, EveryObjectAndNotificationIsInAConformanceGroup) {
                             "-s", "-l", "6", mib_file()},
                            dir_ + "/smilint");
     std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);)
-        if (!line.empty()) EXPECT_NE(line.find("implicit node definition"), std::string::npos) << line;
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.empty()) {
+            EXPECT_NE(line.find("implicit node definition"), std::string::npos) << line;
+        }
+    }
 }
 
 }  // namespace
