@@ -239,6 +239,23 @@ TEST(SnmpRules, AUserRuleWithCapturesAndItsErrors) {
     }
 }
 
+TEST(SnmpRules, TheSampleRulesFileParsesAndMatches) {
+    auto r = s::RuleSet::load(std::string(HSMAUDIT_SOURCE_DIR) + "/config/examples/snmp-rules.yaml");
+    ASSERT_TRUE(r) << r.error().describe();
+    agent::SyslogFields f;
+    f.app = "sysmon";
+    f.msg = "CPU usage 12% back below 80% (1 min average)";
+    const auto n = r->apply(f);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->def->name, "hsmCpuClear");
+    const auto app = appliance_events();
+    const auto login =
+        r->apply(syslog_event(1, app.login(appliance::LoginRole::admin, "admin", "10.0.0.9", false)).syslog);
+    ASSERT_TRUE(login);
+    EXPECT_EQ(login->def->name, "hsmSyslogEvent");
+    EXPECT_EQ(login->action, s::Action::event);
+}
+
 // ---- alerts
 
 TEST(SnmpAlertMap, EveryKindTheAgentRaisesHasANotification) {
