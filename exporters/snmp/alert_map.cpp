@@ -46,13 +46,18 @@ NotifySeverity severity_of(agent::Severity s) {
     return NotifySeverity::warning;
 }
 
-// "exporters.siem: connection refused" / "siem: ..." / "siem down" -> "siem".
+// The destination's name in the runner's message ("destination 'siem' is down: ..."), or else
+// the first word ("exporters.siem: ..." / "siem: ...").
 std::string exporter_name(std::string_view message) {
+    if (const auto open = message.find('\''); open != std::string_view::npos) {
+        const auto close = message.find('\'', open + 1);
+        if (close != std::string_view::npos && close > open + 1)
+            return std::string(message.substr(open + 1, close - open - 1));
+    }
     auto end = message.find_first_of(" :,");
     std::string_view word = message.substr(0, end);
     if (word.starts_with("exporters.")) word.remove_prefix(10);
     if (const auto dot = word.find('.'); dot != std::string_view::npos) word = word.substr(0, dot);
-    if (word.size() >= 2 && word.front() == '\'' && word.back() == '\'') word = word.substr(1, word.size() - 2);
     return std::string(word);
 }
 

@@ -10,8 +10,8 @@
 namespace hsmaudit::exporters::snmp {
 
 /// The notification for `alert`: definition, action, condition, severity, hsmNotifyText and
-/// hsmNotifyAlertKind, hsmNotifyRecordSeq, hsmNotifyExporterName (exporter.down/up: the first
-/// word of the message, "exporters." and a trailing ':' removed).
+/// hsmNotifyAlertKind, hsmNotifyRecordSeq, hsmNotifyExporterName (exporter.down/up: the name the
+/// runner quotes, "destination 'siem' is down: ...", or else the message's first word).
 Notification map_alert(const agent::Alert& alert);
 
 }  // namespace hsmaudit::exporters::snmp

@@ -102,7 +102,7 @@ protected:
             alert_event(2, "module.blocked", agent::Severity::critical, "module 150123 blocked: ring at its reserve"),
             alert_event(3, "chain.record_mac_mismatch", agent::Severity::critical,
                         "hsm_150123_00000002.log:17: record 4711: MAC does not verify", 4711),
-            alert_event(4, "exporter.down", agent::Severity::warning, "siem: connection refused"),
+            alert_event(4, "exporter.down", agent::Severity::warning, "destination 'siem' is down: connection refused"),
             syslog_event(5, app.sensor(fan_event(2, true))),
             syslog_event(6, app.ntls_link_down("192.0.2.10", "app01", "closed by peer")),
             syslog_event(7, app.sensor(fan_event(2, false))),

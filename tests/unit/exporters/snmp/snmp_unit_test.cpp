@@ -295,6 +295,10 @@ TEST(SnmpAlertMap, EveryKindTheAgentRaisesHasANotification) {
     const auto down = s::map_alert({"exporter.down", agent::Severity::warning, "exporters.kafka1: broker down", 0, 0});
     EXPECT_EQ(down.condition, "exporter:kafka1");
     EXPECT_EQ(down.get("hsmNotifyExporterName"), "kafka1");
+    // The runner's own wording (agent/export/runner.cpp).
+    const auto runner =
+        s::map_alert({"exporter.up", agent::Severity::info, "destination 'siem-2' is delivering again", 0, 0});
+    EXPECT_EQ(runner.condition, "exporter:siem-2");
     EXPECT_EQ(s::map_alert({"retention.x_clear", agent::Severity::info, "", 0, 0}).action, s::Action::clear);
 }
 
