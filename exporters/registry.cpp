@@ -2,6 +2,7 @@
 
 #include "exporters/formats/formatter.h"
 #include "exporters/kafka/kafka_exporter.h"
+#include "exporters/prometheus/endpoint.h"
 #include "exporters/relp/relp_exporter.h"
 #include "exporters/snmp/snmp_exporter.h"
 #include "exporters/syslog/syslog_exporter.h"
@@ -27,6 +28,8 @@ std::vector<agent::KeySpec> exporter_config_keys() {
         const auto own = f.keys();
         keys.insert(keys.end(), own.begin(), own.end());
     }
+    const auto metrics = prometheus::metrics_config_keys();  // the /metrics endpoint (not an event exporter)
+    keys.insert(keys.end(), metrics.begin(), metrics.end());
     return keys;
 }
 

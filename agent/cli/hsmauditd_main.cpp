@@ -10,10 +10,14 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "agent/config/keys.h"
 #include "agent/daemon/service.h"
 #include "agent/logger.h"
+#include "exporters/prometheus/endpoint.h"
+#include "exporters/prometheus/errc.h"
 #include "exporters/registry.h"
 
 namespace {
@@ -88,6 +92,8 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    std::optional<exporters::prometheus::EndpointOptions> metrics_options;
+    if (config->boolean("metrics.enabled")) metrics_options = exporters::prometheus::make_endpoint_options(*config);
     auto service = Service::create(std::move(*config), plugins());
     if (!service) {
         std::cerr << "hsmauditd: " << service.error().describe() << "\n";
@@ -99,6 +105,24 @@ int main(int argc, char** argv) {
         notify("STATUS=start failed: " + started.error().describe());
         (*service)->stop();
         return kExitUsage;
+    }
+    // Metrics (docs/METRICS.md): a bad web config is a configuration error; an endpoint that cannot
+    // listen is logged and the agent keeps draining (the module's ring matters more than metrics;
+    // Prometheus' HsmauditDown/HsmauditMetricsAbsent alerts notice).
+    std::unique_ptr<exporters::prometheus::MetricsEndpoint> metrics;
+    if (metrics_options) {
+        auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes());
+        if (m) {
+            metrics = std::move(*m);
+            logger().info("serving metrics on {} (port {})", metrics_options->listen, metrics->port());
+        } else if (m.error().code == exporters::prometheus::errc::bind_failed) {
+            logger().error("metrics disabled: {}", m.error().describe());
+        } else {
+            logger().error("cannot start: {}", m.error().describe());
+            notify("STATUS=start failed: " + m.error().describe());
+            (*service)->stop();
+            return kExitUsage;
+        }
     }
     notify("READY=1\nSTATUS=" + *started);
 
@@ -133,6 +157,7 @@ int main(int argc, char** argv) {
     }
     notify("STOPPING=1");
     logger().info("stopping: finishing the current batch");
+    metrics.reset();  // no scrape reads the components from here on
     (*service)->stop();
     (void)(*service)->write_status();
     return 0;

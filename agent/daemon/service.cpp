@@ -7,7 +7,11 @@
 
 #include "agent/config/keys.h"
 #include "agent/errc.h"
+#include "agent/export/probe.h"
 #include "agent/logger.h"
+#include "agent/pipeline/probe.h"
+#include "agent/store/probe.h"
+#include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
 #include "mac/files.h"
 #include "mac/record.h"
@@ -151,7 +155,37 @@ Result<std::string> Service::start() {
                              std::to_string(exports_->size()) + " destination" + (exports_->size() == 1 ? "" : "s");
     logger().info("{}", line);
     alerts_->alert(Alert{"agent.started", Severity::info, line, 0, wall_clock_ms()});
+    make_probes();
     return line;
+}
+
+void Service::make_probes() {
+    probes_.clear();
+    probes_.push_back(std::make_shared<DrainProbe>(*drain_));
+    probes_.push_back(std::make_shared<collectors::ModuleProbeCollector>(source_->probe()));
+    auto store =
+        std::make_shared<StoreProbe>((fs::path(state_dir_) / "audit").string(), retention_.get(), archiver_.get());
+    if (syslog_) {
+        store->set_spool([this] { return syslog_->spool_stats(); });
+        // One probe counts every syslog source of the intake together.
+        probes_.push_back(std::make_shared<collectors::syslog::ProbeCollector>(
+            std::vector<std::pair<std::string, const collectors::syslog::Probe*>>{{"all", &syslog_->probe()}}));
+    }
+    probes_.push_back(std::move(store));
+    auto exports = std::make_shared<ExportProbe>(wall_clock_ms);
+    for (const auto& e : exports_->stats()) {
+        const std::string name = e.name;
+        exports->add({e.name,
+                      e.type,
+                      {true, true, true, true},
+                      [this, name] {
+                          for (auto& x : exports_->stats())
+                              if (x.name == name) return x.stats;
+                          return RunnerStats{};
+                      },
+                      nullptr});
+    }
+    probes_.push_back(std::move(exports));
 }
 
 namespace {

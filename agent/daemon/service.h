@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/collectable.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/alert_log.h"
@@ -63,9 +64,13 @@ public:
     Status write_status() const;
     [[nodiscard]] const std::string& state_dir() const { return state_dir_; }
     [[nodiscard]] std::int64_t status_file_interval_ms() const { return config_.integer("agent.status_interval"); }
+    /// The components' metrics (their probes, docs/METRICS.md), built by start(). They read the
+    /// components: whoever serves them must stop before this Service is destroyed.
+    [[nodiscard]] const std::vector<std::shared_ptr<prometheus::Collectable>>& probes() const { return probes_; }
 
 private:
     Service(Config config, ServicePlugins plugins);
+    void make_probes();
 
     Config config_;
     std::string state_dir_;
@@ -87,6 +92,7 @@ private:
     NoExporters no_exporters_;
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
+    std::vector<std::shared_ptr<prometheus::Collectable>> probes_;
 };
 
 /// Milliseconds since the Unix epoch, UTC (the agent's clock).

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,12 @@ public:
     /// followers' positions so a restart resumes without re-reading.
     void stop();
     [[nodiscard]] nlohmann::json status_json() const;
+    /// The collector's counters (all listeners and followers together), for metrics; any thread.
+    [[nodiscard]] const collectors::syslog::Probe& probe() const { return probe_; }
+    /// The spool's counters, for metrics; any thread.
+    [[nodiscard]] std::optional<SpoolStats> spool_stats() const {
+        return spool_ ? std::optional<SpoolStats>(spool_->stats()) : std::nullopt;
+    }
     /// The bound ports of network listeners, in configuration order (0 for unix sockets).
     [[nodiscard]] std::vector<std::uint16_t> ports() const;
 

@@ -10,6 +10,9 @@ void ExportProbe::add(ExporterProbeSource source) {
 }
 
 std::optional<double> exporter_lag_seconds(const RunnerStats& s, std::int64_t now_ms) {
+    // The runner knows the time of the oldest event it has not delivered (read or waiting).
+    if (s.oldest_undelivered_ms != 0)
+        return std::max(0.0, static_cast<double>(now_ms - s.oldest_undelivered_ms) / 1000.0);
     const auto audit = static_cast<std::size_t>(Stream::audit);
     if (s.newest[audit] <= s.cursor[audit]) return 0.0;
     if (s.last_delivered_event_ms == 0) return std::nullopt;
@@ -36,9 +39,10 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
     auto lag = gauge_family("hsmaudit_exporter_lag_events",
                             "Events the store holds that the destination has not delivered, by stream (for the "
                             "audit stream: records).");
-    auto lag_s = gauge_family("hsmaudit_exporter_lag_seconds",
-                              "How far the destination is behind on the audit stream: 0 when caught up, else the age "
-                              "of the newest record it delivered.");
+    auto lag_s =
+        gauge_family("hsmaudit_exporter_lag_seconds",
+                     "How far the destination is behind: the age of the oldest event it has not delivered (0 when "
+                     "caught up).");
     auto last = gauge_family("hsmaudit_exporter_last_delivery_timestamp_seconds",
                              "When the destination last acknowledged events (Unix time; 0: not since the agent "
                              "started).");

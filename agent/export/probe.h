@@ -59,9 +59,10 @@ struct ExporterFigures {
     std::optional<LatencyHistogram::Snapshot> delivery_latency;
 };
 
-/// Seconds the destination is behind on the audit stream: 0 when caught up; otherwise the age of
-/// the newest event it delivered (the oldest undelivered one is younger, so this bounds it);
-/// nullopt when it has delivered nothing yet while events wait.
+/// Seconds the destination is behind: the age of the oldest event it has not delivered when the
+/// runner knows it (RunnerStats::oldest_undelivered_ms); else 0 when the audit stream is caught up,
+/// else the age of the newest event it delivered (an upper bound); nullopt when it has delivered
+/// nothing yet while events wait.
 std::optional<double> exporter_lag_seconds(const RunnerStats& s, std::int64_t now_ms);
 
 std::vector<prometheus::MetricFamily> export_families(const std::vector<ExporterFigures>& exporters,
