@@ -90,7 +90,7 @@ std::unique_ptr<Process> start(const Localized& l) {
     auto p = std::make_unique<Process>(argv, l.dir + "/out", l.dir + "/err");
     const auto deadline = std::chrono::steady_clock::now() + 15s;
     while (std::chrono::steady_clock::now() < deadline && p->running()) {
-        if (port_accepts(l.port)) return p;
+        if (port_listening(l.port)) return p;
         std::this_thread::sleep_for(20ms);
     }
     return nullptr;

@@ -72,7 +72,10 @@ TEST_F(RelpTest, EveryRecordExactlyOnceInOrder) {
     Rsyslog r;
     ASSERT_TRUE(r.start()) << r.diagnostics();
     auto x = make_exporter(tls_options(r));
-    ASSERT_TRUE(x->connect()) << x->connect().error().describe();
+    {
+        auto st = x->connect();
+        ASSERT_TRUE(st) << st.error().describe();
+    }
     constexpr std::uint64_t kCount = 20'000;
     const auto events = make_audit_events(1, kCount);
     auto acked = deliver(*x, events);
@@ -97,7 +100,10 @@ TEST_F(RelpTest, AcknowledgedCountsOnlyWhatTheServerAnswered) {
     auto o = tls_options(r);
     o.timeout = 2s;
     auto x = make_exporter(o);
-    ASSERT_TRUE(x->connect());
+    {
+        auto st = x->connect();
+        ASSERT_TRUE(st) << st.error().describe();
+    }
     // A frozen receiver takes the bytes into its socket buffer but answers nothing.
     ::kill(r.pid(), SIGSTOP);
     const auto events = make_audit_events(1, 100);  // fewer than the window: send() does not block
@@ -117,7 +123,10 @@ TEST_F(RelpTest, WindowBoundsTheUnacknowledgedTail) {
     auto o = tls_options(r);
     o.window = 16;
     auto x = make_exporter(o);
-    ASSERT_TRUE(x->connect());
+    {
+        auto st = x->connect();
+        ASSERT_TRUE(st) << st.error().describe();
+    }
     const auto events = make_audit_events(1, 1000);
     ASSERT_TRUE(x->send(events));
     auto acked = x->acknowledged(0ms);
@@ -185,7 +194,8 @@ TEST_F(RelpTest, ServerFingerprintChecked) {
 
     o.permitted_peers = {Pki::get().server_sha1};
     auto right = make_exporter(o);
-    ASSERT_TRUE(right->connect()) << Pki::get().server_sha1;
+    st = right->connect();
+    ASSERT_TRUE(st) << st.error().describe();
     auto acked = deliver(*right, make_audit_events(1, 50));
     ASSERT_TRUE(acked) << acked.error().describe();
     EXPECT_EQ(*acked, 50u);
@@ -225,7 +235,10 @@ TEST_F(RelpTest, PlainRelpWhenExplicitlyConfigured) {
     o.port = std::to_string(r.port());
     o.tls = false;
     auto x = make_exporter(o);
-    ASSERT_TRUE(x->connect());
+    {
+        auto st = x->connect();
+        ASSERT_TRUE(st) << st.error().describe();
+    }
     auto acked = deliver(*x, make_audit_events(1, 300));
     ASSERT_TRUE(acked) << acked.error().describe();
     EXPECT_EQ(*acked, 300u);

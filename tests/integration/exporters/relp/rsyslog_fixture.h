@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,15 +122,25 @@ inline int free_port(int type = SOCK_STREAM) {
     return ntohs(a.sin_port);
 }
 
-inline bool port_accepts(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
+/// True if a socket listens on TCP `port` (from /proc/net/tcp and tcp6). Deliberately not a probe
+/// connection: a TCP connection closed during imrelp's TLS handshake can leave an error in
+/// rsyslog's OpenSSL error queue that makes its next handshake fail (seen here with rsyslog
+/// 8.2302 / librelp 1.11), which would make tests flaky.
+inline bool port_listening(int port) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, ":%04X", port);
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        while (std::getline(in, line)) {
+            // "  sl  local_address rem_address   st ..."; local is field 2, state field 4; 0A = LISTEN.
+            std::istringstream f(line);
+            std::string sl, local, remote, state;
+            f >> sl >> local >> remote >> state;
+            if (state == "0A" && local.size() > 5 && local.compare(local.size() - 5, 5, hex) == 0) return true;
+        }
+    }
+    return false;
 }
 
 /// What the receiver listens with.
@@ -174,7 +186,7 @@ public:
             if (!process_->running()) return false;
             if (options_.listener == Listener::syslog_udp) {
                 if (Process::slurp(dir_ + "/rsyslog.pid").size() > 0) return true;
-            } else if (port_accepts(port_)) {
+            } else if (port_listening(port_)) {
                 return true;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
