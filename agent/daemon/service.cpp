@@ -175,15 +175,13 @@ void Service::make_probes() {
     auto exports = std::make_shared<ExportProbe>(wall_clock_ms);
     for (const auto& e : exports_->stats()) {
         const std::string name = e.name;
-        exports->add({e.name,
-                      e.type,
-                      {true, true, true, true},
+        exports->add({e.name, e.type, e.streams,
                       [this, name] {
                           for (auto& x : exports_->stats())
                               if (x.name == name) return x.stats;
                           return RunnerStats{};
                       },
-                      nullptr});
+                      e.delivery_latency});
     }
     probes_.push_back(std::move(exports));
 }
@@ -272,13 +270,31 @@ nlohmann::json Service::status_json() const {
                      {"blocked", d.module_blocked}};
     }
     if (store_) {
+        // AuditStore belongs to the drain thread: this thread reads the committed position file
+        // and the directories instead.
         json s;
-        s["dir"] = store_->dir();
-        s["durable_entry_no"] = store_->durable().entry_no;
-        s["open_segment"] = store_->durable().current;
-        s["open_segment_bytes"] = store_->open_segment_bytes();
-        if (auto sealed = store_->sealed_segments()) s["sealed_segments"] = sealed->size();
-        if (auto bytes = store_->bytes_on_disk()) s["bytes"] = *bytes;
+        const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
+        s["dir"] = audit_dir;
+        if (auto pos = read_store_position(audit_dir); pos) {
+            s["durable_entry_no"] = pos->entry_no;
+            s["open_segment"] = pos->current;
+            s["open_segment_bytes"] = pos->current_bytes;
+        }
+        std::uint64_t sealed = 0;
+        std::uint64_t bytes = 0;
+        std::error_code ec;
+        for (const char* sub : {"current", "ready_for_archive"}) {
+            for (fs::directory_iterator it(fs::path(audit_dir) / sub, ec), end; !ec && it != end; it.increment(ec)) {
+                if (it->path().extension() != ".log") continue;
+                if (std::string_view(sub) == "ready_for_archive") ++sealed;
+                const auto size = it->file_size(ec);
+                if (!ec) bytes += size;
+                ec.clear();
+            }
+            ec.clear();
+        }
+        s["sealed_segments"] = sealed;
+        s["bytes"] = bytes;
         s["encrypted"] = config_.boolean("store.encrypt");
         j["store"] = std::move(s);
     }

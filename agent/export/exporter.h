@@ -21,6 +21,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,9 @@ struct TransportStats {
     std::uint64_t connect_failures = 0;  // refused, TLS or authentication failed, timed out
     std::uint64_t bytes_sent = 0;
     std::string peer;  // what it is connected to ("relp+tls://siem.example:2514")
+    /// The kind's own counters (name, value), monotonic: SNMP's traps_sent, informs_acked...
+    /// Exposed as hsmaudit_exporter_transport_events_total{counter="<name>"}.
+    std::vector<std::pair<std::string, std::uint64_t>> counters;
 };
 
 class Exporter {

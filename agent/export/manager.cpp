@@ -231,7 +231,9 @@ std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {
 
 std::vector<ExportManager::Entry> ExportManager::stats() const {
     std::vector<Entry> out;
-    for (const auto& r : runners_) out.push_back(Entry{r.name, r.type, r.runner->stats()});
+    for (const auto& r : runners_)
+        out.push_back(
+            Entry{r.name, r.type, r.runner->options().streams, r.runner->stats(), &r.runner->delivery_latency()});
     return out;
 }
 

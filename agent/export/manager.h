@@ -62,7 +62,9 @@ public:
     struct Entry {
         std::string name;
         std::string type;
+        std::array<bool, 4> streams{};  // subscribed, indexed by Stream
         RunnerStats stats;
+        const LatencyHistogram* delivery_latency = nullptr;  // lives as long as the manager
     };
     [[nodiscard]] std::vector<Entry> stats() const;
     [[nodiscard]] nlohmann::json status_json() const;

@@ -50,6 +50,9 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
     auto connect_failures = counter_family("hsmaudit_exporter_connect_failures_total",
                                            "Connections refused, failed TLS or authentication, or timed out.");
     auto bytes = counter_family("hsmaudit_exporter_sent_bytes_total", "Bytes the transport sent.");
+    auto transport = counter_family("hsmaudit_exporter_transport_events_total",
+                                    "The kind's own counters, by name (SNMP: traps_sent, informs_sent, informs_acked, "
+                                    "inform_timeouts, inform_reports, held_down...).");
     auto latency = histogram_family("hsmaudit_exporter_delivery_latency_seconds",
                                     "End to end: from an audit record's creation in the module to its "
                                     "acknowledgement by the destination.");
@@ -78,11 +81,13 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
         add(connects, s.transport.connects, {{"exporter", n}, {"type", t}});
         add(connect_failures, s.transport.connect_failures, {{"exporter", n}, {"type", t}});
         add(bytes, s.transport.bytes_sent, {{"exporter", n}, {"type", t}});
+        for (const auto& [counter, value] : s.transport.counters)
+            add(transport, value, {{"exporter", n}, {"type", t}, {"counter", counter}});
         if (e.delivery_latency) add(latency, *e.delivery_latency, {{"exporter", n}, {"type", t}});
     }
     std::vector<prometheus::MetricFamily> out;
     for (auto* f : {&up, &delivered, &filtered, &sent, &resent, &failures, &in_flight, &lag, &lag_s, &last, &connects,
-                    &connect_failures, &bytes, &latency})
+                    &connect_failures, &bytes, &transport, &latency})
         if (!f->metric.empty()) out.push_back(std::move(*f));
     return out;
 }

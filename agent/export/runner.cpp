@@ -17,6 +17,9 @@ std::size_t idx(Stream s) {
     return static_cast<std::size_t>(s);
 }
 
+/// Delivery latency buckets, seconds: from a caught-up destination (tens of ms) to an outage.
+constexpr double kDeliveryLatencyBounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
+
 }  // namespace
 
 std::string_view to_string(RunnerState s) {
@@ -48,7 +51,8 @@ ExportRunner::ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> expo
       source_(std::move(source)),
       alerts_(alerts),
       now_ms_(std::move(now_ms)),
-      jitter_(std::random_device{}()) {}
+      jitter_(std::random_device{}()),
+      delivery_latency_(kDeliveryLatencyBounds) {}
 
 ExportRunner::~ExportRunner() {
     stop();
@@ -158,19 +162,25 @@ Result<bool> ExportRunner::collect_acks(std::chrono::milliseconds wait) {
         acked_on_connection_ = *n;
     }
     // Walk the batches in order: acknowledged events, then whole batches (filtered-only ones too).
+    const std::int64_t now = now_ms_();
+    auto latency = delivery_latency_.tally();
     while (!unacked_.empty()) {
         Batch& b = unacked_.front();
         if (!b.sent) break;
         const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(fresh, b.events.size() - b.acked));
         if (take > 0) {
             fresh -= take;
+            if (b.stream == Stream::audit)
+                for (std::size_t i = b.acked; i < b.acked + take; ++i)
+                    if (b.events[i].entry == EntryKind::record)
+                        delivery_latency_.count(latency, static_cast<double>(now - b.events[i].time_ms) / 1000.0);
             b.acked += take;
             unacked_events_ -= take;
             local_.delivered[idx(b.stream)] += take;
             const Event& last = b.events[b.acked - 1];
             cursor_[idx(b.stream)] = last.position;
             local_.last_delivered_event_ms = std::max(local_.last_delivered_event_ms, last.time_ms);
-            local_.last_delivery_ms = now_ms_();
+            local_.last_delivery_ms = now;
             cursor_dirty_ = true;
             progress = true;
         }
@@ -182,6 +192,7 @@ Result<bool> ExportRunner::collect_acks(std::chrono::milliseconds wait) {
         }
         unacked_.pop_front();
     }
+    if (!latency.empty()) delivery_latency_.add(latency);
     return progress;
 }
 

@@ -38,6 +38,7 @@
 #include "agent/alerts.h"
 #include "agent/export/event.h"
 #include "agent/export/exporter.h"
+#include "agent/pipeline/latency_histogram.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent {
@@ -124,6 +125,8 @@ public:
     /// The acknowledged position of `stream` (what retention may rely on).
     [[nodiscard]] std::uint64_t delivered_through(Stream stream) const;
     [[nodiscard]] const RunnerOptions& options() const { return options_; }
+    /// Seconds from an audit record's creation (module clock) to its acknowledgement here.
+    [[nodiscard]] const LatencyHistogram& delivery_latency() const { return delivery_latency_; }
 
 private:
     ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> exporter, std::unique_ptr<EventSource> source,
@@ -169,6 +172,7 @@ private:
     bool cursor_dirty_ = false;
     std::int64_t newest_checked_ms_ = 0;
     RunnerStats local_;  // published to stats_ under the mutex
+    LatencyHistogram delivery_latency_;
 
     mutable std::mutex mutex_;
     RunnerStats stats_;

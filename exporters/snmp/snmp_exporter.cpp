@@ -397,6 +397,17 @@ agent::TransportStats SnmpExporter::stats() const {
     agent::TransportStats s = transport_;
     const auto p = probe_.snapshot();
     s.connect_failures = p.session_failures;
+    s.counters = {{"notifications", p.notifications},
+                  {"deduplicated", p.deduplicated},
+                  {"held_down", p.held_down},
+                  {"holddown_syncs", p.holddown_syncs},
+                  {"traps_sent", p.traps_sent},
+                  {"informs_sent", p.informs_sent},
+                  {"informs_acked", p.informs_acked},
+                  {"inform_timeouts", p.inform_timeouts},
+                  {"inform_reports", p.inform_reports},
+                  {"send_errors", p.send_errors},
+                  {"unmatched", p.unmatched}};
     return s;
 }
 
