@@ -1,4 +1,4 @@
-// 100,000 records from three simulated appliances (three agents: one ExportRunner and one Kafka
+// 100,000 records from ten simulated appliances (ten agents: one ExportRunner and one Kafka
 // exporter each) to the mock cluster while it fails: Produce requests answered with retriable
 // errors, then a broker down for longer than message.timeout.ms (deliveries fail, reconnects fail,
 // the runners back off and buffer), then back. kcat then reads the topic: nothing lost, order per
@@ -60,13 +60,14 @@ private:
 };
 
 TEST(KafkaFaults, HundredThousandRecordsThroughFaultsNothingLostOrderKeptDuplicatesIdentifiable) {
-    constexpr std::uint64_t kPerAppliance = 33'334;  // 100,002 records in all
+    constexpr std::uint64_t kPerAppliance = 10'000;  // 100,000 records in all
     MockCluster cluster(3);
-    cluster.create_topic("hsm.audit", 6, 3);
+    cluster.create_topic("hsm.audit", 16, 3);
     for (const char* t : {"hsm.syslog", "hsm.alerts", "hsm.checkpoints"}) cluster.create_topic(t, 1, 3);
 
     CountingAlerts alerts;
-    std::vector<std::string> serials = {"150401", "150402", "150403"};
+    std::vector<std::string> serials;
+    for (int i = 0; i < 10; ++i) serials.push_back(std::to_string(150401 + i));
     std::map<std::string, std::vector<std::string>> values;  // serial -> value of seq i+1
     std::vector<std::unique_ptr<agent::ExportRunner>> runners;
     std::vector<KafkaExporter*> exporters;
@@ -84,19 +85,24 @@ TEST(KafkaFaults, HundredThousandRecordsThroughFaultsNothingLostOrderKeptDuplica
         o.connect_timeout = std::chrono::milliseconds(1'000);
         o.message_timeout = std::chrono::milliseconds(2'000);
         o.flush_timeout = std::chrono::milliseconds(500);
+        o.line_header = false;
         auto exporter = std::make_unique<KafkaExporter>(o, std::make_unique<IdFormatter>());
         exporters.push_back(exporter.get());
         agent::RunnerOptions ro;
         ro.name = o.name;
         ro.streams = {true, false, false, false};
         ro.batch = 1'000;
-        ro.max_in_flight = 20'000;
+        ro.max_in_flight = 5'000;
         ro.backoff_initial = std::chrono::milliseconds(100);
         ro.backoff_max = std::chrono::milliseconds(1'000);
         ro.idle_wait = std::chrono::milliseconds(50);
-        auto runner =
-            agent::ExportRunner::open(ro, std::move(exporter), std::make_unique<VectorSource>(std::move(events)),
-                                      alerts, [] { return std::int64_t{1'795'500'000'000}; });
+        auto runner = agent::ExportRunner::open(ro, std::move(exporter),
+                                                std::make_unique<VectorSource>(std::move(events)), alerts, [] {
+                                                    // The runner's back-off runs on this clock: a real one.
+                                                    return std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                               std::chrono::system_clock::now().time_since_epoch())
+                                                        .count();
+                                                });
         ASSERT_TRUE(runner) << runner.error().describe();
         runners.push_back(std::move(*runner));
     }
@@ -145,6 +151,9 @@ TEST(KafkaFaults, HundredThousandRecordsThroughFaultsNothingLostOrderKeptDuplica
     EXPECT_GT(failures, 0U) << "the outage must have been seen by the runners";
     EXPECT_TRUE(alerts.names().count("exporter.down")) << "the outage was alerted";
 
+    // kcat reads the topic afterwards. (The mock cluster keeps about 5 MB per partition, as a
+    // retention limit would: the transfer is spread over ten appliances and 16 partitions, and
+    // the line header is off, so that every partition holds its whole share.)
     TempDir tmp;
     const auto got = kcat_consume(cluster.bootstraps(), "hsm.audit", tmp);
     ASSERT_FALSE(got.empty());
@@ -164,6 +173,19 @@ TEST(KafkaFaults, HundredThousandRecordsThroughFaultsNothingLostOrderKeptDuplica
             firsts[m.key].push_back(seq);
         else
             ++duplicates;
+    }
+    if (std::getenv("KAFKA_TEST_VERBOSE")) {
+        std::map<std::string, std::size_t> n;
+        std::map<int, std::pair<long long, long long>> range;
+        for (const auto& m : got) {
+            ++n[m.key + " p" + std::to_string(m.partition)];
+            auto& r = range.try_emplace(m.partition, m.offset, m.offset).first->second;
+            r.first = std::min(r.first, m.offset);
+            r.second = std::max(r.second, m.offset);
+        }
+        for (const auto& [p, r] : range) std::fprintf(stderr, "p%d offsets %lld..%lld\n", p, r.first, r.second);
+        for (const auto& [k, c] : n) std::fprintf(stderr, "%s: %zu messages\n", k.c_str(), c);
+        std::fprintf(stderr, "read %zu messages\n", got.size());
     }
     for (const auto& s : serials) {
         EXPECT_EQ(partitions[s].size(), 1U) << s;
