@@ -86,15 +86,12 @@ void KafkaExporter::delivered(const rd_kafka_message_t& msg) {
     const rd_kafka_msg_status_t status = rd_kafka_message_status(&msg);
     const bool ok = msg.err == RD_KAFKA_RESP_ERR_NO_ERROR && status == RD_KAFKA_MSG_STATUS_PERSISTED;
     deliveries_[index - base_] = ok ? Delivery::persisted : Delivery::failed;
-    {
-        const std::lock_guard lock(mutex_);
-        if (ok)
-            ++kafka_stats_.persisted;
-        else if (status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
-            ++kafka_stats_.not_persisted;
-        else
-            ++kafka_stats_.possibly_persisted;
-    }
+    if (ok)
+        ++pending_stats_.persisted;
+    else if (status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+        ++pending_stats_.not_persisted;
+    else
+        ++pending_stats_.possibly_persisted;
     if (!ok && !failure_) {
         const char* topic = msg.rkt ? rd_kafka_topic_name(msg.rkt) : "?";
         failure_ = make_error(errc::delivery_failed, "kafka " + options_.name + ": delivery of message " +
@@ -207,7 +204,7 @@ Status KafkaExporter::produce_one(const agent::Event& e) {
     const std::string& key = e.serial.empty() ? e.host : e.serial;
     auto* topic = topics_[static_cast<std::size_t>(e.stream)].get();
     const std::uint64_t index = sent_;
-    const auto deadline = Clock::now() + options_.send_timeout;
+    std::optional<Clock::time_point> deadline;  // computed only if the queue is full
     for (;;) {
         const rd_kafka_resp_err_t err = rd_kafka_producev(
             rk_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
@@ -218,13 +215,13 @@ Status KafkaExporter::produce_one(const agent::Event& e) {
             (void)headers.release();  // the message owns them now
             break;
         }
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
-            {
-                const std::lock_guard lock(mutex_);
-                ++kafka_stats_.queue_full_waits;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (!deadline) deadline = Clock::now() + options_.send_timeout;
+            if (Clock::now() < *deadline) {
+                ++pending_stats_.queue_full_waits;
+                rd_kafka_poll(rk_.get(), ms_until(*deadline, 20));
+                continue;
             }
-            rd_kafka_poll(rk_.get(), ms_until(deadline, 20));
-            continue;
         }
         return make_error(err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? errc::queue_full : errc::delivery_failed,
                           "kafka " + options_.name + ": produce to topic " + rd_kafka_topic_name(topic) + ": " +
@@ -232,10 +229,22 @@ Status KafkaExporter::produce_one(const agent::Event& e) {
     }
     deliveries_.push_back(Delivery::pending);
     ++sent_;
-    const std::lock_guard lock(mutex_);
-    ++kafka_stats_.produced;
-    stats_.bytes_sent += value_.size() + key.size();
+    ++pending_stats_.produced;
+    pending_bytes_ += value_.size() + key.size();
     return {};
+}
+
+void KafkaExporter::publish_stats() {
+    // Counted on the runner's thread, published once per call rather than once per message.
+    const std::lock_guard lock(mutex_);
+    kafka_stats_.produced += pending_stats_.produced;
+    kafka_stats_.persisted += pending_stats_.persisted;
+    kafka_stats_.possibly_persisted += pending_stats_.possibly_persisted;
+    kafka_stats_.not_persisted += pending_stats_.not_persisted;
+    kafka_stats_.queue_full_waits += pending_stats_.queue_full_waits;
+    stats_.bytes_sent += pending_bytes_;
+    pending_stats_ = KafkaStats{};
+    pending_bytes_ = 0;
 }
 
 Status KafkaExporter::failure_status() const {
@@ -248,16 +257,25 @@ Status KafkaExporter::failure_status() const {
 Status KafkaExporter::send(std::span<const agent::Event> events) {
     if (!rk_) return make_error(errc::unreachable, "kafka " + options_.name + ": not connected");
     HSMAUDIT_TRY(failure_status());
-    for (const auto& e : events) HSMAUDIT_TRY(produce_one(e));
+    Status st;
+    for (const auto& e : events) {
+        st = produce_one(e);
+        if (!st) break;
+    }
     rd_kafka_poll(rk_.get(), 0);  // serve delivery reports
-    return {};
+    publish_stats();
+    return st;
 }
 
 Result<std::uint64_t> KafkaExporter::acknowledged(std::chrono::milliseconds wait) {
     if (!rk_) return make_error(errc::unreachable, "kafka " + options_.name + ": not connected");
     rd_kafka_poll(rk_.get(), 0);
     const auto deadline = Clock::now() + wait;
-    while (base_ < sent_ && !failure_ && Clock::now() < deadline) rd_kafka_poll(rk_.get(), ms_until(deadline, 50));
+    // Wait for progress, not for everything: the caller sends more as soon as the window opens.
+    const std::uint64_t before = base_;
+    while (base_ == before && base_ < sent_ && !failure_ && Clock::now() < deadline)
+        rd_kafka_poll(rk_.get(), ms_until(deadline, 50));
+    publish_stats();
     HSMAUDIT_TRY(failure_status());
     reported_ = base_;
     return base_;
@@ -269,6 +287,7 @@ void KafkaExporter::disconnect() {
     rd_kafka_flush(rk_.get(), static_cast<int>(options_.flush_timeout.count()));
     rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(rk_.get(), 0);  // purged messages' reports
+    publish_stats();
     for (auto& t : topics_) t.reset();
     rk_.reset();
     deliveries_.clear();

@@ -75,6 +75,7 @@ private:
     void delivered(const rd_kafka_message_t& msg);
     Status produce_one(const agent::Event& e);
     Status failure_status() const;
+    void publish_stats();
 
     ProducerOptions options_;
     std::unique_ptr<formats::Formatter> formatter_;
@@ -89,6 +90,8 @@ private:
     std::optional<Error> failure_;  // the first delivery error of the connection
     std::string value_;             // scratch
     std::string scratch_;
+    KafkaStats pending_stats_;  // counted here, added to kafka_stats_ under the mutex once per call
+    std::uint64_t pending_bytes_ = 0;
 
     mutable std::mutex mutex_;  // guards the stats
     agent::TransportStats stats_;
