@@ -69,7 +69,7 @@ struct RunnerOptions {
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
     std::chrono::milliseconds idle_wait{200};       // wait for acks / new events when idle
-    std::chrono::milliseconds cursor_sync{1'000};   // write the cursor file at most this often
+    std::chrono::milliseconds cursor_sync{250};     // write the cursor file at most this often
     std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
     std::size_t max_in_flight = 10'000;             // events sent and not yet acknowledged (memory bound)
     std::string cursor_path;                        // "" : keep the cursor in memory only (tests)
