@@ -191,9 +191,11 @@ int main(int argc, char** argv) {
     verify->add_option("--passphrase-file", va.pass_file, "passphrase for --wrapped-key (mode 0600)");
     verify->add_option("--pubkey", va.pub_file, "audit.pub: checks seal signatures and digests");
     verify->add_flag("--require-sealed", va.require_sealed, "treat an unsealed newest segment as a fault");
-    verify->add_option("--anchors", va.anchors,
-                       "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "
-                       "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC");
+    verify
+        ->add_option("--anchors", va.anchors,
+                     "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "
+                     "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC")
+        ->allow_extra_args(false);  // one file per --anchors (repeat it): the paths stay positional
     verify->add_flag("--json", va.json, "machine-readable report on stdout");
     verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
     verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories");

@@ -320,13 +320,17 @@ void ExportRunner::loop(std::stop_token stop) {
         std::unique_lock lock(wake_mutex_);
         wake_.wait_for(lock, stop, wait, [] { return false; });
     }
-    // Stopping: give outstanding events a chance to be acknowledged, then close.
+    // Stopping: the service stops the destinations after the drain's last commit, so deliver
+    // what is stored and outstanding, for up to stop_timeout, then close.
     if (connected_) {
         const std::int64_t deadline = now_ms_() + options_.stop_timeout.count();
-        while (!unacked_.empty() && now_ms_() < deadline) {
+        while (now_ms_() < deadline) {
+            auto read = read_more();
+            if (!read) break;
             if (auto st = send_unsent(); !st) break;
             auto acked = collect_acks(std::chrono::milliseconds(100));
             if (!acked) break;
+            if (!*read && unacked_.empty()) break;
         }
         exporter_->disconnect();
         connected_ = false;
