@@ -100,7 +100,10 @@ int main(int argc, char** argv) {
     unsigned long long received = 0;
     while (!g_stop) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 50);
-        if (m == nullptr) continue;
+        if (m == nullptr) {
+            std::fflush(out);  // idle: make everything received visible to the script
+            continue;
+        }
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             const long long t = now_us();
             rd_kafka_headers_t* hdrs = nullptr;

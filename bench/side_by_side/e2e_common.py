@@ -1,0 +1,170 @@
+"""Shared helpers of the side-by-side scripts: processes, ports, the agent's status and metrics.
+
+Every process is started by the caller and stopped by pid (never by name)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+RSYSLOGD = "/usr/sbin/rsyslogd"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_listening(port):
+    """From /proc/net/tcp, not a probe connection (an aborted TLS handshake can upset imrelp)."""
+    want = ":%04X" % port
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[1].endswith(want):
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_until(pred, timeout, what, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s: the process exited (%s)" % (what, proc.returncode))
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+def make_pki(d):
+    script = r"""
+set -e
+cd "$1"; umask 077
+mkca() { openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.pem \
+  -days 2 -subj "/CN=$1" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign; }
+mkleaf() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj "/CN=$2"
+  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' $2 > $1.ext
+  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile $1.ext -out $1.pem; }
+mkca ca; mkleaf server server.test; mkleaf client client.test
+chmod 644 *.pem
+"""
+    subprocess.run(["/bin/sh", "-c", script, "sh", d], check=True, capture_output=True)
+
+
+class Proc:
+    """A child process with its stderr in a file, stopped by pid."""
+
+    def __init__(self, cmd, log, **kw):
+        self.cmd = cmd
+        self.log = log
+        self.proc = subprocess.Popen(cmd, stdout=open(log + ".out", "w"), stderr=open(log, "w"), **kw)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, seconds (clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15
+
+
+def proc_status_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def read_status(state_dir):
+    try:
+        with open(os.path.join(state_dir, "status.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def histogram(text, name, labels=None):
+    """{le: cumulative count} of a Prometheus histogram whose labels include `labels`."""
+    out = {}
+    labels = labels or {}
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket{"):
+            continue
+        lab, value = line[len(name) + 8:].rsplit("} ", 1)
+        kv = dict(p.split("=", 1) for p in lab.split(","))
+        kv = {k: v.strip('"') for k, v in kv.items()}
+        if all(kv.get(k) == v for k, v in labels.items()):
+            le = float("inf") if kv["le"] == "+Inf" else float(kv["le"])
+            out[le] = out.get(le, 0) + float(value)
+    return out
+
+
+def histogram_delta(after, before):
+    return {le: after[le] - before.get(le, 0) for le in after}
+
+
+def histogram_quantile(h, q):
+    """Prometheus' histogram_quantile: linear within the bucket holding the q-th observation.
+    Returns (estimate, lower bound, upper bound of that bucket)."""
+    les = sorted(h)
+    total = h[les[-1]] if les else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le in les:
+        c = h[le]
+        if c >= rank:
+            if le == float("inf"):
+                return (prev_le, prev_le, le)
+            frac = (rank - prev_c) / (c - prev_c) if c > prev_c else 1.0
+            return (prev_le + (le - prev_le) * frac, prev_le, le)
+        prev_le, prev_c = le, c
+    return None
+
+
+def quantile(sorted_values, q):
+    """Nearest-rank quantile of a sorted list."""
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, int(q * len(sorted_values) + 0.5) - 1))
+    return sorted_values[i]
+
+
+def median(v):
+    s = sorted(v)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
