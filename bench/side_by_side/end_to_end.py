@@ -213,12 +213,13 @@ def one_run(a, d, r):
             raise RuntimeError("hsmcore load: " + load.stdout + load.stderr)
         lj = json.loads(load.stdout.strip().splitlines()[-1])
 
-        # Wait until the drain has everything and both receivers have its last record.
+        # Wait until the drain has everything and both receivers have its last record: two
+        # successive status.json files (written once a second) with the same last sequence.
         def drained():
             s1 = c.read_status(state_dir)
-            time.sleep(0.3)
+            time.sleep(1.2)
             s2 = c.read_status(state_dir)
-            if s1 and s2 and s1["drain"]["last_seq"] == s2["drain"]["last_seq"]:
+            if s1 and s2 and s1["time"] != s2["time"] and s1["drain"]["last_seq"] == s2["drain"]["last_seq"]:
                 return s2
             return None
 
