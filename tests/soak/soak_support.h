@@ -280,7 +280,8 @@ inline void count_rsyslog(const std::string& path, const std::string& serial, Se
 /// counted in `offset_gaps`, which then says the check is incomplete, not that the agent lost them.
 class KafkaTail {
 public:
-    KafkaTail(const std::string& brokers, const std::string& topic, std::string serial) : serial_(std::move(serial)) {
+    KafkaTail(const std::string& brokers, const std::string& topic, std::string serial, Clock::time_point t0)
+        : serial_(std::move(serial)), t0_(t0) {
         char err[512];
         rd_kafka_conf_t* conf = rd_kafka_conf_new();
         auto set = [&](const char* k, const char* v) { rd_kafka_conf_set(conf, k, v, err, sizeof err); };
@@ -289,7 +290,12 @@ public:
         set("enable.auto.commit", "false");
         set("auto.offset.reset", "earliest");
         set("log_level", "0");
-        set("fetch.wait.max.ms", "50");
+        set("fetch.wait.max.ms", "20");
+        set("max.partition.fetch.bytes", "16777216");
+        set("fetch.max.bytes", "67108864");
+        set("reconnect.backoff.ms", "50");
+        set("reconnect.backoff.max.ms", "500");
+        set("fetch.error.backoff.ms", "50");
         rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
         if (rk_ == nullptr) {
             rd_kafka_conf_destroy(conf);
@@ -321,6 +327,11 @@ public:
         return counts_;
     }
     [[nodiscard]] std::uint64_t offset_gaps() const { return gaps_.load(); }
+    /// The first gaps: when and which offsets.
+    [[nodiscard]] std::vector<std::string> gap_log() const {
+        std::lock_guard lock(mu_);
+        return gap_log_;
+    }
     [[nodiscard]] std::uint64_t messages() const { return messages_.load(); }
 
 private:
@@ -330,8 +341,13 @@ private:
             rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
             if (m == nullptr) continue;
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (next_offset >= 0 && m->offset > next_offset)
+                if (next_offset >= 0 && m->offset > next_offset) {
                     gaps_ += static_cast<std::uint64_t>(m->offset - next_offset);
+                    std::lock_guard lock(mu_);
+                    if (gap_log_.size() < 5)
+                        gap_log_.push_back("t+" + std::to_string(static_cast<int>(seconds_since(t0_))) + "s offsets " +
+                                           std::to_string(next_offset) + ".." + std::to_string(m->offset - 1));
+                }
                 next_offset = m->offset + 1;
                 rd_kafka_headers_t* h = nullptr;
                 const void* v = nullptr;
@@ -353,6 +369,8 @@ private:
     }
 
     std::string serial_;
+    Clock::time_point t0_;
+    std::vector<std::string> gap_log_;
     rd_kafka_t* rk_ = nullptr;
     std::string error_;
     mutable std::mutex mu_;

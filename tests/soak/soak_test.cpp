@@ -204,7 +204,7 @@ protected:
         kafka_->create_topic("hsm.audit", 1);
         kafka_->create_topic("hsm.alerts", 1);
         kafka_->create_topic("hsm.checkpoints", 1);
-        tail_ = std::make_unique<KafkaTail>(kafka_->bootstraps(), "hsm.audit", kSerial);
+        tail_ = std::make_unique<KafkaTail>(kafka_->bootstraps(), "hsm.audit", kSerial, t0_);
         ASSERT_TRUE(tail_->error().empty()) << tail_->error();
         // SNMP: snmptrapd, v2c informs (acknowledged by the receiver).
         ASSERT_FALSE(snmp::base_mib_dir().empty()) << snmp::kMissingMibs;
@@ -254,7 +254,7 @@ protected:
             << "\n      permitted_peers: server.test\n"
             << "  soc:\n    type: kafka\n    format: json\n    streams: audit,alerts,checkpoints\n    backoff_max: 2s\n"
             << "    kafka:\n      brokers: " << kafka_->bootstraps()
-            << "\n      properties: compression.type=lz4,linger.ms=20\n      line_header: false\n"
+            << "\n      properties: compression.type=zstd,linger.ms=50\n      line_header: false\n"
             << "      connect_timeout: 5s\n      message_timeout: 60s\n"
             << "  noc:\n    type: snmp\n    streams: alerts\n    backoff_max: 2s\n"
             << "    snmp:\n      receivers: trapd\n      holddown: 5s\n      receiver:\n        trapd:\n"
@@ -427,7 +427,11 @@ protected:
                 for (int b = 1; b <= 3; ++b) kafka_->broker_up(b);
                 break;
             case Action::trapd_kill: trapd_->stop(); break;
-            case Action::trapd_start: start_trapd(); break;
+            case Action::trapd_start:
+                // snmptrapd truncates its -Lf file at start (the fixture does not pass -A): keep what it logged.
+                traps_before_ += trapd_->log();
+                start_trapd();
+                break;
             case Action::prometheus_stop:
                 prometheus_->signal(SIGKILL);
                 prometheus_->wait(std::chrono::seconds(30));
@@ -473,6 +477,7 @@ protected:
     std::uint64_t corrupted_open_ = 0;
     bool open_tamper_checked_ = false;
     std::set<std::string> tampered_segments_;
+    std::string traps_before_;
     double disk_full_from_ = -1, disk_full_to_ = -1;
 };
 
@@ -489,6 +494,7 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
     std::fflush(stdout);
 
     // ---- set up: module, receivers, store, agent, Prometheus ----
+    t0_ = Clock::now();
     ASSERT_NO_FATAL_FAILURE(start_module());
     ASSERT_NO_FATAL_FAILURE(start_receivers());
     prepare_store();
@@ -497,7 +503,6 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
         auto [code, out] = run({kHsmauditd, "-c", dir_ + "/agent.yaml", "--check-config"});
         ASSERT_EQ(code, 0) << out;
     }
-    t0_ = Clock::now();
     monitor_ = std::make_unique<Monitor>(module_ + "/control.sock", state_ + "/audit/archive", offbox_, t0_);
     start_agent();
     ASSERT_TRUE(wait_until([&] { return fs::exists(state_ + "/status.json"); }, std::chrono::seconds(60)))
@@ -533,7 +538,7 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
     const auto burst = burst_ ? json_of(burst_->out()) : nlohmann::json::object();
     log("load ended: " + load.dump());
     if (burst_) log("burst: " + burst.dump());
-    EXPECT_EQ(load.value("lost", 1u), 0u) << load_->err();
+    EXPECT_EQ(load.value("lost_connections", 1u), 0u) << load_->err();
     if (disk_full_to_ < 0) disk_free();
     ASSERT_TRUE(agent_->running()) << "the agent died: " << agent_log();
 
@@ -548,20 +553,37 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
         << "the agent did not drain the module";
     const std::uint64_t produced = ms.get_u64("next_seq") - 1;
     SeqCounts relp, kafka;
-    const bool relp_all = wait_until(
-        [&] {
-            relp = SeqCounts();
-            count_rsyslog(rsyslog_->received_path(), kSerial, relp);
-            return relp.missing(produced).empty();
-        },
-        std::chrono::seconds(300));
-    const bool kafka_all = wait_until(
-        [&] {
-            kafka = tail_->snapshot();
-            return kafka.missing(produced).empty();
-        },
-        std::chrono::seconds(300));
-    const auto traps = trapd_->notifications();
+    // Each receiver until it has everything, or its missing count stopped shrinking for 60 s.
+    auto wait_complete = [&](const std::function<std::size_t()>& missing) {
+        std::size_t best = missing();
+        auto progress = Clock::now();
+        const auto deadline = Clock::now() + std::chrono::seconds(300);
+        while (best != 0 && Clock::now() < deadline && Clock::now() - progress < std::chrono::seconds(60)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            if (const std::size_t m = missing(); m < best) {
+                best = m;
+                progress = Clock::now();
+            }
+        }
+        return best == 0;
+    };
+    const bool relp_all = wait_complete([&] {
+        relp = SeqCounts();
+        count_rsyslog(rsyslog_->received_path(), kSerial, relp);
+        return relp.missing(produced).size();
+    });
+    const bool kafka_all = wait_complete([&] {
+        kafka = tail_->snapshot();
+        return kafka.missing(produced).size();
+    });
+    std::vector<std::string> traps;
+    {
+        std::istringstream in(traps_before_ + trapd_->log());
+        for (std::string line; std::getline(in, line);)
+            if (line.find("snmpTrapOID.0 = OID: ") != std::string::npos) traps.push_back(line);
+    }
+    for (const auto& g : tail_->gap_log())
+        log("kafka consumer gap (the mock cluster dropped them before they were read): " + g);
     agent_->signal(SIGTERM);
     const auto stop_code = agent_->wait(std::chrono::seconds(120));
     EXPECT_EQ(stop_code.value_or(-1), 0) << agent_log();
