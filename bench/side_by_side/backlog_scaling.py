@@ -4,7 +4,8 @@ embedded module driven as fast as its built-in workload goes (module.workload.ra
 client thread, default mix `encrypt=100`: the cheapest audited operation, so the module is not the
 bottleneck), storing encrypted at rest, with one destination that is down (RELP to a loopback port
 nobody listens on), so every record stays in the store as the destination's backlog. Samples the
-agent every --interval seconds: records stored, the destination's lag (from /metrics), the drain's
+agent every --interval seconds: records stored, the destination's backlog (stored minus its
+hsmaudit_exporter_events_delivered_total; its hsmaudit_exporter_lag_events gauge is printed too), the drain's
 rate over the last interval, and the agent's RSS (VmRSS, and VmHWM at the end), and prints a row each
 time the backlog crosses another --step records, until --records are stored or --max-seconds pass.
 
@@ -106,8 +107,9 @@ def main():
         cpu_start = c.cpu_seconds(agent.pid)
         prev_t, prev_rec = t_start, 0
         next_row = 0
-        print("%9s %12s %12s %14s %10s %10s %9s %10s" % ("seconds", "stored", "backlog", "drain rec/s",
-                                                          "RSS MiB", "store GB", "ring %", "CPU %"), flush=True)
+        print("%9s %12s %12s %14s %10s %10s %9s %10s %12s" % ("seconds", "stored", "backlog", "drain rec/s",
+                                                               "RSS MiB", "store GB", "ring %", "CPU %", "lag gauge"),
+              flush=True)
         while True:
             time.sleep(a.interval)
             if not agent.alive():
@@ -116,20 +118,23 @@ def main():
             st = c.read_status(state_dir) or {}
             rec = st.get("drain", {}).get("records", prev_rec)
             try:
-                lag = gauge(c.scrape(mport), "hsmaudit_exporter_lag_events", {"exporter": "down", "stream": "audit"})
+                text = c.scrape(mport)
+                lag = gauge(text, "hsmaudit_exporter_lag_events", {"exporter": "down", "stream": "audit"})
+                delivered = gauge(text, "hsmaudit_exporter_events_delivered_total",
+                                  {"exporter": "down", "stream": "audit"}) or 0
             except OSError:
-                lag = None
+                lag, delivered = None, 0
             rss = c.proc_status_kb(agent.pid, "VmRSS") / 1024.0
             rate = (rec - prev_rec) / (now - prev_t)
             cpu = c.cpu_seconds(agent.pid)
-            row = (now - t_start, rec, lag, rate, rss, dir_bytes(os.path.join(state_dir, "audit")) / 1e9,
+            row = (now - t_start, rec, rec - delivered, rate, rss, dir_bytes(os.path.join(state_dir, "audit")) / 1e9,
                    st.get("ring", {}).get("fill", 0) * 100, (cpu - cpu_start) / (now - t_start) * 100)
             rows.append(row)
-            backlog = lag if lag is not None else rec
+            backlog = rec - delivered  # records stored and not delivered
             if backlog >= next_row or rec >= a.records or now - t_start > a.max_seconds:
-                print("%9.0f %12s %12s %14s %10.1f %10.2f %9.1f %10.0f" %
-                      (row[0], "{:,}".format(rec), "{:,.0f}".format(lag) if lag is not None else "?",
-                       "{:,.0f}".format(rate), rss, row[5], row[6], row[7]), flush=True)
+                print("%9.0f %12s %12s %14s %10.1f %10.2f %9.1f %10.0f %12s" %
+                      (row[0], "{:,}".format(rec), "{:,.0f}".format(backlog), "{:,.0f}".format(rate), rss, row[5],
+                       row[6], row[7], "{:,.0f}".format(lag) if lag is not None else "?"), flush=True)
                 while next_row <= backlog:
                     next_row += a.step
             prev_t, prev_rec = now, rec
@@ -143,9 +148,9 @@ def main():
         last = [r[3] for r in rows[1:] if r[1] >= rows[-1][1] * 0.8]
         elapsed = rows[-1][0]
         print()
-        print("stored %s records in %.0f s (%.0f records/s overall); backlog of the down destination %s" %
-              ("{:,}".format(rows[-1][1]), elapsed, rows[-1][1] / elapsed,
-               "{:,.0f}".format(rows[-1][2]) if rows[-1][2] is not None else "?"))
+        print("stored %s records in %.0f s (%.0f records/s overall); backlog of the down destination %s"
+              " (stored minus hsmaudit_exporter_events_delivered_total)" %
+              ("{:,}".format(rows[-1][1]), elapsed, rows[-1][1] / elapsed, "{:,.0f}".format(rows[-1][2])))
         print("drain rate: median %.0f records/s over the first 20%% of the records, %.0f over the last 20%%"
               % (c.median(first) if first else float("nan"), c.median(last) if last else float("nan")))
         print("agent RSS: min %.1f MiB, max %.1f MiB after the first 10%% (%.1f-%.1f), VmHWM %.1f MiB" %
