@@ -278,44 +278,21 @@ inline void count_rsyslog(const std::string& path, const std::string& serial, Se
 /// audit records by their `event_id` header. The mock cluster keeps only ~5 MB per partition, so the
 /// consumer must keep up; an offset that jumps (messages the mock dropped before they were read) is
 /// counted in `offset_gaps`, which then says the check is incomplete, not that the agent lost them.
+/// librdkafka 2.0.2's consumer did not resume fetching from the mock for about a minute after its
+/// brokers were set down and up again, so an idle consumer (nothing for 2 s) is replaced by a new
+/// one assigned at the next offset.
 class KafkaTail {
 public:
-    KafkaTail(const std::string& brokers, const std::string& topic, std::string serial, Clock::time_point t0)
-        : serial_(std::move(serial)), t0_(t0) {
-        char err[512];
-        rd_kafka_conf_t* conf = rd_kafka_conf_new();
-        auto set = [&](const char* k, const char* v) { rd_kafka_conf_set(conf, k, v, err, sizeof err); };
-        set("bootstrap.servers", brokers.c_str());
-        set("group.id", "soak-tail");
-        set("enable.auto.commit", "false");
-        set("auto.offset.reset", "earliest");
-        set("log_level", "0");
-        set("fetch.wait.max.ms", "20");
-        set("max.partition.fetch.bytes", "16777216");
-        set("fetch.max.bytes", "67108864");
-        set("reconnect.backoff.ms", "50");
-        set("reconnect.backoff.max.ms", "500");
-        set("fetch.error.backoff.ms", "50");
-        rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-        if (rk_ == nullptr) {
-            rd_kafka_conf_destroy(conf);
-            error_ = err;
-            return;
-        }
-        rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(parts, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_assign(rk_, parts);
-        rd_kafka_topic_partition_list_destroy(parts);
-        thread_ = std::jthread([this](std::stop_token st) { run(st); });
+    KafkaTail(std::string brokers, std::string topic, std::string serial, Clock::time_point t0)
+        : brokers_(std::move(brokers)), topic_(std::move(topic)), serial_(std::move(serial)), t0_(t0) {
+        rd_kafka_t* rk = make_consumer(RD_KAFKA_OFFSET_BEGINNING);
+        if (rk == nullptr) return;
+        thread_ = std::jthread([this, rk](std::stop_token st) { run(st, rk); });
     }
     ~KafkaTail() {
         if (thread_.joinable()) {
             thread_.request_stop();
             thread_.join();
-        }
-        if (rk_ != nullptr) {
-            rd_kafka_consumer_close(rk_);
-            rd_kafka_destroy(rk_);
         }
     }
     KafkaTail(const KafkaTail&) = delete;
@@ -333,14 +310,57 @@ public:
         return gap_log_;
     }
     [[nodiscard]] std::uint64_t messages() const { return messages_.load(); }
+    [[nodiscard]] std::uint64_t consumers() const { return consumers_.load(); }
 
 private:
-    void run(std::stop_token st) {
+    rd_kafka_t* make_consumer(std::int64_t offset) {
+        char err[512];
+        rd_kafka_conf_t* conf = rd_kafka_conf_new();
+        auto set = [&](const char* k, const char* v) { rd_kafka_conf_set(conf, k, v, err, sizeof err); };
+        set("bootstrap.servers", brokers_.c_str());
+        set("group.id", "soak-tail");
+        set("enable.auto.commit", "false");
+        set("auto.offset.reset", "earliest");
+        set("log_level", "0");
+        set("fetch.wait.max.ms", "20");
+        set("max.partition.fetch.bytes", "16777216");
+        set("fetch.max.bytes", "67108864");
+        set("reconnect.backoff.ms", "50");
+        set("reconnect.backoff.max.ms", "500");
+        set("fetch.error.backoff.ms", "50");
+        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+        if (rk == nullptr) {
+            rd_kafka_conf_destroy(conf);
+            error_ = err;
+            return nullptr;
+        }
+        rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, topic_.c_str(), 0)->offset = offset;
+        rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+        ++consumers_;
+        return rk;
+    }
+    static void destroy(rd_kafka_t* rk) {
+        rd_kafka_assign(rk, nullptr);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+
+    void run(std::stop_token st, rd_kafka_t* rk) {
         std::int64_t next_offset = -1;
+        auto last_message = Clock::now();
         while (!st.stop_requested()) {
-            rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
+            if (Clock::now() - last_message > std::chrono::seconds(2)) {
+                destroy(rk);
+                rk = make_consumer(next_offset >= 0 ? next_offset : RD_KAFKA_OFFSET_BEGINNING);
+                last_message = Clock::now();
+                if (rk == nullptr) return;
+            }
+            rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
             if (m == nullptr) continue;
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                last_message = Clock::now();
                 if (next_offset >= 0 && m->offset > next_offset) {
                     gaps_ += static_cast<std::uint64_t>(m->offset - next_offset);
                     std::lock_guard lock(mu_);
@@ -348,7 +368,7 @@ private:
                         gap_log_.push_back("t+" + std::to_string(static_cast<int>(seconds_since(t0_))) + "s offsets " +
                                            std::to_string(next_offset) + ".." + std::to_string(m->offset - 1));
                 }
-                next_offset = m->offset + 1;
+                if (m->offset >= next_offset) next_offset = m->offset + 1;
                 rd_kafka_headers_t* h = nullptr;
                 const void* v = nullptr;
                 std::size_t n = 0;
@@ -366,17 +386,18 @@ private:
             }
             rd_kafka_message_destroy(m);
         }
+        destroy(rk);
     }
 
-    std::string serial_;
+    std::string brokers_, topic_, serial_;
     Clock::time_point t0_;
-    std::vector<std::string> gap_log_;
-    rd_kafka_t* rk_ = nullptr;
     std::string error_;
     mutable std::mutex mu_;
+    std::vector<std::string> gap_log_;
     SeqCounts counts_;
     std::atomic<std::uint64_t> gaps_{0};
     std::atomic<std::uint64_t> messages_{0};
+    std::atomic<std::uint64_t> consumers_{0};
     std::jthread thread_;
 };
 

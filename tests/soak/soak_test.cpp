@@ -634,7 +634,8 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
     std::printf(
         "SOAK SUMMARY seed=%llu mode=%s load=%.0fs rate=%.0f achieved=%.0f/s burst=%.0f/s produced=%llu verified=%llu "
         "verdict=%s tampered(corrupted=%zu deleted=%zu) faults=%zu unexpected_faults=%zu relp(missing=%zu dups=%llu) "
-        "kafka(missing=%zu dups=%llu offset_gaps=%llu) snmp_traps=%zu(chain=%zu) prometheus_up_samples=%s "
+        "kafka(missing=%zu dups=%llu offset_gaps=%llu consumers=%llu) snmp_traps=%zu(chain=%zu) "
+        "prometheus_up_samples=%s "
         "agent_kills=%d reloads=%d blocked_windows=%zu outside_disk_full=%zu disk_full=%.0f-%.0fs ring_peak=%.0f%% "
         "refused=%llu agent_peak_rss=%.1fMiB alerts(chain=%zu clock=%zu quota_full=%zu acks_paused=%zu blocked=%zu "
         "exporter_down=%zu) store=%s\n",
@@ -644,9 +645,9 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
         deleted_.size(), static_cast<std::size_t>(report.value("faults_total", 0)), unexpected_faults.size(),
         relp.missing(produced).size(), static_cast<unsigned long long>(relp.duplicates(produced)),
         kafka.missing(produced).size(), static_cast<unsigned long long>(kafka.duplicates(produced)),
-        static_cast<unsigned long long>(tail_->offset_gaps()), traps.size(), chain_traps, prom_samples.c_str(),
-        agent_kills_, reloads_, windows.size(), blocked_outside.size(), disk_full_from_, disk_full_to_,
-        monitor_->peak_ring_fill() * 100,
+        static_cast<unsigned long long>(tail_->offset_gaps()), static_cast<unsigned long long>(tail_->consumers()),
+        traps.size(), chain_traps, prom_samples.c_str(), agent_kills_, reloads_, windows.size(), blocked_outside.size(),
+        disk_full_from_, disk_full_to_, monitor_->peak_ring_fill() * 100,
         static_cast<unsigned long long>(monitor_->refusals().empty() ? 0 : monitor_->refusals().back().second), rss_mib,
         count_alerts("chain."), count_alerts("module.clock"), count_alerts("store.quota_full"),
         count_alerts("drain.acks_paused"), count_alerts("module.blocked"), count_alerts("exporter.down"),
