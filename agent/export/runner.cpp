@@ -222,8 +222,24 @@ void ExportRunner::fail(const Error& e) {
 
 Result<bool> ExportRunner::run_once() {
     const std::int64_t now = now_ms_();
+    // The lag's reference, also (above all) while the destination is down.
+    if (newest_checked_ms_ == 0 || now - newest_checked_ms_ >= 1000) {
+        newest_checked_ms_ = now;
+        for (Stream s : kAllStreams) {
+            if (!options_.streams[idx(s)]) continue;
+            if (auto n = source_->newest(s); n) local_.newest[idx(s)] = std::max(*n, cursor_[idx(s)]);
+        }
+    }
     if (!connected_) {
-        if (now < retry_at_ms_) return false;
+        // While down, hold the oldest undelivered events in memory (bounded): they are sent first
+        // on reconnection, and their time is the lag's age.
+        if (unacked_.empty()) {
+            if (auto r = read_more(); !r) logger().warn("exporter {}: {}", options_.name, r.error().describe());
+        }
+        if (now < retry_at_ms_) {
+            publish();
+            return false;
+        }
         if (auto st = exporter_->connect(); !st) {
             ++local_.transport.connect_failures;
             fail(st.error());
@@ -258,13 +274,6 @@ Result<bool> ExportRunner::run_once() {
         return {};
     };
     if (auto st = step(); !st) fail(st.error());
-    if (now - newest_checked_ms_ >= 1000) {
-        newest_checked_ms_ = now;
-        for (Stream s : kAllStreams) {
-            if (!options_.streams[idx(s)]) continue;
-            if (auto n = source_->newest(s); n) local_.newest[idx(s)] = std::max(*n, cursor_[idx(s)]);
-        }
-    }
     if (auto st = write_cursor(false); !st) logger().warn("exporter {}: {}", options_.name, st.error().describe());
     publish();
     return progress;

@@ -68,7 +68,7 @@ struct RunnerOptions {
     std::size_t batch = 512;                               // events per send()
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
-    std::chrono::milliseconds idle_wait{200};       // wait for acks / new events when idle
+    std::chrono::milliseconds idle_wait{50};        // wait for acks / new events when idle
     std::chrono::milliseconds cursor_sync{250};     // write the cursor file at most this often
     std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
     std::size_t max_in_flight = 10'000;             // events sent and not yet acknowledged (memory bound)

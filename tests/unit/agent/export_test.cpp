@@ -356,6 +356,19 @@ TEST_P(RunnerTest, ANewDestinationStartingAtNewestSkipsWhatIsStored) {
     EXPECT_EQ(log.received.size(), 5u);
 }
 
+TEST_P(RunnerTest, ADestinationThatNeverConnectsShowsItsLagInRecordsAndSeconds) {
+    produce(700);
+    FlakyExporter::Log log;
+    auto r = runner(log, 1);  // every call fails: the destination never comes up
+    ASSERT_NE(r, nullptr);
+    for (int i = 0; i < 50; ++i) (void)r->run_once();
+    const auto st = r->stats();
+    EXPECT_EQ(st.state, RunnerState::down);
+    EXPECT_EQ(st.lag_records(), 700u);
+    EXPECT_GT(st.lag_seconds(), 0.0);
+    EXPECT_TRUE(log.received.empty());
+}
+
 std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
     return p.param ? "Encrypted" : "Plain";
 }
