@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hsmcore/errc.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/prometheus/prom_test_util.h"
 #include "tests/integration/exporters/relp/rsyslog_fixture.h"
@@ -291,10 +292,14 @@ protected:
     }
 
     /// An SO session on partition 0, to set the module clock.
-    void set_clock(std::int64_t offset_ms) {
+    /// False if the module refused it because its log is full (blocked): the step is tried again later.
+    bool set_clock(std::int64_t offset_ms) {
         if (!so_) {
             auto c = hsmcore::host::ControlClient::connect(module_ + "/control.sock");
-            ASSERT_TRUE(c) << c.error().describe();
+            if (!c) {
+                ADD_FAILURE() << c.error().describe();
+                return true;
+            }
             so_.emplace(std::move(*c));
             auto pins = Process::slurp(module_ + "/client.pins");
             std::string pin;
@@ -302,13 +307,21 @@ protected:
             for (std::string role, part, p; in >> role >> part >> p;)
                 if (role == "SO" && part == "0") pin = p;
             auto o = so_->call("OPEN 0");
-            ASSERT_TRUE(o) << o.error().describe();
+            if (!o) {
+                ADD_FAILURE() << o.error().describe();
+                return true;
+            }
             so_session_ = o->get_u64("handle");
             auto l = so_->call("LOGIN " + std::to_string(so_session_) + " SO " + pin);
-            ASSERT_TRUE(l) << l.error().describe();
+            if (!l) {
+                ADD_FAILURE() << l.error().describe();
+                return true;
+            }
         }
         auto r = so_->call("CLOCK " + std::to_string(so_session_) + " " + std::to_string(offset_ms) + " 0");
+        if (!r && r.error().code == hsmcore::errc::log_full) return false;
         EXPECT_TRUE(r) << "CLOCK: " << r.error().describe();
+        return true;
     }
 
     hsmcore::host::ReplyFields module_status() {
@@ -396,7 +409,8 @@ protected:
         return false;
     }
 
-    void perform(const Step& step) {
+    /// Runs a step; false if it must be tried again a little later.
+    bool perform(const Step& step) {
         switch (step.action) {
             case Action::agent_kill:
                 agent_->signal(SIGKILL);
@@ -441,8 +455,8 @@ protected:
             case Action::disk_free:
                 if (disk_full_to_ < 0) disk_free();
                 break;
-            case Action::clock_forward: set_clock(3'600'000); break;
-            case Action::clock_back: set_clock(0); break;
+            case Action::clock_forward: return set_clock(3'600'000);
+            case Action::clock_back: return set_clock(0);
             case Action::burst_start:
                 burst_ = std::make_unique<Process>(
                     std::vector<std::string>{kHsmcore, "load", "--dir", module_, "--rate", std::to_string(4 * s_.rate),
@@ -456,6 +470,7 @@ protected:
                 reloads_ += 1;
                 break;
         }
+        return true;
     }
 
     Settings s_;
@@ -483,7 +498,7 @@ protected:
 
 TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
     const double disk_full_max = s_.long_mode ? 90 : 60;
-    const auto schedule = make_schedule(s_.seed, s_.load_seconds, disk_full_max);
+    auto schedule = make_schedule(s_.seed, s_.load_seconds, disk_full_max);
     std::printf(
         "soak: seed %llu (replay: HSMAUDIT_SOAK_SEED=%llu%s), %s mode, %.0f s of load at %.0f ops/s, ring %s "
         "bytes, store.quota %llu MiB\nsoak: fault schedule (seconds after the load starts):\n%s",
@@ -524,9 +539,17 @@ TEST_F(Soak, FaultsUnderLoadLoseNothingAndAreDetected) {
         const double t = now() - load_start;
         if (blocked_long_enough()) disk_free();
         if (next < schedule.size() && t >= schedule[next].at) {
-            const Step& step = schedule[next++];
+            const Step step = schedule[next++];
             if (step.action != Action::disk_free || disk_full_to_ < 0) log(name_of(step.action));
-            perform(step);
+            if (!perform(step)) {
+                // Refused while the module is blocked (its log is full): again in 2 s.
+                log(std::string(name_of(step.action)) + " refused (log full): again in 2 s");
+                Step again = step;
+                again.at = t + 2;
+                const auto at = std::upper_bound(schedule.begin() + static_cast<std::ptrdiff_t>(next), schedule.end(),
+                                                 again, [](const Step& a, const Step& b) { return a.at < b.at; });
+                schedule.insert(at, again);
+            }
             if (HasFatalFailure()) return;
             continue;
         }
