@@ -149,7 +149,12 @@ protected:
         kafka_.reset();
         serve_.reset();
         if (mounted_) {
-            ::umount2((state_ + "/audit").c_str(), MNT_DETACH);
+            // Lazy unmount, retried: a leftover tmpfs would outlive the test in /tmp.
+            const std::string mnt = state_ + "/audit";
+            for (int i = 0; i < 20 && ::umount2(mnt.c_str(), MNT_DETACH) != 0 && errno != EINVAL; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (Process::slurp("/proc/mounts").find(" " + mnt + " ") != std::string::npos)
+                std::cout << "soak: could not unmount " << mnt << ": " << std::strerror(errno) << "\n";
             mounted_ = false;
         }
         if (!HasFailure() && std::getenv("HSMAUDIT_KEEP_TEST_DIRS") == nullptr) {
