@@ -113,6 +113,10 @@ std::span<const KeySpec> export_config_keys() {
          "First wait before reconnecting after a failure; doubles per failure (with jitter).", 10, 3'600'000},
         {"exporters.*.backoff_max", KeyType::duration, "30s", "Longest wait between reconnection attempts.", 10,
          3'600'000},
+        {"exporters.*.ack_timeout", KeyType::duration, "30s",
+         "Events in flight and no acknowledgement for this long: the destination counts as down (alert, "
+         "reconnect, resend), even when its transport has not noticed.",
+         1000, 3'600'000},
         {"exporters.*.cursor_sync", KeyType::duration, "250ms",
          "How often the destination's cursor file is written (fsync, rename) while it delivers: after a crash, "
          "what was acknowledged since the last write is delivered again.",
@@ -199,6 +203,7 @@ Result<std::unique_ptr<ExportManager>> ExportManager::create(const Config& c,
         o.backoff_max = std::chrono::milliseconds(c.integer(key(name, "backoff_max")));
         o.stop_timeout = std::chrono::milliseconds(c.integer(key(name, "stop_timeout")));
         o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
+        o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
         o.cursor_path = (fs::path(dir) / "cursor").string();
         auto source = make_store_event_source(
             StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, c.boolean(key(name, "chain_lines"))});

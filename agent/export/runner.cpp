@@ -248,6 +248,7 @@ Result<bool> ExportRunner::run_once() {
         }
         connected_ = true;
         acked_on_connection_ = 0;
+        ack_progress_ms_ = now;
         local_.state = RunnerState::up;
     }
     bool progress = false;
@@ -260,6 +261,15 @@ Result<bool> ExportRunner::run_once() {
         auto acked = collect_acks(idle ? options_.idle_wait : std::chrono::milliseconds(0));
         if (!acked) return std::move(acked).error();
         progress = progress || *acked;
+        const bool waiting = std::any_of(unacked_.begin(), unacked_.end(),
+                                         [](const Batch& b) { return b.sent && b.acked < b.events.size(); });
+        if (*acked || !waiting) {
+            ack_progress_ms_ = now_ms_();
+        } else if (now_ms_() - ack_progress_ms_ > options_.ack_timeout.count()) {
+            return make_error(errc::io_error, "no acknowledgement for " +
+                                                  std::to_string(options_.ack_timeout.count() / 1000) + " s with " +
+                                                  std::to_string(unacked_events_) + " events in flight");
+        }
         if (*acked || unacked_.empty()) {
             if (!proven_) {
                 proven_ = true;

@@ -71,7 +71,11 @@ struct RunnerOptions {
     std::chrono::milliseconds idle_wait{50};        // wait for acks / new events when idle
     std::chrono::milliseconds cursor_sync{250};     // write the cursor file at most this often
     std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
-    std::size_t max_in_flight = 10'000;             // events sent and not yet acknowledged (memory bound)
+    std::size_t max_in_flight = 10'000;
+    /// Events in flight and no acknowledgement for this long: the destination counts as down
+    /// (exporter.down, reconnect, resend), even if its transport has not noticed (a broker that
+    /// came back but does not answer, a receiver that stopped reading).
+    std::chrono::milliseconds ack_timeout{30'000};  // events sent and not yet acknowledged (memory bound)
     std::string cursor_path;                        // "" : keep the cursor in memory only (tests)
 };
 
@@ -171,7 +175,8 @@ private:
     std::int64_t cursor_written_ms_ = 0;
     bool cursor_dirty_ = false;
     std::int64_t newest_checked_ms_ = 0;
-    RunnerStats local_;  // published to stats_ under the mutex
+    std::int64_t ack_progress_ms_ = 0;  // when acknowledgements last advanced (or the connection opened)
+    RunnerStats local_;                 // published to stats_ under the mutex
     LatencyHistogram delivery_latency_;
 
     mutable std::mutex mutex_;

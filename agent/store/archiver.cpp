@@ -522,6 +522,26 @@ Result<std::vector<Archiver::Segment>> Archiver::scan_ready(ArchiveRun& run) {
                           "; it stays in ready_for_archive, not archived (run 'hsmaudit verify' on it)");
             continue;
         }
+        // Re-verify the segment as it is on disk now: a record altered or deleted in a sealed
+        // segment since the drain verified it is alerted, and the segment stays where it is (not
+        // archived, never deleted) for an auditor.
+        mac::VerifyOptions vo;
+        vo.key.emplace(key_);
+        auto report = mac::verify_paths({path}, vo);
+        if (!report || !report->faults.empty()) {
+            if (damaged_alerted_.insert(path).second) {
+                if (!report) {
+                    raise("archive.segment_unreadable", Severity::critical,
+                          path + ": " + report.error().message + "; it stays in ready_for_archive, not archived");
+                } else {
+                    for (const auto& f : report->faults)
+                        raise("chain." + std::string(mac::to_string(f.kind)), Severity::critical,
+                              f.file + ":" + std::to_string(f.line) + ": " + f.message +
+                                  " (found in a stored sealed segment; it stays in ready_for_archive, not archived)");
+                }
+            }
+            continue;
+        }
         out.push_back(Segment{path, std::move(d->first), std::move(d->second)});
     }
     return out;

@@ -369,6 +369,42 @@ TEST_P(RunnerTest, ADestinationThatNeverConnectsShowsItsLagInRecordsAndSeconds) 
     EXPECT_TRUE(log.received.empty());
 }
 
+/// A transport that takes everything and never acknowledges (a receiver that stopped answering).
+class SilentExporter final : public Exporter {
+public:
+    explicit SilentExporter(int& connects) : connects_(connects) {}
+    Status connect() override {
+        ++connects_;
+        return {};
+    }
+    Status send(std::span<const Event>) override { return {}; }
+    Result<std::uint64_t> acknowledged(std::chrono::milliseconds) override { return std::uint64_t{0}; }
+    void disconnect() override {}
+    [[nodiscard]] TransportStats stats() const override { return {}; }
+
+private:
+    int& connects_;
+};
+
+TEST_P(RunnerTest, ADestinationThatStopsAcknowledgingIsDeclaredDownAndReconnected) {
+    produce(100);
+    int connects = 0;
+    RunnerOptions o;
+    o.name = "silent";
+    o.ack_timeout = std::chrono::milliseconds(1000);
+    o.backoff_initial = std::chrono::milliseconds(1);
+    o.backoff_max = std::chrono::milliseconds(2);
+    o.idle_wait = std::chrono::milliseconds(0);
+    auto r = ExportRunner::open(o, std::make_unique<SilentExporter>(connects), source(), alerts_,
+                                [this] { return clock_ += 100; });
+    ASSERT_TRUE(r.has_value());
+    for (int i = 0; i < 100; ++i) (void)(*r)->run_once();
+    EXPECT_TRUE(alerts_.has("exporter.down"));
+    EXPECT_GE(connects, 2) << "the runner reconnects after the acknowledgement timeout";
+    EXPECT_NE((*r)->stats().last_error.find("no acknowledgement"), std::string::npos) << (*r)->stats().last_error;
+    EXPECT_EQ((*r)->delivered_through(Stream::audit), 0u);
+}
+
 std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
     return p.param ? "Encrypted" : "Plain";
 }
