@@ -24,9 +24,11 @@ TEST_F(Pipeline, At20000OpsPerSecondFor60SecondsTheRingStaysBelow5PercentAndEver
     EXPECT_LT(peak, 0.05);
     // The only alert besides the agent's own start and stop: `hsmcore init` started the module
     // once (boot 1) before `serve` (boot 2).
-    for (const auto& [kind, n] : status["alerts"]["counts"].items())
-        if (kind != "agent.started" && kind != "agent.stopping")
+    for (const auto& [kind, n] : status["alerts"]["counts"].items()) {
+        if (kind != "agent.started" && kind != "agent.stopping") {
             EXPECT_EQ(kind, "module.boot_changed") << status["alerts"].dump();
+        }
+    }
     const auto report = verify();
     const auto ms = module_status();
     EXPECT_EQ(report.value("verdict", ""), "verified");
