@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "agent/alert_log.h"
 #include "agent/config/keys.h"
@@ -26,6 +27,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AlertList;
+
+std::int64_t wall_clock() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 using testing::FakeModule;
 
 /// A state directory with a store written by the real drain from a module stand-in.
@@ -403,6 +409,35 @@ TEST_P(RunnerTest, ADestinationThatStopsAcknowledgingIsDeclaredDownAndReconnecte
     EXPECT_GE(connects, 2) << "the runner reconnects after the acknowledgement timeout";
     EXPECT_NE((*r)->stats().last_error.find("no acknowledgement"), std::string::npos) << (*r)->stats().last_error;
     EXPECT_EQ((*r)->delivered_through(Stream::audit), 0u);
+}
+
+TEST_P(RunnerTest, ADeadDestinationNeverStallsAnother) {
+    produce(2000);
+    FlakyExporter::Log good_log;
+    FlakyExporter::Log dead_log;
+    auto make = [&](const std::string& name, FlakyExporter::Log& log, int fail_one_in) {
+        RunnerOptions o;
+        o.name = name;
+        o.cursor_path = (state_ / "export" / name / "cursor").string();
+        o.idle_wait = std::chrono::milliseconds(1);
+        o.backoff_initial = std::chrono::milliseconds(5);
+        o.backoff_max = std::chrono::milliseconds(20);
+        auto r = ExportRunner::open(o, std::make_unique<FlakyExporter>(log, seed_++, fail_one_in), source(), alerts_,
+                                    [] { return wall_clock(); });
+        EXPECT_TRUE(r.has_value());
+        return std::move(*r);
+    };
+    auto dead = make("dead", dead_log, 1);  // every connect fails
+    auto good = make("good", good_log, 0);
+    dead->start();
+    good->start();
+    for (int i = 0; i < 2000 && good->delivered_through(Stream::audit) < 2000; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(good->delivered_through(Stream::audit), 2000u);
+    EXPECT_EQ(dead->delivered_through(Stream::audit), 0u);
+    EXPECT_EQ(dead->stats().state, RunnerState::down);
+    good->stop();
+    dead->stop();
 }
 
 std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
