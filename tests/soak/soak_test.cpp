@@ -258,7 +258,8 @@ protected:
             << "    relp:\n      target: " << rsyslog_->target() << "\n      ca: " << pki.ca
             << "\n      cert: " << pki.client_cert << "\n      key: " << pki.client_key
             << "\n      permitted_peers: server.test\n"
-            << "  soc:\n    type: kafka\n    format: json\n    streams: audit,alerts,checkpoints\n    backoff_max: 2s\n    ack_timeout: 10s\n"
+            << "  soc:\n    type: kafka\n    format: json\n    streams: audit,alerts,checkpoints\n    backoff_max: "
+               "2s\n    ack_timeout: 10s\n"
             << "    kafka:\n      brokers: " << kafka_->bootstraps()
             << "\n      properties: compression.type=zstd,linger.ms=50\n      line_header: false\n"
             << "      connect_timeout: 5s\n      message_timeout: 60s\n"
