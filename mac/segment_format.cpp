@@ -226,6 +226,27 @@ Bytes32 digest_next(Sha256& sha, const Bytes32& prev, std::string_view line_with
     return sha.compute(prev, as_bytes(line_with_lf));
 }
 
+std::optional<std::uint64_t> segment_file_epoch(std::string_view name) {
+    if (!name.starts_with("hsm_") || !name.ends_with(".log")) return std::nullopt;
+    name.remove_suffix(4);
+    const auto us = name.rfind('_');
+    if (us == std::string_view::npos || us < 4) return std::nullopt;
+    const std::string_view hex = name.substr(us + 1);
+    if (hex.empty() || hex.size() > 16) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : hex) {
+        int d = 0;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else
+            return std::nullopt;
+        v = v << 4 | static_cast<std::uint64_t>(d);
+    }
+    return v;
+}
+
 std::string segment_file_name(std::string_view serial, std::uint64_t epoch) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(epoch));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -88,5 +89,8 @@ Bytes32 digest_next(Sha256& sha, const Bytes32& prev, std::string_view line_with
 
 /// Segment file name: hsm_<serial>_<8 lowercase hex digits of the epoch>.log
 std::string segment_file_name(std::string_view serial, std::uint64_t epoch);
+/// The epoch in a segment file name (hsm_<serial>_<1 to 16 lowercase hex digits>.log), nullopt
+/// if `name` is not one.
+std::optional<std::uint64_t> segment_file_epoch(std::string_view name);
 
 }  // namespace hsmaudit::mac

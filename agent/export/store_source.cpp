@@ -143,28 +143,6 @@ private:
     std::uint64_t lines_ = 0;
 };
 
-/// The epoch in a store file name "hsm_<serial>_<hex epoch>.log".
-std::optional<std::uint64_t> epoch_of_name(std::string_view name) {
-    if (!name.ends_with(".log")) return std::nullopt;
-    name.remove_suffix(4);
-    const auto us = name.rfind('_');
-    if (us == std::string_view::npos) return std::nullopt;
-    const std::string_view hex = name.substr(us + 1);
-    if (hex.empty() || hex.size() > 16) return std::nullopt;
-    std::uint64_t v = 0;
-    for (char c : hex) {
-        int d = 0;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else
-            return std::nullopt;
-        v = v << 4 | static_cast<std::uint64_t>(d);
-    }
-    return v;
-}
-
 struct SegmentFile {
     std::uint64_t epoch = 0;
     std::string name;
@@ -180,7 +158,7 @@ std::vector<SegmentFile> list_segments(const std::string& audit_dir) {
         const fs::path dir = fs::path(audit_dir) / sub;
         for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string name = it->path().filename().string();
-            const auto epoch = epoch_of_name(name);
+            const auto epoch = mac::segment_file_epoch(name);
             if (!epoch) continue;
             if (std::any_of(out.begin(), out.end(), [&](const SegmentFile& s) { return s.epoch == *epoch; })) continue;
             out.push_back(SegmentFile{*epoch, name, it->path().string(), std::string_view(sub) == "ready_for_archive"});

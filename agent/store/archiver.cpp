@@ -165,12 +165,6 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> archive_name_epochs(const
 }
 
 /// The epoch in a segment file name "hsm_<serial>_<hex8>.log", if it is one.
-std::optional<std::uint64_t> segment_name_epoch(const std::string& file_name) {
-    if (!file_name.starts_with("hsm_") || !file_name.ends_with(".log") || file_name.size() < 4 + 1 + 8 + 4)
-        return std::nullopt;
-    if (file_name[file_name.size() - 13] != '_') return std::nullopt;
-    return parse_hex8(std::string_view(file_name).substr(file_name.size() - 12, 8));
-}
 
 /// A member of an archive opened for the verifier: reads through the archive's shared cursor.
 struct TarCursor {
@@ -501,7 +495,7 @@ Result<std::vector<Archiver::Segment>> Archiver::scan_ready(ArchiveRun& run) {
         const std::string name = entry.path().filename().string();
         if (entry.path().extension() != ".log") continue;
         ++waiting;
-        const auto epoch = segment_name_epoch(name);
+        const auto epoch = mac::segment_file_epoch(name);
         if (!epoch || !through || *epoch > *through) continue;  // not (yet) durably sealed
         candidates.emplace_back(entry.path().string(), *epoch);
     }

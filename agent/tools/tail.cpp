@@ -15,28 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// The epoch in a store file name "hsm_<serial>_<hex epoch>.log".
-std::optional<std::uint64_t> epoch_of_name(std::string_view name) {
-    if (!name.ends_with(".log")) return std::nullopt;
-    name.remove_suffix(4);
-    const auto us = name.rfind('_');
-    if (us == std::string_view::npos) return std::nullopt;
-    const std::string_view hex = name.substr(us + 1);
-    if (hex.empty() || hex.size() > 16) return std::nullopt;
-    std::uint64_t v = 0;
-    for (char c : hex) {
-        int d = 0;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else
-            return std::nullopt;
-        v = v << 4 | static_cast<std::uint64_t>(d);
-    }
-    return v;
-}
-
 std::string escaped(std::string_view v) {
     std::string out;
     mac::append_escaped(v, out);
@@ -110,7 +88,7 @@ Result<std::vector<StoreTail::Segment>> StoreTail::list_segments() const {
         const fs::path dir = fs::path(audit_dir_) / sub;
         for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string name = it->path().filename().string();
-            auto epoch = epoch_of_name(name);
+            auto epoch = mac::segment_file_epoch(name);
             if (!epoch || !it->is_regular_file(ec)) continue;
             if (std::any_of(out.begin(), out.end(), [&](const Segment& s) { return s.epoch == *epoch; })) continue;
             out.push_back(Segment{*epoch, it->path().string(), name, std::string_view(sub) == "ready_for_archive"});

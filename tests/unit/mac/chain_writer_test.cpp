@@ -246,5 +246,13 @@ TEST(ChainWriter, StateAndArgumentErrors) {
     EXPECT_EQ(w->head().next_seq, 1u);
 }
 
+TEST(SegmentFileName, TheEpochReadsBackFromTheNameAndOtherNamesAreRefused) {
+    for (std::uint64_t epoch : {0ULL, 1ULL, 0xabcdefULL, 0xffffffffULL, 0x1234567890ULL})
+        EXPECT_EQ(segment_file_epoch(segment_file_name("150123", epoch)), epoch);
+    for (const char* bad : {"hsm_150123_.log", "hsm_150123_0000000G.log", "hsm_150123_00000001.txt",
+                            "spool-0000000000000001.log", "hsm_150123_00000000000000001.log", "hsm__x.log"})
+        EXPECT_FALSE(segment_file_epoch(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace hsmaudit::mac
