@@ -13,8 +13,9 @@ extern "C" {
 #include <utility>
 
 #include "agent/logger.h"
+#include "exporters/common/host_port.h"
+#include "exporters/common/sigpipe.h"
 #include "exporters/relp/detail/connect_watchdog.h"
-#include "exporters/relp/detail/sigpipe.h"
 #include "exporters/relp/errc.h"
 #include "mac/files.h"
 
@@ -48,7 +49,7 @@ struct Client {
     relpClt_t* client = nullptr;
     ~Client() {
         if (client == nullptr) return;
-        SigpipeGuard pipe;
+        common::SigpipeGuard pipe;
         std::lock_guard lock(librelp_lock());
         relpEngineCltDestruct(engine, &client);
     }
@@ -178,41 +179,11 @@ std::span<const agent::KeySpec> relp_config_keys() {
     return kKeys;
 }
 
-Result<std::pair<std::string, std::string>> parse_target(std::string_view text, std::string_view key) {
-    auto bad = [&](std::string why) {
-        return make_error(errc::config_error, std::string(key) + ": '" + std::string(text) + "' " + why +
-                                                  " (expected host:port or [v6addr]:port)");
-    };
-    if (text.empty()) return bad("is empty");
-    std::string host;
-    std::string_view rest;
-    if (text.front() == '[') {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return bad("is malformed");
-        host = std::string(text.substr(1, close - 1));
-        rest = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos || colon == 0) return bad("has no port");
-        host = std::string(text.substr(0, colon));
-        if (host.find(':') != std::string::npos) return bad("needs brackets around an IPv6 address");
-        rest = text.substr(colon + 1);
-    }
-    if (host.empty()) return bad("has no host");
-    if (rest.empty() || rest.size() > 5 ||
-        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return bad("has an invalid port");
-    const int port = std::stoi(std::string(rest));
-    if (port < 1 || port > 65535) return bad("has a port out of range");
-    return std::pair{host, std::string(rest)};
-}
-
 Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_view name) {
     RelpOptions o;
     auto k = [&](std::string_view key) { return key_of(name, key); };
-    auto target = parse_target(config.str(k("target")), k("target"));
-    if (!target) return std::move(target).error();
+    auto target = common::parse_host_port(config.str(k("target")), k("target"));
+    if (!target) return make_error(errc::config_error, target.error().message);  // this module's code
     o.host = target->first;
     o.port = target->second;
     o.tls = config.boolean(k("tls"));
@@ -298,7 +269,7 @@ Status RelpExporter::open_session() {
     relpRetVal rc = RELP_RET_OK;
     bool watchdog_fired = false;
     {
-        detail::SigpipeGuard pipe;
+        common::SigpipeGuard pipe;
         std::lock_guard lock(detail::librelp_lock());
         if (relpEngineCltConstruct(engine_->engine, &client->client) != RELP_RET_OK)
             return make_error(errc::internal, "relpEngineCltConstruct failed");
@@ -395,7 +366,7 @@ Status RelpExporter::send(std::span<const agent::Event> events) {
         const auto errors_before = librelp_errors_;
         relpRetVal rc = RELP_RET_OK;
         {
-            detail::SigpipeGuard pipe;
+            common::SigpipeGuard pipe;
             rc = relpCltSendSyslog(client_->client, reinterpret_cast<unsigned char*>(buffer_.data()), buffer_.size());
         }
         if (rc != RELP_RET_OK || librelp_errors_ != errors_before) {

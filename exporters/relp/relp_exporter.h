@@ -65,9 +65,6 @@ std::span<const agent::KeySpec> relp_config_keys();
 /// modes, a certificate without its key (or the reverse).
 Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_view name);
 
-/// "host:port" or "[v6addr]:port" into host and port; an error names `key`.
-Result<std::pair<std::string, std::string>> parse_target(std::string_view text, std::string_view key);
-
 /// The registration entry: type "relp".
 agent::ExporterFactory factory();
 

@@ -1,6 +1,7 @@
 // The "relp" kind for the registration list (exporters/registry.cpp): builds a RelpExporter with
 // the destination's formatter. Kept apart from the transport so the transport builds and is tested
 // without the formats library.
+#include "exporters/common/host_port.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/errc.h"
 #include "exporters/relp/relp_exporter.h"
@@ -34,7 +35,7 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
 }
 
 std::string endpoint(const agent::Config& config, std::string_view name) {
-    auto target = parse_target(config.str(key_of(name, "target")), key_of(name, "target"));
+    auto target = common::parse_host_port(config.str(key_of(name, "target")), key_of(name, "target"));
     if (!target) return "";
     return "tcp:" + target->first + ":" + target->second;
 }

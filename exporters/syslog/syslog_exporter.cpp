@@ -18,7 +18,8 @@
 #include <utility>
 
 #include "agent/logger.h"
-#include "exporters/syslog/detail/sigpipe.h"
+#include "exporters/common/host_port.h"
+#include "exporters/common/sigpipe.h"
 #include "exporters/syslog/errc.h"
 #include "mac/files.h"
 #include "mac/unique_fd.h"
@@ -89,37 +90,6 @@ std::vector<std::string> split_list(std::string_view text) {
 }
 
 }  // namespace
-
-Result<std::pair<std::string, std::string>> parse_target(std::string_view text, std::string_view key_view) {
-    const std::string key(key_view);
-    auto bad = [&](const std::string& why) {
-        return make_error(errc::config_error,
-                          key + ": '" + std::string(text) + "' " + why + " (expected host:port or [v6addr]:port)");
-    };
-    if (text.empty()) return bad("is empty");
-    std::string host;
-    std::string_view rest;
-    if (text.front() == '[') {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return bad("is malformed");
-        host = std::string(text.substr(1, close - 1));
-        rest = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos || colon == 0) return bad("has no port");
-        host = std::string(text.substr(0, colon));
-        if (host.find(':') != std::string::npos) return bad("needs brackets around an IPv6 address");
-        rest = text.substr(colon + 1);
-    }
-    if (host.empty()) return bad("has no host");
-    if (rest.empty() || rest.size() > 5 ||
-        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return bad("has an invalid port");
-    const int port = std::stoi(std::string(rest));
-    if (port < 1 || port > 65535) return bad("has a port out of range");
-    return std::pair{host, std::string(rest)};
-}
 
 namespace {
 
@@ -217,7 +187,7 @@ public:
         : fd_(std::move(fd)), ctx_(std::move(ctx)), ssl_(std::move(ssl)) {}
     ~Connection() {
         if (ssl_) {
-            detail::SigpipeGuard pipe;
+            common::SigpipeGuard pipe;
             (void)SSL_shutdown(ssl_.get());
             ERR_clear_error();
         }
@@ -347,7 +317,7 @@ Result<std::unique_ptr<detail::Connection>> open_connection(const SyslogOptions&
             }
         }
     }
-    detail::SigpipeGuard pipe;
+    common::SigpipeGuard pipe;
     for (;;) {
         ERR_clear_error();
         const int r = SSL_connect(ssl.get());
@@ -398,7 +368,7 @@ Status write_all(const SyslogOptions& o, detail::Connection& c, std::string_view
     while (off < data.size()) {
         const auto deadline = Clock::now() + o.timeout;
         if (c.ssl() != nullptr) {
-            detail::SigpipeGuard pipe;
+            common::SigpipeGuard pipe;
             ERR_clear_error();
             const int n = SSL_write(c.ssl(), data.data() + off,
                                     static_cast<int>(std::min<std::size_t>(data.size() - off, 1 << 30)));
@@ -451,8 +421,8 @@ std::span<const agent::KeySpec> syslog_config_keys() {
 Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::string_view name) {
     SyslogOptions o;
     auto k = [&](std::string_view key) { return key_of(name, key); };
-    auto target = parse_target(config.str(k("target")), k("target"));
-    if (!target) return std::move(target).error();
+    auto target = common::parse_host_port(config.str(k("target")), k("target"));
+    if (!target) return make_error(errc::config_error, target.error().message);  // this module's code
     o.host = target->first;
     o.port = target->second;
     const std::string& proto = config.str(k("protocol"));

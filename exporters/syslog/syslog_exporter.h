@@ -59,9 +59,6 @@ std::span<const agent::KeySpec> syslog_config_keys();
 /// Reads and validates "exporters.<name>.syslog.*"; an error names the key.
 Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::string_view name);
 
-/// "host:port" or "[v6addr]:port" into host and port; an error names `key`.
-Result<std::pair<std::string, std::string>> parse_target(std::string_view text, std::string_view key);
-
 /// The registration entry: type "syslog".
 agent::ExporterFactory factory();
 

@@ -1,6 +1,7 @@
 // The "syslog" kind for the registration list (exporters/registry.cpp): builds a SyslogExporter
 // with the destination's formatter. Kept apart from the transport so the transport builds and is
 // tested without the formats library.
+#include "exporters/common/host_port.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/syslog/errc.h"
 #include "exporters/syslog/syslog_exporter.h"
@@ -19,7 +20,7 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
 
 std::string endpoint(const agent::Config& config, std::string_view name) {
     const std::string prefix = "exporters." + std::string(name) + ".syslog.";
-    auto target = parse_target(config.str(prefix + "target"), prefix + "target");
+    auto target = common::parse_host_port(config.str(prefix + "target"), prefix + "target");
     if (!target) return "";
     const bool udp = config.str(prefix + "protocol") == "udp";
     return std::string(udp ? "udp:" : "tcp:") + target->first + ":" + target->second;

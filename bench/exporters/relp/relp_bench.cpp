@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/export/runner.h"
+#include "exporters/common/host_port.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/relp_exporter.h"
 
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
         return f ? 0 : 1;
     }
     if (mode != "send") return usage();
-    auto t = exporters::relp::parse_target(target, "--target");
+    auto t = exporters::common::parse_host_port(target, "--target");
     if (!t) {
         std::cerr << t.error().describe() << "\n";
         return 2;

@@ -11,7 +11,7 @@
 #include <signal.h>
 #include <time.h>
 
-namespace hsmaudit::exporters::relp::detail {
+namespace hsmaudit::exporters::common {
 
 class SigpipeGuard {
 public:
@@ -40,4 +40,4 @@ private:
     bool was_pending_ = false;
 };
 
-}  // namespace hsmaudit::exporters::relp::detail
+}  // namespace hsmaudit::exporters::common
