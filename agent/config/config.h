@@ -85,6 +85,10 @@ private:
     std::map<std::string, std::set<std::string>, std::less<>> instances_;
 };
 
+/// The items of a comma-separated list value ("audit, alerts,,checkpoints"), each trimmed of
+/// spaces and tabs, empty items dropped.
+std::vector<std::string> split_list(std::string_view text);
+
 /// True if `name` may name an instance: [a-z0-9][a-z0-9_-]{0,63}.
 bool valid_instance_name(std::string_view name);
 

@@ -13,20 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> split_list(std::string_view text) {
-    std::vector<std::string> out;
-    while (!text.empty()) {
-        const auto comma = text.find(',');
-        std::string_view item = text.substr(0, comma);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (!item.empty()) out.emplace_back(item);
-        if (comma == std::string_view::npos) break;
-        text.remove_prefix(comma + 1);
-    }
-    return out;
-}
-
 constexpr std::string_view kSeverityNames[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
 
 int severity_of(std::string_view name) {

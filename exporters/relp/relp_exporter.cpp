@@ -110,20 +110,6 @@ unsigned seconds_up(std::chrono::milliseconds ms) {
     return static_cast<unsigned>(std::max<std::int64_t>(1, (ms.count() + 999) / 1000));
 }
 
-std::vector<std::string> split_list(std::string_view text) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t comma = std::min(text.find(',', start), text.size());
-        std::string_view item = text.substr(start, comma - start);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (!item.empty()) out.emplace_back(item);
-        start = comma + 1;
-    }
-    return out;
-}
-
 constexpr agent::KeySpec kKeys[] = {
     {"exporters.*.relp.target", agent::KeyType::string, "",
      "host:port of the RELP receiver ([addr]:port for IPv6), e.g. siem.example:2514"},
@@ -191,7 +177,7 @@ Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_v
     o.cert = config.str(k("cert"));
     o.key = config.str(k("key"));
     o.auth_mode = config.str(k("auth_mode"));
-    o.permitted_peers = split_list(config.str(k("permitted_peers")));
+    o.permitted_peers = agent::split_list(config.str(k("permitted_peers")));
     o.window = static_cast<int>(config.integer(k("window")));
     o.timeout = std::chrono::milliseconds(config.integer(k("timeout")));
     o.connect_timeout = std::chrono::milliseconds(config.integer(k("connect_timeout")));

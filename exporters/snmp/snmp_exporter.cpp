@@ -91,21 +91,6 @@ Result<std::string> secret_line(const std::string& key, const std::string& path)
     return v;
 }
 
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t i = 0;
-    while (i <= s.size()) {
-        auto j = s.find(',', i);
-        if (j == std::string::npos) j = s.size();
-        std::string item = s.substr(i, j - i);
-        item.erase(0, item.find_first_not_of(" \t"));
-        item.erase(item.find_last_not_of(" \t") + 1);
-        if (!item.empty()) out.push_back(item);
-        i = j + 1;
-    }
-    return out;
-}
-
 std::string iso_time(std::int64_t ms) {
     using namespace std::chrono;
     const sys_time<milliseconds> t{milliseconds(ms)};
@@ -158,7 +143,7 @@ Result<SnmpOptions> options_from_config(const agent::Config& c, const std::strin
     o.holddown = std::chrono::milliseconds(c.integer(p + "holddown"));
     o.flap_limit = static_cast<std::uint32_t>(c.integer(p + "flap_limit"));
 
-    const auto names = split_list(c.str(p + "receivers"));
+    const auto names = agent::split_list(c.str(p + "receivers"));
     if (names.empty())
         return make_error(errc::config_error,
                           p + "receivers: name at least one receiver (" + c.origin(p + "receivers") + ")");
@@ -425,7 +410,7 @@ agent::ExporterFactory factory() {
         [](const agent::Config& config, std::string_view name) -> std::string {
             // The first receiver's address (remote syslog and audit must not share a host:port).
             const std::string p = "exporters." + std::string(name) + ".snmp.";
-            const auto names = split_list(config.str(p + "receivers"));
+            const auto names = agent::split_list(config.str(p + "receivers"));
             if (names.empty()) return {};
             return receiver_value(config, p + "receiver." + names.front() + ".", "address");
         },

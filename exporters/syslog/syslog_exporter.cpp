@@ -75,20 +75,6 @@ bool wait_fd(int fd, short events, Clock::time_point deadline) {
     }
 }
 
-std::vector<std::string> split_list(std::string_view text) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t comma = std::min(text.find(',', start), text.size());
-        std::string_view item = text.substr(start, comma - start);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (!item.empty()) out.emplace_back(item);
-        start = comma + 1;
-    }
-    return out;
-}
-
 }  // namespace
 
 namespace {
@@ -431,7 +417,7 @@ Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::stri
     o.cert = config.str(k("cert"));
     o.key = config.str(k("key"));
     o.auth_mode = config.str(k("auth_mode"));
-    o.permitted_peers = split_list(config.str(k("permitted_peers")));
+    o.permitted_peers = agent::split_list(config.str(k("permitted_peers")));
     o.timeout = std::chrono::milliseconds(config.integer(k("timeout")));
     o.connect_timeout = std::chrono::milliseconds(config.integer(k("connect_timeout")));
     o.tls_config_cmds = config.str(k("tls_config_cmds"));
