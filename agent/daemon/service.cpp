@@ -11,6 +11,7 @@
 #include "agent/logger.h"
 #include "agent/pipeline/probe.h"
 #include "agent/store/probe.h"
+#include "agent/store/state_layout.h"
 #include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
 #include "mac/files.h"
@@ -85,7 +86,7 @@ Result<std::string> Service::start() {
     auto alerts = AlertLog::open((fs::path(state_dir_) / "alerts").string());
     if (!alerts) return std::move(alerts).error();
     alerts_ = std::move(*alerts);
-    auto store = AuditStore::open(make_store_options(config_, (fs::path(state_dir_) / "audit").string()), *key_);
+    auto store = AuditStore::open(make_store_options(config_, audit_dir_of(state_dir_)), *key_);
     if (!store) return std::move(store).error();
     store_ = std::move(*store);
     if (!store_->recovery_summary().empty()) logger().warn("store recovery:\n{}", store_->recovery_summary());
@@ -128,7 +129,7 @@ Result<std::string> Service::start() {
 
     // Archives and retention, each on its own thread, out of the drain's way. A segment is
     // archived, and an archive deleted, only once every destination has delivered it.
-    const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
+    const std::string audit_dir = audit_dir_of(state_dir_);
     archiver_ = std::make_unique<Archiver>(
         make_archiver_options(config_, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
         wall_clock_ms);
@@ -163,8 +164,7 @@ void Service::make_probes() {
     probes_.clear();
     probes_.push_back(std::make_shared<DrainProbe>(*drain_));
     probes_.push_back(std::make_shared<collectors::ModuleProbeCollector>(source_->probe()));
-    auto store =
-        std::make_shared<StoreProbe>((fs::path(state_dir_) / "audit").string(), retention_.get(), archiver_.get());
+    auto store = std::make_shared<StoreProbe>(audit_dir_of(state_dir_), retention_.get(), archiver_.get());
     if (syslog_) {
         store->set_spool([this] { return syslog_->spool_stats(); });
         // One probe counts every syslog source of the intake together.
@@ -273,7 +273,7 @@ nlohmann::json Service::status_json() const {
         // AuditStore belongs to the drain thread: this thread reads the committed position file
         // and the directories instead.
         json s;
-        const std::string audit_dir = (fs::path(state_dir_) / "audit").string();
+        const std::string audit_dir = audit_dir_of(state_dir_);
         s["dir"] = audit_dir;
         if (auto pos = read_store_position(audit_dir); pos) {
             s["durable_entry_no"] = pos->entry_no;

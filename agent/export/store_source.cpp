@@ -656,19 +656,6 @@ private:
 
 }  // namespace
 
-std::string audit_dir_of(const std::string& state_dir) {
-    return (fs::path(state_dir) / "audit").string();
-}
-std::string spool_dir_of(const std::string& state_dir) {
-    return (fs::path(state_dir) / "syslog" / "spool").string();
-}
-std::string alerts_file_of(const std::string& state_dir) {
-    return (fs::path(state_dir) / "alerts" / "alerts.jsonl").string();
-}
-std::string checkpoints_file_of(const std::string& state_dir) {
-    return (fs::path(state_dir) / "checkpoints" / "checkpoints.log").string();
-}
-
 std::unique_ptr<EventSource> make_store_event_source(StoreSourceOptions options) {
     return std::make_unique<StoreEventSource>(std::move(options));
 }

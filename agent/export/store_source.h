@@ -26,6 +26,7 @@
 #include <string>
 
 #include "agent/export/runner.h"
+#include "agent/store/state_layout.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent {
@@ -37,12 +38,6 @@ struct StoreSourceOptions {
     std::string host;                    // the appliance's host name
     bool chain_lines = false;            // also deliver open and seal entries (Event::entry)
 };
-
-/// Paths of the streams under a state directory.
-std::string audit_dir_of(const std::string& state_dir);
-std::string spool_dir_of(const std::string& state_dir);
-std::string alerts_file_of(const std::string& state_dir);
-std::string checkpoints_file_of(const std::string& state_dir);
 
 std::unique_ptr<EventSource> make_store_event_source(StoreSourceOptions options);
 

@@ -32,8 +32,4 @@ Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::st
     return p;
 }
 
-std::string audit_dir_of(const std::string& state_dir) {
-    return (std::filesystem::path(state_dir) / "audit").string();
-}
-
 }  // namespace hsmaudit::agent::tools

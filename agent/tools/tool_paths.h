@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/config/config.h"
+#include "agent/store/state_layout.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent::tools {
@@ -24,8 +25,5 @@ struct ToolPaths {
 /// `plugin_keys`: the keys of the exporter kinds the program knows (a configuration names them).
 Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::string& config_path,
                                      const std::string& key_path, std::span<const KeySpec> plugin_keys = {});
-
-/// <state_dir>/audit: the audit store.
-std::string audit_dir_of(const std::string& state_dir);
 
 }  // namespace hsmaudit::agent::tools

@@ -1,0 +1,28 @@
+// Where the agent keeps each of its stores under its state directory (agent.state_dir): one
+// place for the paths the service writes and the tools and exporters read.
+// Thread-safety: free functions on values.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace hsmaudit::agent {
+
+/// <state>/audit: the audit store (segments, archives, position).
+inline std::string audit_dir_of(const std::string& state_dir) {
+    return (std::filesystem::path(state_dir) / "audit").string();
+}
+/// <state>/syslog/spool: the syslog spool's files.
+inline std::string spool_dir_of(const std::string& state_dir) {
+    return (std::filesystem::path(state_dir) / "syslog" / "spool").string();
+}
+/// <state>/alerts/alerts.jsonl: the durable alert log.
+inline std::string alerts_file_of(const std::string& state_dir) {
+    return (std::filesystem::path(state_dir) / "alerts" / "alerts.jsonl").string();
+}
+/// <state>/checkpoints/checkpoints.log: the module's signed chain-head checkpoints.
+inline std::string checkpoints_file_of(const std::string& state_dir) {
+    return (std::filesystem::path(state_dir) / "checkpoints" / "checkpoints.log").string();
+}
+
+}  // namespace hsmaudit::agent
