@@ -37,49 +37,57 @@ Result<std::string> read_fd(int fd, const std::string& path, std::size_t max_byt
 
 }  // namespace
 
-Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode, bool exclusive) {
-    namespace fs = std::filesystem;
+Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode, bool exclusive,
+                         FileSystem& fs) {
     if (exclusive && ::access(path.c_str(), F_OK) == 0)
         return make_error(errc::invalid_argument, path + " already exists; refusing to overwrite it");
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+    UniqueFd fd(fs.open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
     if (fd.get() < 0) return io("cannot create", tmp);
     // The umask may have narrowed the mode; secrets must be exactly `mode`, never wider.
-    if (::fchmod(fd.get(), mode) != 0) return io("cannot chmod", tmp);
-    if (auto st = write_all(fd.get(), data, tmp); !st) {
-        ::unlink(tmp.c_str());
+    if (::fchmod(fd.get(), mode) != 0) {
+        const Error e = io("cannot chmod", tmp);
+        fs.unlink(tmp.c_str());
+        return e;
+    }
+    if (auto st = write_all(fd.get(), data, tmp, fs); !st) {
+        fs.unlink(tmp.c_str());
         return st;
     }
-    if (::fsync(fd.get()) != 0) {
+    if (fs.fsync(fd.get()) != 0) {
         const Error e = io("cannot fsync", tmp);
-        ::unlink(tmp.c_str());
+        fs.unlink(tmp.c_str());
         return e;
     }
     fd.reset();
     if (exclusive) {
         // link() fails if the target exists, closing the race between access() and rename().
-        if (::link(tmp.c_str(), path.c_str()) != 0) {
+        if (fs.link(tmp.c_str(), path.c_str()) != 0) {
             const Error e = io("cannot create", path);
-            ::unlink(tmp.c_str());
+            fs.unlink(tmp.c_str());
             return e;
         }
-        ::unlink(tmp.c_str());
-    } else if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        fs.unlink(tmp.c_str());
+    } else if (fs.rename(tmp.c_str(), path.c_str()) != 0) {
         const Error e = io("cannot rename onto", path);
-        ::unlink(tmp.c_str());
+        fs.unlink(tmp.c_str());
         return e;
     }
-    std::string dir = fs::path(path).parent_path().string();
+    std::string dir = std::filesystem::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
-    return fsync_dir(dir);
+    return fsync_dir(dir, fs);
 }
 
-Status write_all(int fd, std::string_view data, const std::string& path) {
+Status write_all(int fd, std::string_view data, const std::string& path, FileSystem& fs) {
     std::size_t off = 0;
     while (off < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        const ssize_t n = fs.write(fd, data.data() + off, data.size() - off);
         if (n < 0) {
             if (errno == EINTR) continue;
+            return io("cannot write", path);
+        }
+        if (n == 0) {  // no progress and no error: treat as a full disk rather than spin
+            errno = ENOSPC;
             return io("cannot write", path);
         }
         off += static_cast<std::size_t>(n);
@@ -87,10 +95,10 @@ Status write_all(int fd, std::string_view data, const std::string& path) {
     return {};
 }
 
-Status fsync_dir(const std::string& dir) {
-    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+Status fsync_dir(const std::string& dir, FileSystem& fs) {
+    UniqueFd fd(fs.open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
     if (!fd.valid()) return io("cannot open directory", dir);
-    if (::fsync(fd.get()) != 0) return io("cannot fsync directory", dir);
+    if (fs.fsync(fd.get()) != 0) return io("cannot fsync directory", dir);
     return {};
 }
 
