@@ -7,7 +7,9 @@
 //   - FreedAfterTheModuleBlocked: space is freed once the module blocked (fail-safe: its ring is full
 //     because the agent acknowledged nothing it could not store);
 //   - AgentKilledWhileFull: the agent is SIGKILLed while the disk is full, space is freed, it is started
-//     again.
+//     again;
+//   - AgentKilledAfterRecovering: freed after 5 s, and once the agent recovered by itself it is SIGKILLed
+//     and started again (the restart's recovery must accept what the in-process one left).
 // The agent must recover by itself (no restart, except the killed one), the load must go on, rotation
 // must go on, its log must stay quiet while full, a fault alert must reach snmptrapd, and at the end
 // `hsmaudit verify --anchors` over the off-box archives and the store must say VERIFIED with every
@@ -53,13 +55,14 @@ constexpr std::size_t kQuietRepeats = 5;
 constexpr std::uint64_t kSlackRecords = 100;
 constexpr auto kRecoveryLimit = std::chrono::seconds(60);
 
-enum class Variant { freed_after_5s, freed_after_blocked, killed_while_full };
+enum class Variant { freed_after_5s, freed_after_blocked, killed_while_full, killed_after_recovery };
 
 const char* name_of(Variant v) {
     switch (v) {
         case Variant::freed_after_5s: return "freed after 5 s";
         case Variant::freed_after_blocked: return "freed after the module blocked";
         case Variant::killed_while_full: return "agent SIGKILLed while full";
+        case Variant::killed_after_recovery: return "freed after 5 s, then the agent SIGKILLed and restarted";
     }
     return "?";
 }
@@ -380,8 +383,10 @@ protected:
     }
 
     /// Waits until the agent caught up by itself: module not blocked, ring drained below a quarter,
-    /// two segments opened after the fault (rotation goes on), the load going on.
-    void expect_recovery(std::int64_t epoch_at_free, std::uint64_t next_seq_at_free) {
+    /// two segments opened after the fault (rotation goes on), the load going on. `event` names the
+    /// fault's end (at `since`, seconds since t0), with the epoch and next_seq then.
+    void expect_recovery(std::int64_t epoch_at_free, std::uint64_t next_seq_at_free, double since,
+                         const std::string& event) {
         Ring s;
         bool running = false, unblocked = false, drained = false, rotated = false, loaded = false;
         const bool ok = wait_for(
@@ -395,18 +400,19 @@ protected:
                 return running && unblocked && drained && rotated && loaded;
             },
             kRecoveryLimit);
-        recovered_in_ = ok ? now() - freed_at_ : -1;
+        const double took = ok ? now() - since : -1;
+        if (since == freed_at_) recovered_in_ = took;
         if (ok) {
-            log("recovered " + fixed1(recovered_in_) + " s after the space came back");
+            log("recovered " + fixed1(took) + " s after " + event);
             return;
         }
-        ADD_FAILURE() << "the agent did not recover within " << kRecoveryLimit.count()
-                      << " s of the space coming back: agent " << (running ? "running" : "NOT running") << ", module "
+        ADD_FAILURE() << "the agent did not recover within " << kRecoveryLimit.count() << " s of " << event
+                      << ": agent " << (running ? "running" : "NOT running") << ", module "
                       << (unblocked ? "not blocked" : "STILL BLOCKED") << ", ring "
                       << (drained ? "drained" : "NOT drained") << " (used " << s.used << " of " << s.capacity
-                      << " bytes), open segment epoch " << watch_->current_epoch() << " (at the free: " << epoch_at_free
+                      << " bytes), open segment epoch " << watch_->current_epoch() << " (then: " << epoch_at_free
                       << ", wanted >= " << epoch_at_free + 2 << ": rotation " << (rotated ? "goes on" : "STOPPED")
-                      << "), module next_seq " << s.next_seq << " (at the free: " << next_seq_at_free << ": load "
+                      << "), module next_seq " << s.next_seq << " (then: " << next_seq_at_free << ": load "
                       << (loaded ? "goes on" : "STOPPED") << ")\nagent log (last lines):\n"
                       << last_lines(agent_log(), 15);
     }
@@ -439,7 +445,8 @@ protected:
         const std::uint64_t acked_after_fill = ring().oldest_seq;
         bool blocked = false;
         switch (v) {
-            case Variant::freed_after_5s: std::this_thread::sleep_until(t0_ + seconds_d(full_at_ + 5)); break;
+            case Variant::freed_after_5s:
+            case Variant::killed_after_recovery: std::this_thread::sleep_until(t0_ + seconds_d(full_at_ + 5)); break;
             case Variant::freed_after_blocked: {
                 blocked = wait_for([&] { return ring().blocked; });
                 const Ring s = ring();
@@ -479,8 +486,21 @@ protected:
             if (!start_agent_n()) return;
             log("agent started again");
         }
-        expect_recovery(epoch_at_free, next_seq_at_free);
+        expect_recovery(epoch_at_free, next_seq_at_free, freed_at_, "the space came back");
         expect_quiet_log();
+        if (v == Variant::killed_after_recovery) {
+            // A crash after the in-process recovery: the restart's recovery must accept what it left.
+            agent_->signal(SIGKILL);
+            ASSERT_TRUE(agent_->wait(std::chrono::seconds(30)).has_value());
+            monitor_->set_agent_pid(0);
+            const Ring at_kill = ring();
+            const std::int64_t epoch_at_kill = watch_->current_epoch();
+            const double killed_at = now();
+            log("agent SIGKILLed after its recovery");
+            if (!start_agent_n()) return;
+            log("agent started again");
+            expect_recovery(epoch_at_kill, at_kill.next_seq, killed_at, "the kill and restart");
+        }
         // A fault alert reaches the NOC (alerts.jsonl is on the full disk: it may only go out afterwards).
         const bool trapped = wait_for(
             [&] {
@@ -680,6 +700,10 @@ TEST_F(DiskFull, FreedAfterTheModuleBlockedLosesNothingAndRecoversWithoutRestart
 
 TEST_F(DiskFull, AgentKilledWhileFullRestartsAndLosesNothing) {
     run_variant(Variant::killed_while_full);
+}
+
+TEST_F(DiskFull, AgentKilledAfterRecoveringRestartsAndLosesNothing) {
+    run_variant(Variant::killed_after_recovery);
 }
 
 }  // namespace
