@@ -21,12 +21,10 @@
 // Needs to mount a tmpfs (root or CAP_SYS_ADMIN, as in CI); skipped with the reason otherwise. Waits are
 // bounded polls; the only fixed waits are the fault's own durations. Every process and the mount are
 // undone by RAII members, also when a step fails.
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <map>
 #include <regex>
-#include <set>
 
 #include "mac/segment_format.h"
 #include "pipeline_fixture.h"
