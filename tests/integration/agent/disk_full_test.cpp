@@ -430,6 +430,10 @@ protected:
         EXPECT_LE(most_repeated_, kQuietRepeats) << "the agent's log was not quiet while the disk was full ("
                                                  << fixed1(freed_at_ - full_at_) << " s): the most repeated messages:\n"
                                                  << top.str();
+        // Not vacuous: the agent did meet the full disk.
+        const std::string window = full_log_.substr(std::min(log_from_, full_log_.size()), log_to_ - log_from_);
+        EXPECT_GT(count_lines_with(window, "No space left on device"), 0u)
+            << "the agent never reported ENOSPC while the disk was full: the phase tested nothing";
     }
 
     void run_variant(Variant v) {
