@@ -218,7 +218,13 @@ bool EventSpool::notice_due(std::size_t kind) {
 void EventSpool::notify(std::string_view kind, const std::string& message, Severity severity) {
     try {
         if (options_.alerts != nullptr) {
-            options_.alerts->alert(Alert{std::string(kind), severity, message, 0, now_ms_()});
+            std::int64_t time_ms = 0;
+            try {
+                time_ms = now_ms_();
+            } catch (...) {
+                // The clock is what failed (see start()): the alert still goes out.
+            }
+            options_.alerts->alert(Alert{std::string(kind), severity, message, 0, time_ms});
             return;
         }
         auto& log = logger();
@@ -399,13 +405,23 @@ void EventSpool::writer_loop(const std::stop_token& stop) {
 
 void EventSpool::start() {
     writer_ = std::jthread([this](std::stop_token stop) {
+        // Last resort: no exception ends the daemon. The spool stops writing (pushes then fill
+        // the queue and are counted as dropped), says so once, and stop() still tries a flush.
+        std::string why;
         try {
             writer_loop(stop);
+            return;
         } catch (const std::exception& e) {
-            notify("spool.writer_stopped", std::string("the spool writer stopped: ") + e.what(), Severity::critical);
+            why = e.what();
         } catch (...) {
-            notify("spool.writer_stopped", "the spool writer stopped: unknown exception", Severity::critical);
+            why = "unknown exception";
         }
+        {
+            std::lock_guard lock(mutex_);
+            stats_.broken = true;
+            stats_.last_error = "the spool writer stopped: " + why;
+        }
+        notify("spool.writer_stopped", "the spool writer in " + options_.dir + " stopped: " + why, Severity::critical);
     });
 }
 

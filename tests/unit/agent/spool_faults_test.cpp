@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "agent/alert_log.h"
@@ -72,8 +74,7 @@ fs::path temp_dir(const std::string& tag) {
     const fs::path base = fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
                               ? fs::path("/dev/shm")
                               : fs::temp_directory_path();
-    fs::path d = base /
-                 ("hsmaudit-spoolfaults-" + std::to_string(::getpid()) + "-" + info->name() + "-" + tag);
+    fs::path d = base / ("hsmaudit-spoolfaults-" + std::to_string(::getpid()) + "-" + info->name() + "-" + tag);
     fs::remove_all(d);
     return d;
 }
@@ -358,6 +359,34 @@ TEST(SpoolFaults, ABoundedQueueDropsWhileTheDiskIsFullCountsAndAlertsOnce) {
     }));
     EXPECT_EQ(alerts.count("spool.dropped"), 1u);  // once per interval, with the count
     spool->stop();
+    auto c = check_spool(dir.string());
+    ASSERT_TRUE(c.has_value());
+    EXPECT_TRUE(c->faults.empty()) << c->faults.front();
+    fs::remove_all(dir);
+}
+
+std::atomic<bool> g_clock_throws{false};
+std::int64_t throwing_now() {
+    if (g_clock_throws) throw std::runtime_error("clock failed");
+    return fixed_now();
+}
+
+TEST(SpoolFaults, AnExceptionInTheWriterStopsItCleanlyWithAnAlert) {
+    const fs::path dir = temp_dir("throw");
+    Recorder alerts;
+    auto o = spool_options(dir, nullptr);
+    o.flush_interval = std::chrono::milliseconds(5);
+    o.alerts = &alerts;
+    auto spool = std::move(*EventSpool::open(o, throwing_now));
+    spool->start();
+    ASSERT_TRUE(spool->push("{\"before\":1}"));
+    ASSERT_TRUE(eventually([&] { return spool->stats().appended == 1; }));
+    g_clock_throws = true;
+    ASSERT_TRUE(spool->push("{\"during\":1}"));
+    ASSERT_TRUE(eventually([&] { return alerts.count("spool.writer_stopped") == 1; }));
+    EXPECT_TRUE(spool->stats().broken);
+    spool->stop();  // its last flush throws too: caught, the process goes on
+    g_clock_throws = false;
     auto c = check_spool(dir.string());
     ASSERT_TRUE(c.has_value());
     EXPECT_TRUE(c->faults.empty()) << c->faults.front();
