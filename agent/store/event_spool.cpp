@@ -92,8 +92,10 @@ Result<std::unique_ptr<EventSpool>> EventSpool::open(SpoolOptions options, std::
 
 /// Finds the end of the newest segment's last complete, hash-valid line and cuts what follows;
 /// opens it for appending. The path taken at start and after every failure. A newest segment
-/// that holds not even a complete header (its creation failed or was cut) is removed and the one
-/// before it continued.
+/// that holds not even a complete header (its creation failed, or recovery cut it back to
+/// nothing) never held a durable line: it is emptied and its header is written again before its
+/// first line, in the same file (a reader holding it open keeps following it); if its name does
+/// not fit the segment before it, it is removed.
 Status EventSpool::recover() {
     std::error_code ec;
     fs::create_directories(options_.dir, ec);
@@ -102,17 +104,23 @@ Status EventSpool::recover() {
     segment_path_.clear();
     segment_bytes_ = 0;
     segment_durable_ = 0;
+    header_needed_ = false;
+    dir_sync_needed_ = false;
     head_ = genesis(sha_, options_.name);
     next_line_ = 1;
+    std::optional<fs::path> headless;  // the newest segment, if it has no complete header
+    fs::path last;
+    std::uint64_t good_bytes = 0;
     auto segs = segments_of(options_.dir);
     while (!segs.empty()) {
-        const fs::path last = segs.back();
-        auto src = mac::FileSource::open(last.string());
+        const fs::path path = segs.back();
+        segs.pop_back();
+        auto src = mac::FileSource::open(path.string());
         if (!src) return std::move(src).error();
         const std::uint64_t size = (*src)->size();
         mac::LineReader reader(std::move(*src), 1 << 20);
         mac::Line line;
-        std::uint64_t good_bytes = 0;
+        std::uint64_t good = 0;
         bool header = true;
         bool torn_header = false;
         mac::Bytes32 head{};
@@ -136,28 +144,45 @@ Status EventSpool::recover() {
                 head = h;
                 ++next;
             }
-            good_bytes = reader.bytes_consumed();
+            good = reader.bytes_consumed();
         }
         if (header) {
-            // Not even a complete header: the segment's creation failed (or was cut back to it).
-            // It never held a durable line; remove it and continue the one before.
             if (!torn_header)
-                return make_error(errc::io_error, last.string() + " has no valid header; run 'hsmaudit fsck'");
-            if (fs_.unlink(last.c_str()) != 0 && errno != ENOENT) return io("cannot remove " + last.string());
-            segs.pop_back();
+                return make_error(errc::io_error, path.string() + " has no valid header; run 'hsmaudit fsck'");
+            if (!headless) {
+                headless = path;
+                continue;
+            }
+            // Only the newest can be headless; an older one is a leftover: remove it.
+            if (fs_.unlink(path.c_str()) != 0 && errno != ENOENT) return io("cannot remove " + path.string());
             continue;
         }
-        if (size > good_bytes && fs_.truncate(last.c_str(), static_cast<off_t>(good_bytes)) != 0)
-            return io("cannot cut the torn tail of " + last.string());
-        fd_.reset(fs_.open(last.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0));
-        if (!fd_.valid()) return io("cannot open " + last.string());
-        segment_path_ = last.string();
-        segment_bytes_ = good_bytes;
-        segment_durable_ = good_bytes;
+        if (size > good && fs_.truncate(path.c_str(), static_cast<off_t>(good)) != 0)
+            return io("cannot cut the torn tail of " + path.string());
+        last = path;
+        good_bytes = good;
         head_ = head;
         next_line_ = next;
         break;
     }
+    if (headless) {
+        if (headless->filename().string() == segment_name(next_line_)) {
+            if (fs_.truncate(headless->c_str(), 0) != 0) return io("cannot cut " + headless->string());
+            fd_.reset(fs_.open(headless->c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0));
+            if (!fd_.valid()) return io("cannot open " + headless->string());
+            segment_path_ = headless->string();
+            header_needed_ = true;
+            dir_sync_needed_ = true;  // its creation may not have reached the directory sync
+            return {};
+        }
+        if (fs_.unlink(headless->c_str()) != 0 && errno != ENOENT) return io("cannot remove " + headless->string());
+    }
+    if (last.empty()) return {};
+    fd_.reset(fs_.open(last.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0));
+    if (!fd_.valid()) return io("cannot open " + last.string());
+    segment_path_ = last.string();
+    segment_bytes_ = good_bytes;
+    segment_durable_ = good_bytes;
     return {};
 }
 
@@ -262,12 +287,23 @@ Status EventSpool::open_segment() {
     if (!fd_.valid()) return fail(io("cannot create " + path));
     segment_path_ = path;
     segment_bytes_ = 0;
-    segment_durable_ = 0;  // a header not yet synced is cut (and the file removed) by recovery
+    segment_durable_ = 0;  // a header not yet synced is cut by recovery, and written again
+    header_needed_ = true;
+    dir_sync_needed_ = true;
+    return write_header();
+}
+
+/// The segment's header, then the directory sync that makes the new file durable.
+Status EventSpool::write_header() {
     const std::string header = "@spool v=1 name=" + options_.name + " first=" + std::to_string(durable_next_) +
                                " prev=" + mac::hex_encode(durable_head_) + "\n";
-    if (auto st = mac::write_all(fd_.get(), header, path, fs_); !st) return fail(std::move(st).error());
+    if (auto st = mac::write_all(fd_.get(), header, segment_path_, fs_); !st) return fail(std::move(st).error());
     segment_bytes_ = header.size();
-    if (auto st = mac::fsync_dir(options_.dir, fs_); !st) return fail(std::move(st).error());
+    header_needed_ = false;
+    if (dir_sync_needed_) {
+        if (auto st = mac::fsync_dir(options_.dir, fs_); !st) return fail(std::move(st).error());
+        dir_sync_needed_ = false;
+    }
     return {};
 }
 
@@ -285,7 +321,9 @@ Status EventSpool::write_pending() {
         return {};
     };
     while (written_ + in_out < pending_.size()) {
-        if (!fd_.valid() || segment_bytes_ + out.size() >= options_.segment_max_bytes) {
+        if (header_needed_) {
+            HSMAUDIT_TRY(write_header());  // a segment recovery emptied
+        } else if (!fd_.valid() || segment_bytes_ + out.size() >= options_.segment_max_bytes) {
             HSMAUDIT_TRY(write_out());
             if (fd_.valid()) HSMAUDIT_TRY(sync_current());  // durable before the next segment begins
             HSMAUDIT_TRY(open_segment());

@@ -109,6 +109,7 @@ private:
     Status write_pending();
     Status sync_current();
     Status open_segment();
+    Status write_header();
     void enforce_quota();
     Status fail(Error e);
     bool notice_due(std::size_t kind);
@@ -134,6 +135,8 @@ private:
     std::string segment_path_;
     std::uint64_t segment_bytes_ = 0;    // bytes in the current segment
     std::uint64_t segment_durable_ = 0;  // of which durable
+    bool header_needed_ = false;         // the current segment is empty: its header comes first
+    bool dir_sync_needed_ = false;       // the current segment's directory entry is not known durable
     bool broken_ = false;
     // Notices (rate-limited per kind: write failures, drops, quota failures).
     std::chrono::steady_clock::time_point last_notice_[3]{};

@@ -24,6 +24,7 @@
 #include "agent/export/store_source.h"
 #include "agent/store/event_spool.h"
 #include "agent/store/line_log.h"
+#include "mac/unique_fd.h"
 #include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
@@ -393,7 +394,7 @@ TEST(SpoolFaults, AnExceptionInTheWriterStopsItCleanlyWithAnAlert) {
     fs::remove_all(dir);
 }
 
-TEST(SpoolFaults, ASegmentLeftWithOnlyATornHeaderIsRemovedAtRestart) {
+TEST(SpoolFaults, ASegmentLeftWithOnlyATornHeaderIsWrittenAgainAtRestart) {
     const fs::path dir = temp_dir("torn-header");
     {
         auto spool = std::move(*EventSpool::open(spool_options(dir, nullptr), fixed_now));
@@ -403,8 +404,10 @@ TEST(SpoolFaults, ASegmentLeftWithOnlyATornHeaderIsRemovedAtRestart) {
     std::size_t segments = 0;
     for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++segments;
     ASSERT_GE(segments, 2u);
-    // A crash while the next segment's header was being written.
+    // A crash while the next segment's header was being written (and a leftover that fits no
+    // segment, which is removed).
     std::ofstream(dir / "spool-000000000000000d.log") << "@spool v=1 name=sys";
+    std::ofstream(dir / "spool-00000000000000ff.log") << "@spool v=1 na";
     {
         auto opened = EventSpool::open(spool_options(dir, nullptr), fixed_now);
         ASSERT_TRUE(opened.has_value()) << opened.error().describe();
@@ -412,10 +415,47 @@ TEST(SpoolFaults, ASegmentLeftWithOnlyATornHeaderIsRemovedAtRestart) {
         ASSERT_TRUE((*opened)->push("{\"after\":1}"));
         ASSERT_TRUE((*opened)->flush().has_value());
     }
+    EXPECT_FALSE(fs::exists(dir / "spool-00000000000000ff.log"));
+    EXPECT_TRUE(read_all(dir / "spool-000000000000000d.log").starts_with("@spool v=1 name=syslog first=13 prev="));
     auto c = check_spool(dir.string());
     ASSERT_TRUE(c.has_value());
     EXPECT_TRUE(c->faults.empty()) << c->faults.front();
     EXPECT_EQ(c->last_line, 13u);
+    fs::remove_all(dir);
+}
+
+TEST(SpoolFaults, AReaderHoldingASegmentOpenSeesTheLinesWrittenAfterRecovery) {
+    // The exporters' reader keeps a segment open and does not look for a file of the same name
+    // again: recovery must rewrite the segment in place, not remove and create it anew.
+    const fs::path dir = temp_dir("reader");
+    FaultyFileSystem ffs;
+    auto spool = std::move(*EventSpool::open(spool_options(dir, &ffs), fixed_now));
+    ffs.fail_nth(FsOp::fdatasync, 1, EIO);
+    ASSERT_TRUE(spool->push("{\"first\":1}"));
+    ASSERT_FALSE(spool->flush().has_value());
+    const fs::path seg = dir / "spool-0000000000000001.log";
+    UniqueFd reader(::open(seg.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(reader.valid());
+    ASSERT_TRUE(spool->flush().has_value());
+    std::string got(4096, '\0');
+    const ssize_t n = ::pread(reader.get(), got.data(), got.size(), 0);
+    ASSERT_GT(n, 0);
+    got.resize(static_cast<std::size_t>(n));
+    EXPECT_EQ(got, read_all(seg));
+    EXPECT_NE(got.find("{\"first\":1}"), std::string::npos);
+    fs::remove_all(dir);
+}
+
+TEST(SpoolFaults, AFailedDirectorySyncOfANewSegmentIsDoneAgainAfterRecovery) {
+    const fs::path dir = temp_dir("dirsync");
+    FaultyFileSystem ffs;
+    auto spool = std::move(*EventSpool::open(spool_options(dir, &ffs), fixed_now));
+    ffs.fail_nth(FsOp::fsync, 1, EIO);  // the directory sync after creating the first segment
+    ASSERT_TRUE(spool->push("{\"first\":1}"));
+    ASSERT_FALSE(spool->flush().has_value());
+    ASSERT_TRUE(spool->flush().has_value());
+    EXPECT_EQ(ffs.calls(FsOp::fsync), 2u);  // the new file's entry is durable before its lines count
+    EXPECT_EQ(spool->stats().appended, 1u);
     fs::remove_all(dir);
 }
 
