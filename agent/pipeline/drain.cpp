@@ -421,9 +421,14 @@ void Drain::watch_ring(std::int64_t now) {
     last_status_ms_ = now;
     auto st = source_.status();
     if (!st) {
-        raise("module.status_failed", Severity::warning, "cannot read the module's status: " + st.error().describe());
+        // Once per outage, not once a second: the failure is a condition, not an event.
+        if (!status_failed_alerted_)
+            raise("module.status_failed", Severity::warning,
+                  "cannot read the module's status: " + st.error().describe());
+        status_failed_alerted_ = true;
         return;
     }
+    status_failed_alerted_ = false;
     if (st->capacity_bytes == 0) return;
     const double fill = static_cast<double>(st->used_bytes) / static_cast<double>(st->capacity_bytes);
     // The trend over a window, not between two samples: a ring drained in batches saw-tooths

@@ -177,6 +177,7 @@ private:
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;
+    bool status_failed_alerted_ = false;
 
     std::atomic<bool> ack_paused_{false};
     std::mutex options_mutex_;
