@@ -64,6 +64,18 @@ void AlertLog::alert(Alert&& a) {
     if (recent_.size() > 20) recent_.erase(recent_.begin());
 }
 
+Status AlertLog::retry() {
+    std::lock_guard lock(mutex_);
+    if (file_->waiting() == 0) return {};
+    Status st = file_->retry();
+    if (st && failing_) {
+        logger().info("{} is written again after {} failure(s)", path_, write_failures_);
+        failing_ = false;
+        failures_unlogged_ = 0;
+    }
+    return st;
+}
+
 std::map<std::string, std::uint64_t> AlertLog::counts() const {
     std::lock_guard lock(mutex_);
     return counts_;

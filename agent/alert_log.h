@@ -36,6 +36,9 @@ public:
     AlertLog& operator=(const AlertLog&) = delete;
 
     void alert(Alert&& a) override;
+    /// Writes the alerts kept from failed writes, if any (the owner may call it now and then, so
+    /// they do not wait for the next alert). Returns what LineLog::retry() returned.
+    Status retry();
 
     [[nodiscard]] std::map<std::string, std::uint64_t> counts() const;
     [[nodiscard]] std::vector<Alert> recent() const;  // the last few, newest last

@@ -606,6 +606,8 @@ TEST(AlertLogFaults, AlertsWhileTheDiskIsFullAreCountedKeptAndWrittenWhenItRecov
     EXPECT_EQ(log->counts()["store.write_failed"], 5u);
     EXPECT_EQ(whole_lines(read_all(log->path())).size(), 1u);
     ffs.set_full(false);
+    ASSERT_TRUE(log->retry().has_value());  // written without waiting for the next alert
+    EXPECT_EQ(whole_lines(read_all(log->path())).size(), 6u);
     log->alert(Alert{"store.recovered", Severity::info, "after", 0, fixed_now()});
     const auto lines = whole_lines(read_all(log->path()));
     ASSERT_EQ(lines.size(), 7u);
