@@ -15,15 +15,18 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
 
 #include "agent/alert_log.h"
+#include "agent/export/event.h"
 #include "agent/export/store_source.h"
 #include "agent/store/event_spool.h"
 #include "agent/store/line_log.h"
+#include "agent/store/state_layout.h"
 #include "mac/unique_fd.h"
 #include "tests/support/faulty_file_system.h"
 
@@ -620,6 +623,70 @@ TEST(AlertLogFaults, AlertsWhileTheDiskIsFullAreCountedKeptAndWrittenWhenItRecov
     EXPECT_EQ(messages,
               (std::vector<std::string>{"before", "full 0", "full 1", "full 2", "full 3", "full 4", "after"}));
     fs::remove_all(dir);
+}
+
+// ---- the exporters' reader, following while the writers fail and recover ----------------------
+
+TEST(ReaderDuringFaults, TheExportersReaderSeesEachLineOnceAsItIsFinallyStored) {
+    const std::uint64_t base = base_seed();
+    std::cout << "seeds " << base << " .. " << base + 29 << " (HSMAUDIT_FAULT_SEED=<seed> to rerun)\n";
+    for (std::uint64_t seed = base; seed < base + 30; ++seed) {
+        SCOPED_TRACE("seed " + std::to_string(seed));
+        std::mt19937_64 rng(seed);
+        const fs::path state = temp_dir(std::to_string(seed));
+        FaultyFileSystem ffs;
+        auto spool = std::move(*EventSpool::open(spool_options(spool_dir_of(state.string()), &ffs), fixed_now));
+        auto alerts = std::move(*AlertLog::open(fs::path(alerts_file_of(state.string())).parent_path().string(), ffs));
+        auto source = make_store_event_source(StoreSourceOptions{state.string(), nullptr, "150123", "hsm1", false});
+        std::vector<std::string> seen_syslog;
+        std::vector<std::string> seen_alerts;
+        auto follow = [&] {
+            for (Stream stream : {Stream::syslog, Stream::alerts}) {
+                auto& seen = stream == Stream::syslog ? seen_syslog : seen_alerts;
+                std::vector<Event> events;
+                auto got = source->read(stream, seen.size(), 1000, events);
+                ASSERT_TRUE(got.has_value()) << got.error().describe();
+                for (const auto& e : events) {
+                    ASSERT_EQ(e.position, seen.size() + 1) << to_string(stream);
+                    seen.push_back(stream == Stream::syslog ? e.syslog.msg : e.alert.message);
+                }
+            }
+        };
+        int id = 0;
+        for (int round = 0; round < 30; ++round) {
+            const auto roll = rng() % 10;
+            if (roll < 4) random_fault(rng, ffs);
+            if (roll == 4) ffs.set_full(true);
+            if (roll == 5) ffs.set_full(false);
+            for (int k = 0; k < 1 + round % 3; ++k)
+                ASSERT_TRUE(spool->push("{\"msg\":\"m" + std::to_string(id++) + "\"}"));
+            (void)spool->flush();
+            alerts->alert(Alert{"test.alert", Severity::info, "a" + std::to_string(round), 0, fixed_now()});
+            follow();
+            if (::testing::Test::HasFatalFailure()) return;
+        }
+        ffs.clear();
+        ASSERT_TRUE(spool->flush().has_value());
+        ASSERT_TRUE(alerts->retry().has_value());
+        follow();
+        // What the reader handed out is exactly what is stored, line for line, nothing twice.
+        std::vector<std::string> stored_syslog;
+        for (const auto& p : spool_payloads(spool_dir_of(state.string())))
+            stored_syslog.push_back(nlohmann::json::parse(p)["msg"].get<std::string>());
+        EXPECT_EQ(seen_syslog, stored_syslog);
+        EXPECT_EQ(seen_syslog.size(), static_cast<std::size_t>(id));
+        std::vector<std::string> stored_alerts;
+        for (const auto& l : whole_lines(read_all(alerts_file_of(state.string()))))
+            stored_alerts.push_back(parse_alert_line(l)->message);
+        EXPECT_EQ(seen_alerts, stored_alerts);
+        EXPECT_EQ(seen_alerts.size(), 30u);
+        spool.reset();
+        fs::remove_all(state);
+        if (::testing::Test::HasFailure()) {
+            std::cout << "failing seed: " << seed << "\n";
+            return;
+        }
+    }
 }
 
 }  // namespace
