@@ -61,7 +61,18 @@ Status LineLog::recover(bool create) {
     }
     durable_ = cut;
     broken_ = false;
+    reserve();
     return {};
+}
+
+/// Keeps kReserveBytes allocated past the end (FALLOC_FL_KEEP_SIZE: the size, and so what readers
+/// see, is unchanged), so alerts and checkpoints can still be written when the disk is full,
+/// which is when they matter. Best effort: a file system without fallocate, or a disk already
+/// full, leaves less reserve.
+void LineLog::reserve() {
+    if (fs_.fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(durable_),
+                      static_cast<off_t>(kReserveBytes)) == 0)
+        reserved_end_ = durable_ + kReserveBytes;
 }
 
 /// After a failure: cut back to the durable length, then recover() as at start, on a new fd.
@@ -93,6 +104,7 @@ Status LineLog::write_waiting() {
     if (auto st = mac::write_all(fd_.get(), data, path_, fs_); !st) return fail(std::move(st).error());
     if (fs_.fdatasync(fd_.get()) != 0) return fail(io("cannot fsync " + path_));
     durable_ += data.size();
+    if (durable_ + kReserveBytes / 2 > reserved_end_) reserve();
     waiting_.clear();
     return {};
 }

@@ -8,6 +8,9 @@
 // failed line is kept (up to kMaxWaiting) and written, as the same bytes and before any later
 // line, by the next append() or retry(): a reader that saw part of it reads the same bytes again.
 //
+// Space: the log keeps kReserveBytes allocated past its end (fallocate, size unchanged), so
+// alerts and checkpoints are still written while the disk is full (about 800 alerts).
+//
 // Thread-safety: every member may be called from any thread (one mutex).
 #pragma once
 
@@ -28,6 +31,8 @@ class LineLog {
 public:
     /// Lines kept after failures, at most; beyond, append() refuses the new line (not kept).
     static constexpr std::size_t kMaxWaiting = 1024;
+    /// Space kept allocated past the end of the file, for writes while the disk is full.
+    static constexpr std::uint64_t kReserveBytes = 256 * 1024;
 
     /// Opens (creating the directory and the file, mode 0600) `dir`/`name` for appending, cutting
     /// a torn last line.
@@ -52,12 +57,14 @@ private:
     Status reopen();
     Status write_waiting();
     Status fail(Error e);
+    void reserve();
 
     std::string path_;
     mac::FileSystem& fs_;
     mutable std::mutex mutex_;
     UniqueFd fd_;
-    std::uint64_t durable_ = 0;  // bytes of the file known durable
+    std::uint64_t durable_ = 0;       // bytes of the file known durable
+    std::uint64_t reserved_end_ = 0;  // allocated through here (fallocate)
     bool broken_ = false;
     std::deque<std::string> waiting_;  // lines with their LF, in order
 };
