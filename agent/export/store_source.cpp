@@ -182,6 +182,7 @@ private:
             std::uint32_t len = 0;
             for (unsigned char c : len_bytes) len = (len << 8) | c;
             if (len == 0 || len > mac::kMaxChunkBytes) {
+                if (any) break;  // hand out the lines before the damage first
                 damage_ = FileDamage{
                     raw_off_,
                     "chunk " + std::to_string(chunk_) + " has an impossible length (" + std::to_string(len) + " bytes)",
@@ -195,6 +196,7 @@ private:
             if (static_cast<std::size_t>(m) < sealed.size()) break;  // being written (or torn: see leftover())
             auto plain = opener_->open(chunk_, sealed);
             if (!plain) {
+                if (any) break;  // hand out the lines before the damage first
                 damage_ = FileDamage{raw_off_, "chunk " + std::to_string(chunk_) + " fails authentication",
                                      raw_off_ + 4 + sealed.size()};
                 return damaged();
@@ -488,7 +490,7 @@ private:
         }
         const std::uint64_t first = audit_.expected != 0 ? audit_.expected : audit_.filter_after + 1;
         audit_.episode = Episode{file, offset, std::move(what), first, 1, false};
-        if (seen_.insert({file, offset}).second) ++health_.damaged_places;
+        if (seen_.insert({fs::path(file).filename().string(), offset}).second) ++health_.damaged_places;
     }
 
     /// Good data resumes at record `seq`: the episode's records before it are skipped, announced.
@@ -526,7 +528,7 @@ private:
         const std::string what =
             audit_.episode ? place_file + " at byte " + std::to_string(place_offset) + ": " + audit_.episode->what
                            : error.describe();
-        if (seen_.insert({place_file, place_offset}).second) ++health_.damaged_places;
+        if (seen_.insert({fs::path(place_file).filename().string(), place_offset}).second) ++health_.damaged_places;
         if (o_.damage)
             o_.damage->held(place_file, place_offset,
                             what + "; the exporters hold at record " + std::to_string(waiting) +
@@ -922,7 +924,8 @@ private:
 
 void StoreDamageLedger::skipped(const std::string& file, std::uint64_t offset, const std::string& message,
                                 std::uint64_t seq) {
-    const Place place{file, offset};
+    // By file name: a segment keeps its name when the store moves it from current/ to ready_for_archive/.
+    const Place place{fs::path(file).filename().string(), offset};
     std::string kind;
     {
         std::lock_guard lock(mutex_);
@@ -940,7 +943,7 @@ void StoreDamageLedger::skipped(const std::string& file, std::uint64_t offset, c
 
 void StoreDamageLedger::held(const std::string& file, std::uint64_t offset, const std::string& message,
                              std::uint64_t seq) {
-    const Place place{file, offset};
+    const Place place{fs::path(file).filename().string(), offset};
     {
         std::lock_guard lock(mutex_);
         held_.insert(place);
