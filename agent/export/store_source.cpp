@@ -512,7 +512,7 @@ private:
             o_.damage->skipped(e.file, e.offset,
                                e.file + " at byte " + std::to_string(e.offset) + ": " + e.what + "; " + lost +
                                    " (the exporters resume at record " + std::to_string(seq) +
-                                   "; the damaged bytes stay in place: hsmaudit verify / fsck)",
+                                   "; what is damaged stays in place for hsmaudit verify and fsck)",
                                seq > first ? first : 0);
     }
 
@@ -532,8 +532,9 @@ private:
         if (o_.damage)
             o_.damage->held(place_file, place_offset,
                             what + "; the exporters hold at record " + std::to_string(waiting) +
-                                " until it can be read or proven skippable (the segment complete, the file "
-                                "readable again, or hsmaudit fsck --repair)",
+                                (o_.skip_damage ? " until it can be read or proven skippable (the segment complete, "
+                                                  "the file readable again, or hsmaudit fsck --repair)"
+                                                : " until it can be read (hsmaudit fsck --repair)"),
                             waiting);
         audit_.started = false;  // re-read from the cursor next time
         if (out.size() > before) return out.size() - before;
@@ -561,9 +562,9 @@ private:
             const Error e = make_error(errc::store_unreadable, pos.error().describe());
             return hold(out, before, e, audit_dir_ + "/position", 0);
         }
-        // Without a ledger to announce it, no damage is skipped: hold (fail-safe).
+        // Without a ledger to announce it (or skip_damage off), no damage is skipped: hold.
         auto skip_or_hold = [&](const Error& e) -> std::optional<Result<std::size_t>> {
-            if (o_.damage) return std::nullopt;
+            if (o_.damage && o_.skip_damage) return std::nullopt;
             return hold(out, before, e, audit_.file ? audit_.file->path() : audit_.segment.path, 0);
         };
         while (out.size() - before < max) {

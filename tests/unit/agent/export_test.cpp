@@ -768,6 +768,58 @@ TEST_P(RunnerTest, WithoutALedgerToAnnounceItDamageHoldsTheStreamWithoutDisconne
     EXPECT_EQ(log.connects, 1);
 }
 
+TEST_P(RunnerTest, ASegmentFileMissingBetweenOthersIsAlertedWithItsRecordsAndSkipped) {
+    produce(2500, 500);
+    const auto sealed = sealed_segments(state_);
+    ASSERT_GE(sealed.size(), 4u);
+    fs::remove(sealed[2]);  // records 1001..1500
+    FlakyExporter::Log log;
+    auto r = runner(log, 0);
+    ASSERT_NE(r, nullptr);
+    run_until(*r, 2500);
+    ASSERT_EQ(alerts_.alerts.size(), 1u);
+    const Alert& al = alerts_.alerts[0];
+    EXPECT_EQ(al.kind, "store.damaged");
+    EXPECT_NE(al.message.find(sealed[3].string() + " at byte 0: records 1001..1500 are in no segment before it"),
+              std::string::npos)
+        << al.message;
+    EXPECT_EQ(skipped_range(al.message), (std::pair<std::uint64_t, std::uint64_t>{1001, 1500})) << al.message;
+    std::set<std::string> ids(log.received.begin(), log.received.end());
+    EXPECT_EQ(ids.size(), 2000u);
+    EXPECT_EQ(ids.count("150123-1-1000"), 1u);
+    EXPECT_EQ(ids.count("150123-1-1001"), 0u);
+    EXPECT_EQ(ids.count("150123-1-1501"), 1u);
+}
+
+TEST_P(RunnerTest, WithSkipDamageOffTheStreamHoldsAlertedOnceEvenWithALedger) {
+    produce(1500, 500);
+    const auto sealed = sealed_segments(state_);
+    ASSERT_GE(sealed.size(), 2u);
+    auto text = mac::read_file(sealed[1].string(), 64 << 20);
+    ASSERT_TRUE(text.has_value());
+    flip(sealed[1], encrypted() ? text->size() / 2 : text->find(" mac=", text->size() / 2) + 1,
+         encrypted() ? 0x01 : 0x20);
+    FlakyExporter::Log log;
+    RunnerOptions o;
+    o.name = "strict";
+    o.backoff_initial = std::chrono::milliseconds(1);
+    o.backoff_max = std::chrono::milliseconds(2);
+    o.idle_wait = std::chrono::milliseconds(0);
+    StoreSourceOptions so{state_.string(), &keys_->key, "150123", "hsm1", false, damage_};
+    so.skip_damage = false;
+    auto opened = ExportRunner::open(o, std::make_unique<FlakyExporter>(log, 9, 0), make_store_event_source(so),
+                                     alerts_, [this] { return clock_ += 5; });
+    ASSERT_TRUE(opened.has_value());
+    for (int i = 0; i < 1000; ++i) (void)(*opened)->run_once();
+    EXPECT_GE((*opened)->delivered_through(Stream::audit), 500u);
+    EXPECT_LT((*opened)->delivered_through(Stream::audit), 1000u);
+    ASSERT_EQ(alerts_.alerts.size(), 1u);
+    EXPECT_EQ(alerts_.alerts[0].kind, "store.damaged");
+    EXPECT_NE(alerts_.alerts[0].message.find("hold at record"), std::string::npos) << alerts_.alerts[0].message;
+    EXPECT_FALSE(alerts_.has("exporter.down"));
+    EXPECT_EQ(log.connects, 1);
+}
+
 /// A transport whose send() throws: a bug in an exporter must not end the agent.
 class ThrowingExporter final : public Exporter {
 public:
