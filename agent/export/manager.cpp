@@ -221,7 +221,9 @@ std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {
     std::optional<std::uint64_t> min;
     for (const auto& r : runners_) {
         if (!r.runner->options().streams[static_cast<std::size_t>(Stream::audit)]) continue;
-        const std::uint64_t d = r.runner->delivered_through(Stream::audit);
+        // The durable cursor: what a restart resumes at, so nothing is archived or deleted that
+        // a destination could still need after a crash (its cursor file may lag while writes fail).
+        const std::uint64_t d = r.runner->durable_through(Stream::audit);
         min = min ? std::min(*min, d) : d;
     }
     return min;

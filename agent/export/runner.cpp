@@ -109,6 +109,7 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
         (void)r->write_cursor(true);
     }
     r->read_pos_ = r->cursor_;
+    r->durable_ = r->cursor_;  // a new destination's first write may fail: a restart re-derives the same start
     r->local_.cursor = r->cursor_;
     r->publish();
     return r;
@@ -338,6 +339,8 @@ Result<bool> ExportRunner::run_once() {
 
 void ExportRunner::publish() {
     local_.cursor = cursor_;
+    if (options_.cursor_path.empty()) durable_ = cursor_;  // memory only: nothing to lag behind
+    local_.durable = durable_;
     local_.source = source_->health();
     local_.in_flight = unacked_events_;
     local_.now_ms = now_ms_();
@@ -398,6 +401,7 @@ Status ExportRunner::write_cursor(bool force) {
     }
     cursor_backoff_ = std::chrono::milliseconds(0);
     cursor_retry_at_ms_ = 0;
+    durable_ = cursor_;
     cursor_written_ms_ = now;
     cursor_dirty_ = false;
     return {};
@@ -490,6 +494,11 @@ RunnerStats ExportRunner::stats() const {
 std::uint64_t ExportRunner::delivered_through(Stream stream) const {
     std::lock_guard lock(mutex_);
     return stats_.cursor[idx(stream)];
+}
+
+std::uint64_t ExportRunner::durable_through(Stream stream) const {
+    std::lock_guard lock(mutex_);
+    return stats_.durable[idx(stream)];
 }
 
 }  // namespace hsmaudit::agent

@@ -113,6 +113,7 @@ std::string_view to_string(RunnerState s);
 struct RunnerStats {
     RunnerState state = RunnerState::starting;
     std::array<std::uint64_t, 4> cursor{};     // delivered through this position, per stream
+    std::array<std::uint64_t, 4> durable{};    // the cursor as its file holds it (what a restart resumes at)
     std::array<std::uint64_t, 4> newest{};     // the store's newest position, per stream
     std::array<std::uint64_t, 4> delivered{};  // events acknowledged since start, per stream
     std::uint64_t filtered = 0;                // events the filter skipped (counted delivered)
@@ -160,8 +161,12 @@ public:
     Result<bool> run_once();
 
     [[nodiscard]] RunnerStats stats() const;
-    /// The acknowledged position of `stream` (what retention may rely on).
+    /// The acknowledged position of `stream`.
     [[nodiscard]] std::uint64_t delivered_through(Stream stream) const;
+    /// The acknowledged position of `stream` as the cursor file holds it: what a restart resumes
+    /// at, so what the archiver and retention may rely on (it lags delivered_through() by up to
+    /// cursor_sync, or longer while cursor writes fail).
+    [[nodiscard]] std::uint64_t durable_through(Stream stream) const;
     [[nodiscard]] const RunnerOptions& options() const { return options_; }
     /// Seconds from an audit record's creation (module clock) to its acknowledgement here.
     [[nodiscard]] const LatencyHistogram& delivery_latency() const { return delivery_latency_; }
@@ -204,6 +209,7 @@ private:
     std::int64_t retry_at_ms_ = 0;
     std::array<std::uint64_t, 4> cursor_{};    // delivered through, per stream
     std::array<std::uint64_t, 4> read_pos_{};  // read through, per stream
+    std::array<std::uint64_t, 4> durable_{};   // as the cursor file holds it
     std::size_t next_stream_ = 0;              // round-robin over the subscribed streams
     std::deque<Batch> unacked_;
     std::size_t unacked_events_ = 0;

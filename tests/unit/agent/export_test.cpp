@@ -484,6 +484,7 @@ TEST_P(RunnerTest, CursorWritesFailingNeitherStopDeliveryNorSpinAndTheFileCatche
     EXPECT_LT(2 * bound, 2000u) << "the test means to run many more steps than the back-off allows writes";
     EXPECT_EQ(st.cursor_write_failures, cursor_writes(ffs));
     EXPECT_FALSE(fs::exists(cursor));
+    EXPECT_EQ(r->durable_through(Stream::audit), 0u) << "what archiving may rely on is the file, not memory";
 
     // Space is freed: the next retry writes the cursor, without a restart.
     ffs.set_full(false);
@@ -494,6 +495,7 @@ TEST_P(RunnerTest, CursorWritesFailingNeitherStopDeliveryNorSpinAndTheFileCatche
     ASSERT_EQ(r->delivered_through(Stream::audit), 2100u);
     for (int i = 0; i < 1000 && r->stats().cursor_error.empty() == false; ++i) (void)r->run_once();
     EXPECT_TRUE(r->stats().cursor_error.empty()) << r->stats().cursor_error;
+    EXPECT_EQ(r->durable_through(Stream::audit), 2100u);
     auto text = mac::read_file(cursor, 4096);
     ASSERT_TRUE(text.has_value());
     EXPECT_NE(text->find("\"audit\":2100"), std::string::npos) << *text;
