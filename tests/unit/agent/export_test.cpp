@@ -14,6 +14,7 @@
 #include "agent/config/keys.h"
 #include "agent/errc.h"
 #include "agent/export/manager.h"
+#include "agent/export/probe.h"
 #include "agent/export/runner.h"
 #include "agent/export/store_source.h"
 #include "agent/pipeline/drain.h"
@@ -857,6 +858,32 @@ std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
 }
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, StoreFixture, ::testing::Bool(), plain_or_encrypted);
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, RunnerTest, ::testing::Bool(), plain_or_encrypted);
+
+TEST(ExportProbeFaults, CursorWriteFailuresAndStoreDamageAreMetrics) {
+    RunnerStats s;
+    s.state = RunnerState::up;
+    s.cursor_write_failures = 3;
+    s.store_read_failures = 2;
+    s.store_held[static_cast<std::size_t>(Stream::audit)] = true;
+    s.source.damaged_places = 1;
+    s.source.skipped_records = 250;
+    const auto families = export_families({{"siem", "relp", {true, false, true, false}, s, std::nullopt}}, 1000);
+    std::map<std::string, double> value;
+    for (const auto& f : families)
+        for (const auto& m : f.metric) {
+            std::string key = f.name;
+            for (const auto& l : m.label)
+                if (l.name == "stream") key += "/" + l.value;
+            value[key] = f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+        }
+    EXPECT_EQ(value.at("hsmaudit_exporter_cursor_write_failures_total"), 3);
+    EXPECT_EQ(value.at("hsmaudit_exporter_store_read_failures_total"), 2);
+    EXPECT_EQ(value.at("hsmaudit_exporter_store_held/audit"), 1);
+    EXPECT_EQ(value.at("hsmaudit_exporter_store_held/alerts"), 0);
+    EXPECT_EQ(value.at("hsmaudit_exporter_store_damaged_places_total"), 1);
+    EXPECT_EQ(value.at("hsmaudit_exporter_store_skipped_records_total"), 250);
+    EXPECT_EQ(value.at("hsmaudit_exporter_up"), 1) << "store damage is not the destination being down";
+}
 
 // ---- configuration rules ------------------------------------------------------------------------
 
