@@ -549,6 +549,7 @@ private:
     /// later segment exists (a seal also ends a segment, handled where it is read).
     bool segment_complete(const StorePosition& pos) {
         if (audit_.segment.name == pos.current) return false;
+        if (const auto cur = mac::segment_file_epoch(pos.current); cur && audit_.segment.epoch > *cur) return false;
         for (const auto& seg : list_segments(audit_dir_))
             if (seg.epoch > audit_.segment.epoch) return true;
         return false;
@@ -575,9 +576,16 @@ private:
                 if (!opened) break;
             }
             FileFollower& file = *audit_.file;
-            // The open segment is read up to its committed length only.
-            file.set_limit(audit_.segment.name == pos->current ? std::optional<std::uint64_t>(pos->current_bytes)
-                                                               : std::nullopt);
+            // The open segment is read up to its committed length only, and a segment newer than
+            // it (created, not yet committed) not at all: what is read is durable, so damage in it
+            // is real and never bytes a recovery is about to cut.
+            std::optional<std::uint64_t> limit;
+            if (audit_.segment.name == pos->current) {
+                limit = pos->current_bytes;
+            } else if (const auto cur = mac::segment_file_epoch(pos->current); cur && audit_.segment.epoch > *cur) {
+                limit = 0;
+            }
+            file.set_limit(limit);
             auto peeked = file.peek();
             if (!peeked) {
                 if (!file.damage()) return hold(out, before, peeked.error(), file.path(), file.line_offset());
