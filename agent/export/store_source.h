@@ -23,18 +23,23 @@
 // errc::store_damaged / errc::store_unreadable, never a reason to disconnect a receiver.
 //
 //   * Skip, announced, only where the reader can prove where good data resumes: at the next
-//     line that parses and carries the next expected sequence number or a later one (plain), at
-//     the next chunk that authenticates (encrypted, when the damaged chunk's length is intact),
-//     or at the next segment's open line (a segment whose framing is lost, once the segment is
-//     complete: sealed or followed by a later one). The records in between, first..last, are
-//     named in ONE critical `store.damaged` alert per damaged place (file, byte offset), which
-//     reaches the SIEMs on the alerts stream. Nothing is skipped silently.
+//     record line that parses and carries the expected sequence number, or a later one the
+//     damage accounts for (at most one record per damaged line), at the next chunk that
+//     authenticates (encrypted, when the damaged chunk's length is intact: authentication proves
+//     its sequence numbers), or at the next segment's open line (framing lost, once the segment
+//     is complete: not the open one and followed by a later one). The records in between,
+//     first..last, are named in ONE critical `store.damaged` alert per damaged place (file name,
+//     byte offset; one ledger for all destinations), which also reaches the SIEMs on the alerts
+//     stream. Nothing is skipped silently. The open segment is read only up to the length the
+//     position file commits, so a write in progress or bytes a recovery will cut are never
+//     taken for damage.
 //   * Hold, otherwise: framing lost in the open segment (no later segment yet), or a read that
 //     fails. read() returns the error (after one `store.damaged` alert for the place); the runner
 //     keeps its receiver connected, delivers its other streams and retries this one with
 //     back-off. The hold ends by itself when the segment becomes complete (then the damaged
 //     rest is skipped with a `store.damage_skipped` alert naming the records) or the file
-//     becomes readable again (hsmaudit fsck --repair).
+//     becomes readable again (hsmaudit fsck --repair). Without a ledger (tools) or with
+//     skip_damage off, every damaged place holds: the strict alternative.
 //
 // Why skip rather than hold until an operator repairs: a held destination holds back the
 // archiver (it bundles only what every destination delivered) and retention, so one bad file
