@@ -103,7 +103,7 @@ struct StoreSourceOptions {
     bool chain_lines = false;            // also deliver open and seal entries (Event::entry)
     /// Where damage is alerted (one ledger for every destination of the agent). Without one the
     /// reader never skips: it holds at any damage (fail-safe; tools and tests).
-    std::shared_ptr<StoreDamageLedger> damage;
+    std::shared_ptr<StoreDamageLedger> damage{};
     /// false: hold at every damaged place (alerted) until it is repaired, never skip (a stricter
     /// policy a deployment may choose; see the cost above).
     bool skip_damage = true;
