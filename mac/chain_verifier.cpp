@@ -219,6 +219,9 @@ void ChainVerifier::seal_line(std::string_view text, std::uint64_t line_no) {
 }
 
 SegmentTotals ChainVerifier::end_segment(bool newest_unsealed_ok) {
+    // No segment open (none begun, or begin_segment() skipped a replayed one): the chain's end
+    // stays where the last verified segment left it.
+    if (!in_segment_) return SegmentTotals{};
     if (check_macs_ && first_record_ && !open_mac_ok_)
         fault(FaultKind::open_mac_mismatch, 1, 0, "the open line does not verify (modified, or the key is wrong)");
     if (!sealed_ && !newest_unsealed_ok)

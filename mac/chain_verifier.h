@@ -55,6 +55,7 @@ public:
     /// `too_long` for a line over the limit).
     void line(std::string_view text, std::uint64_t line_no, bool terminated = true, bool too_long = false);
     /// Ends the segment. `newest_unsealed_ok`: a missing seal is the open tail, not a fault.
+    /// Without an open segment (begin_segment() returned false) it changes nothing.
     SegmentTotals end_segment(bool newest_unsealed_ok);
 
     /// Called for each well-formed record line with its sequence number, its MAC as written and

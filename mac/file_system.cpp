@@ -22,6 +22,9 @@ public:
     int ftruncate(int fd, off_t size) override { return ::ftruncate(fd, size); }
     int truncate(const char* path, off_t size) override { return ::truncate(path, size); }
     int unlink(const char* path) override { return ::unlink(path); }
+    int fallocate(int fd, int mode, off_t offset, off_t length) override {
+        return ::fallocate(fd, mode, offset, length);
+    }
 };
 
 }  // namespace

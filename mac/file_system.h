@@ -31,6 +31,8 @@ public:
     virtual int ftruncate(int fd, off_t size) = 0;
     virtual int truncate(const char* path, off_t size) = 0;
     virtual int unlink(const char* path) = 0;
+    /// fallocate(2): `mode` 0 or FALLOC_FL_KEEP_SIZE (space reserved past the end, size unchanged).
+    virtual int fallocate(int fd, int mode, off_t offset, off_t length) = 0;
 };
 
 /// The real file system: each call is the system call of the same name.

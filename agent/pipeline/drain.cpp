@@ -72,9 +72,11 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
       alerts_(alerts),
       options_(options),
       now_ms_(std::move(now_ms)),
-      verifier_(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); }),
+      verifier_(
+          std::make_unique<mac::ChainVerifier>(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); })),
       batch_latency_(kBatchLatencyBounds),
       record_latency_(kRecordLatencyBounds) {
+    verified_entry_no_ = store_.durable().entry_no;
     if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
 }
 
@@ -99,7 +101,8 @@ void Drain::on_fault(mac::Fault&& f) {
 }
 
 Status Drain::restore() {
-    if (auto end = store_.durable().chain_end()) verifier_.resume(*end);
+    verified_entry_no_ = store_.durable().entry_no;
+    if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
     const std::string path = store_.current_path();
     if (path.empty()) return {};
     // The open segment was verified when it was drained; verifying it again proves nobody
@@ -121,11 +124,11 @@ Status Drain::restore() {
                       path + ": the open segment does not start with an open line");
                 return {};
             }
-            verifier_.begin_segment(*open, line.text, std::filesystem::path(path).filename().string());
+            verifier_->begin_segment(*open, line.text, std::filesystem::path(path).filename().string());
             segment_opened_ms_ = now_ms_();
             rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
         } else {
-            verifier_.line(line.text, line.number, line.terminated, line.too_long);
+            verifier_->line(line.text, line.number, line.terminated, line.too_long);
         }
         segment_line_ = line.number;
     }
@@ -137,7 +140,7 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
     if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     switch (e.kind) {
         case EntryKind::open: {
-            if (verifier_.in_segment()) verifier_.end_segment(false);  // the module never sealed it
+            if (verifier_->in_segment()) verifier_->end_segment(false);  // the module never sealed it
             auto open = mac::parse_open_line(text);
             segment_line_ = 1;
             if (!open) {
@@ -145,7 +148,7 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
                       "malformed open line from the module: " + open.error().message);
                 return;
             }
-            verifier_.begin_segment(*open, text, mac::segment_file_name(open->serial, open->epoch));
+            verifier_->begin_segment(*open, text, mac::segment_file_name(open->serial, open->epoch));
             segment_opened_ms_ = now_ms_();
             rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
             seal_requested_ = false;
@@ -154,9 +157,9 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
         case EntryKind::record:
         case EntryKind::seal:
             ++segment_line_;
-            verifier_.line(text, segment_line_);
+            verifier_->line(text, segment_line_);
             if (e.kind == EntryKind::record) watch_record(text, e.seq);
-            if (e.kind == EntryKind::seal) verifier_.end_segment(false);
+            if (e.kind == EntryKind::seal && verifier_->in_segment()) verifier_->end_segment(false);
             return;
     }
 }
@@ -179,12 +182,36 @@ void Drain::set_options(const DrainOptions& options) {
 }
 
 Result<std::size_t> Drain::step() {
+    Result<std::size_t> r = make_error(errc::internal, "drain step did not run");
+    try {
+        r = step_once();
+    } catch (const std::exception& e) {
+        r = make_error(errc::internal, std::string("drain step threw: ") + e.what());
+    } catch (...) {
+        r = make_error(errc::internal, "drain step threw an unknown exception");
+    }
+    if (!r) {
+        on_step_failed(r.error());
+    } else if (failures_ != 0) {
+        raise(
+            "drain.recovered", Severity::info,
+            "the drain stores and acknowledges records again after " + std::to_string(failures_) + " failed attempts");
+        failures_ = 0;
+        failed_condition_.clear();
+        failures_since_alert_ = 0;
+        std::lock_guard lock(stats_mutex_);
+        stats_.failing = false;
+    }
+    return r;
+}
+
+Result<std::size_t> Drain::step_once() {
     {
         std::lock_guard lock(options_mutex_);
         if (pending_options_) {
             options_ = *pending_options_;
             pending_options_.reset();
-            if (verifier_.in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+            if (verifier_->in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
         }
     }
     if (ack_paused_.load()) {
@@ -196,6 +223,7 @@ Result<std::size_t> Drain::step() {
         stats_.last_step_ms = now;  // paused on purpose, not stuck: the watchdog must not restart us
         return std::size_t{0};
     }
+    if (store_.broken()) HSMAUDIT_TRY(reopen_store());
     batch_.clear();
     batch_record_ms_.clear();
     auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
@@ -203,7 +231,6 @@ Result<std::size_t> Drain::step() {
     const auto read_at = std::chrono::steady_clock::now();
     std::uint64_t records = 0, seals = 0, last_seq = 0;
     for (const EntryRef& e : batch_.entries) {
-        verify_entry(batch_, e);
         if (e.kind == EntryKind::record) {
             ++records;
             last_seq = e.seq;
@@ -211,14 +238,14 @@ Result<std::size_t> Drain::step() {
             ++seals;
         }
     }
-    if (records != 0) {
-        std::lock_guard lock(stats_mutex_);
-        stats_.records_verified += records;
-    }
     if (!batch_.empty()) {
-        HSMAUDIT_TRY(store_.append(batch_));
-        HSMAUDIT_TRY(store_.commit());
-        HSMAUDIT_TRY(source_.acknowledge(store_.durable().entry_no));
+        if (auto st = store_batch(); !st) {
+            // Whatever of the batch became durable is verified; the rest is read again.
+            (void)reopen_store();
+            return std::move(st).error();
+        }
+        verify_durable(batch_);
+        HSMAUDIT_TRY(acknowledge_durable());
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
         if (!batch_record_ms_.empty()) {
             const std::int64_t acked_ms = now_ms_();
@@ -230,12 +257,15 @@ Result<std::size_t> Drain::step() {
         std::lock_guard lock(stats_mutex_);
         stats_.entries += batch_.entries.size();
         stats_.records += records;
+        stats_.records_verified += records;
         stats_.bytes_stored += batch_.text.size();
         stats_.seals += seals;
         ++stats_.commits;
-        stats_.acked_entry_no = store_.durable().entry_no;
         if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
         if (last_seq != 0) stats_.last_seq = last_seq;
+    } else {
+        // What a re-opened store found durable (a commit whose fsync failed, written again).
+        HSMAUDIT_TRY(acknowledge_durable());
     }
     const std::int64_t now = now_ms_();
     maybe_rotate(now);
@@ -248,16 +278,95 @@ Result<std::size_t> Drain::step() {
     return batch_.entries.size();
 }
 
+Status Drain::acknowledge_durable() {
+    const std::uint64_t durable = store_.durable().entry_no;
+    if (durable <= acked_entry_no_) return {};
+    HSMAUDIT_TRY(source_.acknowledge(durable));
+    acked_entry_no_ = durable;
+    std::lock_guard lock(stats_mutex_);
+    stats_.acked_entry_no = durable;
+    return {};
+}
+
+Status Drain::store_batch() {
+    HSMAUDIT_TRY(store_.append(batch_));
+    return store_.commit();
+}
+
+Status Drain::reopen_store() {
+    if (auto st = store_.reopen(); !st) return st;
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.store_reopens;
+    }
+    // A commit whose position write reached the file although its fsync failed is durable now
+    // (re-opening wrote it again): verify those entries, from the batch still in memory.
+    verify_durable(batch_);
+    if (verified_entry_no_ != store_.durable().entry_no) return rebuild_verifier();
+    return {};
+}
+
+void Drain::verify_durable(const EntryBatch& batch) {
+    const std::uint64_t durable = store_.durable().entry_no;
+    for (const EntryRef& e : batch.entries) {
+        if (e.entry_no <= verified_entry_no_ || e.entry_no > durable) continue;
+        verify_entry(batch, e);
+        verified_entry_no_ = e.entry_no;
+    }
+}
+
+Status Drain::rebuild_verifier() {
+    // The store and the verifier disagree (never expected): start again from what the store
+    // holds, as a restart does. Faults already reported in the open segment may be reported again.
+    verifier_ =
+        std::make_unique<mac::ChainVerifier>(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); });
+    raise("drain.verifier_rebuilt", Severity::warning,
+          "online verification restarted from the store at entry " + std::to_string(store_.durable().entry_no) +
+              " after a write failure");
+    return restore();
+}
+
+void Drain::on_step_failed(const Error& e) {
+    ++failures_;
+    const std::int64_t now = now_ms_();
+    // The condition, without the numbers that change at every retry: one alert per condition,
+    // then a reminder at most once a minute with how often it failed meanwhile.
+    std::string condition = e.code.message();
+    ++failures_since_alert_;
+    const bool changed = condition != failed_condition_;
+    if (changed || now - failed_alerted_ms_ >= 60'000) {
+        std::string msg = "drain step failed: " + e.describe();
+        if (!changed && failures_since_alert_ > 1)
+            msg += " (" + std::to_string(failures_since_alert_) + " failed attempts since the last alert)";
+        msg += "; the module keeps every record not yet stored; retrying";
+        raise("drain.failed", Severity::critical, std::move(msg));
+        failed_alerted_ms_ = now;
+        failed_condition_ = std::move(condition);
+        failures_since_alert_ = 0;
+    }
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.step_failures;
+    stats_.failing = true;
+    stats_.last_step_ms = now;  // failing and retrying is alive, not stuck
+}
+
 void Drain::maybe_rotate(std::int64_t now) {
-    if (seal_requested_ || !verifier_.in_segment()) return;
+    // The store's open segment decides, not the verifier's state (which skips a replayed segment).
+    if (store_.current_path().empty()) return;
+    // A seal asked for and not seen (the module was blocked, or restarted): ask again.
+    if (seal_requested_ && now - seal_requested_ms_ < 30'000) return;
     const bool by_size = store_.open_segment_bytes() >= options_.segment_max_bytes;
     const bool by_time = now >= rotate_at_ms_;
     if (!by_size && !by_time) return;
     if (auto st = source_.request_seal(); !st) {
-        raise("rotation.seal_failed", Severity::warning, "cannot ask the module to seal: " + st.error().describe());
+        if (!seal_failed_alerted_)
+            raise("rotation.seal_failed", Severity::warning, "cannot ask the module to seal: " + st.error().describe());
+        seal_failed_alerted_ = true;
         return;
     }
+    seal_failed_alerted_ = false;
     seal_requested_ = true;
+    seal_requested_ms_ = now;
 }
 
 void Drain::watch_record(std::string_view line, std::uint64_t seq) {
@@ -312,9 +421,14 @@ void Drain::watch_ring(std::int64_t now) {
     last_status_ms_ = now;
     auto st = source_.status();
     if (!st) {
-        raise("module.status_failed", Severity::warning, "cannot read the module's status: " + st.error().describe());
+        // Once per outage, not once a second: the failure is a condition, not an event.
+        if (!status_failed_alerted_)
+            raise("module.status_failed", Severity::warning,
+                  "cannot read the module's status: " + st.error().describe());
+        status_failed_alerted_ = true;
         return;
     }
+    status_failed_alerted_ = false;
     if (st->capacity_bytes == 0) return;
     const double fill = static_cast<double>(st->used_bytes) / static_cast<double>(st->capacity_bytes);
     // The trend over a window, not between two samples: a ring drained in batches saw-tooths
@@ -374,24 +488,15 @@ void Drain::watch_ring(std::int64_t now) {
 
 void Drain::start() {
     thread_ = std::jthread([this](std::stop_token stop) {
-        int failures = 0;
         while (!stop.stop_requested()) {
-            auto r = step();
-            if (r) {
-                failures = 0;
-                continue;
-            }
-            // Nothing is lost: the module keeps every entry until acknowledged. Alert, back off, retry.
-            ++failures;
-            {
-                std::lock_guard lock(stats_mutex_);
-                ++stats_.step_failures;
-            }
-            raise("drain.failed", Severity::critical, "drain step failed: " + r.error().describe());
+            if (step()) continue;
+            // Nothing is lost: the module keeps every entry until acknowledged. step() alerted; back off.
             const auto until = std::chrono::steady_clock::now() +
-                               std::chrono::milliseconds(std::min(5000, 50 << std::min(failures, 7)));
-            while (!stop.stop_requested() && std::chrono::steady_clock::now() < until)
+                               std::chrono::milliseconds(std::min(5000, 50 << std::min(failures_, 7)));
+            while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                watch_ring(now_ms_());  // the ring fills while the store fails: keep alerting on it
+            }
         }
     });
 }

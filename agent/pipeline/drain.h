@@ -1,8 +1,14 @@
 // Drain: the agent's heart. One thread moves audit entries from the module to the store:
-//   read a batch after the stored position -> verify every line online -> append -> commit
-//   (fsync) -> acknowledge to the module.
+//   read a batch after the stored position -> append -> commit (fsync) -> verify every line
+//   online -> acknowledge to the module.
 // A record is acknowledged only once durable, never twice, never skipped. Verification faults
 // become alerts; the offending entries are stored all the same (nothing is ever dropped).
+// Online verification sees exactly what became durable, exactly once: a batch is verified after
+// its commit, so a failed write (ENOSPC, EIO) that is retried never feeds the verifier twice.
+// After a failed append or commit the store is re-opened through its recovery path (see
+// AuditStore) and the drain reads again from what is durable; the module keeps the rest. While
+// the store keeps failing the drain backs off (to 5 s), alerts drain.failed once per condition
+// and then at most once a minute, and drain.recovered when a batch is stored again.
 // It also rotates segments (asks the module to seal by size and by time) and watches the ring's
 // fill to alert before the module blocks.
 //
@@ -75,7 +81,9 @@ struct DrainStats {
     bool module_blocked = false;
     bool acks_paused = false;                   // set_ack_paused(true): nothing is read, stored or acknowledged
     std::optional<std::uint64_t> sealed_epoch;  // the newest epoch whose seal is committed in the store
-    std::int64_t last_step_ms = 0;              // when the drain last completed a step (liveness for the watchdog)
+    std::int64_t last_step_ms = 0;    // when the drain last completed a step or a retry (liveness for the watchdog)
+    bool failing = false;             // the last step failed (the store or the module); retrying with back-off
+    std::uint64_t store_reopens = 0;  // the store re-opened through its recovery path after a write failure
 };
 
 class Config;
@@ -95,8 +103,9 @@ public:
     /// Re-verifies the open segment already in the store (a restart), so online verification
     /// continues exactly where it stopped. Call once before step() or start().
     Status restore();
-    /// One iteration: read, verify, store, commit, acknowledge; rotation and ring watch.
-    /// Returns the number of entries moved.
+    /// One iteration: read, store, commit, verify, acknowledge; rotation and ring watch.
+    /// Returns the number of entries moved. A failure is alerted here (drain.failed, rate-limited;
+    /// drain.recovered at the next success) and never throws.
     Result<std::size_t> step();
     /// Runs step() on an owned thread until stop(). A failing step is retried with back-off
     /// and alerted; the module keeps everything until it is acknowledged.
@@ -125,6 +134,13 @@ public:
 
 private:
     void on_fault(mac::Fault&& f);
+    Result<std::size_t> step_once();
+    Status store_batch();
+    Status acknowledge_durable();
+    Status reopen_store();
+    Status rebuild_verifier();
+    void verify_durable(const EntryBatch& batch);
+    void on_step_failed(const Error& e);
     void verify_entry(const EntryBatch& batch, const EntryRef& e);
     void maybe_rotate(std::int64_t now);
     void watch_ring(std::int64_t now);
@@ -138,12 +154,20 @@ private:
     AlertSink& alerts_;
     DrainOptions options_;
     NowMs now_ms_;
-    mac::ChainVerifier verifier_;
+    std::unique_ptr<mac::ChainVerifier> verifier_;
+    std::uint64_t verified_entry_no_ = 0;  // the verifier has seen every stored entry through this one
+    std::uint64_t acked_entry_no_ = 0;     // acknowledged to the module through this entry
+    int failures_ = 0;                     // consecutive failed steps
     EntryBatch batch_;
     std::uint64_t segment_line_ = 0;
     std::int64_t segment_opened_ms_ = 0;
     std::int64_t rotate_at_ms_ = INT64_MAX;
     bool seal_requested_ = false;
+    std::int64_t seal_requested_ms_ = 0;
+    bool seal_failed_alerted_ = false;
+    std::int64_t failed_alerted_ms_ = INT64_MIN / 2;  // when drain.failed was last raised
+    std::string failed_condition_;                    // the error class it named ("" while healthy)
+    std::uint64_t failures_since_alert_ = 0;
     CheckpointSink checkpoint_sink_;
     std::int64_t last_record_ms_ = 0;  // the module's clock at the previous record (0: none seen)
     std::uint64_t last_boot_ = 0;      // the module's boot counter at the previous record (0: none seen)
@@ -153,6 +177,7 @@ private:
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;
+    bool status_failed_alerted_ = false;
 
     std::atomic<bool> ack_paused_{false};
     std::mutex options_mutex_;

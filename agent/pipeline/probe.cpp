@@ -42,11 +42,19 @@ std::vector<prometheus::MetricFamily> drain_families(const DrainStats& d, const 
     out.push_back(counter("hsmaudit_drain_step_failures_total",
                           "Drain steps that failed (I/O, module unreachable); each is alerted and retried.",
                           static_cast<double>(d.step_failures)));
+    out.push_back(gauge("hsmaudit_drain_failing",
+                        "1 while drain steps fail (the store cannot write: a full disk, I/O errors; or the module "
+                        "is unreachable) and are retried with back-off; nothing is acknowledged meanwhile.",
+                        d.failing ? 1.0 : 0.0));
+    out.push_back(counter("hsmaudit_store_reopens_total",
+                          "Times the audit store was re-opened through its recovery path after a failed write or "
+                          "fsync.",
+                          static_cast<double>(d.store_reopens)));
     out.push_back(gauge("hsmaudit_drain_acks_paused",
                         "1 while retention holds the drain at the store quota (nothing is read or acknowledged).",
                         d.acks_paused ? 1.0 : 0.0));
     out.push_back(gauge("hsmaudit_drain_last_step_timestamp_seconds",
-                        "When the drain last completed a step (Unix time).", seconds(d.last_step_ms)));
+                        "When the drain last completed a step or a retry after a failed one (Unix time).", seconds(d.last_step_ms)));
     out.push_back(gauge("hsmaudit_chain_last_sequence", "Sequence number of the newest record stored.",
                         static_cast<double>(d.last_seq)));
     out.push_back(gauge("hsmaudit_drain_acknowledged_entry",

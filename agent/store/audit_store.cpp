@@ -100,7 +100,9 @@ struct AuditStore::OpenFile {
 };
 
 AuditStore::AuditStore(AuditStoreOptions options, const mac::AuditKey& key)
-    : options_(std::move(options)), store_key_(mac::store_key(key)) {}
+    : options_(std::move(options)),
+      fs_(options_.fs != nullptr ? *options_.fs : mac::posix_file_system()),
+      store_key_(mac::store_key(key)) {}
 
 AuditStore::~AuditStore() {
     mac::secure_zero(store_key_.data(), store_key_.size());
@@ -121,7 +123,17 @@ std::uint64_t AuditStore::open_segment_bytes() const {
     return cur_ ? cur_->written + cur_->pending.size() : 0;
 }
 
+Status AuditStore::fail(Error e) {
+    broken_ = true;
+    return e;
+}
+
 Status AuditStore::recover() {
+    // Everything in memory is dropped: only the position file and the files speak.
+    cur_.reset();
+    position_fd_.reset();
+    dir_dirty_ = false;
+    recovery_.clear();
     const fs::path root(options_.dir);
     const fs::path current = root / kCurrentDir;
     const fs::path ready = root / kReadyDir;
@@ -132,7 +144,7 @@ Status AuditStore::recover() {
         fs::permissions(d, fs::perms::owner_all, ec);
     }
     const std::string pos_path = (root / kPositionFile).string();
-    position_fd_.reset(::open(pos_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    position_fd_.reset(fs_.open(pos_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!position_fd_.valid()) return io("cannot open " + pos_path);
     std::string slots(2 * kSlotBytes, '\0');
     const ssize_t n = ::pread(position_fd_.get(), slots.data(), slots.size(), 0);
@@ -142,43 +154,52 @@ Status AuditStore::recover() {
         auto p = parse_slot(std::string_view(slots).substr(static_cast<std::size_t>(i) * kSlotBytes, kSlotBytes));
         if (p && (!best || p->generation > best->generation)) best = p;
     }
-    if (!best && n > 0 && std::any_of(slots.begin(), slots.end(), [](char c) { return c != '\0'; }))
+    const bool never_written = std::all_of(slots.begin(), slots.end(), [](char c) { return c == '\0'; });
+    if (!best && !never_written)
         return make_error(errc::io_error, pos_path + " is damaged (no valid slot); run 'hsmaudit fsck'");
     StorePosition p = best.value_or(StorePosition{});
+    if (never_written) {
+        // A new store: generation 0 (empty) goes into slot 0 first, so a first commit torn in
+        // slot 1 falls back to it instead of leaving a position file with no valid slot.
+        HSMAUDIT_TRY(write_position(p));
+    }
 
     auto note = [&](const std::string& what) { recovery_ += what + "\n"; };
     // Files in current/ that the position does not name were created after the last commit.
-    for (const auto& entry : fs::directory_iterator(current, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name == p.current) continue;
-        fs::remove(entry.path(), ec);
-        note("removed uncommitted " + entry.path().string());
+    std::vector<fs::path> stray;
+    for (fs::directory_iterator it(current, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string() != p.current) stray.push_back(it->path());
+    if (ec) return make_error(errc::io_error, "cannot list " + current.string() + ": " + ec.message());
+    for (const auto& path : stray) {
+        if (fs_.unlink(path.c_str()) != 0 && errno != ENOENT) return io("cannot remove " + path.string());
+        note("removed uncommitted " + path.string());
     }
     if (!p.current.empty()) {
         const fs::path cur = current / p.current;
-        if (!fs::exists(cur) && fs::exists(ready / p.current)) {
+        if (!fs::exists(cur, ec) && fs::exists(ready / p.current, ec)) {
             // Sealed and moved after the last commit: the seal was never acknowledged; undo.
-            fs::rename(ready / p.current, cur, ec);
-            if (ec) return make_error(errc::io_error, "cannot move back " + p.current + ": " + ec.message());
+            if (fs_.rename((ready / p.current).c_str(), cur.c_str()) != 0) return io("cannot move back " + p.current);
             note("moved " + p.current + " back from " + kReadyDir + " (sealed after the last commit)");
+            dir_dirty_ = true;
         }
-        if (!fs::exists(cur))
+        if (!fs::exists(cur, ec))
             return make_error(errc::io_error, "store damaged: the open segment " + cur.string() +
                                                   " recorded in the position file is missing; run 'hsmaudit fsck'");
         const std::uint64_t size = fs::file_size(cur, ec);
+        if (ec) return make_error(errc::io_error, "cannot size " + cur.string() + ": " + ec.message());
         if (size < p.current_bytes)
             return make_error(errc::io_error, "store damaged: " + cur.string() + " holds " + std::to_string(size) +
                                                   " bytes, fewer than the " + std::to_string(p.current_bytes) +
                                                   " committed; run 'hsmaudit fsck'");
         if (size > p.current_bytes) {
-            if (::truncate(cur.c_str(), static_cast<off_t>(p.current_bytes)) != 0)
+            if (fs_.truncate(cur.c_str(), static_cast<off_t>(p.current_bytes)) != 0)
                 return io("cannot truncate " + cur.string());
             note("cut " + std::to_string(size - p.current_bytes) + " uncommitted bytes off " + cur.string());
         }
         auto f = std::make_unique<OpenFile>();
         f->name = p.current;
         f->written = p.current_bytes;
-        f->fd.reset(::open(cur.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+        f->fd.reset(fs_.open(cur.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0));
         if (!f->fd.valid()) return io("cannot open " + cur.string());
         if (options_.encrypt) {
             auto src = mac::EncryptedFileSource::open(cur.string(), store_key_);
@@ -199,7 +220,27 @@ Status AuditStore::recover() {
     }
     pos_ = p;
     durable_ = p;
-    if (!recovery_.empty()) HSMAUDIT_TRY(fsync_dir(current.string()));
+    if (!recovery_.empty()) HSMAUDIT_TRY(fsync_dir(current.string(), fs_));
+    if (dir_dirty_) {
+        HSMAUDIT_TRY(fsync_dir(ready.string(), fs_));
+        dir_dirty_ = false;
+    }
+    return {};
+}
+
+Status AuditStore::reopen() {
+    broken_ = true;
+    HSMAUDIT_TRY(recover());
+    // Write the recovered position again, under a new generation and through the new descriptor:
+    // the slot read back may be one whose fsync failed (in the page cache, not on disk), and
+    // nothing may be acknowledged on the strength of that.
+    StorePosition next = durable_;
+    next.generation = durable_.generation + 1;
+    HSMAUDIT_TRY(write_position(next));
+    pos_ = next;
+    durable_ = next;
+    broken_ = false;
+    recovery_ += "re-opened after a write failure at entry " + std::to_string(durable_.entry_no) + "\n";
     return {};
 }
 
@@ -214,25 +255,29 @@ Status AuditStore::start_segment(std::string_view open_line) {
     auto f = std::make_unique<OpenFile>();
     f->name = mac::segment_file_name(open->serial, open->epoch);
     const std::string path = (fs::path(options_.dir) / kCurrentDir / f->name).string();
-    f->fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+    f->fd.reset(fs_.open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
     if (!f->fd.valid()) return io("cannot create " + path);
+    // The position names the file from the next commit on; recovery removes it until then.
+    cur_ = std::move(f);
+    pos_.current = cur_->name;
+    pos_.current_bytes = 0;
+    dir_dirty_ = true;
     if (options_.encrypt) {
         auto sealer = mac::ChunkSealer::create(store_key_);
         if (!sealer) return std::move(sealer).error();
-        HSMAUDIT_TRY(write_all(f->fd.get(), sealer->header(), path));
-        f->written = mac::kEncryptedHeaderBytes;
-        f->sealer.emplace(std::move(*sealer));
+        HSMAUDIT_TRY(write_all(cur_->fd.get(), sealer->header(), path, fs_));
+        cur_->written = mac::kEncryptedHeaderBytes;
+        cur_->sealer.emplace(std::move(*sealer));
     }
-    cur_ = std::move(f);
-    pos_.current = cur_->name;
     pos_.current_bytes = cur_->written;
-    dir_dirty_ = true;
     return {};
 }
 
 Status AuditStore::flush(OpenFile& f, bool sync) {
     const std::string path = (fs::path(options_.dir) / kCurrentDir / f.name).string();
     if (!f.pending.empty()) {
+        // On failure nothing here is undone: the store is broken and reopen() re-derives the
+        // written length and the chunk counter from disk.
         if (f.sealer) {
             std::string chunk;
             chunk.reserve(f.pending.size() + mac::kChunkOverheadBytes);
@@ -242,15 +287,15 @@ Status AuditStore::flush(OpenFile& f, bool sync) {
                 HSMAUDIT_TRY(f.sealer->seal(rest.substr(0, n), chunk));
                 rest.remove_prefix(n);
             }
-            HSMAUDIT_TRY(write_all(f.fd.get(), chunk, path));
+            HSMAUDIT_TRY(write_all(f.fd.get(), chunk, path, fs_));
             f.written += chunk.size();
         } else {
-            HSMAUDIT_TRY(write_all(f.fd.get(), f.pending, path));
+            HSMAUDIT_TRY(write_all(f.fd.get(), f.pending, path, fs_));
             f.written += f.pending.size();
         }
         f.pending.clear();
     }
-    if (sync && ::fdatasync(f.fd.get()) != 0) return io("cannot fsync " + path);
+    if (sync && fs_.fdatasync(f.fd.get()) != 0) return io("cannot fsync " + path);
     return {};
 }
 
@@ -259,11 +304,8 @@ Status AuditStore::finish_sealed(std::string_view seal_line) {
     HSMAUDIT_TRY(flush(*cur_, true));
     const fs::path from = fs::path(options_.dir) / kCurrentDir / cur_->name;
     const fs::path to = fs::path(options_.dir) / kReadyDir / cur_->name;
-    std::error_code ec;
-    fs::rename(from, to, ec);
-    if (ec)
-        return make_error(errc::io_error, "cannot move " + from.string() + " to " + to.string() + ": " + ec.message());
-    HSMAUDIT_TRY(fsync_dir((fs::path(options_.dir) / kReadyDir).string()));
+    if (fs_.rename(from.c_str(), to.c_str()) != 0) return io("cannot move " + from.string() + " to " + to.string());
+    HSMAUDIT_TRY(fsync_dir((fs::path(options_.dir) / kReadyDir).string(), fs_));
     dir_dirty_ = true;
     cur_.reset();
     pos_.current.clear();
@@ -272,25 +314,27 @@ Status AuditStore::finish_sealed(std::string_view seal_line) {
 }
 
 Status AuditStore::append(const EntryBatch& batch) {
+    if (broken_) return make_error(errc::io_error, "the store is broken by an earlier write failure; re-open it");
     for (const EntryRef& e : batch.entries) {
         const std::string_view line = batch.line(e);
         switch (e.kind) {
             case EntryKind::open: {
-                HSMAUDIT_TRY(start_segment(line));
+                if (auto st = start_segment(line); !st) return fail(std::move(st).error());
                 cur_->pending += line;
                 break;
             }
             case EntryKind::record:
-                if (!cur_) return make_error(errc::internal, "a record arrived while no segment is open");
+                if (!cur_) return fail(make_error(errc::internal, "a record arrived while no segment is open"));
                 cur_->pending += line;
                 pos_.next_seq = e.seq + 1;
                 break;
             case EntryKind::seal: {
-                if (!cur_) return make_error(errc::internal, "a seal arrived while no segment is open");
+                if (!cur_) return fail(make_error(errc::internal, "a seal arrived while no segment is open"));
                 auto seal = mac::parse_seal_line(line.substr(0, line.size() - 1));
                 if (!seal)
-                    return make_error(errc::internal, "the source sent a malformed seal: " + seal.error().message);
-                HSMAUDIT_TRY(finish_sealed(line));
+                    return fail(
+                        make_error(errc::internal, "the source sent a malformed seal: " + seal.error().message));
+                if (auto st = finish_sealed(line); !st) return fail(std::move(st).error());
                 pos_.has_end = true;
                 pos_.end_epoch = seal->seal.epoch;
                 pos_.end_next_seq = seal->seal.last_seq + 1;
@@ -304,18 +348,20 @@ Status AuditStore::append(const EntryBatch& batch) {
 }
 
 Status AuditStore::commit() {
+    if (broken_) return make_error(errc::io_error, "the store is broken by an earlier write failure; re-open it");
     if (pos_.entry_no == durable_.entry_no && !dir_dirty_) return {};
     if (cur_) {
-        HSMAUDIT_TRY(flush(*cur_, true));
+        if (auto st = flush(*cur_, true); !st) return fail(std::move(st).error());
         pos_.current_bytes = cur_->written;
     }
     if (dir_dirty_) {
-        HSMAUDIT_TRY(fsync_dir((fs::path(options_.dir) / kCurrentDir).string()));
+        if (auto st = fsync_dir((fs::path(options_.dir) / kCurrentDir).string(), fs_); !st)
+            return fail(std::move(st).error());
         dir_dirty_ = false;
     }
     StorePosition next = pos_;
     next.generation = durable_.generation + 1;
-    HSMAUDIT_TRY(write_position(next));
+    if (auto st = write_position(next); !st) return fail(std::move(st).error());
     pos_.generation = next.generation;
     durable_ = next;
     return {};
@@ -326,9 +372,12 @@ Status AuditStore::write_position(const StorePosition& p) {
     if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
     slot.resize(kSlotBytes, '\0');
     const auto offset = static_cast<off_t>((p.generation % 2) * kSlotBytes);
-    if (::pwrite(position_fd_.get(), slot.data(), slot.size(), offset) != static_cast<ssize_t>(slot.size()))
+    const ssize_t n = fs_.pwrite(position_fd_.get(), slot.data(), slot.size(), offset);
+    if (n != static_cast<ssize_t>(slot.size())) {
+        if (n >= 0) errno = ENOSPC;  // a short write: the slot is torn (its checksum rejects it)
         return io("cannot write the position file");
-    if (::fdatasync(position_fd_.get()) != 0) return io("cannot fsync the position file");
+    }
+    if (fs_.fdatasync(position_fd_.get()) != 0) return io("cannot fsync the position file");
     return {};
 }
 

@@ -13,6 +13,14 @@
 // segment sealed after the last commit, and removes files created after it. Everything cut was
 // never acknowledged, so the module's ring still holds it and it is drained again.
 //
+// Failure safety: a failed write, short write, fsync, rename or open (ENOSPC, EIO) leaves the
+// store broken(): an unknown prefix of the batch may be on disk, an fsync error may have dropped
+// dirty pages, and the encryption's chunk counter ran ahead. Every later append()/commit() fails
+// until reopen() runs the same recovery as a restart (fresh descriptors, cut back to the durable
+// length, chain and chunk state re-derived from disk) and writes the position again under a new
+// generation, so nothing rests on an fsync that failed once. The caller then reads again from
+// durable().entry_no: the module still holds everything after it.
+//
 // Thread-safety: not thread-safe; owned and driven by the drain thread.
 #pragma once
 
@@ -26,6 +34,7 @@
 #include "agent/source.h"
 #include "mac/chain_verifier.h"
 #include "mac/encrypted_file.h"
+#include "mac/file_system.h"
 #include "mac/keys.h"
 #include "mac/result.h"
 #include "mac/unique_fd.h"
@@ -35,6 +44,8 @@ namespace hsmaudit::agent {
 struct AuditStoreOptions {
     std::string dir;
     bool encrypt = true;  // AES-256-GCM at rest, key derived from the audit secret
+    /// Every write, fsync, rename, truncate and unlink goes through it (tests inject faults).
+    mac::FileSystem* fs = &mac::posix_file_system();
 };
 
 /// What is durable: the position the drain resumes from after a restart.
@@ -82,10 +93,17 @@ public:
     AuditStore(const AuditStore&) = delete;
     AuditStore& operator=(const AuditStore&) = delete;
 
-    /// Appends entries in order. They are not durable until commit().
+    /// Appends entries in order. They are not durable until commit(). On error the store is
+    /// broken() until reopen().
     Status append(const EntryBatch& batch);
-    /// Makes everything appended durable.
+    /// Makes everything appended durable. On error the store is broken() until reopen().
     Status commit();
+    /// True after a failed append() or commit(): what was appended since the last commit is
+    /// in an unknown state and every append()/commit() fails until reopen() succeeds.
+    [[nodiscard]] bool broken() const { return broken_; }
+    /// Recovers a broken store as a restart would (see the header comment); the appended state
+    /// is then the durable one. On error the store stays broken and reopen() may be tried again.
+    Status reopen();
 
     [[nodiscard]] const StorePosition& durable() const { return durable_; }
     [[nodiscard]] std::uint64_t appended_entry_no() const { return pos_.entry_no; }
@@ -109,14 +127,17 @@ private:
     Status flush(OpenFile& f, bool sync);
     Status finish_sealed(std::string_view seal_line);
     Status write_position(const StorePosition& p);
+    Status fail(Error e);
 
     AuditStoreOptions options_;
+    mac::FileSystem& fs_;
     mac::Bytes32 store_key_{};
     UniqueFd position_fd_;
     StorePosition pos_;      // appended
     StorePosition durable_;  // committed
     std::unique_ptr<OpenFile> cur_;
     bool dir_dirty_ = false;
+    bool broken_ = false;
     std::string recovery_;
 };
 

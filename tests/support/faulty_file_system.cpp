@@ -18,6 +18,7 @@ std::string_view to_string(FsOp op) {
         case FsOp::link: return "link";
         case FsOp::truncate: return "truncate";
         case FsOp::unlink: return "unlink";
+        case FsOp::fallocate: return "fallocate";
         case FsOp::kCount: break;
     }
     return "?";
@@ -82,8 +83,8 @@ FaultyFileSystem::Decision FaultyFileSystem::decide(FsOp op, const std::string& 
         ++injected_;
         return d;
     }
-    const bool consumes_space = short_write_op || op == FsOp::fsync || op == FsOp::fdatasync || op == FsOp::rename ||
-                                op == FsOp::link || (op == FsOp::open && creates);
+    const bool consumes_space = short_write_op || op == FsOp::fsync || op == FsOp::fdatasync || op == FsOp::fallocate ||
+                                op == FsOp::rename || op == FsOp::link || (op == FsOp::open && creates);
     if (full_ && consumes_space) {
         d.error = full_error_;
         ++injected_;
@@ -175,6 +176,10 @@ int FaultyFileSystem::ftruncate(int fd, off_t size) {
 }
 int FaultyFileSystem::truncate(const char* path, off_t size) {
     return call(FsOp::truncate, path, [&] { return mac::posix_file_system().truncate(path, size); });
+}
+int FaultyFileSystem::fallocate(int fd, int mode, off_t offset, off_t length) {
+    return call(FsOp::fallocate, path_of_locked(fd),
+                [&] { return mac::posix_file_system().fallocate(fd, mode, offset, length); });
 }
 int FaultyFileSystem::unlink(const char* path) {
     return call(FsOp::unlink, path, [&] { return mac::posix_file_system().unlink(path); });

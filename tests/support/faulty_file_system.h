@@ -22,7 +22,19 @@
 
 namespace hsmaudit::testing {
 
-enum class FsOp : std::uint8_t { open, write, pwrite, fsync, fdatasync, rename, link, truncate, unlink, kCount };
+enum class FsOp : std::uint8_t {
+    open,
+    write,
+    pwrite,
+    fsync,
+    fdatasync,
+    rename,
+    link,
+    truncate,
+    unlink,
+    fallocate,
+    kCount
+};
 std::string_view to_string(FsOp op);
 
 class FaultyFileSystem final : public mac::FileSystem {
@@ -32,7 +44,7 @@ public:
     void fail_nth(FsOp op, std::uint64_t nth, int error, std::string path_contains = {});
     /// The `nth` write (or pwrite) from now writes only `bytes` of what it is given and reports that.
     void short_write_nth(std::uint64_t nth, std::size_t bytes, std::string path_contains = {});
-    /// While full, every write, pwrite, fsync, fdatasync, creating open, rename and link fails with
+    /// While full, every write, pwrite, fsync, fdatasync, fallocate, creating open, rename and link fails with
     /// ENOSPC (or `error`): a disk that filled up. Reads and truncation still work, as on Linux.
     void set_full(bool full, int error = 28 /* ENOSPC */);
     /// Forgets every rule and the full state (counters are kept).
@@ -53,6 +65,7 @@ public:
     int ftruncate(int fd, off_t size) override;
     int truncate(const char* path, off_t size) override;
     int unlink(const char* path) override;
+    int fallocate(int fd, int mode, off_t offset, off_t length) override;
 
 private:
     struct Rule {

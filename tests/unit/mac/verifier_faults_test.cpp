@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "mac/chain_verifier.h"
 #include "mac/errc.h"
 #include "mac/segment_format.h"
 #include "mac/verifier.h"
@@ -526,6 +527,44 @@ TEST_F(VerifierFaults, UsageAndIoErrorsAreErrorsNotFaults) {
     auto empty = verify_paths({dir_.sub("empty")}, key_options(*keys_));
     ASSERT_FALSE(empty.has_value());
     EXPECT_EQ(empty.error().code, errc::invalid_argument);
+}
+
+}  // namespace
+}  // namespace hsmaudit::mac
+
+namespace hsmaudit::mac {
+namespace {
+
+using namespace hsmaudit::mac::testing;
+
+// The online drain feeds a replayed segment to the verifier line by line and ends it: the
+// duplicate is reported once, and the chain continues from the segment verified before it (a
+// verifier left "stuck" on the skipped segment raised false faults on every later one).
+TEST(ChainVerifierReplay, ASkippedReplayedSegmentLeavesTheChainEndWhereItWas) {
+    TempDir dir;
+    const auto keys = make_keys();
+    const auto paths = write_trail(keys, dir.path(), TrailSpec{{3, 3, 3}, true});
+    std::vector<Fault> faults;
+    ChainVerifier cv(&keys.key, nullptr, [&](Fault&& f) { faults.push_back(std::move(f)); });
+    auto feed = [&](const std::string& path, const std::string& name) {
+        auto lines = read_lines(path);
+        for (auto& l : lines) l.pop_back();  // the verifier takes lines without LF
+        auto open = parse_open_line(lines.front());
+        ASSERT_TRUE(open.has_value());
+        const bool begun = cv.begin_segment(*open, lines.front(), name);
+        for (std::size_t i = 1; i < lines.size(); ++i) cv.line(lines[i], i + 1);
+        if (begun || !cv.in_segment()) (void)cv.end_segment(false);
+    };
+    feed(paths[0], paths[0]);
+    feed(paths[1], paths[1]);
+    feed(paths[1], "replayed.log");
+    ASSERT_TRUE(cv.chain_end().has_value());
+    EXPECT_EQ(cv.chain_end()->file, paths[1]);  // not the skipped copy
+    feed(paths[2], paths[2]);
+    ASSERT_EQ(faults.size(), 1u) << faults.back().message;
+    EXPECT_EQ(faults[0].kind, FaultKind::segment_duplicate);
+    ASSERT_TRUE(cv.chain_end().has_value());
+    EXPECT_EQ(cv.chain_end()->next_seq, 10u);
 }
 
 }  // namespace
