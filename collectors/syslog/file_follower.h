@@ -38,7 +38,7 @@ struct FollowerOptions {
     std::size_t max_bytes_per_poll = std::size_t{4} * 1024 * 1024;  // bound on one poll()'s work (no stall)
     /// FollowerThread: an exception that escapes its thread (from the sink, or out of memory) stops
     /// the follower: counted in Probe::thread_failures and told here (the owner alerts).
-    ThreadFailureHandler on_failure;
+    ThreadFailureHandler on_failure = {};
 };
 
 /// Reads new lines of one log file and delivers them, parsed, to a sink. The file is identified by its

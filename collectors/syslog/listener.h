@@ -26,7 +26,7 @@ struct ListenerOptions {
     int receive_buffer_bytes = 0;                             // SO_RCVBUF for datagram sockets; 0 = default
     /// An exception that escapes the thread (from the sink, or out of memory) stops this listener:
     /// counted in Probe::thread_failures and told here (the owner alerts).
-    ThreadFailureHandler on_failure;
+    ThreadFailureHandler on_failure = {};
 };
 
 /// Receives syslog on one endpoint and delivers every message, parsed, to a sink: datagrams are one
