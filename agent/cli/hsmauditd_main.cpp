@@ -137,9 +137,9 @@ int main(int argc, char** argv) {
         siginfo_t info{};
         const int sig = sigtimedwait(&signals, &info, &timeout);
         if (sig == SIGTERM || sig == SIGINT) break;
-        // Last resort: an exception from a reload or the status file (bytes from disk or the
-        // network in it) must not end the agent: the drain and the exporters run on their own
-        // threads. Logged (the first, then every 100th) and the loop goes on.
+        // Last resort: an exception from a reload, the health check or the status file must not
+        // end the agent (the drain and the exporters run on their own threads). Logged (the
+        // first, then every 100th) and the loop goes on.
         try {
             if (sig == SIGHUP) {
                 notify("RELOADING=1");
@@ -158,8 +158,7 @@ int main(int argc, char** argv) {
                 notify("WATCHDOG=1");
             if (now - last_status >= status_interval) {
                 last_status = now;
-                if (auto st = (*service)->write_status(); !st)
-                    logger().warn("cannot write status: {}", st.error().describe());
+                (void)(*service)->write_status();  // failures: counted, backed off and logged (rate-limited) there
             }
             main_loop_failures = 0;
         } catch (const std::exception& e) {

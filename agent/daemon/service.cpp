@@ -305,6 +305,8 @@ nlohmann::json Service::status_json() const {
                         {"archives_written", a.archives_written},
                         {"segments_archived", a.segments_archived},
                         {"duplicates_removed", a.duplicates_removed},
+                        {"consecutive_failures", a.consecutive_failures},
+                        {"stopped", a.stopped},
                         {"last_archive", a.last_archive},
                         {"last_error", a.last_error}};
     }
@@ -316,6 +318,10 @@ nlohmann::json Service::status_json() const {
                           {"level", std::string(to_string(r.level))},
                           {"acks_paused", r.acks_paused},
                           {"archives_deleted", r.archives_deleted},
+                          {"disk_full", r.disk_full},
+                          {"failures", r.failures},
+                          {"stopped", r.stopped},
+                          {"last_error", r.last_error},
                           {"exporters", r.delivered_seq.has_value()}};
     }
     if (alerts_) {
@@ -336,11 +342,26 @@ nlohmann::json Service::status_json() const {
         const auto w = workload_->stats();
         j["workload"] = {{"ops", w.ops}, {"refused", w.refused}, {"errors", w.errors}};
     }
+    const StatusFileStats sf = status_file_.stats();
+    j["status_file"] = {{"writes", sf.writes},
+                        {"failures", sf.failures},
+                        {"consecutive_failures", sf.consecutive_failures},
+                        {"last_error", sf.last_error}};
     return j;
 }
 
 Status Service::write_status() const {
-    return mac::write_file_atomic(status_file_path(state_dir_), status_json().dump(2) + "\n", 0640, false);
+    // No exception from a component's stats may end the caller's loop; after stop() the final
+    // status is attempted even while backing off.
+    nlohmann::json j;
+    try {
+        j = status_json();
+    } catch (const std::exception& e) {
+        j = {{"time", mac::format_time(wall_clock_ms())},
+             {"pid", static_cast<std::int64_t>(::getpid())},
+             {"error", std::string("cannot gather the status: ") + e.what()}};
+    }
+    return status_file_.write(status_file_path(state_dir_), j, wall_clock_ms(), stopped_);
 }
 
 }  // namespace hsmaudit::agent

@@ -25,6 +25,7 @@
 #include "agent/daemon/syslog_intake.h"
 #include "agent/export/manager.h"
 #include "agent/pipeline/drain.h"
+#include "agent/status_file.h"
 #include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
 #include "agent/store/retention.h"
@@ -60,7 +61,8 @@ public:
     /// True while the drain made progress recently (for the systemd watchdog).
     [[nodiscard]] bool healthy(std::int64_t now_ms, std::int64_t max_silence_ms) const;
     [[nodiscard]] nlohmann::json status_json() const;
-    /// Writes status_json() to <state>/status.json atomically.
+    /// Writes status_json() to <state>/status.json atomically (UTF-8 safe). Failures are counted
+    /// (status_json()["status_file"]), logged rate-limited and backed off here: callers need not log.
     Status write_status() const;
     [[nodiscard]] const std::string& state_dir() const { return state_dir_; }
     [[nodiscard]] std::int64_t status_file_interval_ms() const { return config_.integer("agent.status_interval"); }
@@ -93,6 +95,7 @@ private:
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
     std::vector<std::shared_ptr<prometheus::Collectable>> probes_;
+    mutable StatusFile status_file_;  // write_status(): counts, backoff, rate-limited log
 };
 
 /// Milliseconds since the Unix epoch, UTC (the agent's clock).

@@ -110,20 +110,43 @@ void SyslogIntake::on_message(sl::SyslogMessage&& message) {
 
 void SyslogIntake::stop() {
     for (auto& l : listeners_) l->stop();
+    for (auto& [path, t] : followers_) t->stop();
+    // A follower's position may only be saved once every line it read is durable in the spool:
+    // saved before, a spool write that then fails would lose those lines for good. So the spool
+    // is flushed first; should that fail, the old positions stay, and the next start re-reads
+    // from them (duplicates, never a gap).
+    Status spooled;
+    if (spool_) {
+        spool_->stop();
+        spooled = spool_->flush();  // what a failed final flush left queued, tried once more
+    }
+    if (!spooled && !followers_.empty()) {
+        logger().warn(
+            "not saving the positions of {} followed file(s): the spool could not store everything read ({}); the "
+            "next start reads them again from their last saved position",
+            followers_.size(), spooled.error().describe());
+    }
     for (auto& [path, t] : followers_) {
-        t->stop();
-        const auto pos = t->position();
-        const nlohmann::json j = {{"path", path},
-                                  {"device", pos.device},
-                                  {"inode", pos.inode},
-                                  {"offset", pos.offset},
-                                  {"head", mac::hex_encode(mac::as_bytes(pos.head))}};
-        if (auto st = mac::write_file_atomic(position_file(path), j.dump() + "\n", 0600, false); !st)
-            logger().warn("cannot save the position in {}: {}", path, st.error().describe());
+        if (!spooled) break;
+        try {
+            const auto pos = t->position();
+            const nlohmann::json j = {{"path", path},
+                                      {"device", pos.device},
+                                      {"inode", pos.inode},
+                                      {"offset", pos.offset},
+                                      {"head", mac::hex_encode(mac::as_bytes(pos.head))}};
+            // Not fatal: the previous position file stays whole, so the next start re-reads a
+            // little (duplicates, never a gap); the next stop writes it again.
+            const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            if (auto st = mac::write_file_atomic(position_file(path), text, 0600, false); !st)
+                logger().warn("cannot save the position in {}: {} (the next start re-reads from the last saved one)",
+                              path, st.error().describe());
+        } catch (const std::exception& e) {  // never out of stop(), which destructors call
+            logger().warn("cannot save the position in {}: {}", path, e.what());
+        }
     }
     followers_.clear();
     listeners_.clear();
-    if (spool_) spool_->stop();
 }
 
 nlohmann::json SyslogIntake::status_json() const {

@@ -28,6 +28,11 @@ std::span<const KeySpec> archive_config_keys() {
          "deletion stops once started."},
         {"store.quota_check_interval", KeyType::duration, "5s", "How often the export area is measured.", 100,
          3'600'000},
+        {"store.min_free", KeyType::bytes, "1MiB",
+         "Free space the file system of the store must keep: below it (statvfs, checked with the quota) the agent "
+         "alerts store.disk_full and stops acknowledging, so the module blocks rather than lose records; "
+         "acknowledgements resume once twice this is free.",
+         0, 1LL << 50},
     };
     return kKeys;
 }
@@ -47,6 +52,7 @@ RetentionOptions make_retention_options(const Config& c, const std::string& audi
     o.quota_bytes = static_cast<std::uint64_t>(c.integer("store.quota"));
     o.warning_ratio = c.ratio("store.quota_warning");
     o.interval = std::chrono::milliseconds(c.integer("store.quota_check_interval"));
+    o.min_free_bytes = static_cast<std::uint64_t>(c.integer("store.min_free"));
     return o;
 }
 

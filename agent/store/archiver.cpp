@@ -291,6 +291,24 @@ Status write_entry(archive* a, const std::string& name, std::uint64_t size, std:
     return {};
 }
 
+/// Where libarchive's output goes: the temp file, through the FileSystem (mac::write_all).
+struct ArchiveSink {
+    mac::FileSystem* file_system = nullptr;
+    int fd = -1;
+    std::string path;
+};
+
+la_ssize_t sink_write(archive* a, void* client, const void* buffer, size_t length) {
+    auto* sink = static_cast<ArchiveSink*>(client);
+    if (auto st = mac::write_all(sink->fd, std::string_view(static_cast<const char*>(buffer), length), sink->path,
+                                 *sink->file_system);
+        !st) {
+        archive_set_error(a, EIO, "%s", st.error().message.c_str());
+        return -1;
+    }
+    return static_cast<la_ssize_t>(length);
+}
+
 Status write_data(archive* a, const char* data, std::size_t n, const std::string& name) {
     const la_ssize_t w = archive_write_data(a, data, n);
     if (w < 0 || static_cast<std::size_t>(w) != n)
@@ -468,7 +486,8 @@ Archiver::Archiver(ArchiverOptions options, const mac::AuditKey& key, AlertSink&
       key_(key),
       alerts_(alerts),
       sealed_through_(std::move(sealed_through)),
-      now_ms_(std::move(now_ms)) {}
+      now_ms_(std::move(now_ms)),
+      fs_(options_.file_system != nullptr ? *options_.file_system : mac::posix_file_system()) {}
 
 Archiver::~Archiver() {
     stop();
@@ -482,6 +501,11 @@ std::string Archiver::archive_dir() const {
     return (fs::path(options_.audit_dir) / kArchiveDir).string();
 }
 
+Status Archiver::remove_file(const std::string& path) {
+    if (fs_.unlink(path.c_str()) != 0 && errno != ENOENT) return io("cannot remove " + path);
+    return {};
+}
+
 void Archiver::raise(std::string kind, Severity sev, std::string message) {
     alerts_.alert(Alert{std::move(kind), sev, std::move(message), 0, now_ms_()});
 }
@@ -491,13 +515,13 @@ Result<std::vector<Archiver::Segment>> Archiver::scan_ready(ArchiveRun& run) {
     const std::optional<std::uint64_t> through = sealed_through_();
     std::error_code ec;
     std::size_t waiting = 0;
-    for (const auto& entry : fs::directory_iterator(ready_dir(), ec)) {
-        const std::string name = entry.path().filename().string();
-        if (entry.path().extension() != ".log") continue;
+    for (fs::directory_iterator it(ready_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (it->path().extension() != ".log") continue;
         ++waiting;
         const auto epoch = mac::segment_file_epoch(name);
         if (!epoch || !through || *epoch > *through) continue;  // not (yet) durably sealed
-        candidates.emplace_back(entry.path().string(), *epoch);
+        candidates.emplace_back(it->path().string(), *epoch);
     }
     if (ec) return make_error(errc::io_error, "cannot list " + ready_dir() + ": " + ec.message());
     run.segments_waiting = waiting;
@@ -543,20 +567,18 @@ Result<std::vector<Archiver::Segment>> Archiver::scan_ready(ArchiveRun& run) {
 
 Status Archiver::delete_segments(const std::vector<const Segment*>& segments) {
     for (const Segment* s : segments) {
-        std::error_code ec;
-        fs::remove(s->path, ec);
-        if (ec) return make_error(errc::io_error, "cannot remove " + s->path + ": " + ec.message());
+        HSMAUDIT_TRY(remove_file(s->path));
     }
-    return fsync_dir(ready_dir());
+    return fsync_dir(ready_dir(), fs_);
 }
 
 Status Archiver::reconcile(std::vector<Segment>& segments, ArchiveRun& run) {
     if (segments.empty()) return {};
     std::error_code ec;
     std::vector<std::string> archives;
-    for (const auto& entry : fs::directory_iterator(archive_dir(), ec)) {
-        const std::string name = entry.path().filename().string();
-        if (!name.starts_with(kTempPrefix) && is_archive_name(name)) archives.push_back(entry.path().string());
+    for (fs::directory_iterator it(archive_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.starts_with(kTempPrefix) && is_archive_name(name)) archives.push_back(it->path().string());
     }
     if (ec) return make_error(errc::io_error, "cannot list " + archive_dir() + ": " + ec.message());
     std::sort(archives.begin(), archives.end());
@@ -588,9 +610,12 @@ Status Archiver::reconcile(std::vector<Segment>& segments, ArchiveRun& run) {
             continue;
         }
         logger().warn(
-            "archive: {} already holds {} segment(s) still in {} (a crash before their deletion); "
+            "archive: {} already holds {} segment(s) still in {} (a crash or a failure before their deletion); "
             "read back complete, removing the duplicates",
             archive_path, dups.size(), kReadyDir);
+        // Its directory entry may not be durable yet (a failed fsync of the directory after the
+        // rename): make it so before the only other copy goes.
+        HSMAUDIT_TRY(fsync_dir(archive_dir(), fs_));
         HSMAUDIT_TRY(delete_segments(dups));
         run.duplicates_removed += dups.size();
         std::set<const Segment*> gone(dups.begin(), dups.end());
@@ -607,8 +632,13 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
     const std::string stem =
         "audit-" + group.front().serial + "-" + hex8(group.front().info.epoch) + "-" + hex8(group.back().info.epoch);
     std::string name = stem + ext;
-    for (int n = 1; fs::exists(fs::path(archive_dir()) / name); ++n)
+    for (int n = 1;; ++n) {
+        std::error_code ec;
+        const bool taken = fs::exists(fs::path(archive_dir()) / name, ec);
+        if (ec) return make_error(errc::io_error, "cannot look at " + archive_dir() + ": " + ec.message());
+        if (!taken) break;
         name = stem + "." + std::to_string(n) + ext;  // a damaged archive of the same range is kept aside
+    }
     const std::string final_path = (fs::path(archive_dir()) / name).string();
     const std::string temp_path = (fs::path(archive_dir()) / (kTempPrefix + name)).string();
 
@@ -618,13 +648,15 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
     const std::string manifest_text = render_manifest(manifest);
 
     auto write = [&]() -> Status {
-        UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        UniqueFd fd(fs_.open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (fd.get() < 0) return io("cannot create " + temp_path);
+        ArchiveSink sink{&fs_, fd.get(), temp_path};
         WriteArchive a(archive_write_new());
         if (!a) return make_error(errc::internal, "libarchive: out of memory");
         if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||
             (compress && archive_write_add_filter_gzip(a.get()) != ARCHIVE_OK) ||
-            archive_write_open_fd(a.get(), fd.get()) != ARCHIVE_OK)
+            archive_write_set_bytes_in_last_block(a.get(), 1) != ARCHIVE_OK ||
+            archive_write_open2(a.get(), &sink, nullptr, sink_write, nullptr, nullptr) != ARCHIVE_OK)
             return make_error(errc::io_error, "cannot start " + temp_path + ": " + archive_message(a.get()));
         const std::int64_t now_s = now_ms_() / 1000;
         HSMAUDIT_TRY(write_entry(a.get(), kArchiveManifestName, manifest_text.size(), now_s));
@@ -650,22 +682,28 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
         }
         if (archive_write_close(a.get()) != ARCHIVE_OK)
             return make_error(errc::io_error, "cannot finish " + temp_path + ": " + archive_message(a.get()));
-        if (::fsync(fd.get()) != 0) return io("cannot fsync " + temp_path);
+        // A failed fsync is never retried on this descriptor: the whole temp file is dropped.
+        if (fs_.fsync(fd.get()) != 0) return io("cannot fsync " + temp_path);
         if (!fd.close()) return io("cannot close " + temp_path);
         return {};
     };
+    // On any failure before the rename the temp file goes (or, if even that fails, the next
+    // pass's recovery removes it): the segments are untouched.
     if (auto st = write(); !st) {
-        std::error_code ec;
-        fs::remove(temp_path, ec);
+        (void)remove_file(temp_path);
         return st;
     }
-    if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
+    if (fs_.rename(temp_path.c_str(), final_path.c_str()) != 0) {
         Error e = io("cannot rename " + temp_path + " to " + final_path);
-        std::error_code ec;
-        fs::remove(temp_path, ec);
+        (void)remove_file(temp_path);
         return e;
     }
-    HSMAUDIT_TRY(fsync_dir(archive_dir()));
+    if (auto st = fsync_dir(archive_dir(), fs_); !st) {
+        // Not known durable: the segments stay, and this copy goes (should removing it fail
+        // too, the next pass reads it back and makes it durable before deleting anything).
+        (void)remove_file(final_path);
+        return st;
+    }
 
     // Durable: now prove it reads back identical before anything is deleted.
     std::vector<std::pair<std::string, std::string>> compare;
@@ -675,9 +713,8 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
         bundled.push_back(&s);
     }
     if (auto st = check_archive(final_path, compare); !st) {
-        std::error_code ec;
-        fs::remove(final_path, ec);  // the segments are intact; this copy is not trusted
-        (void)fsync_dir(archive_dir());
+        (void)remove_file(final_path);  // the segments are intact; this copy is not trusted
+        (void)fsync_dir(archive_dir(), fs_);
         return make_error(
             errc::io_error,
             final_path + " did not read back identical, removed it (the segments stay): " + st.error().message);
@@ -699,15 +736,14 @@ Result<ArchiveRun> Archiver::run_once() {
 
     // A crash before the rename: the segments are all still in ready_for_archive.
     std::vector<fs::path> temps;
-    for (const auto& entry : fs::directory_iterator(archive_dir(), ec))
-        if (entry.path().filename().string().starts_with(kTempPrefix)) temps.push_back(entry.path());
+    for (fs::directory_iterator it(archive_dir(), ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().starts_with(kTempPrefix)) temps.push_back(it->path());
     if (ec) return make_error(errc::io_error, "cannot list " + archive_dir() + ": " + ec.message());
     for (const auto& t : temps) {
-        fs::remove(t, ec);
-        if (ec) return make_error(errc::io_error, "cannot remove " + t.string() + ": " + ec.message());
+        HSMAUDIT_TRY(remove_file(t.string()));
         ++run.temps_removed;
     }
-    if (!temps.empty()) HSMAUDIT_TRY(fsync_dir(archive_dir()));
+    if (!temps.empty()) HSMAUDIT_TRY(fsync_dir(archive_dir(), fs_));
 
     auto segments = scan_ready(run);
     if (!segments) return std::move(segments).error();
@@ -732,12 +768,13 @@ Result<ArchiveRun> Archiver::run_once() {
 
 Result<bool> Archiver::tick() {
     const std::int64_t now = now_ms_();
-    bool due = next_run_ms_ == 0 || now >= next_run_ms_;
+    if (failing_ > 0 && now < retry_at_ms_) return false;  // backing off after a failure: no spinning
+    bool due = next_run_ms_ == 0 || now >= next_run_ms_ || failing_ > 0;
     if (!due) {
         std::size_t waiting = 0;
         std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(ready_dir(), ec))
-            if (entry.path().extension() == ".log") ++waiting;
+        for (fs::directory_iterator it(ready_dir(), ec), end; !ec && it != end; it.increment(ec))
+            if (it->path().extension() == ".log") ++waiting;
         // A count that a pass could not lower (segments not yet committed, unreadable ones) does
         // not start another pass until it changes.
         due = !ec && waiting > options_.max_segments && waiting != waiting_after_run_;
@@ -745,27 +782,77 @@ Result<bool> Archiver::tick() {
     if (!due) return false;
     auto run = run_once();
     if (!run) {
+        ++failing_;
+        // Exponential backoff from retry_min, at most retry_max and never longer than the schedule.
+        std::int64_t wait = std::max<std::int64_t>(options_.retry_min.count(), 1);
+        for (std::uint64_t i = 1; i < failing_ && wait < options_.retry_max.count(); ++i) wait *= 2;
+        wait = std::min({wait, static_cast<std::int64_t>(options_.retry_max.count()),
+                         static_cast<std::int64_t>(options_.interval.count())});
+        retry_at_ms_ = now + wait;
+        const std::string why = run.error().describe();
         {
             std::lock_guard lock(stats_mutex_);
             ++stats_.failures;
-            stats_.last_error = run.error().describe();
+            stats_.consecutive_failures = failing_;
+            stats_.next_attempt_ms = retry_at_ms_;
+            stats_.last_error = why;
         }
-        raise("archive.failed", Severity::warning,
-              "archiving failed (nothing was deleted; retrying in a minute): " + run.error().describe());
-        next_run_ms_ = now + std::min<std::int64_t>(options_.interval.count(), 60'000);
+        if (failing_ == 1) {
+            // Once per failing spell: the stats and metrics count the rest.
+            logger().error("archive: a pass failed (nothing was deleted; retrying with backoff): {}", why);
+            raise("archive.failed", Severity::critical,
+                  "archiving failed (no segment was deleted; they stay in ready_for_archive and are retried with "
+                  "backoff): " +
+                      why);
+        }
         return std::move(run).error();
+    }
+    if (failing_ > 0) {
+        logger().info("archive: archiving works again after {} failed pass(es)", failing_);
+        raise("archive.failed_clear", Severity::info,
+              "archiving works again after " + std::to_string(failing_) + " failed pass(es)");
+        failing_ = 0;
+        std::lock_guard lock(stats_mutex_);
+        stats_.consecutive_failures = 0;
+        stats_.next_attempt_ms = 0;
     }
     next_run_ms_ = now + options_.interval.count();
     waiting_after_run_ = run->segments_waiting;
     return true;
 }
 
+void Archiver::thread_body(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+        (void)tick();  // failures are alerted, counted and backed off by tick()
+        std::unique_lock lock(wake_mutex_);
+        wake_.wait_for(lock, stop, options_.poll_interval, [] { return false; });
+    }
+}
+
 void Archiver::start() {
     thread_ = std::jthread([this](std::stop_token stop) {
-        while (!stop.stop_requested()) {
-            (void)tick();  // failures are alerted and counted by tick()
-            std::unique_lock lock(wake_mutex_);
-            wake_.wait_for(lock, stop, options_.poll_interval, [] { return false; });
+        // The last resort: nothing that escapes a pass ends the daemon. The archiver stops (the
+        // segments stay in ready_for_archive, where retention counts them and nothing is lost).
+        std::string what;
+        try {
+            thread_body(stop);
+            return;
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+            what = "an unknown exception";
+        }
+        try {
+            {
+                std::lock_guard lock(stats_mutex_);
+                stats_.stopped = true;
+                stats_.last_error = "stopped: " + what;
+            }
+            logger().critical("archive: the archiver stopped on an unexpected error: {}", what);
+            raise("archive.crashed", Severity::critical,
+                  "the archiver stopped on an unexpected error (" + what +
+                      "); sealed segments stay in ready_for_archive until the agent restarts");
+        } catch (...) {
         }
     });
 }

@@ -16,6 +16,13 @@
 // both; every run first removes stale temp files and, for segments that an archive also holds,
 // deletes them only after that archive reads back complete and identical.
 //
+// Failures (a full disk, EIO, a failed fsync or rename): the temp file is removed, nothing is
+// deleted, the pass fails and the next one waits (backoff, no spinning); one `archive.failed`
+// alert (critical) per failing spell and one `archive.failed_clear` when a pass succeeds again.
+// Every write, fsync, rename and unlink goes through ArchiverOptions::file_system (the seam
+// tests use to inject faults). The thread body catches what escapes a pass: it alerts
+// `archive.crashed` and stops the archiver; segments stay in ready_for_archive.
+//
 // Thread-safety: Archiver's run_once()/tick() are not reentrant (the archiver's own thread calls
 // them, or a test); stats() from any thread. TarExpander is stateless and reentrant.
 #pragma once
@@ -32,6 +39,7 @@
 #include <vector>
 
 #include "agent/alerts.h"
+#include "mac/file_system.h"
 #include "mac/keys.h"
 #include "mac/result.h"
 #include "mac/verifier.h"
@@ -42,11 +50,14 @@ inline constexpr char kArchiveDir[] = "archive";
 inline constexpr char kArchiveManifestName[] = "hsmaudit-archive.txt";
 
 struct ArchiverOptions {
-    std::string audit_dir;                           // the store's directory (<state>/audit)
-    std::chrono::milliseconds interval{3'600'000};   // bundle on this schedule
-    std::size_t max_segments = 64;                   // ... and as soon as more than this many wait
-    bool compress = true;                            // gzip (only when the segments are plaintext)
-    std::chrono::milliseconds poll_interval{5'000};  // how often the thread looks at the clock and the count
+    std::string audit_dir;                                     // the store's directory (<state>/audit)
+    std::chrono::milliseconds interval{3'600'000};             // bundle on this schedule
+    std::size_t max_segments = 64;                             // ... and as soon as more than this many wait
+    bool compress = true;                                      // gzip (only when the segments are plaintext)
+    std::chrono::milliseconds poll_interval{5'000};            // how often the thread looks at the clock and the count
+    std::chrono::milliseconds retry_min{5'000};                // after a failed pass, wait this long, doubling...
+    std::chrono::milliseconds retry_max{300'000};              // ... up to this (and never longer than interval)
+    mac::FileSystem* file_system = &mac::posix_file_system();  // every write, fsync, rename, unlink
 };
 
 class Config;
@@ -102,7 +113,10 @@ struct ArchiverStats {
     std::uint64_t archives_written = 0;
     std::uint64_t segments_archived = 0;
     std::uint64_t duplicates_removed = 0;
+    std::uint64_t consecutive_failures = 0;  // 0 once a pass succeeds
     std::int64_t last_run_ms = 0;
+    std::int64_t next_attempt_ms = 0;  // when the thread tries again after a failure (0: none pending)
+    bool stopped = false;              // the thread stopped on an unexpected exception (archive.crashed)
     std::string last_archive;
     std::string last_error;
 };
@@ -147,7 +161,9 @@ private:
     Status reconcile(std::vector<Segment>& segments, ArchiveRun& run);
     Status bundle(const std::vector<Segment>& group, ArchiveRun& run);
     Status delete_segments(const std::vector<const Segment*>& segments);
+    Status remove_file(const std::string& path);
     void raise(std::string kind, Severity sev, std::string message);
+    void thread_body(const std::stop_token& stop);
     [[nodiscard]] std::string ready_dir() const;
     [[nodiscard]] std::string archive_dir() const;
 
@@ -157,7 +173,10 @@ private:
     SealedThrough sealed_through_;
     DeliveredThrough delivered_;
     NowMs now_ms_;
+    mac::FileSystem& fs_;
     std::int64_t next_run_ms_ = 0;              // 0: at the first tick
+    std::int64_t retry_at_ms_ = 0;              // after a failure: no pass (not even by count) before this
+    std::uint64_t failing_ = 0;                 // consecutive failed passes
     std::size_t waiting_after_run_ = 0;         // the count that did not trigger a useful pass
     std::set<std::string> unreadable_alerted_;  // alert once per segment, once per archive
     std::set<std::string> damaged_alerted_;

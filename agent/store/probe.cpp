@@ -52,6 +52,20 @@ std::vector<prometheus::MetricFamily> store_families(const std::optional<Retenti
                               static_cast<double>(r.archives_deleted)));
         out.push_back(counter("hsmaudit_store_deleted_bytes_total", "Bytes retention deleted since the agent started.",
                               static_cast<double>(r.bytes_deleted)));
+        out.push_back(gauge("hsmaudit_store_disk_full",
+                            "1 while the store's file system has less than store.min_free available (the drain is "
+                            "paused), else 0.",
+                            r.disk_full ? 1.0 : 0.0));
+        if (r.available_bytes)
+            out.push_back(gauge("hsmaudit_store_available_bytes",
+                                "Bytes available on the store's file system at the last check (statvfs).",
+                                static_cast<double>(*r.available_bytes)));
+        out.push_back(counter("hsmaudit_retention_failures_total",
+                              "Retention checks or deletions that failed (alerted once per spell, retried).",
+                              static_cast<double>(r.failures)));
+        out.push_back(gauge("hsmaudit_retention_stopped",
+                            "1 if retention stopped on an unexpected error (retention.crashed), else 0.",
+                            r.stopped ? 1.0 : 0.0));
         out.push_back(gauge("hsmaudit_store_last_quota_check_timestamp_seconds",
                             "When retention last measured the export area (Unix time).", seconds(r.last_check_ms)));
     }
@@ -70,6 +84,12 @@ std::vector<prometheus::MetricFamily> store_families(const std::optional<Retenti
         out.push_back(counter("hsmaudit_archiver_runs_total", "Archiver passes.", static_cast<double>(a.runs)));
         out.push_back(counter("hsmaudit_archiver_failures_total", "Archiver passes that failed (alerted, retried).",
                               static_cast<double>(a.failures)));
+        out.push_back(gauge("hsmaudit_archiver_consecutive_failures",
+                            "Archiver passes failed in a row (0 once one succeeds); the archiver backs off meanwhile.",
+                            static_cast<double>(a.consecutive_failures)));
+        out.push_back(gauge("hsmaudit_archiver_stopped",
+                            "1 if the archiver stopped on an unexpected error (archive.crashed), else 0.",
+                            a.stopped ? 1.0 : 0.0));
         out.push_back(counter("hsmaudit_archiver_archives_written_total", "Archives written and read back.",
                               static_cast<double>(a.archives_written)));
         out.push_back(counter("hsmaudit_archiver_segments_archived_total", "Segments bundled into archives.",

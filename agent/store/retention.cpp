@@ -1,6 +1,7 @@
 #include "agent/store/retention.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,6 +59,16 @@ struct ArchiveFile {
 
 }  // namespace
 
+Result<DiskSpace> disk_space_of(const std::string& dir) {
+    struct statvfs v {};
+    if (::statvfs(dir.c_str(), &v) != 0)
+        return make_error(errc::io_error, "cannot statvfs " + dir + ": " + std::strerror(errno));
+    DiskSpace d;
+    d.available_bytes = static_cast<std::uint64_t>(v.f_bavail) * static_cast<std::uint64_t>(v.f_frsize);
+    d.total_bytes = static_cast<std::uint64_t>(v.f_blocks) * static_cast<std::uint64_t>(v.f_frsize);
+    return d;
+}
+
 std::string_view to_string(QuotaLevel level) {
     switch (level) {
         case QuotaLevel::ok: return "ok";
@@ -85,16 +96,53 @@ void Retention::raise(std::string kind, Severity sev, std::string message) {
     alerts_.alert(Alert{std::move(kind), sev, std::move(message), 0, now_ms_()});
 }
 
+void Retention::failed(const std::string& what) {
+    if (!failed_this_check_) ++failing_;
+    failed_this_check_ = true;
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.failures;
+        stats_.consecutive_failures = failing_;
+        stats_.last_error = what;
+    }
+    if (!failure_alerted_) {
+        failure_alerted_ = true;
+        // Once per failing spell (the stats and metrics count the rest); retried at each check.
+        logger().warn("retention: {} (retried every check; further failures are counted, not logged)", what);
+        raise("retention.failed", Severity::warning, "retention: " + what);
+    }
+}
+
+void Retention::succeeded() {
+    if (failing_ == 0) return;
+    logger().info("retention: works again after {} failed check(s)", failing_);
+    raise("retention.failed_clear", Severity::info,
+          "retention works again after " + std::to_string(failing_) + " failed check(s)");
+    failing_ = 0;
+    failure_alerted_ = false;
+    std::lock_guard lock(stats_mutex_);
+    stats_.consecutive_failures = 0;
+    stats_.last_error.clear();
+}
+
 Result<RetentionStats> Retention::check() {
+    failed_this_check_ = false;
+    auto st = check_once();
+    if (!st) {
+        failed(st.error().describe());
+        return st;
+    }
+    if (failed_this_check_) return st;
+    succeeded();
+    return stats();
+}
+
+Result<RetentionStats> Retention::check_once() {
     const std::int64_t now = now_ms_();
     auto used = usage_of(options_.audit_dir);
-    if (!used) {
-        if (!failing_) raise("retention.failed", Severity::warning, "retention: " + used.error().describe());
-        failing_ = true;
-        return std::move(used).error();
-    }
-    failing_ = false;
+    if (!used) return std::move(used).error();
     std::uint64_t usage = *used;
+    mac::FileSystem& file_system = options_.file_system != nullptr ? *options_.file_system : mac::posix_file_system();
     const std::optional<std::uint64_t> delivered = cursors_.min_delivered_seq();
 
     // Archives in chain order: the archiver names them audit-<serial>-<first epoch hex8>-...
@@ -102,13 +150,13 @@ Result<RetentionStats> Retention::check() {
     const fs::path archive_dir = fs::path(options_.audit_dir) / kArchiveDir;
     std::error_code ec;
     if (fs::exists(archive_dir, ec)) {
-        for (const auto& entry : fs::directory_iterator(archive_dir, ec)) {
-            const std::string name = entry.path().filename().string();
+        for (fs::directory_iterator it(archive_dir, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string name = it->path().filename().string();
             if (name.starts_with(".") || !is_archive_name(name)) continue;
             ArchiveFile a;
-            a.path = entry.path().string();
+            a.path = it->path().string();
             std::error_code fe;
-            a.bytes = entry.file_size(fe);
+            a.bytes = it->file_size(fe);
             archives.push_back(std::move(a));
         }
         if (ec) return make_error(errc::io_error, "cannot list " + archive_dir.string() + ": " + ec.message());
@@ -133,10 +181,8 @@ Result<RetentionStats> Retention::check() {
     if (usage >= options_.quota_bytes && deletable > 0) {
         const auto low = static_cast<std::uint64_t>(options_.warning_ratio * static_cast<double>(options_.quota_bytes));
         for (std::size_t i = 0; i < deletable && usage >= low; ++i) {
-            fs::remove(archives[i].path, ec);
-            if (ec) {
-                raise("retention.failed", Severity::warning,
-                      "retention: cannot delete " + archives[i].path + ": " + ec.message());
+            if (file_system.unlink(archives[i].path.c_str()) != 0 && errno != ENOENT) {
+                failed("cannot delete " + archives[i].path + ": " + std::strerror(errno));
                 break;
             }
             usage -= std::min(usage, archives[i].bytes);
@@ -145,7 +191,8 @@ Result<RetentionStats> Retention::check() {
             deleted_bytes += archives[i].bytes;
         }
         if (deleted > 0) {
-            (void)mac::fsync_dir(archive_dir);  // losing a deletion to a crash only means deleting it again
+            // Losing a deletion to a crash only means deleting it again: a failure is not an error.
+            (void)mac::fsync_dir(archive_dir, file_system);
             raise("retention.deleted", Severity::info,
                   "the export area reached its quota of " + human_bytes(options_.quota_bytes) + ": deleted the " +
                       std::to_string(deleted) + " oldest archive(s) (" + human_bytes(deleted_bytes) +
@@ -185,10 +232,43 @@ Result<RetentionStats> Retention::check() {
         }
         level_ = level;
     }
-    const bool pause = level == QuotaLevel::full;
+
+    // The file system may fill before the quota does (other files on it, a quota larger than the
+    // disk): below min_free_bytes the drain stops before the store's writes fail.
+    std::optional<std::uint64_t> available;
+    if (options_.disk_space) {
+        if (auto space = options_.disk_space(options_.audit_dir); space) {
+            available = space->available_bytes;
+        } else {
+            failed(space.error().describe());  // unknown: the last verdict stands
+        }
+    }
+    if (available) {
+        const std::uint64_t resume_at = std::max<std::uint64_t>(options_.min_free_bytes * 2, 1);
+        const bool full =
+            disk_full_ ? *available < resume_at : *available < std::max<std::uint64_t>(options_.min_free_bytes, 1);
+        if (full != disk_full_) {
+            if (full)
+                raise("store.disk_full", Severity::critical,
+                      "the file system of " + options_.audit_dir + " has " + human_bytes(*available) +
+                          " available (less than " + human_bytes(options_.min_free_bytes) +
+                          "): acknowledgements to the module are paused, so its audit ring fills and it will stop "
+                          "cryptography. Free space on that file system to resume");
+            else
+                raise("store.disk_full_clear", Severity::info,
+                      "the file system of " + options_.audit_dir + " has " + human_bytes(*available) +
+                          " available again");
+            disk_full_ = full;
+        }
+    }
+
+    const bool pause = level == QuotaLevel::full || disk_full_;
     if (pause != paused_) {
-        pause_acks_(pause, pause ? "the export area reached its quota (" + amount + ")"
-                                 : "space was freed in the export area (" + amount + ")");
+        const std::string free_text =
+            available ? human_bytes(*available) + " available" : std::string("unknown free space");
+        pause_acks_(pause, pause ? (level == QuotaLevel::full ? "the export area reached its quota (" + amount + ")"
+                                                              : "the file system is full (" + free_text + ")")
+                                 : "space was freed in the export area (" + amount + ", " + free_text + ")");
         paused_ = pause;
     }
 
@@ -198,6 +278,8 @@ Result<RetentionStats> Retention::check() {
     stats_.quota_bytes = options_.quota_bytes;
     stats_.level = level;
     stats_.acks_paused = paused_;
+    stats_.disk_full = disk_full_;
+    stats_.available_bytes = available;
     stats_.archives_deleted += deleted;
     stats_.bytes_deleted += deleted_bytes;
     stats_.delivered_seq = delivered;
@@ -205,12 +287,38 @@ Result<RetentionStats> Retention::check() {
     return stats_;
 }
 
+void Retention::thread_body(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+        (void)check();  // failures are counted and alerted (once per spell) by check()
+        std::unique_lock lock(wake_mutex_);
+        wake_.wait_for(lock, stop, options_.interval, [] { return false; });
+    }
+}
+
 void Retention::start() {
     thread_ = std::jthread([this](std::stop_token stop) {
-        while (!stop.stop_requested()) {
-            (void)check();  // failures are alerted by check()
-            std::unique_lock lock(wake_mutex_);
-            wake_.wait_for(lock, stop, options_.interval, [] { return false; });
+        // The last resort: nothing that escapes a check ends the daemon. Retention stops; the
+        // acknowledgements stay as they are (paused stays paused: fail-safe).
+        std::string what;
+        try {
+            thread_body(stop);
+            return;
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+            what = "an unknown exception";
+        }
+        try {
+            {
+                std::lock_guard lock(stats_mutex_);
+                stats_.stopped = true;
+                stats_.last_error = "stopped: " + what;
+            }
+            logger().critical("retention: stopped on an unexpected error: {}", what);
+            raise("retention.crashed", Severity::critical,
+                  "retention stopped on an unexpected error (" + what +
+                      "): the export area's quota is no longer enforced until the agent restarts");
+        } catch (...) {
         }
     });
 }

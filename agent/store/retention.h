@@ -11,6 +11,16 @@
 //     copy). Then, as with undelivered records, the agent alerts at the warning level and at the
 //     quota alerts critical and pauses the drain's acknowledgements, so the module's ring fills and
 //     the module blocks (fail-safe, never fail-open). Acknowledgements resume once space is freed.
+//   - The file system itself: when less than min_free_bytes is available (statvfs), whatever the
+//     quota says, the agent alerts `store.disk_full` (critical) and pauses acknowledgements the
+//     same way, before the store's writes fail; they resume once twice that is available.
+//
+// Failures (a directory that cannot be listed, an archive that cannot be deleted, statvfs):
+// counted in the stats, alerted once per failing spell (`retention.failed`, then
+// `retention.failed_clear`), retried at the next check; never a spin. Deletions go through
+// RetentionOptions::file_system. The thread body catches what escapes a check: it alerts
+// `retention.crashed` and stops retention (acknowledgements stay as they were: if paused, the
+// module blocks rather than lose records).
 //
 // Thread-safety: check() is not reentrant (the retention thread calls it, or a test); stats()
 // from any thread; start()/stop() from the owner's thread.
@@ -26,6 +36,7 @@
 #include <thread>
 
 #include "agent/alerts.h"
+#include "mac/file_system.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent {
@@ -49,11 +60,22 @@ public:
     [[nodiscard]] std::optional<std::uint64_t> min_delivered_seq() const override { return std::nullopt; }
 };
 
+/// Space on the file system under a directory (statvfs).
+struct DiskSpace {
+    std::uint64_t available_bytes = 0;  // to this (unprivileged) process: f_bavail
+    std::uint64_t total_bytes = 0;
+};
+/// statvfs(2) of `dir`.
+Result<DiskSpace> disk_space_of(const std::string& dir);
+
 struct RetentionOptions {
     std::string audit_dir;
     std::uint64_t quota_bytes = 220'000'000'000;  // 220 GB, the appliance's export area
     double warning_ratio = 0.9;
-    std::chrono::milliseconds interval{5'000};  // how often usage is measured
+    std::chrono::milliseconds interval{5'000};                 // how often usage is measured
+    std::uint64_t min_free_bytes = 1 << 20;                    // pause acknowledgements below this much free space
+    mac::FileSystem* file_system = &mac::posix_file_system();  // deletions
+    std::function<Result<DiskSpace>(const std::string&)> disk_space = disk_space_of;  // tests fake a full disk
 };
 
 class Config;
@@ -69,6 +91,12 @@ struct RetentionStats {
     std::uint64_t quota_bytes = 0;
     QuotaLevel level = QuotaLevel::ok;
     bool acks_paused = false;
+    bool disk_full = false;                        // less than min_free_bytes available on the file system
+    std::optional<std::uint64_t> available_bytes;  // at the last check (nullopt: statvfs failed)
+    std::uint64_t failures = 0;                    // checks or deletions that failed, since start
+    std::uint64_t consecutive_failures = 0;
+    bool stopped = false;  // the thread stopped on an unexpected exception (retention.crashed)
+    std::string last_error;
     std::uint64_t archives_deleted = 0;  // since start
     std::uint64_t bytes_deleted = 0;
     std::optional<std::uint64_t> delivered_seq;  // at the last check
@@ -100,6 +128,10 @@ public:
 
 private:
     void raise(std::string kind, Severity sev, std::string message);
+    void failed(const std::string& what);  // counts, alerts once per spell
+    void succeeded();
+    Result<RetentionStats> check_once();
+    void thread_body(const std::stop_token& stop);
 
     RetentionOptions options_;
     const DeliveryCursors& cursors_;
@@ -108,7 +140,10 @@ private:
     NowMs now_ms_;
     QuotaLevel level_ = QuotaLevel::ok;
     bool paused_ = false;
-    bool failing_ = false;
+    bool disk_full_ = false;
+    std::uint64_t failing_ = 0;  // consecutive failed checks
+    bool failed_this_check_ = false;
+    bool failure_alerted_ = false;
 
     mutable std::mutex stats_mutex_;
     RetentionStats stats_;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exporters/snmp/errc.h"
+#include "exporters/snmp/logger.h"
 #include "mac/files.h"
 
 namespace hsmaudit::exporters::snmp {
@@ -64,7 +65,7 @@ std::vector<std::uint8_t> generate_engine_id(std::uint32_t enterprise) {
 }
 
 Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std::uint8_t>& configured,
-                                  std::uint32_t enterprise) {
+                                  std::uint32_t enterprise, mac::FileSystem& fs) {
     const std::string path = dir + "/snmp-engine.json";
     EngineState st;
     struct stat sb {};
@@ -96,8 +97,19 @@ Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std:
         return make_error(errc::state_error, path + ": snmpEngineBoots reached 2147483647; the engine needs a new ID");
     ++st.boots;
     const nlohmann::json j = {{"version", 1}, {"engine_id", to_hex(st.engine_id)}, {"boots", st.boots}};
-    if (auto w = mac::write_file_atomic(path, j.dump() + "\n", 0600, false); !w)
-        return make_error(errc::state_error, "cannot write " + path + ": " + w.error().describe());
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    if (auto w = mac::write_file_atomic(path, text, 0600, false, fs); !w) {
+        // Not fatal: an agent that cannot start on a full disk would send no trap at all, and the
+        // traps about the full disk matter most. This run uses the new count without having stored
+        // it; the file keeps the old one whole (write_file_atomic), and the next start that can
+        // write increments from it again (a receiver may then see this boot count twice and drop
+        // that run's traps as outside its time window until its engine time passes this run's).
+        st.unsaved = true;
+        logger().warn(
+            "snmp engine: cannot save snmpEngineBoots {} in {}: {}; using it unsaved (retried at the next "
+            "start)",
+            st.boots, path, w.error().describe());
+    }
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mac/file_system.h"
 #include "mac/result.h"
 
 namespace hsmaudit::exporters::snmp {
@@ -18,6 +19,7 @@ namespace hsmaudit::exporters::snmp {
 struct EngineState {
     std::vector<std::uint8_t> engine_id;
     std::uint32_t boots = 0;  // this run's snmpEngineBoots (1 on the first start)
+    bool unsaved = false;     // the file could not be written (a full disk): this count is not stored
 
     [[nodiscard]] std::string engine_id_hex() const;  // "80007ed905..." as snmptrapd's createUser -e wants it (with 0x)
 };
@@ -32,8 +34,10 @@ std::vector<std::uint8_t> generate_engine_id(std::uint32_t enterprise);
 /// Loads <dir>/snmp-engine.json (creating it with a generated engine ID, or `configured` if not
 /// empty), increments the boot counter and writes it back atomically before returning. A configured
 /// ID that differs from the stored one replaces it and restarts boots at 1. A damaged file is an
-/// error (a new engine ID would silently break every receiver's user configuration).
+/// error (a new engine ID would silently break every receiver's user configuration). A failed
+/// write is not: it is logged, the state comes back with `unsaved` set, the old file stays whole,
+/// and the next start tries again (writes go through `fs`).
 Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std::uint8_t>& configured,
-                                  std::uint32_t enterprise);
+                                  std::uint32_t enterprise, mac::FileSystem& fs = mac::posix_file_system());
 
 }  // namespace hsmaudit::exporters::snmp

@@ -1,19 +1,28 @@
 // The archiver: sealed segments bundled into tar archives (atomic, crash-safe), and archives
-// verified alongside loose segments by mac::verify_paths and by the hsmaudit CLI.
+// verified alongside loose segments by mac::verify_paths and by the hsmaudit CLI; and the archiver
+// under injected faults (tests/support/faulty_file_system.h).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 
 #include "agent/pipeline/drain.h"
 #include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
 #include "fake_module.h"
 #include "mac/verifier.h"
+#include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -287,6 +296,251 @@ TEST_P(ArchiveTest, RunsOnScheduleAndWhenTooManySegmentsWait) {
     t = archiver->tick();
     EXPECT_TRUE(t.has_value() && *t) << "an hour after the last pass";
     EXPECT_EQ(archiver->stats().archives_written, 3u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: every failing write, fsync, rename, unlink or open at each Nth call of a pass, short
+// writes, and a full disk. After each, every sealed segment is still in ready_for_archive or
+// inside a complete archive that holds it byte for byte; never neither, never a torn archive
+// under a final name; and a pass with the faults cleared archives everything.
+
+/// Keeps a copy of every sealed segment produced, to check where each one ended up.
+class SegmentLedger {
+public:
+    explicit SegmentLedger(fs::path dir) : dir_(std::move(dir)) { fs::create_directories(dir_); }
+    void record(const fs::path& ready) {
+        for (const auto& f : files_in(ready, ".log"))
+            if (!fs::exists(dir_ / f.filename())) fs::copy_file(f, dir_ / f.filename());
+    }
+    /// Fails the test unless each recorded segment is in `ready` (identical) or in a complete
+    /// archive under `archives` (identical); no archive there may be torn.
+    void expect_all_kept(const fs::path& ready, const fs::path& archives, const std::string& where) const {
+        std::set<std::string> archived;
+        for (const auto& a : files_in(archives)) {
+            const std::string name = a.filename().string();
+            if (name.starts_with(".tmp-")) continue;  // a temp is never final; recovery removes it
+            auto m = read_manifest(a.string());
+            ASSERT_TRUE(m.has_value()) << where << ": " << name << " has no readable manifest";
+            std::vector<std::pair<std::string, std::string>> compare;
+            for (const auto& s : m->segments) compare.emplace_back(s.name, (dir_ / s.name).string());
+            auto ok = check_archive(a.string(), compare);
+            ASSERT_TRUE(ok.has_value()) << where << ": " << name
+                                        << " is final but not complete and identical: " << ok.error().message;
+            for (const auto& s : m->segments) archived.insert(s.name);
+        }
+        for (const auto& f : files_in(dir_)) {
+            const std::string name = f.filename().string();
+            const fs::path loose = ready / name;
+            if (fs::exists(loose)) {
+                EXPECT_EQ(slurp(loose), slurp(f)) << where << ": " << name << " changed in ready_for_archive";
+            } else {
+                EXPECT_TRUE(archived.contains(name)) << where << ": " << name << " is neither kept nor archived";
+            }
+        }
+    }
+
+private:
+    fs::path dir_;
+};
+
+TEST_P(ArchiveTest, EveryFailingOperationAtEveryCallLeavesEachSegmentKeptOrArchivedAndTheNextPassArchivesAll) {
+    hsmaudit::testing::FaultyFileSystem faulty;
+    ArchiverOptions opt;
+    opt.file_system = &faulty;
+    auto archiver = make_archiver(opt);
+    SegmentLedger ledger(dir_ / "ledger");
+    using hsmaudit::testing::FsOp;
+
+    // Compressed archives are written a 10 KiB block at a time: enough records for several.
+    const std::size_t records = GetParam() ? 40 : 200;
+    // A clean pass first, to learn how many calls of each operation a pass of 3 segments makes.
+    produce_sealed(3, records);
+    ledger.record(ready());
+    std::map<FsOp, std::uint64_t> per_pass;
+    const FsOp ops[] = {FsOp::open, FsOp::write, FsOp::fsync, FsOp::rename, FsOp::unlink};
+    for (FsOp op : ops) per_pass[op] = faulty.calls(op);
+    ASSERT_TRUE(archiver->run_once().has_value());
+    for (FsOp op : ops) per_pass[op] = faulty.calls(op) - per_pass[op];
+    ASSERT_GE(per_pass[FsOp::write], 2u);
+    ASSERT_EQ(per_pass[FsOp::rename], 1u);
+    ASSERT_EQ(per_pass[FsOp::unlink], 3u);
+
+    struct Case {
+        FsOp op;
+        std::uint64_t nth;
+        int error;
+        bool short_write;
+    };
+    std::vector<Case> cases;
+    for (FsOp op : ops) {
+        const std::uint64_t n_max = std::min<std::uint64_t>(per_pass[op], 8);
+        for (std::uint64_t n = 1; n <= n_max; ++n) cases.push_back({op, n, op == FsOp::write ? ENOSPC : EIO, false});
+    }
+    for (std::uint64_t n = 1; n <= std::min<std::uint64_t>(per_pass[FsOp::write], 3); ++n)
+        cases.push_back({FsOp::write, n, 0, true});
+
+    std::size_t failed_passes = 0;
+    for (const Case& c : cases) {
+        const std::string where = std::string(hsmaudit::testing::to_string(c.op)) + " #" + std::to_string(c.nth) +
+                                  (c.short_write ? " short" : " " + std::string(std::strerror(c.error)));
+        produce_sealed(3, records);
+        ledger.record(ready());
+        if (c.short_write)
+            faulty.short_write_nth(c.nth, 7);
+        else
+            faulty.fail_nth(c.op, c.nth, c.error);
+        const std::uint64_t injected = faulty.injected();
+        auto run = archiver->run_once();
+        const bool fired = faulty.injected() > injected;
+        EXPECT_TRUE(fired) << where << ": the fault never fired";
+        if (c.short_write) {
+            EXPECT_TRUE(run.has_value()) << where
+                                         << ": a short write is continued, not an error: " << run.error().message;
+        } else if (fired) {
+            EXPECT_FALSE(run.has_value()) << where << ": a failed system call must fail the pass";
+        }
+        if (!run) ++failed_passes;
+        faulty.clear();
+        ledger.expect_all_kept(ready(), archives(), where);
+        if (c.op != FsOp::unlink) {
+            // Removing the temp is the one unlink a failed write makes: with unlink faulted it may
+            // stay (the next pass's recovery removes it); otherwise it is gone at once.
+            for (const auto& f : files_in(archives()))
+                EXPECT_FALSE(f.filename().string().starts_with(".tmp-")) << where << ": a temp file was left: " << f;
+        }
+
+        auto again = archiver->run_once();
+        ASSERT_TRUE(again.has_value()) << where << ": the pass after the fault: " << again.error().message;
+        EXPECT_TRUE(files_in(ready(), ".log").empty()) << where << ": the pass after the fault left segments";
+        ledger.expect_all_kept(ready(), archives(), where + ", then cleared");
+        for (const auto& f : files_in(archives()))
+            EXPECT_FALSE(f.filename().string().starts_with(".tmp-")) << where << ": " << f;
+    }
+    EXPECT_GT(failed_passes, 10u);
+    const auto report = verify({audit_dir().string()});
+    EXPECT_TRUE(report.verified()) << describe(report);
+    EXPECT_EQ(report.records, records * 3 * (cases.size() + 1));
+}
+
+TEST_P(ArchiveTest, AFullDiskFailsOncePerSpellBacksOffAndRecoversByItself) {
+    hsmaudit::testing::FaultyFileSystem faulty;
+    ArchiverOptions opt;
+    opt.file_system = &faulty;
+    opt.interval = std::chrono::hours(1);
+    opt.retry_min = std::chrono::seconds(5);
+    opt.retry_max = std::chrono::seconds(60);
+    opt.max_segments = 1;
+    auto archiver = make_archiver(opt);
+    SegmentLedger ledger(dir_ / "ledger");
+    produce_sealed(3);
+    ledger.record(ready());
+
+    faulty.set_full(true);
+    auto t = archiver->tick();
+    ASSERT_FALSE(t.has_value());
+    EXPECT_EQ(archiver->stats().failures, 1u);
+    EXPECT_EQ(archiver->stats().consecutive_failures, 1u);
+    ledger.expect_all_kept(ready(), archives(), "full");
+    // Backing off: no pass (no system call) before the retry time, even with segments waiting.
+    const std::uint64_t opens = faulty.calls(hsmaudit::testing::FsOp::open);
+    now_ms_ += 4'999;
+    t = archiver->tick();
+    ASSERT_TRUE(t.has_value());
+    EXPECT_FALSE(*t);
+    EXPECT_EQ(faulty.calls(hsmaudit::testing::FsOp::open), opens);
+    // Then retries, each wait twice the last (5 s, 10 s, 20 s, 40 s, 60 s, 60 s).
+    std::int64_t waited = 1;
+    for (std::int64_t wait : {10'000, 20'000, 40'000, 60'000, 60'000}) {
+        now_ms_ += waited;
+        ASSERT_FALSE(archiver->tick().has_value());
+        now_ms_ += wait - 1;
+        t = archiver->tick();
+        ASSERT_TRUE(t.has_value() && !*t) << "retried before " << wait << " ms";
+        waited = 1;
+    }
+    EXPECT_EQ(archiver->stats().failures, 6u);
+    std::size_t failed_alerts = 0;
+    for (const auto& a : alerts_.alerts)
+        if (a.kind == "archive.failed") {
+            ++failed_alerts;
+            EXPECT_EQ(a.severity, Severity::critical);
+        }
+    EXPECT_EQ(failed_alerts, 1u) << "one alert per failing spell";
+    EXPECT_FALSE(alerts_.has("archive.failed_clear"));
+    ledger.expect_all_kept(ready(), archives(), "still full");
+
+    faulty.set_full(false);
+    now_ms_ += 1;
+    t = archiver->tick();
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    EXPECT_TRUE(*t);
+    EXPECT_TRUE(alerts_.has("archive.failed_clear"));
+    EXPECT_EQ(archiver->stats().consecutive_failures, 0u);
+    EXPECT_TRUE(archiver->stats().last_error.empty());
+    EXPECT_TRUE(files_in(ready(), ".log").empty());
+    ledger.expect_all_kept(ready(), archives(), "space freed");
+}
+
+TEST_P(ArchiveTest, TheArchiverThreadRecoversFromAFullDiskWithoutARestart) {
+    hsmaudit::testing::FaultyFileSystem faulty;
+    ArchiverOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.file_system = &faulty;
+    opt.poll_interval = std::chrono::milliseconds(2);
+    opt.retry_min = std::chrono::milliseconds(20);
+    opt.retry_max = std::chrono::milliseconds(40);
+    produce_sealed(2);
+    const auto sealed = drain_->stats().sealed_epoch;
+    auto clock = [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    };
+    Archiver archiver(
+        opt, keys_->key, alerts_, [sealed] { return sealed; }, clock);
+    faulty.set_full(true);
+    const auto started = std::chrono::steady_clock::now();
+    archiver.start();
+    auto wait_for = [](auto&& condition) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!condition() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return condition();
+    };
+    ASSERT_TRUE(wait_for([&] { return archiver.stats().failures >= 3; }));
+    const auto elapsed_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    // With 20-40 ms between passes, three failures take at least 60 ms: it does not spin.
+    EXPECT_GE(elapsed_ms, 60);
+    EXPECT_EQ(files_in(ready(), ".log").size(), 2u);
+    faulty.set_full(false);
+    ASSERT_TRUE(wait_for([&] { return files_in(ready(), ".log").empty(); }));
+    ASSERT_TRUE(wait_for([&] { return archiver.stats().consecutive_failures == 0; }));
+    archiver.stop();
+    std::size_t failed_alerts = 0;
+    for (const auto& a : alerts_.alerts) failed_alerts += a.kind == "archive.failed" ? 1 : 0;
+    EXPECT_EQ(failed_alerts, 1u);
+    EXPECT_TRUE(alerts_.has("archive.failed_clear"));
+    EXPECT_EQ(archiver.stats().archives_written, 1u);
+}
+
+TEST_P(ArchiveTest, AnExceptionInThePassStopsTheArchiverWithAnAlertInsteadOfEndingTheProcess) {
+    produce_sealed(1);
+    ArchiverOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.poll_interval = std::chrono::milliseconds(1);
+    Archiver archiver(
+        opt, keys_->key, alerts_, []() -> std::optional<std::uint64_t> { throw std::runtime_error("boom"); },
+        [this] { return now_ms_; });
+    archiver.start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!archiver.stats().stopped && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    archiver.stop();
+    EXPECT_TRUE(archiver.stats().stopped);
+    EXPECT_NE(archiver.stats().last_error.find("boom"), std::string::npos);
+    EXPECT_TRUE(alerts_.has("archive.crashed"));
+    EXPECT_EQ(files_in(ready(), ".log").size(), 1u);
 }
 
 /// Runs the real hsmaudit binary; returns its exit code and stdout.

@@ -3,14 +3,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
+#include <thread>
 
 #include "agent/pipeline/drain.h"
 #include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
 #include "agent/store/retention.h"
 #include "fake_module.h"
+#include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -249,6 +253,154 @@ TEST_F(RetentionTest, AtTheQuotaTheDrainStopsAcknowledgingAndResumesWhenSpaceIsF
     drain_all();
     EXPECT_EQ(module_->acked(), module_->size());
     EXPECT_TRUE(module_->violations().empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full file system and failing deletions.
+
+TEST_F(RetentionTest, WhenStatvfsSaysTheDiskIsFullTheDrainPausesAndResumesOnceSpaceIsFree) {
+    make_archive();
+    NoExporters none;
+    std::uint64_t available = 0;
+    RetentionOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.quota_bytes = 1ULL << 40;  // far from the quota: only the disk is full
+    opt.min_free_bytes = 1 << 20;
+    opt.disk_space = [&](const std::string& dir) -> Result<DiskSpace> {
+        EXPECT_EQ(dir, audit_dir().string());
+        return DiskSpace{available, 20 << 20};
+    };
+    Retention retention(
+        opt, none, alerts_, [this](bool paused, const std::string& reason) { drain_->set_ack_paused(paused, reason); },
+        [this] { return now_ms_; });
+    auto st = retention.check();
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    EXPECT_EQ(st->level, QuotaLevel::ok);
+    EXPECT_TRUE(st->disk_full);
+    EXPECT_TRUE(st->acks_paused);
+    EXPECT_TRUE(drain_->stats().acks_paused);
+    const Alert* full = find("store.disk_full");
+    ASSERT_NE(full, nullptr);
+    EXPECT_EQ(full->severity, Severity::critical);
+    ASSERT_NE(find("drain.acks_paused"), nullptr);
+
+    // Nothing is read from the module while paused.
+    const std::uint64_t acked = module_->acked();
+    module_->produce(50);
+    ASSERT_TRUE(drain_->step().has_value());
+    EXPECT_EQ(module_->acked(), acked);
+
+    // Some space, but less than twice the reserve: still paused (no flapping), no new alert.
+    available = (1 << 20) + 1;
+    st = retention.check();
+    ASSERT_TRUE(st.has_value());
+    EXPECT_TRUE(st->acks_paused);
+    std::size_t full_alerts = 0;
+    for (const auto& a : alerts_.alerts) full_alerts += a.kind == "store.disk_full" ? 1 : 0;
+    EXPECT_EQ(full_alerts, 1u);
+
+    available = 8 << 20;
+    st = retention.check();
+    ASSERT_TRUE(st.has_value());
+    EXPECT_FALSE(st->disk_full);
+    EXPECT_FALSE(st->acks_paused);
+    EXPECT_EQ(st->available_bytes, std::optional<std::uint64_t>(8 << 20));
+    EXPECT_FALSE(drain_->stats().acks_paused);
+    EXPECT_NE(find("store.disk_full_clear"), nullptr);
+    EXPECT_NE(find("drain.acks_resumed"), nullptr);
+    drain_all();
+    EXPECT_TRUE(module_->violations().empty());
+}
+
+TEST_F(RetentionTest, OnAFullDiskDeletionStillWorksAndTheFailedDirectoryFsyncIsNoError) {
+    std::vector<std::string> archives;
+    for (int i = 0; i < 2; ++i) archives.push_back(make_archive());
+    FakeCursors cursors;
+    cursors.seq = 1'000'000;
+    hsmaudit::testing::FaultyFileSystem faulty;
+    faulty.set_full(true);  // writes, fsyncs, renames fail; unlink works, as on Linux
+    RetentionOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.quota_bytes = usage_of(audit_dir()) - 1;
+    opt.warning_ratio = 0.01;
+    opt.file_system = &faulty;
+    opt.disk_space = [](const std::string&) -> Result<DiskSpace> { return DiskSpace{0, 20 << 20}; };
+    std::vector<bool> calls;
+    Retention retention(
+        opt, cursors, alerts_, [&](bool p, const std::string&) { calls.push_back(p); }, [this] { return now_ms_; });
+    auto st = retention.check();
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    EXPECT_EQ(st->archives_deleted, 2u);
+    EXPECT_FALSE(fs::exists(archives[0]));
+    EXPECT_FALSE(fs::exists(archives[1]));
+    EXPECT_GT(faulty.calls(hsmaudit::testing::FsOp::unlink), 0u) << "deletions go through the FileSystem";
+    EXPECT_GT(faulty.injected(), 0u) << "the directory fsync failed";
+    EXPECT_EQ(st->failures, 0u);
+    EXPECT_EQ(find("retention.failed"), nullptr);
+    EXPECT_EQ(calls, std::vector<bool>{true}) << "the disk is still full";
+}
+
+TEST_F(RetentionTest, AFailedDeletionIsAlertedOnceCountedAndRetriedAtTheNextCheck) {
+    const std::string archive = make_archive();
+    FakeCursors cursors;
+    cursors.seq = 1'000'000;
+    hsmaudit::testing::FaultyFileSystem faulty;
+    RetentionOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.quota_bytes = usage_of(audit_dir()) - 1;
+    opt.warning_ratio = 0.5;
+    opt.file_system = &faulty;
+    opt.disk_space = [](const std::string&) -> Result<DiskSpace> { return DiskSpace{1ULL << 30, 1ULL << 31}; };
+    std::vector<bool> calls;
+    Retention retention(
+        opt, cursors, alerts_, [&](bool p, const std::string&) { calls.push_back(p); }, [this] { return now_ms_; });
+    for (int i = 0; i < 2; ++i) {
+        faulty.fail_nth(hsmaudit::testing::FsOp::unlink, 1, EIO);
+        auto st = retention.check();
+        ASSERT_TRUE(st.has_value()) << st.error().message;
+        EXPECT_TRUE(fs::exists(archive));
+        EXPECT_EQ(st->failures, static_cast<std::uint64_t>(i + 1));
+        EXPECT_EQ(st->consecutive_failures, static_cast<std::uint64_t>(i + 1));
+        EXPECT_EQ(st->level, QuotaLevel::full);
+        EXPECT_NE(st->last_error.find(archive), std::string::npos) << st->last_error;
+    }
+    std::size_t failed_alerts = 0;
+    for (const auto& a : alerts_.alerts) failed_alerts += a.kind == "retention.failed" ? 1 : 0;
+    EXPECT_EQ(failed_alerts, 1u) << "once per failing spell";
+    EXPECT_EQ(calls, std::vector<bool>{true});
+
+    auto st = retention.check();
+    ASSERT_TRUE(st.has_value());
+    EXPECT_FALSE(fs::exists(archive));
+    EXPECT_EQ(st->consecutive_failures, 0u);
+    EXPECT_TRUE(st->last_error.empty());
+    EXPECT_NE(find("retention.failed_clear"), nullptr);
+    EXPECT_EQ(calls, (std::vector<bool>{true, false}));
+}
+
+/// Cursors that throw, as a broken exporter might.
+class ThrowingCursors : public DeliveryCursors {
+public:
+    std::optional<std::uint64_t> min_delivered_seq() const override { throw std::runtime_error("cursor boom"); }
+};
+
+TEST_F(RetentionTest, AnExceptionInTheThreadStopsRetentionWithAnAlertInsteadOfEndingTheProcess) {
+    make_archive();
+    ThrowingCursors cursors;
+    RetentionOptions opt;
+    opt.audit_dir = audit_dir().string();
+    opt.interval = std::chrono::milliseconds(1);
+    opt.disk_space = [](const std::string&) -> Result<DiskSpace> { return DiskSpace{1ULL << 30, 1ULL << 31}; };
+    Retention retention(
+        opt, cursors, alerts_, [](bool, const std::string&) {}, [this] { return now_ms_; });
+    retention.start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!retention.stats().stopped && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    retention.stop();
+    EXPECT_TRUE(retention.stats().stopped);
+    EXPECT_NE(retention.stats().last_error.find("cursor boom"), std::string::npos);
+    EXPECT_NE(find("retention.crashed"), nullptr);
 }
 
 }  // namespace
