@@ -1,6 +1,9 @@
 // A scratch directory for the fuzz targets whose parser under test reads a path: created once per
-// process under $TMPDIR (or /tmp), removed at exit.
+// process under $TMPDIR (or /tmp) as hsmaudit-fuzz-<pid>, removed at exit; a crashed run's
+// directory (its process gone) is removed by the next run.
 #pragma once
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,16 +14,30 @@
 namespace hsmaudit::fuzz {
 
 inline const std::filesystem::path& temp_dir() {
-    static const std::filesystem::path dir = [] {
-        const char* base = std::getenv("TMPDIR");
-        std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/hsmaudit-fuzz-XXXXXX";
-        if (::mkdtemp(templ.data()) == nullptr) std::abort();
+    // Never destroyed: the atexit handler below runs after function-local statics are destroyed.
+    static const std::filesystem::path& dir = *new std::filesystem::path([] {
+        const char* env = std::getenv("TMPDIR");
+        const std::filesystem::path base = env != nullptr && *env != '\0' ? env : "/tmp";
+        constexpr std::string_view kPrefix = "hsmaudit-fuzz-";
+        std::error_code ec;
+        for (std::filesystem::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            if (name.rfind(kPrefix, 0) != 0) continue;
+            const std::string pid = name.substr(kPrefix.size());
+            std::error_code e2;
+            if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
+                !std::filesystem::exists("/proc/" + pid, e2))
+                std::filesystem::remove_all(it->path(), e2);
+        }
+        const auto d = base / (std::string(kPrefix) + std::to_string(::getpid()));
+        std::filesystem::remove_all(d, ec);
+        if (!std::filesystem::create_directory(d, ec) || ec) std::abort();
         std::atexit([] {
-            std::error_code ec;
-            std::filesystem::remove_all(temp_dir(), ec);
+            std::error_code e;
+            std::filesystem::remove_all(temp_dir(), e);
         });
-        return std::filesystem::path(templ);
-    }();
+        return d;
+    }());
     return dir;
 }
 
