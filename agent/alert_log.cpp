@@ -23,8 +23,8 @@ std::string alert_json_line(const Alert& a) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-Result<std::unique_ptr<AlertLog>> AlertLog::open(const std::string& dir) {
-    auto file = LineLog::open(dir, "alerts.jsonl");
+Result<std::unique_ptr<AlertLog>> AlertLog::open(const std::string& dir, mac::FileSystem& fs) {
+    auto file = LineLog::open(dir, "alerts.jsonl", fs);
     if (!file) return std::move(file).error();
     return std::unique_ptr<AlertLog>(new AlertLog(std::move(*file)));
 }
@@ -35,16 +35,45 @@ void AlertLog::alert(Alert&& a) {
     ++counts_[a.kind];
     const Status written = file_->append(std::string_view(line).substr(0, line.size() - 1));
     const bool ok = written.has_value();
-    if (!ok) ++write_failures_;
     auto& log = logger();
     switch (a.severity) {
         case Severity::info: log.info("alert {}: {}", a.kind, a.message); break;
         case Severity::warning: log.warn("alert {}: {}", a.kind, a.message); break;
         case Severity::critical: log.error("alert {}: {}", a.kind, a.message); break;
     }
-    if (!ok) log.error("{}", written.error().message);
+    if (!ok) {
+        // Once per interval, not at every alert: a full disk must not flood the log.
+        ++write_failures_;
+        ++failures_unlogged_;
+        const auto now = std::chrono::steady_clock::now();
+        if (!failing_ || now - last_failure_log_ >= kFailureLogInterval) {
+            log.error(
+                "cannot write {} ({} failure(s) since the last message, {} in all; {} alert(s) kept to be "
+                "written when it recovers): {}",
+                path_, failures_unlogged_, write_failures_, file_->waiting(), written.error().describe());
+            last_failure_log_ = now;
+            failures_unlogged_ = 0;
+        }
+        failing_ = true;
+    } else if (failing_) {
+        log.info("{} is written again after {} failure(s)", path_, write_failures_);
+        failing_ = false;
+        failures_unlogged_ = 0;
+    }
     recent_.push_back(std::move(a));
     if (recent_.size() > 20) recent_.erase(recent_.begin());
+}
+
+Status AlertLog::retry() {
+    std::lock_guard lock(mutex_);
+    if (file_->waiting() == 0) return {};
+    Status st = file_->retry();
+    if (st && failing_) {
+        logger().info("{} is written again after {} failure(s)", path_, write_failures_);
+        failing_ = false;
+        failures_unlogged_ = 0;
+    }
+    return st;
 }
 
 std::map<std::string, std::uint64_t> AlertLog::counts() const {

@@ -15,6 +15,8 @@ public:
             case errc::invalid_argument: return "invalid argument";
             case errc::config_error: return "configuration error";
             case errc::internal: return "internal error";
+            case errc::store_damaged: return "the store is damaged";
+            case errc::store_unreadable: return "the store cannot be read";
         }
         return "unknown agent error " + std::to_string(ev);
     }

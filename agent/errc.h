@@ -11,6 +11,8 @@ enum class errc {
     invalid_argument = 2,  // a command-line argument or API argument is wrong
     config_error = 3,      // the configuration is invalid (the message names file and line)
     internal = 4,          // a lower layer failed where it should not
+    store_damaged = 5,     // stored data fails authentication, is torn, does not parse or is out of sequence
+    store_unreadable = 6,  // the store could not be read (EIO, permission, a file missing): not the destination's fault
 };
 
 const std::error_category& error_category() noexcept;

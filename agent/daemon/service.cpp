@@ -105,7 +105,7 @@ Result<std::string> Service::start() {
     drain_->start();
 
     // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
-    auto intake = SyslogIntake::start(config_, (fs::path(state_dir_) / "syslog").string());
+    auto intake = SyslogIntake::start(config_, (fs::path(state_dir_) / "syslog").string(), alerts_.get());
     if (!intake) return std::move(intake).error();
     syslog_ = std::move(*intake);
 
@@ -351,6 +351,9 @@ nlohmann::json Service::status_json() const {
 }
 
 Status Service::write_status() const {
+    // Alerts whose write failed (a full disk) are kept by the alert log; write them now if the
+    // disk allows, so they reach the destinations.
+    if (alerts_) (void)alerts_->retry();
     // No exception from a component's stats may end the caller's loop; after stop() the final
     // status is attempted even while backing off.
     nlohmann::json j;

@@ -46,12 +46,15 @@ nlohmann::json syslog_message_json(const sl::SyslogMessage& m) {
     return j;
 }
 
-Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, const std::string& dir) {
+Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, const std::string& dir,
+                                                          AlertSink* alerts) {
     const auto endpoints = split_list(config.str("syslog.listen"));
     const auto files = split_list(config.str("syslog.files"));
     if (endpoints.empty() && files.empty()) return std::unique_ptr<SyslogIntake>{};
     std::unique_ptr<SyslogIntake> in(new SyslogIntake(dir));
-    auto spool = EventSpool::open(make_spool_options(config, (fs::path(dir) / "spool").string()), wall_clock_ms);
+    SpoolOptions spool_options = make_spool_options(config, (fs::path(dir) / "spool").string());
+    spool_options.alerts = alerts;
+    auto spool = EventSpool::open(std::move(spool_options), wall_clock_ms);
     if (!spool) return std::move(spool).error();
     in->spool_ = std::move(*spool);
     in->spool_->start();

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/alerts.h"
 #include "agent/config/config.h"
 #include "agent/store/event_spool.h"
 #include "collectors/syslog/file_follower.h"
@@ -26,7 +27,9 @@ class SyslogIntake final : public collectors::syslog::SyslogSink {
 public:
     /// Opens the spool under `dir` and starts every listener and follower the configuration names.
     /// Returns nullptr (no error) when the configuration names none.
-    static Result<std::unique_ptr<SyslogIntake>> start(const Config& config, const std::string& dir);
+    /// `alerts` receives the spool's write-failure, drop and recovery alerts (rate-limited there).
+    static Result<std::unique_ptr<SyslogIntake>> start(const Config& config, const std::string& dir,
+                                                       AlertSink* alerts = nullptr);
     ~SyslogIntake() override;
     SyslogIntake(const SyslogIntake&) = delete;
     SyslogIntake& operator=(const SyslogIntake&) = delete;

@@ -165,6 +165,8 @@ Result<std::unique_ptr<ExportManager>> ExportManager::create(const Config& c,
     HSMAUDIT_TRY(validate_exporters(c, factories));
     std::unique_ptr<ExportManager> m(new ExportManager());
     m->alerts_ = &ctx.alerts;
+    // One ledger of store damage for every destination: one alert per damaged place.
+    auto damage = std::make_shared<StoreDamageLedger>(ctx.alerts, ctx.now_ms);
     for (const auto& name : c.instances("exporters")) {
         if (!c.boolean(key(name, "enabled"))) continue;
         const std::string& type = c.str(key(name, "type"));
@@ -193,8 +195,8 @@ Result<std::unique_ptr<ExportManager>> ExportManager::create(const Config& c,
         o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
         o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
         o.cursor_path = (fs::path(dir) / "cursor").string();
-        auto source = make_store_event_source(
-            StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, c.boolean(key(name, "chain_lines"))});
+        auto source = make_store_event_source(StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host,
+                                                                 c.boolean(key(name, "chain_lines")), damage});
         auto runner = ExportRunner::open(std::move(o), std::move(*exporter), std::move(source), ctx.alerts, ctx.now_ms);
         if (!runner) return make_error(errc::io_error, "exporters." + name + ": " + runner.error().describe());
         m->runners_.push_back(Runner{name, type, std::move(*runner)});
@@ -233,7 +235,9 @@ std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {
     std::optional<std::uint64_t> min;
     for (const auto& r : runners_) {
         if (!r.runner->options().streams[static_cast<std::size_t>(Stream::audit)]) continue;
-        const std::uint64_t d = r.runner->delivered_through(Stream::audit);
+        // The durable cursor: what a restart resumes at, so nothing is archived or deleted that
+        // a destination could still need after a crash (its cursor file may lag while writes fail).
+        const std::uint64_t d = r.runner->durable_through(Stream::audit);
         min = min ? std::min(*min, d) : d;
     }
     return min;
@@ -271,7 +275,13 @@ nlohmann::json ExportManager::status_json() const {
                         {"in_flight", s.in_flight},
                         {"lag_records", s.lag_records()},
                         {"lag_seconds", s.lag_seconds()},
-                        {"last_error", s.last_error}});
+                        {"last_error", s.last_error},
+                        {"cursor_write_failures", s.cursor_write_failures},
+                        {"cursor_error", s.cursor_error},
+                        {"store_held", std::any_of(s.store_held.begin(), s.store_held.end(), [](bool h) { return h; })},
+                        {"store_error", s.store_error},
+                        {"store_damaged_places", s.source.damaged_places},
+                        {"store_skipped_records", s.source.skipped_records}});
     }
     return list;
 }

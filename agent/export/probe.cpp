@@ -53,6 +53,20 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
     auto transport = counter_family("hsmaudit_exporter_transport_events_total",
                                     "The kind's own counters, by name (SNMP: traps_sent, informs_sent, informs_acked, "
                                     "inform_timeouts, inform_reports, held_down...).");
+    auto cursor_failures = counter_family("hsmaudit_exporter_cursor_write_failures_total",
+                                          "Writes of the destination's cursor file that failed (disk full, I/O error); "
+                                          "delivery goes on and the write is retried with back-off.");
+    auto store_failures = counter_family("hsmaudit_exporter_store_read_failures_total",
+                                         "Reads of the store that failed for this destination (damaged or unreadable "
+                                         "data it holds at, retried with back-off); not the destination's fault.");
+    auto store_held = gauge_family("hsmaudit_exporter_store_held",
+                                   "1 while a stream of the destination holds at a damaged or unreadable place of the "
+                                   "store (store.damaged alert), by stream.");
+    auto store_damage = counter_family("hsmaudit_exporter_store_damaged_places_total",
+                                       "Damaged or unreadable places of the store this destination's reader met.");
+    auto store_skipped = counter_family("hsmaudit_exporter_store_skipped_records_total",
+                                        "Audit records skipped past damage in the store (each range announced in a "
+                                        "store.damaged alert).");
     auto latency = histogram_family("hsmaudit_exporter_delivery_latency_seconds",
                                     "End to end: from an audit record's creation in the module to its "
                                     "acknowledgement by the destination.");
@@ -69,12 +83,17 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
             add(delivered, s.delivered[i], {{"exporter", n}, {"type", t}, {"stream", stream}});
             add(lag, s.newest[i] > s.cursor[i] ? s.newest[i] - s.cursor[i] : std::uint64_t{0},
                 {{"exporter", n}, {"type", t}, {"stream", stream}});
+            add(store_held, s.store_held[i] ? 1.0 : 0.0, {{"exporter", n}, {"type", t}, {"stream", stream}});
         }
         add(filtered, s.filtered, {{"exporter", n}, {"type", t}});
         add(sent, s.sent, {{"exporter", n}, {"type", t}});
         add(resent, s.resent, {{"exporter", n}, {"type", t}});
         add(failures, s.failures, {{"exporter", n}, {"type", t}});
         add(in_flight, s.in_flight, {{"exporter", n}, {"type", t}});
+        add(cursor_failures, s.cursor_write_failures, {{"exporter", n}, {"type", t}});
+        add(store_failures, s.store_read_failures, {{"exporter", n}, {"type", t}});
+        add(store_damage, s.source.damaged_places, {{"exporter", n}, {"type", t}});
+        add(store_skipped, s.source.skipped_records, {{"exporter", n}, {"type", t}});
         if (e.streams[static_cast<std::size_t>(Stream::audit)])
             if (auto l = exporter_lag_seconds(s, now_ms)) add(lag_s, *l, {{"exporter", n}, {"type", t}});
         add(last, seconds(s.last_delivery_ms), {{"exporter", n}, {"type", t}});
@@ -86,8 +105,11 @@ std::vector<prometheus::MetricFamily> export_families(const std::vector<Exporter
         if (e.delivery_latency) add(latency, *e.delivery_latency, {{"exporter", n}, {"type", t}});
     }
     std::vector<prometheus::MetricFamily> out;
-    for (auto* f : {&up, &delivered, &filtered, &sent, &resent, &failures, &in_flight, &lag, &lag_s, &last, &connects,
-                    &connect_failures, &bytes, &transport, &latency})
+    for (auto* f : {&up,         &delivered,    &filtered,        &sent,
+                    &resent,     &failures,     &in_flight,       &lag,
+                    &lag_s,      &last,         &connects,        &connect_failures,
+                    &bytes,      &transport,    &cursor_failures, &store_failures,
+                    &store_held, &store_damage, &store_skipped,   &latency})
         if (!f->metric.empty()) out.push_back(std::move(*f));
     return out;
 }

@@ -17,6 +17,18 @@ std::size_t idx(Stream s) {
     return static_cast<std::size_t>(s);
 }
 
+/// `text` as valid UTF-8 (invalid bytes replaced by U+FFFD): error strings carry bytes from the
+/// network and disk, and end in JSON (status.json, `hsmaudit status --json`) whose dump throws
+/// on invalid UTF-8.
+std::string utf8_safe(const std::string& text) {
+    try {
+        const auto quoted = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return nlohmann::json::parse(quoted).get<std::string>();
+    } catch (const std::exception&) {
+        return "(unprintable error text)";
+    }
+}
+
 /// Delivery latency buckets, seconds: from a caught-up destination (tens of ms) to an outage.
 constexpr double kDeliveryLatencyBounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
 
@@ -69,7 +81,8 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
         auto text = mac::read_file(path, 64 * 1024);
         if (!text) return std::move(text).error();
         const auto j = nlohmann::json::parse(*text, nullptr, false);
-        if (!j.is_object() || j.value("version", 0) != 1)
+        if (!j.is_object() || !j.contains("version") || !j["version"].is_number_unsigned() ||
+            j["version"].get<std::uint64_t>() != 1)
             return make_error(errc::io_error, path + " is not a cursor file (damaged?); the destination '" +
                                                   r->options_.name +
                                                   "' does not start rather than resend or skip the store. Remove "
@@ -91,9 +104,12 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
             r->cursor_[idx(s)] = *p;
         }
         r->cursor_dirty_ = true;
-        HSMAUDIT_TRY(r->write_cursor(true));
+        // A failed write (disk full) is counted and retried by the runner: the position is
+        // re-derived the same way if the agent stops before it is written.
+        (void)r->write_cursor(true);
     }
     r->read_pos_ = r->cursor_;
+    r->durable_ = r->cursor_;  // a new destination's first write may fail: a restart re-derives the same start
     r->local_.cursor = r->cursor_;
     r->publish();
     return r;
@@ -115,9 +131,22 @@ Result<bool> ExportRunner::read_more() {
         const Stream s = kAllStreams[next_stream_];
         next_stream_ = (next_stream_ + 1) % std::size(kAllStreams);
         if (!options_.streams[idx(s)]) continue;
+        if (local_.store_held[idx(s)] && now_ms_() < store_retry_at_ms_[idx(s)]) continue;
         std::vector<Event> got;
         auto n = source_->read(s, read_pos_[idx(s)], options_.batch, got);
-        if (!n) return std::move(n).error();
+        if (!n) {
+            // The store's fault, not the destination's: hold this stream only (the source alerted
+            // the damaged place), keep the receiver connected, deliver the other streams.
+            hold_stream(s, n.error());
+            continue;
+        }
+        if (local_.store_held[idx(s)]) {
+            local_.store_held[idx(s)] = false;
+            store_backoff_[idx(s)] = std::chrono::milliseconds(0);
+            if (std::none_of(local_.store_held.begin(), local_.store_held.end(), [](bool h) { return h; }))
+                local_.store_error.clear();
+            logger().info("exporter {}: the {} stream reads again", options_.name, to_string(s));
+        }
         if (*n == 0) continue;
         Batch b;
         b.stream = s;
@@ -135,6 +164,27 @@ Result<bool> ExportRunner::read_more() {
         any = true;
     }
     return any;
+}
+
+void ExportRunner::hold_stream(Stream s, const Error& e) {
+    const std::int64_t now = now_ms_();
+    ++local_.store_read_failures;
+    local_.store_error = utf8_safe(e.describe());
+    auto& backoff = store_backoff_[idx(s)];
+    backoff = backoff.count() == 0 ? options_.backoff_initial : std::min(backoff * 2, options_.backoff_max);
+    store_retry_at_ms_[idx(s)] = now + backoff.count();
+    const bool first = !local_.store_held[idx(s)];
+    local_.store_held[idx(s)] = true;
+    if (first || now - store_logged_ms_ >= options_.log_interval.count()) {
+        logger().error(
+            "exporter {}: the {} stream holds: {} ({} more failed reads since the last message; retried "
+            "with back-off, the destination stays connected)",
+            options_.name, to_string(s), local_.store_error, store_unlogged_);
+        store_logged_ms_ = now;
+        store_unlogged_ = 0;
+    } else {
+        ++store_unlogged_;
+    }
 }
 
 Status ExportRunner::send_unsent() {
@@ -198,7 +248,7 @@ Result<bool> ExportRunner::collect_acks(std::chrono::milliseconds wait) {
 
 void ExportRunner::fail(const Error& e) {
     ++local_.failures;
-    local_.last_error = e.describe();
+    local_.last_error = utf8_safe(e.describe());
     exporter_->disconnect();
     connected_ = false;
     proven_ = false;
@@ -233,9 +283,7 @@ Result<bool> ExportRunner::run_once() {
     if (!connected_) {
         // While down, hold the oldest undelivered events in memory (bounded): they are sent first
         // on reconnection, and their time is the lag's age.
-        if (unacked_.empty()) {
-            if (auto r = read_more(); !r) logger().warn("exporter {}: {}", options_.name, r.error().describe());
-        }
+        if (unacked_.empty()) (void)read_more();  // store errors hold the stream (read_more)
         if (now < retry_at_ms_) {
             publish();
             return false;
@@ -284,13 +332,16 @@ Result<bool> ExportRunner::run_once() {
         return {};
     };
     if (auto st = step(); !st) fail(st.error());
-    if (auto st = write_cursor(false); !st) logger().warn("exporter {}: {}", options_.name, st.error().describe());
+    (void)write_cursor(false);  // failures are counted, logged rate-limited and retried with back-off
     publish();
     return progress;
 }
 
 void ExportRunner::publish() {
     local_.cursor = cursor_;
+    if (options_.cursor_path.empty()) durable_ = cursor_;  // memory only: nothing to lag behind
+    local_.durable = durable_;
+    local_.source = source_->health();
     local_.in_flight = unacked_events_;
     local_.now_ms = now_ms_();
     local_.oldest_undelivered_ms = 0;
@@ -314,11 +365,43 @@ Status ExportRunner::write_cursor(bool force) {
     if (!cursor_dirty_ || options_.cursor_path.empty()) return {};
     const std::int64_t now = now_ms_();
     if (!force && now - cursor_written_ms_ < options_.cursor_sync.count()) return {};
+    // After a failure (disk full, EIO) wait before trying again: the cursor in memory is right
+    // and delivery goes on; a stale file only means more duplicates after a crash.
+    if (!force && now < cursor_retry_at_ms_) return {};
     nlohmann::json j = {{"version", 1}};
     for (Stream s : kAllStreams) j[std::string(to_string(s))] = cursor_[idx(s)];
     std::error_code ec;
     fs::create_directories(fs::path(options_.cursor_path).parent_path(), ec);
-    HSMAUDIT_TRY(mac::write_file_atomic(options_.cursor_path, j.dump() + "\n", 0600, false));
+    auto st = mac::write_file_atomic(options_.cursor_path,
+                                     j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600,
+                                     false, *options_.file_system);
+    if (!st) {
+        ++local_.cursor_write_failures;
+        local_.cursor_error = utf8_safe(st.error().describe());
+        cursor_backoff_ = cursor_backoff_.count() == 0 ? options_.cursor_retry_initial
+                                                       : std::min(cursor_backoff_ * 2, options_.cursor_retry_max);
+        cursor_retry_at_ms_ = now + cursor_backoff_.count();
+        if (cursor_logged_ms_ == 0 || now - cursor_logged_ms_ >= options_.log_interval.count()) {
+            logger().warn(
+                "exporter {}: cannot write its cursor file: {} ({} failures in all; delivery goes on, the "
+                "write is retried in {} ms)",
+                options_.name, local_.cursor_error, local_.cursor_write_failures, cursor_backoff_.count());
+            cursor_logged_ms_ = now;
+            cursor_unlogged_ = 0;
+        } else {
+            ++cursor_unlogged_;
+        }
+        return st;
+    }
+    if (!local_.cursor_error.empty()) {
+        logger().info("exporter {}: its cursor file is written again (after {} failed writes)", options_.name,
+                      local_.cursor_write_failures);
+        local_.cursor_error.clear();
+        cursor_logged_ms_ = 0;
+    }
+    cursor_backoff_ = std::chrono::milliseconds(0);
+    cursor_retry_at_ms_ = 0;
+    durable_ = cursor_;
     cursor_written_ms_ = now;
     cursor_dirty_ = false;
     return {};
@@ -327,10 +410,7 @@ Status ExportRunner::write_cursor(bool force) {
 void ExportRunner::loop(std::stop_token stop) {
     while (!stop.stop_requested()) {
         auto r = run_once();
-        if (!r) {
-            logger().warn("exporter {}: {}", options_.name, r.error().describe());
-            fail(r.error());
-        }
+        if (!r) fail(r.error());
         if (r && *r) continue;
         // Idle or backing off: sleep a little (stop wakes us).
         auto wait = options_.idle_wait;
@@ -355,13 +435,48 @@ void ExportRunner::loop(std::stop_token stop) {
         connected_ = false;
     }
     local_.state = RunnerState::stopped;
-    if (auto st = write_cursor(true); !st) logger().warn("exporter {}: {}", options_.name, st.error().describe());
+    (void)write_cursor(true);
     publish();
+}
+
+void ExportRunner::run_thread(std::stop_token stop) {
+    // Last resort: nothing a destination meets may end the agent. An exception here is a bug;
+    // this destination stops (alerted), the drain and the other destinations go on.
+    std::string what;
+    try {
+        loop(stop);
+        return;
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+        what = "an unknown exception";
+    }
+    what = utf8_safe(what);
+    logger().error("exporter {}: stopped after an internal error: {}", options_.name, what);
+    try {
+        alerts_.alert(Alert{"exporter.failed", Severity::critical,
+                            "destination '" + options_.name + "' stopped after an internal error (" + what +
+                                "); the other destinations and the drain go on; restart the agent to retry it",
+                            0, now_ms_()});
+    } catch (...) {
+    }
+    try {
+        exporter_->disconnect();
+    } catch (...) {
+    }
+    connected_ = false;
+    try {
+        local_.state = RunnerState::stopped;
+        local_.last_error = "stopped after an internal error: " + what;
+        (void)write_cursor(true);
+        publish();
+    } catch (...) {
+    }
 }
 
 void ExportRunner::start() {
     if (thread_.joinable()) return;
-    thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+    thread_ = std::jthread([this](std::stop_token st) { run_thread(st); });
 }
 
 void ExportRunner::stop() {
@@ -379,6 +494,11 @@ RunnerStats ExportRunner::stats() const {
 std::uint64_t ExportRunner::delivered_through(Stream stream) const {
     std::lock_guard lock(mutex_);
     return stats_.cursor[idx(stream)];
+}
+
+std::uint64_t ExportRunner::durable_through(Stream stream) const {
+    std::lock_guard lock(mutex_);
+    return stats_.durable[idx(stream)];
 }
 
 }  // namespace hsmaudit::agent

@@ -4,12 +4,23 @@
 //   read events after the cursor (each subscribed stream in turn) -> filter -> Exporter::send
 //   -> Exporter::acknowledged -> advance the cursor over the acknowledged prefix -> persist it
 //
-// Events the filter drops count as delivered (the cursor moves over them). On any failure the
-// runner disconnects, raises exporter.down (once), backs off (capped exponential with jitter),
-// reconnects and resends every event after the acknowledged prefix; exporter.up when delivery
-// works again. The cursor file is written atomically (fsync, rename) at most every
-// `cursor_sync` and at stop, so a crash redelivers at most what was acknowledged since the last
-// write plus what was in flight: at-least-once, duplicates identifiable by Event::event_id.
+// Events the filter drops count as delivered (the cursor moves over them). On any failure of the
+// destination (connect, send, acknowledgements, ack timeout) the runner disconnects, raises exporter.down (once), backs
+// off (capped exponential with jitter), reconnects and resends every event after the acknowledged prefix; exporter.up
+// when delivery works again. The cursor file is written atomically (fsync, rename) at most every `cursor_sync` and at
+// stop, so a crash redelivers at most what was acknowledged since the last write plus what was in flight:
+// at-least-once, duplicates identifiable by Event::event_id.
+//
+// Faults that are not the destination's never disconnect it:
+//   * a cursor write that fails (ENOSPC, EIO) is counted (RunnerStats::cursor_write_failures),
+//     logged at most every `log_interval`, and retried with back-off (cursor_retry_initial ..
+//     cursor_retry_max); delivery goes on, since the cursor in memory is right and a stale file
+//     only means more duplicates after a crash (the at-least-once bound);
+//   * a store read that fails (damaged or unreadable, errc::store_damaged / store_unreadable,
+//     policy in store_source.h) holds that stream only, retried with the back-off of
+//     backoff_initial .. backoff_max; the source alerts the damaged place (store.damaged).
+// The thread body has a last resort: an exception stops this destination with a critical
+// `exporter.failed` alert; it never ends the agent.
 //
 // Cursor file <state>/export/<name>/cursor (JSON, 0600):
 //   {"version":1,"audit":<seq>,"syslog":<line>,"alerts":<line>,"checkpoints":<line>}
@@ -39,11 +50,20 @@
 #include "agent/export/event.h"
 #include "agent/export/exporter.h"
 #include "agent/pipeline/latency_histogram.h"
+#include "mac/file_system.h"
 #include "mac/result.h"
 
 namespace hsmaudit::agent {
 
-/// Where a runner reads events: the store's streams, after a position.
+/// What a reader met in the store (damage it alerted and skipped, store_source.h).
+struct SourceHealth {
+    std::uint64_t damaged_places = 0;   // damaged or unreadable places met
+    std::uint64_t skipped_records = 0;  // audit records skipped past damage (announced in store.damaged alerts)
+};
+
+/// Where a runner reads events: the store's streams, after a position. An error from read() is
+/// the store's (errc::store_damaged, errc::store_unreadable), never the destination's: the
+/// runner holds that stream and retries it with back-off, keeping its receiver connected.
 /// Thread-safety: used by one runner's thread only.
 class EventSource {
 public:
@@ -57,6 +77,7 @@ public:
     /// The position just before the oldest event of `stream` the store still holds (a new
     /// destination starting at `oldest` begins after it).
     virtual Result<std::uint64_t> before_oldest(Stream stream) = 0;
+    [[nodiscard]] virtual SourceHealth health() const { return {}; }
 };
 
 struct RunnerOptions {
@@ -77,6 +98,13 @@ struct RunnerOptions {
     /// came back but does not answer, a receiver that stopped reading).
     std::chrono::milliseconds ack_timeout{30'000};  // events sent and not yet acknowledged (memory bound)
     std::string cursor_path;                        // "" : keep the cursor in memory only (tests)
+    /// After a failed cursor write: retry after this, doubling per failure up to cursor_retry_max.
+    std::chrono::milliseconds cursor_retry_initial{1'000};
+    std::chrono::milliseconds cursor_retry_max{30'000};
+    /// A repeated error (cursor writes, store reads) is logged at most this often.
+    std::chrono::milliseconds log_interval{60'000};
+    /// The cursor file's writes (tests inject ENOSPC and EIO here); never null.
+    mac::FileSystem* file_system = &mac::posix_file_system();
 };
 
 enum class RunnerState : std::uint8_t { starting, up, down, stopped };
@@ -85,6 +113,7 @@ std::string_view to_string(RunnerState s);
 struct RunnerStats {
     RunnerState state = RunnerState::starting;
     std::array<std::uint64_t, 4> cursor{};     // delivered through this position, per stream
+    std::array<std::uint64_t, 4> durable{};    // the cursor as its file holds it (what a restart resumes at)
     std::array<std::uint64_t, 4> newest{};     // the store's newest position, per stream
     std::array<std::uint64_t, 4> delivered{};  // events acknowledged since start, per stream
     std::uint64_t filtered = 0;                // events the filter skipped (counted delivered)
@@ -94,9 +123,15 @@ struct RunnerStats {
     std::uint64_t in_flight = 0;               // sent, not yet acknowledged
     std::int64_t last_delivered_event_ms = 0;  // time of the newest event acknowledged
     std::int64_t last_delivery_ms = 0;         // wall clock of the last acknowledgement
-    std::string last_error;
-    std::int64_t oldest_undelivered_ms = 0;  // time of the oldest event not yet delivered (0: none known)
-    std::int64_t now_ms = 0;                 // when these stats were taken
+    std::string last_error;                    // the destination's last failure (UTF-8 safe)
+    std::uint64_t cursor_write_failures = 0;   // cursor file writes that failed (ENOSPC, EIO...)
+    std::string cursor_error;                  // the last one's error ("" once a write succeeds again)
+    std::uint64_t store_read_failures = 0;     // reads of the store that failed (the stream held, retried)
+    std::array<bool, 4> store_held{};          // per stream: held at a damaged or unreadable place
+    std::string store_error;                   // the last store read error ("" once reads work again)
+    SourceHealth source;                       // damage the reader met and skipped
+    std::int64_t oldest_undelivered_ms = 0;    // time of the oldest event not yet delivered (0: none known)
+    std::int64_t now_ms = 0;                   // when these stats were taken
     TransportStats transport;
     /// Events the store holds that this destination has not delivered, over its streams.
     [[nodiscard]] std::uint64_t lag_records() const;
@@ -126,8 +161,12 @@ public:
     Result<bool> run_once();
 
     [[nodiscard]] RunnerStats stats() const;
-    /// The acknowledged position of `stream` (what retention may rely on).
+    /// The acknowledged position of `stream`.
     [[nodiscard]] std::uint64_t delivered_through(Stream stream) const;
+    /// The acknowledged position of `stream` as the cursor file holds it: what a restart resumes
+    /// at, so what the archiver and retention may rely on (it lags delivered_through() by up to
+    /// cursor_sync, or longer while cursor writes fail).
+    [[nodiscard]] std::uint64_t durable_through(Stream stream) const;
     [[nodiscard]] const RunnerOptions& options() const { return options_; }
     /// Seconds from an audit record's creation (module clock) to its acknowledgement here.
     [[nodiscard]] const LatencyHistogram& delivery_latency() const { return delivery_latency_; }
@@ -136,7 +175,9 @@ private:
     ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> exporter, std::unique_ptr<EventSource> source,
                  AlertSink& alerts, NowMs now_ms);
     void loop(std::stop_token stop);
+    void run_thread(std::stop_token stop);
     Result<bool> read_more();
+    void hold_stream(Stream s, const Error& e);
     Status send_unsent();
     Result<bool> collect_acks(std::chrono::milliseconds wait);
     void fail(const Error& e);
@@ -168,12 +209,21 @@ private:
     std::int64_t retry_at_ms_ = 0;
     std::array<std::uint64_t, 4> cursor_{};    // delivered through, per stream
     std::array<std::uint64_t, 4> read_pos_{};  // read through, per stream
+    std::array<std::uint64_t, 4> durable_{};   // as the cursor file holds it
     std::size_t next_stream_ = 0;              // round-robin over the subscribed streams
     std::deque<Batch> unacked_;
     std::size_t unacked_events_ = 0;
     std::uint64_t acked_on_connection_ = 0;
     std::int64_t cursor_written_ms_ = 0;
     bool cursor_dirty_ = false;
+    std::chrono::milliseconds cursor_backoff_{0};  // after failed cursor writes
+    std::int64_t cursor_retry_at_ms_ = 0;
+    std::int64_t cursor_logged_ms_ = 0;                         // rate limit of the cursor write warnings
+    std::uint64_t cursor_unlogged_ = 0;                         // failures since the last warning
+    std::array<std::chrono::milliseconds, 4> store_backoff_{};  // per stream, while held
+    std::array<std::int64_t, 4> store_retry_at_ms_{};
+    std::int64_t store_logged_ms_ = 0;
+    std::uint64_t store_unlogged_ = 0;
     std::int64_t newest_checked_ms_ = 0;
     std::int64_t ack_progress_ms_ = 0;  // when acknowledgements last advanced (or the connection opened)
     RunnerStats local_;                 // published to stats_ under the mutex

@@ -8,9 +8,11 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
 #include "agent/errc.h"
+#include "agent/logger.h"
 #include "agent/store/audit_store.h"
 #include "mac/encrypted_file.h"
 #include "mac/segment_format.h"
@@ -24,12 +26,21 @@ namespace fs = std::filesystem;
 constexpr std::size_t kReadBytes = 1 << 20;
 
 Error io(const std::string& what) {
-    return make_error(errc::io_error, what + ": " + std::strerror(errno));
+    return make_error(errc::store_unreadable, what + ": " + std::strerror(errno));
 }
+
+/// Where a followed file is damaged, as found by FileFollower.
+struct FileDamage {
+    std::uint64_t offset = 0;  // byte offset in the file (encrypted: where the damaged chunk starts)
+    std::string what;
+    /// Encrypted, with the damaged chunk's length intact: where the next chunk starts.
+    std::optional<std::uint64_t> next_chunk;
+};
 
 /// Follows one file as it grows (plaintext, or encrypted at rest chunk by chunk) and hands out
 /// complete lines. It holds the file open, so a rename (current/ -> ready_for_archive/) does not
-/// disturb it.
+/// disturb it. With a limit it reads no byte at or beyond it (the open segment's committed
+/// length): what it reads is then durable, and damage in it is real, not a write in progress.
 class FileFollower {
 public:
     static Result<std::unique_ptr<FileFollower>> open(const std::string& path, const mac::Bytes32* store_key) {
@@ -39,7 +50,7 @@ public:
     }
 
     /// The next complete line (without LF), or nullopt if there is none yet. The view is valid
-    /// until the next call.
+    /// until the next call. An errc::store_damaged error leaves damage() set.
     Result<std::optional<std::string_view>> peek() {
         for (;;) {
             const auto lf = buf_.find('\n', pos_);
@@ -47,9 +58,12 @@ public:
                 peeked_ = lf + 1 - pos_;
                 return std::optional<std::string_view>(std::string_view(buf_).substr(pos_, lf - pos_));
             }
-            if (buf_.size() - pos_ > mac::kMaxLineBytes)
-                return make_error(errc::io_error,
-                                  path_ + ": a line longer than " + std::to_string(mac::kMaxLineBytes) + " bytes");
+            if (buf_.size() - pos_ > mac::kMaxLineBytes) {
+                damage_ = FileDamage{
+                    line_offset(), "a line longer than " + std::to_string(mac::kMaxLineBytes) + " bytes (no line end)",
+                    std::nullopt};
+                return damaged();
+            }
             auto more = fill();
             if (!more) return std::move(more).error();
             if (!*more) return std::optional<std::string_view>{};
@@ -61,6 +75,42 @@ public:
         peeked_ = 0;
         ++lines_;
     }
+    /// Reads no byte at or beyond `limit` (nullopt: the whole file, as it grows).
+    void set_limit(std::optional<std::uint64_t> limit) { limit_ = limit; }
+    /// The file offset of the line peek() returns next (encrypted: of the chunk holding its start).
+    [[nodiscard]] std::uint64_t line_offset() const {
+        if (!opener_) return raw_off_ - (buf_.size() - pos_);
+        std::uint64_t off = raw_off_;
+        for (const auto& [at, raw] : chunk_starts_)
+            if (at <= pos_) off = raw;
+        return off;
+    }
+    [[nodiscard]] const std::optional<FileDamage>& damage() const { return damage_; }
+    /// After damage with the next chunk known: continues there (dropping the partial line before
+    /// the damaged chunk). False if the framing is lost.
+    bool skip_damaged_chunk() {
+        if (!damage_ || !damage_->next_chunk) return false;
+        raw_off_ = *damage_->next_chunk;
+        ++chunk_;
+        buf_.clear();
+        chunk_starts_.clear();
+        pos_ = 0;
+        peeked_ = 0;
+        damage_.reset();
+        return true;
+    }
+    /// Bytes the file holds beyond its last complete line (a partial line, a torn chunk), within
+    /// the limit: at the end of a complete segment, a torn tail.
+    [[nodiscard]] std::uint64_t leftover() const {
+        struct stat st {};
+        std::uint64_t beyond = 0;
+        if (::fstat(fd_.get(), &st) == 0) {
+            std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+            if (limit_) size = std::min(size, *limit_);
+            if (size > raw_off_) beyond = size - raw_off_;
+        }
+        return (buf_.size() - pos_) + beyond;
+    }
     [[nodiscard]] const std::string& path() const { return path_; }
     [[nodiscard]] std::uint64_t lines_consumed() const { return lines_; }
 
@@ -68,15 +118,29 @@ private:
     FileFollower(std::string path, UniqueFd fd, const mac::Bytes32* store_key)
         : path_(std::move(path)), fd_(std::move(fd)), store_key_(store_key) {}
 
+    Error damaged() const {
+        return make_error(errc::store_damaged,
+                          path_ + " at byte " + std::to_string(damage_->offset) + ": " + damage_->what);
+    }
+
+    /// Bytes that may be read at `off` (the limit's rest, or `want`).
+    [[nodiscard]] std::size_t allowed(std::uint64_t off, std::size_t want) const {
+        if (!limit_) return want;
+        if (off >= *limit_) return 0;
+        return static_cast<std::size_t>(std::min<std::uint64_t>(want, *limit_ - off));
+    }
+
     /// Reads what the file holds beyond what was read; false if nothing new.
     Result<bool> fill() {
         if (pos_ > 0) {
             buf_.erase(0, pos_);
+            for (auto& c : chunk_starts_) c.first = c.first > pos_ ? c.first - pos_ : 0;
+            while (chunk_starts_.size() > 1 && chunk_starts_[1].first == 0) chunk_starts_.erase(chunk_starts_.begin());
             pos_ = 0;
         }
         if (!kind_known_) {
             char head[mac::kEncryptedHeaderBytes];
-            const ssize_t n = ::pread(fd_.get(), head, sizeof head, 0);
+            const ssize_t n = ::pread(fd_.get(), head, allowed(0, sizeof head), 0);
             if (n < 0) return io("cannot read " + path_);
             const std::string_view h(head, static_cast<std::size_t>(n));
             if (h.size() < mac::kEncryptedMagic.size()) {
@@ -84,7 +148,8 @@ private:
                 if (h.find('\n') == std::string_view::npos) return false;
             } else if (mac::is_encrypted(h)) {
                 if (store_key_ == nullptr)
-                    return make_error(errc::io_error, path_ + " is encrypted at rest and no audit key is loaded");
+                    return make_error(errc::store_unreadable,
+                                      path_ + " is encrypted at rest and no audit key is loaded");
                 if (h.size() < mac::kEncryptedHeaderBytes) return false;
                 mac::Salt salt{};
                 std::memcpy(salt.data(), head + mac::kEncryptedMagic.size(), salt.size());
@@ -94,12 +159,14 @@ private:
             kind_known_ = true;
         }
         if (!opener_) {
+            const std::size_t want = allowed(raw_off_, kReadBytes);
+            if (want == 0) return false;
             const std::size_t old = buf_.size();
-            buf_.resize(old + kReadBytes);
-            const ssize_t n = ::pread(fd_.get(), buf_.data() + old, kReadBytes, static_cast<off_t>(raw_off_));
+            buf_.resize(old + want);
+            const ssize_t n = ::pread(fd_.get(), buf_.data() + old, want, static_cast<off_t>(raw_off_));
             if (n < 0) {
                 buf_.resize(old);
-                return io("cannot read " + path_);
+                return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
             }
             buf_.resize(old + static_cast<std::size_t>(n));
             raw_off_ += static_cast<std::uint64_t>(n);
@@ -108,20 +175,33 @@ private:
         bool any = false;
         while (buf_.size() < kReadBytes) {
             unsigned char len_bytes[4];
+            if (allowed(raw_off_, 4) < 4) break;  // the next chunk is not committed yet
             const ssize_t n = ::pread(fd_.get(), len_bytes, 4, static_cast<off_t>(raw_off_));
-            if (n < 0) return io("cannot read " + path_);
+            if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
             if (n < 4) break;  // the next chunk is not (fully) written yet
             std::uint32_t len = 0;
             for (unsigned char c : len_bytes) len = (len << 8) | c;
-            if (len == 0 || len > mac::kMaxChunkBytes)
-                return make_error(errc::io_error,
-                                  path_ + ": chunk " + std::to_string(chunk_) + " has a bad length (damaged)");
+            if (len == 0 || len > mac::kMaxChunkBytes) {
+                if (any) break;  // hand out the lines before the damage first
+                damage_ = FileDamage{
+                    raw_off_,
+                    "chunk " + std::to_string(chunk_) + " has an impossible length (" + std::to_string(len) + " bytes)",
+                    std::nullopt};
+                return damaged();
+            }
             std::string sealed(len + 16, '\0');
+            if (allowed(raw_off_ + 4, sealed.size()) < sealed.size()) break;
             const ssize_t m = ::pread(fd_.get(), sealed.data(), sealed.size(), static_cast<off_t>(raw_off_ + 4));
-            if (m < 0) return io("cannot read " + path_);
-            if (static_cast<std::size_t>(m) < sealed.size()) break;  // being written
+            if (m < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_ + 4));
+            if (static_cast<std::size_t>(m) < sealed.size()) break;  // being written (or torn: see leftover())
             auto plain = opener_->open(chunk_, sealed);
-            if (!plain) return make_error(errc::io_error, path_ + ": " + plain.error().message);
+            if (!plain) {
+                if (any) break;  // hand out the lines before the damage first
+                damage_ = FileDamage{raw_off_, "chunk " + std::to_string(chunk_) + " fails authentication",
+                                     raw_off_ + 4 + sealed.size()};
+                return damaged();
+            }
+            chunk_starts_.emplace_back(buf_.size(), raw_off_);
             buf_ += *plain;
             raw_off_ += 4 + sealed.size();
             ++chunk_;
@@ -135,12 +215,15 @@ private:
     const mac::Bytes32* store_key_;
     bool kind_known_ = false;
     std::optional<mac::ChunkOpener> opener_;
+    std::optional<std::uint64_t> limit_;
     std::uint64_t raw_off_ = 0;
     std::uint64_t chunk_ = 0;
     std::string buf_;
+    std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
     std::size_t peeked_ = 0;
     std::uint64_t lines_ = 0;
+    std::optional<FileDamage> damage_;
 };
 
 struct SegmentFile {
@@ -267,6 +350,8 @@ public:
         return std::size_t{0};
     }
 
+    [[nodiscard]] SourceHealth health() const override { return health_; }
+
     Result<std::uint64_t> newest(Stream stream) override {
         switch (stream) {
             case Stream::audit: {
@@ -294,6 +379,10 @@ public:
                 for (const auto& seg : list_segments(audit_dir_)) {
                     auto first = first_seq_of(seg);
                     if (first) return *first - 1;
+                    // The oldest segment cannot be read: start before everything, so the reader
+                    // meets (and alerts) its damage rather than a new destination silently
+                    // starting after it.
+                    return std::uint64_t{0};
                 }
                 auto p = read_store_position(audit_dir_);
                 if (!p) return std::move(p).error();
@@ -328,10 +417,14 @@ private:
         audit_.filter_after = after;
         audit_.last_pos = after;
         // Start at the last segment whose first record is <= after (so a seal at `after` is
-        // delivered again), or at the oldest.
+        // delivered again), or at the oldest. A segment whose first line cannot be read is a
+        // start only if nothing before it is: reading it then meets its damage (never jumps it).
         for (const auto& seg : list_segments(audit_dir_)) {
             const auto first = first_seq_of(seg);
-            if (!first) continue;
+            if (!first) {
+                if (!audit_.next_epoch) audit_.next_epoch = seg.epoch;
+                continue;
+            }
             if (*first <= after || !audit_.next_epoch) audit_.next_epoch = seg.epoch;
             if (*first > after) break;
         }
@@ -345,6 +438,7 @@ private:
             if (!f) {
                 // Moved between listing and opening (rotation): list again next time.
                 if (errno == ENOENT) return {};
+                audit_.segment = seg;
                 return std::move(f).error();
             }
             audit_.file = std::move(*f);
@@ -376,52 +470,230 @@ private:
         audit_.open_line.clear();
     }
 
+    // ---- damage (the policy is in store_source.h) -------------------------------------------
+
+    /// The first damaged place met since the last good record: what is skipped until the next one.
+    struct Episode {
+        std::string file;
+        std::uint64_t offset = 0;
+        std::string what;
+        std::uint64_t first_missing = 0;  // the first record not delivered because of it
+        std::uint64_t damaged_lines = 0;  // lines (or chunks) found damaged since: records they may have held
+        bool authenticated = false;       // resumed at a chunk that authenticates: its sequence numbers are genuine
+    };
+
+    /// Damage at `file`@`offset`: opens an episode (or extends the open one: one place, one alert).
+    void damage(const std::string& file, std::uint64_t offset, std::string what) {
+        if (audit_.episode) {
+            ++audit_.episode->damaged_lines;
+            return;
+        }
+        const std::uint64_t first = audit_.expected != 0 ? audit_.expected : audit_.filter_after + 1;
+        audit_.episode = Episode{file, offset, std::move(what), first, 1, false};
+        if (seen_.insert({fs::path(file).filename().string(), offset}).second) ++health_.damaged_places;
+    }
+
+    /// Good data resumes at record `seq`: the episode's records before it are skipped, announced.
+    void resume_at(std::uint64_t seq) {
+        if (!audit_.episode) return;
+        const Episode e = std::move(*audit_.episode);
+        audit_.episode.reset();
+        const std::uint64_t first = std::max(e.first_missing, audit_.filter_after + 1);
+        std::string lost;
+        if (seq > first) {
+            lost = (seq - first == 1 ? "record " + std::to_string(first)
+                                     : "records " + std::to_string(first) + ".." + std::to_string(seq - 1)) +
+                   " skipped, not delivered";
+            health_.skipped_records += seq - first;
+        } else {
+            lost = "no undelivered record lost";
+        }
+        if (o_.damage)
+            o_.damage->skipped(e.file, e.offset,
+                               e.file + " at byte " + std::to_string(e.offset) + ": " + e.what + "; " + lost +
+                                   " (the exporters resume at record " + std::to_string(seq) +
+                                   "; what is damaged stays in place for hsmaudit verify and fsck)",
+                               seq > first ? first : 0);
+    }
+
+    /// Holds the audit stream at the damaged or unreadable place: alerted once (ledger), the error
+    /// returned (the runner retries with back-off), the reader repositioned at the next read.
+    /// Events already read in this call are handed out first.
+    Result<std::size_t> hold(std::vector<Event>& out, std::size_t before, const Error& error, const std::string& file,
+                             std::uint64_t offset) {
+        const std::uint64_t waiting =
+            audit_.episode ? std::max(audit_.episode->first_missing, audit_.filter_after + 1) : audit_.last_pos + 1;
+        const std::string place_file = audit_.episode ? audit_.episode->file : file;
+        const std::uint64_t place_offset = audit_.episode ? audit_.episode->offset : offset;
+        const std::string what =
+            audit_.episode ? place_file + " at byte " + std::to_string(place_offset) + ": " + audit_.episode->what
+                           : error.describe();
+        if (seen_.insert({fs::path(place_file).filename().string(), place_offset}).second) ++health_.damaged_places;
+        if (o_.damage)
+            o_.damage->held(place_file, place_offset,
+                            what + "; the exporters hold at record " + std::to_string(waiting) +
+                                (o_.skip_damage ? " until it can be read or proven skippable (the segment complete, "
+                                                  "the file readable again, or hsmaudit fsck --repair)"
+                                                : " until it can be read (hsmaudit fsck --repair)"),
+                            waiting);
+        audit_.started = false;  // re-read from the cursor next time
+        if (out.size() > before) return out.size() - before;
+        return make_error(
+            error.code.category() == error_category() && error.code.value() == static_cast<int>(errc::store_unreadable)
+                ? errc::store_unreadable
+                : errc::store_damaged,
+            what);
+    }
+
+    /// The current segment holds everything it ever will: not the store's open segment, and a
+    /// later segment exists (a seal also ends a segment, handled where it is read).
+    bool segment_complete(const StorePosition& pos) {
+        if (audit_.segment.name == pos.current) return false;
+        if (const auto cur = mac::segment_file_epoch(pos.current); cur && audit_.segment.epoch > *cur) return false;
+        for (const auto& seg : list_segments(audit_dir_))
+            if (seg.epoch > audit_.segment.epoch) return true;
+        return false;
+    }
+
     Result<std::size_t> read_audit(std::uint64_t after, std::size_t max, std::vector<Event>& out) {
         if (!audit_.started || after != audit_.last_pos) reposition_audit(after);
-        auto pos = read_store_position(audit_dir_);
-        if (!pos) return std::move(pos).error();
         const std::size_t before = out.size();
+        auto pos = read_store_position(audit_dir_);
+        if (!pos) {
+            const Error e = make_error(errc::store_unreadable, pos.error().describe());
+            return hold(out, before, e, audit_dir_ + "/position", 0);
+        }
+        // Without a ledger to announce it (or skip_damage off), no damage is skipped: hold.
+        auto skip_or_hold = [&](const Error& e) -> std::optional<Result<std::size_t>> {
+            if (o_.damage && o_.skip_damage) return std::nullopt;
+            return hold(out, before, e, audit_.file ? audit_.file->path() : audit_.segment.path, 0);
+        };
         while (out.size() - before < max) {
             if (!audit_.file) {
                 bool opened = false;
-                HSMAUDIT_TRY(open_next_segment(opened));
+                if (auto st = open_next_segment(opened); !st)
+                    return hold(out, before, st.error(), audit_.segment.path, 0);
                 if (!opened) break;
             }
-            auto peeked = audit_.file->peek();
-            if (!peeked) return std::move(peeked).error();
+            FileFollower& file = *audit_.file;
+            // The open segment is read up to its committed length only, and a segment newer than
+            // it (created, not yet committed) not at all: what is read is durable, so damage in it
+            // is real and never bytes a recovery is about to cut.
+            std::optional<std::uint64_t> limit;
+            if (audit_.segment.name == pos->current) {
+                limit = pos->current_bytes;
+            } else if (const auto cur = mac::segment_file_epoch(pos->current); cur && audit_.segment.epoch > *cur) {
+                limit = 0;
+            }
+            file.set_limit(limit);
+            auto peeked = file.peek();
+            if (!peeked) {
+                if (!file.damage()) return hold(out, before, peeked.error(), file.path(), file.line_offset());
+                damage(file.path(), file.damage()->offset, file.damage()->what);
+                if (auto h = skip_or_hold(peeked.error())) return std::move(*h);
+                if (file.skip_damaged_chunk()) {
+                    audit_.episode->authenticated = true;  // resume at the next chunk that authenticates
+                    continue;
+                }
+                if (segment_complete(*pos)) {
+                    audit_.file.reset();  // resume at the next segment's open line
+                    continue;
+                }
+                return hold(out, before, peeked.error(), file.path(), file.damage()->offset);
+            }
             if (!*peeked) {
-                // Nothing more now. A segment the store moved to ready_for_archive without a seal
-                // (the module never sealed it) is complete once a later one exists.
-                if (unsealed_but_complete(*pos)) {
+                // Nothing more now. A segment that ends without its seal (the module never sealed
+                // it) is complete once a later one exists; bytes after its last line are torn.
+                if (segment_complete(*pos)) {
+                    if (const auto rest = file.leftover(); rest > 0) {
+                        damage(file.path(), file.line_offset(),
+                               "torn: " + std::to_string(rest) + " bytes after the last complete line or chunk");
+                        if (auto h = skip_or_hold(make_error(errc::store_damaged, "torn segment")))
+                            return std::move(*h);
+                    }
                     audit_.file.reset();
                     continue;
+                }
+                if (audit_.episode) {
+                    // Damage in the open segment and no good record after it yet: the reader
+                    // cannot tell yet what is lost.
+                    return hold(out, before, make_error(errc::store_damaged, "damaged open segment"), file.path(),
+                                audit_.episode->offset);
                 }
                 break;
             }
             const std::string_view line = **peeked;
+            const std::uint64_t offset = file.line_offset();
+            auto bad_line = [&](std::string what) -> std::optional<Result<std::size_t>> {
+                damage(file.path(), offset, std::move(what));
+                if (auto h = skip_or_hold(make_error(errc::store_damaged, "damaged line"))) return h;
+                file.consume();
+                return std::nullopt;
+            };
             switch (mac::classify_line(line)) {
                 case mac::LineKind::open: {
                     auto open = mac::parse_open_line(line);
-                    if (!open)
-                        return make_error(errc::io_error,
-                                          audit_.file->path() + ": malformed open line: " + open.error().message);
+                    if (!open) {
+                        if (auto h = bad_line("malformed open line: " + open.error().message)) return std::move(*h);
+                        break;
+                    }
+                    if (file.lines_consumed() != 0) {
+                        if (auto h = bad_line("an open line in the middle of the segment")) return std::move(*h);
+                        break;
+                    }
+                    // Records between the last one read and this segment's first are not in any
+                    // segment the reader found (a segment file missing, archived, or unreadable).
+                    const std::uint64_t expected = audit_.expected != 0 ? audit_.expected : audit_.filter_after + 1;
+                    if (open->first_seq > expected)
+                        damage(file.path(), 0,
+                               "records " + std::to_string(expected) + ".." + std::to_string(open->first_seq - 1) +
+                                   " are in no segment before it (a segment file missing or unreadable)");
+                    if (audit_.episode) {
+                        if (auto h = skip_or_hold(make_error(errc::store_damaged, "records missing")))
+                            return std::move(*h);
+                    }
+                    audit_.expected = std::max(audit_.expected, open->first_seq);
                     audit_.open = *open;
                     audit_.open_line = std::string(line);
-                    audit_.file->consume();
+                    file.consume();
                     break;
                 }
                 case mac::LineKind::record: {
                     auto split = mac::split_record_line(line);
-                    if (!split)
-                        return make_error(errc::io_error,
-                                          audit_.file->path() + ": malformed record line: " + split.error().message);
+                    if (!split) {
+                        if (auto h = bad_line("malformed record line: " + split.error().message)) return std::move(*h);
+                        break;
+                    }
                     if (split->seq >= pos->next_seq) return out.size() - before;  // not durable yet
+                    if (audit_.expected == 0) audit_.expected = split->seq;       // no open line read before it
+                    // After damage, good data resumes at the expected record, or at a later one the
+                    // damage can account for (one record per damaged line; any number in a chunk
+                    // skipped whole, since the next chunk's authentication proves its numbers), or
+                    // at the next segment's open line. Anything else is out of sequence: repeated
+                    // (a retried write) or after a gap, and damage too.
+                    const bool resumes = audit_.episode && split->seq > audit_.expected &&
+                                         (audit_.episode->authenticated ||
+                                          split->seq - audit_.expected <= audit_.episode->damaged_lines);
+                    if (split->seq != audit_.expected && !resumes) {
+                        if (auto h = bad_line("record " + std::to_string(split->seq) + " out of sequence (expected " +
+                                              std::to_string(audit_.expected) + ")"))
+                            return std::move(*h);
+                        break;
+                    }
+                    std::optional<mac::AuditRecord> rec;
                     if (split->seq > audit_.filter_after) {
-                        auto rec = mac::parse_record_body(split->body);
-                        if (!rec)
-                            return make_error(errc::io_error, audit_.file->path() + ": malformed record " +
-                                                                  std::to_string(split->seq) + ": " +
-                                                                  rec.error().message);
+                        auto parsed = mac::parse_record_body(split->body);
+                        if (!parsed) {
+                            if (auto h = bad_line("malformed record " + std::to_string(split->seq) + ": " +
+                                                  parsed.error().message))
+                                return std::move(*h);
+                            break;
+                        }
+                        rec = std::move(*parsed);
+                    }
+                    resume_at(split->seq);
+                    audit_.expected = split->seq + 1;
+                    if (rec) {
                         emit_open_if_pending(out);
                         Event e;
                         e.stream = Stream::audit;
@@ -438,16 +710,23 @@ private:
                         out.push_back(std::move(e));
                     }
                     audit_.open_line.clear();
-                    audit_.file->consume();
+                    file.consume();
                     break;
                 }
                 case mac::LineKind::seal: {
                     auto seal = mac::parse_seal_line(line);
-                    if (!seal)
-                        return make_error(errc::io_error,
-                                          audit_.file->path() + ": malformed seal line: " + seal.error().message);
+                    if (!seal) {
+                        if (auto h = bad_line("malformed seal line: " + seal.error().message)) return std::move(*h);
+                        break;
+                    }
                     const bool durable = seal->seal.last_seq < pos->next_seq && audit_.segment.name != pos->current;
                     if (!durable) return out.size() - before;
+                    if (audit_.episode) {
+                        // Damage before the seal: good data resumes at the next segment's open line.
+                        file.consume();
+                        audit_.file.reset();
+                        break;
+                    }
                     emit_open_if_pending(out);
                     if (o_.chain_lines && seal->seal.last_seq >= audit_.filter_after) {
                         Event e;
@@ -463,24 +742,16 @@ private:
                         audit_.last_pos = e.position;
                         out.push_back(std::move(e));
                     }
-                    audit_.file->consume();
+                    file.consume();
                     audit_.file.reset();  // a seal ends its segment
                     break;
                 }
                 case mac::LineKind::unknown:
-                    ++skipped_;
-                    audit_.file->consume();
+                    if (auto h = bad_line("a line that is no segment entry")) return std::move(*h);
                     break;
             }
         }
         return out.size() - before;
-    }
-
-    bool unsealed_but_complete(const StorePosition& pos) {
-        if (!audit_.segment.ready || audit_.segment.name == pos.current) return false;
-        for (const auto& seg : list_segments(audit_dir_))
-            if (seg.epoch > audit_.segment.epoch) return true;
-        return false;
     }
 
     // ---- alerts and checkpoints -------------------------------------------------------------
@@ -641,6 +912,8 @@ private:
         SegmentFile segment;
         std::string open_line;  // read, not yet delivered (it goes with the next entry)
         mac::OpenLine open;
+        std::uint64_t expected = 0;      // the sequence number the next record must have (0: not known yet)
+        std::optional<Episode> episode;  // damage met since the last good record
     };
 
     StoreSourceOptions o_;
@@ -652,9 +925,47 @@ private:
     SpoolCursor spool_;
     LineCounter spool_counter_;
     std::uint64_t skipped_ = 0;
+    SourceHealth health_;
+    std::set<std::pair<std::string, std::uint64_t>> seen_;  // damaged places counted in health_
 };
 
 }  // namespace
+
+void StoreDamageLedger::skipped(const std::string& file, std::uint64_t offset, const std::string& message,
+                                std::uint64_t seq) {
+    // By file name: a segment keeps its name when the store moves it from current/ to ready_for_archive/.
+    const Place place{fs::path(file).filename().string(), offset};
+    std::string kind;
+    {
+        std::lock_guard lock(mutex_);
+        if (alerted_.insert(place).second) {
+            kind = "store.damaged";
+        } else if (held_.count(place) != 0 && skip_alerted_.insert(place).second) {
+            kind = "store.damage_skipped";
+        } else {
+            return;
+        }
+    }
+    logger().error("{}", message);
+    alerts_.alert(Alert{kind, Severity::critical, message, seq, now_ms_ ? now_ms_() : 0});
+}
+
+void StoreDamageLedger::held(const std::string& file, std::uint64_t offset, const std::string& message,
+                             std::uint64_t seq) {
+    const Place place{fs::path(file).filename().string(), offset};
+    {
+        std::lock_guard lock(mutex_);
+        held_.insert(place);
+        if (!alerted_.insert(place).second) return;
+    }
+    logger().error("{}", message);
+    alerts_.alert(Alert{"store.damaged", Severity::critical, message, seq, now_ms_ ? now_ms_() : 0});
+}
+
+std::uint64_t StoreDamageLedger::places() const {
+    std::lock_guard lock(mutex_);
+    return alerted_.size();
+}
 
 std::unique_ptr<EventSource> make_store_event_source(StoreSourceOptions options) {
     return std::make_unique<StoreEventSource>(std::move(options));

@@ -58,8 +58,12 @@ public:
         r.last_check_ms = wall_ms();
         agent::SpoolStats spool;
         spool.appended = n * 50;
-        add(agent::store_families(r, agent::ArchiverStats{n, 0, n / 10, n, 0, wall_ms(), "", ""},
-                                  agent::StoreFiles{3, 1, 2}, spool));
+        agent::ArchiverStats a;
+        a.runs = n;
+        a.archives_written = n / 10;
+        a.segments_archived = n;
+        a.last_run_ms = wall_ms();
+        add(agent::store_families(r, a, agent::StoreFiles{3, 1, 2}, spool));
         agent::RunnerStats rs;
         rs.state = agent::RunnerState::up;
         rs.cursor[0] = n * 990;
