@@ -107,8 +107,8 @@ Result<std::vector<std::string>> write_sample_trail(const mac::AuditKey& key, co
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     if (ec) return make_error(errc::io_error, "cannot create " + out_dir + ": " + ec.message());
-    for (const auto& entry : fs::directory_iterator(out_dir, ec)) {
-        if (entry.path().extension() == ".log")
+    for (fs::directory_iterator it(out_dir, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->path().extension() == ".log")
             return make_error(errc::invalid_argument,
                               out_dir + " already holds segment files; choose an empty directory");
     }

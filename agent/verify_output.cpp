@@ -105,4 +105,8 @@ nlohmann::json render_report_json(const mac::VerifyReport& r) {
     return j;
 }
 
+std::string json_text(const nlohmann::json& j, int indent) {
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace hsmaudit::agent

@@ -145,7 +145,7 @@ int cmd_verify(const VerifyArgs& a) {
     if (tty) std::fprintf(stderr, "\r\033[K");
     if (!report) return fail(report.error().describe());
     if (a.json)
-        std::cout << agent::render_report_json(*report).dump(2) << "\n";
+        std::cout << agent::json_text(agent::render_report_json(*report)) << "\n";
     else if (!a.quiet)
         std::cout << agent::render_report_text(*report);
     return report->verified() ? kExitOk : kExitFault;

@@ -15,6 +15,7 @@
 
 #include "agent/config/keys.h"
 #include "agent/daemon/service.h"
+#include "agent/detail/thread_guard.h"
 #include "agent/logger.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/prometheus/errc.h"
@@ -130,34 +131,48 @@ int main(int argc, char** argv) {
     const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
     const std::int64_t status_interval = (*service)->status_file_interval_ms();
     std::int64_t last_status = 0;
+    std::uint64_t main_loop_failures = 0;
     for (;;) {
         timespec timeout{0, 200'000'000};
         siginfo_t info{};
         const int sig = sigtimedwait(&signals, &info, &timeout);
         if (sig == SIGTERM || sig == SIGINT) break;
-        if (sig == SIGHUP) {
-            notify("RELOADING=1");
-            auto next = load(config_path);
-            if (!next) {
-                logger().error("reload refused, keeping the running configuration: {}", next.error().message);
-                notify("READY=1\nSTATUS=reload refused: " + next.error().message);
-            } else {
-                auto r = (*service)->reload(std::move(*next));
-                logger().info("{}", r ? *r : r.error().describe());
-                notify("READY=1\nSTATUS=" + (r ? *r : r.error().describe()));
+        // Last resort: an exception from a reload, the health check or the status file must not
+        // end the agent (the drain and the exporters run on their own threads). Logged (the
+        // first, then every 100th) and the loop goes on.
+        try {
+            if (sig == SIGHUP) {
+                notify("RELOADING=1");
+                auto next = load(config_path);
+                if (!next) {
+                    logger().error("reload refused, keeping the running configuration: {}", next.error().message);
+                    notify("READY=1\nSTATUS=reload refused: " + next.error().message);
+                } else {
+                    auto r = (*service)->reload(std::move(*next));
+                    logger().info("{}", r ? *r : r.error().describe());
+                    notify("READY=1\nSTATUS=" + (r ? *r : r.error().describe()));
+                }
             }
-        }
-        const std::int64_t now = wall_clock_ms();
-        if (watchdog && (*service)->healthy(now, static_cast<std::int64_t>(watchdog_usec / 1000))) notify("WATCHDOG=1");
-        if (now - last_status >= status_interval) {
-            last_status = now;
-            (void)(*service)->write_status();  // failures: counted, backed off and logged (rate-limited) there
+            const std::int64_t now = wall_clock_ms();
+            if (watchdog && (*service)->healthy(now, static_cast<std::int64_t>(watchdog_usec / 1000)))
+                notify("WATCHDOG=1");
+            if (now - last_status >= status_interval) {
+                last_status = now;
+                (void)(*service)->write_status();  // failures: counted, backed off and logged (rate-limited) there
+            }
+            main_loop_failures = 0;
+        } catch (const std::exception& e) {
+            if (main_loop_failures++ % 100 == 0)
+                logger().critical("main loop: unexpected exception, caught (the agent goes on): {}", e.what());
+        } catch (...) {
+            if (main_loop_failures++ % 100 == 0)
+                logger().critical("main loop: unexpected exception, caught (the agent goes on)");
         }
     }
     notify("STOPPING=1");
     logger().info("stopping: finishing the current batch");
     metrics.reset();  // no scrape reads the components from here on
     (*service)->stop();
-    (void)(*service)->write_status();
+    (void)detail::run_guarded("hsmauditd (last status file)", [&] { (void)(*service)->write_status(); });
     return 0;
 }

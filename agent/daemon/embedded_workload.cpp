@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "hsmcore/errc.h"
 #include "mac/record.h"
@@ -116,18 +117,23 @@ void EmbeddedWorkload::one_op(std::uint64_t n) {
 }
 
 void EmbeddedWorkload::run(std::stop_token stop) {
-    using clock = std::chrono::steady_clock;
-    const auto start = clock::now();
-    std::uint64_t done = 0;
-    while (!stop.stop_requested()) {
-        const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-        const auto due = static_cast<std::uint64_t>(elapsed * rate_);
-        // Catch up at most one second of work at a time, so a stall is not followed by a storm.
-        const std::uint64_t limit = std::min<std::uint64_t>(due, done + rate_);
-        while (done < limit && !stop.stop_requested()) one_op(done++);
-        if (due > done + rate_) done = due - rate_;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    // Last resort: an exception (out of memory in the module emulator) stops the workload, never
+    // the agent. No AlertSink here: it is logged critical and counted as an error.
+    const bool ok = detail::run_guarded("embedded workload", [&] {
+        using clock = std::chrono::steady_clock;
+        const auto start = clock::now();
+        std::uint64_t done = 0;
+        while (!stop.stop_requested()) {
+            const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
+            const auto due = static_cast<std::uint64_t>(elapsed * rate_);
+            // Catch up at most one second of work at a time, so a stall is not followed by a storm.
+            const std::uint64_t limit = std::min<std::uint64_t>(due, done + rate_);
+            while (done < limit && !stop.stop_requested()) one_op(done++);
+            if (due > done + rate_) done = due - rate_;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    if (!ok) ++errors_;
 }
 
 }  // namespace hsmaudit::agent

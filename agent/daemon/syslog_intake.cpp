@@ -59,10 +59,18 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, 
     in->spool_ = std::move(*spool);
     in->spool_->start();
     const auto max_bytes = static_cast<std::size_t>(config.integer("syslog.max_message_bytes"));
+    // A source whose thread failed (a bug: an exception escaped) has stopped; say so loudly.
+    auto on_failure = [alerts](const std::string& what) {
+        if (alerts != nullptr)
+            alerts->alert(Alert{"syslog.source_failed", Severity::critical,
+                                what + "; this syslog source stopped (restart the agent to resume it)", 0,
+                                wall_clock_ms()});
+    };
     for (const auto& ep : endpoints) {
         sl::ListenerOptions opt;
         opt.endpoint = ep;
         opt.max_message_bytes = max_bytes;
+        opt.on_failure = on_failure;
         auto l = sl::SyslogListener::start(opt, *in, in->probe_);
         if (!l) return make_error(errc::config_error, "syslog.listen '" + ep + "': " + l.error().describe());
         logger().info("receiving syslog on {}{}", ep,
@@ -88,6 +96,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, 
         }
         sl::FollowerOptions opt;
         opt.max_line_bytes = max_bytes;
+        opt.on_failure = on_failure;
         auto t = sl::FollowerThread::start(f, *in, in->probe_, std::chrono::milliseconds(200), opt, resume);
         if (!t) return make_error(errc::config_error, "syslog.files '" + f + "': " + t.error().describe());
         logger().info("following {}", f);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "agent/export/store_source.h"
 #include "agent/logger.h"
@@ -163,6 +164,7 @@ Result<std::unique_ptr<ExportManager>> ExportManager::create(const Config& c,
                                                              const ExportContext& ctx) {
     HSMAUDIT_TRY(validate_exporters(c, factories));
     std::unique_ptr<ExportManager> m(new ExportManager());
+    m->alerts_ = &ctx.alerts;
     // One ledger of store damage for every destination: one alert per damaged place.
     auto damage = std::make_shared<StoreDamageLedger>(ctx.alerts, ctx.now_ms);
     for (const auto& name : c.instances("exporters")) {
@@ -214,7 +216,19 @@ void ExportManager::stop() {
     // Each runner waits for its outstanding acknowledgements: stop them side by side.
     std::vector<std::jthread> stoppers;
     stoppers.reserve(runners_.size());
-    for (auto& r : runners_) stoppers.emplace_back([&r] { r.runner->stop(); });
+    for (auto& r : runners_) {
+        // Last resort: an exception stopping one runner is alerted and does not end the agent
+        // (an exception escaping a std::thread body calls std::terminate).
+        auto stop_one = [this, &r] {
+            (void)detail::run_guarded(
+                "exporter '" + r.name + "' (stopping)", [&] { r.runner->stop(); }, alerts_);
+        };
+        try {
+            stoppers.emplace_back(stop_one);
+        } catch (...) {
+            stop_one();  // no thread to be had: stop this one here
+        }
+    }
 }
 
 std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {

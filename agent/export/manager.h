@@ -77,6 +77,7 @@ private:
         std::unique_ptr<ExportRunner> runner;
     };
     std::vector<Runner> runners_;
+    AlertSink* alerts_ = nullptr;  // the context's; outlives the manager
 };
 
 }  // namespace hsmaudit::agent

@@ -79,6 +79,10 @@ std::optional<StorePosition> parse_slot(std::string_view slot) {
     auto cur = field("current");
     if (!cur) return std::nullopt;
     p.current = *cur == "-" ? "" : std::string(*cur);
+    // Only a segment file name (never a path: a damaged or hostile slot must not point the store
+    // at a file outside current/).
+    if (!p.current.empty() && (p.current.find('/') != std::string::npos || !mac::segment_file_epoch(p.current)))
+        return std::nullopt;
     if (!num("current_bytes", p.current_bytes)) return std::nullopt;
     return p;
 }
@@ -384,8 +388,8 @@ Status AuditStore::write_position(const StorePosition& p) {
 Result<std::vector<std::string>> AuditStore::sealed_segments() const {
     std::vector<std::string> out;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(fs::path(options_.dir) / kReadyDir, ec))
-        if (entry.path().extension() == ".log") out.push_back(entry.path().string());
+    for (fs::directory_iterator it(fs::path(options_.dir) / kReadyDir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().extension() == ".log") out.push_back(it->path().string());
     if (ec) return make_error(errc::io_error, "cannot list " + options_.dir + "/" + kReadyDir + ": " + ec.message());
     std::sort(out.begin(), out.end());
     return out;
@@ -438,8 +442,13 @@ Status write_store_position(const std::string& audit_dir, const StorePosition& p
 Result<std::uint64_t> AuditStore::bytes_on_disk() const {
     std::uint64_t total = 0;
     std::error_code ec;
-    for (const auto& entry : fs::recursive_directory_iterator(options_.dir, ec))
-        if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+    for (fs::recursive_directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::error_code size_ec;  // a file removed meanwhile (archived) is not an error
+        if (it->is_regular_file(size_ec)) {
+            const std::uintmax_t n = it->file_size(size_ec);
+            if (!size_ec) total += n;
+        }
+    }
     if (ec) return make_error(errc::io_error, "cannot size " + options_.dir + ": " + ec.message());
     return total;
 }

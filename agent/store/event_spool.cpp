@@ -28,9 +28,9 @@ Error io(const std::string& what) {
 std::vector<fs::path> segments_of(const std::string& dir) {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-        const std::string name = e.path().filename().string();
-        if (name.starts_with("spool-") && name.ends_with(".log")) out.push_back(e.path());
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.starts_with("spool-") && name.ends_with(".log")) out.push_back(it->path());
     }
     std::sort(out.begin(), out.end());  // 16 fixed-width hex digits: name order is line order
     return out;

@@ -529,7 +529,9 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
     std::string verified_open;  // path given to the verifier for the open segment
     if (!open_path.empty()) {
         if (verify_len > 0) {
-            std::string tmpl = (fs::temp_directory_path() / "hsmaudit-fsck-XXXXXX").string();
+            fs::path tmp_base = fs::temp_directory_path(ec);  // throws without `ec` if TMPDIR is bad
+            if (ec) tmp_base = "/tmp";
+            std::string tmpl = (tmp_base / "hsmaudit-fsck-XXXXXX").string();
             if (::mkdtemp(tmpl.data()) == nullptr) return io("cannot create a temporary directory");
             tmp_dir = tmpl;
             verified_open = (tmp_dir / open_name).string();

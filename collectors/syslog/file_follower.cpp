@@ -186,14 +186,23 @@ Result<std::unique_ptr<FollowerThread>> FollowerThread::start(std::filesystem::p
                                                               std::optional<FollowerPosition> resume) {
     if (interval.count() < 1) return make_error(errc::invalid_argument, "follower interval must be at least 1 ms");
     if (path.empty()) return make_error(errc::invalid_argument, "follower path is empty");
+    ThreadFailureHandler on_failure = options.on_failure;
+    std::string who = "syslog follower " + path.string();
     std::unique_ptr<FollowerThread> t(
-        new FollowerThread(FileFollower(std::move(path), sink, probe, options, std::move(resume)), interval));
+        new FollowerThread(FileFollower(std::move(path), sink, probe, std::move(options), std::move(resume)), interval,
+                           probe, std::move(on_failure), std::move(who)));
     t->thread_ = std::jthread([raw = t.get()](const std::stop_token& st) { raw->run(st); });
     return t;
 }
 
-FollowerThread::FollowerThread(FileFollower follower, std::chrono::milliseconds interval)
-    : follower_(std::move(follower)), interval_(interval), position_(follower_.position()) {}
+FollowerThread::FollowerThread(FileFollower follower, std::chrono::milliseconds interval, Probe& probe,
+                               ThreadFailureHandler on_failure, std::string who)
+    : follower_(std::move(follower)),
+      interval_(interval),
+      probe_(probe),
+      on_failure_(std::move(on_failure)),
+      who_(std::move(who)),
+      position_(follower_.position()) {}
 
 FollowerThread::~FollowerThread() {
     stop();
@@ -212,16 +221,22 @@ FollowerPosition FollowerThread::position() const {
 }
 
 void FollowerThread::run(const std::stop_token& stop) {
-    std::mutex wait_mutex;
-    while (!stop.stop_requested()) {
-        (void)follower_.poll();  // errors are counted in the probe; the next round retries
-        {
-            std::lock_guard lock(mutex_);
-            position_ = follower_.position();
-        }
-        std::unique_lock lock(wait_mutex);
-        cv_.wait_for(lock, stop, interval_, [] { return false; });
-    }
+    // Last resort: an exception (from the sink, or out of memory) stops this follower, not the
+    // process; position() keeps the last completed poll's position.
+    detail::run_guarded(
+        [&] {
+            std::mutex wait_mutex;
+            while (!stop.stop_requested()) {
+                (void)follower_.poll();  // errors are counted in the probe; the next round retries
+                {
+                    std::lock_guard lock(mutex_);
+                    position_ = follower_.position();
+                }
+                std::unique_lock lock(wait_mutex);
+                cv_.wait_for(lock, stop, interval_, [] { return false; });
+            }
+        },
+        who_, probe_.thread_failures, on_failure_);
 }
 
 }  // namespace hsmaudit::collectors::syslog

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "collectors/syslog/detail/thread_guard.h"
 #include "collectors/syslog/detail/unique_fd.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
@@ -35,6 +36,9 @@ struct FollowerPosition {
 struct FollowerOptions {
     std::size_t max_line_bytes = kDefaultMaxMessageBytes;           // longer lines are cut and flagged oversized
     std::size_t max_bytes_per_poll = std::size_t{4} * 1024 * 1024;  // bound on one poll()'s work (no stall)
+    /// FollowerThread: an exception that escapes its thread (from the sink, or out of memory) stops
+    /// the follower: counted in Probe::thread_failures and told here (the owner alerts).
+    ThreadFailureHandler on_failure = {};
 };
 
 /// Reads new lines of one log file and delivers them, parsed, to a sink. The file is identified by its
@@ -104,11 +108,15 @@ public:
     [[nodiscard]] FollowerPosition position() const;
 
 private:
-    FollowerThread(FileFollower follower, std::chrono::milliseconds interval);
+    FollowerThread(FileFollower follower, std::chrono::milliseconds interval, Probe& probe,
+                   ThreadFailureHandler on_failure, std::string who);
     void run(const std::stop_token& stop);
 
     FileFollower follower_;  // follower thread only
     std::chrono::milliseconds interval_;
+    Probe& probe_;
+    ThreadFailureHandler on_failure_;
+    std::string who_;  // "syslog follower <path>", for the failure message
     mutable std::mutex mutex_;
     FollowerPosition position_;
     std::condition_variable_any cv_;

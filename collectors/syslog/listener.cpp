@@ -189,11 +189,17 @@ void SyslogListener::deliver(std::string_view bytes, bool oversized, bool trunca
 }
 
 void SyslogListener::run(const std::stop_token& stop) {
-    if (transport_ == Transport::tcp) {
-        run_stream(stop);
-    } else {
-        run_datagram(stop);
-    }
+    // Last resort: an exception (from the sink, or out of memory) stops this listener, not the
+    // process; it is counted and the owner told (options_.on_failure).
+    detail::run_guarded(
+        [&] {
+            if (transport_ == Transport::tcp) {
+                run_stream(stop);
+            } else {
+                run_datagram(stop);
+            }
+        },
+        "syslog listener " + options_.endpoint, probe_.thread_failures, options_.on_failure);
 }
 
 void SyslogListener::run_datagram(const std::stop_token& stop) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <thread>
 
+#include "collectors/syslog/detail/thread_guard.h"
 #include "collectors/syslog/detail/unique_fd.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
@@ -23,6 +24,9 @@ struct ListenerOptions {
     std::size_t max_message_bytes = kDefaultMaxMessageBytes;  // longer messages are cut and flagged oversized
     std::size_t max_connections = 64;                         // TCP; more are accepted and closed at once
     int receive_buffer_bytes = 0;                             // SO_RCVBUF for datagram sockets; 0 = default
+    /// An exception that escapes the thread (from the sink, or out of memory) stops this listener:
+    /// counted in Probe::thread_failures and told here (the owner alerts).
+    ThreadFailureHandler on_failure = {};
 };
 
 /// Receives syslog on one endpoint and delivers every message, parsed, to a sink: datagrams are one

@@ -16,6 +16,7 @@ struct ProbeStats {
     std::uint64_t connections_accepted = 0;  // TCP
     std::uint64_t connections_rejected = 0;  // TCP connections over max_connections (closed at once)
     std::uint64_t read_errors = 0;           // failed reads on sockets or files
+    std::uint64_t thread_failures = 0;       // listener or follower threads ended by an exception
 };
 
 /// The live counters. Thread-safety: relaxed atomics; any thread may read, sources increment.
@@ -29,6 +30,7 @@ struct Probe {
     std::atomic<std::uint64_t> connections_accepted{0};
     std::atomic<std::uint64_t> connections_rejected{0};
     std::atomic<std::uint64_t> read_errors{0};
+    std::atomic<std::uint64_t> thread_failures{0};
 
     static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
         c.fetch_add(n, std::memory_order_relaxed);
@@ -43,7 +45,8 @@ struct Probe {
                 framing_errors.load(r),
                 connections_accepted.load(r),
                 connections_rejected.load(r),
-                read_errors.load(r)};
+                read_errors.load(r),
+                thread_failures.load(r)};
     }
 };
 

@@ -32,6 +32,9 @@ std::vector<prometheus::MetricFamily> syslog_families(const std::vector<std::pai
         {"hsmaudit_syslog_connections_rejected_total", "TCP connections closed at once (over the listener's limit).",
          &ProbeStats::connections_rejected},
         {"hsmaudit_syslog_read_errors_total", "Failed reads on sockets or followed files.", &ProbeStats::read_errors},
+        {"hsmaudit_syslog_thread_failures_total",
+         "Listener or follower threads ended by an unexpected exception (the source stopped; see the log).",
+         &ProbeStats::thread_failures},
     };
     std::vector<prometheus::MetricFamily> out;
     for (const Def& d : kDefs) {

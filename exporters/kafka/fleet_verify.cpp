@@ -92,6 +92,19 @@ Result<std::map<std::string, ChainState, std::less<>>> decode_states(std::string
     return out;
 }
 
+StreamMessage stream_message(std::string source, std::uint64_t offset,
+                             const std::function<std::optional<std::string_view>(const char* name)>& header) {
+    StreamMessage m;
+    m.source = std::move(source);
+    m.offset = offset;
+    if (auto v = header("kind")) m.kind.assign(*v);
+    if (auto v = header("entry")) m.entry.assign(*v);
+    if (auto v = header("line")) m.line.assign(*v);
+    std::uint64_t e = 0;
+    if (auto v = header("epoch"); v && !v->empty() && mac::parse_u64(*v, e)) m.epoch = e;
+    return m;
+}
+
 bool FleetReport::verified() const {
     return std::all_of(serials.begin(), serials.end(), [](const SerialReport& s) { return s.verified(); });
 }
@@ -480,25 +493,18 @@ void FleetRun::handle(const rd_kafka_message_t& msg) {
     ps.dirty = true;
     ++report_.messages;
     const std::string serial(static_cast<const char*>(msg.key), msg.key_len);
-    StreamMessage m;
-    m.source = o_.topic + "[" + std::to_string(msg.partition) + "]";
-    m.offset = static_cast<std::uint64_t>(msg.offset);
     rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(&msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-        auto get = [&](const char* name, std::string& out) {
+    if (rd_kafka_message_headers(&msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = nullptr;
+    const StreamMessage m = stream_message(
+        o_.topic + "[" + std::to_string(msg.partition) + "]", static_cast<std::uint64_t>(msg.offset),
+        [&](const char* name) -> std::optional<std::string_view> {
             const void* v = nullptr;
             size_t n = 0;
-            if (rd_kafka_header_get_last(hdrs, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v)
-                out.assign(static_cast<const char*>(v), n);
-        };
-        get("kind", m.kind);
-        get("entry", m.entry);
-        get("line", m.line);
-        std::string epoch;
-        get("epoch", epoch);
-        std::uint64_t e = 0;
-        if (!epoch.empty() && mac::parse_u64(epoch, e)) m.epoch = e;
-    }
+            if (hdrs == nullptr || rd_kafka_header_get_last(hdrs, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                v == nullptr)
+                return std::nullopt;
+            return std::string_view(static_cast<const char*>(v), n);
+        });
     auto it = ps.chains.find(serial);
     if (it == ps.chains.end()) {
         auto chain = make_chain(serial);

@@ -111,6 +111,12 @@ struct StreamMessage {
     std::uint64_t offset = 0;
 };
 
+/// The StreamMessage a consumed message makes: its headers "kind", "entry", "line" and "epoch" (a
+/// malformed epoch is ignored, as if absent) as `header(name)` gives them (nullopt: absent).
+/// Pure; the fleet verifier's only reading of a message's headers (fuzzed by kafka_message_fuzz).
+StreamMessage stream_message(std::string source, std::uint64_t offset,
+                             const std::function<std::optional<std::string_view>(const char* name)>& header);
+
 /// One appliance's chain, verified message by message.
 class StreamChain {
 public:

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "agent/verify_output.h"
 #include "exporters/kafka/fleet_verify.h"
 #include "mac/files.h"
 
@@ -68,7 +69,7 @@ int run_fleet_verify(const FleetArgs& a, bool json) {
     auto report = verify_fleet(o);
     if (!report) return fail(report.error().describe());
     if (json)
-        std::cout << render_fleet_json(*report).dump(2) << "\n";
+        std::cout << agent::json_text(render_fleet_json(*report)) << "\n";
     else
         std::cout << render_fleet_text(*report);
     return report->verified() ? 0 : 1;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/logger.h"
 #include "exporters/kafka/errc.h"
 #include "mac/record.h"
@@ -53,31 +54,47 @@ KafkaExporter::~KafkaExporter() {
     disconnect();
 }
 
+// librdkafka's callbacks are called through C frames (from rd_kafka_poll/flush on the runner's
+// thread, and from librdkafka's own threads for logs): an exception must not escape them, or the
+// process ends in std::terminate. What cannot be handled is logged; a delivery report that could
+// not be processed breaks the connection (the runner reconnects and resends).
 void KafkaExporter::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
-    static_cast<KafkaExporter*>(opaque)->delivered(*msg);
+    auto* self = static_cast<KafkaExporter*>(opaque);
+    const bool ok = agent::detail::run_guarded("kafka delivery report", [&] { self->delivered(*msg); });
+    if (ok) return;
+    try {
+        if (!self->failure_)
+            self->failure_ = make_error(errc::delivery_failed,
+                                        "kafka " + self->options_.name + ": a delivery report could not be processed");
+    } catch (...) {
+    }
 }
 
 void KafkaExporter::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
-    auto* self = static_cast<KafkaExporter*>(opaque);
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[512];
-        const rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, buf, sizeof buf);
-        if (!self->failure_)
-            self->failure_ = make_error(errc::fatal, "kafka " + self->options_.name + ": fatal producer error: " +
-                                                         rd_kafka_err2str(fatal) + ": " + buf);
-        agent::logger().error("kafka {}: fatal producer error: {}", self->options_.name, buf);
-    } else {
-        // Transient (brokers down, transport): librdkafka retries; deliveries tell the rest.
-        agent::logger().warn("kafka {}: {}", self->options_.name, reason);
-    }
-    const std::lock_guard lock(self->mutex_);
-    self->kafka_stats_.last_error = reason;
+    (void)agent::detail::run_guarded("kafka error callback", [&] {
+        auto* self = static_cast<KafkaExporter*>(opaque);
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            char buf[512];
+            const rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, buf, sizeof buf);
+            if (!self->failure_)
+                self->failure_ = make_error(errc::fatal, "kafka " + self->options_.name + ": fatal producer error: " +
+                                                             rd_kafka_err2str(fatal) + ": " + buf);
+            agent::logger().error("kafka {}: fatal producer error: {}", self->options_.name, buf);
+        } else {
+            // Transient (brokers down, transport): librdkafka retries; deliveries tell the rest.
+            agent::logger().warn("kafka {}: {}", self->options_.name, reason);
+        }
+        const std::lock_guard lock(self->mutex_);
+        self->kafka_stats_.last_error = reason;
+    });
 }
 
 void KafkaExporter::on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-    // librdkafka redacts sensitive properties in its own logs; this only routes them.
-    const auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : spdlog::level::debug;
-    agent::logger().log(lvl, "{}: {} {}", rd_kafka_name(rk), fac, buf);
+    (void)agent::detail::run_guarded("kafka log callback", [&] {
+        // librdkafka redacts sensitive properties in its own logs; this only routes them.
+        const auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : spdlog::level::debug;
+        agent::logger().log(lvl, "{}: {} {}", rd_kafka_name(rk), fac, buf);
+    });
 }
 
 void KafkaExporter::delivered(const rd_kafka_message_t& msg) {

@@ -4,9 +4,11 @@
 #include <prometheus/exposer.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <charconv>
 #include <exception>
 
+#include "agent/detail/thread_guard.h"
 #include "exporters/prometheus/basic_auth.h"
 #include "exporters/prometheus/errc.h"
 #include "exporters/prometheus/process_collector.h"
@@ -46,6 +48,32 @@ Result<UniqueFd> key_and_cert_memfd(const TlsServerConfig& tls) {
     HSMAUDIT_TRY(mac::write_all(fd.get(), *key + "\n" + *cert, "memfd"));
     return fd;
 }
+
+/// A collectable whose Collect() never throws: civetweb's worker threads call it through C frames,
+/// where an exception would end the agent. A failing collectable's families are left out of that
+/// scrape; the failure is logged (the first, then every 1000th).
+class GuardedCollectable final : public ::prometheus::Collectable {
+public:
+    explicit GuardedCollectable(std::shared_ptr<::prometheus::Collectable> inner) : inner_(std::move(inner)) {}
+    std::vector<::prometheus::MetricFamily> Collect() const override {
+        try {
+            return inner_->Collect();
+        } catch (const std::exception& e) {
+            failed(e.what());
+        } catch (...) {
+            failed("unknown exception");
+        }
+        return {};
+    }
+
+private:
+    void failed(const char* what) const noexcept {
+        if (failures_.fetch_add(1, std::memory_order_relaxed) % 1000 == 0)
+            agent::detail::report_thread_failure("metrics endpoint (a collectable's Collect)", what, nullptr);
+    }
+    std::shared_ptr<::prometheus::Collectable> inner_;
+    mutable std::atomic<std::uint64_t> failures_{0};
+};
 
 }  // namespace
 
@@ -110,7 +138,13 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
         ep->auth_ = std::make_unique<BasicAuth>(std::move(web.basic_auth_users));
         BasicAuth* auth = ep->auth_.get();
         ep->exposer_->RegisterAuth(
-            [auth](const std::string& user, const std::string& password) { return auth->check(user, password); },
+            [auth](const std::string& user, const std::string& password) {
+                // On civetweb's worker thread, through C frames: nothing may escape (refuse instead).
+                bool ok = false;
+                (void)agent::detail::run_guarded("metrics endpoint (basic auth)",
+                                                 [&] { ok = auth->check(user, password); });
+                return ok;
+            },
             "hsmaudit");
     }
     ep->add(std::make_shared<BuildInfoCollector>());
@@ -125,8 +159,10 @@ MetricsEndpoint::~MetricsEndpoint() {
 
 void MetricsEndpoint::add(std::shared_ptr<::prometheus::Collectable> collectable) {
     if (!collectable || !exposer_) return;
-    exposer_->RegisterCollectable(collectable);
-    collectables_.push_back(std::move(collectable));
+    // The exposer holds a weak pointer: collectables_ keeps the guard (which holds the original).
+    auto guarded = std::make_shared<GuardedCollectable>(std::move(collectable));
+    exposer_->RegisterCollectable(guarded);
+    collectables_.push_back(std::move(guarded));
 }
 
 }  // namespace hsmaudit::exporters::prometheus

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "agent/detail/thread_guard.h"
+
 namespace hsmaudit::exporters::relp::detail {
 namespace {
 
@@ -63,9 +65,13 @@ ConnectWatchdog::~ConnectWatchdog() {
 }
 
 void ConnectWatchdog::run(std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    if (cv_.wait_until(lock, stop, deadline, [] { return false; }) || stop.stop_requested()) return;
-    shut_new_sockets();
+    // Last resort: an exception here (a failed lock, out of memory) leaves this one handshake
+    // unbounded; it must not end the agent.
+    (void)agent::detail::run_guarded("relp connect watchdog", [&] {
+        std::unique_lock lock(mutex_);
+        if (cv_.wait_until(lock, stop, deadline, [] { return false; }) || stop.stop_requested()) return;
+        shut_new_sockets();
+    });
 }
 
 void ConnectWatchdog::shut_new_sockets() {

@@ -262,6 +262,30 @@ TEST_P(StoreFaultsTest, RandomFaultsAndCrashesKeepEveryAcknowledgedRecordExactly
     }
 }
 
+// A position slot is outside input at restart: a name that is a path (damage, or a hostile edit
+// with a valid checksum) is no slot, never a file outside current/ for the store to open.
+TEST(StorePosition, ASlotNamingAPathOutsideTheStoreIsRejected) {
+    const fs::path dir = fs::temp_directory_path() / ("hsmaudit-slot-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (const std::string name : {"hsm_../../../etc/passwd_0.log", "../x.log", "hsm_150123_0/../../y.log"}) {
+        StorePosition p;
+        p.generation = 3;
+        p.current = name;
+        ASSERT_TRUE(write_store_position(dir.string(), p).has_value());
+        auto read = read_store_position(dir.string());
+        EXPECT_FALSE(read.has_value()) << name << " was accepted";
+    }
+    StorePosition ok;
+    ok.generation = 4;
+    ok.current = "hsm_150123_00000000000000a1.log";
+    ASSERT_TRUE(write_store_position(dir.string(), ok).has_value());
+    auto read = read_store_position(dir.string());
+    ASSERT_TRUE(read.has_value()) << read.error().message;
+    EXPECT_EQ(read->current, ok.current);
+    fs::remove_all(dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, StoreFaultsTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "encrypted" : "plain"; });
 

@@ -1,0 +1,58 @@
+// The last-resort catch of a thread body (issue 13: no exception ends the daemon): an exception
+// that escapes a component's thread is logged and alerted and ends that thread only, never the
+// process through std::terminate.
+//
+// Thread-safety: run_guarded() runs on the guarded thread; the AlertSink accepts alerts from any
+// thread (agent/alerts.h).
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "agent/alerts.h"
+#include "agent/logger.h"
+
+namespace hsmaudit::agent::detail {
+
+/// The alert a guarded thread raises when an exception ended it.
+inline constexpr std::string_view kThreadFailedAlert = "agent.thread_failed";
+
+/// Logs (critical) and, with `alerts`, raises a critical kThreadFailedAlert naming `who` and
+/// `what`. Never throws.
+inline void report_thread_failure(std::string_view who, std::string_view what, AlertSink* alerts) noexcept {
+    try {
+        logger().critical("{}: unexpected exception, caught at its last resort: {}", who, what);
+    } catch (...) {
+    }
+    if (alerts == nullptr) return;
+    try {
+        const auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        alerts->alert(
+            Alert{std::string(kThreadFailedAlert), Severity::critical,
+                  std::string(who) + ": unexpected exception, caught at its last resort: " + std::string(what), 0,
+                  static_cast<std::int64_t>(now)});
+    } catch (...) {
+    }
+}
+
+/// Runs `body` (a thread's whole work). An exception escaping it is reported
+/// (report_thread_failure) and swallowed. Returns false if `body` threw.
+template <class Body>
+bool run_guarded(std::string_view who, Body&& body, AlertSink* alerts = nullptr) noexcept {
+    try {
+        std::forward<Body>(body)();
+        return true;
+    } catch (const std::exception& e) {
+        report_thread_failure(who, e.what(), alerts);
+    } catch (...) {
+        report_thread_failure(who, "unknown exception", alerts);
+    }
+    return false;
+}
+
+}  // namespace hsmaudit::agent::detail
