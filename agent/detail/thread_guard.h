@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,18 +41,36 @@ inline void report_thread_failure(std::string_view who, std::string_view what, A
     }
 }
 
+/// Runs `body`; if an exception escapes it, returns what it said ("an unknown exception" for one
+/// that is not a std::exception), else nullopt. For a component that reports its own failure
+/// (its alert kind, its stats); never throws.
+template <class Body>
+std::optional<std::string> run_catching(Body&& body) noexcept {
+    try {
+        std::forward<Body>(body)();
+        return std::nullopt;
+    } catch (const std::exception& e) {
+        try {
+            return std::string(e.what());
+        } catch (...) {
+            return std::nullopt;  // no memory even for the message: nothing better to say
+        }
+    } catch (...) {
+        try {
+            return std::string("an unknown exception");
+        } catch (...) {
+            return std::nullopt;
+        }
+    }
+}
+
 /// Runs `body` (a thread's whole work). An exception escaping it is reported
 /// (report_thread_failure) and swallowed. Returns false if `body` threw.
 template <class Body>
 bool run_guarded(std::string_view who, Body&& body, AlertSink* alerts = nullptr) noexcept {
-    try {
-        std::forward<Body>(body)();
-        return true;
-    } catch (const std::exception& e) {
-        report_thread_failure(who, e.what(), alerts);
-    } catch (...) {
-        report_thread_failure(who, "unknown exception", alerts);
-    }
+    auto what = run_catching(std::forward<Body>(body));
+    if (!what) return true;
+    report_thread_failure(who, *what, alerts);
     return false;
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "mac/files.h"
@@ -442,16 +443,9 @@ void ExportRunner::loop(std::stop_token stop) {
 void ExportRunner::run_thread(std::stop_token stop) {
     // Last resort: nothing a destination meets may end the agent. An exception here is a bug;
     // this destination stops (alerted), the drain and the other destinations go on.
-    std::string what;
-    try {
-        loop(stop);
-        return;
-    } catch (const std::exception& e) {
-        what = e.what();
-    } catch (...) {
-        what = "an unknown exception";
-    }
-    what = utf8_safe(what);
+    auto failed = detail::run_catching([&] { loop(stop); });
+    if (!failed) return;
+    const std::string what = utf8_safe(*failed);
     logger().error("exporter {}: stopped after an internal error: {}", options_.name, what);
     try {
         alerts_.alert(Alert{"exporter.failed", Severity::critical,

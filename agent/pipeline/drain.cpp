@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "mac/encrypted_file.h"
 #include "mac/line_reader.h"
@@ -183,13 +184,8 @@ void Drain::set_options(const DrainOptions& options) {
 
 Result<std::size_t> Drain::step() {
     Result<std::size_t> r = make_error(errc::internal, "drain step did not run");
-    try {
-        r = step_once();
-    } catch (const std::exception& e) {
-        r = make_error(errc::internal, std::string("drain step threw: ") + e.what());
-    } catch (...) {
-        r = make_error(errc::internal, "drain step threw an unknown exception");
-    }
+    if (auto threw = detail::run_catching([&] { r = step_once(); }))
+        r = make_error(errc::internal, "drain step threw: " + *threw);
     if (!r) {
         on_step_failed(r.error());
     } else if (failures_ != 0) {

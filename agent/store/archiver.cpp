@@ -17,6 +17,7 @@
 #include <set>
 #include <utility>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "mac/encrypted_file.h"
@@ -833,24 +834,17 @@ void Archiver::start() {
     thread_ = std::jthread([this](std::stop_token stop) {
         // The last resort: nothing that escapes a pass ends the daemon. The archiver stops (the
         // segments stay in ready_for_archive, where retention counts them and nothing is lost).
-        std::string what;
-        try {
-            thread_body(stop);
-            return;
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-            what = "an unknown exception";
-        }
+        const auto what = detail::run_catching([&] { thread_body(stop); });
+        if (!what) return;
         try {
             {
                 std::lock_guard lock(stats_mutex_);
                 stats_.stopped = true;
-                stats_.last_error = "stopped: " + what;
+                stats_.last_error = "stopped: " + *what;
             }
-            logger().critical("archive: the archiver stopped on an unexpected error: {}", what);
+            logger().critical("archive: the archiver stopped on an unexpected error: {}", *what);
             raise("archive.crashed", Severity::critical,
-                  "the archiver stopped on an unexpected error (" + what +
+                  "the archiver stopped on an unexpected error (" + *what +
                       "); sealed segments stay in ready_for_archive until the agent restarts");
         } catch (...) {
         }

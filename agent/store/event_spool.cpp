@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "mac/files.h"
@@ -445,15 +446,9 @@ void EventSpool::start() {
     writer_ = std::jthread([this](std::stop_token stop) {
         // Last resort: no exception ends the daemon. The spool stops writing (pushes then fill
         // the queue and are counted as dropped), says so once, and stop() still tries a flush.
-        std::string why;
-        try {
-            writer_loop(stop);
-            return;
-        } catch (const std::exception& e) {
-            why = e.what();
-        } catch (...) {
-            why = "unknown exception";
-        }
+        const auto failed = detail::run_catching([&] { writer_loop(stop); });
+        if (!failed) return;
+        const std::string& why = *failed;
         {
             std::lock_guard lock(mutex_);
             stats_.broken = true;

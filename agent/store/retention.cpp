@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "agent/detail/thread_guard.h"
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "agent/store/archiver.h"
@@ -299,24 +300,17 @@ void Retention::start() {
     thread_ = std::jthread([this](std::stop_token stop) {
         // The last resort: nothing that escapes a check ends the daemon. Retention stops; the
         // acknowledgements stay as they are (paused stays paused: fail-safe).
-        std::string what;
-        try {
-            thread_body(stop);
-            return;
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-            what = "an unknown exception";
-        }
+        const auto what = detail::run_catching([&] { thread_body(stop); });
+        if (!what) return;
         try {
             {
                 std::lock_guard lock(stats_mutex_);
                 stats_.stopped = true;
-                stats_.last_error = "stopped: " + what;
+                stats_.last_error = "stopped: " + *what;
             }
-            logger().critical("retention: stopped on an unexpected error: {}", what);
+            logger().critical("retention: stopped on an unexpected error: {}", *what);
             raise("retention.crashed", Severity::critical,
-                  "retention stopped on an unexpected error (" + what +
+                  "retention stopped on an unexpected error (" + *what +
                       "): the export area's quota is no longer enforced until the agent restarts");
         } catch (...) {
         }
