@@ -54,7 +54,8 @@ std::vector<prometheus::MetricFamily> drain_families(const DrainStats& d, const 
                         "1 while retention holds the drain at the store quota (nothing is read or acknowledged).",
                         d.acks_paused ? 1.0 : 0.0));
     out.push_back(gauge("hsmaudit_drain_last_step_timestamp_seconds",
-                        "When the drain last completed a step or a retry after a failed one (Unix time).", seconds(d.last_step_ms)));
+                        "When the drain last completed a step or a retry after a failed one (Unix time).",
+                        seconds(d.last_step_ms)));
     out.push_back(gauge("hsmaudit_chain_last_sequence", "Sequence number of the newest record stored.",
                         static_cast<double>(d.last_seq)));
     out.push_back(gauge("hsmaudit_drain_acknowledged_entry",
