@@ -1,6 +1,7 @@
 #include "tests/support/faulty_file_system.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -95,7 +96,9 @@ FaultyFileSystem::Decision FaultyFileSystem::decide(FsOp op, const std::string& 
 int FaultyFileSystem::open(const char* path, int flags, unsigned mode) {
     {
         std::lock_guard lock(mutex_);
-        const Decision d = decide(FsOp::open, path, (flags & O_CREAT) != 0);
+        // As on Linux, a full disk refuses only an open that would create the file.
+        const bool creates = (flags & O_CREAT) != 0 && ::access(path, F_OK) != 0;
+        const Decision d = decide(FsOp::open, path, creates);
         if (d.error != 0) {
             errno = d.error;
             return -1;
