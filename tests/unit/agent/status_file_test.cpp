@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tests/support/faulty_file_system.h"
+#include "tests/support/test_files.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -19,12 +20,7 @@ namespace fs = std::filesystem;
 using hsmaudit::testing::FaultyFileSystem;
 using hsmaudit::testing::FsOp;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using hsmaudit::testing::slurp;
 
 class StatusFileTest : public ::testing::Test {
 protected:

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "tests/support/faulty_file_system.h"
+#include "tests/support/test_files.h"
 
 namespace hsmaudit::mac {
 namespace {
@@ -23,12 +24,7 @@ namespace fs = std::filesystem;
 using hsmaudit::testing::FaultyFileSystem;
 using hsmaudit::testing::FsOp;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using hsmaudit::testing::slurp;
 
 class WriteFileAtomicTest : public ::testing::TestWithParam<bool> {  // exclusive or not
 protected:

@@ -10,6 +10,7 @@
 
 #include "exporters/snmp/engine.h"
 #include "tests/support/faulty_file_system.h"
+#include "tests/support/test_files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {
@@ -18,12 +19,7 @@ namespace fs = std::filesystem;
 using hsmaudit::testing::FaultyFileSystem;
 using hsmaudit::testing::FsOp;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using hsmaudit::testing::slurp;
 
 TEST(SnmpEngineFaults, AFailedSaveIsReportedNotFatalAndRetriedAtTheNextStart) {
     const fs::path dir = fs::temp_directory_path() / ("hsmaudit-snmp-engine-" + std::to_string(::getpid()));
