@@ -112,11 +112,12 @@ int FaultyFileSystem::open(const char* path, int flags, unsigned mode) {
     return fd;
 }
 
-ssize_t FaultyFileSystem::write(int fd, const void* data, std::size_t size) {
+template <class Real>
+ssize_t FaultyFileSystem::call_write(FsOp op, int fd, std::size_t size, Real real) {
     Decision d;
     {
         std::lock_guard lock(mutex_);
-        d = decide(FsOp::write, path_of(fd), false);
+        d = decide(op, path_of(fd), false);
     }
     if (d.error != 0) {
         errno = d.error;
@@ -127,25 +128,17 @@ ssize_t FaultyFileSystem::write(int fd, const void* data, std::size_t size) {
         errno = ENOSPC;
         return -1;
     }
-    return mac::posix_file_system().write(fd, data, size);
+    return real(size);
+}
+
+ssize_t FaultyFileSystem::write(int fd, const void* data, std::size_t size) {
+    return call_write(FsOp::write, fd, size,
+                      [&](std::size_t n) { return mac::posix_file_system().write(fd, data, n); });
 }
 
 ssize_t FaultyFileSystem::pwrite(int fd, const void* data, std::size_t size, off_t offset) {
-    Decision d;
-    {
-        std::lock_guard lock(mutex_);
-        d = decide(FsOp::pwrite, path_of(fd), false);
-    }
-    if (d.error != 0) {
-        errno = d.error;
-        return -1;
-    }
-    if (d.short_bytes) size = std::min(size, *d.short_bytes);
-    if (size == 0) {
-        errno = ENOSPC;
-        return -1;
-    }
-    return mac::posix_file_system().pwrite(fd, data, size, offset);
+    return call_write(FsOp::pwrite, fd, size,
+                      [&](std::size_t n) { return mac::posix_file_system().pwrite(fd, data, n, offset); });
 }
 
 template <class Real>

@@ -84,6 +84,9 @@ private:
     std::string path_of_locked(int fd) const;  // takes mutex_
     template <class Real>
     int call(FsOp op, const std::string& path, Real real);
+    /// write/pwrite: the rule's error, or a short write of what `real(bytes)` is given.
+    template <class Real>
+    ssize_t call_write(FsOp op, int fd, std::size_t size, Real real);
 
     mutable std::mutex mutex_;
     std::vector<Rule> rules_;
