@@ -240,7 +240,7 @@ Result<std::size_t> Drain::step_once() {
             (void)reopen_store();
             return std::move(st).error();
         }
-        verify_durable(batch_);
+        (void)verify_durable(batch_);  // the whole batch: its records are counted below
         HSMAUDIT_TRY(acknowledge_durable());
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
         if (!batch_record_ms_.empty()) {
@@ -297,18 +297,25 @@ Status Drain::reopen_store() {
     }
     // A commit whose position write reached the file although its fsync failed is durable now
     // (re-opening wrote it again): verify those entries, from the batch still in memory.
-    verify_durable(batch_);
+    if (const std::uint64_t records = verify_durable(batch_); records != 0) {
+        std::lock_guard lock(stats_mutex_);
+        stats_.records += records;
+        stats_.records_verified += records;
+    }
     if (verified_entry_no_ != store_.durable().entry_no) return rebuild_verifier();
     return {};
 }
 
-void Drain::verify_durable(const EntryBatch& batch) {
+std::uint64_t Drain::verify_durable(const EntryBatch& batch) {
     const std::uint64_t durable = store_.durable().entry_no;
+    std::uint64_t records = 0;
     for (const EntryRef& e : batch.entries) {
         if (e.entry_no <= verified_entry_no_ || e.entry_no > durable) continue;
         verify_entry(batch, e);
         verified_entry_no_ = e.entry_no;
+        if (e.kind == EntryKind::record) ++records;
     }
+    return records;
 }
 
 Status Drain::rebuild_verifier() {

@@ -139,7 +139,8 @@ private:
     Status acknowledge_durable();
     Status reopen_store();
     Status rebuild_verifier();
-    void verify_durable(const EntryBatch& batch);
+    /// Verifies the entries of `batch` that are durable and not yet verified; returns their records.
+    std::uint64_t verify_durable(const EntryBatch& batch);
     void on_step_failed(const Error& e);
     void verify_entry(const EntryBatch& batch, const EntryRef& e);
     void maybe_rotate(std::int64_t now);
