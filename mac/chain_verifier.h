@@ -69,8 +69,8 @@ public:
     ChainVerifier& operator=(const ChainVerifier&) = delete;
 
     /// Starts a segment from its open line (without LF; parse it first). Checks it against the
-    /// previous segment. Returns false if the segment must be skipped (its epoch was already
-    /// seen: a duplicated or replayed segment).
+    /// previous segment. Returns false if the segment must be skipped: of another chain
+    /// (foreign_chain), its epoch already seen (a duplicated or replayed segment) or out of range.
     /// `line_no` locates faults about the open line (1 in a file; a stream passes its offset).
     bool begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file,
                        std::uint64_t line_no = 1);

@@ -6,7 +6,9 @@
 // Every chain rule is mac::ChainVerifier's (docs/FORMAT.md section 3), with its fault kinds and
 // messages: this class only maps stream entries onto it.
 //   - an open line starts a segment (begin_segment), a seal ends it (a segment still open when
-//     the next open line arrives lost its seal: seal_missing, as for files);
+//     the next open line arrives lost its seal: seal_missing, as for files); a segment the chain
+//     skips (another chain's, a replayed epoch, an epoch out of range) is skipped up to the next
+//     open line, as verify_paths() skips its file;
 //   - records without their segment's open line (the stream started mid-segment, or carries no
 //     open lines) are verified from the position the stream stands at (begin_at): record MACs
 //     under K_epoch, gaps, duplicates, reorders. The record's epoch is the one the stream gives
@@ -16,8 +18,10 @@
 //   - epochs are bounded as ChainVerifier bounds them (`epoch_out_of_range`): such a record is
 //     not verified, and the chain continues after it from its MAC as written;
 //   - redeliveries (at-least-once export): a record already verified arriving again with the same
-//     MAC, whose bytes still verify, is counted, not a fault (a copy with other bytes is
-//     record_mac_mismatch); an open or seal line identical to the last one is counted too;
+//     bytes is counted, not a fault; an open or seal line identical to the last one too. Any other
+//     copy goes to the chain like any line (sequence_duplicate or sequence_reordered, as in a
+//     file). This is the one place a stream's verdict differs from a file's: in a file, a record
+//     written twice, byte for byte, is sequence_duplicate;
 //   - signed chain-head checkpoints (mac/checkpoint.h): their signature (anchor_bad_signature) and
 //     the MAC of the record at their sequence number (anchor_mismatch), when the stream reaches it.
 // Checks of the stream itself beyond the chain (the boot counter, staleness, which key) are the
@@ -37,6 +41,7 @@
 #include <string_view>
 
 #include "mac/chain_verifier.h"
+#include "mac/crypto.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::mac {
@@ -107,8 +112,8 @@ public:
 private:
     struct Seen {
         std::uint64_t seq;
-        std::uint64_t epoch;
         Mac mac;
+        Bytes32 digest;  // SHA-256 of the line: a redelivery is the same bytes
     };
     void fault(FaultKind kind, std::string_view where, std::uint64_t line_no, std::uint64_t seq, std::string message);
     struct Epoch {
@@ -118,8 +123,7 @@ private:
     Epoch record_epoch(std::string_view line, std::uint64_t seq, std::optional<std::uint64_t> given);
     void observed(std::uint64_t seq, const Mac& mac);
     [[nodiscard]] const Seen* seen(std::uint64_t seq) const;
-    void remember(std::uint64_t seq, std::uint64_t epoch, const Mac& mac, std::string_view where,
-                  std::uint64_t line_no);
+    void remember(std::uint64_t seq, const Mac& mac);
 
     std::string serial_;
     std::optional<AuditKey> key_;
@@ -128,8 +132,11 @@ private:
     std::unique_ptr<ChainVerifier> chain_;
     StreamPosition pos_;
     StreamCounts counts_;
+    bool skipping_ = false;          // the chain skipped the last open line's segment
     bool chain_lines_seen_ = false;  // open or seal lines came: a segment ended by an open without seal lost it
+    std::optional<Sha256> sha_;      // nullopt (no digest): no redelivery is recognised
     std::deque<Seen> recent_;        // the last kRecent records verified, contiguous
+    Bytes32 line_digest_{};          // of the record line being fed
     std::string last_open_;
     std::string last_seal_;
     std::map<std::uint64_t, Mac> pending_anchors_;  // checkpoints ahead of the stream
