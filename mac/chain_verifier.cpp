@@ -48,12 +48,6 @@ bool ChainVerifier::accept_epoch(std::uint64_t epoch, std::uint64_t line_no, std
 bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file,
                                   std::uint64_t line_no) {
     file_ = std::string(file);
-    if (pub_ && open.chain != pub_->chain) {
-        // verify_paths() sets such files apart before; a stream meets them here.
-        fault(FaultKind::foreign_chain, line_no, 0,
-              "segment of chain " + hex_encode(open.chain) + ", not of chain " + hex_encode(pub_->chain));
-        return false;
-    }
     if (end_ && open.epoch <= end_->epoch) {
         if (open.epoch == end_->epoch) {
             fault(FaultKind::segment_duplicate, line_no, 0,

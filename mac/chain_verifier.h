@@ -69,8 +69,9 @@ public:
     ChainVerifier& operator=(const ChainVerifier&) = delete;
 
     /// Starts a segment from its open line (without LF; parse it first). Checks it against the
-    /// previous segment. Returns false if the segment must be skipped: of another chain
-    /// (foreign_chain), its epoch already seen (a duplicated or replayed segment) or out of range.
+    /// previous segment. Returns false if the segment must be skipped: its epoch already seen (a
+    /// duplicated or replayed segment) or out of range. Segments of another chain are the
+    /// caller's to set apart (foreign_chain), as verify_paths() and StreamVerifier do.
     /// `line_no` locates faults about the open line (1 in a file; a stream passes its offset).
     bool begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file,
                        std::uint64_t line_no = 1);

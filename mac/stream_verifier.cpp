@@ -102,6 +102,13 @@ void StreamVerifier::open(std::string_view line, std::string_view where, std::ui
         chain_->resume(ChainEnd{end_epoch, pos_.next_seq, *pos_.last_mac, std::string(where)});
     }
     last_open_ = std::string(line);
+    if (pub_ && o->chain != pub_->chain) {
+        // As verify_paths() sets a file of another chain apart: reported, its lines skipped.
+        fault(FaultKind::foreign_chain, where, line_no, 0,
+              "segment of chain " + hex_encode(o->chain) + ", not of chain " + hex_encode(pub_->chain));
+        skipping_ = true;
+        return;
+    }
     skipping_ = !chain_->begin_segment(*o, line, where, line_no);
     if (skipping_) return;
     ++counts_.segments;

@@ -6,9 +6,9 @@
 // Every chain rule is mac::ChainVerifier's (docs/FORMAT.md section 3), with its fault kinds and
 // messages: this class only maps stream entries onto it.
 //   - an open line starts a segment (begin_segment), a seal ends it (a segment still open when
-//     the next open line arrives lost its seal: seal_missing, as for files); a segment the chain
-//     skips (another chain's, a replayed epoch, an epoch out of range) is skipped up to the next
-//     open line, as verify_paths() skips its file;
+//     the next open line arrives lost its seal: seal_missing, as for files); a segment of another
+//     chain (foreign_chain, set apart as verify_paths() sets its file apart) or one the chain
+//     skips (a replayed epoch, an epoch out of range) is skipped up to the next open line;
 //   - records without their segment's open line (the stream started mid-segment, or carries no
 //     open lines) are verified from the position the stream stands at (begin_at): record MACs
 //     under K_epoch, gaps, duplicates, reorders. The record's epoch is the one the stream gives
