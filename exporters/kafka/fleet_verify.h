@@ -37,9 +37,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/result.h"
 #include "exporters/kafka/kafka_config.h"
 #include "mac/keys.h"
-#include "mac/result.h"
 #include "mac/stream_verifier.h"
 #include "mac/verifier.h"
 
