@@ -137,13 +137,14 @@ void ApplianceStream::resume(const ChainState& state) {
     at.next_seq = state.next_seq;
     if (state.mac_known) at.last_mac = state.last_mac;
     if (chain_) chain_->resume(at);
+    resumed_ = state;
     boot_ = state.boot;
     last_time_ms_ = state.last_time_ms;
     report_.resumed = true;
 }
 
 ChainState ApplianceStream::state() const {
-    ChainState s;
+    ChainState s = resumed_;  // without a key nothing moved: the position stays as committed
     if (chain_) {
         const mac::StreamPosition& at = chain_->position();
         s.epoch = at.epoch;

@@ -153,6 +153,7 @@ private:
 
     std::size_t max_faults_;
     std::unique_ptr<mac::StreamVerifier> chain_;  // nullptr without a key
+    ChainState resumed_;                          // without a key, committed again as it came
     std::uint32_t boot_ = 0;
     std::int64_t last_time_ms_ = 0;
     SerialReport report_;

@@ -9,9 +9,9 @@
 #include <optional>
 #include <string_view>
 
+#include "base/files.h"
 #include "exporters/kafka/fleet_verify.h"
 #include "exporters/kafka/kafka_exporter.h"
-#include "base/files.h"
 #include "tests/integration/exporters/kafka/exporter_driver.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/kafka/kafka_test_util.h"
@@ -256,6 +256,23 @@ TEST(FleetChain, AMessageClaimingEpochTwoToTheSixtyFourIsAFaultNotAStall) {
     fleet.topic = "hsm.audit";
     fleet.serials.push_back(r);
     EXPECT_EQ(exporters::kafka::render_fleet_json(fleet)["serials"][0]["faults"][0]["kind"], "epoch_out_of_range");
+}
+
+// A serial without a key verifies nothing: the state committed for it by an earlier run (when
+// its key was there) is committed again unchanged, not reset to "first record is the start".
+TEST(FleetChain, WithoutAKeyTheCommittedStateIsKeptAsItCame) {
+    exporters::kafka::ChainState s;
+    s.epoch = 4;
+    s.epoch_known = true;
+    s.next_seq = 901;
+    s.last_mac[3] = 0x5a;
+    s.mac_known = true;
+    s.boot = 2;
+    s.last_time_ms = 1'795'500'000'000;
+    exporters::kafka::ApplianceStream chain("150501", std::nullopt, std::nullopt, 16);
+    chain.resume(s);
+    const auto back = chain.state();
+    EXPECT_EQ(exporters::kafka::encode_states({{"150501", back}}), exporters::kafka::encode_states({{"150501", s}}));
 }
 
 TEST(FleetState, EncodesAndDecodesTheCommittedMetadata) {
