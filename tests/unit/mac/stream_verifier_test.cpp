@@ -331,6 +331,18 @@ TEST_F(StreamVerifierTest, TamperingAfterAMidChainStartIsFoundAsInTheFile) {
     EXPECT_EQ(r.faults[0].seq, 10u);
 }
 
+TEST_F(StreamVerifierTest, ASealSeenWithoutItsOpenIsCheckedAgainstThePositionAsInTheFile) {
+    erase_line(1, 4);  // record 8, the last of segment 1: its seal no longer matches
+    const VerifyReport offline = verify_ok({dir_.sub("t")}, key_options(*keys_));
+    const auto all = entries_of(files_);
+    const auto r6 = split_record_line(lines(1)[2].substr(0, lines(1)[2].size() - 1));
+    ASSERT_TRUE(r6.has_value());
+    const StreamRun r = run_stream(*keys_, std::vector<Entry>(all.begin() + 9, all.end()),
+                                   StreamOptions{true, true, StreamPosition{1, true, 7, r6->mac}});
+    EXPECT_EQ(names(r.kinds()), names(offline_kinds(offline))) << describe(offline);
+    EXPECT_EQ(count(offline, FaultKind::seal_mismatch), 2u) << describe(offline);
+}
+
 TEST_F(StreamVerifierTest, CheckpointsAreMatchedAgainstTheRecordsSeen) {
     const auto all = entries_of(files_);
     const auto r6 = split_record_line(lines(1)[2].substr(0, lines(1)[2].size() - 1));
