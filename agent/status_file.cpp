@@ -21,6 +21,19 @@ std::string dump_json_utf8_safe(const nlohmann::json& j, int indent) {
 
 StatusFile::StatusFile(mac::FileSystem& fs, std::chrono::milliseconds log_every) : fs_(fs), log_every_(log_every) {}
 
+Status StatusFile::write(const std::string& path, const AgentStatus& status, std::int64_t now_ms, bool force) {
+    nlohmann::json j;
+    try {
+        j = status;
+    } catch (const std::exception& e) {  // bad_alloc
+        j = {{"schema", kAgentStatusSchema},
+             {"time", status_detail::format_time(status.time_ms)},
+             {"pid", status.pid},
+             {"error", std::string("cannot render the status: ") + e.what()}};
+    }
+    return write(path, j, now_ms, force);
+}
+
 Status StatusFile::write(const std::string& path, const nlohmann::json& status, std::int64_t now_ms, bool force) {
     std::lock_guard lock(mutex_);
     if (!force && stats_.consecutive_failures > 0 && now_ms < retry_at_ms_) {

@@ -38,7 +38,7 @@ struct ExportContext {
     std::string serial;
     std::string host;
     AlertSink& alerts;
-    std::function<nlohmann::json()> agent_status;
+    AgentStatusProvider agent_status;  // the agent's status snapshot, for exporters (any thread)
     std::function<std::int64_t()> now_ms;
 };
 
