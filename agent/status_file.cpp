@@ -27,7 +27,7 @@ Status StatusFile::write(const std::string& path, const AgentStatus& status, std
         j = status;
     } catch (const std::exception& e) {  // bad_alloc
         j = {{"schema", kAgentStatusSchema},
-             {"time", status_detail::format_time(status.time_ms)},
+             {"time", format_status_time(status.time_ms)},
              {"pid", status.pid},
              {"error", std::string("cannot render the status: ") + e.what()}};
     }

@@ -584,6 +584,15 @@ inline json time_or_null(std::int64_t ms) {
 
 }  // namespace status_detail
 
+/// The agent's time format in status.json ("2026-01-15T10:00:00.000Z", UTC), and back (nullopt if
+/// `text` is not in it).
+inline std::string format_status_time(std::int64_t ms) {
+    return status_detail::format_time(ms);
+}
+inline std::optional<std::int64_t> parse_status_time(std::string_view text) {
+    return status_detail::parse_time(text);
+}
+
 // JSON (nlohmann ADL). from_json throws AgentStatusError (the field's path is relative to the
 // object given).
 

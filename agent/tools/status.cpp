@@ -123,10 +123,10 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
     const AgentStatus& st = s.status;
     StatusReport r;
     r.state_dir = state_dir;
-    r.status_time = status_detail::format_time(st.time_ms);
+    r.status_time = format_status_time(st.time_ms);
     r.age_ms = now_ms - s.time_ms;
     r.pid = st.pid;
-    r.started = st.started_ms != 0 ? status_detail::format_time(st.started_ms) : std::string();
+    r.started = st.started_ms != 0 ? format_status_time(st.started_ms) : std::string();
     const std::int64_t stale_after = kIntervalsBeforeStale * status_interval_ms;
     if (!pid_is_alive) {
         r.not_running_reason = "process " + std::to_string(r.pid) + " (the agent that wrote status.json) is not alive";
@@ -183,8 +183,8 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
     r.alert_counts.insert(st.alerts.counts.begin(), st.alerts.counts.end());
     for (const auto& a : st.alerts.recent)
         if (!a.kind.empty())
-            r.recent_alerts.push_back(StatusAlert{
-                a.time_ms != 0 ? status_detail::format_time(a.time_ms) : std::string(), a.kind, a.severity, a.message});
+            r.recent_alerts.push_back(StatusAlert{a.time_ms != 0 ? format_status_time(a.time_ms) : std::string(),
+                                                  a.kind, a.severity, a.message});
     // The durable alert log also holds alerts of earlier runs; prefer it when it has any.
     if (!durable_alerts.empty()) r.recent_alerts = std::move(durable_alerts);
     return r;

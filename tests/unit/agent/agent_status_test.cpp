@@ -88,12 +88,12 @@ TEST(AgentStatus, DamagedOrForeignDocumentsNameWhatIsWrong) {
 
 TEST(AgentStatus, TimesFormatAndParseBothWays) {
     for (const std::int64_t t : {0LL, 1'768'471'200'123LL, 4'102'444'799'999LL}) {
-        const auto text = status_detail::format_time(t);
+        const auto text = format_status_time(t);
         ASSERT_EQ(text.size(), 24u) << text;
-        EXPECT_EQ(status_detail::parse_time(text), t) << text;
+        EXPECT_EQ(parse_status_time(text), t) << text;
     }
-    EXPECT_FALSE(status_detail::parse_time("2026-01-15 10:00:00.000Z"));
-    EXPECT_FALSE(status_detail::parse_time("2026-02-30T10:00:00.000Z"));
+    EXPECT_FALSE(parse_status_time("2026-01-15 10:00:00.000Z"));
+    EXPECT_FALSE(parse_status_time("2026-02-30T10:00:00.000Z"));
 }
 
 }  // namespace
