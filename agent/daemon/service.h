@@ -25,17 +25,17 @@
 
 #include <prometheus/collectable.h>
 
-#include "agent/alert_log.h"
 #include "agent/api/agent_status.h"
-#include "agent/config/config.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/daemon/syslog_intake.h"
-#include "agent/export/manager.h"
-#include "agent/pipeline/drain.h"
-#include "agent/status_file.h"
-#include "agent/store/archiver.h"
-#include "agent/store/audit_store.h"
-#include "agent/store/retention.h"
+#include "agent/engine/alert_log.h"
+#include "agent/engine/export/manager.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/status_file.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/retention.h"
+#include "base/config/config.h"
 #include "collectors/module/ring_source.h"
 #include "hsmcore/module/module.h"
 #include "mac/keys.h"
@@ -43,15 +43,15 @@
 namespace hsmaudit::agent {
 
 /// What the program that runs the service adds to it: the exporter kinds it links (its explicit
-/// registration list, exporters/registry.cpp) and their configuration keys.
+/// registration list, agent/daemon/exporter_registry.cpp) and their configuration keys.
 struct ServicePlugins {
     std::span<const ExporterFactory> exporters;
-    std::vector<KeySpec> keys;
+    std::vector<base::KeySpec> keys;
 };
 
 class Service {
 public:
-    static Result<std::unique_ptr<Service>> create(Config config, ServicePlugins plugins = {});
+    static Result<std::unique_ptr<Service>> create(base::Config config, ServicePlugins plugins = {});
     ~Service();
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
@@ -61,7 +61,7 @@ public:
     Result<std::string> start();
     /// Applies a new configuration: drain options and log level now; other keys need a restart
     /// (listed in the returned message).
-    Result<std::string> reload(Config config);
+    Result<std::string> reload(base::Config config);
     /// Stops the workload, lets the drain finish its batch, commits, stops the module.
     void stop();
 
@@ -80,7 +80,7 @@ public:
     /// here: callers need not log. After stop() the final status is attempted even while backing off.
     Status write_status();
     /// The running configuration (replaced whole by reload()). Any thread.
-    [[nodiscard]] std::shared_ptr<const Config> config() const { return config_.load(); }
+    [[nodiscard]] std::shared_ptr<const base::Config> config() const { return config_.load(); }
     [[nodiscard]] const std::string& state_dir() const { return state_dir_; }
     [[nodiscard]] std::int64_t status_file_interval_ms() const { return config()->integer("agent.status_interval"); }
     /// The components' metrics (their probes, docs/METRICS.md), built by start(). They read the
@@ -91,11 +91,11 @@ public:
     static constexpr std::int64_t kStatusTickMs = 1000;
 
 private:
-    Service(Config config, ServicePlugins plugins);
+    Service(base::Config config, ServicePlugins plugins);
     void make_probes();
     [[nodiscard]] AgentStatus build_status(std::int64_t now_ms);
 
-    std::atomic<std::shared_ptr<const Config>> config_;
+    std::atomic<std::shared_ptr<const base::Config>> config_;
     std::string state_dir_;
     std::string module_dir_;
     std::int64_t started_ms_ = 0;

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/api/agent_status.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::agent::tools {
 
