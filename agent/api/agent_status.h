@@ -213,7 +213,8 @@ struct AlertsStatus {
 };
 
 /// The whole report. Sections are optional where the component may not exist (before start, or
-/// not configured).
+/// not configured). Thread-safety: a plain value; the Service publishes it as
+/// shared_ptr<const AgentStatus>, which any thread may read without a lock while it holds it.
 struct AgentStatus {
     int schema = kAgentStatusSchema;
     std::int64_t time_ms = 0;  // when the snapshot was built ("time")
