@@ -16,10 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/config/config.h"
 #include "agent/api/exporter.h"
 #include "agent/engine/export/runner.h"
 #include "agent/engine/store/retention.h"
+#include "base/config/config.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent {
@@ -38,7 +38,7 @@ struct ExportContext {
     std::string serial;
     std::string host;
     AlertSink& alerts;
-    std::function<nlohmann::json()> agent_status;
+    AgentStatusProvider agent_status;  // the agent's status snapshot, for exporters (any thread)
     std::function<std::int64_t()> now_ms;
 };
 
