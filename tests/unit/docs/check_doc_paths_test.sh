@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/check_doc_paths: every path the repository's READMEs and docs/*.md name exists, and the
 # checker does catch a missing one in each place it looks (a table's file column, a backticked
-# path in a README, a Markdown link, a bare path in prose, the second half of `a.h/.cpp`).
+# path in a README, a Markdown link, a bare path in prose, the second half of `a.h/.cpp`, a bare
+# file name in a docs/ table whose folder the table named before).
 set -euo pipefail
 root=$1
 "$root/scripts/check_doc_paths" "$root"
@@ -9,7 +10,15 @@ root=$1
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch"/{docs,mod/sub,tests/support}
-touch "$scratch"/mod/{a.h,a.cpp,b.h} "$scratch"/mod/sub/c.h "$scratch"/docs/OTHER.md
+touch "$scratch"/mod/{a.h,a.cpp,b.h} "$scratch"/mod/sub/c.h
+good_docs() {
+    cat > "$scratch/docs/OTHER.md" <<'MD'
+| format | owner |
+|---|---|
+| one | `mod/sub/c.h` (its folder is known from here on) |
+| two | `c.h` alone |
+MD
+}
 good_readme() {
     cat > "$scratch/mod/README.md" <<'MD'
 # mod/
@@ -28,18 +37,20 @@ mod/not_checked_in_a_fence.h
 MD
 }
 good_readme
+good_docs
 "$root/scripts/check_doc_paths" "$scratch" > /dev/null
 
-expect_stale() {  # sed-expression word
-    local edit=$1 word=$2
+expect_stale() {  # sed-expression word [document]
+    local edit=$1 word=$2 doc=${3:-mod/README.md}
     good_readme
-    sed -i "$edit" "$scratch/mod/README.md"
+    good_docs
+    sed -i "$edit" "$scratch/$doc"
     set +e
     out=$("$root/scripts/check_doc_paths" "$scratch" 2>&1)
     rc=$?
     set -e
-    if [[ $rc -ne 1 || $out != *"mod/README.md:"*": $word does not exist"* ]]; then
-        echo "FAIL: after '$edit' expected $word reported stale: exit $rc, output: $out"
+    if [[ $rc -ne 1 || $out != *"$doc:"*": $word does not exist"* ]]; then
+        echo "FAIL: after '$edit' in $doc expected $word reported stale: exit $rc, output: $out"
         exit 1
     fi
 }
@@ -49,4 +60,6 @@ expect_stale 's/`c.h`/`d.h`/' d.h
 expect_stale 's/`mod\/b.h`/`mod\/old\/b.h`/' mod/old/b.h
 expect_stale 's/OTHER.md)/GONE.md)/' ../docs/GONE.md
 expect_stale 's/tests\/support\//tests\/helpers\//' tests/helpers/
+expect_stale 's/`c.h` alone/`e.h` alone/' e.h docs/OTHER.md
+expect_stale 's/`mod\/sub\/c.h`/`mod\/c.h`/' mod/c.h docs/OTHER.md
 echo "check_doc_paths_test: OK"
