@@ -1,5 +1,5 @@
 // Service: hsmauditd's composition root. It builds the components from the configuration (the
-// explicit list of sources; exporters join here as they arrive), starts them in dependency
+// explicit list of sources; the exporter kinds the program registers), starts them in dependency
 // order, reloads what can change at run time, and stops them in reverse order.
 //
 //   module (embedded, or a served module reached through its control socket)
