@@ -25,7 +25,7 @@ using nlohmann::json;
 // The mock cluster's group coordinator keeps a member that left until its session times out, so a
 // rejoining verifier waits for it: a short session keeps the test short.
 const char* const kGroupTiming = "session.timeout.ms=6000,heartbeat.interval.ms=500";
-const std::string kHsmaudit = std::string(HSMAUDIT_BINARY_DIR) + "/agent/cli/hsmaudit";
+const std::string kHsmaudit = std::string(HSMAUDIT_BINARY_DIR) + "/agent/hsmaudit";
 
 class FleetVerify : public ::testing::Test {
 protected:
