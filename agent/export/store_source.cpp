@@ -79,7 +79,7 @@ public:
     void set_limit(std::optional<std::uint64_t> limit) { limit_ = limit; }
     /// The file offset of the line peek() returns next (encrypted: of the chunk holding its start).
     [[nodiscard]] std::uint64_t line_offset() const {
-        if (!opener_) return raw_off_ - (buf_.size() - pos_);
+        if (!decoder_) return raw_off_ - (buf_.size() - pos_);
         std::uint64_t off = raw_off_;
         for (const auto& [at, raw] : chunk_starts_)
             if (at <= pos_) off = raw;
@@ -91,7 +91,7 @@ public:
     bool skip_damaged_chunk() {
         if (!damage_ || !damage_->next_chunk) return false;
         raw_off_ = *damage_->next_chunk;
-        ++chunk_;
+        decoder_->skip();
         buf_.clear();
         chunk_starts_.clear();
         pos_ = 0;
@@ -150,15 +150,14 @@ private:
                 if (store_key_ == nullptr)
                     return make_error(errc::store_unreadable,
                                       path_ + " is encrypted at rest and no audit key is loaded");
-                if (h.size() < mac::kEncryptedHeaderBytes) return false;
-                mac::Salt salt{};
-                std::memcpy(salt.data(), head + mac::kEncryptedMagic.size(), salt.size());
-                opener_.emplace(*store_key_, salt);
+                const auto salt = mac::parse_encrypted_header(h);
+                if (!salt) return false;  // the header is not complete yet
+                decoder_.emplace(*store_key_, *salt);
                 raw_off_ = mac::kEncryptedHeaderBytes;
             }
             kind_known_ = true;
         }
-        if (!opener_) {
+        if (!decoder_) {
             const std::size_t want = allowed(raw_off_, kReadBytes);
             if (want == 0) return false;
             const std::size_t old = buf_.size();
@@ -173,38 +172,33 @@ private:
             return n > 0;
         }
         bool any = false;
+        std::string bytes;  // the next chunk's bytes, as many as the decoder asked for
         while (buf_.size() < kReadBytes) {
-            unsigned char len_bytes[4];
-            if (allowed(raw_off_, 4) < 4) break;  // the next chunk is not committed yet
-            const ssize_t n = ::pread(fd_.get(), len_bytes, 4, static_cast<off_t>(raw_off_));
-            if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
-            if (n < 4) break;  // the next chunk is not (fully) written yet
-            std::uint32_t len = 0;
-            for (unsigned char c : len_bytes) len = (len << 8) | c;
-            if (len == 0 || len > mac::kMaxChunkBytes) {
-                if (any) break;  // hand out the lines before the damage first
-                damage_ = FileDamage{
-                    raw_off_,
-                    "chunk " + std::to_string(chunk_) + " has an impossible length (" + std::to_string(len) + " bytes)",
-                    std::nullopt};
-                return damaged();
+            bytes.clear();
+            mac::ChunkStep step;
+            for (;;) {
+                step = decoder_->decode(bytes);
+                if (step.status != mac::ChunkStatus::need_more) break;
+                // Not committed yet, or not (fully) written yet (or torn: see leftover()).
+                if (allowed(raw_off_, step.bytes) < step.bytes) return any;
+                const std::size_t have = bytes.size();
+                bytes.resize(step.bytes);
+                const ssize_t n =
+                    ::pread(fd_.get(), bytes.data() + have, step.bytes - have, static_cast<off_t>(raw_off_ + have));
+                if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_ + have));
+                if (static_cast<std::size_t>(n) < step.bytes - have) return any;
             }
-            std::string sealed(len + 16, '\0');
-            if (allowed(raw_off_ + 4, sealed.size()) < sealed.size()) break;
-            const ssize_t m = ::pread(fd_.get(), sealed.data(), sealed.size(), static_cast<off_t>(raw_off_ + 4));
-            if (m < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_ + 4));
-            if (static_cast<std::size_t>(m) < sealed.size()) break;  // being written (or torn: see leftover())
-            auto plain = opener_->open(chunk_, sealed);
-            if (!plain) {
+            if (step.status == mac::ChunkStatus::damaged) {
                 if (any) break;  // hand out the lines before the damage first
-                damage_ = FileDamage{raw_off_, "chunk " + std::to_string(chunk_) + " fails authentication",
-                                     raw_off_ + 4 + sealed.size()};
+                // A chunk whose length is intact tells where the next one starts.
+                damage_ =
+                    FileDamage{raw_off_, std::move(step.why),
+                               step.bytes != 0 ? std::optional<std::uint64_t>(raw_off_ + step.bytes) : std::nullopt};
                 return damaged();
             }
             chunk_starts_.emplace_back(buf_.size(), raw_off_);
-            buf_ += *plain;
-            raw_off_ += 4 + sealed.size();
-            ++chunk_;
+            buf_ += step.plaintext;
+            raw_off_ += step.bytes;
             any = true;
         }
         return any;
@@ -214,10 +208,9 @@ private:
     UniqueFd fd_;
     const mac::Bytes32* store_key_;
     bool kind_known_ = false;
-    std::optional<mac::ChunkOpener> opener_;
+    std::optional<mac::ChunkDecoder> decoder_;
     std::optional<std::uint64_t> limit_;
     std::uint64_t raw_off_ = 0;
-    std::uint64_t chunk_ = 0;
     std::string buf_;
     std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
