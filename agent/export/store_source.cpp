@@ -14,6 +14,7 @@
 #include "agent/errc.h"
 #include "agent/logger.h"
 #include "agent/store/audit_store.h"
+#include "agent/store/event_spool.h"
 #include "mac/encrypted_file.h"
 #include "mac/segment_format.h"
 #include "mac/unique_fd.h"
@@ -283,15 +284,7 @@ std::vector<std::pair<std::uint64_t, std::string>> list_spool(const std::string&
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
-        if (!name.starts_with("spool-") || !name.ends_with(".log") || name.size() != 6 + 16 + 4) continue;
-        std::uint64_t first = 0;
-        bool ok = true;
-        for (char c : std::string_view(name).substr(6, 16)) {
-            const int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-            if (d < 0) ok = false;
-            first = first << 4 | static_cast<std::uint64_t>(d < 0 ? 0 : d);
-        }
-        if (ok) out.emplace_back(first, it->path().string());
+        if (const auto first = parse_spool_file_name(name)) out.emplace_back(*first, it->path().string());
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -856,29 +849,25 @@ private:
                 break;
             }
             const std::string_view line = **peeked;
-            if (line.starts_with("@spool ")) {
+            if (is_spool_header(line)) {
                 spool_.file->consume();
                 continue;
             }
-            const auto sp1 = line.find(' ');
-            std::uint64_t n = 0;
-            if (sp1 == std::string_view::npos || !mac::parse_u64(line.substr(0, sp1), n)) {
+            const auto fields = parse_spool_line(line);
+            if (!fields) {
                 ++skipped_;
                 spool_.file->consume();
                 continue;
             }
+            const std::uint64_t n = fields->number;
             if (n > spool_.last) {
                 Event e;
                 e.stream = Stream::syslog;
                 e.position = n;
                 e.serial = o_.serial;
                 e.host = o_.host;
-                std::string_view rest = line.substr(sp1 + 1);
-                const auto sp2 = rest.find(' ');
-                if (auto t = mac::parse_time(rest.substr(0, sp2)); t) e.time_ms = *t;
-                rest = sp2 == std::string_view::npos ? std::string_view{} : rest.substr(sp2 + 1);
-                const auto h = rest.rfind(" h=");
-                if (h != std::string_view::npos) rest = rest.substr(0, h);
+                if (auto t = mac::parse_time(fields->time); t) e.time_ms = *t;
+                const std::string_view rest = fields->payload;
                 const auto j = nlohmann::json::parse(rest, nullptr, false);
                 if (j.is_object()) {
                     e.syslog = syslog_fields(j);
