@@ -220,30 +220,10 @@ private:
     std::optional<FileDamage> damage_;
 };
 
-struct SegmentFile {
-    std::uint64_t epoch = 0;
-    std::string name;
-    std::string path;
-    bool ready = false;  // in ready_for_archive/
-};
+using SegmentFile = StoredSegment;
 
-/// Segments in ready_for_archive/ and current/, in epoch order (a file in both: the sealed copy).
 std::vector<SegmentFile> list_segments(const std::string& audit_dir) {
-    std::vector<SegmentFile> out;
-    std::error_code ec;
-    for (const char* sub : {"ready_for_archive", "current"}) {
-        const fs::path dir = fs::path(audit_dir) / sub;
-        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-            const std::string name = it->path().filename().string();
-            const auto epoch = mac::segment_file_epoch(name);
-            if (!epoch) continue;
-            if (std::any_of(out.begin(), out.end(), [&](const SegmentFile& s) { return s.epoch == *epoch; })) continue;
-            out.push_back(SegmentFile{*epoch, name, it->path().string(), std::string_view(sub) == "ready_for_archive"});
-        }
-        ec.clear();
-    }
-    std::sort(out.begin(), out.end(), [](const SegmentFile& a, const SegmentFile& b) { return a.epoch < b.epoch; });
-    return out;
+    return list_store_segments(audit_dir);
 }
 
 /// Counts the lines of a growing plaintext file incrementally.

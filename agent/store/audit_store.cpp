@@ -447,6 +447,24 @@ Result<StoreListing> list_store_files(const std::string& audit_dir) {
     return out;
 }
 
+std::vector<StoredSegment> list_store_segments(const std::string& audit_dir) {
+    std::vector<StoredSegment> out;
+    for (const char* sub : {kReadyDir, kCurrentDir}) {
+        std::error_code ec;
+        for (fs::directory_iterator it(fs::path(audit_dir) / sub, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            const auto epoch = mac::segment_file_epoch(name);
+            std::error_code type_ec;
+            if (!epoch || !it->is_regular_file(type_ec)) continue;
+            if (std::any_of(out.begin(), out.end(), [&](const StoredSegment& s) { return s.epoch == *epoch; }))
+                continue;
+            out.push_back(StoredSegment{*epoch, name, it->path().string(), std::string_view(sub) == kReadyDir});
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const StoredSegment& a, const StoredSegment& b) { return a.epoch < b.epoch; });
+    return out;
+}
+
 RecoveryPlan plan_recovery(const StorePosition& p, const StoreListing& files) {
     RecoveryPlan plan;
     plan.open_name = p.current;

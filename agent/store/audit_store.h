@@ -139,6 +139,19 @@ struct RecoveryPlan {
 /// The plan for the store whose position is `p` and whose directories hold `files`.
 RecoveryPlan plan_recovery(const StorePosition& p, const StoreListing& files);
 
+/// A segment file of the store, as its readers (the exporters' reader, hsmaudit tail) see it.
+struct StoredSegment {
+    std::uint64_t epoch = 0;  // from the file name
+    std::string name;
+    std::string path;
+    bool sealed_dir = false;  // in ready_for_archive/ (else current/)
+};
+/// The store's segment files in epoch order: ready_for_archive/ and current/, regular files whose
+/// names are segment file names (mac::segment_file_epoch); a file in both (recovery moving it
+/// back) is the copy in ready_for_archive/. Missing directories are empty (the store may be
+/// rotating or not created yet).
+std::vector<StoredSegment> list_store_segments(const std::string& audit_dir);
+
 class Config;
 /// AuditStoreOptions from the store's configuration keys (agent/store/store_config.cpp).
 AuditStoreOptions make_store_options(const Config& config, const std::string& audit_dir);

@@ -153,7 +153,7 @@ Result<RetentionStats> Retention::check_once() {
     if (fs::exists(archive_dir, ec)) {
         for (fs::directory_iterator it(archive_dir, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string name = it->path().filename().string();
-            if (name.starts_with(".") || !is_archive_name(name)) continue;
+            if (!is_finished_archive(name)) continue;
             ArchiveFile a;
             a.path = it->path().string();
             std::error_code fe;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/store/archiver.h"
 #include "agent/store/audit_store.h"
 #include "agent/store/state_layout.h"
 
@@ -130,6 +131,51 @@ TEST_F(StoreDir, ListingNamesEveryFileWithItsSizeAndAMissingDirectoryIsEmpty) {
     EXPECT_EQ(plan.open, RecoveryPlan::Open::sealed_after_commit);
     EXPECT_EQ(plan.uncommitted_bytes(), 50u);
     EXPECT_EQ(plan.uncommitted.size(), 2u);
+}
+
+TEST_F(StoreDir, SegmentsAreListedInEpochOrderTheSealedCopyFirstForeignNamesSkipped) {
+    write(fs::path(kSealedSegmentDir) / kSeg0, 10);
+    write(fs::path(kSealedSegmentDir) / kSeg1, 20);
+    write(fs::path(kOpenSegmentDir) / kSeg1, 5);  // recovery moving it back: the sealed copy wins
+    write(fs::path(kOpenSegmentDir) / kSeg2, 30);
+    write(fs::path(kOpenSegmentDir) / "notes.log", 1);
+    write(fs::path(kSealedSegmentDir) / "hsm_150123_0000000g.log", 1);
+    fs::create_directories(dir_ / kOpenSegmentDir / "hsm_150123_00000003.log");  // a directory is no segment
+    const auto segs = list_store_segments(dir_.string());
+    ASSERT_EQ(segs.size(), 3u);
+    EXPECT_EQ(segs[0].name, kSeg0);
+    EXPECT_EQ(segs[1].name, kSeg1);
+    EXPECT_TRUE(segs[1].sealed_dir);
+    EXPECT_EQ(segs[2].name, kSeg2);
+    EXPECT_FALSE(segs[2].sealed_dir);
+    EXPECT_EQ(segs[2].epoch, 2u);
+    EXPECT_EQ(segs[2].path, (dir_ / kOpenSegmentDir / kSeg2).string());
+    EXPECT_TRUE(list_store_segments((dir_ / "nothing").string()).empty());
+}
+
+// ---- archive names ---------------------------------------------------------------------------
+
+TEST(ArchiveNames, RoundTripAndForeignNamesAreRejected) {
+    EXPECT_EQ(archive_file_name("150123", 1, 0x2a, true), "audit-150123-00000001-0000002a.tgz");
+    EXPECT_EQ(archive_file_name("150123", 1, 0x2a, false, 2), "audit-150123-00000001-0000002a.2.tar");
+    for (bool compressed : {true, false})
+        for (int n : {0, 1, 7}) {
+            const std::string name = archive_file_name("A-1_x", 0xabc, 0xfffffffe, compressed, n);
+            const auto range = archive_file_epochs(name);
+            ASSERT_TRUE(range.has_value()) << name;
+            EXPECT_EQ(range->first, 0xabcu);
+            EXPECT_EQ(range->second, 0xfffffffeu);
+            EXPECT_TRUE(is_finished_archive(name)) << name;
+            EXPECT_FALSE(is_finished_archive(kArchiveTempPrefix + name)) << name;
+        }
+    // Name order is chain order for one serial.
+    EXPECT_LT(archive_file_name("s", 0xf, 0xf, true), archive_file_name("s", 0x10, 0x10, true));
+    for (const char* bad :
+         {"audit-150123-0000001-0000002a.tgz", "audit-150123-00000001-0000002g.tgz", "audit-00000001-0000002a.tgz",
+          "xaudit-150123-00000001-0000002a.tgz", "hsmaudit-archive.txt"})
+        EXPECT_FALSE(archive_file_epochs(bad)) << bad;
+    EXPECT_FALSE(is_finished_archive("audit-150123-00000001-0000002a.zip"));
+    EXPECT_FALSE(is_finished_archive("hsm_150123_00000001.log"));
 }
 
 // ---- position file ---------------------------------------------------------------------------
