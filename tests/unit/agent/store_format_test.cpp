@@ -170,9 +170,8 @@ TEST(ArchiveNames, RoundTripAndForeignNamesAreRejected) {
         }
     // Name order is chain order for one serial.
     EXPECT_LT(archive_file_name("s", 0xf, 0xf, true), archive_file_name("s", 0x10, 0x10, true));
-    for (const char* bad :
-         {"audit-150123-0000001-0000002a.tgz", "audit-150123-00000001-0000002g.tgz", "audit-00000001-0000002a.tgz",
-          "xaudit-150123-00000001-0000002a.tgz", "hsmaudit-archive.txt"})
+    for (const char* bad : {"audit-150123-0000001-0000002a.tgz", "audit-150123-00000001-0000002g.tgz",
+                            "xaudit-150123-00000001-0000002a.tgz", "hsmaudit-archive.txt"})
         EXPECT_FALSE(archive_file_epochs(bad)) << bad;
     EXPECT_FALSE(is_finished_archive("audit-150123-00000001-0000002a.zip"));
     EXPECT_FALSE(is_finished_archive("hsm_150123_00000001.log"));
