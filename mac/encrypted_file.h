@@ -13,10 +13,10 @@
 #include <string>
 #include <string_view>
 
+#include "base/line_reader.h"
+#include "base/result.h"
 #include "mac/crypto.h"
 #include "mac/keys.h"
-#include "mac/line_reader.h"
-#include "mac/result.h"
 
 namespace hsmaudit::mac {
 
@@ -107,12 +107,12 @@ private:
 
 /// Reads an encrypted file as its plaintext. Damage (a torn or unauthentic chunk) ends the
 /// stream early and is reported by damage(); everything before it is returned.
-class EncryptedFileSource final : public ByteSource {
+class EncryptedFileSource final : public base::ByteSource {
 public:
     static Result<std::unique_ptr<EncryptedFileSource>> open(const std::string& path, const Bytes32& store_key);
     /// The same over any byte source (a member of an archive); `name` names it in messages.
-    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<ByteSource> raw, const Bytes32& store_key,
-                                                             std::string name);
+    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<base::ByteSource> raw,
+                                                             const Bytes32& store_key, std::string name);
     Result<std::size_t> read(std::span<char> out) override;
     std::optional<std::string> damage() const override { return damage_; }
     /// File offset just past the last good chunk (where an appender may resume).
@@ -121,10 +121,11 @@ public:
     [[nodiscard]] const Salt& salt() const { return decoder_.salt(); }
 
 private:
-    EncryptedFileSource(std::unique_ptr<ByteSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
+    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt,
+                        std::string path);
     Result<bool> next_chunk();
 
-    std::unique_ptr<ByteSource> file_;
+    std::unique_ptr<base::ByteSource> file_;
     ChunkDecoder decoder_;
     std::string path_;
     std::string plain_;
@@ -136,9 +137,9 @@ private:
 
 /// Opens `path` as plaintext: a plain file as is, an encrypted one decrypted with the store key
 /// of `key` (an error naming the file if no key is available).
-Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
 /// The same for bytes from any source (a member of an archive) named `name` in messages.
-Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSource> raw, const std::string& name,
-                                                        const AuditKey* key);
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw,
+                                                              const std::string& name, const AuditKey* key);
 
 }  // namespace hsmaudit::mac

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "agent/detail/thread_guard.h"
+#include "agent/api/thread_guard.h"
 
 namespace hsmaudit::exporters::relp::detail {
 namespace {

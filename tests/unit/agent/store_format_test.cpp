@@ -1,5 +1,5 @@
 // The audit store's formats and rules that other modules call instead of re-deriving them
-// (agent/store/audit_store.h): the position file's bytes, the listing of the store's
+// (agent/engine/store/audit_store.h): the position file's bytes, the listing of the store's
 // directories, and the recovery plan that both the store's open() and `hsmaudit fsck` follow,
 // for each shape a crash can leave.
 #include <gtest/gtest.h>
@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/store/archiver.h"
-#include "agent/store/audit_store.h"
-#include "agent/store/state_layout.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/state_layout.h"
 
 namespace hsmaudit::agent {
 namespace {
