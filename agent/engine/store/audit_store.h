@@ -153,9 +153,8 @@ struct StoredSegment {
 /// rotating or not created yet).
 std::vector<StoredSegment> list_store_segments(const std::string& audit_dir);
 
-class Config;
 /// AuditStoreOptions from the store's configuration keys (agent/engine/store/store_config.cpp).
-AuditStoreOptions make_store_options(const Config& config, const std::string& audit_dir);
+AuditStoreOptions make_store_options(const base::Config& config, const std::string& audit_dir);
 
 class AuditStore {
 public:
