@@ -22,15 +22,6 @@ constexpr double kRecordLatencyBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
                                            2.5,   5,    10,    30,   60,  120,  300, 900};
 }  // namespace
 
-std::string_view to_string(Severity s) {
-    switch (s) {
-        case Severity::info: return "info";
-        case Severity::warning: return "warning";
-        case Severity::critical: return "critical";
-    }
-    return "unknown";
-}
-
 Result<RotationPeriod> parse_rotation_period(std::string_view t) {
     if (t == "never") return RotationPeriod::never;
     if (t == "hourly") return RotationPeriod::hourly;
