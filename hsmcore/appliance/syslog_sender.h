@@ -73,7 +73,7 @@ private:
     SenderOptions options_;
     SenderProbe probe_;
     Waker waker_;
-    detail::UniqueFd fd_;  // sender thread only
+    UniqueFd fd_;  // sender thread only
 
     mutable std::mutex mutex_;
     std::condition_variable_any cv_;
