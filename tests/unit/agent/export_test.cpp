@@ -10,9 +10,9 @@
 #include <set>
 #include <thread>
 
+#include "agent/api/errc.h"
 #include "agent/engine/alert_log.h"
 #include "agent/engine/config_keys.h"
-#include "agent/api/errc.h"
 #include "agent/engine/export/manager.h"
 #include "agent/engine/export/probe.h"
 #include "agent/engine/export/runner.h"
@@ -21,8 +21,8 @@
 #include "agent/engine/store/audit_store.h"
 #include "agent/engine/store/event_spool.h"
 #include "agent/engine/store/line_log.h"
-#include "fake_module.h"
 #include "base/files.h"
+#include "fake_module.h"
 #include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
@@ -343,8 +343,8 @@ TEST_P(RunnerTest, FilteredEventsCountAsDeliveredAndAreNotSent) {
 TEST_P(RunnerTest, ADamagedCursorFileStopsTheDestinationRatherThanResendOrSkip) {
     produce(10);
     fs::create_directories(state_ / "export" / "test");
-    ASSERT_TRUE(
-        base::write_file_atomic((state_ / "export" / "test" / "cursor").string(), "{not json", 0600, false).has_value());
+    ASSERT_TRUE(base::write_file_atomic((state_ / "export" / "test" / "cursor").string(), "{not json", 0600, false)
+                    .has_value());
     RunnerOptions o;
     o.name = "test";
     o.cursor_path = (state_ / "export" / "test" / "cursor").string();
@@ -938,6 +938,31 @@ TEST(ExportConfig, BadDestinationsAreRefusedWithTheKeyNamed) {
     EXPECT_TRUE(parse("exporters:\n  a:\n    type: fake\n    fake:\n      target: h:1\n  b:\n    type: fake\n    "
                       "streams: syslog\n    fake:\n      target: h:2\n")
                     .has_value());
+}
+
+// The cursor file's format, owned by runner.h (parse_cursor_file / render_cursor_file).
+TEST(CursorFile, RoundTripsEveryStream) {
+    const std::array<std::uint64_t, 4> positions{42, 7, 0, UINT64_MAX};
+    const std::string text = render_cursor_file(positions);
+    EXPECT_EQ(text, "{\"alerts\":0,\"audit\":42,\"checkpoints\":18446744073709551615,\"syslog\":7,\"version\":1}\n");
+    const auto c = parse_cursor_file(text);
+    ASSERT_TRUE(c.is_cursor_file);
+    EXPECT_TRUE(c.bad_key.empty());
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(c.positions[i], positions[i]) << i;
+}
+
+TEST(CursorFile, MissingStreamsStayUnsetAndDamageIsNamed) {
+    const auto some = parse_cursor_file(R"({"version":1,"audit":5})");
+    ASSERT_TRUE(some.is_cursor_file);
+    EXPECT_EQ(some.positions[0], 5u);
+    EXPECT_FALSE(some.positions[1]);
+    EXPECT_FALSE(some.positions[2]);
+    EXPECT_FALSE(some.positions[3]);
+    EXPECT_EQ(parse_cursor_file(R"({"version":1,"syslog":-1})").bad_key, "syslog");
+    EXPECT_EQ(parse_cursor_file(R"({"version":1,"alerts":"3"})").bad_key, "alerts");
+    for (const char* bad :
+         {"", "{", "[]", R"({"audit":5})", R"({"version":2,"audit":5})", R"({"version":"1"})", "\0\0\0"})
+        EXPECT_FALSE(parse_cursor_file(bad).is_cursor_file) << bad;
 }
 
 }  // namespace
