@@ -382,16 +382,11 @@ AgentStatus Service::build_status(std::int64_t now_ms) {
             st.open_segment = pos->current;
             st.open_segment_bytes = pos->current_bytes;
         }
-        std::error_code ec;
-        for (const char* sub : {"current", "ready_for_archive"}) {
-            for (fs::directory_iterator it(fs::path(audit_dir) / sub, ec), end; !ec && it != end; it.increment(ec)) {
-                if (it->path().extension() != ".log") continue;
-                if (std::string_view(sub) == "ready_for_archive") ++st.sealed_segments;
-                const auto size = it->file_size(ec);
-                if (!ec) st.bytes += size;
-                ec.clear();
-            }
-            ec.clear();
+        for (const StoredSegment& seg : list_store_segments(audit_dir)) {
+            if (seg.sealed_dir) ++st.sealed_segments;
+            std::error_code ec;
+            const auto size = fs::file_size(seg.path, ec);
+            if (!ec) st.bytes += size;
         }
         st.encrypted = config->boolean("store.encrypt");
         s.store = std::move(st);
