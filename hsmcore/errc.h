@@ -1,5 +1,5 @@
 // Error codes of the hsmcore module (the module emulator, its NVRAM ring and its host interface).
-// See mac/result.h for the error model.
+// See base/result.h for the error model.
 #pragma once
 
 #include <system_error>

@@ -12,7 +12,7 @@
 #include "mac/crypto.h"
 #include "mac/keys.h"
 #include "mac/record.h"
-#include "mac/result.h"
+#include "base/result.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::mac {

@@ -17,7 +17,7 @@
 
 #include "mac/crypto.h"
 #include "mac/keys.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::mac {
 

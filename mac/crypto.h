@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 typedef struct evp_md_ctx_st EVP_MD_CTX;

@@ -29,7 +29,7 @@ std::string aad_of(const Salt& salt, std::uint64_t index) {
 }
 
 /// Reads exactly out.size() bytes unless the file ends; returns how many were read.
-Result<std::size_t> read_full(ByteSource& f, std::span<char> out) {
+Result<std::size_t> read_full(base::ByteSource& f, std::span<char> out) {
     std::size_t got = 0;
     while (got < out.size()) {
         auto n = f.read(out.subspan(got));
@@ -41,9 +41,9 @@ Result<std::size_t> read_full(ByteSource& f, std::span<char> out) {
 }
 
 /// Gives back the bytes read to sniff a stream's format, then the rest of the stream.
-class PrefixedSource final : public ByteSource {
+class PrefixedSource final : public base::ByteSource {
 public:
-    PrefixedSource(std::string prefix, std::unique_ptr<ByteSource> rest)
+    PrefixedSource(std::string prefix, std::unique_ptr<base::ByteSource> rest)
         : prefix_(std::move(prefix)), rest_(std::move(rest)) {}
     Result<std::size_t> read(std::span<char> out) override {
         if (pos_ < prefix_.size()) {
@@ -59,7 +59,7 @@ public:
 private:
     std::string prefix_;
     std::size_t pos_ = 0;
-    std::unique_ptr<ByteSource> rest_;
+    std::unique_ptr<base::ByteSource> rest_;
 };
 
 }  // namespace
@@ -112,18 +112,18 @@ Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
     return {};
 }
 
-EncryptedFileSource::EncryptedFileSource(std::unique_ptr<ByteSource> file, const Bytes32& store_key, const Salt& salt,
+EncryptedFileSource::EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt,
                                          std::string path)
     : file_(std::move(file)), salt_(salt), file_key_(file_key_of(store_key, salt)), path_(std::move(path)) {}
 
 Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(const std::string& path,
                                                                        const Bytes32& store_key) {
-    auto file = FileSource::open(path);
+    auto file = base::FileSource::open(path);
     if (!file) return std::move(file).error();
-    return open(std::unique_ptr<ByteSource>(std::move(*file)), store_key, path);
+    return open(std::unique_ptr<base::ByteSource>(std::move(*file)), store_key, path);
 }
 
-Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::unique_ptr<ByteSource> raw,
+Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::unique_ptr<base::ByteSource> raw,
                                                                        const Bytes32& store_key, std::string name) {
     char header[kEncryptedHeaderBytes];
     auto n = read_full(*raw, header);
@@ -207,8 +207,8 @@ Result<std::size_t> EncryptedFileSource::read(std::span<char> out) {
     return n;
 }
 
-Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path, const AuditKey* key) {
-    auto file = FileSource::open(path);
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string& path, const AuditKey* key) {
+    auto file = base::FileSource::open(path);
     if (!file) return std::move(file).error();
     char prefix[8];
     auto n = read_full(**file, prefix);
@@ -220,14 +220,14 @@ Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path,
                                                  "(--key or --wrapped-key)");
         auto enc = EncryptedFileSource::open(path, store_key(*key));
         if (!enc) return std::move(enc).error();
-        return std::unique_ptr<ByteSource>(std::move(*enc));
+        return std::unique_ptr<base::ByteSource>(std::move(*enc));
     }
-    auto again = FileSource::open(path);  // reopen at offset 0
+    auto again = base::FileSource::open(path);  // reopen at offset 0
     if (!again) return std::move(again).error();
-    return std::unique_ptr<ByteSource>(std::move(*again));
+    return std::unique_ptr<base::ByteSource>(std::move(*again));
 }
 
-Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSource> raw, const std::string& name,
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw, const std::string& name,
                                                         const AuditKey* key) {
     std::string prefix(kEncryptedMagic.size(), '\0');
     auto n = read_full(*raw, prefix);
@@ -235,14 +235,14 @@ Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSour
     prefix.resize(*n);
     const bool encrypted = is_encrypted(prefix);
     auto whole = std::make_unique<PrefixedSource>(std::move(prefix), std::move(raw));
-    if (!encrypted) return std::unique_ptr<ByteSource>(std::move(whole));
+    if (!encrypted) return std::unique_ptr<base::ByteSource>(std::move(whole));
     if (key == nullptr)
         return make_error(errc::bad_key, name +
                                              " is encrypted at rest: verifying it needs the audit secret "
                                              "(--key or --wrapped-key)");
     auto enc = EncryptedFileSource::open(std::move(whole), store_key(*key), name);
     if (!enc) return std::move(enc).error();
-    return std::unique_ptr<ByteSource>(std::move(*enc));
+    return std::unique_ptr<base::ByteSource>(std::move(*enc));
 }
 
 }  // namespace hsmaudit::mac

@@ -15,8 +15,8 @@
 
 #include "mac/crypto.h"
 #include "mac/keys.h"
-#include "mac/line_reader.h"
-#include "mac/result.h"
+#include "base/line_reader.h"
+#include "base/result.h"
 
 namespace hsmaudit::mac {
 
@@ -58,7 +58,7 @@ private:
 };
 
 /// Opens the chunks of one encrypted file one at a time, for a reader that follows a file as it
-/// grows (agent/export/store_source.cpp) rather than reading it as one stream.
+/// grows (agent/engine/export/store_source.cpp) rather than reading it as one stream.
 class ChunkOpener {
 public:
     ChunkOpener(const Bytes32& store_key, const Salt& salt);
@@ -77,11 +77,11 @@ private:
 
 /// Reads an encrypted file as its plaintext. Damage (a torn or unauthentic chunk) ends the
 /// stream early and is reported by damage(); everything before it is returned.
-class EncryptedFileSource final : public ByteSource {
+class EncryptedFileSource final : public base::ByteSource {
 public:
     static Result<std::unique_ptr<EncryptedFileSource>> open(const std::string& path, const Bytes32& store_key);
     /// The same over any byte source (a member of an archive); `name` names it in messages.
-    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<ByteSource> raw, const Bytes32& store_key,
+    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<base::ByteSource> raw, const Bytes32& store_key,
                                                              std::string name);
     Result<std::size_t> read(std::span<char> out) override;
     std::optional<std::string> damage() const override { return damage_; }
@@ -91,10 +91,10 @@ public:
     [[nodiscard]] const Salt& salt() const { return salt_; }
 
 private:
-    EncryptedFileSource(std::unique_ptr<ByteSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
+    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
     Result<bool> next_chunk();
 
-    std::unique_ptr<ByteSource> file_;
+    std::unique_ptr<base::ByteSource> file_;
     Salt salt_{};
     Bytes32 file_key_{};
     std::string path_;
@@ -108,9 +108,9 @@ private:
 
 /// Opens `path` as plaintext: a plain file as is, an encrypted one decrypted with the store key
 /// of `key` (an error naming the file if no key is available).
-Result<std::unique_ptr<ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
 /// The same for bytes from any source (a member of an archive) named `name` in messages.
-Result<std::unique_ptr<ByteSource>> open_segment_source(std::unique_ptr<ByteSource> raw, const std::string& name,
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw, const std::string& name,
                                                         const AuditKey* key);
 
 }  // namespace hsmaudit::mac

@@ -1,4 +1,4 @@
-// Error codes of the mac module (the audit chain). See mac/result.h for the error model.
+// Error codes of the mac module (the audit chain). See base/result.h for the error model.
 #pragma once
 
 #include <system_error>

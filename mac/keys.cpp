@@ -8,7 +8,7 @@
 #include <map>
 
 #include "mac/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::mac {
 namespace {
@@ -172,16 +172,16 @@ Status write_key_dir(const std::string& dir, const NewChainKeys& keys) {
     auto pem = keys.signer.to_pem();
     if (!pem) return std::move(pem).error();
     std::string key_text = keys.key.serialize();
-    Status st = write_file_atomic(sign_path, *pem, 0600, true);
-    if (st) st = write_file_atomic(key_path, key_text, 0600, true);
-    if (st) st = write_file_atomic(pub_path, keys.key.pub().serialize(), 0644, true);
+    Status st = base::write_file_atomic(sign_path, *pem, 0600, true);
+    if (st) st = base::write_file_atomic(key_path, key_text, 0600, true);
+    if (st) st = base::write_file_atomic(pub_path, keys.key.pub().serialize(), 0644, true);
     secure_zero(pem->data(), pem->size());
     secure_zero(key_text.data(), key_text.size());
     return st;
 }
 
 Result<AuditKey> load_audit_key(const std::string& path) {
-    auto text = read_secret_file(path);
+    auto text = base::read_secret_file(path);
     if (!text) return std::move(text).error();
     auto key = AuditKey::parse(*text);
     secure_zero(text->data(), text->size());
@@ -190,7 +190,7 @@ Result<AuditKey> load_audit_key(const std::string& path) {
 }
 
 Result<AuditPub> load_audit_pub(const std::string& path) {
-    auto text = read_file(path, 64 * 1024);
+    auto text = base::read_file(path, 64 * 1024);
     if (!text) return std::move(text).error();
     auto pub = AuditPub::parse(*text);
     if (!pub) return make_error(errc::bad_key, path + ": " + pub.error().message);
@@ -198,7 +198,7 @@ Result<AuditPub> load_audit_pub(const std::string& path) {
 }
 
 Result<Ed25519PrivateKey> load_signing_key(const std::string& path) {
-    auto text = read_secret_file(path);
+    auto text = base::read_secret_file(path);
     if (!text) return std::move(text).error();
     auto key = Ed25519PrivateKey::from_pem(*text);
     secure_zero(text->data(), text->size());

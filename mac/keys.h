@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "mac/crypto.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::mac {
 

@@ -8,7 +8,7 @@
 #include "mac/chain_verifier.h"
 #include "mac/encrypted_file.h"
 #include "mac/errc.h"
-#include "mac/line_reader.h"
+#include "base/line_reader.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -61,13 +61,13 @@ namespace fs = std::filesystem;
 struct Input {
     std::string name;  // a path, or "<container>(<member>)"
     std::uint64_t size = 0;
-    std::function<Result<std::unique_ptr<ByteSource>>()> open_member;  // empty: a file, opened by name
+    std::function<Result<std::unique_ptr<base::ByteSource>>()> open_member;  // empty: a file, opened by name
 };
 
 /// An input opened as plaintext; `member` is the container member's own source (for its damage).
 struct Opened {
-    std::unique_ptr<ByteSource> plain;
-    ByteSource* member = nullptr;
+    std::unique_ptr<base::ByteSource> plain;
+    base::ByteSource* member = nullptr;
 };
 
 struct SegmentHead {
@@ -180,7 +180,7 @@ private:
         }
         auto raw = in.open_member();
         if (!raw) return std::move(raw).error();
-        ByteSource* member = raw->get();
+        base::ByteSource* member = raw->get();
         auto src = open_segment_source(std::move(*raw), in.name, key());
         if (!src) return std::move(src).error();
         return Opened{std::move(*src), member};
@@ -197,10 +197,10 @@ private:
         }
         auto opened = open_input(in);
         if (!opened) return std::move(opened).error();
-        ByteSource* member = opened->member;
-        ByteSource* plain = opened->plain.get();
-        LineReader reader(std::move(opened->plain), kMaxLineBytes, 8192);
-        Line line;
+        base::ByteSource* member = opened->member;
+        base::ByteSource* plain = opened->plain.get();
+        base::LineReader reader(std::move(opened->plain), kMaxLineBytes, 8192);
+        base::Line line;
         auto got = reader.next(line);
         if (!got) return std::move(got).error();
         if (!*got) {
@@ -243,10 +243,10 @@ private:
             current_file_ = seg.path;
             auto opened = open_input(*seg.input);
             if (!opened) return std::move(opened).error();
-            ByteSource* raw = opened->plain.get();
-            ByteSource* member = opened->member;
-            LineReader reader(std::move(opened->plain), kMaxLineBytes);
-            Line line;
+            base::ByteSource* raw = opened->plain.get();
+            base::ByteSource* member = opened->member;
+            base::LineReader reader(std::move(opened->plain), kMaxLineBytes);
+            base::Line line;
             auto got = reader.next(line);  // the open line, parsed by scan()
             if (!got) return std::move(got).error();
             if (!cv.begin_segment(seg.open, line.text, seg.path)) {

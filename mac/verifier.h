@@ -16,8 +16,8 @@
 
 #include "mac/checkpoint.h"
 #include "mac/keys.h"
-#include "mac/line_reader.h"
-#include "mac/result.h"
+#include "base/line_reader.h"
+#include "base/result.h"
 
 namespace hsmaudit::mac {
 
@@ -78,7 +78,7 @@ struct ContainerMember {
     std::uint64_t size = 0;
     /// Opens the member. A container may allow one open member at a time: opening another
     /// ends the previous one (the verifier reads members one after the other).
-    std::function<Result<std::unique_ptr<ByteSource>>()> open;
+    std::function<Result<std::unique_ptr<base::ByteSource>>()> open;
 };
 
 /// What a container holds: its segment members in container order, and, if it could not be read
@@ -89,8 +89,8 @@ struct ContainerContents {
 };
 
 /// The hook through which the verifier reads segments inside archives. mac/ knows no archive
-/// format; the agent implements this with libarchive (agent/store/archiver.h) and the CLI passes it.
-/// A member whose bytes end early reports it through its ByteSource's damage() (an
+/// format; the agent implements this with libarchive (agent/engine/store/archiver.h) and the CLI passes it.
+/// A member whose bytes end early reports it through its base::ByteSource's damage() (an
 /// archive_damaged fault).
 ///
 /// Thread-safety: used by one verify_paths() call at a time.

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "mac/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/record.h"
 
 namespace hsmaudit::mac {
@@ -120,7 +120,7 @@ Result<AuditKey> unwrap_audit_key(std::string_view blob, std::string_view passph
 }
 
 Result<std::string> read_passphrase_file(const std::string& path) {
-    auto text = read_secret_file(path, 4096);
+    auto text = base::read_secret_file(path, 4096);
     if (!text) return std::move(text).error();
     std::string pass = text->substr(0, text->find('\n'));
     if (!pass.empty() && pass.back() == '\r') pass.pop_back();

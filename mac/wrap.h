@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "mac/keys.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::mac {
 

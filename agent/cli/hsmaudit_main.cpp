@@ -17,14 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "agent/sample.h"
-#include "agent/store/archiver.h"
+#include "agent/engine/sample.h"
+#include "agent/engine/store/archiver.h"
 #include "agent/tools/commands.h"
-#include "agent/verify_output.h"
+#include "agent/engine/verify_output.h"
+#include "base/json_text.h"
 #include "exporters/kafka/fleet_verify_cli.h"
-#include "exporters/registry.h"
+#include "agent/daemon/exporter_registry.h"
 #include "mac/checkpoint.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/keys.h"
 #include "mac/record.h"
 #include "mac/verifier.h"
@@ -66,7 +67,7 @@ int cmd_secret_export(const std::string& dir, const std::string& pass_file, cons
     auto blob = mac::wrap_audit_key(*key, *pass, params);
     mac::secure_zero(pass->data(), pass->size());
     if (!blob) return fail(blob.error().describe());
-    if (auto st = mac::write_file_atomic(out, *blob, 0600, false); !st) return fail(st.error().describe());
+    if (auto st = base::write_file_atomic(out, *blob, 0600, false); !st) return fail(st.error().describe());
     std::cout << "wrapped the audit secret of chain " << mac::hex_encode(key->chain()) << " into " << out << "\n";
     return kExitOk;
 }
@@ -113,7 +114,7 @@ int cmd_verify(const VerifyArgs& a) {
         opt.key.emplace(std::move(*key));
     }
     if (!a.wrapped_file.empty()) {
-        auto blob = mac::read_file(a.wrapped_file, 1 << 16);
+        auto blob = base::read_file(a.wrapped_file, 1 << 16);
         if (!blob) return fail(blob.error().describe());
         auto pass = mac::read_passphrase_file(a.pass_file);
         if (!pass) return fail(pass.error().describe());
@@ -145,7 +146,7 @@ int cmd_verify(const VerifyArgs& a) {
     if (tty) std::fprintf(stderr, "\r\033[K");
     if (!report) return fail(report.error().describe());
     if (a.json)
-        std::cout << agent::json_text(agent::render_report_json(*report)) << "\n";
+        std::cout << base::json_text(agent::render_report_json(*report)) << "\n";
     else if (!a.quiet)
         std::cout << agent::render_report_text(*report);
     return report->verified() ? kExitOk : kExitFault;

@@ -13,13 +13,13 @@
 #include <memory>
 #include <optional>
 
-#include "agent/config/keys.h"
+#include "agent/engine/config_keys.h"
 #include "agent/daemon/service.h"
-#include "agent/detail/thread_guard.h"
-#include "agent/logger.h"
+#include "agent/api/thread_guard.h"
+#include "base/logger.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/prometheus/errc.h"
-#include "exporters/registry.h"
+#include "agent/daemon/exporter_registry.h"
 
 namespace {
 
@@ -33,9 +33,9 @@ ServicePlugins plugins() {
     return ServicePlugins{hsmaudit::exporters::builtin_exporters(), hsmaudit::exporters::exporter_config_keys()};
 }
 
-Result<Config> load(const std::string& path) {
+Result<base::Config> load(const std::string& path) {
     const auto keys = all_config_keys(plugins().keys);
-    auto config = Config::load(path, keys);
+    auto config = base::Config::load(path, keys);
     if (!config) return config;
     // The destinations' kinds and endpoints, checked here so --check-config catches them too.
     HSMAUDIT_TRY(validate_exporters(*config, plugins().exporters));
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     }
     if (reference) {
         const auto keys = all_config_keys(plugins().keys);
-        std::cout << config_reference_markdown(keys);
+        std::cout << base::config_reference_markdown(keys);
         return 0;
     }
     if (config_path.empty()) {
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
         std::cout << config_path << ": configuration OK\n";
         return 0;
     }
-    logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
+    base::logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
 
     // Signals are taken synchronously by this thread only; every thread started later inherits the mask.
     sigset_t signals;
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     }
     auto started = (*service)->start();
     if (!started) {
-        logger().error("cannot start: {}", started.error().describe());
+        base::logger().error("cannot start: {}", started.error().describe());
         notify("STATUS=start failed: " + started.error().describe());
         (*service)->stop();
         return kExitUsage;
@@ -115,11 +115,11 @@ int main(int argc, char** argv) {
         auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes());
         if (m) {
             metrics = std::move(*m);
-            logger().info("serving metrics on {} (port {})", metrics_options->listen, metrics->port());
+            base::logger().info("serving metrics on {} (port {})", metrics_options->listen, metrics->port());
         } else if (m.error().code == exporters::prometheus::errc::bind_failed) {
-            logger().error("metrics disabled: {}", m.error().describe());
+            base::logger().error("metrics disabled: {}", m.error().describe());
         } else {
-            logger().error("cannot start: {}", m.error().describe());
+            base::logger().error("cannot start: {}", m.error().describe());
             notify("STATUS=start failed: " + m.error().describe());
             (*service)->stop();
             return kExitUsage;
@@ -145,11 +145,11 @@ int main(int argc, char** argv) {
                 notify("RELOADING=1");
                 auto next = load(config_path);
                 if (!next) {
-                    logger().error("reload refused, keeping the running configuration: {}", next.error().message);
+                    base::logger().error("reload refused, keeping the running configuration: {}", next.error().message);
                     notify("READY=1\nSTATUS=reload refused: " + next.error().message);
                 } else {
                     auto r = (*service)->reload(std::move(*next));
-                    logger().info("{}", r ? *r : r.error().describe());
+                    base::logger().info("{}", r ? *r : r.error().describe());
                     notify("READY=1\nSTATUS=" + (r ? *r : r.error().describe()));
                 }
             }
@@ -163,14 +163,14 @@ int main(int argc, char** argv) {
             main_loop_failures = 0;
         } catch (const std::exception& e) {
             if (main_loop_failures++ % 100 == 0)
-                logger().critical("main loop: unexpected exception, caught (the agent goes on): {}", e.what());
+                base::logger().critical("main loop: unexpected exception, caught (the agent goes on): {}", e.what());
         } catch (...) {
             if (main_loop_failures++ % 100 == 0)
-                logger().critical("main loop: unexpected exception, caught (the agent goes on)");
+                base::logger().critical("main loop: unexpected exception, caught (the agent goes on)");
         }
     }
     notify("STOPPING=1");
-    logger().info("stopping: finishing the current batch");
+    base::logger().info("stopping: finishing the current batch");
     metrics.reset();  // no scrape reads the components from here on
     (*service)->stop();
     (void)detail::run_guarded("hsmauditd (last status file)", [&] { (void)(*service)->write_status(); });

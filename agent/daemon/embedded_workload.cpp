@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "agent/detail/thread_guard.h"
-#include "agent/errc.h"
+#include "agent/api/thread_guard.h"
+#include "agent/api/errc.h"
 #include "hsmcore/errc.h"
 #include "mac/record.h"
 

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "hsmcore/module/module.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::agent {
 

@@ -5,16 +5,16 @@
 #include <chrono>
 #include <filesystem>
 
-#include "agent/config/keys.h"
-#include "agent/errc.h"
-#include "agent/export/probe.h"
-#include "agent/logger.h"
-#include "agent/pipeline/probe.h"
-#include "agent/store/probe.h"
-#include "agent/store/state_layout.h"
+#include "agent/engine/config_keys.h"
+#include "agent/api/errc.h"
+#include "agent/engine/export/probe.h"
+#include "base/logger.h"
+#include "agent/engine/pipeline/probe.h"
+#include "agent/engine/store/probe.h"
+#include "agent/engine/store/state_layout.h"
 #include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/record.h"
 
 namespace hsmaudit::agent {
@@ -31,13 +31,13 @@ std::string status_file_path(const std::string& state_dir) {
     return (fs::path(state_dir) / "status.json").string();
 }
 
-Service::Service(Config config, ServicePlugins plugins) : config_(std::move(config)), plugins_(std::move(plugins)) {}
+Service::Service(base::Config config, ServicePlugins plugins) : config_(std::move(config)), plugins_(std::move(plugins)) {}
 
 Service::~Service() {
     stop();
 }
 
-Result<std::unique_ptr<Service>> Service::create(Config config, ServicePlugins plugins) {
+Result<std::unique_ptr<Service>> Service::create(base::Config config, ServicePlugins plugins) {
     HSMAUDIT_TRY(validate_exporters(config, plugins.exporters));
     std::unique_ptr<Service> s(new Service(std::move(config), std::move(plugins)));
     s->state_dir_ = s->config_.str("agent.state_dir");
@@ -62,7 +62,7 @@ Result<std::string> Service::start() {
             if (auto st = hsmcore::module::Module::init(module_dir_, init); !st)
                 return make_error(errc::config_error,
                                   "cannot create the embedded module in " + module_dir_ + ": " + st.error().describe());
-            logger().info("created an embedded module (serial {}) in {}", init.serial, module_dir_);
+            base::logger().info("created an embedded module (serial {}) in {}", init.serial, module_dir_);
         }
         auto m = hsmcore::module::Module::open(module_dir_);
         if (!m) return make_error(errc::io_error, "cannot start the embedded module: " + m.error().describe());
@@ -89,7 +89,7 @@ Result<std::string> Service::start() {
     auto store = AuditStore::open(make_store_options(config_, audit_dir_of(state_dir_)), *key_);
     if (!store) return std::move(store).error();
     store_ = std::move(*store);
-    if (!store_->recovery_summary().empty()) logger().warn("store recovery:\n{}", store_->recovery_summary());
+    if (!store_->recovery_summary().empty()) base::logger().warn("store recovery:\n{}", store_->recovery_summary());
 
     // The drain.
     drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(config_), wall_clock_ms);
@@ -154,7 +154,7 @@ Result<std::string> Service::start() {
     const std::string line = "draining module " + (serial_.empty() ? std::string("(served)") : serial_) + " into " +
                              state_dir_ + " from entry " + std::to_string(store_->durable().entry_no + 1) + ", " +
                              std::to_string(exports_->size()) + " destination" + (exports_->size() == 1 ? "" : "s");
-    logger().info("{}", line);
+    base::logger().info("{}", line);
     alerts_->alert(Alert{"agent.started", Severity::info, line, 0, wall_clock_ms()});
     make_probes();
     return line;
@@ -195,9 +195,9 @@ bool reloadable(std::string_view key) {
 }
 }  // namespace
 
-Result<std::string> Service::reload(Config next) {
+Result<std::string> Service::reload(base::Config next) {
     std::string restart_needed;
-    for (const KeySpec& spec : all_config_keys(plugins_.keys)) {
+    for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
         if (spec.key.find('*') != std::string_view::npos) continue;  // destinations: compared below
         if (reloadable(spec.key) || next.str(spec.key) == config_.str(spec.key)) continue;
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + std::string(spec.key);
@@ -206,7 +206,7 @@ Result<std::string> Service::reload(Config next) {
     }
     // Destinations are rebuilt only at a restart (their cursors and connections stay as they are).
     bool exporters_changed = next.instances("exporters") != config_.instances("exporters");
-    for (const KeySpec& spec : all_config_keys(plugins_.keys)) {
+    for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
         const std::string_view k = spec.key;
         if (!k.starts_with("exporters.*.")) continue;
         for (const auto& name : config_.instances("exporters")) {
@@ -216,13 +216,13 @@ Result<std::string> Service::reload(Config next) {
     }
     if (exporters_changed) {
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + "exporters";
-        for (const KeySpec& spec : all_config_keys(plugins_.keys))
+        for (const base::KeySpec& spec : all_config_keys(plugins_.keys))
             if (std::string_view(spec.key).starts_with("exporters.*."))
                 for (const auto& name : config_.instances("exporters"))
                     next.keep("exporters." + name + std::string(std::string_view(spec.key).substr(11)), config_);
     }
     drain_->set_options(make_drain_options(next));
-    logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
+    base::logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
     config_ = std::move(next);
     return restart_needed.empty()
                ? std::string("configuration reloaded")
@@ -242,7 +242,7 @@ void Service::stop() {
     if (exports_) exports_->stop();
     if (store_ && drain_) {
         const auto st = drain_->stats();
-        logger().info("stopped: {} records stored, acknowledged through entry {}", st.records, st.acked_entry_no);
+        base::logger().info("stopped: {} records stored, acknowledged through entry {}", st.records, st.acked_entry_no);
     }
     // Objects stay until destruction (reverse declaration order) so the final status is complete.
 }

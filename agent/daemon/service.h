@@ -19,16 +19,16 @@
 #include <prometheus/collectable.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/alert_log.h"
-#include "agent/config/config.h"
+#include "agent/engine/alert_log.h"
+#include "base/config/config.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/daemon/syslog_intake.h"
-#include "agent/export/manager.h"
-#include "agent/pipeline/drain.h"
-#include "agent/status_file.h"
-#include "agent/store/archiver.h"
-#include "agent/store/audit_store.h"
-#include "agent/store/retention.h"
+#include "agent/engine/export/manager.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/status_file.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/retention.h"
 #include "collectors/module/ring_source.h"
 #include "hsmcore/module/module.h"
 #include "mac/keys.h"
@@ -36,15 +36,15 @@
 namespace hsmaudit::agent {
 
 /// What the program that runs the service adds to it: the exporter kinds it links (its explicit
-/// registration list, exporters/registry.cpp) and their configuration keys.
+/// registration list, agent/daemon/exporter_registry.cpp) and their configuration keys.
 struct ServicePlugins {
     std::span<const ExporterFactory> exporters;
-    std::vector<KeySpec> keys;
+    std::vector<base::KeySpec> keys;
 };
 
 class Service {
 public:
-    static Result<std::unique_ptr<Service>> create(Config config, ServicePlugins plugins = {});
+    static Result<std::unique_ptr<Service>> create(base::Config config, ServicePlugins plugins = {});
     ~Service();
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
@@ -54,7 +54,7 @@ public:
     Result<std::string> start();
     /// Applies a new configuration: drain options and log level now; other keys need a restart
     /// (listed in the returned message).
-    Result<std::string> reload(Config config);
+    Result<std::string> reload(base::Config config);
     /// Stops the workload, lets the drain finish its batch, commits, stops the module.
     void stop();
 
@@ -71,10 +71,10 @@ public:
     [[nodiscard]] const std::vector<std::shared_ptr<prometheus::Collectable>>& probes() const { return probes_; }
 
 private:
-    Service(Config config, ServicePlugins plugins);
+    Service(base::Config config, ServicePlugins plugins);
     void make_probes();
 
-    Config config_;
+    base::Config config_;
     std::string state_dir_;
     std::string module_dir_;
     std::int64_t started_ms_ = 0;

@@ -3,10 +3,10 @@
 #include <filesystem>
 
 #include "agent/daemon/service.h"
-#include "agent/errc.h"
-#include "agent/logger.h"
+#include "agent/api/errc.h"
+#include "base/logger.h"
 #include "mac/crypto.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -46,10 +46,10 @@ nlohmann::json syslog_message_json(const sl::SyslogMessage& m) {
     return j;
 }
 
-Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, const std::string& dir,
+Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& config, const std::string& dir,
                                                           AlertSink* alerts) {
-    const auto endpoints = split_list(config.str("syslog.listen"));
-    const auto files = split_list(config.str("syslog.files"));
+    const auto endpoints = base::split_list(config.str("syslog.listen"));
+    const auto files = base::split_list(config.str("syslog.files"));
     if (endpoints.empty() && files.empty()) return std::unique_ptr<SyslogIntake>{};
     std::unique_ptr<SyslogIntake> in(new SyslogIntake(dir));
     SpoolOptions spool_options = make_spool_options(config, (fs::path(dir) / "spool").string());
@@ -73,13 +73,13 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, 
         opt.on_failure = on_failure;
         auto l = sl::SyslogListener::start(opt, *in, in->probe_);
         if (!l) return make_error(errc::config_error, "syslog.listen '" + ep + "': " + l.error().describe());
-        logger().info("receiving syslog on {}{}", ep,
+        base::logger().info("receiving syslog on {}{}", ep,
                       (*l)->port() != 0 ? " (port " + std::to_string((*l)->port()) + ")" : "");
         in->listeners_.push_back(std::move(*l));
     }
     for (const auto& f : files) {
         std::optional<sl::FollowerPosition> resume;
-        if (auto saved = mac::read_file(in->position_file(f), 64 * 1024)) {
+        if (auto saved = base::read_file(in->position_file(f), 64 * 1024)) {
             try {
                 const auto j = nlohmann::json::parse(*saved);
                 sl::FollowerPosition p;
@@ -99,7 +99,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const Config& config, 
         opt.on_failure = on_failure;
         auto t = sl::FollowerThread::start(f, *in, in->probe_, std::chrono::milliseconds(200), opt, resume);
         if (!t) return make_error(errc::config_error, "syslog.files '" + f + "': " + t.error().describe());
-        logger().info("following {}", f);
+        base::logger().info("following {}", f);
         in->followers_.emplace_back(f, std::move(*t));
     }
     return in;
@@ -133,7 +133,7 @@ void SyslogIntake::stop() {
         spooled = spool_->flush();  // what a failed final flush left queued, tried once more
     }
     if (!spooled && !followers_.empty()) {
-        logger().warn(
+        base::logger().warn(
             "not saving the positions of {} followed file(s): the spool could not store everything read ({}); the "
             "next start reads them again from their last saved position",
             followers_.size(), spooled.error().describe());
@@ -150,11 +150,11 @@ void SyslogIntake::stop() {
             // Not fatal: the previous position file stays whole, so the next start re-reads a
             // little (duplicates, never a gap); the next stop writes it again.
             const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-            if (auto st = mac::write_file_atomic(position_file(path), text, 0600, false); !st)
-                logger().warn("cannot save the position in {}: {} (the next start re-reads from the last saved one)",
+            if (auto st = base::write_file_atomic(position_file(path), text, 0600, false); !st)
+                base::logger().warn("cannot save the position in {}: {} (the next start re-reads from the last saved one)",
                               path, st.error().describe());
         } catch (const std::exception& e) {  // never out of stop(), which destructors call
-            logger().warn("cannot save the position in {}: {}", path, e.what());
+            base::logger().warn("cannot save the position in {}: {}", path, e.what());
         }
     }
     followers_.clear();

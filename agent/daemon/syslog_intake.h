@@ -1,5 +1,5 @@
 // SyslogIntake: receives the appliance's syslog stream (listeners and file followers from
-// collectors/syslog) and spools every message durably (agent/store/event_spool.h) as one JSON
+// collectors/syslog) and spools every message durably (agent/engine/store/event_spool.h) as one JSON
 // line. Malformed, oversized and binary input is spooled too, flagged, with its raw text.
 //
 // Thread-safety: on_message() is called from the listeners' and followers' threads (the spool's
@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/alerts.h"
-#include "agent/config/config.h"
-#include "agent/store/event_spool.h"
+#include "agent/api/alerts.h"
+#include "base/config/config.h"
+#include "agent/engine/store/event_spool.h"
 #include "collectors/syslog/file_follower.h"
 #include "collectors/syslog/listener.h"
 #include "collectors/syslog/message.h"
@@ -28,7 +28,7 @@ public:
     /// Opens the spool under `dir` and starts every listener and follower the configuration names.
     /// Returns nullptr (no error) when the configuration names none.
     /// `alerts` receives the spool's write-failure, drop and recovery alerts (rate-limited there).
-    static Result<std::unique_ptr<SyslogIntake>> start(const Config& config, const std::string& dir,
+    static Result<std::unique_ptr<SyslogIntake>> start(const base::Config& config, const std::string& dir,
                                                        AlertSink* alerts = nullptr);
     ~SyslogIntake() override;
     SyslogIntake(const SyslogIntake&) = delete;

@@ -9,7 +9,8 @@
 #include "agent/tools/status.h"
 #include "agent/tools/tail.h"
 #include "agent/tools/tool_paths.h"
-#include "agent/verify_output.h"
+#include "agent/engine/verify_output.h"
+#include "base/json_text.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent::tools {
@@ -62,7 +63,7 @@ int run_status(const StoreArgs& a) {
     const auto report = make_status_report(paths->state_dir, *first, second, now_ms(), interval, alive,
                                            read_recent_alerts(paths->state_dir, 5));
     if (a.json)
-        std::cout << json_text(render_status_json(report)) << "\n";
+        std::cout << base::json_text(render_status_json(report)) << "\n";
     else
         std::cout << render_status_text(report);
     return kExitOk;
@@ -81,7 +82,7 @@ int run_tail(const TailArgs& a) {
     auto print = [&](const std::vector<TailRecord>& recs) {
         for (const auto& r : recs) {
             if (a.json)
-                std::cout << json_text(format_record_json(r), -1) << "\n";
+                std::cout << base::json_text(format_record_json(r), -1) << "\n";
             else
                 std::cout << format_record_text(r) << "\n";
         }
@@ -121,7 +122,7 @@ int run_fsck(const FsckArgs& a) {
     auto report = fsck_store(o);
     if (!report) return fail(report.error().describe());
     if (a.json)
-        std::cout << json_text(render_fsck_json(*report)) << "\n";
+        std::cout << base::json_text(render_fsck_json(*report)) << "\n";
     else
         std::cout << render_fsck_text(*report, a.repair);
     return report->clean() ? kExitOk : kExitFault;

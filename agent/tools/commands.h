@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 
 namespace hsmaudit::agent::tools {
 
@@ -23,7 +23,7 @@ struct StoreArgs {
     std::string config;
     std::string key;  // audit.key; default from the configuration
     bool json = false;
-    std::vector<KeySpec> plugin_keys;  // the exporter kinds' keys, so a full configuration loads
+    std::vector<base::KeySpec> plugin_keys;  // the exporter kinds' keys, so a full configuration loads
 };
 
 int run_status(const StoreArgs& args);

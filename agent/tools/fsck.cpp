@@ -12,10 +12,10 @@
 #include <set>
 #include <sstream>
 
-#include "agent/errc.h"
+#include "agent/api/errc.h"
 #include "mac/encrypted_file.h"
-#include "mac/files.h"
-#include "mac/line_reader.h"
+#include "base/files.h"
+#include "base/line_reader.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -109,7 +109,7 @@ Result<ScanResult> scan_segment(const std::string& path, const mac::AuditKey& ke
     std::error_code ec;
     s.file_bytes = fs::file_size(path, ec);
     if (ec) return make_error(errc::io_error, "cannot size " + path + ": " + ec.message());
-    auto probe = mac::FileSource::open(path);
+    auto probe = base::FileSource::open(path);
     if (!probe) return std::move(probe).error();
     char prefix[8];
     auto got = (*probe)->read(prefix);
@@ -141,7 +141,7 @@ Result<ScanResult> scan_segment(const std::string& path, const mac::AuditKey& ke
         take_cut((*src)->valid_bytes());
         s.damage = (*src)->damage();
     } else {
-        auto src = mac::FileSource::open(path);
+        auto src = base::FileSource::open(path);
         if (!src) return std::move(src).error();
         std::uint64_t offset = 0;
         take_cut(0);
@@ -176,7 +176,7 @@ std::string stamp() {
 }
 
 Status fsync_dir(const fs::path& dir) {
-    return mac::fsync_dir(dir.string());
+    return base::fsync_dir(dir.string());
 }
 
 class Quarantine {
@@ -287,7 +287,7 @@ Status copy_prefix(const std::string& from, std::uint64_t len, const std::string
 }
 
 bool file_is_encrypted(const std::string& path) {
-    auto src = mac::FileSource::open(path);
+    auto src = base::FileSource::open(path);
     if (!src) return false;
     char prefix[8];
     auto n = (*src)->read(prefix);
@@ -341,7 +341,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
     // 1. Files that do not belong at the top.
     for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
-        // archive/ holds the archiver's bundles (agent/store/archiver.h); fsck leaves it to `hsmaudit verify`.
+        // archive/ holds the archiver's bundles (agent/engine/store/archiver.h); fsck leaves it to `hsmaudit verify`.
         if (name == kCurrent || name == kReady || name == kQuarantine || name == kPosition || name == "archive")
             continue;
         const fs::path p = it->path();

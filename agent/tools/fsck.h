@@ -20,9 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/store/audit_store.h"
+#include "agent/engine/store/audit_store.h"
 #include "mac/keys.h"
-#include "mac/result.h"
+#include "base/result.h"
 #include "mac/verifier.h"
 
 namespace hsmaudit::agent::tools {

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/errc.h"
-#include "mac/files.h"
+#include "agent/api/errc.h"
+#include "base/files.h"
 #include "mac/record.h"
 
 namespace hsmaudit::agent::tools {
@@ -91,7 +91,7 @@ Result<StatusSample> read_status_file(const std::string& state_dir) {
     if (!fs::exists(path, ec))
         return make_error(errc::io_error, "no agent status in " + state_dir + ": " + path +
                                               " does not exist (has hsmauditd ever run with this state directory?)");
-    auto text = mac::read_file(path, kMaxStatusBytes);
+    auto text = base::read_file(path, kMaxStatusBytes);
     if (!text) return std::move(text).error();
     StatusSample s;
     s.doc = json::parse(*text, nullptr, false);

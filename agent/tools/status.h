@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::agent::tools {
 

@@ -5,9 +5,9 @@
 #include <deque>
 #include <filesystem>
 
-#include "agent/errc.h"
+#include "agent/api/errc.h"
 #include "mac/encrypted_file.h"
-#include "mac/line_reader.h"
+#include "base/line_reader.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::agent::tools {
@@ -114,9 +114,9 @@ Result<StoreTail::ReadResult> StoreTail::read_segment(const Segment& seg, std::u
         }
         return std::move(src).error();
     }
-    mac::ByteSource* raw = src->get();
-    mac::LineReader reader(std::move(*src), mac::kMaxLineBytes);
-    mac::Line line;
+    base::ByteSource* raw = src->get();
+    base::LineReader reader(std::move(*src), mac::kMaxLineBytes);
+    base::Line line;
     std::uint64_t offset = 0;
     for (;;) {
         auto got = reader.next(line);

@@ -2,15 +2,15 @@
 
 #include <filesystem>
 
-#include "agent/config/config.h"
-#include "agent/config/keys.h"
-#include "agent/errc.h"
+#include "base/config/config.h"
+#include "agent/engine/config_keys.h"
+#include "agent/api/errc.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent::tools {
 
 Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::string& config_path,
-                                     const std::string& key_path, std::span<const KeySpec> plugin_keys) {
+                                     const std::string& key_path, std::span<const base::KeySpec> plugin_keys) {
     if (state_dir.empty() == config_path.empty())
         return make_error(errc::invalid_argument, "give exactly one of --state-dir DIR and -c CONFIG");
     ToolPaths p;
@@ -20,7 +20,7 @@ Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::st
         return p;
     }
     const auto keys = all_config_keys(plugin_keys);
-    auto config = Config::load(config_path, keys);
+    auto config = base::Config::load(config_path, keys);
     if (!config) return std::move(config).error();
     p.state_dir = config->str("agent.state_dir");
     p.status_interval_ms = config->integer("agent.status_interval");

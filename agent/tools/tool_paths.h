@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-#include "agent/config/config.h"
-#include "agent/store/state_layout.h"
-#include "mac/result.h"
+#include "base/config/config.h"
+#include "agent/engine/store/state_layout.h"
+#include "base/result.h"
 
 namespace hsmaudit::agent::tools {
 
@@ -24,6 +24,6 @@ struct ToolPaths {
 /// Resolves --state-dir / -c / --key (exactly one of state_dir and config_path must be given).
 /// `plugin_keys`: the keys of the exporter kinds the program knows (a configuration names them).
 Result<ToolPaths> resolve_tool_paths(const std::string& state_dir, const std::string& config_path,
-                                     const std::string& key_path, std::span<const KeySpec> plugin_keys = {});
+                                     const std::string& key_path, std::span<const base::KeySpec> plugin_keys = {});
 
 }  // namespace hsmaudit::agent::tools

@@ -9,10 +9,10 @@
 #include <unistd.h>
 #include <filesystem>
 
-#include "agent/alerts.h"
-#include "agent/pipeline/drain.h"
-#include "agent/sample.h"
-#include "agent/store/audit_store.h"
+#include "agent/api/alerts.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/sample.h"
+#include "agent/engine/store/audit_store.h"
 #include "mac/chain_writer.h"
 
 namespace hsmaudit::agent {

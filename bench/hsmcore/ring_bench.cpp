@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <map>
 
-#include "agent/sample.h"
+#include "agent/engine/sample.h"
 #include "hsmcore/module/module.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"

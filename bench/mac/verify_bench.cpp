@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/sample.h"
+#include "agent/engine/sample.h"
 #include "mac/crypto.h"
 #include "mac/keys.h"
 #include "mac/segment_format.h"

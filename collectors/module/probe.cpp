@@ -1,6 +1,6 @@
 #include "collectors/module/probe.h"
 
-#include "agent/pipeline/metric_families.h"
+#include "agent/api/metric_families.h"
 
 namespace hsmaudit::collectors {
 

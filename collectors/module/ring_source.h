@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "agent/source.h"
+#include "agent/api/source.h"
 #include "collectors/module/probe.h"
 #include "hsmcore/host/module_host.h"
 

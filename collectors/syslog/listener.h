@@ -12,7 +12,7 @@
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
 #include "collectors/syslog/probe.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::collectors::syslog {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "agent/errc.h"
+#include "agent/api/errc.h"
 
 namespace hsmaudit::exporters::common {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <utility>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::common {
 

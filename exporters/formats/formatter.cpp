@@ -6,7 +6,7 @@
 #include <cctype>
 #include <utility>
 
-#include "agent/errc.h"
+#include "agent/api/errc.h"
 #include "exporters/formats/detail/render.h"
 
 #ifndef HSMAUDIT_VERSION
@@ -85,7 +85,7 @@ private:
     Render render_;
 };
 
-Error key_error(const agent::Config& c, const std::string& key, const std::string& what) {
+Error key_error(const base::Config& c, const std::string& key, const std::string& what) {
     return make_error(agent::errc::config_error,
                       c.source_name() + ": key '" + key + "' (" + c.origin(key) + "): " + what);
 }
@@ -133,9 +133,9 @@ int leef_severity(int s) {
     return s >= 0 && s <= 7 ? kMap[s] : 2;
 }
 
-std::span<const agent::KeySpec> format_config_keys() {
-    using agent::KeySpec;
-    using agent::KeyType;
+std::span<const base::KeySpec> format_config_keys() {
+    using base::KeySpec;
+    using base::KeyType;
     static constexpr KeySpec kKeys[] = {
         {"exporters.*.format", KeyType::choice, "rfc5424",
          "How events are rendered (docs/SIEM.md): `rfc5424` (syslog with structured data), `cef` (ArcSight), "
@@ -172,7 +172,7 @@ std::span<const agent::KeySpec> format_config_keys() {
     return kKeys;
 }
 
-Result<FormatOptions> read_format_options(const agent::Config& c, std::string_view destination) {
+Result<FormatOptions> read_format_options(const base::Config& c, std::string_view destination) {
     const std::string prefix = "exporters." + std::string(destination) + ".";
     FormatOptions o;
 
@@ -252,7 +252,7 @@ std::unique_ptr<Formatter> make_formatter(const FormatOptions& options) {
     return std::make_unique<FormatterImpl>(std::move(o));
 }
 
-Result<std::unique_ptr<Formatter>> make_formatter(const agent::Config& config, std::string_view destination) {
+Result<std::unique_ptr<Formatter>> make_formatter(const base::Config& config, std::string_view destination) {
     auto o = read_format_options(config, destination);
     if (!o) return std::move(o).error();
     return make_formatter(*o);

@@ -17,9 +17,9 @@
 #include <string>
 #include <string_view>
 
-#include "agent/config/config.h"
-#include "agent/export/event.h"
-#include "mac/result.h"
+#include "base/config/config.h"
+#include "agent/api/event.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::formats {
 
@@ -33,11 +33,11 @@ public:
 };
 
 /// The format keys every destination has: "exporters.*.format" and its options.
-std::span<const agent::KeySpec> format_config_keys();
+std::span<const base::KeySpec> format_config_keys();
 
 /// The formatter a destination's keys ("exporters.<destination>.format" ...) describe. An error
 /// names the key that is wrong.
-Result<std::unique_ptr<Formatter>> make_formatter(const agent::Config& config, std::string_view destination);
+Result<std::unique_ptr<Formatter>> make_formatter(const base::Config& config, std::string_view destination);
 
 // ---- Options, for callers (and tests) that build a formatter without a configuration file ----
 
@@ -62,7 +62,7 @@ struct FormatOptions {
 std::string_view product_version();
 
 /// Reads and validates "exporters.<destination>.*" format keys. An error names the key.
-Result<FormatOptions> read_format_options(const agent::Config& config, std::string_view destination);
+Result<FormatOptions> read_format_options(const base::Config& config, std::string_view destination);
 
 /// A formatter for already validated options.
 std::unique_ptr<Formatter> make_formatter(const FormatOptions& options);

@@ -1,4 +1,4 @@
-// Error codes of the Kafka exporter and the fleet verifier. See mac/result.h.
+// Error codes of the Kafka exporter and the fleet verifier. See base/result.h.
 #pragma once
 
 #include <system_error>

@@ -42,7 +42,7 @@
 #include "exporters/kafka/kafka_config.h"
 #include "mac/chain_verifier.h"
 #include "mac/keys.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::kafka {
 

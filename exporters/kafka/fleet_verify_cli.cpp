@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <iostream>
 
-#include "agent/verify_output.h"
+#include "base/json_text.h"
 #include "exporters/kafka/fleet_verify.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::kafka {
 
@@ -53,14 +53,14 @@ int run_fleet_verify(const FleetArgs& a, bool json) {
         o.properties.insert(o.properties.end(), props->begin(), props->end());
     }
     if (!a.properties_file.empty()) {
-        auto text = mac::read_file(a.properties_file, 1 << 20);
+        auto text = base::read_file(a.properties_file, 1 << 20);
         if (!text) return fail(text.error().describe());
         auto props = parse_property_lines(*text, a.properties_file);
         if (!props) return fail(props.error().describe());
         o.properties.insert(o.properties.end(), props->begin(), props->end());
     }
     if (!a.secret_properties_file.empty()) {
-        auto text = mac::read_secret_file(a.secret_properties_file, 1 << 16);
+        auto text = base::read_secret_file(a.secret_properties_file, 1 << 16);
         if (!text) return fail(text.error().describe());
         auto props = parse_property_lines(*text, a.secret_properties_file);
         if (!props) return fail(props.error().describe());
@@ -69,7 +69,7 @@ int run_fleet_verify(const FleetArgs& a, bool json) {
     auto report = verify_fleet(o);
     if (!report) return fail(report.error().describe());
     if (json)
-        std::cout << agent::json_text(render_fleet_json(*report)) << "\n";
+        std::cout << base::json_text(render_fleet_json(*report)) << "\n";
     else
         std::cout << render_fleet_text(*report);
     return report->verified() ? 0 : 1;

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "exporters/kafka/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::kafka {
 namespace {
@@ -45,9 +45,9 @@ Status check_pass_through(const Properties& props, std::string_view what, bool s
 
 }  // namespace
 
-std::span<const agent::KeySpec> kafka_config_keys() {
-    using agent::KeySpec;
-    using agent::KeyType;
+std::span<const base::KeySpec> kafka_config_keys() {
+    using base::KeySpec;
+    using base::KeyType;
     static constexpr KeySpec kKeys[] = {
         {"exporters.*.kafka.brokers", KeyType::string, "",
          "Kafka bootstrap servers, `host:port,host:port` (librdkafka `bootstrap.servers`). Required."},
@@ -169,7 +169,7 @@ std::string ProducerOptions::describe() const {
     return out;
 }
 
-Result<ProducerOptions> producer_options(const agent::Config& config, std::string_view name) {
+Result<ProducerOptions> producer_options(const base::Config& config, std::string_view name) {
     ProducerOptions o;
     o.name = std::string(name);
     const std::string p = "exporters." + o.name + ".kafka.";
@@ -188,7 +188,7 @@ Result<ProducerOptions> producer_options(const agent::Config& config, std::strin
     HSMAUDIT_TRY(check_pass_through(*inline_props, p + "properties", false));
     o.properties = std::move(*inline_props);
     if (const auto& file = config.str(p + "properties_file"); !file.empty()) {
-        auto text = mac::read_file(file, 1 << 20);
+        auto text = base::read_file(file, 1 << 20);
         if (!text) return make_error(errc::io_error, p + "properties_file: " + text.error().describe());
         auto props = parse_property_lines(*text, file);
         if (!props) return std::move(props).error();
@@ -196,7 +196,7 @@ Result<ProducerOptions> producer_options(const agent::Config& config, std::strin
         o.properties.insert(o.properties.end(), props->begin(), props->end());
     }
     if (const auto& file = config.str(p + "secret_properties_file"); !file.empty()) {
-        auto text = mac::read_secret_file(file, 1 << 16);
+        auto text = base::read_secret_file(file, 1 << 16);
         if (!text) return make_error(errc::io_error, p + "secret_properties_file: " + text.error().describe());
         auto props = parse_property_lines(*text, file);
         if (!props) return std::move(props).error();

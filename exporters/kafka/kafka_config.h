@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/kafka/detail/rdkafka_handles.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::kafka {
 
@@ -23,7 +23,7 @@ namespace hsmaudit::exporters::kafka {
 using Properties = std::vector<std::pair<std::string, std::string>>;
 
 /// The keys "exporters.*.kafka.*".
-std::span<const agent::KeySpec> kafka_config_keys();
+std::span<const base::KeySpec> kafka_config_keys();
 
 /// What one Kafka destination is configured with.
 struct ProducerOptions {
@@ -44,7 +44,7 @@ struct ProducerOptions {
 };
 
 /// Reads "exporters.<name>.kafka.*" (and the secret file). An error names the key that is wrong.
-Result<ProducerOptions> producer_options(const agent::Config& config, std::string_view name);
+Result<ProducerOptions> producer_options(const base::Config& config, std::string_view name);
 
 /// True for properties that hold secrets (sasl.password, ssl.key.password, ssl.key.pem,
 /// *.secret, ...): refused inline, accepted only from a secret file, masked in every output.

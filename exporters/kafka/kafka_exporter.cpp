@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "agent/detail/thread_guard.h"
-#include "agent/logger.h"
+#include "agent/api/thread_guard.h"
+#include "base/logger.h"
 #include "exporters/kafka/errc.h"
 #include "mac/record.h"
 
@@ -79,10 +79,10 @@ void KafkaExporter::on_error(rd_kafka_t* rk, int err, const char* reason, void* 
             if (!self->failure_)
                 self->failure_ = make_error(errc::fatal, "kafka " + self->options_.name + ": fatal producer error: " +
                                                              rd_kafka_err2str(fatal) + ": " + buf);
-            agent::logger().error("kafka {}: fatal producer error: {}", self->options_.name, buf);
+            base::logger().error("kafka {}: fatal producer error: {}", self->options_.name, buf);
         } else {
             // Transient (brokers down, transport): librdkafka retries; deliveries tell the rest.
-            agent::logger().warn("kafka {}: {}", self->options_.name, reason);
+            base::logger().warn("kafka {}: {}", self->options_.name, reason);
         }
         const std::lock_guard lock(self->mutex_);
         self->kafka_stats_.last_error = reason;
@@ -93,7 +93,7 @@ void KafkaExporter::on_log(const rd_kafka_t* rk, int level, const char* fac, con
     (void)agent::detail::run_guarded("kafka log callback", [&] {
         // librdkafka redacts sensitive properties in its own logs; this only routes them.
         const auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : spdlog::level::debug;
-        agent::logger().log(lvl, "{}: {} {}", rd_kafka_name(rk), fac, buf);
+        base::logger().log(lvl, "{}: {} {}", rd_kafka_name(rk), fac, buf);
     });
 }
 

@@ -35,7 +35,7 @@
 #include <span>
 #include <string>
 
-#include "agent/export/exporter.h"
+#include "agent/api/exporter.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/kafka/detail/rdkafka_handles.h"
 #include "exporters/kafka/kafka_config.h"
@@ -98,7 +98,7 @@ private:
     KafkaStats kafka_stats_;
 };
 
-/// The registration entry for exporters/registry.cpp: type "kafka".
+/// The registration entry for agent/daemon/exporter_registry.cpp: type "kafka".
 agent::ExporterFactory factory();
 
 }  // namespace hsmaudit::exporters::kafka

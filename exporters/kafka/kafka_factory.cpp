@@ -1,7 +1,7 @@
-// The registration entry of the Kafka exporter (exporters/registry.cpp lists it).
+// The registration entry of the Kafka exporter (agent/daemon/exporter_registry.cpp lists it).
 #include <memory>
 
-#include "agent/logger.h"
+#include "base/logger.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/kafka/kafka_config.h"
 #include "exporters/kafka/kafka_exporter.h"
@@ -17,12 +17,12 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
     // A Kafka topic carries JSON unless the destination names another format.
     if (context.config.origin("exporters." + context.name + ".format") == "default")
         format->kind = formats::FormatKind::json;
-    agent::logger().info("{}", options->describe());  // secrets masked
+    base::logger().info("{}", options->describe());  // secrets masked
     return std::unique_ptr<agent::Exporter>(
         std::make_unique<KafkaExporter>(std::move(*options), formats::make_formatter(*format)));
 }
 
-std::string endpoint(const agent::Config& config, std::string_view name) {
+std::string endpoint(const base::Config& config, std::string_view name) {
     const std::string& brokers = config.str("exporters." + std::string(name) + ".kafka.brokers");
     return "tcp:" + brokers.substr(0, brokers.find(','));
 }

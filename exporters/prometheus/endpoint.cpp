@@ -8,12 +8,12 @@
 #include <charconv>
 #include <exception>
 
-#include "agent/detail/thread_guard.h"
+#include "agent/api/thread_guard.h"
 #include "exporters/prometheus/basic_auth.h"
 #include "exporters/prometheus/errc.h"
 #include "exporters/prometheus/process_collector.h"
-#include "mac/files.h"
-#include "mac/unique_fd.h"
+#include "base/files.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::prometheus {
 
@@ -39,13 +39,13 @@ namespace {
 /// The key and certificate in one anonymous in-memory file, because civetweb's ssl_certificate
 /// wants both in one PEM file and the key must not be copied to disk.
 Result<UniqueFd> key_and_cert_memfd(const TlsServerConfig& tls) {
-    auto key = mac::read_secret_file(tls.key_file, 1 << 20);
+    auto key = base::read_secret_file(tls.key_file, 1 << 20);
     if (!key) return make_error(errc::tls_error, "tls_server_config.key_file: " + key.error().describe());
-    auto cert = mac::read_file(tls.cert_file, 1 << 20);
+    auto cert = base::read_file(tls.cert_file, 1 << 20);
     if (!cert) return make_error(errc::tls_error, "tls_server_config.cert_file: " + cert.error().describe());
     UniqueFd fd(::memfd_create("hsmaudit-metrics-tls", MFD_CLOEXEC));
     if (fd.get() < 0) return make_error(errc::tls_error, "memfd_create failed");
-    HSMAUDIT_TRY(mac::write_all(fd.get(), *key + "\n" + *cert, "memfd"));
+    HSMAUDIT_TRY(base::write_all(fd.get(), *key + "\n" + *cert, "memfd"));
     return fd;
 }
 

@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/prometheus/web_config.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace prometheus {
 class Exposer;
@@ -73,9 +73,9 @@ private:
 };
 
 /// The metrics.* configuration keys (docs/CONFIG.md), for the agent's key list.
-std::span<const agent::KeySpec> metrics_config_keys();
+std::span<const base::KeySpec> metrics_config_keys();
 /// EndpointOptions from the metrics.* keys.
-EndpointOptions make_endpoint_options(const agent::Config& config);
+EndpointOptions make_endpoint_options(const base::Config& config);
 
 /// True if the exposer's TLS can work here (see endpoint.cpp); false with Debian 12's civetweb 1.15
 /// and OpenSSL 3, where tls_server_config is refused at start.

@@ -3,21 +3,21 @@
 
 namespace hsmaudit::exporters::prometheus {
 
-std::span<const agent::KeySpec> metrics_config_keys() {
-    static constexpr agent::KeySpec kKeys[] = {
-        {"metrics.enabled", agent::KeyType::boolean, "false",
+std::span<const base::KeySpec> metrics_config_keys() {
+    static constexpr base::KeySpec kKeys[] = {
+        {"metrics.enabled", base::KeyType::boolean, "false",
          "Serve Prometheus metrics over HTTP at /metrics (docs/METRICS.md)."},
-        {"metrics.listen", agent::KeyType::string, kDefaultListen,
+        {"metrics.listen", base::KeyType::string, kDefaultListen,
          "Address of the metrics endpoint, HOST:PORT ([::1]:PORT for IPv6). Loopback by default: expose it "
          "further only with metrics.web_config (TLS, basic auth) or behind a TLS-terminating proxy."},
-        {"metrics.web_config", agent::KeyType::path, "",
+        {"metrics.web_config", base::KeyType::path, "",
          "A web config file as Prometheus' exporter-toolkit reads (tls_server_config, basic_auth_users with bcrypt "
          "hashes); mode 0600. Empty: plain HTTP without authentication."},
     };
     return kKeys;
 }
 
-EndpointOptions make_endpoint_options(const agent::Config& config) {
+EndpointOptions make_endpoint_options(const base::Config& config) {
     EndpointOptions o;
     o.listen = config.str("metrics.listen");
     o.web_config = config.str("metrics.web_config");

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/pipeline/metric_families.h"
+#include "agent/api/metric_families.h"
 
 #ifndef HSMAUDIT_VERSION
 #define HSMAUDIT_VERSION "unknown"

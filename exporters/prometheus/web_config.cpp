@@ -6,7 +6,7 @@
 #include <set>
 
 #include "exporters/prometheus/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::prometheus {
 namespace {
@@ -103,7 +103,7 @@ Result<WebConfig> parse_web_config(const std::string& text, const std::string& n
 }
 
 Result<WebConfig> load_web_config(const std::string& path) {
-    auto text = mac::read_secret_file(path, 1 << 20);
+    auto text = base::read_secret_file(path, 1 << 20);
     if (!text) return make_error(errc::config_error, "metrics.web_config: " + text.error().describe());
     return parse_web_config(*text, path, fs::path(path).parent_path().string());
 }

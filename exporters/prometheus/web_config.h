@@ -21,7 +21,7 @@
 #include <optional>
 #include <string>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::prometheus {
 

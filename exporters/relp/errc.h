@@ -1,4 +1,4 @@
-// Error codes of the RELP exporter. See mac/result.h for the error model.
+// Error codes of the RELP exporter. See base/result.h for the error model.
 #pragma once
 
 #include <system_error>

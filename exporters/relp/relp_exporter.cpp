@@ -12,12 +12,12 @@ extern "C" {
 #include <thread>
 #include <utility>
 
-#include "agent/logger.h"
+#include "base/logger.h"
 #include "exporters/common/host_port.h"
 #include "exporters/common/sigpipe.h"
 #include "exporters/relp/detail/connect_watchdog.h"
 #include "exporters/relp/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::relp {
 
@@ -110,42 +110,42 @@ unsigned seconds_up(std::chrono::milliseconds ms) {
     return static_cast<unsigned>(std::max<std::int64_t>(1, (ms.count() + 999) / 1000));
 }
 
-constexpr agent::KeySpec kKeys[] = {
-    {"exporters.*.relp.target", agent::KeyType::string, "",
+constexpr base::KeySpec kKeys[] = {
+    {"exporters.*.relp.target", base::KeyType::string, "",
      "host:port of the RELP receiver ([addr]:port for IPv6), e.g. siem.example:2514"},
-    {"exporters.*.relp.tls", agent::KeyType::boolean, "true",
+    {"exporters.*.relp.tls", base::KeyType::boolean, "true",
      "RELP over TLS (OpenSSL). Plain RELP is refused unless this is set to false explicitly, and then logged as a "
      "warning at start"},
-    {"exporters.*.relp.ca", agent::KeyType::path, "",
+    {"exporters.*.relp.ca", base::KeyType::path, "",
      "PEM file of the CA certificate(s) the receiver's certificate must chain to; required for auth_mode name and "
      "certvalid"},
-    {"exporters.*.relp.cert", agent::KeyType::path, "",
+    {"exporters.*.relp.cert", base::KeyType::path, "",
      "PEM file of this agent's client certificate, for mutual authentication (with key)"},
-    {"exporters.*.relp.key", agent::KeyType::path, "",
+    {"exporters.*.relp.key", base::KeyType::path, "",
      "PEM file of the client certificate's private key; refused if group or others may read it (chmod 600)"},
-    {"exporters.*.relp.auth_mode", agent::KeyType::choice, "name",
+    {"exporters.*.relp.auth_mode", base::KeyType::choice, "name",
      "how the receiver is authenticated: name (certificate valid and a name in permitted_peers), fingerprint (SHA-1 "
      "fingerprint in permitted_peers, as librelp writes it: SHA1:AB:CD:...), certvalid (any certificate the CA "
      "signed)",
      0, INT64_MAX, "name|fingerprint|certvalid"},
-    {"exporters.*.relp.permitted_peers", agent::KeyType::string, "",
+    {"exporters.*.relp.permitted_peers", base::KeyType::string, "",
      "comma-separated names (wildcards *.example.com) or fingerprints the receiver may present; default for auth_mode "
      "name: the target's host name"},
-    {"exporters.*.relp.window", agent::KeyType::integer, "128",
+    {"exporters.*.relp.window", base::KeyType::integer, "128",
      "RELP window: frames sent before an acknowledgement is awaited; also the most records delivered twice after a "
      "failure",
      2, 65535},
-    {"exporters.*.relp.timeout", agent::KeyType::duration, "10s",
+    {"exporters.*.relp.timeout", base::KeyType::duration, "10s",
      "how long to wait for the receiver's responses (a full window, the close handshake) before the session counts "
      "as broken; whole seconds (rounded up)",
      1000, 600'000},
-    {"exporters.*.relp.connect_timeout", agent::KeyType::duration, "5s",
+    {"exporters.*.relp.connect_timeout", base::KeyType::duration, "5s",
      "bound on the TCP connect, and again on the TLS handshake; whole seconds (rounded up)", 1000, 600'000},
-    {"exporters.*.relp.confirm_interval", agent::KeyType::duration, "1s",
+    {"exporters.*.relp.confirm_interval", base::KeyType::duration, "1s",
      "when idle, the last window of records is confirmed by closing the session (the server answers the close after "
      "every earlier record) and opening a new one; at most once per this interval",
      0, 3'600'000},
-    {"exporters.*.relp.tls_config_cmds", agent::KeyType::string, "",
+    {"exporters.*.relp.tls_config_cmds", base::KeyType::string, "",
      "OpenSSL configuration commands passed to librelp (SSL_CONF_cmd), one Cmd=value per line or separated by ';', "
      "e.g. 'MinProtocol=TLSv1.3'"},
 };
@@ -161,11 +161,11 @@ std::string RelpOptions::peer() const {
     return std::string(tls ? "relp+tls://" : "relp://") + (v6 ? "[" + host + "]" : host) + ":" + port;
 }
 
-std::span<const agent::KeySpec> relp_config_keys() {
+std::span<const base::KeySpec> relp_config_keys() {
     return kKeys;
 }
 
-Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_view name) {
+Result<RelpOptions> read_relp_options(const base::Config& config, std::string_view name) {
     RelpOptions o;
     auto k = [&](std::string_view key) { return key_of(name, key); };
     auto target = common::parse_host_port(config.str(k("target")), k("target"));
@@ -177,7 +177,7 @@ Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_v
     o.cert = config.str(k("cert"));
     o.key = config.str(k("key"));
     o.auth_mode = config.str(k("auth_mode"));
-    o.permitted_peers = agent::split_list(config.str(k("permitted_peers")));
+    o.permitted_peers = base::split_list(config.str(k("permitted_peers")));
     o.window = static_cast<int>(config.integer(k("window")));
     o.timeout = std::chrono::milliseconds(config.integer(k("timeout")));
     o.connect_timeout = std::chrono::milliseconds(config.integer(k("connect_timeout")));
@@ -185,7 +185,7 @@ Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_v
     o.tls_config_cmds = config.str(k("tls_config_cmds"));
 
     if (!o.tls) {
-        agent::logger().warn(
+        base::logger().warn(
             "exporters.{}: plain RELP without TLS (relp.tls: false): audit records cross the network unencrypted and "
             "the receiver is not authenticated",
             name);
@@ -196,7 +196,7 @@ Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_v
                                                   ": client certificate and key go "
                                                   "together (set both or neither)");
     if (!o.key.empty()) {
-        auto secret = mac::read_secret_file(o.key);
+        auto secret = base::read_secret_file(o.key);
         if (!secret) return make_error(errc::config_error, k("key") + ": " + secret.error().describe());
         OPENSSL_cleanse(secret->data(), secret->size());
     }
@@ -209,7 +209,7 @@ Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_v
         return make_error(errc::config_error,
                           k("permitted_peers") + ": auth_mode fingerprint needs the receiver's fingerprint(s)");
     if (o.cert.empty())
-        agent::logger().warn(
+        base::logger().warn(
             "exporters.{}: RELP/TLS without a client certificate: the receiver cannot authenticate "
             "this agent (set relp.cert and relp.key for mutual authentication)",
             name);

@@ -30,10 +30,10 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/config/config.h"
-#include "agent/export/exporter.h"
+#include "base/config/config.h"
+#include "agent/api/exporter.h"
 #include "exporters/formats/formatter.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::relp {
 
@@ -58,12 +58,12 @@ struct RelpOptions {
 };
 
 /// The keys "exporters.*.relp.*".
-std::span<const agent::KeySpec> relp_config_keys();
+std::span<const base::KeySpec> relp_config_keys();
 
 /// Reads and validates "exporters.<name>.relp.*": an error names the key. Refuses plain RELP unless
 /// `tls: false` is set, a private key readable by group or others, a CA missing in name and certvalid
 /// modes, a certificate without its key (or the reverse).
-Result<RelpOptions> read_relp_options(const agent::Config& config, std::string_view name);
+Result<RelpOptions> read_relp_options(const base::Config& config, std::string_view name);
 
 /// The registration entry: type "relp".
 agent::ExporterFactory factory();

@@ -1,4 +1,4 @@
-// The "relp" kind for the registration list (exporters/registry.cpp): builds a RelpExporter with
+// The "relp" kind for the registration list (agent/daemon/exporter_registry.cpp): builds a RelpExporter with
 // the destination's formatter. Kept apart from the transport so the transport builds and is tested
 // without the formats library.
 #include "exporters/common/host_port.h"
@@ -34,7 +34,7 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
     return std::unique_ptr<agent::Exporter>(std::make_unique<RelpExporter>(std::move(*options), std::move(*formatter)));
 }
 
-std::string endpoint(const agent::Config& config, std::string_view name) {
+std::string endpoint(const base::Config& config, std::string_view name) {
     auto target = common::parse_host_port(config.str(key_of(name, "target")), key_of(name, "target"));
     if (!target) return "";
     return "tcp:" + target->first + ":" + target->second;

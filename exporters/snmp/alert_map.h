@@ -4,7 +4,7 @@
 // Thread-safety: free functions over immutable tables.
 #pragma once
 
-#include "agent/alerts.h"
+#include "agent/api/alerts.h"
 #include "exporters/snmp/notification.h"
 
 namespace hsmaudit::exporters::snmp {

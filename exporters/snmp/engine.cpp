@@ -7,7 +7,7 @@
 
 #include "exporters/snmp/errc.h"
 #include "exporters/snmp/logger.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {
@@ -65,12 +65,12 @@ std::vector<std::uint8_t> generate_engine_id(std::uint32_t enterprise) {
 }
 
 Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std::uint8_t>& configured,
-                                  std::uint32_t enterprise, mac::FileSystem& fs) {
+                                  std::uint32_t enterprise, base::FileSystem& fs) {
     const std::string path = dir + "/snmp-engine.json";
     EngineState st;
     struct stat sb {};
     if (::stat(path.c_str(), &sb) == 0) {
-        auto text = mac::read_file(path, 4096);
+        auto text = base::read_file(path, 4096);
         if (!text) return make_error(errc::state_error, text.error().describe());
         try {
             const auto j = nlohmann::json::parse(*text);
@@ -98,7 +98,7 @@ Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std:
     ++st.boots;
     const nlohmann::json j = {{"version", 1}, {"engine_id", to_hex(st.engine_id)}, {"boots", st.boots}};
     const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (auto w = mac::write_file_atomic(path, text, 0600, false, fs); !w) {
+    if (auto w = base::write_file_atomic(path, text, 0600, false, fs); !w) {
         // Not fatal: an agent that cannot start on a full disk would send no trap at all, and the
         // traps about the full disk matter most. This run uses the new count without having stored
         // it; the file keeps the old one whole (write_file_atomic), and the next start that can

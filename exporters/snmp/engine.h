@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "mac/file_system.h"
-#include "mac/result.h"
+#include "base/file_system.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 
@@ -38,6 +38,6 @@ std::vector<std::uint8_t> generate_engine_id(std::uint32_t enterprise);
 /// write is not: it is logged, the state comes back with `unsaved` set, the old file stays whole,
 /// and the next start tries again (writes go through `fs`).
 Result<EngineState> load_and_boot(const std::string& dir, const std::vector<std::uint8_t>& configured,
-                                  std::uint32_t enterprise, mac::FileSystem& fs = mac::posix_file_system());
+                                  std::uint32_t enterprise, base::FileSystem& fs = base::posix_file_system());
 
 }  // namespace hsmaudit::exporters::snmp

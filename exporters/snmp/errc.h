@@ -1,4 +1,4 @@
-// Error codes of the SNMP exporter (exporters/snmp). See mac/result.h.
+// Error codes of the SNMP exporter (exporters/snmp). See base/result.h.
 #pragma once
 
 #include <system_error>

@@ -4,12 +4,12 @@
 
 #include <spdlog/logger.h>
 
-#include "agent/logger.h"
+#include "base/logger.h"
 
 namespace hsmaudit::exporters::snmp {
 
 inline spdlog::logger& logger() {
-    return agent::logger();
+    return base::logger();
 }
 
 }  // namespace hsmaudit::exporters::snmp

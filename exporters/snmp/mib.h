@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 

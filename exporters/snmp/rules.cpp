@@ -6,7 +6,7 @@
 #include <set>
 
 #include "exporters/snmp/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {
@@ -324,7 +324,7 @@ Result<RuleSet> RuleSet::parse(std::string_view yaml, const std::string& name) {
 }
 
 Result<RuleSet> RuleSet::load(const std::string& path) {
-    auto text = mac::read_file(path, 1 << 20);
+    auto text = base::read_file(path, 1 << 20);
     if (!text) return make_error(errc::rules_error, "rules file " + path + ": " + text.error().describe());
     return parse(*text, path);
 }

@@ -29,10 +29,10 @@
 #include <utility>
 #include <vector>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "exporters/snmp/mib.h"
 #include "exporters/snmp/notification.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 

@@ -32,7 +32,7 @@
 #include "exporters/snmp/mib.h"
 #include "exporters/snmp/notification.h"
 #include "exporters/snmp/probe.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 

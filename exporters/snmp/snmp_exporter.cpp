@@ -6,13 +6,13 @@
 #include "exporters/snmp/alert_map.h"
 #include "exporters/snmp/errc.h"
 #include "exporters/snmp/logger.h"
-#include "mac/files.h"
+#include "base/files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {
 
-using agent::KeySpec;
-using agent::KeyType;
+using base::KeySpec;
+using base::KeyType;
 
 constexpr KeySpec kKeys[] = {
     {"exporters.*.snmp.receivers", KeyType::string, "",
@@ -69,21 +69,21 @@ const KeySpec& spec_of(std::string_view leaf) {
 
 // Receiver keys are nested instances (exporters.<n>.snmp.receiver.<r>.<key>); Config fills the
 // defaults of the first level only, so the declared default is applied here.
-std::string receiver_value(const agent::Config& c, const std::string& prefix, std::string_view leaf) {
+std::string receiver_value(const base::Config& c, const std::string& prefix, std::string_view leaf) {
     const std::string key = prefix + std::string(leaf);
     if (c.has(key)) return c.str(key);
     return std::string(spec_of(".receiver.*." + std::string(leaf)).default_value);
 }
 
-Result<std::int64_t> receiver_duration(const agent::Config& c, const std::string& prefix, std::string_view leaf) {
+Result<std::int64_t> receiver_duration(const base::Config& c, const std::string& prefix, std::string_view leaf) {
     const std::string key = prefix + std::string(leaf);
     if (c.has(key)) return c.integer(key);
-    return agent::parse_duration_ms(spec_of(".receiver.*." + std::string(leaf)).default_value);
+    return base::parse_duration_ms(spec_of(".receiver.*." + std::string(leaf)).default_value);
 }
 
 Result<std::string> secret_line(const std::string& key, const std::string& path) {
     if (path.empty()) return make_error(errc::credentials, key + " is required");
-    auto s = mac::read_secret_file(path, 4096);
+    auto s = base::read_secret_file(path, 4096);
     if (!s) return make_error(errc::credentials, key + ": " + s.error().describe());
     std::string v = *s;
     if (const auto nl = v.find_first_of("\r\n"); nl != std::string::npos) v.resize(nl);
@@ -127,7 +127,7 @@ std::span<const KeySpec> config_keys() {
     return kKeys;
 }
 
-Result<SnmpOptions> options_from_config(const agent::Config& c, const std::string& name, const std::string& state_dir) {
+Result<SnmpOptions> options_from_config(const base::Config& c, const std::string& name, const std::string& state_dir) {
     SnmpOptions o;
     o.name = name;
     o.state_dir = state_dir;
@@ -143,13 +143,13 @@ Result<SnmpOptions> options_from_config(const agent::Config& c, const std::strin
     o.holddown = std::chrono::milliseconds(c.integer(p + "holddown"));
     o.flap_limit = static_cast<std::uint32_t>(c.integer(p + "flap_limit"));
 
-    const auto names = agent::split_list(c.str(p + "receivers"));
+    const auto names = base::split_list(c.str(p + "receivers"));
     if (names.empty())
         return make_error(errc::config_error,
                           p + "receivers: name at least one receiver (" + c.origin(p + "receivers") + ")");
     std::set<std::string> seen;
     for (const auto& r : names) {
-        if (!agent::valid_instance_name(r) || !seen.insert(r).second)
+        if (!base::valid_instance_name(r) || !seen.insert(r).second)
             return make_error(errc::config_error, p + "receivers: '" + r + "' is not a valid or unique receiver name");
         const std::string rp = p + "receiver." + r + ".";
         ReceiverConfig rc;
@@ -407,10 +407,10 @@ agent::ExporterFactory factory() {
             if (!e) return std::move(e).error();
             return std::unique_ptr<agent::Exporter>(std::move(*e));
         },
-        [](const agent::Config& config, std::string_view name) -> std::string {
+        [](const base::Config& config, std::string_view name) -> std::string {
             // The first receiver's address (remote syslog and audit must not share a host:port).
             const std::string p = "exporters." + std::string(name) + ".snmp.";
-            const auto names = agent::split_list(config.str(p + "receivers"));
+            const auto names = base::split_list(config.str(p + "receivers"));
             if (names.empty()) return {};
             return receiver_value(config, p + "receiver." + names.front() + ".", "address");
         },

@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/export/exporter.h"
+#include "agent/api/exporter.h"
 #include "exporters/snmp/holddown.h"
 #include "exporters/snmp/probe.h"
 #include "exporters/snmp/rules.h"
@@ -92,15 +92,15 @@ private:
     agent::TransportStats transport_;
 };
 
-/// The factory for exporters/registry.cpp: type "snmp".
+/// The factory for agent/daemon/exporter_registry.cpp: type "snmp".
 agent::ExporterFactory factory();
 
 /// The configuration keys ("exporters.*.snmp.*").
-std::span<const agent::KeySpec> config_keys();
+std::span<const base::KeySpec> config_keys();
 
 /// Builds SnmpOptions from the configuration of destination `name` (reads the credential files,
 /// with the 0600 check, and the rules file). An error names the key or file that is wrong.
-Result<SnmpOptions> options_from_config(const agent::Config& config, const std::string& name,
+Result<SnmpOptions> options_from_config(const base::Config& config, const std::string& name,
                                         const std::string& state_dir);
 
 }  // namespace hsmaudit::exporters::snmp

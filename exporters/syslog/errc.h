@@ -1,4 +1,4 @@
-// Error codes of the syslog exporter (RFC 5425 TLS, RFC 6587 TCP, UDP). See mac/result.h.
+// Error codes of the syslog exporter (RFC 5425 TLS, RFC 6587 TCP, UDP). See base/result.h.
 #pragma once
 
 #include <system_error>

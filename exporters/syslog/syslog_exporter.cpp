@@ -17,12 +17,12 @@
 #include <cstring>
 #include <utility>
 
-#include "agent/logger.h"
+#include "base/logger.h"
 #include "exporters/common/host_port.h"
 #include "exporters/common/sigpipe.h"
 #include "exporters/syslog/errc.h"
-#include "mac/files.h"
-#include "mac/unique_fd.h"
+#include "base/files.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::syslog {
 
@@ -103,34 +103,34 @@ std::string upper(std::string s) {
     return s;
 }
 
-constexpr agent::KeySpec kKeys[] = {
-    {"exporters.*.syslog.target", agent::KeyType::string, "",
+constexpr base::KeySpec kKeys[] = {
+    {"exporters.*.syslog.target", base::KeyType::string, "",
      "host:port of the syslog receiver ([addr]:port for IPv6); RFC 5425 TLS uses port 6514 by convention"},
-    {"exporters.*.syslog.protocol", agent::KeyType::choice, "tls",
+    {"exporters.*.syslog.protocol", base::KeyType::choice, "tls",
      "tls: RFC 5425 syslog over TLS 1.2+ with octet counting; tcp: RFC 6587 octet counting over plain TCP; udp: one "
      "datagram per message, only with allow_loss: true (UDP loses messages without notice)",
      0, INT64_MAX, "tls|tcp|udp"},
-    {"exporters.*.syslog.allow_loss", agent::KeyType::boolean, "false",
+    {"exporters.*.syslog.allow_loss", base::KeyType::boolean, "false",
      "must be true for protocol udp: acknowledges that messages may be lost silently"},
-    {"exporters.*.syslog.ca", agent::KeyType::path, "",
+    {"exporters.*.syslog.ca", base::KeyType::path, "",
      "PEM file of the CA certificate(s) the receiver's certificate must chain to (tls; required for auth_mode name "
      "and certvalid)"},
-    {"exporters.*.syslog.cert", agent::KeyType::path, "",
+    {"exporters.*.syslog.cert", base::KeyType::path, "",
      "PEM client certificate for mutual authentication (tls; optional, with key)"},
-    {"exporters.*.syslog.key", agent::KeyType::path, "",
+    {"exporters.*.syslog.key", base::KeyType::path, "",
      "PEM private key of the client certificate; refused if group or others may read it (chmod 600)"},
-    {"exporters.*.syslog.auth_mode", agent::KeyType::choice, "name",
+    {"exporters.*.syslog.auth_mode", base::KeyType::choice, "name",
      "how the receiver is authenticated (tls): name (certificate chains to ca and carries a permitted DNS name or "
      "IP), fingerprint (the certificate's SHA256:... or SHA1:... fingerprint is permitted; no CA needed), certvalid "
      "(any certificate ca signed)",
      0, INT64_MAX, "name|fingerprint|certvalid"},
-    {"exporters.*.syslog.permitted_peers", agent::KeyType::string, "",
+    {"exporters.*.syslog.permitted_peers", base::KeyType::string, "",
      "comma-separated names or fingerprints the receiver may present; default for auth_mode name: the target's host"},
-    {"exporters.*.syslog.timeout", agent::KeyType::duration, "10s",
+    {"exporters.*.syslog.timeout", base::KeyType::duration, "10s",
      "a write that makes no progress for this long breaks the connection", 100, 600'000},
-    {"exporters.*.syslog.connect_timeout", agent::KeyType::duration, "5s",
+    {"exporters.*.syslog.connect_timeout", base::KeyType::duration, "5s",
      "bound on the TCP connect plus the TLS handshake", 100, 600'000},
-    {"exporters.*.syslog.tls_config_cmds", agent::KeyType::string, "",
+    {"exporters.*.syslog.tls_config_cmds", base::KeyType::string, "",
      "OpenSSL configuration commands (SSL_CONF_cmd) applied to the TLS context, one Cmd=value per line or separated "
      "by ';', e.g. 'MinProtocol=TLSv1.3'"},
 };
@@ -400,11 +400,11 @@ std::string SyslogOptions::peer() const {
     return scheme + (v6 ? "[" + host + "]" : host) + ":" + port;
 }
 
-std::span<const agent::KeySpec> syslog_config_keys() {
+std::span<const base::KeySpec> syslog_config_keys() {
     return kKeys;
 }
 
-Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::string_view name) {
+Result<SyslogOptions> read_syslog_options(const base::Config& config, std::string_view name) {
     SyslogOptions o;
     auto k = [&](std::string_view key) { return key_of(name, key); };
     auto target = common::parse_host_port(config.str(k("target")), k("target"));
@@ -417,7 +417,7 @@ Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::stri
     o.cert = config.str(k("cert"));
     o.key = config.str(k("key"));
     o.auth_mode = config.str(k("auth_mode"));
-    o.permitted_peers = agent::split_list(config.str(k("permitted_peers")));
+    o.permitted_peers = base::split_list(config.str(k("permitted_peers")));
     o.timeout = std::chrono::milliseconds(config.integer(k("timeout")));
     o.connect_timeout = std::chrono::milliseconds(config.integer(k("connect_timeout")));
     o.tls_config_cmds = config.str(k("tls_config_cmds"));
@@ -427,14 +427,14 @@ Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::stri
             return make_error(errc::config_error, k("protocol") +
                                                       ": udp loses messages without notice; it is refused unless " +
                                                       k("allow_loss") + " is true (prefer tls, or relp)");
-        agent::logger().warn(
+        base::logger().warn(
             "exporters.{}: syslog over UDP to {}:{} (allow_loss: true): messages are LOST without "
             "notice when the network or the receiver drops them; nothing confirms delivery",
             name, o.host, o.port);
         return o;
     }
     if (o.protocol == Protocol::tcp) {
-        agent::logger().warn(
+        base::logger().warn(
             "exporters.{}: syslog over plain TCP to {}:{}: unencrypted, the receiver is not "
             "authenticated, and a message counts as delivered once written to the kernel",
             name, o.host, o.port);
@@ -444,7 +444,7 @@ Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::stri
         return make_error(errc::config_error, k(o.cert.empty() ? "cert" : "key") +
                                                   ": client certificate and key go together (set both or neither)");
     if (!o.key.empty()) {
-        auto secret = mac::read_secret_file(o.key);
+        auto secret = base::read_secret_file(o.key);
         if (!secret) return make_error(errc::config_error, k("key") + ": " + secret.error().describe());
         OPENSSL_cleanse(secret->data(), secret->size());
     }

@@ -26,10 +26,10 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/config/config.h"
-#include "agent/export/exporter.h"
+#include "base/config/config.h"
+#include "agent/api/exporter.h"
 #include "exporters/formats/formatter.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::exporters::syslog {
 
@@ -54,10 +54,10 @@ struct SyslogOptions {
 };
 
 /// The keys "exporters.*.syslog.*".
-std::span<const agent::KeySpec> syslog_config_keys();
+std::span<const base::KeySpec> syslog_config_keys();
 
 /// Reads and validates "exporters.<name>.syslog.*"; an error names the key.
-Result<SyslogOptions> read_syslog_options(const agent::Config& config, std::string_view name);
+Result<SyslogOptions> read_syslog_options(const base::Config& config, std::string_view name);
 
 /// The registration entry: type "syslog".
 agent::ExporterFactory factory();

@@ -1,4 +1,4 @@
-// The "syslog" kind for the registration list (exporters/registry.cpp): builds a SyslogExporter
+// The "syslog" kind for the registration list (agent/daemon/exporter_registry.cpp): builds a SyslogExporter
 // with the destination's formatter. Kept apart from the transport so the transport builds and is
 // tested without the formats library.
 #include "exporters/common/host_port.h"
@@ -18,7 +18,7 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
         std::make_unique<SyslogExporter>(std::move(*options), std::move(*formatter)));
 }
 
-std::string endpoint(const agent::Config& config, std::string_view name) {
+std::string endpoint(const base::Config& config, std::string_view name) {
     const std::string prefix = "exporters." + std::string(name) + ".syslog.";
     auto target = common::parse_host_port(config.str(prefix + "target"), prefix + "target");
     if (!target) return "";

@@ -14,7 +14,7 @@
 #include "hsmcore/appliance/appliance_events.h"
 #include "hsmcore/appliance/sensor_simulation.h"
 #include "hsmcore/appliance/syslog_sender.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::appliance {
 

@@ -1,4 +1,4 @@
-// Error codes of the appliance emulator (host syslog stream and sensors). See mac/result.h.
+// Error codes of the appliance emulator (host syslog stream and sensors). See base/result.h.
 #pragma once
 
 #include <system_error>

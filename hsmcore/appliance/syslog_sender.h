@@ -13,7 +13,7 @@
 
 #include "hsmcore/appliance/detail/unique_fd.h"
 #include "hsmcore/appliance/probe.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::appliance {
 

@@ -11,7 +11,7 @@
 
 #include "hsmcore/errc.h"
 #include "hsmcore/host/module_host.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::hsmcore::cli {
@@ -72,7 +72,7 @@ private:
 };
 
 Status sync_dir(const fs::path& dir) {
-    return mac::fsync_dir(dir.string());
+    return base::fsync_dir(dir.string());
 }
 
 }  // namespace
@@ -91,7 +91,7 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
     std::uint64_t cursor = 0;
     SegmentFile file;
     if (fs::exists(state_path)) {
-        auto text = mac::read_file(state_path.string(), 4096);
+        auto text = base::read_file(state_path.string(), 4096);
         if (!text) return std::move(text).error();
         char name[256] = {};
         unsigned long long entry = 0;
@@ -177,7 +177,7 @@ Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
             if (new_file) HSMAUDIT_TRY(sync_dir(out));
             const std::string state = "v1 entry=" + std::to_string(cursor) + " size=" + std::to_string(file.size()) +
                                       " file=" + (file.is_open() ? file.name() : std::string("-")) + "\n";
-            HSMAUDIT_TRY(mac::write_file_atomic(state_path.string(), state, 0600, false));
+            HSMAUDIT_TRY(base::write_file_atomic(state_path.string(), state, 0600, false));
             HSMAUDIT_TRY((*host)->ack_through(cursor));
             stats.acked_through = cursor;
         }

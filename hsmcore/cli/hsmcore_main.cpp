@@ -17,7 +17,7 @@
 #include "hsmcore/host/module_host.h"
 #include "hsmcore/module/module.h"
 #include "hsmcore/ring/ring.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/keys.h"
 #include "mac/wrap.h"
 
@@ -175,7 +175,7 @@ int cmd_secret_export(const std::string& dir, const std::string& pass_file, cons
     p.scrypt_n = 1ULL << cost;
     auto blob = mac::wrap_audit_key(*key, *pass, p);
     if (!blob) return fail(blob.error());
-    auto st = mac::write_file_atomic(out, *blob, 0600, true);
+    auto st = base::write_file_atomic(out, *blob, 0600, true);
     if (!st) return fail(st.error());
     std::printf("wrapped audit secret written to %s\n", out.c_str());
     return 0;
@@ -184,7 +184,7 @@ int cmd_secret_export(const std::string& dir, const std::string& pass_file, cons
 int cmd_pubkey(const std::string& dir, const std::string& out) {
     auto pub = mac::load_audit_pub((fs::path(dir) / mac::kAuditPubFile).string());
     if (!pub) return fail(pub.error());
-    auto st = mac::write_file_atomic(out, pub->serialize(), 0644, true);
+    auto st = base::write_file_atomic(out, pub->serialize(), 0644, true);
     if (!st) return fail(st.error());
     std::printf("audit public key written to %s\n", out.c_str());
     return 0;

@@ -8,7 +8,7 @@
 #include <stop_token>
 #include <string>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::cli {
 

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::host {
 

@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "hsmcore/module/module.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::host {
 

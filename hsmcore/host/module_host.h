@@ -24,7 +24,7 @@
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"
 #include "mac/checkpoint.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 class Module;

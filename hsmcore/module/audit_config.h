@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "mac/crypto.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 

@@ -7,7 +7,7 @@
 
 #include "hsmcore/errc.h"
 #include "hsmcore/ring/entry_codec.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::hsmcore::module {
@@ -87,7 +87,7 @@ Result<Role> parse_role(std::string_view name) {
 
 Result<std::map<std::pair<std::string, std::uint32_t>, std::string>> load_client_pins(const std::string& dir) {
     const std::string path = (fs::path(dir) / kClientPinsFile).string();
-    auto text = mac::read_secret_file(path);
+    auto text = base::read_secret_file(path);
     if (!text) return std::move(text).error();
     std::map<std::pair<std::string, std::uint32_t>, std::string> pins;
     std::string_view rest = *text;
@@ -157,8 +157,8 @@ Status Module::init(const std::string& dir, const InitOptions& opt) {
     for (Role r : {Role::pso, Role::co, Role::cu}) HSMAUDIT_TRY(add_role(user_roles, 1, r));
     parts.push_back({{"id", 1}, {"label", "default"}, {"initialized", true}, {"roles", user_roles}});
     cfg["partitions"] = parts;
-    HSMAUDIT_TRY(mac::write_file_atomic((fs::path(dir) / kClientPinsFile).string(), pins, 0600, true));
-    HSMAUDIT_TRY(mac::write_file_atomic((fs::path(dir) / kModuleConfigFile).string(), cfg.dump(2) + "\n", 0600, true));
+    HSMAUDIT_TRY(base::write_file_atomic((fs::path(dir) / kClientPinsFile).string(), pins, 0600, true));
+    HSMAUDIT_TRY(base::write_file_atomic((fs::path(dir) / kModuleConfigFile).string(), cfg.dump(2) + "\n", 0600, true));
 
     // First start: opens the first segment and audits the initialisation.
     auto m = open(dir);
@@ -179,7 +179,7 @@ Result<std::unique_ptr<Module>> Module::open(const std::string& dir, ModuleOptio
 Status Module::start() {
     const fs::path d(dir_);
     const std::string cfg_path = (d / kModuleConfigFile).string();
-    auto text = mac::read_secret_file(cfg_path, 4 << 20);
+    auto text = base::read_secret_file(cfg_path, 4 << 20);
     if (!text) return std::move(text).error();
     try {
         const json cfg = json::parse(*text);
@@ -259,7 +259,7 @@ Status Module::save_config() {
         parts.push_back({{"id", id}, {"label", p.label}, {"initialized", p.initialized}, {"roles", roles}});
     }
     cfg["partitions"] = parts;
-    return mac::write_file_atomic((fs::path(dir_) / kModuleConfigFile).string(), cfg.dump(2) + "\n", 0600, false);
+    return base::write_file_atomic((fs::path(dir_) / kModuleConfigFile).string(), cfg.dump(2) + "\n", 0600, false);
 }
 
 void Module::reset_chain() {

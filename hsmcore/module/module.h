@@ -28,7 +28,7 @@
 #include "hsmcore/ring/ring.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 

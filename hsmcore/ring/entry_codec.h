@@ -16,7 +16,7 @@
 
 #include "mac/keys.h"
 #include "mac/record.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::ring {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::ring {
 

@@ -19,7 +19,7 @@
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/mapped_file.h"
 #include "mac/chain_writer.h"
-#include "mac/result.h"
+#include "base/result.h"
 
 namespace hsmaudit::hsmcore::ring {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the store's archives (agent/store/archiver.h): the manifest parser and the
+// libFuzzer target for the store's archives (agent/engine/store/archiver.h): the manifest parser and the
 // archive readers (read_manifest, check_archive) that fsck, retention and the verifier run on
 // archives found on disk.
 //
@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/store/archiver.h"
+#include "agent/engine/store/archiver.h"
 #include "tests/fuzz/fuzz_temp_dir.h"
 
 namespace {

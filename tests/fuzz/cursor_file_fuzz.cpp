@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/alerts.h"
-#include "agent/export/exporter.h"
-#include "agent/export/runner.h"
+#include "agent/api/alerts.h"
+#include "agent/api/exporter.h"
+#include "agent/engine/export/runner.h"
 #include "tests/fuzz/fuzz_temp_dir.h"
 
 namespace {

@@ -18,7 +18,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent/verify_output.h"
+#include "agent/engine/verify_output.h"
+#include "base/json_text.h"
 #include "exporters/kafka/fleet_verify.h"
 #include "mac/record.h"
 #include "tests/fuzz/fuzz_keys.h"
@@ -111,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FleetReport report;
     report.topic = "audit";
     report.serials.push_back(chain.report());
-    (void)agent::json_text(render_fleet_json(report));
+    (void)base::json_text(render_fleet_json(report));
     (void)render_fleet_text(report);
     return 0;
 }

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/store/archiver.h"
-#include "agent/store/audit_store.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/audit_store.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"

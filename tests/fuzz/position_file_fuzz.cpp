@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/store/audit_store.h"
+#include "agent/engine/store/audit_store.h"
 #include "mac/crypto.h"
 #include "tests/fuzz/fuzz_temp_dir.h"
 
@@ -22,7 +22,7 @@ namespace {
 
 using namespace hsmaudit;
 
-constexpr std::size_t kSlotBytes = 512;  // agent/store/audit_store.cpp
+constexpr std::size_t kSlotBytes = 512;  // agent/engine/store/audit_store.cpp
 
 std::string with_sum(std::string_view slot) {
     std::string_view text = slot.substr(0, slot.find('\n'));

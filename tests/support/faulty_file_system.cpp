@@ -104,7 +104,7 @@ int FaultyFileSystem::open(const char* path, int flags, unsigned mode) {
             return -1;
         }
     }
-    const int fd = mac::posix_file_system().open(path, flags, mode);
+    const int fd = base::posix_file_system().open(path, flags, mode);
     if (fd >= 0) {
         std::lock_guard lock(mutex_);
         paths_[fd] = path;
@@ -133,12 +133,12 @@ ssize_t FaultyFileSystem::call_write(FsOp op, int fd, std::size_t size, Real rea
 
 ssize_t FaultyFileSystem::write(int fd, const void* data, std::size_t size) {
     return call_write(FsOp::write, fd, size,
-                      [&](std::size_t n) { return mac::posix_file_system().write(fd, data, n); });
+                      [&](std::size_t n) { return base::posix_file_system().write(fd, data, n); });
 }
 
 ssize_t FaultyFileSystem::pwrite(int fd, const void* data, std::size_t size, off_t offset) {
     return call_write(FsOp::pwrite, fd, size,
-                      [&](std::size_t n) { return mac::posix_file_system().pwrite(fd, data, n, offset); });
+                      [&](std::size_t n) { return base::posix_file_system().pwrite(fd, data, n, offset); });
 }
 
 template <class Real>
@@ -156,29 +156,29 @@ int FaultyFileSystem::call(FsOp op, const std::string& path, Real real) {
 }
 
 int FaultyFileSystem::fsync(int fd) {
-    return call(FsOp::fsync, path_of_locked(fd), [&] { return mac::posix_file_system().fsync(fd); });
+    return call(FsOp::fsync, path_of_locked(fd), [&] { return base::posix_file_system().fsync(fd); });
 }
 int FaultyFileSystem::fdatasync(int fd) {
-    return call(FsOp::fdatasync, path_of_locked(fd), [&] { return mac::posix_file_system().fdatasync(fd); });
+    return call(FsOp::fdatasync, path_of_locked(fd), [&] { return base::posix_file_system().fdatasync(fd); });
 }
 int FaultyFileSystem::rename(const char* from, const char* to) {
-    return call(FsOp::rename, std::string(from) + "\n" + to, [&] { return mac::posix_file_system().rename(from, to); });
+    return call(FsOp::rename, std::string(from) + "\n" + to, [&] { return base::posix_file_system().rename(from, to); });
 }
 int FaultyFileSystem::link(const char* from, const char* to) {
-    return call(FsOp::link, std::string(from) + "\n" + to, [&] { return mac::posix_file_system().link(from, to); });
+    return call(FsOp::link, std::string(from) + "\n" + to, [&] { return base::posix_file_system().link(from, to); });
 }
 int FaultyFileSystem::ftruncate(int fd, off_t size) {
-    return call(FsOp::truncate, path_of_locked(fd), [&] { return mac::posix_file_system().ftruncate(fd, size); });
+    return call(FsOp::truncate, path_of_locked(fd), [&] { return base::posix_file_system().ftruncate(fd, size); });
 }
 int FaultyFileSystem::truncate(const char* path, off_t size) {
-    return call(FsOp::truncate, path, [&] { return mac::posix_file_system().truncate(path, size); });
+    return call(FsOp::truncate, path, [&] { return base::posix_file_system().truncate(path, size); });
 }
 int FaultyFileSystem::fallocate(int fd, int mode, off_t offset, off_t length) {
     return call(FsOp::fallocate, path_of_locked(fd),
-                [&] { return mac::posix_file_system().fallocate(fd, mode, offset, length); });
+                [&] { return base::posix_file_system().fallocate(fd, mode, offset, length); });
 }
 int FaultyFileSystem::unlink(const char* path) {
-    return call(FsOp::unlink, path, [&] { return mac::posix_file_system().unlink(path); });
+    return call(FsOp::unlink, path, [&] { return base::posix_file_system().unlink(path); });
 }
 
 }  // namespace hsmaudit::testing

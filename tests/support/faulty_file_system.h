@@ -1,4 +1,4 @@
-// FaultyFileSystem: a mac::FileSystem for tests that passes every call to the real file system
+// FaultyFileSystem: a base::FileSystem for tests that passes every call to the real file system
 // until a rule says otherwise: fail the Nth call of an operation with an errno (ENOSPC, EIO, ...),
 // write only part of the Nth write, or fail every call while the "disk" is full. Rules may be
 // limited to paths containing a string (descriptors are mapped to the path they were opened with).
@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mac/file_system.h"
+#include "base/file_system.h"
 
 namespace hsmaudit::testing {
 
@@ -37,7 +37,7 @@ enum class FsOp : std::uint8_t {
 };
 std::string_view to_string(FsOp op);
 
-class FaultyFileSystem final : public mac::FileSystem {
+class FaultyFileSystem final : public base::FileSystem {
 public:
     /// The `nth` call of `op` from now (1 = the next one) fails with `error`. With `path_contains`,
     /// only calls on a path containing it are counted.

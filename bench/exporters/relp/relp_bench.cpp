@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/export/runner.h"
+#include "agent/engine/export/runner.h"
 #include "exporters/common/host_port.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/relp_exporter.h"

@@ -1,7 +1,7 @@
-// The project's RAII descriptor and waker (mac/unique_fd.h), under the names collectors/syslog uses.
+// The project's RAII descriptor and waker (base/unique_fd.h), under the names collectors/syslog uses.
 #pragma once
 
-#include "mac/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::collectors::syslog::detail {
 using hsmaudit::UniqueFd;

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "exporters/formats/detail/text.h"
 #include "exporters/formats/formatter.h"
 

@@ -12,8 +12,8 @@
 #include <memory>
 #include <string>
 
-#include "agent/detail/thread_guard.h"
-#include "mac/unique_fd.h"
+#include "agent/api/thread_guard.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::relp::detail {
 namespace {

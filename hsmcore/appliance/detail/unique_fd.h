@@ -1,7 +1,7 @@
-// The project's RAII descriptor and waker (mac/unique_fd.h), under the names hsmcore/appliance uses.
+// The project's RAII descriptor and waker (base/unique_fd.h), under the names hsmcore/appliance uses.
 #pragma once
 
-#include "mac/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::appliance::detail {
 using hsmaudit::UniqueFd;

@@ -3,20 +3,20 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/config/config.h"
-#include "agent/config/keys.h"
-#include "agent/pipeline/drain.h"
-#include "exporters/registry.h"
+#include "base/config/config.h"
+#include "agent/engine/config_keys.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/daemon/exporter_registry.h"
 
 namespace hsmaudit::agent {
 namespace {
 
-Result<Config> parse(std::string_view yaml) {
+Result<base::Config> parse(std::string_view yaml) {
     const auto keys = all_config_keys(exporters::exporter_config_keys());
-    return Config::parse(yaml, "test.yaml", keys);
+    return base::Config::parse(yaml, "test.yaml", keys);
 }
 
-TEST(Config, DefaultsApplyAndNestedKeysParse) {
+TEST(base::Config, DefaultsApplyAndNestedKeysParse) {
     auto c = parse("agent:\n  state_dir: /tmp/x\nrotation:\n  period: daily\n  max_segment_bytes: 1MiB\n");
     ASSERT_TRUE(c.has_value()) << c.error().message;
     EXPECT_EQ(c->str("agent.state_dir"), "/tmp/x");
@@ -31,7 +31,7 @@ TEST(Config, DefaultsApplyAndNestedKeysParse) {
     EXPECT_EQ(o.segment_max_bytes, 1u << 20);
 }
 
-TEST(Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
+TEST(base::Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
     auto c = parse("agent:\n  state_dir: /tmp/x\n  stat_dir: /tmp/y\n");
     ASSERT_FALSE(c.has_value());
     EXPECT_EQ(c.error().message, "test.yaml:3:3: unknown key 'agent.stat_dir'");
@@ -40,7 +40,7 @@ TEST(Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
     EXPECT_EQ(s.error().message, "test.yaml:1:1: unknown section 'agnet'");
 }
 
-TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
+TEST(base::Config, BadValuesNameTheKeyAndWhatIsExpected) {
     struct Case {
         const char* yaml;
         const char* expect;
@@ -64,28 +64,28 @@ TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
     }
 }
 
-TEST(Config, SizesAndDurations) {
-    EXPECT_EQ(*parse_bytes("220GB"), 220'000'000'000);
-    EXPECT_EQ(*parse_bytes("16MiB"), 16 << 20);
-    EXPECT_EQ(*parse_bytes("4096"), 4096);
-    EXPECT_FALSE(parse_bytes("-1").has_value());
-    EXPECT_FALSE(parse_bytes("99999999999999999999TB").has_value());
-    EXPECT_EQ(*parse_duration_ms("60s"), 60'000);
-    EXPECT_EQ(*parse_duration_ms("1h"), 3'600'000);
-    EXPECT_FALSE(parse_duration_ms("1y").has_value());
+TEST(base::Config, SizesAndDurations) {
+    EXPECT_EQ(*base::parse_bytes("220GB"), 220'000'000'000);
+    EXPECT_EQ(*base::parse_bytes("16MiB"), 16 << 20);
+    EXPECT_EQ(*base::parse_bytes("4096"), 4096);
+    EXPECT_FALSE(base::parse_bytes("-1").has_value());
+    EXPECT_FALSE(base::parse_bytes("99999999999999999999TB").has_value());
+    EXPECT_EQ(*base::parse_duration_ms("60s"), 60'000);
+    EXPECT_EQ(*base::parse_duration_ms("1h"), 3'600'000);
+    EXPECT_FALSE(base::parse_duration_ms("1y").has_value());
 }
 
-TEST(Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
+TEST(base::Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
     std::ifstream in(std::string(HSMAUDIT_SOURCE_DIR) + "/docs/CONFIG.md");
     ASSERT_TRUE(in) << "docs/CONFIG.md is missing";
     std::stringstream ss;
     ss << in.rdbuf();
     const auto keys = all_config_keys(exporters::exporter_config_keys());
-    EXPECT_EQ(ss.str(), config_reference_markdown(keys))
+    EXPECT_EQ(ss.str(), base::config_reference_markdown(keys))
         << "docs/CONFIG.md is out of date: regenerate it with `hsmauditd --config-reference > docs/CONFIG.md`";
 }
 
-TEST(Config, EveryKeyHasAValidDefaultAndADescription) {
+TEST(base::Config, EveryKeyHasAValidDefaultAndADescription) {
     const auto keys = all_config_keys(exporters::exporter_config_keys());
     for (const auto& k : keys) {
         EXPECT_FALSE(k.description.empty()) << k.key;
@@ -104,7 +104,7 @@ TEST(Config, EveryKeyHasAValidDefaultAndADescription) {
             ++depth;
         }
         yaml += " \"" + std::string(k.default_value) + "\"\n";
-        if (k.type == KeyType::path && k.default_value.empty()) continue;  // "empty = derived" keys
+        if (k.type == base::KeyType::path && k.default_value.empty()) continue;  // "empty = derived" keys
         auto c = parse(yaml);
         EXPECT_TRUE(c.has_value()) << k.key << ": " << (c ? "" : c.error().message);
     }

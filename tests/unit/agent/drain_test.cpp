@@ -5,8 +5,8 @@
 #include <fstream>
 #include <random>
 
-#include "agent/pipeline/drain.h"
-#include "agent/store/audit_store.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/store/audit_store.h"
 #include "fake_module.h"
 #include "mac/verifier.h"
 

@@ -10,19 +10,19 @@
 #include <set>
 #include <thread>
 
-#include "agent/alert_log.h"
-#include "agent/config/keys.h"
-#include "agent/errc.h"
-#include "agent/export/manager.h"
-#include "agent/export/probe.h"
-#include "agent/export/runner.h"
-#include "agent/export/store_source.h"
-#include "agent/pipeline/drain.h"
-#include "agent/store/audit_store.h"
-#include "agent/store/event_spool.h"
-#include "agent/store/line_log.h"
+#include "agent/engine/alert_log.h"
+#include "agent/engine/config_keys.h"
+#include "agent/api/errc.h"
+#include "agent/engine/export/manager.h"
+#include "agent/engine/export/probe.h"
+#include "agent/engine/export/runner.h"
+#include "agent/engine/export/store_source.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/line_log.h"
 #include "fake_module.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
@@ -322,7 +322,7 @@ TEST_P(RunnerTest, EveryRecordIsDeliveredAtLeastOnceInOrderThroughFailuresAndThe
     run_until(*r2, 3100);
     ASSERT_EQ(log.received.size() - before, 100u);
     EXPECT_EQ(log.received[before], "150123-1-3001");
-    auto text = mac::read_file((state_ / "export" / "test" / "cursor").string(), 4096);
+    auto text = base::read_file((state_ / "export" / "test" / "cursor").string(), 4096);
     ASSERT_TRUE(text.has_value());
     EXPECT_NE(text->find("\"audit\":3100"), std::string::npos) << *text;
 }
@@ -344,7 +344,7 @@ TEST_P(RunnerTest, ADamagedCursorFileStopsTheDestinationRatherThanResendOrSkip) 
     produce(10);
     fs::create_directories(state_ / "export" / "test");
     ASSERT_TRUE(
-        mac::write_file_atomic((state_ / "export" / "test" / "cursor").string(), "{not json", 0600, false).has_value());
+        base::write_file_atomic((state_ / "export" / "test" / "cursor").string(), "{not json", 0600, false).has_value());
     RunnerOptions o;
     o.name = "test";
     o.cursor_path = (state_ / "export" / "test" / "cursor").string();
@@ -497,7 +497,7 @@ TEST_P(RunnerTest, CursorWritesFailingNeitherStopDeliveryNorSpinAndTheFileCatche
     for (int i = 0; i < 1000 && r->stats().cursor_error.empty() == false; ++i) (void)r->run_once();
     EXPECT_TRUE(r->stats().cursor_error.empty()) << r->stats().cursor_error;
     EXPECT_EQ(r->durable_through(Stream::audit), 2100u);
-    auto text = mac::read_file(cursor, 4096);
+    auto text = base::read_file(cursor, 4096);
     ASSERT_TRUE(text.has_value());
     EXPECT_NE(text->find("\"audit\":2100"), std::string::npos) << *text;
 
@@ -515,7 +515,7 @@ TEST_P(RunnerTest, CursorWritesFailingNeitherStopDeliveryNorSpinAndTheFileCatche
         run_until(*r, produced);
         (void)r->run_once();
         EXPECT_TRUE(r->stats().cursor_error.empty()) << to_string(op);
-        text = mac::read_file(cursor, 4096);
+        text = base::read_file(cursor, 4096);
         ASSERT_TRUE(text.has_value());
         EXPECT_NE(text->find("\"audit\":" + std::to_string(produced)), std::string::npos) << to_string(op) << *text;
         std::error_code ec;
@@ -539,11 +539,11 @@ std::vector<fs::path> sealed_segments(const fs::path& state) {
 
 /// Changes one byte of `file` at `offset` (XOR `mask`).
 void flip(const fs::path& file, std::uint64_t offset, unsigned char mask) {
-    auto text = mac::read_file(file.string(), 64 << 20);
+    auto text = base::read_file(file.string(), 64 << 20);
     ASSERT_TRUE(text.has_value());
     ASSERT_LT(offset, text->size());
     (*text)[offset] = static_cast<char>(static_cast<unsigned char>((*text)[offset]) ^ mask);
-    ASSERT_TRUE(mac::write_file_atomic(file.string(), *text, 0600, false).has_value());
+    ASSERT_TRUE(base::write_file_atomic(file.string(), *text, 0600, false).has_value());
 }
 
 /// "records A..B skipped" or "record A skipped" in an alert message: {A, B}; {0, 0} if neither.
@@ -570,7 +570,7 @@ TEST_P(RunnerTest, ADamagedSealedSegmentIsAlertedOnceSkippedAnnouncedAndStallsNo
     if (!encrypted()) {
         // A plain file: change the byte of the middle line's " mac=" that makes it unparseable
         // (the reader checks framing, parsing and sequence; MACs are the verifier's).
-        auto text = mac::read_file(victim.string(), 64 << 20);
+        auto text = base::read_file(victim.string(), 64 << 20);
         ASSERT_TRUE(text.has_value());
         offset = text->find(" mac=", offset) + 1;
         mask = 0x20;  // 'm' -> 'M'
@@ -670,7 +670,7 @@ TEST_P(RunnerTest, AnEncryptedChunkThatFailsAuthenticationIsSkippedToTheNextChun
     produce(100);
     const auto sealed = sealed_segments(state_);
     ASSERT_EQ(sealed.size(), 1u);
-    auto text = mac::read_file(sealed[0].string(), 64 << 20);
+    auto text = base::read_file(sealed[0].string(), 64 << 20);
     ASSERT_TRUE(text.has_value());
     const auto chunks = chunk_offsets(*text);
     ASSERT_GE(chunks.size(), 3u) << "the test means to damage a chunk in the middle";
@@ -740,7 +740,7 @@ TEST_P(RunnerTest, WithoutALedgerToAnnounceItDamageHoldsTheStreamWithoutDisconne
     produce(1500, 500);
     const auto sealed = sealed_segments(state_);
     ASSERT_GE(sealed.size(), 2u);
-    auto text = mac::read_file(sealed[0].string(), 64 << 20);
+    auto text = base::read_file(sealed[0].string(), 64 << 20);
     ASSERT_TRUE(text.has_value());
     flip(sealed[0], encrypted() ? text->size() / 2 : text->find(" mac=", text->size() / 2) + 1,
          encrypted() ? 0x01 : 0x20);
@@ -798,7 +798,7 @@ TEST_P(RunnerTest, WithSkipDamageOffTheStreamHoldsAlertedOnceEvenWithALedger) {
     produce(1500, 500);
     const auto sealed = sealed_segments(state_);
     ASSERT_GE(sealed.size(), 2u);
-    auto text = mac::read_file(sealed[1].string(), 64 << 20);
+    auto text = base::read_file(sealed[1].string(), 64 << 20);
     ASSERT_TRUE(text.has_value());
     flip(sealed[1], encrypted() ? text->size() / 2 : text->find(" mac=", text->size() / 2) + 1,
          encrypted() ? 0x01 : 0x20);
@@ -887,18 +887,18 @@ TEST(ExportProbeFaults, CursorWriteFailuresAndStoreDamageAreMetrics) {
 
 // ---- configuration rules ------------------------------------------------------------------------
 
-std::string tcp_endpoint(const Config& c, std::string_view name) {
+std::string tcp_endpoint(const base::Config& c, std::string_view name) {
     return "tcp:" + c.str("exporters." + std::string(name) + ".fake.target");
 }
-std::span<const KeySpec> fake_keys() {
-    static constexpr KeySpec kKeys[] = {{"exporters.*.fake.target", KeyType::string, "", "where"}};
+std::span<const base::KeySpec> fake_keys() {
+    static constexpr base::KeySpec kKeys[] = {{"exporters.*.fake.target", base::KeyType::string, "", "where"}};
     return kKeys;
 }
 const ExporterFactory kFake[] = {{"fake", fake_keys, nullptr, tcp_endpoint}};
 
-Result<Config> parse(std::string_view yaml) {
+Result<base::Config> parse(std::string_view yaml) {
     const auto keys = all_config_keys(fake_keys());
-    auto c = Config::parse(yaml, "test.yaml", keys);
+    auto c = base::Config::parse(yaml, "test.yaml", keys);
     if (!c) return c;
     HSMAUDIT_TRY(validate_exporters(*c, kFake));
     return c;

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/alerts.h"
-#include "agent/sample.h"
-#include "agent/source.h"
+#include "agent/api/alerts.h"
+#include "agent/engine/sample.h"
+#include "agent/api/source.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"
 #include "mac/keys.h"

@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/tools/tail.h"
-#include "agent/verify_output.h"
+#include "agent/engine/verify_output.h"
+#include "base/json_text.h"
 #include "mac/keys.h"
 #include "mac/verifier.h"
 
@@ -55,7 +56,7 @@ TEST_F(JsonOutput, VerifyReportWithInvalidUtf8FileNameAndLineRenders) {
     EXPECT_THROW((void)j.dump(2), nlohmann::json::type_error);
 
     std::string text;
-    ASSERT_NO_THROW(text = json_text(j));
+    ASSERT_NO_THROW(text = base::json_text(j));
     EXPECT_NE(text.find(kReplacement), std::string::npos) << text;
     const auto back = nlohmann::json::parse(text, nullptr, false);
     ASSERT_FALSE(back.is_discarded()) << text;
@@ -72,7 +73,7 @@ TEST_F(JsonOutput, TailRecordWithInvalidUtf8DetailRenders) {
     const nlohmann::json j = tools::format_record_json(r);
     EXPECT_THROW((void)j.dump(), nlohmann::json::type_error);
     std::string line;
-    ASSERT_NO_THROW(line = json_text(j, -1));
+    ASSERT_NO_THROW(line = base::json_text(j, -1));
     EXPECT_EQ(line.find('\n'), std::string::npos);
     EXPECT_NE(line.find(kReplacement), std::string::npos) << line;
     EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded());

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/store/line_log.h"
+#include "agent/engine/store/line_log.h"
 
 namespace hsmaudit::agent {
 namespace {

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <string>
 
-#include "agent/sample.h"
-#include "agent/verify_output.h"
+#include "agent/engine/sample.h"
+#include "agent/engine/verify_output.h"
 #include "mac/keys.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"

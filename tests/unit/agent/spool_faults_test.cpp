@@ -21,13 +21,13 @@
 #include <stdexcept>
 #include <thread>
 
-#include "agent/alert_log.h"
-#include "agent/export/event.h"
-#include "agent/export/store_source.h"
-#include "agent/store/event_spool.h"
-#include "agent/store/line_log.h"
-#include "agent/store/state_layout.h"
-#include "mac/unique_fd.h"
+#include "agent/engine/alert_log.h"
+#include "agent/api/event.h"
+#include "agent/engine/export/store_source.h"
+#include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/line_log.h"
+#include "agent/engine/store/state_layout.h"
+#include "base/unique_fd.h"
 #include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
@@ -101,7 +101,7 @@ private:
     std::vector<Alert> alerts_;
 };
 
-SpoolOptions spool_options(const fs::path& dir, mac::FileSystem* fs) {
+SpoolOptions spool_options(const fs::path& dir, base::FileSystem* fs) {
     SpoolOptions o;
     o.dir = dir.string();
     o.segment_max_bytes = 400;  // a new segment every few lines: creation is faulted too

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/store/event_spool.h"
+#include "agent/engine/store/event_spool.h"
 
 namespace hsmaudit::agent {
 namespace {

@@ -1,6 +1,6 @@
 // status.json: written UTF-8 safe whatever bytes its strings carry, and under a failing disk
 // counted, backed off and recovered by itself (tests/support/faulty_file_system.h).
-#include "agent/status_file.h"
+#include "agent/engine/status_file.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <random>
 
-#include "agent/pipeline/drain.h"
-#include "agent/store/audit_store.h"
+#include "agent/engine/pipeline/drain.h"
+#include "agent/engine/store/audit_store.h"
 #include "fake_module.h"
 #include "mac/verifier.h"
 #include "tests/support/faulty_file_system.h"

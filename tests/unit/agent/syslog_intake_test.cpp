@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/config/keys.h"
+#include "agent/engine/config_keys.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -32,7 +32,7 @@ protected:
 
     std::unique_ptr<SyslogIntake> start(const fs::path& followed) {
         const std::string yaml = "syslog:\n  files: \"" + followed.string() + "\"\n";
-        auto c = Config::parse(yaml, "test.yaml", all_config_keys());
+        auto c = base::Config::parse(yaml, "test.yaml", all_config_keys());
         EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().message);
         if (!c) return nullptr;
         auto in = SyslogIntake::start(*c, (dir_ / "state").string());

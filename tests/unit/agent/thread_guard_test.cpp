@@ -1,7 +1,7 @@
 // agent::detail::run_guarded, the last-resort catch of the agent's and the exporters' threads
 // (issue 13, item 5): an exception is swallowed, logged and alerted critical; nothing escapes, even
 // from a thread body (where it would call std::terminate).
-#include "agent/detail/thread_guard.h"
+#include "agent/api/thread_guard.h"
 
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <string>
 
-#include "agent/store/audit_store.h"
+#include "agent/engine/store/audit_store.h"
 #include "fake_module.h"
 
 namespace hsmaudit::agent::testing {

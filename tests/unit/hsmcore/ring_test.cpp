@@ -7,7 +7,7 @@
 #include <fstream>
 #include <optional>
 
-#include "agent/sample.h"
+#include "agent/engine/sample.h"
 #include "hsmcore/errc.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"

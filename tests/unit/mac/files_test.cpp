@@ -1,6 +1,6 @@
-// mac::write_file_atomic under each failing operation (tests/support/faulty_file_system.h): the
+// base::write_file_atomic under each failing operation (tests/support/faulty_file_system.h): the
 // target is either untouched or wholly replaced, never torn, and no temp file is left.
-#include "mac/files.h"
+#include "base/files.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

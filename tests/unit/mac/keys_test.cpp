@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "mac/errc.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "mac/keys.h"
 #include "mac/wrap.h"
 #include "tests/unit/mac/test_support.h"

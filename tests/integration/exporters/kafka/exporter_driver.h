@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/export/exporter.h"
+#include "agent/api/exporter.h"
 
 namespace hsmaudit::testing::kafka {
 

@@ -6,7 +6,7 @@
 
 #include "exporters/kafka/fleet_verify.h"
 #include "exporters/kafka/kafka_exporter.h"
-#include "mac/files.h"
+#include "base/files.h"
 #include "tests/integration/exporters/kafka/exporter_driver.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/kafka/kafka_test_util.h"
@@ -31,10 +31,10 @@ protected:
     }
 
     void write_key(const Appliance& a) {
-        ASSERT_TRUE(mac::write_file_atomic(keys_ + "/" + a.serial() + ".key", a.key().serialize(), 0600, false));
+        ASSERT_TRUE(base::write_file_atomic(keys_ + "/" + a.serial() + ".key", a.key().serialize(), 0600, false));
     }
     void write_pub(const Appliance& a) {
-        ASSERT_TRUE(mac::write_file_atomic(keys_ + "/" + a.serial() + ".pub", a.key().pub().serialize(), 0644, false));
+        ASSERT_TRUE(base::write_file_atomic(keys_ + "/" + a.serial() + ".pub", a.key().pub().serialize(), 0644, false));
     }
 
     /// Produces through the real exporter (checkpoints into the audit topic too).

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/kafka/errc.h"
 #include "exporters/kafka/kafka_config.h"
 #include "exporters/kafka/kafka_exporter.h"
@@ -158,8 +158,8 @@ TEST(KafkaExporter, ClusterDownThenBackDeliveryResumesInOrder) {
     EXPECT_LE(got.size() - firsts.size(), r.resent) << "duplicates only among what was resent";
 }
 
-agent::Config parse_config(const std::string& yaml) {
-    auto c = agent::Config::parse(yaml, "test.yaml", exporters::kafka::kafka_config_keys());
+base::Config parse_config(const std::string& yaml) {
+    auto c = base::Config::parse(yaml, "test.yaml", exporters::kafka::kafka_config_keys());
     if (!c) throw std::runtime_error(c.error().describe());
     return std::move(*c);
 }

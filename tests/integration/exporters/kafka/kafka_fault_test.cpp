@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "agent/export/runner.h"
+#include "agent/engine/export/runner.h"
 #include "exporters/kafka/kafka_exporter.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/kafka/kafka_test_util.h"

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/export/event.h"
-#include "agent/sample.h"
+#include "agent/api/event.h"
+#include "agent/engine/sample.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/kafka/detail/rdkafka_handles.h"
 #include "mac/chain_writer.h"

@@ -3,7 +3,7 @@
 // refused), client certificates, and the errors a bad setup gets.
 #include <gtest/gtest.h>
 
-#include "agent/pipeline/probe.h"
+#include "agent/engine/pipeline/probe.h"
 #include "collectors/module/probe.h"
 #include "collectors/syslog/probe_collector.h"
 #include "exporters/prometheus/basic_auth.h"

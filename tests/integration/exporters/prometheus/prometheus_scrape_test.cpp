@@ -2,9 +2,9 @@
 // agent would have them) and evaluates every expression of the dashboard and the rules.
 #include <gtest/gtest.h>
 
-#include "agent/export/probe.h"
-#include "agent/pipeline/probe.h"
-#include "agent/store/probe.h"
+#include "agent/engine/export/probe.h"
+#include "agent/engine/pipeline/probe.h"
+#include "agent/engine/store/probe.h"
 #include "collectors/module/probe.h"
 #include "collectors/syslog/probe_collector.h"
 #include "exporters/prometheus/basic_auth.h"

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/errc.h"
 #include "exporters/relp/relp_exporter.h"
@@ -256,13 +256,13 @@ TEST_F(RelpTest, ConnectFailsWhenNothingListens) {
 
 // ---- configuration ----
 
-agent::Config parse(const std::string& yaml) {
-    std::vector<agent::KeySpec> specs(relp_config_keys().begin(), relp_config_keys().end());
-    static constexpr agent::KeySpec kType{"exporters.*.type", agent::KeyType::string, "relp", "kind"};
+base::Config parse(const std::string& yaml) {
+    std::vector<base::KeySpec> specs(relp_config_keys().begin(), relp_config_keys().end());
+    static constexpr base::KeySpec kType{"exporters.*.type", base::KeyType::string, "relp", "kind"};
     specs.push_back(kType);
-    auto c = agent::Config::parse(yaml, "test.yaml", specs);
+    auto c = base::Config::parse(yaml, "test.yaml", specs);
     EXPECT_TRUE(c) << c.error().describe();
-    return c ? *c : agent::Config::defaults(specs);
+    return c ? *c : base::Config::defaults(specs);
 }
 
 TEST_F(RelpTest, OptionsFromConfiguration) {

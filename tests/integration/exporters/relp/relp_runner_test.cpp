@@ -6,7 +6,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "agent/export/runner.h"
+#include "agent/engine/export/runner.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/relp_exporter.h"
 #include "tests/integration/exporters/relp/rsyslog_fixture.h"

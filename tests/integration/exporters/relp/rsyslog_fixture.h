@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "tests/integration/common/process.h"
 
 namespace hsmaudit::testing::relp {

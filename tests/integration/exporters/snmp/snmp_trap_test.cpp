@@ -7,7 +7,7 @@
 #include <atomic>
 #include <filesystem>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/snmp/snmp_exporter.h"
 #include "tests/integration/exporters/snmp/snmp_test_support.h"
 #include "tests/unit/exporters/snmp/snmp_events.h"
@@ -58,7 +58,7 @@ protected:
                                                 const std::string& extra = "") {
         const std::string yaml = "exporters:\n  noc:\n    snmp:\n      receivers: " + receivers + "\n" + extra +
                                  "      receiver:\n" + receiver_sections;
-        auto config = agent::Config::parse(yaml, "test.yaml", exporters::snmp::config_keys());
+        auto config = base::Config::parse(yaml, "test.yaml", exporters::snmp::config_keys());
         EXPECT_TRUE(config) << (config ? "" : config.error().describe());
         if (!config) return nullptr;
         auto options = exporters::snmp::options_from_config(*config, "noc", dir_ + "/state");

@@ -5,7 +5,7 @@
 
 #include <numeric>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/syslog/errc.h"
 #include "exporters/syslog/syslog_exporter.h"
@@ -189,10 +189,10 @@ TEST_F(SyslogTest, UdpWhenAllowed) {
 
 // ---- configuration ----
 
-agent::Config parse(const std::string& yaml) {
-    auto c = agent::Config::parse(yaml, "test.yaml", syslog_config_keys());
+base::Config parse(const std::string& yaml) {
+    auto c = base::Config::parse(yaml, "test.yaml", syslog_config_keys());
     EXPECT_TRUE(c) << c.error().describe();
-    return c ? *c : agent::Config::defaults(syslog_config_keys());
+    return c ? *c : base::Config::defaults(syslog_config_keys());
 }
 
 TEST_F(SyslogTest, UdpRefusedWithoutAllowLoss) {

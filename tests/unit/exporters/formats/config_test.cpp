@@ -3,15 +3,15 @@
 
 #include <string>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/formats/formatter.h"
 #include "tests/unit/exporters/formats/test_events.h"
 
 namespace hsmaudit::exporters::formats {
 namespace {
 
-Result<agent::Config> parse(const std::string& yaml) {
-    return agent::Config::parse(yaml, "test.yaml", format_config_keys());
+Result<base::Config> parse(const std::string& yaml) {
+    return base::Config::parse(yaml, "test.yaml", format_config_keys());
 }
 
 /// The error make_formatter (or the config parser before it) gives for `key: value` on destination siem.

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "exporters/formats/formatter.h"
 
 namespace hsmaudit::exporters::formats::test {

@@ -9,10 +9,10 @@
 #include <map>
 #include <set>
 
-#include "agent/export/probe.h"
-#include "agent/pipeline/metric_families.h"
-#include "agent/pipeline/probe.h"
-#include "agent/store/probe.h"
+#include "agent/engine/export/probe.h"
+#include "agent/api/metric_families.h"
+#include "agent/engine/pipeline/probe.h"
+#include "agent/engine/store/probe.h"
 #include "collectors/module/probe.h"
 #include "collectors/syslog/probe_collector.h"
 #include "exporters/prometheus/process_collector.h"

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "mac/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::testing::relp {
 namespace {

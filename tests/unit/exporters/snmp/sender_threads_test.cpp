@@ -13,11 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "exporters/snmp/engine.h"
 #include "exporters/snmp/mib.h"
 #include "exporters/snmp/probe.h"
 #include "exporters/snmp/sender.h"
-#include "mac/unique_fd.h"
 
 namespace hsmaudit::testing::snmp {
 namespace {

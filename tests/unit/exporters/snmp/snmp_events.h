@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "agent/export/event.h"
+#include "agent/api/event.h"
 #include "collectors/syslog/parser.h"
 #include "hsmcore/appliance/appliance_events.h"
 #include "hsmcore/appliance/syslog_format.h"

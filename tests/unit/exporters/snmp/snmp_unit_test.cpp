@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/config/config.h"
+#include "base/config/config.h"
 #include "exporters/snmp/alert_map.h"
 #include "exporters/snmp/engine.h"
 #include "exporters/snmp/errc.h"
@@ -295,7 +295,7 @@ TEST(SnmpAlertMap, EveryKindTheAgentRaisesHasANotification) {
     const auto down = s::map_alert({"exporter.down", agent::Severity::warning, "exporters.kafka1: broker down", 0, 0});
     EXPECT_EQ(down.condition, "exporter:kafka1");
     EXPECT_EQ(down.get("hsmNotifyExporterName"), "kafka1");
-    // The runner's own wording (agent/export/runner.cpp).
+    // The runner's own wording (agent/engine/export/runner.cpp).
     const auto runner =
         s::map_alert({"exporter.up", agent::Severity::info, "destination 'siem-2' is delivering again", 0, 0});
     EXPECT_EQ(runner.condition, "exporter:siem-2");
@@ -351,7 +351,7 @@ protected:
         ::chmod(p.c_str(), mode);
     }
     Result<s::SnmpOptions> options(const std::string& yaml) {
-        auto c = agent::Config::parse(yaml, "hsmauditd.yaml", s::config_keys());
+        auto c = base::Config::parse(yaml, "hsmauditd.yaml", s::config_keys());
         if (!c) return std::move(c).error();
         return s::options_from_config(*c, "noc", dir_);
     }

@@ -1,0 +1,105 @@
+// The agent's small interface to a destination (RELP, TLS syslog, Kafka, SNMP...), and the
+// factory by which hsmauditd's explicit registration list (agent/daemon/exporter_registry.cpp) adds one.
+//
+// Delivery model (docs/ARCHITECTURE.md, "Exporters"): one ExportRunner thread per configured
+// destination reads events from the durable store after the destination's own cursor, filters
+// them, and hands them to its Exporter in order. The exporter tells which of them the receiver
+// has acknowledged, as a count from the first event sent on the current connection; only those
+// advance the durable cursor. After a failure the runner disconnects, backs off (capped
+// exponential, with jitter), reconnects and sends again everything after the acknowledged
+// prefix: at-least-once, in order, duplicates bounded by what was in flight and identifiable by
+// Event::event_id. A dead destination only stalls its own runner.
+//
+// Thread-safety: an Exporter is driven by its runner's thread only (construction, connect, send,
+// acknowledged, disconnect, destruction); stats() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/api/alerts.h"
+#include "base/config/config.h"
+#include "agent/api/event.h"
+#include "base/result.h"
+
+namespace hsmaudit::agent {
+
+/// Counters an exporter keeps about its transport (the runner keeps the delivery counters).
+struct TransportStats {
+    std::uint64_t connects = 0;          // successful connections (or sessions) opened
+    std::uint64_t connect_failures = 0;  // refused, TLS or authentication failed, timed out
+    std::uint64_t bytes_sent = 0;
+    std::string peer;  // what it is connected to ("relp+tls://siem.example:2514")
+    /// The kind's own counters (name, value), monotonic: SNMP's traps_sent, informs_acked...
+    /// Exposed as hsmaudit_exporter_transport_events_total{counter="<name>"}.
+    std::vector<std::pair<std::string, std::uint64_t>> counters;
+};
+
+class Exporter {
+public:
+    virtual ~Exporter() = default;
+
+    /// Opens the connection (TCP, TLS handshake and peer authentication...). An error names what
+    /// failed ("siem.example:2514: certificate name 'x' is not permitted"); the runner retries
+    /// with back-off and raises exporter.down.
+    virtual Status connect() = 0;
+
+    /// Sends `events` in order, each rendered in the destination's format. May block while the
+    /// transport's window is full (bounded by the exporter's own timeout). An error means the
+    /// connection is broken: the runner calls disconnect() and later connect(), then sends again
+    /// every event after the acknowledged prefix.
+    virtual Status send(std::span<const Event> events) = 0;
+
+    /// How many of the events sent since the last connect() the receiver has acknowledged,
+    /// counted from the first one sent: events [0, n) are delivered. Never decreases within a
+    /// connection and never exceeds the number sent. May wait up to `wait` for acknowledgements
+    /// that are due (the runner passes a non-zero wait when it has nothing else to send, and at
+    /// shutdown). An error means the connection is broken (as for send()).
+    ///
+    /// A transport without application-level acknowledgements (plain TCP or TLS syslog, SNMP
+    /// traps) counts an event acknowledged once it was written to the kernel (documented as its
+    /// weaker guarantee in docs/SIEM.md).
+    virtual Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) = 0;
+
+    /// Closes the connection, gracefully if it still works. Unacknowledged events are sent again
+    /// after the next connect().
+    virtual void disconnect() = 0;
+
+    [[nodiscard]] virtual TransportStats stats() const = 0;
+};
+
+/// What a factory gets to build one destination.
+struct ExporterContext {
+    std::string name;  // the destination's name: its keys are "exporters.<name>.*"
+    const base::Config&
+        config;  // read "exporters.<name>.<type>.<key>" (declared by the factory as "exporters.*.<type>.<key>")
+    std::string state_dir;  // <state>/export/<name>: the exporter's own files (created 0700)
+    AlertSink& alerts;
+    /// A snapshot of the agent's state, as `hsmaudit status --json` shows it (ring, drain, store,
+    /// module, exporters...), for exporters that report state (SNMP varbinds). Callable from any
+    /// thread; may be empty in tests.
+    std::function<nlohmann::json()> agent_status;
+};
+
+/// One kind of exporter, as the registration list names it.
+struct ExporterFactory {
+    std::string_view type;  // the value of "exporters.<name>.type": "relp", "syslog", "kafka", "snmp"
+    /// Its configuration keys, declared as "exporters.*.<type>.<key>".
+    std::span<const base::KeySpec> (*keys)();
+    /// Builds (does not connect) the destination. An error names the key that is wrong.
+    Result<std::unique_ptr<Exporter>> (*create)(const ExporterContext& context);
+    /// The network endpoint the destination sends to ("tcp:siem.example:2514", "udp:..."), used to
+    /// refuse remote audit and remote syslog sharing a host:port; "" if not applicable.
+    std::string (*endpoint)(const base::Config& config, std::string_view name);
+};
+
+}  // namespace hsmaudit::agent

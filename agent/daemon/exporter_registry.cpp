@@ -1,0 +1,36 @@
+#include "agent/daemon/exporter_registry.h"
+
+#include "exporters/formats/formatter.h"
+#include "exporters/kafka/kafka_exporter.h"
+#include "exporters/prometheus/endpoint.h"
+#include "exporters/relp/relp_exporter.h"
+#include "exporters/snmp/snmp_exporter.h"
+#include "exporters/syslog/syslog_exporter.h"
+
+namespace hsmaudit::exporters {
+
+std::span<const agent::ExporterFactory> builtin_exporters() {
+    static const agent::ExporterFactory kFactories[] = {
+        // One line per kind.
+        kafka::factory(),
+        relp::factory(),
+        syslog::factory(),
+        snmp::factory(),
+    };
+    return kFactories;
+}
+
+std::vector<base::KeySpec> exporter_config_keys() {
+    std::vector<base::KeySpec> keys;
+    const auto formats = formats::format_config_keys();
+    keys.insert(keys.end(), formats.begin(), formats.end());
+    for (const auto& f : builtin_exporters()) {
+        const auto own = f.keys();
+        keys.insert(keys.end(), own.begin(), own.end());
+    }
+    const auto metrics = prometheus::metrics_config_keys();  // the /metrics endpoint (not an event exporter)
+    keys.insert(keys.end(), metrics.begin(), metrics.end());
+    return keys;
+}
+
+}  // namespace hsmaudit::exporters

@@ -1,0 +1,521 @@
+#include "agent/engine/pipeline/drain.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "agent/api/thread_guard.h"
+#include "agent/api/errc.h"
+#include "mac/encrypted_file.h"
+#include "base/line_reader.h"
+#include "mac/record.h"
+#include "mac/segment_format.h"
+
+namespace hsmaudit::agent {
+namespace {
+// Histogram bounds (seconds). A batch is verify + append + commit (fsync) + acknowledge: fsync
+// dominates, from a fraction of a millisecond to seconds on a loaded disk. A record's age spans
+// the poll interval (20 ms) to minutes while the store is paused or failing.
+constexpr double kBatchLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+constexpr double kRecordLatencyBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                           2.5,   5,    10,    30,   60,  120,  300, 900};
+}  // namespace
+
+std::string_view to_string(Severity s) {
+    switch (s) {
+        case Severity::info: return "info";
+        case Severity::warning: return "warning";
+        case Severity::critical: return "critical";
+    }
+    return "unknown";
+}
+
+Result<RotationPeriod> parse_rotation_period(std::string_view t) {
+    if (t == "never") return RotationPeriod::never;
+    if (t == "hourly") return RotationPeriod::hourly;
+    if (t == "daily") return RotationPeriod::daily;
+    if (t == "weekly") return RotationPeriod::weekly;
+    if (t == "monthly") return RotationPeriod::monthly;
+    return make_error(errc::invalid_argument,
+                      "rotation must be one of never, hourly, daily, weekly, monthly (got '" + std::string(t) + "')");
+}
+
+std::int64_t next_rotation_ms(RotationPeriod period, std::int64_t time_ms) {
+    using namespace std::chrono;
+    constexpr std::int64_t kHour = 3'600'000;
+    constexpr std::int64_t kDay = 24 * kHour;
+    switch (period) {
+        case RotationPeriod::never: return INT64_MAX;
+        case RotationPeriod::hourly: return (time_ms / kHour + 1) * kHour;
+        case RotationPeriod::daily: return (time_ms / kDay + 1) * kDay;
+        case RotationPeriod::weekly: {
+            // 1970-01-01 was a Thursday; weeks start on Monday 00:00 UTC.
+            const std::int64_t day = time_ms / kDay;
+            const std::int64_t monday = day - ((day + 3) % 7);
+            return (monday + 7) * kDay;
+        }
+        case RotationPeriod::monthly: {
+            const sys_days d{days{time_ms / kDay}};
+            const year_month_day ymd{d};
+            const year_month next = year_month{ymd.year(), ymd.month()} + months{1};
+            return sys_days{next / 1}.time_since_epoch().count() * kDay;
+        }
+    }
+    return INT64_MAX;
+}
+
+Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, AlertSink& alerts, DrainOptions options,
+             NowMs now_ms)
+    : source_(source),
+      store_(store),
+      key_(key),
+      alerts_(alerts),
+      options_(options),
+      now_ms_(std::move(now_ms)),
+      verifier_(
+          std::make_unique<mac::ChainVerifier>(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); })),
+      batch_latency_(kBatchLatencyBounds),
+      record_latency_(kRecordLatencyBounds) {
+    verified_entry_no_ = store_.durable().entry_no;
+    if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
+}
+
+Drain::~Drain() {
+    stop();
+}
+
+void Drain::raise(std::string kind, Severity sev, std::string message, std::uint64_t seq) {
+    alerts_.alert(Alert{std::move(kind), sev, std::move(message), seq, now_ms_()});
+}
+
+void Drain::on_fault(mac::Fault&& f) {
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.faults;
+        if (static_cast<std::size_t>(f.kind) < stats_.faults_by_kind.size())
+            ++stats_.faults_by_kind[static_cast<std::size_t>(f.kind)];
+    }
+    std::string where = f.file;
+    if (f.line != 0) where += ":" + std::to_string(f.line);
+    raise("chain." + std::string(mac::to_string(f.kind)), Severity::critical, where + ": " + f.message, f.seq);
+}
+
+Status Drain::restore() {
+    verified_entry_no_ = store_.durable().entry_no;
+    if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
+    const std::string path = store_.current_path();
+    if (path.empty()) return {};
+    // The open segment was verified when it was drained; verifying it again proves nobody
+    // changed it while the agent was down, and rebuilds the chain state exactly.
+    auto src = mac::open_segment_source(path, &key_);
+    if (!src) return std::move(src).error();
+    base::LineReader reader(std::move(*src), mac::kMaxLineBytes);
+    base::Line line;
+    bool first = true;
+    for (;;) {
+        auto got = reader.next(line);
+        if (!got) return std::move(got).error();
+        if (!*got) break;
+        if (first) {
+            first = false;
+            auto open = mac::parse_open_line(line.text);
+            if (!open) {
+                raise("store.damaged", Severity::critical,
+                      path + ": the open segment does not start with an open line");
+                return {};
+            }
+            verifier_->begin_segment(*open, line.text, std::filesystem::path(path).filename().string());
+            segment_opened_ms_ = now_ms_();
+            rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+        } else {
+            verifier_->line(line.text, line.number, line.terminated, line.too_long);
+        }
+        segment_line_ = line.number;
+    }
+    return {};
+}
+
+void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
+    std::string_view text = batch.line(e);
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    switch (e.kind) {
+        case EntryKind::open: {
+            if (verifier_->in_segment()) verifier_->end_segment(false);  // the module never sealed it
+            auto open = mac::parse_open_line(text);
+            segment_line_ = 1;
+            if (!open) {
+                raise("chain.malformed_line", Severity::critical,
+                      "malformed open line from the module: " + open.error().message);
+                return;
+            }
+            verifier_->begin_segment(*open, text, mac::segment_file_name(open->serial, open->epoch));
+            segment_opened_ms_ = now_ms_();
+            rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+            seal_requested_ = false;
+            return;
+        }
+        case EntryKind::record:
+        case EntryKind::seal:
+            ++segment_line_;
+            verifier_->line(text, segment_line_);
+            if (e.kind == EntryKind::record) watch_record(text, e.seq);
+            if (e.kind == EntryKind::seal && verifier_->in_segment()) verifier_->end_segment(false);
+            return;
+    }
+}
+
+void Drain::set_ack_paused(bool paused, const std::string& reason) {
+    if (ack_paused_.exchange(paused) == paused) return;
+    if (paused)
+        raise("drain.acks_paused", Severity::critical,
+              "the drain stopped reading and acknowledging: " + reason +
+                  ". The module keeps every record; its ring fills and then it stops cryptography");
+    else
+        raise("drain.acks_resumed", Severity::info, "the drain resumed: " + reason);
+    std::lock_guard lock(stats_mutex_);
+    stats_.acks_paused = paused;
+}
+
+void Drain::set_options(const DrainOptions& options) {
+    std::lock_guard lock(options_mutex_);
+    pending_options_ = options;
+}
+
+Result<std::size_t> Drain::step() {
+    Result<std::size_t> r = make_error(errc::internal, "drain step did not run");
+    if (auto threw = detail::run_catching([&] { r = step_once(); }))
+        r = make_error(errc::internal, "drain step threw: " + *threw);
+    if (!r) {
+        on_step_failed(r.error());
+    } else if (failures_ != 0) {
+        raise(
+            "drain.recovered", Severity::info,
+            "the drain stores and acknowledges records again after " + std::to_string(failures_) + " failed attempts");
+        failures_ = 0;
+        failed_condition_.clear();
+        failures_since_alert_ = 0;
+        std::lock_guard lock(stats_mutex_);
+        stats_.failing = false;
+    }
+    return r;
+}
+
+Result<std::size_t> Drain::step_once() {
+    {
+        std::lock_guard lock(options_mutex_);
+        if (pending_options_) {
+            options_ = *pending_options_;
+            pending_options_.reset();
+            if (verifier_->in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+        }
+    }
+    if (ack_paused_.load()) {
+        // Nothing read is nothing stored and nothing acknowledged: the module keeps it all.
+        std::this_thread::sleep_for(options_.poll_wait);
+        const std::int64_t now = now_ms_();
+        watch_ring(now);
+        std::lock_guard lock(stats_mutex_);
+        stats_.last_step_ms = now;  // paused on purpose, not stuck: the watchdog must not restart us
+        return std::size_t{0};
+    }
+    if (store_.broken()) HSMAUDIT_TRY(reopen_store());
+    batch_.clear();
+    batch_record_ms_.clear();
+    auto n = source_.read(store_.appended_entry_no(), options_.batch_max_entries, options_.poll_wait, batch_);
+    if (!n) return std::move(n).error();
+    const auto read_at = std::chrono::steady_clock::now();
+    std::uint64_t records = 0, seals = 0, last_seq = 0;
+    for (const EntryRef& e : batch_.entries) {
+        if (e.kind == EntryKind::record) {
+            ++records;
+            last_seq = e.seq;
+        } else if (e.kind == EntryKind::seal) {
+            ++seals;
+        }
+    }
+    if (!batch_.empty()) {
+        if (auto st = store_batch(); !st) {
+            // Whatever of the batch became durable is verified; the rest is read again.
+            (void)reopen_store();
+            return std::move(st).error();
+        }
+        (void)verify_durable(batch_);  // the whole batch: its records are counted below
+        HSMAUDIT_TRY(acknowledge_durable());
+        batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
+        if (!batch_record_ms_.empty()) {
+            const std::int64_t acked_ms = now_ms_();
+            auto tally = record_latency_.tally();
+            for (const std::int64_t t : batch_record_ms_)
+                record_latency_.count(tally, static_cast<double>(acked_ms - t) / 1000.0);
+            record_latency_.add(tally);
+        }
+        std::lock_guard lock(stats_mutex_);
+        stats_.entries += batch_.entries.size();
+        stats_.records += records;
+        stats_.records_verified += records;
+        stats_.bytes_stored += batch_.text.size();
+        stats_.seals += seals;
+        ++stats_.commits;
+        if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
+        if (last_seq != 0) stats_.last_seq = last_seq;
+    } else {
+        // What a re-opened store found durable (a commit whose fsync failed, written again).
+        HSMAUDIT_TRY(acknowledge_durable());
+    }
+    const std::int64_t now = now_ms_();
+    maybe_rotate(now);
+    watch_ring(now);
+    maybe_checkpoint(now, seals > 0);
+    {
+        std::lock_guard lock(stats_mutex_);
+        stats_.last_step_ms = now;
+    }
+    return batch_.entries.size();
+}
+
+Status Drain::acknowledge_durable() {
+    const std::uint64_t durable = store_.durable().entry_no;
+    if (durable <= acked_entry_no_) return {};
+    HSMAUDIT_TRY(source_.acknowledge(durable));
+    acked_entry_no_ = durable;
+    std::lock_guard lock(stats_mutex_);
+    stats_.acked_entry_no = durable;
+    return {};
+}
+
+Status Drain::store_batch() {
+    HSMAUDIT_TRY(store_.append(batch_));
+    return store_.commit();
+}
+
+Status Drain::reopen_store() {
+    if (auto st = store_.reopen(); !st) return st;
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.store_reopens;
+    }
+    // A commit whose position write reached the file although its fsync failed is durable now
+    // (re-opening wrote it again): verify those entries, from the batch still in memory.
+    if (const std::uint64_t records = verify_durable(batch_); records != 0) {
+        std::lock_guard lock(stats_mutex_);
+        stats_.records += records;
+        stats_.records_verified += records;
+    }
+    if (verified_entry_no_ != store_.durable().entry_no) return rebuild_verifier();
+    return {};
+}
+
+std::uint64_t Drain::verify_durable(const EntryBatch& batch) {
+    const std::uint64_t durable = store_.durable().entry_no;
+    std::uint64_t records = 0;
+    for (const EntryRef& e : batch.entries) {
+        if (e.entry_no <= verified_entry_no_ || e.entry_no > durable) continue;
+        verify_entry(batch, e);
+        verified_entry_no_ = e.entry_no;
+        if (e.kind == EntryKind::record) ++records;
+    }
+    return records;
+}
+
+Status Drain::rebuild_verifier() {
+    // The store and the verifier disagree (never expected): start again from what the store
+    // holds, as a restart does. Faults already reported in the open segment may be reported again.
+    verifier_ =
+        std::make_unique<mac::ChainVerifier>(&key_, nullptr, [this](mac::Fault&& f) { on_fault(std::move(f)); });
+    raise("drain.verifier_rebuilt", Severity::warning,
+          "online verification restarted from the store at entry " + std::to_string(store_.durable().entry_no) +
+              " after a write failure");
+    return restore();
+}
+
+void Drain::on_step_failed(const Error& e) {
+    ++failures_;
+    const std::int64_t now = now_ms_();
+    // The condition, without the numbers that change at every retry: one alert per condition,
+    // then a reminder at most once a minute with how often it failed meanwhile.
+    std::string condition = e.code.message();
+    ++failures_since_alert_;
+    const bool changed = condition != failed_condition_;
+    if (changed || now - failed_alerted_ms_ >= 60'000) {
+        std::string msg = "drain step failed: " + e.describe();
+        if (!changed && failures_since_alert_ > 1)
+            msg += " (" + std::to_string(failures_since_alert_) + " failed attempts since the last alert)";
+        msg += "; the module keeps every record not yet stored; retrying";
+        raise("drain.failed", Severity::critical, std::move(msg));
+        failed_alerted_ms_ = now;
+        failed_condition_ = std::move(condition);
+        failures_since_alert_ = 0;
+    }
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.step_failures;
+    stats_.failing = true;
+    stats_.last_step_ms = now;  // failing and retrying is alive, not stuck
+}
+
+void Drain::maybe_rotate(std::int64_t now) {
+    // The store's open segment decides, not the verifier's state (which skips a replayed segment).
+    if (store_.current_path().empty()) return;
+    // A seal asked for and not seen (the module was blocked, or restarted): ask again.
+    if (seal_requested_ && now - seal_requested_ms_ < 30'000) return;
+    const bool by_size = store_.open_segment_bytes() >= options_.segment_max_bytes;
+    const bool by_time = now >= rotate_at_ms_;
+    if (!by_size && !by_time) return;
+    if (auto st = source_.request_seal(); !st) {
+        if (!seal_failed_alerted_)
+            raise("rotation.seal_failed", Severity::warning, "cannot ask the module to seal: " + st.error().describe());
+        seal_failed_alerted_ = true;
+        return;
+    }
+    seal_failed_alerted_ = false;
+    seal_requested_ = true;
+    seal_requested_ms_ = now;
+}
+
+void Drain::watch_record(std::string_view line, std::uint64_t seq) {
+    // "<seq> <time> serial=<s> boot=<b> ..." (docs/FORMAT.md 2.5); a malformed line is the verifier's to report.
+    const auto sp = line.find(' ');
+    if (sp == std::string_view::npos || line.size() < sp + 25) return;
+    auto t = mac::parse_time(line.substr(sp + 1, 24));
+    const auto bp = line.find(" boot=", sp + 25);
+    std::uint64_t boot = 0;
+    if (bp != std::string_view::npos) {
+        const auto end = line.find(' ', bp + 6);
+        if (!mac::parse_u64(line.substr(bp + 6, end == std::string_view::npos ? end : end - bp - 6), boot)) boot = 0;
+    }
+    if (t) {
+        if (last_record_ms_ != 0 && *t + options_.clock_backwards_tolerance.count() < last_record_ms_)
+            raise("module.clock_backwards", Severity::warning,
+                  "the module's clock went back " + std::to_string(last_record_ms_ - *t) + " ms at record " +
+                      std::to_string(seq) + " (" + mac::format_time(last_record_ms_) + " then " + mac::format_time(*t) +
+                      "): records may appear out of order; sync the module clock",
+                  seq);
+        last_record_ms_ = *t;
+        batch_record_ms_.push_back(*t);
+    }
+    if (boot != 0) {
+        if (last_boot_ != 0 && boot != last_boot_)
+            raise(boot > last_boot_ ? "module.boot_changed" : "module.boot_counter_decreased",
+                  boot > last_boot_ ? Severity::warning : Severity::critical,
+                  "the module's boot counter went from " + std::to_string(last_boot_) + " to " + std::to_string(boot) +
+                      " at record " + std::to_string(seq) +
+                      (boot > last_boot_ ? ": the module restarted" : ": the module's state was reset or replayed"),
+                  seq);
+        last_boot_ = boot;
+    }
+}
+
+void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
+    if (!checkpoint_sink_) return;
+    if (!sealed && now - last_checkpoint_ms_ < options_.checkpoint_interval.count()) return;
+    last_checkpoint_ms_ = now;
+    auto line = source_.checkpoint();
+    if (!line) {
+        raise("checkpoint.failed", Severity::warning, "cannot get a chain-head checkpoint: " + line.error().describe());
+        return;
+    }
+    checkpoint_sink_(*line);
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.checkpoints;
+}
+
+void Drain::watch_ring(std::int64_t now) {
+    if (now - last_status_ms_ < options_.status_interval.count()) return;
+    last_status_ms_ = now;
+    auto st = source_.status();
+    if (!st) {
+        // Once per outage, not once a second: the failure is a condition, not an event.
+        if (!status_failed_alerted_)
+            raise("module.status_failed", Severity::warning,
+                  "cannot read the module's status: " + st.error().describe());
+        status_failed_alerted_ = true;
+        return;
+    }
+    status_failed_alerted_ = false;
+    if (st->capacity_bytes == 0) return;
+    const double fill = static_cast<double>(st->used_bytes) / static_cast<double>(st->capacity_bytes);
+    // The trend over a window, not between two samples: a ring drained in batches saw-tooths
+    // between empty and a few percent, which is not filling. Only a sustained net rise is.
+    used_samples_.emplace_back(now, st->used_bytes);
+    while (used_samples_.size() > 2 && now - used_samples_[1].first >= options_.predict_window.count())
+        used_samples_.pop_front();
+    double fill_rate = 0;  // bytes/s, net over the window
+    const auto& [t0, u0] = used_samples_.front();
+    if (now - t0 >= options_.predict_window.count() / 2 && now > t0)
+        fill_rate =
+            (static_cast<double>(st->used_bytes) - static_cast<double>(u0)) * 1000.0 / static_cast<double>(now - t0);
+    const double capacity = static_cast<double>(st->capacity_bytes);
+    const double reserve =
+        st->reserve_bytes != 0 ? static_cast<double>(st->reserve_bytes) : options_.reserve_fraction * capacity;
+    const double reserve_at = capacity - reserve;
+    const double to_reserve =
+        fill_rate > 1.0 ? std::max(0.0, reserve_at - static_cast<double>(st->used_bytes)) / fill_rate : -1;
+
+    const int level = fill >= options_.fill_critical ? 2 : fill >= options_.fill_warning ? 1 : 0;
+    if (level != fill_level_) {
+        const std::string pct = std::to_string(static_cast<int>(fill * 100)) + "%";
+        if (level == 2)
+            raise("ring.fill_critical", Severity::critical, "the module's audit ring is " + pct + " full");
+        else if (level == 1)
+            raise("ring.fill_warning", Severity::warning, "the module's audit ring is " + pct + " full");
+        else
+            raise("ring.fill_clear", Severity::info, "the module's audit ring is back to " + pct + " full");
+        fill_level_ = level;
+    }
+    // Hysteresis: raised below the threshold, cleared only well above it (or when not filling).
+    const bool soon = predicted_alerted_ ? (to_reserve >= 0 && to_reserve < 2 * options_.predict_warning_s)
+                                         : (to_reserve >= 0 && to_reserve < options_.predict_warning_s);
+    if (soon != predicted_alerted_) {
+        if (soon)
+            raise("ring.predicted_full", Severity::critical,
+                  "the module's audit ring will reach its reserve in about " +
+                      std::to_string(static_cast<int>(to_reserve)) +
+                      " s at the current rate; the module then stops cryptography");
+        else
+            raise("ring.predicted_full_clear", Severity::info, "the module's audit ring is no longer filling fast");
+        predicted_alerted_ = soon;
+    }
+    if (st->blocked != blocked_alerted_) {
+        if (st->blocked)
+            raise("module.blocked", Severity::critical, "the module has stopped cryptography: its audit ring is full");
+        else
+            raise("module.resumed", Severity::info, "the module resumed cryptography");
+        blocked_alerted_ = st->blocked;
+    }
+    std::lock_guard lock(stats_mutex_);
+    stats_.ring_fill = fill;
+    stats_.ring_fill_peak = std::max(stats_.ring_fill_peak, fill);
+    stats_.seconds_to_reserve = to_reserve;
+    stats_.module_blocked = st->blocked;
+}
+
+void Drain::start() {
+    thread_ = std::jthread([this](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            if (step()) continue;
+            // Nothing is lost: the module keeps every entry until acknowledged. step() alerted; back off.
+            const auto until = std::chrono::steady_clock::now() +
+                               std::chrono::milliseconds(std::min(5000, 50 << std::min(failures_, 7)));
+            while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                watch_ring(now_ms_());  // the ring fills while the store fails: keep alerting on it
+            }
+        }
+    });
+}
+
+void Drain::stop() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        thread_.join();
+        // A last chain head at a clean stop: what the module holds is on record off the box.
+        maybe_checkpoint(now_ms_(), true);
+    }
+}
+
+DrainStats Drain::stats() const {
+    std::lock_guard lock(stats_mutex_);
+    return stats_;
+}
+
+}  // namespace hsmaudit::agent

@@ -1,0 +1,166 @@
+// EventSpool: a durable, hash-chained spool of event lines (the appliance's syslog stream), with
+// its own quota: when full, the oldest segment files are deleted first, as the appliance does
+// with its syslog folder. Unlike the audit trail it carries no MACs from the module; the hash
+// chain lets anyone check that the spooled lines were not edited, reordered or cut in the middle.
+//
+// Files under `dir`: spool-<16 hex digits of the first line number>.log, each starting with
+//   @spool v=1 name=<name> first=<n> prev=<64 hex>
+// and then lines `<n> <time> <payload> h=<64 hex>`, where h_n = SHA-256(h_(n-1) || the line's
+// bytes before " h=") and h_0 = SHA-256("hsmaudit/v1/spool/" || name). `prev` is h of the line
+// before the segment. docs/FORMAT.md, "Event spool".
+//
+// Failures (issue 13): a line is numbered and hashed once, when it leaves the queue, and kept
+// (as the exact bytes) until an fdatasync has made it durable. After any failed write, fsync,
+// create or directory sync the spool is broken: the writer cuts the segment back to its durable
+// length and re-opens it through recover(), the path open() takes at start, then writes the kept
+// lines again, byte for byte (a reader that saw part of them reads the same bytes again), in
+// order, exactly once. While broken it takes nothing more from the queue (which stays bounded:
+// pushes beyond it are dropped and counted) and the writer thread backs off.
+//
+// Thread-safety: push() and stats() from any thread (a bounded queue; push never blocks on I/O);
+// flush() from one thread at a time (the writer thread, or a test without one); stop() from the
+// owner.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "agent/api/alerts.h"
+#include "base/config/config.h"
+#include "base/file_system.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "mac/crypto.h"
+
+namespace hsmaudit::agent {
+
+struct SpoolOptions {
+    std::string dir;
+    std::string name = "syslog";
+    std::uint64_t segment_max_bytes = 16ULL << 20;
+    std::uint64_t quota_bytes = 9'700'000'000ULL;  // the appliance's 9.7 GB syslog folder
+    std::size_t queue_max = 65536;
+    std::chrono::milliseconds flush_interval{100};
+    /// While writes fail the writer retries after flush_interval, doubling up to this.
+    std::chrono::milliseconds retry_max{5000};
+    /// Where the spool's own alerts go (if null they are only logged): spool.write_failed and
+    /// spool.dropped (critical; at most once per `notify_interval` each, with counts, so a full
+    /// disk does not flood), spool.recovered (info), spool.writer_stopped (critical). Called from
+    /// the writer without the queue's lock held; it must outlive the spool.
+    AlertSink* alerts = nullptr;
+    std::chrono::milliseconds notify_interval{60'000};
+    /// Every write, fsync, create, truncate and unlink of the spool goes through this.
+    base::FileSystem* fs = &base::posix_file_system();
+};
+
+struct SpoolStats {
+    std::uint64_t appended = 0;          // lines durable in the spool
+    std::uint64_t dropped = 0;           // lines refused because the queue was full
+    std::uint64_t deleted_segments = 0;  // segment files removed by the quota
+    std::uint64_t write_errors = 0;      // failed writes, fsyncs, creates (each breaks the spool)
+    std::uint64_t recoveries = 0;        // times the spool was re-opened after a failure
+    std::uint64_t waiting = 0;           // lines numbered but not yet durable (kept for the retry)
+    std::uint64_t next_line = 1;         // the next line number to become durable
+    bool broken = false;                 // the last write failed; the writer is recovering
+    std::string last_error;
+};
+
+/// SpoolOptions from the syslog keys (agent/engine/store/spool_config.cpp).
+SpoolOptions make_spool_options(const base::Config& config, const std::string& dir);
+
+class EventSpool {
+public:
+    static Result<std::unique_ptr<EventSpool>> open(SpoolOptions options, std::int64_t (*now_ms)());
+    ~EventSpool();
+    EventSpool(const EventSpool&) = delete;
+    EventSpool& operator=(const EventSpool&) = delete;
+
+    /// Queues one payload (one line of text, no LF; it is escaped if it holds one). False if the
+    /// queue is full: the line is counted as dropped.
+    bool push(std::string payload);
+    /// Starts the writer thread.
+    void start();
+    /// Writes what is queued, fsyncs, and joins the writer.
+    void stop();
+    /// Makes everything queued now durable (the writer thread's work; also for tests without a
+    /// thread). On success every line pushed before the call is durable. On failure the spool is
+    /// broken and keeps the lines; the next flush recovers and writes them first.
+    Status flush();
+
+    [[nodiscard]] SpoolStats stats() const;
+
+private:
+    struct Pending {
+        std::string text;   // the whole line with its LF
+        mac::Bytes32 head;  // h of this line
+    };
+
+    EventSpool(SpoolOptions options, std::int64_t (*now_ms)());
+    Status recover();
+    Status reopen();
+    Status write_pending();
+    Status sync_current();
+    Status open_segment();
+    Status write_header();
+    void enforce_quota();
+    Status fail(Error e);
+    bool notice_due(std::size_t kind);
+    void notify(std::string_view kind, const std::string& message, Severity severity);
+    void report_drops();
+    void writer_loop(const std::stop_token& stop);
+
+    SpoolOptions options_;
+    base::FileSystem& fs_;
+    std::int64_t (*now_ms_)();
+    mac::Sha256 sha_;
+
+    // Writer state (flush() callers serialise on write_mutex_).
+    std::mutex write_mutex_;
+    mac::Bytes32 head_{};          // h of the last line on disk (durable or not)
+    std::uint64_t next_line_ = 1;  // the number of the next line on disk
+    mac::Bytes32 durable_head_{};
+    std::uint64_t durable_next_ = 1;
+    std::deque<Pending> pending_;  // numbered durable_next_, durable_next_ + 1, ...
+    std::size_t written_ = 0;      // pending_[0, written_) are in the current segment, not yet synced
+    mac::Bytes32 pending_head_{};  // h of pending_.back() (durable_head_ if none)
+    UniqueFd fd_;
+    std::string segment_path_;
+    std::uint64_t segment_bytes_ = 0;    // bytes in the current segment
+    std::uint64_t segment_durable_ = 0;  // of which durable
+    bool header_needed_ = false;         // the current segment is empty: its header comes first
+    bool dir_sync_needed_ = false;       // the current segment's directory entry is not known durable
+    bool broken_ = false;
+    // Notices (rate-limited per kind: write failures, drops, quota failures).
+    std::chrono::steady_clock::time_point last_notice_[3]{};
+    std::uint64_t errors_since_notice_ = 0;
+    bool failing_noticed_ = false;
+    std::uint64_t dropped_noticed_ = 0;
+
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::string> queue_;
+    SpoolStats stats_;
+    std::jthread writer_;
+};
+
+/// What check_spool() found.
+struct SpoolCheck {
+    std::uint64_t segments = 0;
+    std::uint64_t lines = 0;
+    std::uint64_t first_line = 0;
+    std::uint64_t last_line = 0;
+    std::vector<std::string> faults;  // "file:line: what"
+};
+/// Checks a spool directory's hash chain and numbering (segments deleted by the quota at the
+/// start are expected: the check begins at the oldest segment left).
+Result<SpoolCheck> check_spool(const std::string& dir);
+
+}  // namespace hsmaudit::agent

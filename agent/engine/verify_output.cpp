@@ -1,0 +1,109 @@
+#include "agent/engine/verify_output.h"
+#include "base/json_text.h"
+
+#include "mac/record.h"
+
+namespace hsmaudit::agent {
+namespace {
+
+std::string fault_summary(const mac::VerifyReport& r) {
+    std::string s;
+    for (std::size_t k = 0; k < mac::kFaultKindCount; ++k) {
+        if (r.fault_counts[k] == 0) continue;
+        if (!s.empty()) s += ", ";
+        s += std::to_string(r.fault_counts[k]) + " " + std::string(mac::to_string(static_cast<mac::FaultKind>(k)));
+    }
+    return s;
+}
+
+}  // namespace
+
+std::string render_report_text(const mac::VerifyReport& r) {
+    std::string out;
+    out += "chain     " + r.chain_hex + "\n";
+    out +=
+        "checked   " + std::string(r.macs_checked ? "record MACs (audit secret)" : "no record MACs (no audit secret)") +
+        ", " +
+        std::string(r.signatures_checked ? (r.macs_checked ? "seal MACs and signatures" : "seal signatures and digests")
+                                         : "no seal signatures") +
+        "\n";
+    out += "segments  " + std::to_string(r.segments.size()) + " (" + std::to_string(r.sealed_segments) + " sealed, " +
+           std::to_string(r.open_segments) + " open)\n";
+    out += "records   " + std::to_string(r.records);
+    if (r.records > 0) out += " (sequence " + std::to_string(r.first_seq) + " to " + std::to_string(r.last_seq) + ")";
+    out += "\n";
+    if (r.records > 0)
+        out += "time      " + mac::format_time(r.first_time_ms) + " to " + mac::format_time(r.last_time_ms) + "\n";
+    if (r.anchors_checked > 0)
+        out += "anchors   " + std::to_string(r.anchors_checked) + " checkpoints matched a record of the trail\n";
+    for (const auto& s : r.segments) {
+        if (s.open_tail)
+            out += "open      " + s.file + ": " + std::to_string(s.records) +
+                   " records, not sealed yet (its tail cannot be proven complete until it is)\n";
+    }
+    for (const auto& f : r.faults) {
+        out += "FAULT     " + std::string(mac::to_string(f.kind)) + " " + f.file;
+        if (f.line != 0) out += ":" + std::to_string(f.line);
+        if (f.seq != 0) out += " seq " + std::to_string(f.seq);
+        out += ": " + f.message + "\n";
+    }
+    if (r.faults_total > r.faults.size())
+        out += "          (" + std::to_string(r.faults_total - r.faults.size()) + " more faults not listed)\n";
+    if (r.verified())
+        out += "verdict   VERIFIED\n";
+    else
+        out += "verdict   FAILED: " + std::to_string(r.faults_total) + " fault" + (r.faults_total == 1 ? "" : "s") +
+               " (" + fault_summary(r) + ")\n";
+    return out;
+}
+
+nlohmann::json render_report_json(const mac::VerifyReport& r) {
+    using nlohmann::json;
+    json j;
+    j["verdict"] = r.verified() ? "verified" : "failed";
+    j["chain"] = r.chain_hex;
+    j["macs_checked"] = r.macs_checked;
+    j["signatures_checked"] = r.signatures_checked;
+    j["records"] = r.records;
+    j["bytes"] = r.bytes;
+    if (r.records > 0) {
+        j["first_seq"] = r.first_seq;
+        j["last_seq"] = r.last_seq;
+        j["first_time"] = mac::format_time(r.first_time_ms);
+        j["last_time"] = mac::format_time(r.last_time_ms);
+    }
+    j["sealed_segments"] = r.sealed_segments;
+    j["open_segments"] = r.open_segments;
+    json segs = json::array();
+    for (const auto& s : r.segments) {
+        segs.push_back({{"file", s.file},
+                        {"serial", s.serial},
+                        {"epoch", s.epoch},
+                        {"first_seq", s.first_seq},
+                        {"last_seq", s.last_seq},
+                        {"records", s.records},
+                        {"bytes", s.bytes},
+                        {"sealed", s.sealed},
+                        {"open_tail", s.open_tail}});
+    }
+    j["segments"] = std::move(segs);
+    json faults = json::array();
+    for (const auto& f : r.faults) {
+        json jf = {{"kind", mac::to_string(f.kind)}, {"file", f.file}, {"message", f.message}};
+        if (f.line != 0) jf["line"] = f.line;
+        if (f.seq != 0) jf["seq"] = f.seq;
+        faults.push_back(std::move(jf));
+    }
+    j["faults"] = std::move(faults);
+    json counts = json::object();
+    for (std::size_t k = 0; k < mac::kFaultKindCount; ++k)
+        if (r.fault_counts[k] != 0)
+            counts[std::string(mac::to_string(static_cast<mac::FaultKind>(k)))] = r.fault_counts[k];
+    j["fault_counts"] = std::move(counts);
+    j["anchors_checked"] = r.anchors_checked;
+    j["faults_total"] = r.faults_total;
+    j["faults_truncated"] = r.faults_total > r.faults.size();
+    return j;
+}
+
+}  // namespace hsmaudit::agent

@@ -1,0 +1,402 @@
+#include "base/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "base/errc.h"
+
+namespace hsmaudit::base {
+namespace {
+
+std::string type_name(const KeySpec& s) {
+    switch (s.type) {
+        case KeyType::string: return "string";
+        case KeyType::path: return "path";
+        case KeyType::boolean: return "boolean";
+        case KeyType::integer: return "integer";
+        case KeyType::bytes: return "size";
+        case KeyType::duration: return "duration";
+        case KeyType::ratio: return "ratio";
+        case KeyType::choice: return "one of " + std::string(s.choices);
+    }
+    return "?";
+}
+
+bool in_choices(std::string_view choices, std::string_view v) {
+    while (!choices.empty()) {
+        const auto bar = choices.find('|');
+        if (choices.substr(0, bar) == v) return true;
+        if (bar == std::string_view::npos) break;
+        choices.remove_prefix(bar + 1);
+    }
+    return false;
+}
+
+std::string human_number(const KeySpec& s, std::int64_t v) {
+    if (s.type == KeyType::duration) return std::to_string(v) + "ms";
+    return std::to_string(v);
+}
+
+}  // namespace
+
+std::vector<std::string> split_list(std::string_view text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        std::string_view item = text.substr(start, comma - start);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (!item.empty()) out.emplace_back(item);
+        start = comma + 1;
+    }
+    return out;
+}
+
+bool valid_instance_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
+        if (!ok) return false;
+    }
+    return true;
+}
+
+Result<std::int64_t> parse_bytes(std::string_view t) {
+    std::size_t i = 0;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == 0) return make_error(errc::config_error, "expected a size like 16MiB or 220GB");
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + i, n);
+    if (ec != std::errc{}) return make_error(errc::config_error, "size out of range");
+    std::string_view unit = t.substr(i);
+    while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    struct U {
+        std::string_view name;
+        std::int64_t mul;
+    };
+    static constexpr U kUnits[] = {{"", 1},
+                                   {"B", 1},
+                                   {"KB", 1000},
+                                   {"MB", 1000 * 1000},
+                                   {"GB", 1000LL * 1000 * 1000},
+                                   {"TB", 1000LL * 1000 * 1000 * 1000},
+                                   {"KiB", 1LL << 10},
+                                   {"MiB", 1LL << 20},
+                                   {"GiB", 1LL << 30},
+                                   {"TiB", 1LL << 40}};
+    for (const auto& u : kUnits) {
+        if (unit != u.name) continue;
+        if (n > INT64_MAX / u.mul) return make_error(errc::config_error, "size out of range");
+        return n * u.mul;
+    }
+    return make_error(errc::config_error,
+                      "unknown size unit '" + std::string(unit) + "' (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+}
+
+Result<std::int64_t> parse_duration_ms(std::string_view t) {
+    std::size_t i = 0;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == 0) return make_error(errc::config_error, "expected a duration like 500ms, 60s, 5m, 1h or 1d");
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + i, n);
+    if (ec != std::errc{}) return make_error(errc::config_error, "duration out of range");
+    const std::string_view unit = t.substr(i);
+    std::int64_t mul = 0;
+    if (unit == "ms")
+        mul = 1;
+    else if (unit == "s")
+        mul = 1000;
+    else if (unit == "m")
+        mul = 60'000;
+    else if (unit == "h")
+        mul = 3'600'000;
+    else if (unit == "d")
+        mul = 86'400'000;
+    else
+        return make_error(errc::config_error, "unknown duration unit '" + std::string(unit) + "' (use ms, s, m, h, d)");
+    if (n > INT64_MAX / mul) return make_error(errc::config_error, "duration out of range");
+    return n * mul;
+}
+
+namespace {
+
+/// Checks and converts `text` for `spec` into `v`; returns a message on error.
+std::string convert(const KeySpec& spec, const std::string& text, std::int64_t& number, double& real) {
+    switch (spec.type) {
+        case KeyType::string:
+        case KeyType::path:
+            if (spec.type == KeyType::path && text.empty()) return "a path must not be empty";
+            return {};
+        case KeyType::boolean:
+            if (text == "true" || text == "false") {
+                number = text == "true";
+                return {};
+            }
+            return "expected true or false, got '" + text + "'";
+        case KeyType::integer: {
+            auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+            if (ec != std::errc{} || p != text.data() + text.size()) return "expected an integer, got '" + text + "'";
+            break;
+        }
+        case KeyType::bytes: {
+            auto r = parse_bytes(text);
+            if (!r) return r.error().message + ", got '" + text + "'";
+            number = *r;
+            break;
+        }
+        case KeyType::duration: {
+            auto r = parse_duration_ms(text);
+            if (!r) return r.error().message + ", got '" + text + "'";
+            number = *r;
+            break;
+        }
+        case KeyType::ratio: {
+            char* end = nullptr;
+            real = std::strtod(text.c_str(), &end);
+            if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(real) || real < 0 || real > 1)
+                return "expected a ratio between 0 and 1, got '" + text + "'";
+            return {};
+        }
+        case KeyType::choice:
+            if (!in_choices(spec.choices, text))
+                return "expected one of " + std::string(spec.choices) + ", got '" + text + "'";
+            return {};
+    }
+    if (number < spec.min || number > spec.max)
+        return "must be between " + human_number(spec, spec.min) + " and " + human_number(spec, spec.max) + ", got '" +
+               text + "'";
+    return {};
+}
+
+/// Splits a dotted key into its segments.
+std::vector<std::string_view> segments(std::string_view key) {
+    std::vector<std::string_view> out;
+    for (;;) {
+        const auto dot = key.find('.');
+        out.push_back(key.substr(0, dot));
+        if (dot == std::string_view::npos) return out;
+        key.remove_prefix(dot + 1);
+    }
+}
+
+/// Matches the first `n` segments of `pattern` (a spec key, where "*" stands for an instance
+/// name) against `key`'s segments.
+bool match_segments(const std::vector<std::string_view>& pattern, const std::vector<std::string_view>& key,
+                    std::size_t n) {
+    if (pattern.size() < n || key.size() < n) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (pattern[i] != key[i] && !(pattern[i] == "*" && valid_instance_name(key[i]))) return false;
+    return true;
+}
+
+const KeySpec* find_spec(std::span<const KeySpec> specs, std::string_view key) {
+    for (const auto& s : specs)
+        if (s.key == key) return &s;
+    const auto k = segments(key);
+    for (const auto& s : specs) {
+        if (s.key.find('*') == std::string_view::npos) continue;
+        const auto p = segments(s.key);
+        if (p.size() == k.size() && match_segments(p, k, k.size())) return &s;
+    }
+    return nullptr;
+}
+
+bool is_prefix_of_some_key(std::span<const KeySpec> specs, const std::string& prefix) {
+    const auto k = segments(prefix);
+    for (const auto& s : specs) {
+        const auto p = segments(s.key);
+        if (p.size() > k.size() && match_segments(p, k, k.size())) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+Config Config::defaults(std::span<const KeySpec> specs) {
+    Config c;
+    c.name_ = "defaults";
+    for (const auto& s : specs) {
+        if (s.key.find('*') != std::string_view::npos) continue;  // instance keys: when an instance is named
+        Value v;
+        v.text = std::string(s.default_value);
+        (void)convert(s, v.text, v.number, v.real);
+        c.values_.emplace(std::string(s.key), std::move(v));
+    }
+    return c;
+}
+
+Result<Config> Config::parse(std::string_view yaml, const std::string& name, std::span<const KeySpec> specs) {
+    Config c = defaults(specs);
+    c.name_ = name;
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+        return make_error(errc::config_error, name + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                                  std::to_string(e.mark.column + 1) + ": " + e.msg);
+    }
+    if (root.IsNull()) return c;
+    if (!root.IsMap()) return make_error(errc::config_error, name + ": the top level must be a mapping of keys");
+    std::string error;
+    auto where = [&](const YAML::Node& n) {
+        return name + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1);
+    };
+    // Walk nested mappings into dotted keys.
+    std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
+                                                                          const std::string& prefix) {
+        for (const auto& kv : node) {
+            if (!error.empty()) return;
+            const std::string k = kv.first.as<std::string>();
+            const std::string key = prefix.empty() ? k : prefix + "." + k;
+            const YAML::Node& val = kv.second;
+            if (val.IsMap()) {
+                if (!is_prefix_of_some_key(specs, key)) {
+                    // Name the rule when the section is an instance whose name is not allowed.
+                    const auto dot = key.rfind('.');
+                    if (dot != std::string::npos && !valid_instance_name(std::string_view(key).substr(dot + 1)) &&
+                        is_prefix_of_some_key(specs, key.substr(0, dot) + ".x")) {
+                        error = where(kv.first) + ": '" + key.substr(dot + 1) +
+                                "' is not a valid name (lower-case letters, digits, '-' and '_'; at most 64)";
+                        return;
+                    }
+                    error = where(kv.first) + ": unknown section '" + key + "'";
+                    return;
+                }
+                walk(val, key);
+                continue;
+            }
+            const KeySpec* spec = find_spec(specs, key);
+            if (spec == nullptr) {
+                error = where(kv.first) + ": unknown key '" + key + "'";
+                return;
+            }
+            if (!val.IsScalar()) {
+                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a list or null";
+                return;
+            }
+            Value v;
+            v.text = val.Scalar();
+            v.line = val.Mark().line + 1;
+            if (std::string msg = convert(*spec, v.text, v.number, v.real); !msg.empty()) {
+                error = where(val) + ": key '" + key + "': " + msg;
+                return;
+            }
+            c.values_[key] = std::move(v);
+            if (spec->key.find('*') != std::string_view::npos) {
+                // Remember the instance ("exporters" -> "siem") named by the first "*".
+                const auto pattern = segments(spec->key);
+                const auto parts = segments(key);
+                std::string group;
+                for (std::size_t i = 0; i < pattern.size(); ++i) {
+                    if (pattern[i] == "*") {
+                        c.instances_[group].insert(std::string(parts[i]));
+                        break;
+                    }
+                    group += (group.empty() ? "" : ".") + std::string(parts[i]);
+                }
+            }
+        }
+    };
+    try {
+        walk(root, "");
+    } catch (const YAML::Exception& e) {
+        return make_error(errc::config_error, name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    if (!error.empty()) return make_error(errc::config_error, error);
+    // Every named instance gets the defaults of the keys it did not set.
+    for (const auto& s : specs) {
+        const auto star = s.key.find(".*.");
+        if (star == std::string_view::npos) continue;
+        const auto group = c.instances_.find(s.key.substr(0, star));
+        if (group == c.instances_.end()) continue;
+        for (const auto& inst : group->second) {
+            std::string key = std::string(s.key.substr(0, star)) + "." + inst + std::string(s.key.substr(star + 2));
+            if (c.values_.contains(key)) continue;
+            Value v;
+            v.text = std::string(s.default_value);
+            (void)convert(s, v.text, v.number, v.real);
+            c.values_.emplace(std::move(key), std::move(v));
+        }
+    }
+    return c;
+}
+
+Result<Config> Config::load(const std::string& path, std::span<const KeySpec> specs) {
+    std::ifstream in(path);
+    if (!in) return make_error(errc::config_error, "cannot read the configuration file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str(), path, specs);
+}
+
+const Config::Value& Config::at(std::string_view key) const {
+    auto it = values_.find(key);
+    if (it == values_.end()) {
+        // A key read but never declared is a programming error; fail loudly in tests.
+        static const Value kMissing{};
+        return kMissing;
+    }
+    return it->second;
+}
+
+const std::string& Config::str(std::string_view key) const {
+    return at(key).text;
+}
+bool Config::boolean(std::string_view key) const {
+    return at(key).number != 0;
+}
+std::int64_t Config::integer(std::string_view key) const {
+    return at(key).number;
+}
+double Config::ratio(std::string_view key) const {
+    return at(key).real;
+}
+bool Config::has(std::string_view key) const {
+    return values_.find(key) != values_.end();
+}
+std::vector<std::string> Config::instances(std::string_view group) const {
+    auto it = instances_.find(group);
+    if (it == instances_.end()) return {};
+    return {it->second.begin(), it->second.end()};
+}
+std::string Config::origin(std::string_view key) const {
+    const Value& v = at(key);
+    return v.line == 0 ? "default" : name_ + ":" + std::to_string(v.line);
+}
+void Config::keep(std::string_view key, const Config& other) {
+    auto it = values_.find(key);
+    if (it != values_.end()) it->second = other.at(key);
+}
+
+std::string config_reference_markdown(std::span<const KeySpec> specs) {
+    std::string out =
+        "# Configuration reference\n\n"
+        "`hsmauditd -c FILE` reads a YAML file. Keys are nested mappings (`store:` then `quota: 220GB`)\n"
+        "written here in dotted form. Every key is optional; unknown keys and bad values are errors\n"
+        "naming the file, line and column. `hsmauditd -c FILE --check-config` validates a file and exits.\n\n"
+        "This file is generated by `hsmauditd --config-reference` from the declarations next to the\n"
+        "code that reads each key; a unit test fails when it is out of date.\n\n"
+        "Sizes: `4096`, `16MiB`, `220GB` (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024).\n"
+        "Durations: `500ms`, `60s`, `5m`, `1h`, `1d`. Ratios: `0` to `1`.\n\n"
+        "| key | type | default | description |\n|---|---|---|---|\n";
+    for (const auto& s : specs) {
+        std::string type = type_name(s);
+        for (std::size_t at = type.find('|'); at != std::string::npos; at = type.find('|', at))
+            type.replace(at, 1, ", ");
+        if (s.type == KeyType::integer && (s.min != 0 || s.max != INT64_MAX))
+            type += " (" + std::to_string(s.min) + "-" + std::to_string(s.max) + ")";
+        out += "| `" + std::string(s.key) + "` | " + type + " | `" + std::string(s.default_value) + "` | " +
+               std::string(s.description) + " |\n";
+    }
+    return out;
+}
+
+}  // namespace hsmaudit::base
