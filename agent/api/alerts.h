@@ -11,7 +11,15 @@
 namespace hsmaudit::agent {
 
 enum class Severity : std::uint8_t { info, warning, critical };
-std::string_view to_string(Severity s);
+// Inline: agent_api is header-only (formats and exporters link it without the engine).
+inline std::string_view to_string(Severity s) {
+    switch (s) {
+        case Severity::info: return "info";
+        case Severity::warning: return "warning";
+        case Severity::critical: return "critical";
+    }
+    return "unknown";
+}
 
 struct Alert {
     std::string kind;  // stable machine name: "chain.record_mac_mismatch", "ring.fill_warning", ...

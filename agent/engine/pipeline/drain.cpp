@@ -4,10 +4,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "mac/encrypted_file.h"
+#include "agent/api/thread_guard.h"
 #include "base/line_reader.h"
+#include "mac/encrypted_file.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -21,15 +21,6 @@ constexpr double kBatchLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 constexpr double kRecordLatencyBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                            2.5,   5,    10,    30,   60,  120,  300, 900};
 }  // namespace
-
-std::string_view to_string(Severity s) {
-    switch (s) {
-        case Severity::info: return "info";
-        case Severity::warning: return "warning";
-        case Severity::critical: return "critical";
-    }
-    return "unknown";
-}
 
 Result<RotationPeriod> parse_rotation_period(std::string_view t) {
     if (t == "never") return RotationPeriod::never;
