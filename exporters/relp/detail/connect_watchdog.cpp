@@ -109,8 +109,9 @@ bool ConnectWatchdog::shut_own_socket() {
     if (::getpeername(own.get(), reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
     for (const auto& t : targets_) {
         if (same_endpoint(peer, t)) {
-            ::shutdown(own.get(), SHUT_RDWR);  // the socket, not only our descriptor
+            // Before the shutdown: the connecting thread reads fired() as soon as its read returns.
             fired_.store(true);
+            ::shutdown(own.get(), SHUT_RDWR);  // the socket, not only our descriptor
             return true;
         }
     }
