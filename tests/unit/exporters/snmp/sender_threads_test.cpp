@@ -42,7 +42,7 @@ public:
             ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
             return;
         port_ = ntohs(a.sin_port);
-        reader_ = std::jthread([this](std::stop_token stop) {
+        reader_ = std::jthread([this](const std::stop_token& stop) {
             char buf[65536];
             while (!stop.stop_requested()) {
                 pollfd p{fd_.get(), POLLIN, 0};
@@ -95,6 +95,7 @@ TEST(SnmpSender, SendersOnSeveralThreadsShareNetSnmpAndEveryTrapArrives) {
 
     std::atomic<bool> go{false};
     std::vector<std::jthread> threads;
+    threads.reserve(senders.size());
     for (auto& sender : senders) {
         threads.emplace_back([&go, &sender, def] {
             while (!go.load()) std::this_thread::yield();
@@ -111,7 +112,7 @@ TEST(SnmpSender, SendersOnSeveralThreadsShareNetSnmpAndEveryTrapArrives) {
         });
     }
     // Meanwhile another thread reads the stats, as status and metrics do.
-    std::jthread reader([&](std::stop_token stop) {
+    std::jthread reader([&](const std::stop_token& stop) {
         while (!stop.stop_requested())
             for (const auto& sender : senders) (void)sender->receiver_stats();
     });
