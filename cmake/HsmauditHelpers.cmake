@@ -30,8 +30,13 @@ function(hsmaudit_set_warnings target)
   endif()
 endfunction()
 
+# HSMAUDIT_SANITIZE: OFF, ON (AddressSanitizer + UndefinedBehaviorSanitizer, the asan preset) or
+# "thread" (ThreadSanitizer, the tsan preset; the two cannot be combined in one binary).
 function(hsmaudit_apply_sanitizers target)
-  if(HSMAUDIT_SANITIZE)
+  if(HSMAUDIT_SANITIZE STREQUAL "thread")
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
+  elseif(HSMAUDIT_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
                                              -fno-sanitize-recover=undefined)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)

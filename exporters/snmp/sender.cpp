@@ -112,6 +112,7 @@ struct Sender::Receiver {
     }
 
     Status open() {
+        auto lock = owner->netsnmp_.lock();
         netsnmp_session s;
         snmp_sess_init(&s);
         std::string peer = cfg.address;
@@ -170,7 +171,8 @@ struct Sender::Receiver {
         return {};
     }
 
-    // A response, a report, or a timeout for one of our informs.
+    // A response, a report, or a timeout for one of our informs (net-snmp calls it from
+    // snmp_sess_read2 or snmp_sess_timeout, with the net-snmp lock held).
     static int on_pdu(int op, netsnmp_session* /*session*/, int reqid, netsnmp_pdu* pdu, void* magic) {
         auto* self = static_cast<Receiver*>(magic);
         // RESEND reports net-snmp's own retransmission; CONNECT/DISCONNECT concern stream transports.
@@ -215,8 +217,8 @@ struct Sender::Receiver {
     }
 };
 
-Sender::Sender(EngineState engine, Oid base, Probe& probe, NowMs now_ms)
-    : engine_(std::move(engine)), base_(std::move(base)), probe_(probe), now_ms_(std::move(now_ms)) {
+Sender::Sender(detail::NetSnmpLibrary& netsnmp, EngineState engine, Oid base, Probe& probe, NowMs now_ms)
+    : netsnmp_(netsnmp), engine_(std::move(engine)), base_(std::move(base)), probe_(probe), now_ms_(std::move(now_ms)) {
     start_ms_ = now_ms_();
 }
 
@@ -226,9 +228,9 @@ Sender::~Sender() {
 
 Result<std::unique_ptr<Sender>> Sender::create(std::vector<ReceiverConfig> receivers, EngineState engine, Oid base,
                                                Probe& probe, NowMs now_ms) {
-    detail::NetSnmpLibrary::ensure();
+    auto& netsnmp = detail::NetSnmpLibrary::instance();
     if (receivers.empty()) return make_error(errc::config_error, "no receivers");
-    std::unique_ptr<Sender> s(new Sender(std::move(engine), std::move(base), probe, std::move(now_ms)));
+    std::unique_ptr<Sender> s(new Sender(netsnmp, std::move(engine), std::move(base), probe, std::move(now_ms)));
     for (auto& cfg : receivers) {
         std::size_t len = 0;
         if (cfg.v3) {
@@ -308,9 +310,8 @@ UniquePdu build_pdu(const std::vector<Sender::Varbind>& vbs, bool inform) {
         const auto name = to_netsnmp(vb.oid);
         if (vb.type == "timeticks" || vb.type == "unsigned" || vb.type == "gauge") {
             const u_long v = std::strtoul(vb.value.c_str(), nullptr, 10);
-            const auto t = static_cast<u_char>(vb.type == "timeticks" ? ASN_TIMETICKS
-                                               : vb.type == "gauge"   ? ASN_GAUGE
-                                                                      : ASN_UNSIGNED);
+            // Gauge32 and Unsigned32 share one tag (RFC 2578; net-snmp's ASN_GAUGE == ASN_UNSIGNED).
+            const auto t = static_cast<u_char>(vb.type == "timeticks" ? ASN_TIMETICKS : ASN_UNSIGNED);
             snmp_pdu_add_variable(pdu.get(), name.data(), name.size(), t, &v, sizeof v);
         } else if (vb.type == "oid") {
             auto parsed = parse_oid(vb.value);
@@ -419,6 +420,7 @@ void Sender::pump(std::chrono::milliseconds wait) {
                     ++it;
                     continue;
                 }
+                auto lock = netsnmp_.lock();  // until the end of this item's turn
                 if (r->cfg.v3 && !r->cfg.inform) {
                     // Our engine's time, as the receiver will check it (RFC 3414 timeliness).
                     set_enginetime(engine_.engine_id.data(), static_cast<u_int>(engine_.engine_id.size()),
@@ -481,14 +483,21 @@ void Sender::pump(std::chrono::milliseconds wait) {
         tv.tv_sec = static_cast<long>(std::max<std::int64_t>(0, left.count()) / 1'000'000);
         tv.tv_usec = static_cast<long>(std::max<std::int64_t>(0, left.count()) % 1'000'000);
         int block = 0;
-        for (auto& r : receivers_)
-            if (r->session) snmp_sess_select_info2(r->session.get(), &maxfd, &fds, &tv, &block);
+        {
+            auto lock = netsnmp_.lock();
+            for (auto& r : receivers_)
+                if (r->session) snmp_sess_select_info2(r->session.get(), &maxfd, &fds, &tv, &block);
+        }
+        // Unlocked: other exporters' senders use net-snmp while this one waits.
         const int n = netsnmp_large_fd_set_select(maxfd, &fds, nullptr, nullptr, &tv);
-        for (auto& r : receivers_) {
-            if (!r->session) continue;
-            if (n > 0) snmp_sess_read2(r->session.get(), &fds);
-            snmp_sess_timeout(r->session.get());  // retransmits, and reports timeouts to on_pdu
-            r->update([&](ReceiverStats& s) { s.queued = r->queue.size(); });
+        {
+            auto lock = netsnmp_.lock();
+            for (auto& r : receivers_) {
+                if (!r->session) continue;
+                if (n > 0) snmp_sess_read2(r->session.get(), &fds);
+                snmp_sess_timeout(r->session.get());  // retransmits, and reports timeouts to on_pdu
+                r->update([&](ReceiverStats& s) { s.queued = r->queue.size(); });
+            }
         }
         netsnmp_large_fd_set_cleanup(&fds);
     }

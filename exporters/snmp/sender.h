@@ -13,7 +13,9 @@
 // ID, boots and time (engine.h), and the receiver must have the user under that engine ID.
 //
 // Thread-safety: every member but receiver_stats() is called from one thread (the runner's);
-// receiver_stats() may be called from any thread.
+// receiver_stats() may be called from any thread. Senders of several exporters run on their own
+// threads at once: every net-snmp call holds the process-wide net-snmp lock (detail/netsnmp.h),
+// never across the wait for responses.
 #pragma once
 
 #include <chrono>
@@ -33,6 +35,10 @@
 #include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
+
+namespace detail {
+class NetSnmpLibrary;
+}
 
 struct ReceiverConfig {
     std::string name;     // exporters.<name>.snmp.receiver.<this>
@@ -104,10 +110,11 @@ public:
     struct Receiver;  // detail (sender.cpp)
 
 private:
-    Sender(EngineState engine, Oid base, Probe& probe, NowMs now_ms);
+    Sender(detail::NetSnmpLibrary& netsnmp, EngineState engine, Oid base, Probe& probe, NowMs now_ms);
     void finish(std::uint64_t ticket);
     [[nodiscard]] std::uint32_t engine_time() const;  // seconds since this run started
 
+    detail::NetSnmpLibrary& netsnmp_;  // its lock() is held around every net-snmp call
     EngineState engine_;
     Oid base_;
     Probe& probe_;

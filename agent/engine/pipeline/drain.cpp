@@ -4,10 +4,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "mac/encrypted_file.h"
+#include "agent/api/thread_guard.h"
 #include "base/line_reader.h"
+#include "mac/encrypted_file.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 

@@ -1,36 +1,51 @@
 #include "exporters/relp/detail/connect_watchdog.h"
 
-#include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "agent/api/thread_guard.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::relp::detail {
 namespace {
 
-struct DirCloser {
-    void operator()(DIR* d) const { ::closedir(d); }
-};
-
-/// Calls `fn(fd, inode)` for every socket descriptor of this process.
-template <class Fn>
-void for_each_socket(Fn&& fn) {
-    std::unique_ptr<DIR, DirCloser> dir(::opendir("/proc/self/fd"));
-    if (!dir) return;
-    const int own = ::dirfd(dir.get());
-    while (const dirent* entry = ::readdir(dir.get())) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-        const int fd = std::atoi(entry->d_name);
-        if (fd == own) continue;
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-        fn(fd, st.st_ino);
+/// The descriptor thread `tid` of this process is blocked on in a system call that reads, writes or
+/// connects one, or -1 (running, in another call, or /proc does not say). The kernel lets a thread
+/// group read its own threads' syscall files.
+int blocked_fd(pid_t tid) {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+    UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!f.valid()) return -1;
+    char text[256] = {};
+    const ssize_t n = ::read(f.get(), text, sizeof text - 1);
+    if (n <= 0) return -1;
+    // "<number> 0x<arg1> 0x<arg2> ... 0x<sp> 0x<pc>", "-1 <sp> <pc>" (blocked outside a call) or "running".
+    char* end = nullptr;
+    const long nr = std::strtol(text, &end, 10);
+    if (end == text) return -1;
+    switch (nr) {
+        case SYS_read:
+        case SYS_readv:
+        case SYS_recvfrom:
+        case SYS_recvmsg:
+        case SYS_write:
+        case SYS_writev:
+        case SYS_sendto:
+        case SYS_sendmsg:
+        case SYS_connect: {
+            const unsigned long long fd = std::strtoull(end, nullptr, 16);
+            return fd <= 0x7fffffff ? static_cast<int>(fd) : -1;
+        }
+        default: return -1;
     }
 }
 
@@ -52,10 +67,9 @@ bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
 }  // namespace
 
 ConnectWatchdog::ConnectWatchdog(std::vector<sockaddr_storage> targets, std::chrono::milliseconds timeout)
-    : targets_(std::move(targets)) {
-    for_each_socket([&](int, ino_t inode) { before_.insert(inode); });
+    : connecting_tid_(::gettid()), targets_(std::move(targets)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    thread_ = std::jthread([this, deadline](std::stop_token stop) { run(stop, deadline); });
+    thread_ = std::jthread([this, deadline](std::stop_token stop) { run(std::move(stop), deadline); });
 }
 
 ConnectWatchdog::~ConnectWatchdog() {
@@ -69,25 +83,39 @@ void ConnectWatchdog::run(std::stop_token stop, std::chrono::steady_clock::time_
     // unbounded; it must not end the agent.
     (void)agent::detail::run_guarded("relp connect watchdog", [&] {
         std::unique_lock lock(mutex_);
-        if (cv_.wait_until(lock, stop, deadline, [] { return false; }) || stop.stop_requested()) return;
-        shut_new_sockets();
+        auto wake = deadline;
+        for (;;) {
+            (void)cv_.wait_until(lock, stop, wake, [] { return false; });
+            if (stop.stop_requested() || shut_own_socket()) return;
+            // The connecting thread is between two calls, or in one that names no descriptor:
+            // look again shortly (until the connect returns and the destructor stops us).
+            wake = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+        }
     });
 }
 
-void ConnectWatchdog::shut_new_sockets() {
-    for_each_socket([&](int fd, ino_t inode) {
-        if (before_.count(inode) != 0) return;
-        sockaddr_storage peer{};
-        socklen_t len = sizeof peer;
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return;
-        for (const auto& t : targets_) {
-            if (same_endpoint(peer, t)) {
-                ::shutdown(fd, SHUT_RDWR);
-                fired_.store(true);
-                return;
-            }
+bool ConnectWatchdog::shut_own_socket() {
+    const int fd = blocked_fd(connecting_tid_);
+    if (fd < 0) return false;
+    // Our own descriptor for that socket: the number `fd` may be closed and reused meanwhile.
+    const UniqueFd own(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!own.valid()) return false;
+    // Still blocked on the same number after the dup: `own` is the socket the thread waits on.
+    if (blocked_fd(connecting_tid_) != fd) return false;
+    struct stat st {};
+    if (::fstat(own.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(own.get(), reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+    for (const auto& t : targets_) {
+        if (same_endpoint(peer, t)) {
+            // Before the shutdown: the connecting thread reads fired() as soon as its read returns.
+            fired_.store(true);
+            ::shutdown(own.get(), SHUT_RDWR);  // the socket, not only our descriptor
+            return true;
         }
-    });
+    }
+    return false;
 }
 
 std::vector<sockaddr_storage> ConnectWatchdog::resolve(const std::string& host, const std::string& port) {

@@ -460,7 +460,7 @@ TEST_P(ArchiveTest, AFullDiskFailsOncePerSpellBacksOffAndRecoversByItself) {
     }
     EXPECT_EQ(archiver->stats().failures, 6u);
     std::size_t failed_alerts = 0;
-    for (const auto& a : alerts_.alerts)
+    for (const auto& a : alerts_.alerts())
         if (a.kind == "archive.failed") {
             ++failed_alerts;
             EXPECT_EQ(a.severity, Severity::critical);
@@ -518,7 +518,7 @@ TEST_P(ArchiveTest, TheArchiverThreadRecoversFromAFullDiskWithoutARestart) {
     ASSERT_TRUE(wait_for([&] { return archiver.stats().consecutive_failures == 0; }));
     archiver.stop();
     std::size_t failed_alerts = 0;
-    for (const auto& a : alerts_.alerts) failed_alerts += a.kind == "archive.failed" ? 1 : 0;
+    for (const auto& a : alerts_.alerts()) failed_alerts += a.kind == "archive.failed" ? 1 : 0;
     EXPECT_EQ(failed_alerts, 1u);
     EXPECT_TRUE(alerts_.has("archive.failed_clear"));
     EXPECT_EQ(archiver.stats().archives_written, 1u);

@@ -80,7 +80,7 @@ TEST_P(DrainTest, StoresAndAcknowledgesEverythingAndTheTrailVerifies) {
     EXPECT_EQ(report.first_seq, 1u);
     EXPECT_EQ(report.last_seq, 1370u);
     EXPECT_EQ(report.open_segments, 1u);
-    EXPECT_TRUE(alerts_.alerts.empty()) << alerts_.alerts.front().message;
+    EXPECT_TRUE(alerts_.alerts().empty()) << alerts_.alerts().front().message;
     EXPECT_EQ(drain->stats().records, 1370u);
 }
 
@@ -129,7 +129,7 @@ TEST_P(DrainTest, DataWrittenButNotCommittedIsCutOnRecoveryAndDrainedAgainWithou
     EXPECT_TRUE(report.verified()) << (report.faults.empty() ? "" : report.faults.front().message);
     EXPECT_EQ(report.records, 85u);
     EXPECT_EQ(report.last_seq, 85u);
-    EXPECT_TRUE(alerts_.alerts.empty());
+    EXPECT_TRUE(alerts_.alerts().empty());
 }
 
 TEST_P(DrainTest, ASealAppendedButNotCommittedIsUndoneOnRecovery) {
@@ -200,7 +200,7 @@ TEST_P(DrainTest, ATamperedRecordIsAlertedStoredAndStillAcknowledged) {
     e.line[at + 16] = e.line[at + 16] == '1' ? '2' : '1';
     drain_all(*drain);
     ASSERT_TRUE(alerts_.has("chain.record_mac_mismatch"));
-    EXPECT_EQ(alerts_.alerts.front().seq, 5u);
+    EXPECT_EQ(alerts_.alerts().front().seq, 5u);
     EXPECT_EQ(drain->stats().faults, 1u);
     const auto report = verify();
     EXPECT_EQ(report.records, 10u);  // nothing dropped
@@ -316,14 +316,14 @@ TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {
     module_->produce(5);
     module_->produce_at(module_->now_ms() - 500);  // within the 1 s tolerance: not an alert
     drain_all(*drain);
-    EXPECT_TRUE(alerts_.alerts.empty());
+    EXPECT_TRUE(alerts_.alerts().empty());
     module_->produce_at(module_->now_ms() - 3'600'000);  // an hour back
     module_->reboot();
     module_->produce(2);
     drain_all(*drain);
     ASSERT_TRUE(alerts_.has("module.clock_backwards"));
     ASSERT_TRUE(alerts_.has("module.boot_changed"));
-    for (const auto& a : alerts_.alerts) {
+    for (const auto& a : alerts_.alerts()) {
         if (a.kind == "module.clock_backwards") {
             EXPECT_EQ(a.seq, 7u);
         }
@@ -331,7 +331,7 @@ TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {
             EXPECT_EQ(a.seq, 8u);
         }
     }
-    EXPECT_EQ(alerts_.alerts.size(), 2u);
+    EXPECT_EQ(alerts_.alerts().size(), 2u);
     EXPECT_TRUE(verify().verified());  // the records are authentic: only the clock and the boot changed
 }
 

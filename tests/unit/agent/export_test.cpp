@@ -606,7 +606,7 @@ TEST_P(RunnerTest, ADamagedSealedSegmentIsAlertedOnceSkippedAnnouncedAndStallsNo
 
     // Exactly one store.damaged alert, naming the file and the offset, carrying the skipped range.
     std::vector<Alert> damaged;
-    for (const auto& al : alerts_.alerts)
+    for (const auto& al : alerts_.alerts())
         if (al.kind.starts_with("store.")) damaged.push_back(al);
     ASSERT_EQ(damaged.size(), 1u);
     const Alert& al = damaged[0];
@@ -679,8 +679,8 @@ TEST_P(RunnerTest, AnEncryptedChunkThatFailsAuthenticationIsSkippedToTheNextChun
     auto r = runner(log, 0);
     ASSERT_NE(r, nullptr);
     run_until(*r, 1100);
-    ASSERT_EQ(alerts_.alerts.size(), 1u);
-    const Alert& al = alerts_.alerts[0];
+    ASSERT_EQ(alerts_.alerts().size(), 1u);
+    const Alert al = alerts_.alerts()[0];
     EXPECT_EQ(al.kind, "store.damaged");
     EXPECT_NE(al.message.find(sealed[0].string() + " at byte " + std::to_string(chunks[1]) + ": chunk 1 fails"),
               std::string::npos)
@@ -711,13 +711,14 @@ TEST_P(RunnerTest, DamageInTheOpenSegmentHoldsUntilTheSegmentIsCompleteThenTheGa
     EXPECT_EQ(r->delivered_through(Stream::audit), 1000u) << "held at the damage, everything before it delivered";
     EXPECT_TRUE(st.store_held[static_cast<std::size_t>(Stream::audit)]);
     EXPECT_EQ(st.state, RunnerState::up);
-    ASSERT_EQ(alerts_.alerts.size(), 1u) << "one alert however often the hold is retried";
-    EXPECT_EQ(alerts_.alerts[0].kind, "store.damaged");
+    ASSERT_EQ(alerts_.alerts().size(), 1u) << "one alert however often the hold is retried";
+    EXPECT_EQ(alerts_.alerts()[0].kind, "store.damaged");
     EXPECT_NE(
-        alerts_.alerts[0].message.find(open_segment.filename().string() + " at byte 24: chunk 0 has an impossible"),
+        alerts_.alerts()[0].message.find(open_segment.filename().string() + " at byte 24: chunk 0 has an impossible"),
         std::string::npos)
-        << alerts_.alerts[0].message;
-    EXPECT_NE(alerts_.alerts[0].message.find("hold at record 1001"), std::string::npos) << alerts_.alerts[0].message;
+        << alerts_.alerts()[0].message;
+    EXPECT_NE(alerts_.alerts()[0].message.find("hold at record 1001"), std::string::npos)
+        << alerts_.alerts()[0].message;
 
     // The segment is sealed and a later one opens: the rest is provably skippable, announced.
     produce(100, 50);  // seals after 1250 and 1300
@@ -725,10 +726,10 @@ TEST_P(RunnerTest, DamageInTheOpenSegmentHoldsUntilTheSegmentIsCompleteThenTheGa
     st = r->stats();
     EXPECT_FALSE(st.store_held[static_cast<std::size_t>(Stream::audit)]);
     EXPECT_TRUE(st.store_error.empty());
-    ASSERT_EQ(alerts_.alerts.size(), 2u);
-    EXPECT_EQ(alerts_.alerts[1].kind, "store.damage_skipped");
-    EXPECT_EQ(skipped_range(alerts_.alerts[1].message), (std::pair<std::uint64_t, std::uint64_t>{1001, 1250}))
-        << alerts_.alerts[1].message;
+    ASSERT_EQ(alerts_.alerts().size(), 2u);
+    EXPECT_EQ(alerts_.alerts()[1].kind, "store.damage_skipped");
+    EXPECT_EQ(skipped_range(alerts_.alerts()[1].message), (std::pair<std::uint64_t, std::uint64_t>{1001, 1250}))
+        << alerts_.alerts()[1].message;
     std::set<std::string> ids(log.received.begin(), log.received.end());
     EXPECT_EQ(ids.size(), 1000u + 50u);
     EXPECT_EQ(ids.count("150123-1-1251"), 1u);
@@ -780,8 +781,8 @@ TEST_P(RunnerTest, ASegmentFileMissingBetweenOthersIsAlertedWithItsRecordsAndSki
     auto r = runner(log, 0);
     ASSERT_NE(r, nullptr);
     run_until(*r, 2500);
-    ASSERT_EQ(alerts_.alerts.size(), 1u);
-    const Alert& al = alerts_.alerts[0];
+    ASSERT_EQ(alerts_.alerts().size(), 1u);
+    const Alert al = alerts_.alerts()[0];
     EXPECT_EQ(al.kind, "store.damaged");
     EXPECT_NE(al.message.find(sealed[3].string() + " at byte 0: records 1001..1500 are in no segment before it"),
               std::string::npos)
@@ -816,9 +817,9 @@ TEST_P(RunnerTest, WithSkipDamageOffTheStreamHoldsAlertedOnceEvenWithALedger) {
     for (int i = 0; i < 1000; ++i) (void)(*opened)->run_once();
     EXPECT_GE((*opened)->delivered_through(Stream::audit), 500u);
     EXPECT_LT((*opened)->delivered_through(Stream::audit), 1000u);
-    ASSERT_EQ(alerts_.alerts.size(), 1u);
-    EXPECT_EQ(alerts_.alerts[0].kind, "store.damaged");
-    EXPECT_NE(alerts_.alerts[0].message.find("hold at record"), std::string::npos) << alerts_.alerts[0].message;
+    ASSERT_EQ(alerts_.alerts().size(), 1u);
+    EXPECT_EQ(alerts_.alerts()[0].kind, "store.damaged");
+    EXPECT_NE(alerts_.alerts()[0].message.find("hold at record"), std::string::npos) << alerts_.alerts()[0].message;
     EXPECT_FALSE(alerts_.has("exporter.down"));
     EXPECT_EQ(log.connects, 1);
 }

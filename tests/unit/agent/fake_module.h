@@ -4,13 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/api/alerts.h"
-#include "agent/engine/sample.h"
 #include "agent/api/source.h"
+#include "agent/engine/sample.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"
 #include "mac/keys.h"
@@ -131,16 +132,29 @@ private:
     std::vector<std::string> violations_;
 };
 
-/// Collects alerts.
+/// Collects alerts. Thread-safe: runners, the archiver and the drain alert from their own threads
+/// while the test reads (AlertSink's contract: alert() from any thread).
 class AlertList : public AlertSink {
 public:
-    void alert(Alert&& a) override { alerts.push_back(std::move(a)); }
+    void alert(Alert&& a) override {
+        const std::lock_guard lock(mutex_);
+        alerts_.push_back(std::move(a));
+    }
     bool has(std::string_view kind) const {
-        for (const auto& a : alerts)
+        const std::lock_guard lock(mutex_);
+        for (const auto& a : alerts_)
             if (a.kind == kind) return true;
         return false;
     }
-    std::vector<Alert> alerts;
+    /// A copy of the alerts so far, in order.
+    std::vector<Alert> alerts() const {
+        const std::lock_guard lock(mutex_);
+        return alerts_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<Alert> alerts_;
 };
 
 }  // namespace hsmaudit::agent::testing

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -97,10 +98,11 @@ protected:
             [this] { return now_ms_; });
     }
 
-    const Alert* find(std::string_view kind) const {
-        for (const auto& a : alerts_.alerts)
-            if (a.kind == kind) return &a;
-        return nullptr;
+    /// A copy: the alert list is shared with the threads that alert.
+    std::optional<Alert> find(std::string_view kind) const {
+        for (auto& a : alerts_.alerts())
+            if (a.kind == kind) return std::move(a);
+        return std::nullopt;
     }
 
     static inline int counter_ = 0;
@@ -129,7 +131,7 @@ TEST_F(RetentionTest, DeletesOnlyArchivesEveryExporterDeliveredOldestFirst) {
     EXPECT_TRUE(fs::exists(archives[3]));
     EXPECT_EQ(st->archives_deleted, 2u);
     EXPECT_EQ(st->used_bytes, usage_of(audit_dir()));
-    ASSERT_NE(find("retention.deleted"), nullptr);
+    ASSERT_NE(find("retention.deleted"), std::nullopt);
     EXPECT_EQ(st->level, QuotaLevel::warning) << "below the quota, but what is left may not be deleted";
     EXPECT_FALSE(st->acks_paused);
 
@@ -162,8 +164,8 @@ TEST_F(RetentionTest, WithNoExporterNothingIsDeletedAndAcksPauseAtTheQuota) {
     EXPECT_EQ(st->level, QuotaLevel::full);
     EXPECT_EQ(st->protected_bytes, used);
     EXPECT_EQ(calls, std::vector<bool>{true});
-    const Alert* full = find("store.quota_full");
-    ASSERT_NE(full, nullptr);
+    const auto full = find("store.quota_full");
+    ASSERT_NE(full, std::nullopt);
     EXPECT_EQ(full->severity, Severity::critical);
     EXPECT_NE(full->message.find("no exporter is configured"), std::string::npos) << full->message;
     // Again: no new alert, no second pause.
@@ -186,8 +188,8 @@ TEST_F(RetentionTest, WarnsAtTheWarningLevelWithoutPausing) {
     ASSERT_TRUE(st.has_value());
     EXPECT_EQ(st->level, QuotaLevel::warning);
     EXPECT_TRUE(calls.empty());
-    ASSERT_NE(find("store.quota_warning"), nullptr);
-    EXPECT_EQ(find("store.quota_full"), nullptr);
+    ASSERT_NE(find("store.quota_warning"), std::nullopt);
+    EXPECT_EQ(find("store.quota_full"), std::nullopt);
 }
 
 TEST_F(RetentionTest, AnArchiveWhoseManifestCannotBeReadIsNeverDeletedNorAnythingAfterIt) {
@@ -214,8 +216,8 @@ TEST_F(RetentionTest, AtTheQuotaTheDrainStopsAcknowledgingAndResumesWhenSpaceIsF
     ASSERT_TRUE(st.has_value());
     ASSERT_TRUE(st->acks_paused);
     EXPECT_TRUE(drain_->stats().acks_paused);
-    const Alert* paused = find("drain.acks_paused");
-    ASSERT_NE(paused, nullptr);
+    const auto paused = find("drain.acks_paused");
+    ASSERT_NE(paused, std::nullopt);
     EXPECT_EQ(paused->severity, Severity::critical);
     EXPECT_EQ(paused->time_ms, now_ms_);
 
@@ -236,7 +238,7 @@ TEST_F(RetentionTest, AtTheQuotaTheDrainStopsAcknowledgingAndResumesWhenSpaceIsF
     module_->set_blocked(true);
     now_ms_ += 1'000;
     ASSERT_TRUE(drain_->step().has_value());
-    EXPECT_NE(find("module.blocked"), nullptr);
+    EXPECT_NE(find("module.blocked"), std::nullopt);
     EXPECT_EQ(drain_->stats().last_step_ms, now_ms_) << "paused on purpose is not stuck (watchdog)";
 
     // The operator copies the archive off the box and deletes it: the drain resumes.
@@ -246,8 +248,8 @@ TEST_F(RetentionTest, AtTheQuotaTheDrainStopsAcknowledgingAndResumesWhenSpaceIsF
     ASSERT_TRUE(st.has_value());
     EXPECT_FALSE(st->acks_paused);
     EXPECT_FALSE(drain_->stats().acks_paused);
-    const Alert* resumed = find("drain.acks_resumed");
-    ASSERT_NE(resumed, nullptr);
+    const auto resumed = find("drain.acks_resumed");
+    ASSERT_NE(resumed, std::nullopt);
     EXPECT_EQ(resumed->time_ms, now_ms_);
     module_->set_blocked(false);
     drain_all();
@@ -279,10 +281,10 @@ TEST_F(RetentionTest, WhenStatvfsSaysTheDiskIsFullTheDrainPausesAndResumesOnceSp
     EXPECT_TRUE(st->disk_full);
     EXPECT_TRUE(st->acks_paused);
     EXPECT_TRUE(drain_->stats().acks_paused);
-    const Alert* full = find("store.disk_full");
-    ASSERT_NE(full, nullptr);
+    const auto full = find("store.disk_full");
+    ASSERT_NE(full, std::nullopt);
     EXPECT_EQ(full->severity, Severity::critical);
-    ASSERT_NE(find("drain.acks_paused"), nullptr);
+    ASSERT_NE(find("drain.acks_paused"), std::nullopt);
 
     // Nothing is read from the module while paused.
     const std::uint64_t acked = module_->acked();
@@ -296,7 +298,7 @@ TEST_F(RetentionTest, WhenStatvfsSaysTheDiskIsFullTheDrainPausesAndResumesOnceSp
     ASSERT_TRUE(st.has_value());
     EXPECT_TRUE(st->acks_paused);
     std::size_t full_alerts = 0;
-    for (const auto& a : alerts_.alerts) full_alerts += a.kind == "store.disk_full" ? 1 : 0;
+    for (const auto& a : alerts_.alerts()) full_alerts += a.kind == "store.disk_full" ? 1 : 0;
     EXPECT_EQ(full_alerts, 1u);
 
     available = 8 << 20;
@@ -306,8 +308,8 @@ TEST_F(RetentionTest, WhenStatvfsSaysTheDiskIsFullTheDrainPausesAndResumesOnceSp
     EXPECT_FALSE(st->acks_paused);
     EXPECT_EQ(st->available_bytes, std::optional<std::uint64_t>(8 << 20));
     EXPECT_FALSE(drain_->stats().acks_paused);
-    EXPECT_NE(find("store.disk_full_clear"), nullptr);
-    EXPECT_NE(find("drain.acks_resumed"), nullptr);
+    EXPECT_NE(find("store.disk_full_clear"), std::nullopt);
+    EXPECT_NE(find("drain.acks_resumed"), std::nullopt);
     drain_all();
     EXPECT_TRUE(module_->violations().empty());
 }
@@ -336,7 +338,7 @@ TEST_F(RetentionTest, OnAFullDiskDeletionStillWorksAndTheFailedDirectoryFsyncIsN
     EXPECT_GT(faulty.calls(hsmaudit::testing::FsOp::unlink), 0u) << "deletions go through the FileSystem";
     EXPECT_GT(faulty.injected(), 0u) << "the directory fsync failed";
     EXPECT_EQ(st->failures, 0u);
-    EXPECT_EQ(find("retention.failed"), nullptr);
+    EXPECT_EQ(find("retention.failed"), std::nullopt);
     EXPECT_EQ(calls, std::vector<bool>{true}) << "the disk is still full";
 }
 
@@ -365,7 +367,7 @@ TEST_F(RetentionTest, AFailedDeletionIsAlertedOnceCountedAndRetriedAtTheNextChec
         EXPECT_NE(st->last_error.find(archive), std::string::npos) << st->last_error;
     }
     std::size_t failed_alerts = 0;
-    for (const auto& a : alerts_.alerts) failed_alerts += a.kind == "retention.failed" ? 1 : 0;
+    for (const auto& a : alerts_.alerts()) failed_alerts += a.kind == "retention.failed" ? 1 : 0;
     EXPECT_EQ(failed_alerts, 1u) << "once per failing spell";
     EXPECT_EQ(calls, std::vector<bool>{true});
 
@@ -374,7 +376,7 @@ TEST_F(RetentionTest, AFailedDeletionIsAlertedOnceCountedAndRetriedAtTheNextChec
     EXPECT_FALSE(fs::exists(archive));
     EXPECT_EQ(st->consecutive_failures, 0u);
     EXPECT_TRUE(st->last_error.empty());
-    EXPECT_NE(find("retention.failed_clear"), nullptr);
+    EXPECT_NE(find("retention.failed_clear"), std::nullopt);
     EXPECT_EQ(calls, (std::vector<bool>{true, false}));
 }
 
@@ -400,7 +402,7 @@ TEST_F(RetentionTest, AnExceptionInTheThreadStopsRetentionWithAnAlertInsteadOfEn
     retention.stop();
     EXPECT_TRUE(retention.stats().stopped);
     EXPECT_NE(retention.stats().last_error.find("cursor boom"), std::string::npos);
-    EXPECT_NE(find("retention.crashed"), nullptr);
+    EXPECT_NE(find("retention.crashed"), std::nullopt);
 }
 
 }  // namespace

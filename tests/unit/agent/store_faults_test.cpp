@@ -98,7 +98,8 @@ struct Rig {
         EXPECT_EQ(r->records, produced);
         EXPECT_EQ(r->first_seq, produced == 0 ? 0u : 1u);
         EXPECT_EQ(r->last_seq, produced);
-        for (const Alert& a : alerts.alerts) EXPECT_FALSE(a.kind.starts_with("chain.")) << a.kind << ": " << a.message;
+        for (const Alert& a : alerts.alerts())
+            EXPECT_FALSE(a.kind.starts_with("chain.")) << a.kind << ": " << a.message;
     }
 };
 
