@@ -18,7 +18,8 @@
 
 namespace hsmaudit::base {
 
-/// Where bytes come from: a file today, a member of a tar archive tomorrow.
+/// Where bytes come from: a file (FileSource), a member of a tar archive (the archiver's
+/// TarMemberSource), an encrypted segment's plaintext (mac::EncryptedFileSource).
 class ByteSource {
 public:
     virtual ~ByteSource() = default;

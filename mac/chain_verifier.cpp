@@ -33,46 +33,63 @@ void ChainVerifier::fault(FaultKind kind, std::uint64_t line, std::uint64_t seq,
     sink_(Fault{kind, file_, line, seq, std::move(message)});
 }
 
-bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file) {
+bool ChainVerifier::accept_epoch(std::uint64_t epoch, std::uint64_t line_no, std::uint64_t seq) {
+    if (!epoch_in_range(epoch)) {
+        fault(FaultKind::epoch_out_of_range, line_no, seq,
+              "epoch " + std::to_string(epoch) + " is more than " + std::to_string(kMaxEpochStep) +
+                  " epochs beyond epoch " + std::to_string(reach_) +
+                  ", the furthest verified: a forged or corrupted epoch; not verified");
+        return false;
+    }
+    reach_ = std::max(reach_, epoch);
+    return true;
+}
+
+bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_text, std::string_view file,
+                                  std::uint64_t line_no) {
     file_ = std::string(file);
     if (end_ && open.epoch <= end_->epoch) {
         if (open.epoch == end_->epoch) {
-            fault(FaultKind::segment_duplicate, 1, 0,
+            fault(FaultKind::segment_duplicate, line_no, 0,
                   "epoch " + std::to_string(open.epoch) + " appears again (also in " + end_->file +
                       "): duplicated or replayed segment");
         } else {
-            fault(FaultKind::segment_duplicate, 1, 0,
+            fault(FaultKind::segment_duplicate, line_no, 0,
                   "epoch " + std::to_string(open.epoch) + " comes after epoch " + std::to_string(end_->epoch) +
                       ": replayed segment");
         }
         return false;
     }
+    if (!accept_epoch(open.epoch, line_no, open.first_seq)) return false;
     if (serial_.empty()) serial_ = open.serial;
     if (end_ && open.epoch > end_->epoch + 1) {
-        fault(FaultKind::segment_missing, 1, open.first_seq,
+        fault(FaultKind::segment_missing, line_no, open.first_seq,
               range_text(end_->epoch + 1, open.epoch - 1, "segment of epoch") + " missing (" +
                   (open.first_seq > end_->next_seq ? range_text(end_->next_seq, open.first_seq - 1, "record")
                                                    : std::string("no records")) +
                   ")");
     } else if (end_) {
         if (open.prev != end_->end_mac)
-            fault(FaultKind::chain_link_broken, 1, open.first_seq,
+            fault(FaultKind::chain_link_broken, line_no, open.first_seq,
                   "does not continue " + end_->file + ": its 'prev' is not that segment's last MAC");
         if (open.first_seq > end_->next_seq)
-            fault(FaultKind::sequence_gap, 1, end_->next_seq,
+            fault(FaultKind::sequence_gap, line_no, end_->next_seq,
                   range_text(end_->next_seq, open.first_seq - 1, "record") + " missing between " + end_->file +
                       " and this segment");
         else if (open.first_seq < end_->next_seq)
-            fault(FaultKind::sequence_duplicate, 1, open.first_seq,
+            fault(FaultKind::sequence_duplicate, line_no, open.first_seq,
                   "starts at record " + std::to_string(open.first_seq) + " but " + end_->file + " already reached " +
                       std::to_string(end_->next_seq - 1));
     }
     if (open.serial != serial_)
-        fault(FaultKind::foreign_module, 1, 0,
+        fault(FaultKind::foreign_module, line_no, 0,
               "module serial " + open.serial + " differs from the chain's serial " + serial_);
 
     in_segment_ = true;
+    mid_segment_ = false;
+    start_unknown_ = false;
     open_ = open;
+    open_line_ = line_no;
     check_macs_ = deriver_.has_value() && macs_enabled_;
     open_mac_ok_ = true;
     if (check_macs_) {
@@ -103,6 +120,50 @@ bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_te
     totals_ = SegmentTotals{};
     totals_.first_seq = open.first_seq;
     return true;
+}
+
+bool ChainVerifier::begin_at(const ChainPosition& at, std::string_view file, std::uint64_t line_no) {
+    file_ = std::string(file);
+    if (!accept_epoch(at.epoch, line_no, at.next_seq)) return false;
+    if (serial_.empty()) serial_ = at.serial;
+    in_segment_ = true;
+    mid_segment_ = true;
+    start_unknown_ = !at.prev.has_value();
+    // What the seal is checked against: the open line's fields this position knows.
+    open_ = OpenLine{};
+    if (pub_) open_.chain = pub_->chain;
+    open_.serial = serial_;
+    open_.epoch = at.epoch;
+    open_.first_seq = at.next_seq;
+    open_.prev = at.prev.value_or(Mac{});
+    open_line_ = line_no;
+    check_macs_ = deriver_.has_value() && macs_enabled_ && hmac_->rekey(deriver_->key_for(at.epoch));
+    open_mac_ok_ = true;
+    first_record_ = false;  // the wrong-key verdict needs the open line: a full segment gives it
+    compute_digest_ = false;
+    digest_valid_ = false;
+    expected_ = at.next_seq;
+    last_seq_ = 0;  // as begin_segment(): both give the same kinds for the same records
+    prev_mac_ = open_.prev;
+    sealed_ = false;
+    after_seal_reported_ = false;
+    torn_ = false;
+    totals_ = SegmentTotals{};
+    totals_.first_seq = at.next_seq;
+    return true;
+}
+
+bool ChainVerifier::record_verifies(std::string_view line, std::uint64_t epoch, const Mac& prev) {
+    if (!deriver_ || !macs_enabled_ || !epoch_in_range(epoch)) return false;
+    auto rec = split_record_line(line);
+    if (!rec) return false;
+    if (!probe_) {
+        auto h = HmacSha256::create(Bytes32{});
+        if (!h) return false;
+        probe_.emplace(std::move(*h));
+    }
+    if (!probe_->rekey(deriver_->key_for(epoch))) return false;
+    return equal_ct(probe_->compute(as_bytes(rec->body), prev), rec->mac);
 }
 
 void ChainVerifier::line(std::string_view text, std::uint64_t line_no, bool terminated, bool too_long) {
@@ -144,7 +205,16 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
         fault(FaultKind::malformed_line, line_no, 0, rec.error().message);
         return;
     }
-    const bool mac_ok = !check_macs_ || equal_ct(hmac_->compute(as_bytes(rec->body), prev_mac_), rec->mac);
+    // A position begun without a MAC (begin_at): the first record is the start, as a file verifier
+    // given a recent range takes the first record it reads; its MAC links it to nothing known.
+    const bool start = start_unknown_;
+    if (start) {
+        start_unknown_ = false;
+        expected_ = rec->seq;
+        totals_.first_seq = rec->seq;
+        open_.first_seq = rec->seq;
+    }
+    const bool mac_ok = !check_macs_ || start || equal_ct(hmac_->compute(as_bytes(rec->body), prev_mac_), rec->mac);
     if (check_macs_ && first_record_ && !wrong_key_checked_) {
         wrong_key_checked_ = true;
         if (!mac_ok && !open_mac_ok_) {
@@ -159,7 +229,7 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
         }
     }
     if (first_record_ && check_macs_ && !open_mac_ok_)
-        fault(FaultKind::open_mac_mismatch, 1, 0, "the open line was modified (MAC mismatch)");
+        fault(FaultKind::open_mac_mismatch, open_line_, 0, "the open line was modified (MAC mismatch)");
     first_record_ = false;
     const bool mac_bad = check_macs_ && !mac_ok;
     const std::string suffix = mac_bad ? " (its MAC fails too)" : "";
@@ -201,14 +271,24 @@ void ChainVerifier::seal_line(std::string_view text, std::uint64_t line_no) {
         return;
     }
     const SealLine& s = parsed->seal;
-    if (s.chain != open_.chain || s.serial != open_.serial || s.epoch != open_.epoch)
+    // Begun mid-segment (begin_at), the chain and serial are the key's and the stream's (when
+    // known); the seal's count and first record cannot be checked, its last record and final MAC can.
+    const bool chain_ok = s.chain == open_.chain || (mid_segment_ && !pub_);
+    const bool serial_ok = s.serial == open_.serial || (mid_segment_ && open_.serial.empty());
+    if (!chain_ok || !serial_ok || s.epoch != open_.epoch)
         fault(FaultKind::seal_mismatch, line_no, 0, "the seal names another chain, module or epoch than the open line");
-    if (s.records != totals_.records || s.first_seq != open_.first_seq || s.last_seq != expected_ - 1)
+    if (!mid_segment_ &&
+        (s.records != totals_.records || s.first_seq != open_.first_seq || s.last_seq != expected_ - 1))
         fault(FaultKind::seal_mismatch, line_no, 0,
               "the seal covers records " + std::to_string(s.first_seq) + " to " + std::to_string(s.last_seq) + " (" +
                   std::to_string(s.records) + ") but the segment holds " + std::to_string(totals_.records) +
                   " records up to " + std::to_string(expected_ - 1));
-    if (s.final_mac != prev_mac_)
+    const bool position_known = !mid_segment_ || !start_unknown_;
+    if (mid_segment_ && position_known && s.last_seq != expected_ - 1)
+        fault(FaultKind::seal_mismatch, line_no, 0,
+              "the seal's last record is " + std::to_string(s.last_seq) + " but the chain reached record " +
+                  std::to_string(expected_ - 1));
+    if (position_known && s.final_mac != prev_mac_)
         fault(FaultKind::seal_mismatch, line_no, 0, "the seal's final MAC is not the last record's MAC");
     if (compute_digest_ && digest_valid_ && s.digest != digest_)
         fault(FaultKind::digest_mismatch, line_no, 0, "the bytes before the seal are not the bytes that were sealed");
@@ -223,13 +303,17 @@ SegmentTotals ChainVerifier::end_segment(bool newest_unsealed_ok) {
     // stays where the last verified segment left it.
     if (!in_segment_) return SegmentTotals{};
     if (check_macs_ && first_record_ && !open_mac_ok_)
-        fault(FaultKind::open_mac_mismatch, 1, 0, "the open line does not verify (modified, or the key is wrong)");
+        fault(FaultKind::open_mac_mismatch, open_line_, 0,
+              "the open line does not verify (modified, or the key is wrong)");
     if (!sealed_ && !newest_unsealed_ok)
         fault(FaultKind::seal_missing, 0, 0, "not sealed: truncated, or its seal was removed");
     totals_.sealed = sealed_;
     totals_.last_seq = expected_ - 1;
-    end_ = ChainEnd{open_.epoch, expected_, prev_mac_, file_};
+    // Begun at an unknown position and no record seen: nothing is known of where the chain stands.
+    if (!(mid_segment_ && start_unknown_)) end_ = ChainEnd{open_.epoch, expected_, prev_mac_, file_};
     in_segment_ = false;
+    mid_segment_ = false;
+    start_unknown_ = false;
     return totals_;
 }
 

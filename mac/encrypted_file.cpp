@@ -112,9 +112,51 @@ Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
     return {};
 }
 
-EncryptedFileSource::EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt,
-                                         std::string path)
-    : file_(std::move(file)), salt_(salt), file_key_(file_key_of(store_key, salt)), path_(std::move(path)) {}
+std::optional<Salt> parse_encrypted_header(std::string_view header) {
+    if (header.size() < kEncryptedHeaderBytes || !is_encrypted(header)) return std::nullopt;
+    Salt salt{};
+    std::memcpy(salt.data(), header.data() + kEncryptedMagic.size(), salt.size());
+    return salt;
+}
+
+ChunkDecoder::ChunkDecoder(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index)
+    : salt_(salt), file_key_(file_key_of(store_key, salt)), index_(next_index) {}
+
+ChunkDecoder::~ChunkDecoder() {
+    secure_zero(file_key_.data(), file_key_.size());
+}
+
+ChunkStep ChunkDecoder::decode(std::string_view bytes) {
+    ChunkStep step;
+    if (bytes.size() < 4) {
+        step.bytes = 4;
+        return step;
+    }
+    std::uint32_t len = 0;
+    for (char c : bytes.substr(0, 4)) len = (len << 8) | static_cast<std::uint8_t>(c);
+    if (len == 0 || len > kMaxChunkBytes) {
+        step.status = ChunkStatus::damaged;
+        step.why = "chunk " + std::to_string(index_) + " has an impossible length (" + std::to_string(len) + " bytes)";
+        return step;
+    }
+    step.bytes = kChunkOverheadBytes + len;
+    if (bytes.size() < step.bytes) return step;
+    auto plain = aes256gcm_open(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)),
+                                as_bytes(bytes.substr(4, len)), as_bytes(bytes.substr(4 + len, 16)));
+    if (!plain) {
+        step.status = ChunkStatus::damaged;
+        step.why = "chunk " + std::to_string(index_) + " fails authentication (altered, or another chain's key)";
+        return step;
+    }
+    step.status = ChunkStatus::chunk;
+    step.plaintext = std::move(*plain);
+    ++index_;
+    return step;
+}
+
+EncryptedFileSource::EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key,
+                                         const Salt& salt, std::string path)
+    : file_(std::move(file)), decoder_(store_key, salt), path_(std::move(path)) {}
 
 Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(const std::string& path,
                                                                        const Bytes32& store_key) {
@@ -128,67 +170,39 @@ Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::uniq
     char header[kEncryptedHeaderBytes];
     auto n = read_full(*raw, header);
     if (!n) return std::move(n).error();
-    if (*n != sizeof header || !is_encrypted(std::string_view(header, sizeof header)))
-        return make_error(errc::bad_format, name + " is not an hsmaudit encrypted file");
-    Salt salt{};
-    std::memcpy(salt.data(), header + kEncryptedMagic.size(), salt.size());
+    const auto salt = parse_encrypted_header(std::string_view(header, *n));
+    if (!salt) return make_error(errc::bad_format, name + " is not an hsmaudit encrypted file");
     return std::unique_ptr<EncryptedFileSource>(
-        new EncryptedFileSource(std::move(raw), store_key, salt, std::move(name)));
+        new EncryptedFileSource(std::move(raw), store_key, *salt, std::move(name)));
 }
 
 Result<bool> EncryptedFileSource::next_chunk() {
-    char len_bytes[4];
-    auto n = read_full(*file_, len_bytes);
-    if (!n) return std::move(n).error();
-    if (*n == 0) return false;
-    if (*n < 4) {
-        damage_ = "torn chunk header at byte " + std::to_string(valid_bytes_);
-        return false;
+    // The decoder says how many bytes the chunk needs: its length first, then the whole chunk.
+    std::string bytes;
+    for (;;) {
+        auto step = decoder_.decode(bytes);
+        if (step.status == ChunkStatus::chunk) {
+            plain_ = std::move(step.plaintext);
+            plain_pos_ = 0;
+            valid_bytes_ += step.bytes;
+            return true;
+        }
+        if (step.status == ChunkStatus::damaged) {
+            damage_ = step.why + " at byte " + std::to_string(valid_bytes_);
+            return false;
+        }
+        const std::size_t have = bytes.size();
+        bytes.resize(step.bytes);
+        auto n = read_full(*file_, std::span<char>(bytes.data() + have, bytes.size() - have));
+        if (!n) return std::move(n).error();
+        if (have + *n < bytes.size()) {
+            if (have + *n == 0) return false;  // the end, at a chunk boundary
+            damage_ = (have + *n < 4 ? "torn chunk header at byte "
+                                     : "torn chunk " + std::to_string(decoder_.next_index()) + " at byte ") +
+                      std::to_string(valid_bytes_);
+            return false;
+        }
     }
-    std::uint32_t len = 0;
-    for (char c : len_bytes) len = (len << 8) | static_cast<std::uint8_t>(c);
-    if (len == 0 || len > kMaxChunkBytes) {
-        damage_ = "chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_) + " has a bad length";
-        return false;
-    }
-    std::string sealed(len + 16, '\0');
-    n = read_full(*file_, sealed);
-    if (!n) return std::move(n).error();
-    if (*n != sealed.size()) {
-        damage_ = "torn chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_);
-        return false;
-    }
-    auto plain = aes256gcm_open(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)),
-                                as_bytes(std::string_view(sealed).substr(0, len)),
-                                as_bytes(std::string_view(sealed).substr(len)));
-    if (!plain) {
-        damage_ = "chunk " + std::to_string(index_) + " at byte " + std::to_string(valid_bytes_) +
-                  " fails authentication (altered, or another chain's key)";
-        return false;
-    }
-    plain_ = std::move(*plain);
-    plain_pos_ = 0;
-    ++index_;
-    valid_bytes_ += 4 + len + 16;
-    return true;
-}
-
-ChunkOpener::ChunkOpener(const Bytes32& store_key, const Salt& salt)
-    : salt_(salt), file_key_(file_key_of(store_key, salt)) {}
-
-ChunkOpener::~ChunkOpener() {
-    secure_zero(file_key_.data(), file_key_.size());
-}
-
-Result<std::string> ChunkOpener::open(std::uint64_t index, std::string_view sealed) const {
-    if (sealed.size() <= 16) return make_error(errc::bad_format, "an encrypted chunk is shorter than its tag");
-    const std::size_t len = sealed.size() - 16;
-    auto plain = aes256gcm_open(file_key_, nonce_of(index), as_bytes(aad_of(salt_, index)),
-                                as_bytes(sealed.substr(0, len)), as_bytes(sealed.substr(len)));
-    if (!plain)
-        return make_error(errc::bad_format,
-                          "chunk " + std::to_string(index) + " fails authentication (altered, or another chain's key)");
-    return std::move(*plain);
 }
 
 Result<std::size_t> EncryptedFileSource::read(std::span<char> out) {
@@ -227,8 +241,8 @@ Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string&
     return std::unique_ptr<base::ByteSource>(std::move(*again));
 }
 
-Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw, const std::string& name,
-                                                        const AuditKey* key) {
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw,
+                                                              const std::string& name, const AuditKey* key) {
     std::string prefix(kEncryptedMagic.size(), '\0');
     auto n = read_full(*raw, prefix);
     if (!n) return std::move(n).error();

@@ -3,7 +3,7 @@
 // derived from the audit secret. Chunks are appended as the file grows (one per durable
 // batch), so an open segment stays appendable and a crash can only tear the last chunk.
 //
-// Thread-safety: ChunkSealer and EncryptedFileSource are used by one thread at a time.
+// Thread-safety: ChunkSealer, ChunkDecoder and EncryptedFileSource are used by one thread at a time.
 #pragma once
 
 #include <array>
@@ -13,10 +13,10 @@
 #include <string>
 #include <string_view>
 
-#include "mac/crypto.h"
-#include "mac/keys.h"
 #include "base/line_reader.h"
 #include "base/result.h"
+#include "mac/crypto.h"
+#include "mac/keys.h"
 
 namespace hsmaudit::mac {
 
@@ -57,22 +57,52 @@ private:
     std::uint64_t index_ = 0;
 };
 
-/// Opens the chunks of one encrypted file one at a time, for a reader that follows a file as it
-/// grows (agent/engine/export/store_source.cpp) rather than reading it as one stream.
-class ChunkOpener {
-public:
-    ChunkOpener(const Bytes32& store_key, const Salt& salt);
-    ~ChunkOpener();
-    ChunkOpener(ChunkOpener&&) noexcept = default;
-    ChunkOpener& operator=(ChunkOpener&&) noexcept = default;
+/// The salt in an encrypted file's 24-byte header; nullopt if `header` is shorter than a header
+/// or does not start with the magic. The one parser of the header (the readers all call it).
+std::optional<Salt> parse_encrypted_header(std::string_view header);
 
-    /// The plaintext of chunk `index`, given what follows its 4-byte length: the ciphertext and
-    /// the 16-byte tag. An error if it fails authentication.
-    [[nodiscard]] Result<std::string> open(std::uint64_t index, std::string_view ciphertext_and_tag) const;
+/// What ChunkDecoder::decode() found at a chunk boundary.
+enum class ChunkStatus {
+    need_more,  // the chunk is not complete in the bytes given (being written, or torn at the end)
+    chunk,      // a chunk that authenticates: `plaintext`
+    damaged,    // a chunk that cannot be read: `why`
+};
+
+struct ChunkStep {
+    ChunkStatus status = ChunkStatus::need_more;
+    /// need_more: the bytes the chunk needs in all, counted from its start (4 while its length is
+    /// unknown). chunk: the bytes it took. damaged: the bytes it takes if its length is intact
+    /// (where the next chunk starts), 0 if the length itself is impossible (framing lost).
+    std::size_t bytes = 0;
+    std::string plaintext;
+    std::string why;  // damaged: "chunk <n> fails authentication (...)" or "... impossible length ..."
+};
+
+/// The one decoder of the chunk framing (4-byte big-endian length, ciphertext, 16-byte tag; the
+/// nonce and associated data bind each chunk to its file and index): every reader of encrypted
+/// files decodes through it, incrementally, as the bytes arrive. The caller keeps the bytes from
+/// the current chunk's start and calls decode() again when more arrive; decode() never consumes
+/// anything itself, so a caller may hand it the whole rest of a file or exactly `bytes` bytes.
+class ChunkDecoder {
+public:
+    /// For the file whose header holds `salt`, starting at chunk `next_index`.
+    ChunkDecoder(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index = 0);
+    ~ChunkDecoder();
+    ChunkDecoder(ChunkDecoder&&) noexcept = default;
+    ChunkDecoder& operator=(ChunkDecoder&&) noexcept = default;
+
+    /// Decodes the chunk at the start of `bytes` (which begin at a chunk boundary). A chunk that
+    /// authenticates advances next_index(); need_more and damaged leave it.
+    ChunkStep decode(std::string_view bytes);
+    /// Passes over a damaged chunk whose length was intact: the next chunk has the next index.
+    void skip() { ++index_; }
+    [[nodiscard]] std::uint64_t next_index() const { return index_; }
+    [[nodiscard]] const Salt& salt() const { return salt_; }
 
 private:
     Salt salt_{};
     Bytes32 file_key_{};
+    std::uint64_t index_ = 0;
 };
 
 /// Reads an encrypted file as its plaintext. Damage (a torn or unauthentic chunk) ends the
@@ -81,26 +111,25 @@ class EncryptedFileSource final : public base::ByteSource {
 public:
     static Result<std::unique_ptr<EncryptedFileSource>> open(const std::string& path, const Bytes32& store_key);
     /// The same over any byte source (a member of an archive); `name` names it in messages.
-    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<base::ByteSource> raw, const Bytes32& store_key,
-                                                             std::string name);
+    static Result<std::unique_ptr<EncryptedFileSource>> open(std::unique_ptr<base::ByteSource> raw,
+                                                             const Bytes32& store_key, std::string name);
     Result<std::size_t> read(std::span<char> out) override;
     std::optional<std::string> damage() const override { return damage_; }
     /// File offset just past the last good chunk (where an appender may resume).
     [[nodiscard]] std::uint64_t valid_bytes() const { return valid_bytes_; }
-    [[nodiscard]] std::uint64_t chunks() const { return index_; }
-    [[nodiscard]] const Salt& salt() const { return salt_; }
+    [[nodiscard]] std::uint64_t chunks() const { return decoder_.next_index(); }
+    [[nodiscard]] const Salt& salt() const { return decoder_.salt(); }
 
 private:
-    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt, std::string path);
+    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt,
+                        std::string path);
     Result<bool> next_chunk();
 
     std::unique_ptr<base::ByteSource> file_;
-    Salt salt_{};
-    Bytes32 file_key_{};
+    ChunkDecoder decoder_;
     std::string path_;
     std::string plain_;
     std::size_t plain_pos_ = 0;
-    std::uint64_t index_ = 0;
     std::uint64_t valid_bytes_ = kEncryptedHeaderBytes;
     std::optional<std::string> damage_;
     bool done_ = false;
@@ -110,7 +139,7 @@ private:
 /// of `key` (an error naming the file if no key is available).
 Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string& path, const AuditKey* key);
 /// The same for bytes from any source (a member of an archive) named `name` in messages.
-Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw, const std::string& name,
-                                                        const AuditKey* key);
+Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<base::ByteSource> raw,
+                                                              const std::string& name, const AuditKey* key);
 
 }  // namespace hsmaudit::mac

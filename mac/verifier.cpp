@@ -41,6 +41,7 @@ std::string_view to_string(FaultKind kind) {
         case FaultKind::anchor_bad_signature: return "anchor_bad_signature";
         case FaultKind::anchor_mismatch: return "anchor_mismatch";
         case FaultKind::trail_truncated: return "trail_truncated";
+        case FaultKind::epoch_out_of_range: return "epoch_out_of_range";
     }
     return "unknown";
 }

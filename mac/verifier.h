@@ -47,8 +47,9 @@ enum class FaultKind : std::uint8_t {
     anchor_bad_signature,  // a checkpoint given with --anchors is not signed by this chain's key
     anchor_mismatch,       // the trail's record at a checkpoint's sequence has another MAC
     trail_truncated,       // a checkpoint proves records beyond the trail's end (truncated or rolled back)
+    epoch_out_of_range,    // an epoch too far beyond the chain's (chain_verifier.h kMaxEpochStep): not verified
 };
-inline constexpr std::size_t kFaultKindCount = 25;
+inline constexpr std::size_t kFaultKindCount = 26;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {

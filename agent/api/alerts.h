@@ -11,7 +11,6 @@
 namespace hsmaudit::agent {
 
 enum class Severity : std::uint8_t { info, warning, critical };
-// Inline: agent_api is header-only (formats and exporters link it without the engine).
 inline std::string_view to_string(Severity s) {
     switch (s) {
         case Severity::info: return "info";

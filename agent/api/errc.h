@@ -1,4 +1,5 @@
-// Error codes of the agent module (hsmauditd and the hsmaudit CLI). See base/result.h.
+// Error codes of the agent's layers (api, engine, tools, daemon, the CLI) and of the exporter
+// modules without codes of their own (exporters/common, exporters/formats). See base/result.h.
 #pragma once
 
 #include <string>

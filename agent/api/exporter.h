@@ -26,9 +26,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/api/agent_status.h"
 #include "agent/api/alerts.h"
-#include "base/config/config.h"
 #include "agent/api/event.h"
+#include "base/config/config.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent {
@@ -84,10 +85,10 @@ struct ExporterContext {
         config;  // read "exporters.<name>.<type>.<key>" (declared by the factory as "exporters.*.<type>.<key>")
     std::string state_dir;  // <state>/export/<name>: the exporter's own files (created 0700)
     AlertSink& alerts;
-    /// A snapshot of the agent's state, as `hsmaudit status --json` shows it (ring, drain, store,
-    /// module, exporters...), for exporters that report state (SNMP varbinds). Callable from any
-    /// thread; may be empty in tests.
-    std::function<nlohmann::json()> agent_status;
+    /// The agent's latest status snapshot (agent/api/agent_status.h: module, ring, drain, store,
+    /// exporters...), for exporters that report state (SNMP varbinds). Callable from any thread;
+    /// may be empty, or return nullptr, in tests.
+    AgentStatusProvider agent_status;
 };
 
 /// One kind of exporter, as the registration list names it.

@@ -13,13 +13,13 @@
 #include <memory>
 #include <optional>
 
-#include "agent/engine/config_keys.h"
-#include "agent/daemon/service.h"
 #include "agent/api/thread_guard.h"
+#include "agent/daemon/exporter_registry.h"
+#include "agent/daemon/service.h"
+#include "agent/engine/config_keys.h"
 #include "base/logger.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/prometheus/errc.h"
-#include "agent/daemon/exporter_registry.h"
 
 namespace {
 
@@ -129,8 +129,6 @@ int main(int argc, char** argv) {
 
     std::uint64_t watchdog_usec = 0;
     const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-    const std::int64_t status_interval = (*service)->status_file_interval_ms();
-    std::int64_t last_status = 0;
     std::uint64_t main_loop_failures = 0;
     for (;;) {
         timespec timeout{0, 200'000'000};
@@ -156,10 +154,8 @@ int main(int argc, char** argv) {
             const std::int64_t now = wall_clock_ms();
             if (watchdog && (*service)->healthy(now, static_cast<std::int64_t>(watchdog_usec / 1000)))
                 notify("WATCHDOG=1");
-            if (now - last_status >= status_interval) {
-                last_status = now;
-                (void)(*service)->write_status();  // failures: counted, backed off and logged (rate-limited) there
-            }
+            // The status snapshot (exporters read it) each second, status.json every agent.status_interval.
+            (*service)->tick(now);
             main_loop_failures = 0;
         } catch (const std::exception& e) {
             if (main_loop_failures++ % 100 == 0)

@@ -1,6 +1,6 @@
 // The explicit list of exporter kinds hsmauditd knows (Envoy-style registration: no static
 // self-registration). To add a kind: write exporters/<kind>/ with a factory function returning
-// an agent::ExporterFactory, add it to builtin_exporters() in registry.cpp and its library to
+// an agent::ExporterFactory, add it to builtin_exporters() in exporter_registry.cpp and its library to
 // HSMAUDIT_EXPORTER_LIBS (docs/ARCHITECTURE.md, "How to add an exporter").
 #pragma once
 

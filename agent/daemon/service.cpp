@@ -5,16 +5,16 @@
 #include <chrono>
 #include <filesystem>
 
-#include "agent/engine/config_keys.h"
 #include "agent/api/errc.h"
+#include "agent/engine/config_keys.h"
 #include "agent/engine/export/probe.h"
-#include "base/logger.h"
 #include "agent/engine/pipeline/probe.h"
 #include "agent/engine/store/probe.h"
 #include "agent/engine/store/state_layout.h"
+#include "base/files.h"
+#include "base/logger.h"
 #include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
-#include "base/files.h"
 #include "mac/record.h"
 
 namespace hsmaudit::agent {
@@ -31,7 +31,8 @@ std::string status_file_path(const std::string& state_dir) {
     return (fs::path(state_dir) / "status.json").string();
 }
 
-Service::Service(base::Config config, ServicePlugins plugins) : config_(std::move(config)), plugins_(std::move(plugins)) {}
+Service::Service(base::Config config, ServicePlugins plugins)
+    : config_(std::make_shared<const base::Config>(std::move(config))), plugins_(std::move(plugins)) {}
 
 Service::~Service() {
     stop();
@@ -40,12 +41,16 @@ Service::~Service() {
 Result<std::unique_ptr<Service>> Service::create(base::Config config, ServicePlugins plugins) {
     HSMAUDIT_TRY(validate_exporters(config, plugins.exporters));
     std::unique_ptr<Service> s(new Service(std::move(config), std::move(plugins)));
-    s->state_dir_ = s->config_.str("agent.state_dir");
-    s->module_dir_ = s->config_.str("module.dir");
+    const auto c = s->config();
+    s->state_dir_ = c->str("agent.state_dir");
+    s->module_dir_ = c->str("module.dir");
     return s;
 }
 
 Result<std::string> Service::start() {
+    // One configuration for the whole start (reload() cannot run meanwhile: same thread).
+    const std::shared_ptr<const base::Config> config_snapshot = config();
+    const base::Config& cfg = *config_snapshot;
     started_ms_ = wall_clock_ms();
     std::error_code ec;
     fs::create_directories(state_dir_, ec);
@@ -54,11 +59,11 @@ Result<std::string> Service::start() {
 
     // The module.
     std::unique_ptr<hsmcore::host::ModuleHost> host;
-    if (config_.str("module.mode") == "embedded") {
+    if (cfg.str("module.mode") == "embedded") {
         if (!fs::exists(fs::path(module_dir_) / hsmcore::module::kModuleConfigFile)) {
             hsmcore::module::InitOptions init;
-            init.serial = config_.str("module.serial");
-            init.ring_bytes = static_cast<std::size_t>(config_.integer("module.ring_size"));
+            init.serial = cfg.str("module.serial");
+            init.ring_bytes = static_cast<std::size_t>(cfg.integer("module.ring_size"));
             if (auto st = hsmcore::module::Module::init(module_dir_, init); !st)
                 return make_error(errc::config_error,
                                   "cannot create the embedded module in " + module_dir_ + ": " + st.error().describe());
@@ -78,7 +83,7 @@ Result<std::string> Service::start() {
     source_ = std::make_unique<collectors::ModuleRingSource>(std::move(host));
 
     // The audit key, the store, the alerts.
-    std::string key_path = config_.str("audit.key");
+    std::string key_path = cfg.str("audit.key");
     if (key_path.empty()) key_path = (fs::path(module_dir_) / mac::kAuditKeyFile).string();
     auto key = mac::load_audit_key(key_path);
     if (!key) return make_error(errc::config_error, "audit.key: " + key.error().describe());
@@ -86,68 +91,74 @@ Result<std::string> Service::start() {
     auto alerts = AlertLog::open((fs::path(state_dir_) / "alerts").string());
     if (!alerts) return std::move(alerts).error();
     alerts_ = std::move(*alerts);
-    auto store = AuditStore::open(make_store_options(config_, audit_dir_of(state_dir_)), *key_);
+    auto store = AuditStore::open(make_store_options(cfg, audit_dir_of(state_dir_)), *key_);
     if (!store) return std::move(store).error();
     store_ = std::move(*store);
     if (!store_->recovery_summary().empty()) base::logger().warn("store recovery:\n{}", store_->recovery_summary());
 
     // The drain.
-    drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(config_), wall_clock_ms);
+    drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(cfg), wall_clock_ms);
     HSMAUDIT_TRY(drain_->restore());
     auto checkpoints = LineLog::open((fs::path(state_dir_) / "checkpoints").string(), "checkpoints.log");
     if (!checkpoints) return std::move(checkpoints).error();
     checkpoints_ = std::move(*checkpoints);
     drain_->set_checkpoint_sink([this](const std::string& line) {
-        if (auto st = checkpoints_->append(line); !st)
+        if (auto st = checkpoints_->append(line); !st) {
+            checkpoint_failures_.fetch_add(1, std::memory_order_relaxed);
             alerts_->alert(
                 Alert{"checkpoint.store_failed", Severity::critical, st.error().describe(), 0, wall_clock_ms()});
+        }
     });
+    // The module's figures (serial, boot counter, ring use) read once before the drain thread owns
+    // the source, so the first status snapshot carries them.
+    auto module_status = source_->status();
+    if (!module_status)
+        base::logger().warn("cannot read the module's status yet: {}", module_status.error().describe());
     drain_->start();
 
     // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
-    auto intake = SyslogIntake::start(config_, (fs::path(state_dir_) / "syslog").string(), alerts_.get());
+    auto intake = SyslogIntake::start(cfg, (fs::path(state_dir_) / "syslog").string(), alerts_.get());
     if (!intake) return std::move(intake).error();
     syslog_ = std::move(*intake);
 
     // The destinations, each reading the store after its own cursor on its own thread.
     if (module_) {
         serial_ = std::string(module_->serial());
-    } else if (auto st = source_->status(); st) {
-        serial_ = st->serial;
+    } else if (module_status) {
+        serial_ = module_status->serial;
     }
-    std::string hostname = config_.str("agent.hostname");
+    std::string hostname = cfg.str("agent.hostname");
     if (hostname.empty()) {
         char name[256] = {};
         if (::gethostname(name, sizeof name - 1) == 0) hostname = name;
     }
-    auto exports = ExportManager::create(config_, plugins_.exporters,
-                                         ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_,
-                                                       [this] { return status_json(); }, wall_clock_ms});
+    auto exports = ExportManager::create(
+        cfg, plugins_.exporters,
+        ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_, [this] { return status(); }, wall_clock_ms});
     if (!exports) return std::move(exports).error();
-    exports_ = std::move(*exports);
-    exports_->start();
+    exports_ = std::move(*exports);  // built here, started last (below)
 
     // Archives and retention, each on its own thread, out of the drain's way. A segment is
     // archived, and an archive deleted, only once every destination has delivered it.
     const std::string audit_dir = audit_dir_of(state_dir_);
     archiver_ = std::make_unique<Archiver>(
-        make_archiver_options(config_, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
+        make_archiver_options(cfg, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
         wall_clock_ms);
     if (exports_->size() > 0) archiver_->set_delivery_gate([this] { return exports_->min_delivered_seq(); });
     archiver_->start();
     const DeliveryCursors& delivery =
         exports_->size() > 0 ? static_cast<const DeliveryCursors&>(*exports_) : no_exporters_;
     retention_ = std::make_unique<Retention>(
-        make_retention_options(config_, audit_dir), delivery, *alerts_,
+        make_retention_options(cfg, audit_dir), delivery, *alerts_,
         [this](bool paused, const std::string& reason) { drain_->set_ack_paused(paused, reason); }, wall_clock_ms);
     retention_->start();
 
     // The built-in workload (embedded demo).
-    if (module_ && config_.integer("module.workload.rate") > 0) {
-        auto mix = parse_workload_mix(config_.str("module.workload.mix"));
+    if (module_ && cfg.integer("module.workload.rate") > 0) {
+        auto mix = parse_workload_mix(cfg.str("module.workload.mix"));
         if (!mix) return make_error(errc::config_error, "module.workload.mix: " + mix.error().message);
         workload_ = std::make_unique<EmbeddedWorkload>(
-            *module_, module_dir_, static_cast<unsigned>(config_.integer("module.workload.rate")), *mix);
+            *module_, module_dir_, static_cast<unsigned>(cfg.integer("module.workload.rate")), *mix);
         if (auto st = workload_->start(); !st)
             return make_error(errc::internal, "cannot start the built-in workload: " + st.error().describe());
     }
@@ -157,6 +168,10 @@ Result<std::string> Service::start() {
     base::logger().info("{}", line);
     alerts_->alert(Alert{"agent.started", Severity::info, line, 0, wall_clock_ms()});
     make_probes();
+    // Last: the destinations, once everything they read exists (the store, the alerts, the
+    // delivery gates above, and a first status snapshot for the state they report).
+    publish_status();
+    exports_->start();
     return line;
 }
 
@@ -196,34 +211,36 @@ bool reloadable(std::string_view key) {
 }  // namespace
 
 Result<std::string> Service::reload(base::Config next) {
+    const std::shared_ptr<const base::Config> running = config();
+    const base::Config& cfg = *running;
     std::string restart_needed;
     for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
         if (spec.key.find('*') != std::string_view::npos) continue;  // destinations: compared below
-        if (reloadable(spec.key) || next.str(spec.key) == config_.str(spec.key)) continue;
+        if (reloadable(spec.key) || next.str(spec.key) == cfg.str(spec.key)) continue;
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + std::string(spec.key);
         // Keep the running value, so status and later reloads stay true to what runs.
-        next.keep(spec.key, config_);
+        next.keep(spec.key, cfg);
     }
     // Destinations are rebuilt only at a restart (their cursors and connections stay as they are).
-    bool exporters_changed = next.instances("exporters") != config_.instances("exporters");
+    bool exporters_changed = next.instances("exporters") != cfg.instances("exporters");
     for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
         const std::string_view k = spec.key;
         if (!k.starts_with("exporters.*.")) continue;
-        for (const auto& name : config_.instances("exporters")) {
+        for (const auto& name : cfg.instances("exporters")) {
             const std::string concrete = "exporters." + name + std::string(k.substr(11));
-            if (next.has(concrete) && next.str(concrete) != config_.str(concrete)) exporters_changed = true;
+            if (next.has(concrete) && next.str(concrete) != cfg.str(concrete)) exporters_changed = true;
         }
     }
     if (exporters_changed) {
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + "exporters";
         for (const base::KeySpec& spec : all_config_keys(plugins_.keys))
             if (std::string_view(spec.key).starts_with("exporters.*."))
-                for (const auto& name : config_.instances("exporters"))
-                    next.keep("exporters." + name + std::string(std::string_view(spec.key).substr(11)), config_);
+                for (const auto& name : cfg.instances("exporters"))
+                    next.keep("exporters." + name + std::string(std::string_view(spec.key).substr(11)), cfg);
     }
     drain_->set_options(make_drain_options(next));
     base::logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
-    config_ = std::move(next);
+    config_.store(std::make_shared<const base::Config>(std::move(next)));  // readers keep the snapshot they took
     return restart_needed.empty()
                ? std::string("configuration reloaded")
                : "configuration reloaded; these keys take effect at the next restart: " + restart_needed;
@@ -252,119 +269,219 @@ bool Service::healthy(std::int64_t now_ms, std::int64_t max_silence_ms) const {
     return now_ms - drain_->stats().last_step_ms <= max_silence_ms;
 }
 
-nlohmann::json Service::status_json() const {
-    using nlohmann::json;
-    json j;
-    j["time"] = mac::format_time(wall_clock_ms());
-    j["pid"] = static_cast<std::int64_t>(::getpid());
-    j["started"] = mac::format_time(started_ms_);
-    j["state_dir"] = state_dir_;
-    if (drain_) {
-        const DrainStats d = drain_->stats();
-        j["drain"] = {{"entries", d.entries},  {"records", d.records}, {"seals", d.seals},
-                      {"commits", d.commits},  {"faults", d.faults},   {"acked_entry_no", d.acked_entry_no},
-                      {"last_seq", d.last_seq}};
-        j["ring"] = {{"fill", d.ring_fill},
-                     {"fill_peak", d.ring_fill_peak},
-                     {"seconds_to_reserve", d.seconds_to_reserve},
-                     {"blocked", d.module_blocked}};
+void Service::tick(std::int64_t now_ms) {
+    const bool write_due = now_ms - last_write_ms_ >= status_file_interval_ms();
+    if (write_due) {
+        last_write_ms_ = now_ms;
+        (void)write_status();  // failures: counted, backed off and logged (rate-limited) there
+    } else if (now_ms - last_publish_ms_ >= kStatusTickMs) {
+        publish_status();
     }
+}
+
+std::shared_ptr<const AgentStatus> Service::publish_status() {
+    const std::int64_t now = wall_clock_ms();
+    std::shared_ptr<const AgentStatus> snapshot;
+    // No exception from a component's stats may end the caller's loop.
+    try {
+        snapshot = std::make_shared<const AgentStatus>(build_status(now));
+    } catch (const std::exception& e) {
+        AgentStatus failed;
+        failed.time_ms = now;
+        failed.pid = static_cast<std::int64_t>(::getpid());
+        failed.started_ms = started_ms_;
+        failed.state_dir = state_dir_;
+        failed.error = std::string("cannot gather the status: ") + e.what();
+        snapshot = std::make_shared<const AgentStatus>(std::move(failed));
+    }
+    last_publish_ms_ = now;
+    status_.store(snapshot);
+    return snapshot;
+}
+
+AgentStatus Service::build_status(std::int64_t now_ms) {
+    const std::shared_ptr<const base::Config> config = this->config();
+    AgentStatus s;
+    s.time_ms = now_ms;
+#ifdef HSMAUDIT_VERSION
+    s.version = HSMAUDIT_VERSION;
+#endif
+    s.pid = static_cast<std::int64_t>(::getpid());
+    s.started_ms = started_ms_;
+    s.state_dir = state_dir_;
+
+    s.module.serial = serial_;
+    s.module.mode = config->str("module.mode");
+    if (source_) {
+        const collectors::ModuleFigures f = source_->probe().snapshot();
+        if (f.valid) {
+            s.module.state = f.blocked ? "blocked" : "running";
+            s.module.boot = static_cast<std::uint32_t>(f.boot);
+            s.module.operation_requests = f.counters.op_requests;
+            s.module.operation_errors = f.counters.op_errors;
+            s.module.crypto_requests = f.counters.crypto_requests;
+            s.module.crypto_errors = f.counters.crypto_errors;
+            s.module.critical_events = f.counters.critical_events;
+            s.module.noncritical_events = f.counters.noncritical_events;
+            s.module.refused_log_full = f.counters.refused_log_full;
+        }
+        if (drain_) {
+            const DrainStats d = drain_->stats();
+            RingStatus ring;
+            ring.fill = d.ring_fill;
+            ring.fill_peak = d.ring_fill_peak;
+            ring.seconds_to_reserve = d.seconds_to_reserve;
+            ring.blocked = d.module_blocked;
+            if (f.valid) {
+                ring.capacity_bytes = f.capacity_bytes;
+                ring.reserve_bytes = f.reserve_bytes;
+                ring.used_bytes = f.used_bytes;
+                ring.used_records = f.used_records;
+                ring.used_entries = f.used_entries;
+            }
+            s.ring = ring;
+
+            DrainStatus drain;
+            drain.entries = d.entries;
+            drain.records = d.records;
+            drain.seals = d.seals;
+            drain.commits = d.commits;
+            drain.faults = d.faults;
+            drain.acked_entry_no = d.acked_entry_no;
+            drain.last_seq = d.last_seq;
+            drain.failing = d.failing;
+            drain.acks_paused = d.acks_paused;
+            drain.step_failures = d.step_failures;
+            drain.store_reopens = d.store_reopens;
+            // The rate over the last tick (at least half a second, so a burst of ticks does not measure noise).
+            if (rate_time_ms_ != 0 && now_ms - rate_time_ms_ >= kStatusTickMs / 2 && d.records >= rate_records_)
+                drain.records_per_s = static_cast<double>(d.records - rate_records_) * 1000.0 /
+                                      static_cast<double>(now_ms - rate_time_ms_);
+            if (rate_time_ms_ == 0 || now_ms - rate_time_ms_ >= kStatusTickMs / 2) {
+                rate_records_ = d.records;
+                rate_time_ms_ = now_ms;
+            }
+            if (d.acked_entry_no != last_acked_) {
+                last_acked_ = d.acked_entry_no;
+                last_ack_ms_ = now_ms;
+            }
+            drain.last_ack_ms = last_ack_ms_;
+            s.drain = drain;
+            s.checkpoint.taken = d.checkpoints;
+        }
+    }
+    s.checkpoint.store_failures = checkpoint_failures_.load(std::memory_order_relaxed);
     if (store_) {
         // AuditStore belongs to the drain thread: this thread reads the committed position file
         // and the directories instead.
-        json s;
+        StoreStatus st;
         const std::string audit_dir = audit_dir_of(state_dir_);
-        s["dir"] = audit_dir;
+        st.dir = audit_dir;
         if (auto pos = read_store_position(audit_dir); pos) {
-            s["durable_entry_no"] = pos->entry_no;
-            s["open_segment"] = pos->current;
-            s["open_segment_bytes"] = pos->current_bytes;
+            st.durable_entry_no = pos->entry_no;
+            st.open_segment = pos->current;
+            st.open_segment_bytes = pos->current_bytes;
         }
-        std::uint64_t sealed = 0;
-        std::uint64_t bytes = 0;
-        std::error_code ec;
-        for (const char* sub : {"current", "ready_for_archive"}) {
-            for (fs::directory_iterator it(fs::path(audit_dir) / sub, ec), end; !ec && it != end; it.increment(ec)) {
-                if (it->path().extension() != ".log") continue;
-                if (std::string_view(sub) == "ready_for_archive") ++sealed;
-                const auto size = it->file_size(ec);
-                if (!ec) bytes += size;
-                ec.clear();
-            }
-            ec.clear();
+        for (const StoredSegment& seg : list_store_segments(audit_dir)) {
+            if (seg.sealed_dir) ++st.sealed_segments;
+            std::error_code ec;
+            const auto size = fs::file_size(seg.path, ec);
+            if (!ec) st.bytes += size;
         }
-        s["sealed_segments"] = sealed;
-        s["bytes"] = bytes;
-        s["encrypted"] = config_.boolean("store.encrypt");
-        j["store"] = std::move(s);
+        st.encrypted = config->boolean("store.encrypt");
+        s.store = std::move(st);
     }
     if (archiver_) {
         const ArchiverStats a = archiver_->stats();
-        j["archive"] = {{"runs", a.runs},
-                        {"failures", a.failures},
-                        {"archives_written", a.archives_written},
-                        {"segments_archived", a.segments_archived},
-                        {"duplicates_removed", a.duplicates_removed},
-                        {"consecutive_failures", a.consecutive_failures},
-                        {"stopped", a.stopped},
-                        {"last_archive", a.last_archive},
-                        {"last_error", a.last_error}};
+        s.archive = ArchiveStatus{a.runs,
+                                  a.failures,
+                                  a.archives_written,
+                                  a.segments_archived,
+                                  a.duplicates_removed,
+                                  a.consecutive_failures,
+                                  a.stopped,
+                                  a.last_archive,
+                                  a.last_error};
     }
     if (retention_) {
         const RetentionStats r = retention_->stats();
-        j["retention"] = {{"used_bytes", r.used_bytes},
-                          {"protected_bytes", r.protected_bytes},
-                          {"quota_bytes", r.quota_bytes},
-                          {"level", std::string(to_string(r.level))},
-                          {"acks_paused", r.acks_paused},
-                          {"archives_deleted", r.archives_deleted},
-                          {"disk_full", r.disk_full},
-                          {"failures", r.failures},
-                          {"stopped", r.stopped},
-                          {"last_error", r.last_error},
-                          {"exporters", r.delivered_seq.has_value()}};
+        RetentionStatus rs;
+        rs.used_bytes = r.used_bytes;
+        rs.protected_bytes = r.protected_bytes;
+        rs.quota_bytes = r.quota_bytes;
+        rs.level = std::string(to_string(r.level));
+        rs.acks_paused = r.acks_paused;
+        rs.archives_deleted = r.archives_deleted;
+        rs.disk_full = r.disk_full;
+        rs.failures = r.failures;
+        rs.stopped = r.stopped;
+        rs.last_error = r.last_error;
+        rs.exporters = r.delivered_seq.has_value();
+        s.retention = std::move(rs);
     }
     if (alerts_) {
-        json counts = json::object();
-        for (const auto& [k, v] : alerts_->counts()) counts[k] = v;
-        json recent = json::array();
+        for (const auto& [k, v] : alerts_->counts()) s.alerts.counts[k] = v;
         for (const auto& a : alerts_->recent())
-            recent.push_back({{"time", mac::format_time(a.time_ms)},
-                              {"kind", a.kind},
-                              {"severity", std::string(to_string(a.severity))},
-                              {"message", a.message}});
-        j["alerts"] = {{"counts", counts}, {"recent", recent}};
+            s.alerts.recent.push_back(RecentAlert{a.time_ms, a.kind, std::string(to_string(a.severity)), a.message});
     }
-    if (syslog_) j["syslog"] = syslog_->status_json();
-    j["module"] = {{"serial", serial_}, {"mode", config_.str("module.mode")}};
-    j["exporters"] = exports_ ? exports_->status_json() : json::array();
+    if (syslog_) {
+        const auto p = syslog_->probe().snapshot();
+        SyslogStatus sy;
+        sy.received = p.received;
+        sy.malformed = p.malformed;
+        sy.oversized = p.oversized;
+        sy.dropped_by_kernel = p.dropped;
+        sy.framing_errors = p.framing_errors;
+        sy.read_errors = p.read_errors;
+        if (const auto sp = syslog_->spool_stats())
+            sy.spool = SyslogStatus::Spool{sp->appended, sp->dropped, sp->deleted_segments, sp->write_errors};
+        s.syslog = std::move(sy);
+    }
+    if (exports_) {
+        for (const auto& e : exports_->stats()) {
+            const RunnerStats& r = e.stats;
+            ExporterStatus x;
+            x.name = e.name;
+            x.type = e.type;
+            x.state = std::string(to_string(r.state));
+            x.peer = r.transport.peer;
+            for (Stream st : kAllStreams) {
+                const auto i = static_cast<std::size_t>(st);
+                if (r.cursor[i] != 0 || r.newest[i] != 0) x.cursor[std::string(to_string(st))] = r.cursor[i];
+                if (r.delivered[i] != 0) x.delivered[std::string(to_string(st))] = r.delivered[i];
+            }
+            x.filtered = r.filtered;
+            x.sent = r.sent;
+            x.resent = r.resent;
+            x.failures = r.failures;
+            x.in_flight = r.in_flight;
+            x.lag_records = r.lag_records();
+            x.lag_seconds = r.lag_seconds();
+            x.last_error = r.last_error;
+            x.cursor_write_failures = r.cursor_write_failures;
+            x.cursor_error = r.cursor_error;
+            x.store_held = std::any_of(r.store_held.begin(), r.store_held.end(), [](bool h) { return h; });
+            x.store_error = r.store_error;
+            x.store_damaged_places = r.source.damaged_places;
+            x.store_skipped_records = r.source.skipped_records;
+            s.exporters.push_back(std::move(x));
+        }
+    }
     if (workload_) {
         const auto w = workload_->stats();
-        j["workload"] = {{"ops", w.ops}, {"refused", w.refused}, {"errors", w.errors}};
+        s.workload = WorkloadStatus{w.ops, w.refused, w.errors};
     }
     const StatusFileStats sf = status_file_.stats();
-    j["status_file"] = {{"writes", sf.writes},
-                        {"failures", sf.failures},
-                        {"consecutive_failures", sf.consecutive_failures},
-                        {"last_error", sf.last_error}};
-    return j;
+    s.status_file = StatusFileStatus{sf.writes, sf.failures, sf.consecutive_failures, sf.last_error};
+    return s;
 }
 
-Status Service::write_status() const {
+Status Service::write_status() {
     // Alerts whose write failed (a full disk) are kept by the alert log; write them now if the
     // disk allows, so they reach the destinations.
     if (alerts_) (void)alerts_->retry();
-    // No exception from a component's stats may end the caller's loop; after stop() the final
-    // status is attempted even while backing off.
-    nlohmann::json j;
-    try {
-        j = status_json();
-    } catch (const std::exception& e) {
-        j = {{"time", mac::format_time(wall_clock_ms())},
-             {"pid", static_cast<std::int64_t>(::getpid())},
-             {"error", std::string("cannot gather the status: ") + e.what()}};
-    }
-    return status_file_.write(status_file_path(state_dir_), j, wall_clock_ms(), stopped_);
+    const auto snapshot = publish_status();
+    return status_file_.write(status_file_path(state_dir_), *snapshot, wall_clock_ms(), stopped_);
 }
 
 }  // namespace hsmaudit::agent

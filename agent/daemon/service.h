@@ -1,5 +1,5 @@
 // Service: hsmauditd's composition root. It builds the components from the configuration (the
-// explicit list of sources; exporters join here as they arrive), starts them in dependency
+// explicit list of sources; the exporter kinds the program registers), starts them in dependency
 // order, reloads what can change at run time, and stops them in reverse order.
 //
 //   module (embedded, or a served module reached through its control socket)
@@ -8,27 +8,34 @@
 //   store (audit, syslog spool, alerts, checkpoints) -> ExportManager -> one ExportRunner per
 //     destination (exporters.<name>), built by the exporter kinds the program registers
 //
-// Thread-safety: start(), reload(), stop() from the main thread; status_json() from any thread.
+// Start order: every component an exporter reads (the store, the alert log, the drain, archives,
+// retention, the first status snapshot) exists before the destinations start, so no thread reads
+// a member that start() assigns after that thread started.
+//
+// Thread-safety: start(), reload(), tick(), write_status(), stop() from the main thread (the one
+// that created the Service). config() and status() from any thread: each returns an immutable
+// snapshot (the configuration is swapped whole by reload(); the status is rebuilt by tick()).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <prometheus/collectable.h>
-#include <nlohmann/json.hpp>
 
-#include "agent/engine/alert_log.h"
-#include "base/config/config.h"
+#include "agent/api/agent_status.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/daemon/syslog_intake.h"
+#include "agent/engine/alert_log.h"
 #include "agent/engine/export/manager.h"
 #include "agent/engine/pipeline/drain.h"
 #include "agent/engine/status_file.h"
 #include "agent/engine/store/archiver.h"
 #include "agent/engine/store/audit_store.h"
 #include "agent/engine/store/retention.h"
+#include "base/config/config.h"
 #include "collectors/module/ring_source.h"
 #include "hsmcore/module/module.h"
 #include "mac/keys.h"
@@ -60,21 +67,35 @@ public:
 
     /// True while the drain made progress recently (for the systemd watchdog).
     [[nodiscard]] bool healthy(std::int64_t now_ms, std::int64_t max_silence_ms) const;
-    [[nodiscard]] nlohmann::json status_json() const;
-    /// Writes status_json() to <state>/status.json atomically (UTF-8 safe). Failures are counted
-    /// (status_json()["status_file"]), logged rate-limited and backed off here: callers need not log.
-    Status write_status() const;
+
+    /// The main loop's status tick: publishes a new status snapshot once a second (kStatusTickMs)
+    /// and writes it to <state>/status.json every agent.status_interval.
+    void tick(std::int64_t now_ms);
+    /// Builds the status from the components' stats and publishes it (the only producer).
+    std::shared_ptr<const AgentStatus> publish_status();
+    /// The latest published snapshot (nullptr before start()). Any thread.
+    [[nodiscard]] std::shared_ptr<const AgentStatus> status() const { return status_.load(); }
+    /// Publishes a fresh snapshot and writes it to <state>/status.json atomically (UTF-8 safe).
+    /// Failures are counted (status_file in the next snapshot), logged rate-limited and backed off
+    /// here: callers need not log. After stop() the final status is attempted even while backing off.
+    Status write_status();
+    /// The running configuration (replaced whole by reload()). Any thread.
+    [[nodiscard]] std::shared_ptr<const base::Config> config() const { return config_.load(); }
     [[nodiscard]] const std::string& state_dir() const { return state_dir_; }
-    [[nodiscard]] std::int64_t status_file_interval_ms() const { return config_.integer("agent.status_interval"); }
+    [[nodiscard]] std::int64_t status_file_interval_ms() const { return config()->integer("agent.status_interval"); }
     /// The components' metrics (their probes, docs/METRICS.md), built by start(). They read the
     /// components: whoever serves them must stop before this Service is destroyed.
     [[nodiscard]] const std::vector<std::shared_ptr<prometheus::Collectable>>& probes() const { return probes_; }
 
+    /// How often tick() publishes a status snapshot (exporters read it: SNMP varbinds).
+    static constexpr std::int64_t kStatusTickMs = 1000;
+
 private:
     Service(base::Config config, ServicePlugins plugins);
     void make_probes();
+    [[nodiscard]] AgentStatus build_status(std::int64_t now_ms);
 
-    base::Config config_;
+    std::atomic<std::shared_ptr<const base::Config>> config_;
     std::string state_dir_;
     std::string module_dir_;
     std::int64_t started_ms_ = 0;
@@ -95,7 +116,16 @@ private:
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
     std::vector<std::shared_ptr<prometheus::Collectable>> probes_;
-    mutable StatusFile status_file_;  // write_status(): counts, backoff, rate-limited log
+    mutable StatusFile status_file_;                     // write_status(): counts, backoff, rate-limited log
+    std::atomic<std::uint64_t> checkpoint_failures_{0};  // the drain thread's checkpoint sink counts
+    std::atomic<std::shared_ptr<const AgentStatus>> status_;
+    // The status producer's own state (main thread): the drain rate and the last acknowledgement.
+    std::int64_t last_publish_ms_ = 0;
+    std::int64_t last_write_ms_ = 0;
+    std::uint64_t rate_records_ = 0;
+    std::int64_t rate_time_ms_ = 0;
+    std::uint64_t last_acked_ = 0;
+    std::int64_t last_ack_ms_ = 0;
 };
 
 /// Milliseconds since the Unix epoch, UTC (the agent's clock).

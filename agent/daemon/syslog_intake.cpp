@@ -161,21 +161,6 @@ void SyslogIntake::stop() {
     listeners_.clear();
 }
 
-nlohmann::json SyslogIntake::status_json() const {
-    const auto p = probe_.snapshot();
-    nlohmann::json j = {
-        {"received", p.received},         {"malformed", p.malformed},           {"oversized", p.oversized},
-        {"dropped_by_kernel", p.dropped}, {"framing_errors", p.framing_errors}, {"read_errors", p.read_errors}};
-    if (spool_) {
-        const auto s = spool_->stats();
-        j["spooled"] = s.appended;
-        j["dropped_queue_full"] = s.dropped;
-        j["spool_segments_deleted"] = s.deleted_segments;
-        j["spool_write_errors"] = s.write_errors;
-    }
-    return j;
-}
-
 std::vector<std::uint16_t> SyslogIntake::ports() const {
     std::vector<std::uint16_t> out;
     for (const auto& l : listeners_) out.push_back(l->port());

@@ -38,7 +38,6 @@ public:
     /// Stops sources first (nothing new arrives), then flushes and closes the spool; saves the
     /// followers' positions so a restart resumes without re-reading.
     void stop();
-    [[nodiscard]] nlohmann::json status_json() const;
     /// The collector's counters (all listeners and followers together), for metrics; any thread.
     [[nodiscard]] const collectors::syslog::Probe& probe() const { return probe_; }
     /// The spool's counters, for metrics; any thread.

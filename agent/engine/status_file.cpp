@@ -4,8 +4,8 @@
 #include <exception>
 
 #include "agent/api/errc.h"
-#include "base/logger.h"
 #include "base/files.h"
+#include "base/logger.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -20,6 +20,19 @@ std::string dump_json_utf8_safe(const nlohmann::json& j, int indent) {
 }
 
 StatusFile::StatusFile(base::FileSystem& fs, std::chrono::milliseconds log_every) : fs_(fs), log_every_(log_every) {}
+
+Status StatusFile::write(const std::string& path, const AgentStatus& status, std::int64_t now_ms, bool force) {
+    nlohmann::json j;
+    try {
+        j = status;
+    } catch (const std::exception& e) {  // bad_alloc
+        j = {{"schema", kAgentStatusSchema},
+             {"time", format_status_time(status.time_ms)},
+             {"pid", status.pid},
+             {"error", std::string("cannot render the status: ") + e.what()}};
+    }
+    return write(path, j, now_ms, force);
+}
 
 Status StatusFile::write(const std::string& path, const nlohmann::json& status, std::int64_t now_ms, bool force) {
     std::lock_guard lock(mutex_);
@@ -36,7 +49,8 @@ Status StatusFile::write(const std::string& path, const nlohmann::json& status, 
     if (st) {
         ++stats_.writes;
         if (stats_.consecutive_failures > 0)
-            base::logger().info("status: {} written again after {} failed attempt(s)", path, stats_.consecutive_failures);
+            base::logger().info("status: {} written again after {} failed attempt(s)", path,
+                                stats_.consecutive_failures);
         stats_.consecutive_failures = 0;
         stats_.last_error.clear();
         unlogged_ = 0;
@@ -50,8 +64,8 @@ Status StatusFile::write(const std::string& path, const nlohmann::json& status, 
     retry_at_ms_ = now_ms + std::min(wait, kRetryMaxMs);
     ++unlogged_;
     if (stats_.consecutive_failures == 1 || now_ms - last_log_ms_ >= log_every_.count()) {
-        base::logger().warn("status: cannot write {}: {} ({} failure(s) since the last message; retrying with backoff)", path,
-                      stats_.last_error, unlogged_);
+        base::logger().warn("status: cannot write {}: {} ({} failure(s) since the last message; retrying with backoff)",
+                            path, stats_.last_error, unlogged_);
         last_log_ms_ = now_ms;
         unlogged_ = 0;
     }

@@ -1,4 +1,5 @@
-// StatusFile: writes hsmauditd's status.json (read by `hsmaudit status`) so that no failure can
+// StatusFile: writes hsmauditd's status.json (read by `hsmaudit status`): the agent's published
+// status snapshot (agent/api/agent_status.h) as JSON, so that no failure can
 // hurt the daemon. The JSON carries bytes from disk and the network (paths, last_error strings,
 // alert messages), so it is dumped with invalid UTF-8 replaced (U+FFFD), never thrown on. A failed
 // write (a full disk, EIO) is counted, logged once when it starts failing and then at most once
@@ -16,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/api/agent_status.h"
 #include "base/file_system.h"
 #include "base/result.h"
 
@@ -40,6 +42,8 @@ public:
     /// Writes `status` to `path` unless backing off after a failure (then returns the last error
     /// without trying). `force` tries regardless (the final status at shutdown).
     Status write(const std::string& path, const nlohmann::json& status, std::int64_t now_ms, bool force = false);
+    /// Writes a status snapshot (its to_json form) the same way.
+    Status write(const std::string& path, const AgentStatus& status, std::int64_t now_ms, bool force = false);
     [[nodiscard]] StatusFileStats stats() const;
 
 private:

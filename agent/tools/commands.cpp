@@ -5,11 +5,11 @@
 #include <optional>
 #include <thread>
 
+#include "agent/engine/verify_output.h"
 #include "agent/tools/fsck.h"
 #include "agent/tools/status.h"
 #include "agent/tools/tail.h"
 #include "agent/tools/tool_paths.h"
-#include "agent/engine/verify_output.h"
 #include "base/json_text.h"
 #include "mac/keys.h"
 
@@ -30,8 +30,7 @@ int fail(const std::string& message) {
 std::optional<std::int64_t> running_agent_pid(const ToolPaths& paths) {
     auto s = read_status_file(paths.state_dir);
     if (!s) return std::nullopt;
-    const auto pid =
-        s->doc.contains("pid") && s->doc["pid"].is_number_integer() ? s->doc["pid"].get<std::int64_t>() : 0;
+    const std::int64_t pid = s->status.pid;
     if (!pid_alive(pid) || now_ms() - s->time_ms > 3 * paths.status_interval_ms) return std::nullopt;
     return pid;
 }
@@ -43,9 +42,7 @@ int run_status(const StoreArgs& a) {
     if (!paths) return fail(paths.error().describe());
     auto first = read_status_file(paths->state_dir);
     if (!first) return fail(first.error().describe());
-    const auto pid =
-        first->doc.contains("pid") && first->doc["pid"].is_number_integer() ? first->doc["pid"].get<std::int64_t>() : 0;
-    const bool alive = pid_alive(pid);
+    const bool alive = pid_alive(first->status.pid);
     std::optional<StatusSample> second;
     const std::int64_t interval = paths->status_interval_ms;
     if (alive && now_ms() - first->time_ms <= 3 * interval) {

@@ -13,9 +13,11 @@
 #include <sstream>
 
 #include "agent/api/errc.h"
-#include "mac/encrypted_file.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/state_layout.h"
 #include "base/files.h"
 #include "base/line_reader.h"
+#include "mac/encrypted_file.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -24,10 +26,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kCurrent[] = "current";
-constexpr char kReady[] = "ready_for_archive";
-constexpr char kQuarantine[] = "quarantine";
-constexpr char kPosition[] = "position";
+constexpr const char* kCurrent = kOpenSegmentDir;
+constexpr const char* kReady = kSealedSegmentDir;
+constexpr const char* kQuarantine = kQuarantineDir;
+constexpr const char* kPosition = kPositionFileName;
 
 Error io(const std::string& what) {
     return make_error(errc::io_error, what + ": " + std::strerror(errno));
@@ -342,7 +344,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
     for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
         // archive/ holds the archiver's bundles (agent/engine/store/archiver.h); fsck leaves it to `hsmaudit verify`.
-        if (name == kCurrent || name == kReady || name == kQuarantine || name == kPosition || name == "archive")
+        if (name == kCurrent || name == kReady || name == kQuarantine || name == kPosition || name == kArchiveDir)
             continue;
         const fs::path p = it->path();
         const std::size_t idx = rep.findings.size();
@@ -406,43 +408,53 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
     fs::path open_path;            // where the open segment is now
     std::uint64_t verify_len = 0;  // how much of it to verify (0: all)
     std::string open_name;
-    if (pos && !pos->current.empty()) {
-        open_name = pos->current;
+    std::optional<RecoveryPlan> plan;  // what the agent's own recovery would do (agent/engine/store/audit_store.h)
+    if (pos) {
+        StoreListing listing;
+        for (const auto& [logs, into] : {std::pair{&current_logs, &listing.current}, {&ready_logs, &listing.ready}})
+            for (const auto& p : *logs) {
+                std::error_code size_ec;
+                const std::uint64_t bytes = fs::file_size(p, size_ec);
+                into->push_back(StoreFileEntry{p.filename().string(), size_ec ? 0 : bytes});
+            }
+        plan = plan_recovery(*pos, listing);
+        open_name = plan->open_name;
         const fs::path in_current = root / kCurrent / open_name;
         const fs::path in_ready = root / kReady / open_name;
-        if (fs::exists(in_current, ec)) {
-            open_path = in_current;
-        } else if (fs::exists(in_ready, ec)) {
-            open_path = in_ready;
-            const std::size_t idx = rep.findings.size();
-            finding("sealed_after_commit", in_ready.string(),
-                    "the open segment was sealed and moved after the last commit; the seal was never acknowledged");
-            ready_logs.erase(std::remove(ready_logs.begin(), ready_logs.end(), in_ready), ready_logs.end());
-            repairs.push_back([&, in_ready, in_current, idx]() -> Status {
-                std::error_code e;
-                fs::rename(in_ready, in_current, e);
-                if (e) return make_error(errc::io_error, "cannot move " + in_ready.string() + " back: " + e.message());
-                HSMAUDIT_TRY(fsync_dir(in_current.parent_path()));
-                HSMAUDIT_TRY(fsync_dir(in_ready.parent_path()));
-                rep.findings[idx].action = "moved back to " + in_current.string() + " (as the agent's recovery does)";
-                return {};
-            });
-        } else {
-            finding("open_segment_missing", in_current.string(),
-                    "the open segment recorded in the position file is missing: its records were acknowledged to "
-                    "the module and are lost from this store; restore the file from a copy (fsck cannot)");
+        switch (plan->open) {
+            case RecoveryPlan::Open::none:
+                rep.checked.push_back("no open segment (the last segment was sealed)");
+                break;
+            case RecoveryPlan::Open::in_current: open_path = in_current; break;
+            case RecoveryPlan::Open::sealed_after_commit: {
+                open_path = in_ready;
+                const std::size_t idx = rep.findings.size();
+                finding("sealed_after_commit", in_ready.string(),
+                        "the open segment was sealed and moved after the last commit; the seal was never "
+                        "acknowledged");
+                ready_logs.erase(std::remove(ready_logs.begin(), ready_logs.end(), in_ready), ready_logs.end());
+                repairs.push_back([&, in_ready, in_current, idx]() -> Status {
+                    std::error_code e;
+                    fs::rename(in_ready, in_current, e);
+                    if (e)
+                        return make_error(errc::io_error, "cannot move " + in_ready.string() + " back: " + e.message());
+                    HSMAUDIT_TRY(fsync_dir(in_current.parent_path()));
+                    HSMAUDIT_TRY(fsync_dir(in_ready.parent_path()));
+                    rep.findings[idx].action =
+                        "moved back to " + in_current.string() + " (as the agent's recovery does)";
+                    return {};
+                });
+                break;
+            }
+            case RecoveryPlan::Open::missing:
+                finding("open_segment_missing", in_current.string(),
+                        "the open segment recorded in the position file is missing: its records were acknowledged "
+                        "to the module and are lost from this store; restore the file from a copy (fsck cannot)");
+                break;
         }
-        for (const auto& p : current_logs) {
-            if (p.filename() == open_name) continue;
+        for (const auto& name : plan->uncommitted) {
             const std::size_t idx = rep.findings.size();
-            finding("uncommitted_segment", p.string(),
-                    "created after the last commit (never acknowledged: the module still holds its records)");
-            quarantine_later(p, idx);
-        }
-    } else if (pos) {
-        rep.checked.push_back("no open segment (the last segment was sealed)");
-        for (const auto& p : current_logs) {
-            const std::size_t idx = rep.findings.size();
+            const fs::path p = root / kCurrent / name;
             finding("uncommitted_segment", p.string(),
                     "created after the last commit (never acknowledged: the module still holds its records)");
             quarantine_later(p, idx);
@@ -474,11 +486,13 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             std::to_string(sc.lines) + " complete lines through seq " + std::to_string(sc.last_seq) +
             (sc.encrypted ? " (encrypted at rest)" : ""));
         const std::uint64_t keep = sc.cut;  // the last clean cut point within what was committed
-        const bool damaged = keep < std::min(size, committed) || size < committed;
-        if (pos && !damaged && size > committed) {
+        // Short of the committed length, or bytes after it, as the agent's recovery plan says.
+        const bool short_of_committed = plan && plan->short_of_committed();
+        const bool damaged = keep < std::min(size, committed) || short_of_committed;
+        if (plan && !damaged && plan->uncommitted_bytes() > 0) {
             const std::size_t idx = rep.findings.size();
             finding("uncommitted_bytes", open_path.string(),
-                    std::to_string(size - committed) + " bytes after the committed length " +
+                    std::to_string(plan->uncommitted_bytes()) + " bytes after the committed length " +
                         std::to_string(committed) +
                         " (written but never committed: the module still holds those records and the agent drains "
                         "them again)");
@@ -493,16 +507,16 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             });
         } else if (damaged || (!pos && keep < size)) {
             std::string why;
-            if (size < committed)
+            if (short_of_committed)
                 why = "holds " + std::to_string(size) + " bytes, fewer than the " + std::to_string(committed) +
                       " committed";
             else if (sc.damage)
                 why = *sc.damage;
             else
                 why = "unreadable or incomplete after byte " + std::to_string(keep);
-            if (sc.damage && size < committed) why += "; " + *sc.damage;
+            if (sc.damage && short_of_committed) why += "; " + *sc.damage;
             const std::size_t idx = rep.findings.size();
-            finding(size < committed ? "open_segment_short" : "open_segment_damaged", open_path.string(),
+            finding(short_of_committed ? "open_segment_short" : "open_segment_damaged", open_path.string(),
                     why + ". The last complete record is seq " + std::to_string(sc.last_seq) + " (byte " +
                         std::to_string(keep) + "); records committed after it are lost from this store");
             rebuild = true;

@@ -11,7 +11,6 @@
 
 #include "agent/api/errc.h"
 #include "base/files.h"
-#include "mac/record.h"
 
 namespace hsmaudit::agent::tools {
 namespace {
@@ -22,31 +21,11 @@ using nlohmann::json;
 constexpr std::size_t kMaxStatusBytes = 4 << 20;
 constexpr std::int64_t kIntervalsBeforeStale = 3;
 
-// Typed reads that never throw: status.json is another program's output and may be anything.
+// Reads of the durable alert log's lines, which may be anything: never throw.
 const json* member(const json& j, const char* key) {
     if (!j.is_object()) return nullptr;
     auto it = j.find(key);
     return it == j.end() ? nullptr : &*it;
-}
-std::uint64_t get_u64(const json& j, const char* key) {
-    const json* v = member(j, key);
-    if (v == nullptr) return 0;
-    if (v->is_number_unsigned()) return v->get<std::uint64_t>();
-    if (v->is_number_integer())
-        return v->get<std::int64_t>() < 0 ? 0 : static_cast<std::uint64_t>(v->get<std::int64_t>());
-    return 0;
-}
-std::int64_t get_i64(const json& j, const char* key) {
-    const json* v = member(j, key);
-    return v != nullptr && v->is_number_integer() ? v->get<std::int64_t>() : 0;
-}
-double get_double(const json& j, const char* key, double fallback = 0) {
-    const json* v = member(j, key);
-    return v != nullptr && v->is_number() ? v->get<double>() : fallback;
-}
-bool get_bool(const json& j, const char* key) {
-    const json* v = member(j, key);
-    return v != nullptr && v->is_boolean() && v->get<bool>();
 }
 std::string get_str(const json& j, const char* key) {
     const json* v = member(j, key);
@@ -93,13 +72,16 @@ Result<StatusSample> read_status_file(const std::string& state_dir) {
                                               " does not exist (has hsmauditd ever run with this state directory?)");
     auto text = base::read_file(path, kMaxStatusBytes);
     if (!text) return std::move(text).error();
-    StatusSample s;
-    s.doc = json::parse(*text, nullptr, false);
-    if (s.doc.is_discarded() || !s.doc.is_object())
+    const json doc = json::parse(*text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
         return make_error(errc::io_error, path + " is not a JSON object (damaged, or not written by hsmauditd)");
-    auto t = mac::parse_time(get_str(s.doc, "time"));
-    if (!t) return make_error(errc::io_error, path + ": no valid \"time\" field (expected YYYY-MM-DDTHH:MM:SS.mmmZ)");
-    s.time_ms = *t;
+    StatusSample s;
+    try {
+        doc.get_to(s.status);
+    } catch (const AgentStatusError& e) {
+        return make_error(errc::io_error, path + " is not a status report this program can read: " + e.what());
+    }
+    s.time_ms = s.status.time_ms;
     return s;
 }
 
@@ -138,13 +120,13 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
                                 std::int64_t status_interval_ms, bool pid_is_alive,
                                 std::vector<StatusAlert> durable_alerts) {
     const StatusSample& s = second ? *second : first;
-    const json& j = s.doc;
+    const AgentStatus& st = s.status;
     StatusReport r;
     r.state_dir = state_dir;
-    r.status_time = get_str(j, "time");
+    r.status_time = format_status_time(st.time_ms);
     r.age_ms = now_ms - s.time_ms;
-    r.pid = get_i64(j, "pid");
-    r.started = get_str(j, "started");
+    r.pid = st.pid;
+    r.started = st.started_ms != 0 ? format_status_time(st.started_ms) : std::string();
     const std::int64_t stale_after = kIntervalsBeforeStale * status_interval_ms;
     if (!pid_is_alive) {
         r.not_running_reason = "process " + std::to_string(r.pid) + " (the agent that wrote status.json) is not alive";
@@ -155,54 +137,54 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
     }
     r.running = r.not_running_reason.empty();
 
-    if (const json* ring = member(j, "ring"); ring != nullptr && ring->is_object()) {
+    r.module_serial = st.module.serial;
+    r.module_state = st.module.state;
+    r.module_boot = st.module.boot;
+    if (st.ring) {
         r.has_ring = true;
-        r.ring_fill = get_double(*ring, "fill");
-        r.ring_fill_peak = get_double(*ring, "fill_peak");
-        const double ttr = get_double(*ring, "seconds_to_reserve", -1);
-        if (ttr >= 0) r.seconds_to_reserve = ttr;
-        r.module_blocked = get_bool(*ring, "blocked");
+        r.ring_used_records = st.ring->used_records;
+        r.ring_capacity_bytes = st.ring->capacity_bytes;
+        r.ring_fill = st.ring->fill;
+        r.ring_fill_peak = st.ring->fill_peak;
+        if (st.ring->seconds_to_reserve >= 0) r.seconds_to_reserve = st.ring->seconds_to_reserve;
+        r.module_blocked = st.ring->blocked;
     }
-    if (const json* drain = member(j, "drain"); drain != nullptr && drain->is_object()) {
+    if (st.drain) {
         r.has_drain = true;
-        r.records = get_u64(*drain, "records");
-        r.last_seq = get_u64(*drain, "last_seq");
-        r.acked_entry_no = get_u64(*drain, "acked_entry_no");
-        r.faults = get_u64(*drain, "faults");
+        r.records = st.drain->records;
+        r.last_seq = st.drain->last_seq;
+        r.acked_entry_no = st.drain->acked_entry_no;
+        r.faults = st.drain->faults;
     }
     if (!r.running) {
         r.rate_note = "not measured: the agent is not running";
     } else if (!second) {
         r.rate_note = "not measured: the agent did not rewrite status.json while we waited";
     } else {
-        const json* first_drain = member(first.doc, "drain");
-        const std::uint64_t before = first_drain != nullptr ? get_u64(*first_drain, "records") : 0;
+        const std::uint64_t before = first.status.drain ? first.status.drain->records : 0;
         const std::int64_t dt = second->time_ms - first.time_ms;
-        if (dt <= 0 || r.records < before || get_i64(first.doc, "pid") != r.pid) {
+        if (dt <= 0 || r.records < before || first.status.pid != r.pid) {
             r.rate_note = "not measured: the agent restarted between the two reads";
         } else {
             r.records_per_s = static_cast<double>(r.records - before) * 1000.0 / static_cast<double>(dt);
             r.rate_note = "measured over " + seconds(static_cast<double>(dt) / 1000) + " between two status reports";
         }
     }
-    if (const json* store = member(j, "store"); store != nullptr && store->is_object()) {
+    if (st.store) {
         r.has_store = true;
-        r.store_dir = get_str(*store, "dir");
-        r.store_bytes = get_u64(*store, "bytes");
-        r.sealed_segments = get_u64(*store, "sealed_segments");
-        r.open_segment = get_str(*store, "open_segment");
-        r.open_segment_bytes = get_u64(*store, "open_segment_bytes");
-        r.encrypted = get_bool(*store, "encrypted");
+        r.store_dir = st.store->dir;
+        r.store_bytes = st.store->bytes;
+        r.sealed_segments = st.store->sealed_segments;
+        r.open_segment = st.store->open_segment;
+        r.open_segment_bytes = st.store->open_segment_bytes;
+        r.encrypted = st.store->encrypted;
     }
-    if (const json* ex = member(j, "exporters"); ex != nullptr && ex->is_array()) r.exporters = *ex;
-    if (const json* alerts = member(j, "alerts"); alerts != nullptr && alerts->is_object()) {
-        if (const json* counts = member(*alerts, "counts"); counts != nullptr && counts->is_object())
-            for (const auto& [k, v] : counts->items())
-                if (v.is_number_unsigned()) r.alert_counts[k] = v.get<std::uint64_t>();
-        if (const json* recent = member(*alerts, "recent"); recent != nullptr && recent->is_array())
-            for (const auto& a : *recent)
-                if (auto alert = alert_of(a)) r.recent_alerts.push_back(std::move(*alert));
-    }
+    r.exporters = st.exporters;
+    r.alert_counts.insert(st.alerts.counts.begin(), st.alerts.counts.end());
+    for (const auto& a : st.alerts.recent)
+        if (!a.kind.empty())
+            r.recent_alerts.push_back(StatusAlert{a.time_ms != 0 ? format_status_time(a.time_ms) : std::string(),
+                                                  a.kind, a.severity, a.message});
     // The durable alert log also holds alerts of earlier runs; prefer it when it has any.
     if (!durable_alerts.empty()) r.recent_alerts = std::move(durable_alerts);
     return r;
@@ -216,8 +198,15 @@ std::string render_status_text(const StatusReport& r) {
         o << "agent        running (pid " << r.pid << ", started " << r.started << ")\n";
     else
         o << "agent        NOT RUNNING: " << r.not_running_reason << ". The figures below are its last report.\n";
+    if (!r.module_serial.empty() || r.module_boot != 0) {
+        o << "module       " << (r.module_serial.empty() ? std::string("(serial not known)") : r.module_serial);
+        if (r.module_boot != 0) o << ", boot " << r.module_boot;
+        o << ", " << r.module_state << "\n";
+    }
     if (r.has_ring) {
-        o << "ring         " << percent(r.ring_fill) << " full (peak " << percent(r.ring_fill_peak) << "); reserve ";
+        o << "ring         " << percent(r.ring_fill) << " full (peak " << percent(r.ring_fill_peak) << "), "
+          << r.ring_used_records << " record" << (r.ring_used_records == 1 ? "" : "s")
+          << " not yet acknowledged; reserve ";
         if (r.seconds_to_reserve)
             o << "predicted in " << seconds(*r.seconds_to_reserve);
         else
@@ -252,13 +241,12 @@ std::string render_status_text(const StatusReport& r) {
     if (r.exporters.empty())
         o << "exporters    none configured: the local store is the only copy (nothing is deleted by retention)\n";
     for (const auto& e : r.exporters) {
-        o << "exporter     " << get_str(e, "name") << " (" << get_str(e, "type") << ") " << get_str(e, "state");
-        if (!get_str(e, "peer").empty()) o << " " << get_str(e, "peer");
-        o << ", lag " << get_u64(e, "lag_records") << " events";
-        if (e.contains("lag_seconds") && e["lag_seconds"].is_number() && e["lag_seconds"].get<double>() > 0)
-            o << " (" << seconds(e["lag_seconds"].get<double>()) << " behind)";
-        o << ", " << get_u64(e, "failures") << " failure" << (get_u64(e, "failures") == 1 ? "" : "s");
-        if (!get_str(e, "last_error").empty()) o << "; last error: " << get_str(e, "last_error");
+        o << "exporter     " << e.name << " (" << e.type << ") " << e.state;
+        if (!e.peer.empty()) o << " " << e.peer;
+        o << ", lag " << e.lag_records << " events";
+        if (e.lag_seconds > 0) o << " (" << seconds(e.lag_seconds) << " behind)";
+        o << ", " << e.failures << " failure" << (e.failures == 1 ? "" : "s");
+        if (!e.last_error.empty()) o << "; last error: " << e.last_error;
         o << "\n";
     }
     o << "verification " << (r.has_drain ? std::to_string(r.faults) : std::string("?")) << " fault"
@@ -284,8 +272,11 @@ nlohmann::json render_status_json(const StatusReport& r) {
     j["status_age_s"] = static_cast<double>(r.age_ms) / 1000;
     j["agent"] = {{"running", r.running}, {"pid", r.pid}, {"started", r.started}};
     if (!r.running) j["agent"]["not_running_reason"] = r.not_running_reason;
+    j["module"] = {{"serial", r.module_serial}, {"state", r.module_state}, {"boot", r.module_boot}};
     if (r.has_ring)
-        j["ring"] = {{"fill", r.ring_fill},
+        j["ring"] = {{"used_records", r.ring_used_records},
+                     {"capacity_bytes", r.ring_capacity_bytes},
+                     {"fill", r.ring_fill},
                      {"fill_peak", r.ring_fill_peak},
                      {"seconds_to_reserve", r.seconds_to_reserve ? json(*r.seconds_to_reserve) : json(nullptr)},
                      {"blocked", r.module_blocked}};

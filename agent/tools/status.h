@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/api/agent_status.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent::tools {
@@ -28,7 +29,7 @@ struct StatusAlert {
 
 /// A status file read from disk.
 struct StatusSample {
-    nlohmann::json doc;        // the parsed status.json
+    AgentStatus status;        // status.json, read back through from_json
     std::int64_t time_ms = 0;  // its "time" field (the agent's clock when it wrote it)
 };
 
@@ -42,7 +43,13 @@ struct StatusReport {
     bool running = false;
     std::string not_running_reason;  // why we think the agent is not running
 
+    std::string module_serial;
+    std::string module_state;  // "running" | "blocked" | "unknown"
+    std::uint32_t module_boot = 0;
+
     bool has_ring = false;
+    std::uint64_t ring_used_records = 0;
+    std::uint64_t ring_capacity_bytes = 0;
     double ring_fill = 0;
     double ring_fill_peak = 0;
     std::optional<double> seconds_to_reserve;  // nullopt: the ring is not filling
@@ -64,15 +71,15 @@ struct StatusReport {
     std::uint64_t open_segment_bytes = 0;
     bool encrypted = false;
 
-    /// The destinations (status.json "exporters": name, type, state, peer, lag_records,
-    /// lag_seconds, delivered, failures, last_error), as the agent reported them.
-    nlohmann::json exporters = nlohmann::json::array();
+    /// The destinations, as the agent reported them.
+    std::vector<ExporterStatus> exporters;
 
     std::map<std::string, std::uint64_t> alert_counts;  // this run of the agent, by kind
     std::vector<StatusAlert> recent_alerts;             // newest last
 };
 
-/// Reads and parses <state_dir>/status.json. The error names the file and what is wrong.
+/// Reads and parses <state_dir>/status.json (AgentStatus's from_json). The error names the file
+/// and what is wrong (not JSON, not written by hsmauditd, a newer schema, the field that is damaged).
 Result<StatusSample> read_status_file(const std::string& state_dir);
 
 /// The last `max` alerts of <state_dir>/alerts/alerts.jsonl (the durable alert log), newest

@@ -6,8 +6,9 @@
 #include <filesystem>
 
 #include "agent/api/errc.h"
-#include "mac/encrypted_file.h"
+#include "agent/engine/store/audit_store.h"
 #include "base/line_reader.h"
+#include "mac/encrypted_file.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::agent::tools {
@@ -83,20 +84,8 @@ Result<std::vector<StoreTail::Segment>> StoreTail::list_segments() const {
     if (!fs::is_directory(audit_dir_, ec))
         return make_error(errc::io_error, "no audit store in " + audit_dir_ + " (the directory does not exist)");
     std::vector<Segment> out;
-    // ready_for_archive/ first: if a file is in both (a recovery moving it back), the sealed copy wins.
-    for (const char* sub : {"ready_for_archive", "current"}) {
-        const fs::path dir = fs::path(audit_dir_) / sub;
-        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-            const std::string name = it->path().filename().string();
-            auto epoch = mac::segment_file_epoch(name);
-            if (!epoch || !it->is_regular_file(ec)) continue;
-            if (std::any_of(out.begin(), out.end(), [&](const Segment& s) { return s.epoch == *epoch; })) continue;
-            out.push_back(Segment{*epoch, it->path().string(), name, std::string_view(sub) == "ready_for_archive"});
-        }
-        // A directory that vanishes or is missing is an empty one: the store may be rotating.
-        ec.clear();
-    }
-    std::sort(out.begin(), out.end(), [](const Segment& a, const Segment& b) { return a.epoch < b.epoch; });
+    for (auto& s : list_store_segments(audit_dir_))
+        out.push_back(Segment{s.epoch, std::move(s.path), std::move(s.name), s.sealed_dir});
     return out;
 }
 

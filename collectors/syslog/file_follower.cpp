@@ -53,7 +53,7 @@ void FileFollower::update_head() {
 
 bool FileFollower::open_at_path(bool use_resume) {
     // O_NONBLOCK: a FIFO put at the path must not block the open; only regular files are followed.
-    detail::UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd.valid()) return false;
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "collectors/syslog/detail/thread_guard.h"
-#include "collectors/syslog/detail/unique_fd.h"
+#include "base/unique_fd.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
 #include "collectors/syslog/probe.h"
@@ -78,7 +78,7 @@ private:
     FollowerOptions options_;
     std::optional<FollowerPosition> resume_;
 
-    detail::UniqueFd fd_;
+    UniqueFd fd_;
     std::uint64_t device_ = 0;
     std::uint64_t inode_ = 0;
     std::uint64_t read_offset_ = 0;       // bytes read from the file

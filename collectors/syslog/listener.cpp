@@ -43,7 +43,7 @@ std::string peer_name(const sockaddr_storage& ss) {
 }
 
 struct Connection {
-    detail::UniqueFd fd;
+    UniqueFd fd;
     StreamFramer framer;
     std::string peer;
 };
@@ -292,7 +292,7 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
             for (;;) {
                 sockaddr_storage from{};
                 socklen_t flen = sizeof from;
-                detail::UniqueFd cfd(
+                UniqueFd cfd(
                     ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&from), &flen, SOCK_CLOEXEC | SOCK_NONBLOCK));
                 if (!cfd.valid()) {
                     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "collectors/syslog/detail/thread_guard.h"
-#include "collectors/syslog/detail/unique_fd.h"
+#include "base/unique_fd.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
 #include "collectors/syslog/probe.h"
@@ -63,8 +63,8 @@ private:
     Transport transport_ = Transport::udp;
     std::string unix_path_;
     std::uint16_t port_ = 0;
-    detail::UniqueFd fd_;
-    detail::Waker waker_;
+    UniqueFd fd_;
+    Waker waker_;
     std::jthread thread_;  // last: joined before the members it uses go
 };
 

@@ -10,20 +10,11 @@
 
 #include "exporters/kafka/detail/rdkafka_handles.h"
 #include "exporters/kafka/errc.h"
-#include "mac/checkpoint.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::exporters::kafka {
 namespace {
-
-constexpr std::size_t kRecent = 4096;                // records remembered per serial to recognise redeliveries
-constexpr std::uint64_t kEpochLookahead = 16;        // epochs tried after the current one without an epoch header
-constexpr std::uint64_t kEpochSearchUnknown = 4096;  // epochs tried when the chain's epoch is not known yet
-
-std::string range_text(std::uint64_t a, std::uint64_t b) {
-    return a == b ? "record " + std::to_string(a) : "records " + std::to_string(a) + ".." + std::to_string(b);
-}
 
 bool safe_serial(std::string_view s) {
     if (s.empty() || s.size() > 32 || s == "." || s == "..") return false;
@@ -109,269 +100,122 @@ bool FleetReport::verified() const {
     return std::all_of(serials.begin(), serials.end(), [](const SerialReport& s) { return s.verified(); });
 }
 
-// ---- StreamChain ----
-
-StreamChain::StreamChain(std::string serial, std::optional<mac::AuditKey> key, std::optional<mac::AuditPub> pub,
-                         std::size_t max_faults)
-    : serial_(std::move(serial)), key_(std::move(key)), pub_(std::move(pub)), max_faults_(max_faults) {
-    report_.serial = serial_;
-    if (key_) {
-        if (!pub_) pub_ = key_->pub();
-        deriver_ = std::make_unique<mac::EpochKeyDeriver>(*key_);
-        const mac::Bytes32 zero{};
-        if (auto h = mac::HmacSha256::create(zero)) hmac_.emplace(std::move(*h));
-        report_.key_kind = "key";
-    } else {
-        report_.key_kind = pub_ ? "pub" : "none";
+std::string_view to_string(FleetFaultKind kind) {
+    switch (kind) {
+        case FleetFaultKind::no_key: return "no_key";
+        case FleetFaultKind::stale: return "stale";
+        case FleetFaultKind::boot_counter_decreased: return "boot_counter_decreased";
+        case FleetFaultKind::malformed_message: return "malformed_message";
     }
+    return "unknown";
 }
 
-StreamChain::~StreamChain() = default;
+std::string_view FleetFault::kind_name() const {
+    return std::visit([](auto k) { return to_string(k); }, kind);
+}
 
-void StreamChain::resume(const ChainState& state) {
-    state_ = state;
+// ---- ApplianceStream ----
+
+ApplianceStream::ApplianceStream(std::string serial, std::optional<mac::AuditKey> key, std::optional<mac::AuditPub> pub,
+                                 std::size_t max_faults)
+    : max_faults_(max_faults) {
+    report_.serial = serial;
+    report_.key_kind = key ? "key" : pub ? "pub" : "none";
+    if (key || pub)
+        chain_ = std::make_unique<mac::StreamVerifier>(
+            std::move(serial), std::move(key), std::move(pub), [this](mac::Fault&& f) {
+                fault(FleetFault{f.kind, f.file + "@" + std::to_string(f.line), f.seq, std::move(f.message)});
+            });
+}
+
+ApplianceStream::~ApplianceStream() = default;
+
+void ApplianceStream::resume(const ChainState& state) {
+    mac::StreamPosition at;
+    at.epoch = state.epoch;
+    at.epoch_known = state.epoch_known;
+    at.next_seq = state.next_seq;
+    if (state.mac_known) at.last_mac = state.last_mac;
+    if (chain_) chain_->resume(at);
+    resumed_ = state;
+    boot_ = state.boot;
+    last_time_ms_ = state.last_time_ms;
     report_.resumed = true;
 }
 
-void StreamChain::fault(std::string kind, const std::string& where, std::uint64_t seq, std::string message) {
+ChainState ApplianceStream::state() const {
+    ChainState s = resumed_;  // without a key nothing moved: the position stays as committed
+    if (chain_) {
+        const mac::StreamPosition& at = chain_->position();
+        s.epoch = at.epoch;
+        s.epoch_known = at.epoch_known;
+        s.next_seq = at.next_seq;
+        s.mac_known = at.last_mac.has_value();
+        if (at.last_mac) s.last_mac = *at.last_mac;
+    }
+    s.boot = boot_;
+    s.last_time_ms = last_time_ms_;
+    return s;
+}
+
+void ApplianceStream::fault(FleetFault f) {
     ++report_.faults_total;
-    if (report_.faults.size() < max_faults_)
-        report_.faults.push_back(FleetFault{std::move(kind), where, seq, std::move(message)});
+    if (report_.faults.size() < max_faults_) report_.faults.push_back(std::move(f));
 }
 
-bool StreamChain::mac_ok(std::uint64_t epoch, std::string_view body, const mac::Mac& prev, const mac::Mac& mac) {
-    if (!hmac_ || !deriver_) return false;
-    if (hmac_epoch_ != epoch) {
-        if (!hmac_->rekey(deriver_->key_for(epoch))) return false;
-        hmac_epoch_ = epoch;
-    }
-    return mac::equal_ct(hmac_->compute(mac::as_bytes(body), prev), mac);
+void ApplianceStream::sync() {
+    if (!chain_) return;
+    const mac::StreamCounts& c = chain_->counts();
+    report_.records = c.records;
+    report_.redelivered = c.redelivered;
+    report_.first_seq = c.first_seq;
+    report_.last_seq = c.last_seq;
+    report_.segments = c.segments;
+    report_.seals = c.seals;
+    report_.macs_checked = c.macs_checked;
+    report_.checkpoints = c.checkpoints;
+    report_.anchors_matched = c.anchors_matched;
+    report_.anchors_unreached = c.anchors_unreached;
 }
 
-std::optional<std::uint64_t> StreamChain::find_epoch(std::string_view body, const mac::Mac& prev, const mac::Mac& mac) {
-    // Epochs only go forward, one per seal: the record's epoch is the current one or a later one.
-    const std::uint64_t from = state_.epoch_known ? state_.epoch : 0;
-    const std::uint64_t n = state_.epoch_known ? kEpochLookahead : kEpochSearchUnknown;
-    for (std::uint64_t e = from; e <= from + n; ++e)
-        if (mac_ok(e, body, prev, mac)) return e;
-    return std::nullopt;
-}
-
-const StreamChain::Seen* StreamChain::seen(std::uint64_t seq) const {
-    if (recent_.empty() || seq < recent_.front().seq || seq > recent_.back().seq) return nullptr;
-    const auto& s = recent_[seq - recent_.front().seq];
-    return s.seq == seq ? &s : nullptr;
-}
-
-void StreamChain::remember(std::uint64_t seq, std::uint64_t epoch, const mac::Mac& mac) {
-    if (!recent_.empty() && seq != recent_.back().seq + 1) recent_.clear();  // keep it contiguous
-    recent_.push_back(Seen{seq, epoch, mac});
-    if (recent_.size() > kRecent) recent_.pop_front();
-    if (auto it = pending_anchors_.find(seq); it != pending_anchors_.end()) {
-        if (it->second == mac)
-            ++report_.anchors_matched;
-        else
-            fault("anchor_mismatch", where_, seq,
-                  "a signed checkpoint says record " + std::to_string(seq) +
-                      " has another MAC: rewritten or rolled back");
-        pending_anchors_.erase(it);
-    }
-}
-
-void StreamChain::observed(std::uint64_t seq, const mac::Mac& mac) {
-    state_.next_seq = std::max(state_.next_seq, seq + 1);
-    state_.last_mac = mac;
-    state_.mac_known = true;
-    remember(seq, state_.epoch, mac);
-}
-
-void StreamChain::feed(const StreamMessage& m) {
-    where_ = m.source + "@" + std::to_string(m.offset);
-    if (report_.key_kind == "none") return;  // reported once when the chain was created
-    if (m.kind == "checkpoints") return checkpoint(m);
-    if (m.kind != "audit") return;
-    if (m.line.empty()) {
-        fault("malformed_message", where_, 0, "no 'line' header: the exporter must run with kafka.line_header on");
+void ApplianceStream::feed(const StreamMessage& m) {
+    if (!chain_) return;  // no_key, reported once when the stream was created
+    const std::string where = m.source + "@" + std::to_string(m.offset);
+    if (m.kind == "checkpoints") {
+        chain_->checkpoint(m.line, m.source, m.offset);
+    } else if (m.kind != "audit") {
         return;
+    } else if (m.line.empty()) {
+        fault(FleetFault{FleetFaultKind::malformed_message, where, 0,
+                         "no 'line' header: the exporter must run with kafka.line_header on"});
+    } else if (m.entry == "open") {
+        chain_->open(m.line, m.source, m.offset);
+    } else if (m.entry == "seal") {
+        chain_->seal(m.line, m.source, m.offset);
+    } else if (auto rec = chain_->record(m.line, m.epoch, m.source, m.offset)) {
+        if (boot_ != 0 && rec->boot < boot_)
+            fault(FleetFault{FleetFaultKind::boot_counter_decreased, where, rec->seq,
+                             "boot counter " + std::to_string(rec->boot) + " after " + std::to_string(boot_)});
+        else if (boot_ != 0 && rec->boot != boot_)
+            ++report_.boot_changes;
+        boot_ = rec->boot;
+        last_time_ms_ = std::max(last_time_ms_, rec->time_ms);
     }
-    if (m.entry == "open") return open(m);
-    if (m.entry == "seal") return seal(m);
-    record(m);
+    sync();
 }
 
-void StreamChain::record(const StreamMessage& m) {
-    auto v = mac::split_record_line(m.line);
-    if (!v) return fault("malformed_line", where_, 0, v.error().describe());
-    auto rec = mac::parse_record_body(v->body);
-    if (!rec) return fault("malformed_line", where_, v->seq, rec.error().describe());
-    if (rec->serial != serial_)
-        return fault("foreign_module", where_, v->seq, "record names module " + rec->serial + " under key " + serial_);
-    const std::uint64_t s = v->seq;
-
-    // A redelivery (at-least-once export): a record already verified, with the same MAC, whose
-    // bytes still verify against its predecessor.
-    if (state_.mac_known && s < state_.next_seq) {
-        if (const Seen* old = seen(s); old && old->mac == v->mac) {
-            const Seen* prev = s > 1 ? seen(s - 1) : nullptr;
-            const mac::Mac zero{};
-            const mac::Mac* prev_mac = s == 1 ? &zero : prev ? &prev->mac : nullptr;
-            if (hmac_ && prev_mac && !mac_ok(old->epoch, v->body, *prev_mac, v->mac))
-                return fault("record_mac_mismatch", where_, s,
-                             "a redelivered copy of record " + std::to_string(s) + " differs from the one verified");
-            ++report_.redelivered;
-            return;
-        }
-    }
-    ++report_.records;
-    if (report_.first_seq == 0) report_.first_seq = s;
-    report_.last_seq = std::max(report_.last_seq, s);
-    if (state_.boot != 0 && rec->boot < state_.boot)
-        fault("boot_counter_decreased", where_, s,
-              "boot counter " + std::to_string(rec->boot) + " after " + std::to_string(state_.boot));
-    else if (state_.boot != 0 && rec->boot != state_.boot)
-        ++report_.boot_changes;
-    state_.boot = rec->boot;
-    state_.last_time_ms = std::max(state_.last_time_ms, rec->time_ms);
-    if (m.epoch) {
-        state_.epoch = *m.epoch;
-        state_.epoch_known = true;
-    }
-
-    if (segment_ && segment_->in_segment()) {
-        segment_->line(m.line, m.offset);  // faults through the sink; the observer updates the state
-        if (hmac_) ++report_.macs_checked;
-        return;
-    }
-
-    // Record to record, without the segment's open entry.
-    const std::uint64_t x = state_.next_seq;
-    if (!state_.mac_known) {
-        // The first record seen: the stream starts here (as a file verifier given a recent range).
-    } else if (s == x) {
-        if (hmac_) {
-            std::optional<std::uint64_t> e;
-            if (m.epoch && mac_ok(*m.epoch, v->body, state_.last_mac, v->mac))
-                e = *m.epoch;
-            else if (!m.epoch)
-                e = find_epoch(v->body, state_.last_mac, v->mac);
-            if (e) {
-                state_.epoch = *e;
-                state_.epoch_known = true;
-                ++report_.macs_checked;
-            } else {
-                fault("record_mac_mismatch", where_, s,
-                      "record " + std::to_string(s) +
-                          ": MAC does not verify "
-                          "(modified, forged or inserted record)");
-            }
-        }
-    } else if (s > x) {
-        fault("sequence_gap", where_, x, range_text(x, s - 1) + " missing");
-    } else if (s + 1 == x) {
-        fault("sequence_duplicate", where_, s, "record " + std::to_string(s) + " again, with another MAC");
-    } else {
-        fault("sequence_reordered", where_, s,
-              "record " + std::to_string(s) + " after record " + std::to_string(x - 1));
-    }
-    if (s >= x || !state_.mac_known) {
-        observed(s, v->mac);
-    } else {
-        state_.last_mac = v->mac;  // continue from the MAC as written: one fault, not a cascade
-    }
-}
-
-void StreamChain::open(const StreamMessage& m) {
-    if (m.line == last_open_) {
-        ++report_.redelivered;
-        return;
-    }
-    auto o = mac::parse_open_line(m.line);
-    if (!o) return fault("malformed_line", where_, 0, o.error().describe());
-    if (o->serial != serial_)
-        return fault("foreign_module", where_, 0, "open entry names module " + o->serial + " under key " + serial_);
-    if (!segment_) {
-        segment_ = std::make_unique<mac::ChainVerifier>(
-            key_ ? &*key_ : nullptr, pub_ ? &*pub_ : nullptr, [this](mac::Fault&& f) {
-                fault(std::string(mac::to_string(f.kind)), f.file + "@" + std::to_string(f.line), f.seq,
-                      std::move(f.message));
-            });
-        segment_->set_record_observer(
-            [this](std::uint64_t seq, const mac::Mac& mac, std::uint64_t /*line*/) { observed(seq, mac); });
-    }
-    if (segment_->in_segment()) segment_->end_segment(false);  // its seal never came: seal_missing
-    if (state_.mac_known) {
-        // Continue from where the stream stands (a previous segment, records verified without
-        // their open entry, or the state committed by the group).
-        const std::uint64_t end_epoch = state_.epoch_known ? state_.epoch : (o->epoch > 0 ? o->epoch - 1 : 0);
-        segment_->resume(mac::ChainEnd{end_epoch, state_.next_seq, state_.last_mac, m.source});
-    }
-    last_open_ = m.line;
-    if (!segment_->begin_segment(*o, m.line, m.source)) return;
-    ++report_.segments;
-    state_.epoch = o->epoch;
-    state_.epoch_known = true;
-    if (!state_.mac_known) {
-        state_.last_mac = o->prev;
-        state_.next_seq = o->first_seq;
-        state_.mac_known = true;
-    }
-}
-
-void StreamChain::seal(const StreamMessage& m) {
-    if (m.line == last_seal_) {
-        ++report_.redelivered;
-        return;
-    }
-    last_seal_ = m.line;
-    if (segment_ && segment_->in_segment()) {
-        segment_->line(m.line, m.offset);
-        segment_->end_segment(false);
-        ++report_.seals;
-        return;
-    }
-    // A seal whose open entry this run did not see: check what can be checked without it.
-    auto p = mac::parse_seal_line(m.line);
-    if (!p) return fault("malformed_line", where_, 0, p.error().describe());
-    ++report_.seals;
-    if (pub_ && (p->seal.chain != pub_->chain || !pub_->pubkey.verify(mac::as_bytes(p->signed_body), p->seal.sig)))
-        fault("bad_signature", where_, p->seal.last_seq, "seal of epoch " + std::to_string(p->seal.epoch));
-    if (state_.mac_known && p->seal.last_seq + 1 == state_.next_seq && p->seal.final_mac != state_.last_mac)
-        fault("seal_mismatch", where_, p->seal.last_seq, "the seal's final MAC is not the last record's");
-    if (hmac_ && !mac_ok(p->seal.epoch, p->mac_body, p->seal.final_mac, p->seal.mac))
-        fault("seal_mac_mismatch", where_, p->seal.last_seq, "seal of epoch " + std::to_string(p->seal.epoch));
-    state_.epoch = p->seal.epoch;
-    state_.epoch_known = true;
-}
-
-void StreamChain::checkpoint(const StreamMessage& m) {
-    if (!pub_) return;
-    auto cp = mac::parse_checkpoint_line(m.line);
-    if (!cp) return fault("malformed_line", where_, 0, cp.error().describe());
-    if (cp->chain != pub_->chain || !cp->verify(pub_->pubkey))
-        return fault("anchor_bad_signature", where_, cp->seq, "checkpoint not signed by this appliance's chain key");
-    ++report_.checkpoints;
-    if (cp->seq == 0) {
-        ++report_.anchors_matched;
-    } else if (const Seen* s = seen(cp->seq)) {
-        if (s->mac == cp->mac)
-            ++report_.anchors_matched;
-        else
-            fault("anchor_mismatch", where_, cp->seq, "the record at the checkpoint's seq has another MAC");
-    } else if (cp->seq >= state_.next_seq || !state_.mac_known) {
-        pending_anchors_[cp->seq] = cp->mac;
-    }
-}
-
-void StreamChain::finish(std::optional<std::int64_t> stale_ms, std::int64_t now_ms) {
-    report_.anchors_unreached = pending_anchors_.size();
-    report_.epoch = state_.epoch;
-    report_.boot = state_.boot;
-    report_.last_time_ms = state_.last_time_ms;
-    if (report_.last_seq == 0 && state_.next_seq > 1) report_.last_seq = state_.next_seq - 1;
-    if (stale_ms && state_.last_time_ms > 0 && now_ms - state_.last_time_ms > *stale_ms)
-        fault("stale", "", state_.next_seq - 1,
-              "no record for " + std::to_string((now_ms - state_.last_time_ms) / 1000) + " s (newest " +
-                  mac::format_time(state_.last_time_ms) + ")");
+void ApplianceStream::finish(std::optional<std::int64_t> stale_ms, std::int64_t now_ms) {
+    if (chain_) chain_->finish();
+    sync();
+    const ChainState s = state();
+    report_.epoch = s.epoch;
+    report_.boot = s.boot;
+    report_.last_time_ms = s.last_time_ms;
+    if (report_.last_seq == 0 && s.next_seq > 1) report_.last_seq = s.next_seq - 1;
+    if (stale_ms && s.last_time_ms > 0 && now_ms - s.last_time_ms > *stale_ms)
+        fault(FleetFault{FleetFaultKind::stale, "", s.next_seq - 1,
+                         "no record for " + std::to_string((now_ms - s.last_time_ms) / 1000) + " s (newest " +
+                             mac::format_time(s.last_time_ms) + ")"});
 }
 
 // ---- the consumer ----
@@ -379,7 +223,7 @@ void StreamChain::finish(std::optional<std::int64_t> stale_ms, std::int64_t now_
 namespace {
 
 struct PartitionState {
-    std::map<std::string, std::unique_ptr<StreamChain>, std::less<>> chains;
+    std::map<std::string, std::unique_ptr<ApplianceStream>, std::less<>> chains;
     std::map<std::string, ChainState, std::less<>> committed;  // from the group, applied on first use
     std::int64_t next_offset = -1;                             // -1: nothing consumed yet
     bool eof = false;
@@ -396,7 +240,7 @@ private:
     static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                              void* opaque);
     void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
-    Result<std::unique_ptr<StreamChain>> make_chain(const std::string& serial);
+    Result<std::unique_ptr<ApplianceStream>> make_chain(const std::string& serial);
     void handle(const rd_kafka_message_t& msg);
     Status commit(const std::vector<std::int32_t>& partitions);
     std::vector<std::int32_t> all_partitions() const;
@@ -461,7 +305,7 @@ void FleetRun::retire(std::int32_t p) {
     parts_.erase(it);
 }
 
-Result<std::unique_ptr<StreamChain>> FleetRun::make_chain(const std::string& serial) {
+Result<std::unique_ptr<ApplianceStream>> FleetRun::make_chain(const std::string& serial) {
     std::optional<mac::AuditKey> key;
     std::optional<mac::AuditPub> pub;
     if (safe_serial(serial)) {
@@ -477,12 +321,12 @@ Result<std::unique_ptr<StreamChain>> FleetRun::make_chain(const std::string& ser
             pub.emplace(std::move(*k));
         }
     }
-    auto chain = std::make_unique<StreamChain>(serial, std::move(key), std::move(pub), o_.max_faults_per_serial);
-    if (chain->report().key_kind == "none")
-        chain->report().faults_total = 1,
-        chain->report().faults.push_back(FleetFault{"no_key", o_.keys_dir, 0,
-                                                    "no " + serial + ".key or " + serial + ".pub in " + o_.keys_dir +
-                                                        ": this appliance's records are not verified"});
+    const bool none = !key && !pub;
+    auto chain = std::make_unique<ApplianceStream>(serial, std::move(key), std::move(pub), o_.max_faults_per_serial);
+    if (none)
+        chain->fault(FleetFault{FleetFaultKind::no_key, o_.keys_dir, 0,
+                                "no " + serial + ".key or " + serial + ".pub in " + o_.keys_dir +
+                                    ": this appliance's records are not verified"});
     return chain;
 }
 
@@ -512,7 +356,7 @@ void FleetRun::handle(const rd_kafka_message_t& msg) {
             if (!error_) error_ = std::move(chain).error();
             return;
         }
-        (*chain)->report().partition = msg.partition;
+        (*chain)->set_partition(msg.partition);
         if (auto c = ps.committed.find(serial); c != ps.committed.end()) (*chain)->resume(c->second);
         it = ps.chains.emplace(serial, std::move(*chain)).first;
     }
@@ -687,7 +531,7 @@ nlohmann::json render_fleet_json(const FleetReport& r) {
         if (s.last_time_ms > 0) o["last_time"] = mac::format_time(s.last_time_ms);
         o["faults"] = nlohmann::json::array();
         for (const auto& f : s.faults) {
-            nlohmann::json fj{{"kind", f.kind}, {"where", f.where}, {"message", f.message}};
+            nlohmann::json fj{{"kind", f.kind_name()}, {"where", f.where}, {"message", f.message}};
             if (f.seq) fj["seq"] = f.seq;
             o["faults"].push_back(std::move(fj));
         }
@@ -712,8 +556,8 @@ std::string render_fleet_text(const FleetReport& r) {
         if (s.last_time_ms > 0) out << ", newest " << mac::format_time(s.last_time_ms);
         out << "\n";
         for (const auto& f : s.faults)
-            out << "  " << f.kind << " " << f.where << (f.seq ? " seq " + std::to_string(f.seq) : std::string()) << ": "
-                << f.message << "\n";
+            out << "  " << f.kind_name() << " " << f.where << (f.seq ? " seq " + std::to_string(f.seq) : std::string())
+                << ": " << f.message << "\n";
         if (s.faults_total > s.faults.size()) out << "  ... " << (s.faults_total - s.faults.size()) << " more faults\n";
     }
     out << r.serials.size() << " appliance(s), " << r.messages << " message(s) from " << r.topic << ": "

@@ -1,19 +1,17 @@
 // Fleet verification: `hsmaudit verify --kafka BROKERS --topic T --keys DIR [--group G]`. Consumes
 // the audit topic the Kafka exporter fills (key = module serial, header `line` = the exact segment
-// line, header `entry` = record|open|seal) and verifies each appliance's chain from the stream with
-// mac's rules (docs/FORMAT.md section 3; docs/KAFKA.md "Fleet verification"):
+// line, header `entry` = record|open|seal, header `epoch`) and verifies each appliance's chain from
+// the stream (docs/KAFKA.md "Fleet verification").
 //
-//   - with open and seal entries in the stream (the destination's `chain_lines: true`), each
-//     segment goes through mac::ChainVerifier exactly as a segment file would: record MACs under
-//     the evolving epoch key, open/seal MACs, seal signatures, digests for public-key holders,
-//     links between segments;
-//   - records without their open entry (chain_lines off, or resuming mid-segment) are checked
-//     record to record: HMAC(K_epoch, body || previous MAC) with the `epoch` header (or, lacking
-//     it, the next epochs tried in turn), gaps, reorders;
-//   - redeliveries (the exporter is at-least-once) are recognised: a record whose sequence number
-//     was already verified, with the same MAC and a MAC that verifies, is counted, not a fault;
-//   - boot counter going back, checkpoints (signature, and the record at their seq must carry
-//     their MAC), appliances silent for longer than --stale.
+// The chain logic is mac's: each appliance's messages go to a mac::StreamVerifier, which applies
+// mac::ChainVerifier's rules (docs/FORMAT.md section 3) and reports mac::FaultKind faults, named
+// as `hsmaudit verify` names them: whole segments when the stream carries their open and seal
+// lines (the destination's `chain_lines: true`), record to record from a known position otherwise,
+// redeliveries recognised (the exporter is at-least-once), epochs bounded, checkpoints matched.
+// This file is the consumer side: Kafka, partitions, group membership, offsets and the state
+// committed with them, reading messages, key files, the checks of the stream beyond the chain
+// (FleetFaultKind: no key, stale appliance, boot counter going back, a message without `line`),
+// and the JSON and text reports.
 //
 // Keys: DIR/<serial>.key (the audit secret, mode 0600: checks everything) or DIR/<serial>.pub
 // (seals and checkpoints only). A serial without either is reported (`no_key`) and not verified.
@@ -23,35 +21,46 @@
 // verification state of every serial in that partition (epoch, next seq, last MAC, boot, last time)
 // in the commit's metadata, so whichever member gets the partition next resumes exactly there.
 //
-// Thread-safety: verify_fleet() runs on the calling thread; StreamChain is single-threaded.
+// Thread-safety: verify_fleet() runs on the calling thread; ApplianceStream is single-threaded.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "exporters/kafka/kafka_config.h"
-#include "mac/chain_verifier.h"
-#include "mac/keys.h"
 #include "base/result.h"
+#include "exporters/kafka/kafka_config.h"
+#include "mac/keys.h"
+#include "mac/stream_verifier.h"
+#include "mac/verifier.h"
 
 namespace hsmaudit::exporters::kafka {
 
+/// Faults of the stream beyond the chain (the chain's own are mac::FaultKind).
+enum class FleetFaultKind : std::uint8_t {
+    no_key,                  // no key file for the serial: its records are not verified
+    stale,                   // no record for longer than --stale
+    boot_counter_decreased,  // the module's boot counter went back
+    malformed_message,       // a message without the `line` header
+};
+std::string_view to_string(FleetFaultKind kind);
+
 struct FleetFault {
-    std::string kind;   // mac's fault kinds (record_mac_mismatch, sequence_gap, ...) or no_key, stale,
-                        // boot_counter_decreased, malformed_message, anchor_bad_signature, anchor_mismatch
-    std::string where;  // "<topic>[<partition>]@<offset>"
+    std::variant<mac::FaultKind, FleetFaultKind> kind;
+    std::string where;  // "<topic>[<partition>]@<offset>" (the keys directory for no_key)
     std::uint64_t seq = 0;
     std::string message;
+    /// The kind as reported: mac::to_string()'s names for chain faults, as `hsmaudit verify`.
+    [[nodiscard]] std::string_view kind_name() const;
 };
 
 /// What the stream showed of one appliance.
@@ -117,56 +126,36 @@ struct StreamMessage {
 StreamMessage stream_message(std::string source, std::uint64_t offset,
                              const std::function<std::optional<std::string_view>(const char* name)>& header);
 
-/// One appliance's chain, verified message by message.
-class StreamChain {
+/// One appliance's messages: its chain verified by a mac::StreamVerifier, and the checks of the
+/// stream beyond the chain (boot counter, staleness, a message without `line`).
+class ApplianceStream {
 public:
-    /// `key` or `pub` (or neither: no_key). `max_faults` caps the faults kept (all are counted).
-    StreamChain(std::string serial, std::optional<mac::AuditKey> key, std::optional<mac::AuditPub> pub,
-                std::size_t max_faults);
-    ~StreamChain();
-    StreamChain(const StreamChain&) = delete;
-    StreamChain& operator=(const StreamChain&) = delete;
+    /// `key` or `pub` (or neither: nothing verified, the caller reports no_key). `max_faults` caps
+    /// the faults kept (all are counted).
+    ApplianceStream(std::string serial, std::optional<mac::AuditKey> key, std::optional<mac::AuditPub> pub,
+                    std::size_t max_faults);
+    ~ApplianceStream();
+    ApplianceStream(const ApplianceStream&) = delete;
+    ApplianceStream& operator=(const ApplianceStream&) = delete;
 
     void resume(const ChainState& state);
     void feed(const StreamMessage& m);
     /// Ends the run: an open segment stays open (not a fault); unreached checkpoints are counted;
     /// `stale_ms`/`now_ms`: a chain whose newest record is older is reported stale.
     void finish(std::optional<std::int64_t> stale_ms, std::int64_t now_ms);
-    [[nodiscard]] ChainState state() const { return state_; }
+    [[nodiscard]] ChainState state() const;
     [[nodiscard]] const SerialReport& report() const { return report_; }
-    SerialReport& report() { return report_; }
+    void set_partition(std::int32_t partition) { report_.partition = partition; }
+    void fault(FleetFault f);
 
 private:
-    struct Seen {
-        std::uint64_t seq;
-        std::uint64_t epoch;
-        mac::Mac mac;
-    };
-    void fault(std::string kind, const std::string& where, std::uint64_t seq, std::string message);
-    void record(const StreamMessage& m);
-    void open(const StreamMessage& m);
-    void seal(const StreamMessage& m);
-    void checkpoint(const StreamMessage& m);
-    bool mac_ok(std::uint64_t epoch, std::string_view body, const mac::Mac& prev, const mac::Mac& mac);
-    std::optional<std::uint64_t> find_epoch(std::string_view body, const mac::Mac& prev, const mac::Mac& mac);
-    void observed(std::uint64_t seq, const mac::Mac& mac);
-    const Seen* seen(std::uint64_t seq) const;
-    void remember(std::uint64_t seq, std::uint64_t epoch, const mac::Mac& mac);
+    void sync();
 
-    std::string serial_;
-    std::optional<mac::AuditKey> key_;
-    std::optional<mac::AuditPub> pub_;
     std::size_t max_faults_;
-    std::unique_ptr<mac::EpochKeyDeriver> deriver_;
-    std::optional<mac::HmacSha256> hmac_;
-    std::optional<std::uint64_t> hmac_epoch_;      // the epoch hmac_ is keyed for
-    std::unique_ptr<mac::ChainVerifier> segment_;  // while an open entry's segment is being verified
-    ChainState state_;
-    std::deque<Seen> recent_;  // the last kRecent records verified: redeliveries are checked against them
-    std::string last_open_;
-    std::string last_seal_;
-    std::map<std::uint64_t, mac::Mac> pending_anchors_;  // checkpoints ahead of the stream
-    std::string where_;
+    std::unique_ptr<mac::StreamVerifier> chain_;  // nullptr without a key
+    ChainState resumed_;                          // without a key, committed again as it came
+    std::uint32_t boot_ = 0;
+    std::int64_t last_time_ms_ = 0;
     SerialReport report_;
 };
 

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <set>
 
+#include "base/files.h"
 #include "exporters/snmp/alert_map.h"
 #include "exporters/snmp/errc.h"
 #include "exporters/snmp/logger.h"
-#include "base/files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {
@@ -105,26 +105,73 @@ std::string iso_time(std::int64_t ms) {
     return buf;
 }
 
-// A number from the status snapshot at `path` ("ring", "fill"), or nullopt.
-std::optional<double> number_at(const nlohmann::json& j, std::initializer_list<const char*> path) {
-    const nlohmann::json* cur = &j;
-    for (const char* p : path) {
-        if (!cur->is_object() || !cur->contains(p)) return std::nullopt;
-        cur = &(*cur)[p];
-    }
-    if (cur->is_number()) return cur->get<double>();
-    if (cur->is_boolean()) return cur->get<bool>() ? 1.0 : 0.0;
-    return std::nullopt;
-}
-
 std::string num(double v) {
     return std::to_string(static_cast<long long>(v));
 }
+
+// The agent's state in the notifications (HSMAUDIT-MIB), read from the typed status snapshot.
+const StatusVarbind kStatusVarbinds[] = {
+    {"hsmModuleSerial",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (s.module.serial.empty()) return std::nullopt;
+         return s.module.serial;
+     }},
+    {"hsmModuleBlocked",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.ring) return std::nullopt;
+         return std::string(s.ring->blocked ? "1" : "2");
+     }},
+    {"hsmModuleBootCounter",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (s.module.boot == 0) return std::nullopt;  // not read from the module yet
+         return std::to_string(s.module.boot);
+     }},
+    {"hsmRingUsedRecords",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.ring) return std::nullopt;
+         return std::to_string(s.ring->used_records);
+     }},
+    {"hsmRingFillPercent",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.ring) return std::nullopt;
+         return num(std::clamp(s.ring->fill, 0.0, 1.0) * 100);
+     }},
+    {"hsmRingSecondsToFull",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.ring || s.ring->seconds_to_reserve < 0) return std::string("-1");
+         return num(std::min(s.ring->seconds_to_reserve, 2147483647.0));
+     }},
+    {"hsmDrainPaused",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.drain && !s.retention) return std::nullopt;
+         const bool paused = (s.drain && s.drain->acks_paused) || (s.retention && s.retention->acks_paused);
+         return std::string(paused ? "1" : "2");
+     }},
+    {"hsmChainFaults",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.drain) return std::nullopt;
+         return std::to_string(s.drain->faults);
+     }},
+    {"hsmStoreUsed",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.retention) return std::nullopt;
+         return std::to_string(s.retention->used_bytes / 1'000'000);
+     }},
+    {"hsmStoreQuota",
+     [](const agent::AgentStatus& s) -> std::optional<std::string> {
+         if (!s.retention) return std::nullopt;
+         return std::to_string(s.retention->quota_bytes / 1'000'000);
+     }},
+};
 
 }  // namespace
 
 std::span<const KeySpec> config_keys() {
     return kKeys;
+}
+
+std::span<const StatusVarbind> status_varbinds() {
+    return kStatusVarbinds;
 }
 
 Result<SnmpOptions> options_from_config(const base::Config& c, const std::string& name, const std::string& state_dir) {
@@ -213,7 +260,7 @@ Result<SnmpOptions> options_from_config(const base::Config& c, const std::string
     return o;
 }
 
-SnmpExporter::SnmpExporter(SnmpOptions options, std::function<nlohmann::json()> status, NowMs now_ms,
+SnmpExporter::SnmpExporter(SnmpOptions options, agent::AgentStatusProvider status, NowMs now_ms,
                            std::unique_ptr<Sender> sender)
     : options_(std::move(options)),
       status_(std::move(status)),
@@ -221,7 +268,7 @@ SnmpExporter::SnmpExporter(SnmpOptions options, std::function<nlohmann::json()> 
       sender_(std::move(sender)),
       holddown_(options_.holddown, options_.flap_limit) {}
 
-Result<std::unique_ptr<SnmpExporter>> SnmpExporter::create(SnmpOptions options, std::function<nlohmann::json()> status,
+Result<std::unique_ptr<SnmpExporter>> SnmpExporter::create(SnmpOptions options, agent::AgentStatusProvider status,
                                                            NowMs now_ms) {
     if (!now_ms) {
         now_ms = [] {
@@ -291,26 +338,17 @@ std::optional<Notification> SnmpExporter::notification_for(const agent::Event& e
     if (n->get("hsmNotifyHost").empty()) n->set("hsmNotifyHost", host);
     if (!n->values.contains("hsmNotifySuppressed")) n->set("hsmNotifySuppressed", "0");
 
-    // State from the agent's status snapshot.
-    const nlohmann::json st = status_ ? status_() : nlohmann::json();
-    std::string serial = e.serial;
-    if (serial.empty() && st.contains("module") && st["module"].is_object() && st["module"].contains("serial") &&
-        st["module"]["serial"].is_string())
-        serial = st["module"]["serial"].get<std::string>();
-    n->set("hsmModuleSerial", serial);
-    if (auto fill = number_at(st, {"ring", "fill"}))
-        n->set("hsmRingFillPercent", num(*fill <= 1.0 ? *fill * 100 : *fill));
-    if (auto used = number_at(st, {"ring", "used_records"})) n->set("hsmRingUsedRecords", num(*used));
-    const auto secs = number_at(st, {"ring", "seconds_to_reserve"});
-    n->set("hsmRingSecondsToFull", secs && *secs >= 0 ? num(std::min(*secs, 2147483647.0)) : "-1");
-    if (auto blocked = number_at(st, {"ring", "blocked"})) n->set("hsmModuleBlocked", *blocked != 0 ? "1" : "2");
+    // State from the agent's latest status snapshot; the event's own serial comes first.
+    const std::shared_ptr<const agent::AgentStatus> st = status_ ? status_() : nullptr;
+    if (st)
+        for (const auto& v : kStatusVarbinds)
+            if (auto value = v.value(*st)) n->set(v.object, std::move(*value));
+    if (!e.serial.empty()) n->set("hsmModuleSerial", e.serial);
+    if (!n->values.contains("hsmModuleSerial")) n->set("hsmModuleSerial", "");
+    if (!n->values.contains("hsmRingSecondsToFull")) n->set("hsmRingSecondsToFull", "-1");
+    // The alert itself is newer than the snapshot.
     if (e.stream == agent::Stream::alerts && e.alert.kind == "module.blocked") n->set("hsmModuleBlocked", "1");
     if (e.stream == agent::Stream::alerts && e.alert.kind == "module.resumed") n->set("hsmModuleBlocked", "2");
-    if (auto faults = number_at(st, {"drain", "faults"})) n->set("hsmChainFaults", num(*faults));
-    if (auto boot = number_at(st, {"module", "boot"})) n->set("hsmModuleBootCounter", num(*boot));
-    if (auto used = number_at(st, {"retention", "used_bytes"})) n->set("hsmStoreUsed", num(*used / 1e6));
-    if (auto quota = number_at(st, {"retention", "quota_bytes"})) n->set("hsmStoreQuota", num(*quota / 1e6));
-    if (auto paused = number_at(st, {"retention", "acks_paused"})) n->set("hsmDrainPaused", *paused != 0 ? "1" : "2");
     return n;
 }
 

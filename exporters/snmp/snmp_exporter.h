@@ -23,8 +23,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "agent/api/agent_status.h"
 #include "agent/api/exporter.h"
 #include "exporters/snmp/holddown.h"
 #include "exporters/snmp/probe.h"
@@ -49,9 +48,10 @@ public:
     using NowMs = std::function<std::int64_t()>;
 
     /// Loads (and increments) the engine state and prepares the receivers. `status` gives the
-    /// agent's status snapshot (may be empty); `now_ms` is the clock for sysUpTime, engine time and
-    /// the hold-down (injected by tests).
-    static Result<std::unique_ptr<SnmpExporter>> create(SnmpOptions options, std::function<nlohmann::json()> status,
+    /// agent's latest status snapshot (may be empty or return nullptr: the state varbinds are then
+    /// sent empty or 0); `now_ms` is the clock for sysUpTime, engine time and the hold-down
+    /// (injected by tests).
+    static Result<std::unique_ptr<SnmpExporter>> create(SnmpOptions options, agent::AgentStatusProvider status,
                                                         NowMs now_ms);
 
     Status connect() override;
@@ -65,16 +65,16 @@ public:
     [[nodiscard]] const EngineState& engine() const { return sender_->engine(); }
 
     /// The notification `e` maps to before the hold-down (nullopt: none), with every varbind value
-    /// filled. Exposed for tests.
+    /// filled: the event's own, then the agent's state from the latest status snapshot
+    /// (status_varbinds()). Exposed for tests.
     [[nodiscard]] std::optional<Notification> notification_for(const agent::Event& e) const;
 
 private:
-    SnmpExporter(SnmpOptions options, std::function<nlohmann::json()> status, NowMs now_ms,
-                 std::unique_ptr<Sender> sender);
+    SnmpExporter(SnmpOptions options, agent::AgentStatusProvider status, NowMs now_ms, std::unique_ptr<Sender> sender);
     void flush_holddown();
 
     SnmpOptions options_;
-    std::function<nlohmann::json()> status_;
+    agent::AgentStatusProvider status_;
     NowMs now_ms_;
     Probe probe_;
     std::unique_ptr<Sender> sender_;
@@ -91,6 +91,16 @@ private:
     mutable std::mutex mutex_;
     agent::TransportStats transport_;
 };
+
+/// One HSMAUDIT-MIB object whose value comes from the agent's status snapshot (not from the event):
+/// `value` gives it as the notification's text, nullopt when the snapshot does not have it.
+struct StatusVarbind {
+    std::string_view object;
+    std::optional<std::string> (*value)(const agent::AgentStatus& status);
+};
+/// Every object the exporter fills from the status snapshot (hsmModuleSerial, hsmRingUsedRecords,
+/// hsmModuleBootCounter...), in MIB order.
+std::span<const StatusVarbind> status_varbinds();
 
 /// The factory for agent/daemon/exporter_registry.cpp: type "snmp".
 agent::ExporterFactory factory();

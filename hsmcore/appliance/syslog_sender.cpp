@@ -181,7 +181,7 @@ bool SyslogSender::connect_socket(const std::stop_token& stop) {
     auto addr = resolve(destination_);
     if (!addr) return false;
     const int type = destination_.kind == SyslogDestination::Kind::tcp ? SOCK_STREAM : SOCK_DGRAM;
-    detail::UniqueFd fd(::socket(addr->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    UniqueFd fd(::socket(addr->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd.valid()) return false;
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr->storage), addr->len) != 0) {
         if (errno != EINPROGRESS) return false;

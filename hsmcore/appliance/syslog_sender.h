@@ -11,7 +11,7 @@
 #include <string_view>
 #include <thread>
 
-#include "hsmcore/appliance/detail/unique_fd.h"
+#include "base/unique_fd.h"
 #include "hsmcore/appliance/probe.h"
 #include "base/result.h"
 
@@ -72,8 +72,8 @@ private:
     SyslogDestination destination_;
     SenderOptions options_;
     SenderProbe probe_;
-    detail::Waker waker_;
-    detail::UniqueFd fd_;  // sender thread only
+    Waker waker_;
+    UniqueFd fd_;  // sender thread only
 
     mutable std::mutex mutex_;
     std::condition_variable_any cv_;

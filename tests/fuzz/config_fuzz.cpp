@@ -1,4 +1,4 @@
-// libFuzzer target for the agent's configuration (agent/config): YAML text -> base::Config, validated
+// libFuzzer target for the agent's configuration (base/config): YAML text -> base::Config, validated
 // against every key hsmauditd accepts (the agent's and the built-in exporter kinds'), then the
 // checks `hsmauditd --check-config` adds (validate_exporters) and the option builders the service
 // calls on a loaded base::Config. A bad file must be an error naming file and line, never a crash or an

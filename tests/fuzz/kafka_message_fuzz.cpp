@@ -1,6 +1,6 @@
 // libFuzzer target for fleet verification's inputs from Kafka (exporters/kafka/fleet_verify.h):
 // the verification state committed as offset metadata (decode_states) and the audit topic's
-// messages (their entry/kind/epoch headers and `line` header) fed to a StreamChain holding the
+// messages (their entry/kind/epoch headers and `line` header) fed to an ApplianceStream holding the
 // fixed fuzz key, then the report rendered as `hsmaudit verify --kafka --json` prints it.
 //
 // Input: the first line is the committed metadata; every further line is one message's headers,
@@ -71,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (auto it = states->find(kSerial); it != states->end()) resume = it->second;
     }
 
-    StreamChain chain(std::string(kSerial), keys.key, std::nullopt, 16);
+    ApplianceStream chain(std::string(kSerial), keys.key, std::nullopt, 16);
     if (!resume) {
         // Without committed state the verifier searches 4096 epochs per record, which under ASan
         // takes most of a second: start from epoch 0 known instead (a metadata line with epoch "-"

@@ -22,7 +22,7 @@ namespace {
 
 using namespace hsmaudit;
 
-constexpr std::size_t kSlotBytes = 512;  // agent/engine/store/audit_store.cpp
+constexpr std::size_t kSlotBytes = agent::kPositionSlotBytes;  // the format's owner: audit_store.h
 
 std::string with_sum(std::string_view slot) {
     std::string_view text = slot.substr(0, slot.find('\n'));

@@ -251,39 +251,4 @@ std::vector<ExportManager::Entry> ExportManager::stats() const {
     return out;
 }
 
-nlohmann::json ExportManager::status_json() const {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& e : stats()) {
-        const RunnerStats& s = e.stats;
-        nlohmann::json cursor = nlohmann::json::object();
-        nlohmann::json delivered = nlohmann::json::object();
-        for (Stream st : kAllStreams) {
-            const auto i = static_cast<std::size_t>(st);
-            if (s.cursor[i] != 0 || s.newest[i] != 0) cursor[std::string(to_string(st))] = s.cursor[i];
-            if (s.delivered[i] != 0) delivered[std::string(to_string(st))] = s.delivered[i];
-        }
-        list.push_back({{"name", e.name},
-                        {"type", e.type},
-                        {"state", std::string(to_string(s.state))},
-                        {"peer", s.transport.peer},
-                        {"cursor", cursor},
-                        {"delivered", delivered},
-                        {"filtered", s.filtered},
-                        {"sent", s.sent},
-                        {"resent", s.resent},
-                        {"failures", s.failures},
-                        {"in_flight", s.in_flight},
-                        {"lag_records", s.lag_records()},
-                        {"lag_seconds", s.lag_seconds()},
-                        {"last_error", s.last_error},
-                        {"cursor_write_failures", s.cursor_write_failures},
-                        {"cursor_error", s.cursor_error},
-                        {"store_held", std::any_of(s.store_held.begin(), s.store_held.end(), [](bool h) { return h; })},
-                        {"store_error", s.store_error},
-                        {"store_damaged_places", s.source.damaged_places},
-                        {"store_skipped_records", s.source.skipped_records}});
-    }
-    return list;
-}
-
 }  // namespace hsmaudit::agent

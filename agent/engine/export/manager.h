@@ -3,8 +3,8 @@
 // builds each through the registered ExporterFactory of its type, and tells retention and the
 // archiver how far every destination has delivered the audit trail (DeliveryCursors).
 //
-// Thread-safety: create/start/stop from the service's thread; min_delivered_seq(), stats() and
-// status_json() from any thread.
+// Thread-safety: create/start/stop from the service's thread; min_delivered_seq() and stats() from
+// any thread.
 #pragma once
 
 #include <functional>
@@ -14,12 +14,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 
-#include "base/config/config.h"
 #include "agent/api/exporter.h"
 #include "agent/engine/export/runner.h"
 #include "agent/engine/store/retention.h"
+#include "base/config/config.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent {
@@ -38,7 +37,7 @@ struct ExportContext {
     std::string serial;
     std::string host;
     AlertSink& alerts;
-    std::function<nlohmann::json()> agent_status;
+    AgentStatusProvider agent_status;  // the agent's status snapshot, for exporters (any thread)
     std::function<std::int64_t()> now_ms;
 };
 
@@ -67,7 +66,6 @@ public:
         const LatencyHistogram* delivery_latency = nullptr;  // lives as long as the manager
     };
     [[nodiscard]] std::vector<Entry> stats() const;
-    [[nodiscard]] nlohmann::json status_json() const;
 
 private:
     ExportManager() = default;

@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "base/logger.h"
+#include "agent/api/thread_guard.h"
 #include "base/files.h"
+#include "base/logger.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -71,6 +71,31 @@ ExportRunner::~ExportRunner() {
     stop();
 }
 
+CursorFileContents parse_cursor_file(std::string_view text) {
+    CursorFileContents out;
+    const auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("version") || !j["version"].is_number_unsigned() ||
+        j["version"].get<std::uint64_t>() != 1)
+        return out;
+    out.is_cursor_file = true;
+    for (Stream s : kAllStreams) {
+        const auto key = std::string(to_string(s));
+        if (!j.contains(key)) continue;
+        if (!j[key].is_number_unsigned()) {
+            out.bad_key = key;
+            return out;
+        }
+        out.positions[idx(s)] = j[key].get<std::uint64_t>();
+    }
+    return out;
+}
+
+std::string render_cursor_file(const std::array<std::uint64_t, 4>& positions) {
+    nlohmann::json j = {{"version", 1}};
+    for (Stream s : kAllStreams) j[std::string(to_string(s))] = positions[idx(s)];
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, std::unique_ptr<Exporter> exporter,
                                                          std::unique_ptr<EventSource> source, AlertSink& alerts,
                                                          NowMs now_ms) {
@@ -81,21 +106,17 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
     if (!path.empty() && fs::exists(path, ec)) {
         auto text = base::read_file(path, 64 * 1024);
         if (!text) return std::move(text).error();
-        const auto j = nlohmann::json::parse(*text, nullptr, false);
-        if (!j.is_object() || !j.contains("version") || !j["version"].is_number_unsigned() ||
-            j["version"].get<std::uint64_t>() != 1)
+        const CursorFileContents file = parse_cursor_file(*text);
+        if (!file.is_cursor_file)
             return make_error(errc::io_error, path + " is not a cursor file (damaged?); the destination '" +
                                                   r->options_.name +
                                                   "' does not start rather than resend or skip the store. Remove "
                                                   "it to start over at exporters." +
                                                   r->options_.name + ".start");
-        for (Stream s : kAllStreams) {
-            const auto key = std::string(to_string(s));
-            if (!j.contains(key)) continue;
-            if (!j[key].is_number_unsigned())
-                return make_error(errc::io_error, path + ": '" + key + "' is not a position (damaged?)");
-            r->cursor_[idx(s)] = j[key].get<std::uint64_t>();
-        }
+        if (!file.bad_key.empty())
+            return make_error(errc::io_error, path + ": '" + file.bad_key + "' is not a position (damaged?)");
+        for (Stream s : kAllStreams)
+            if (file.positions[idx(s)]) r->cursor_[idx(s)] = *file.positions[idx(s)];
     } else {
         // A new destination: start at the oldest event held, or after the newest.
         for (Stream s : kAllStreams) {
@@ -369,13 +390,10 @@ Status ExportRunner::write_cursor(bool force) {
     // After a failure (disk full, EIO) wait before trying again: the cursor in memory is right
     // and delivery goes on; a stale file only means more duplicates after a crash.
     if (!force && now < cursor_retry_at_ms_) return {};
-    nlohmann::json j = {{"version", 1}};
-    for (Stream s : kAllStreams) j[std::string(to_string(s))] = cursor_[idx(s)];
     std::error_code ec;
     fs::create_directories(fs::path(options_.cursor_path).parent_path(), ec);
-    auto st = base::write_file_atomic(options_.cursor_path,
-                                     j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600,
-                                     false, *options_.file_system);
+    auto st =
+        base::write_file_atomic(options_.cursor_path, render_cursor_file(cursor_), 0600, false, *options_.file_system);
     if (!st) {
         ++local_.cursor_write_failures;
         local_.cursor_error = utf8_safe(st.error().describe());
@@ -396,7 +414,7 @@ Status ExportRunner::write_cursor(bool force) {
     }
     if (!local_.cursor_error.empty()) {
         base::logger().info("exporter {}: its cursor file is written again (after {} failed writes)", options_.name,
-                      local_.cursor_write_failures);
+                            local_.cursor_write_failures);
         local_.cursor_error.clear();
         cursor_logged_ms_ = 0;
     }

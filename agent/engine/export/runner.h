@@ -43,6 +43,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,6 +55,18 @@
 #include "base/result.h"
 
 namespace hsmaudit::agent {
+
+/// The cursor file's format (its one owner: the runner writes it and reads it back at start;
+/// nothing else reads it, the archiver and retention ask the runners in memory). Positions are
+/// indexed by Stream (kAllStreams order).
+struct CursorFileContents {
+    bool is_cursor_file = false;                              // a JSON object with "version": 1
+    std::string bad_key;                                      // a stream whose value is no position ("" if none)
+    std::array<std::optional<std::uint64_t>, 4> positions{};  // the streams the file names
+};
+CursorFileContents parse_cursor_file(std::string_view text);
+/// The file's text for `positions` (every stream), one line.
+std::string render_cursor_file(const std::array<std::uint64_t, 4>& positions);
 
 /// What a reader met in the store (damage it alerted and skipped, store_source.h).
 struct SourceHealth {

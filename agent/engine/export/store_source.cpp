@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "agent/api/errc.h"
-#include "base/logger.h"
 #include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/event_spool.h"
+#include "base/logger.h"
+#include "base/unique_fd.h"
 #include "mac/encrypted_file.h"
 #include "mac/segment_format.h"
-#include "base/unique_fd.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -79,7 +80,7 @@ public:
     void set_limit(std::optional<std::uint64_t> limit) { limit_ = limit; }
     /// The file offset of the line peek() returns next (encrypted: of the chunk holding its start).
     [[nodiscard]] std::uint64_t line_offset() const {
-        if (!opener_) return raw_off_ - (buf_.size() - pos_);
+        if (!decoder_) return raw_off_ - (buf_.size() - pos_);
         std::uint64_t off = raw_off_;
         for (const auto& [at, raw] : chunk_starts_)
             if (at <= pos_) off = raw;
@@ -91,7 +92,7 @@ public:
     bool skip_damaged_chunk() {
         if (!damage_ || !damage_->next_chunk) return false;
         raw_off_ = *damage_->next_chunk;
-        ++chunk_;
+        decoder_->skip();
         buf_.clear();
         chunk_starts_.clear();
         pos_ = 0;
@@ -150,15 +151,14 @@ private:
                 if (store_key_ == nullptr)
                     return make_error(errc::store_unreadable,
                                       path_ + " is encrypted at rest and no audit key is loaded");
-                if (h.size() < mac::kEncryptedHeaderBytes) return false;
-                mac::Salt salt{};
-                std::memcpy(salt.data(), head + mac::kEncryptedMagic.size(), salt.size());
-                opener_.emplace(*store_key_, salt);
+                const auto salt = mac::parse_encrypted_header(h);
+                if (!salt) return false;  // the header is not complete yet
+                decoder_.emplace(*store_key_, *salt);
                 raw_off_ = mac::kEncryptedHeaderBytes;
             }
             kind_known_ = true;
         }
-        if (!opener_) {
+        if (!decoder_) {
             const std::size_t want = allowed(raw_off_, kReadBytes);
             if (want == 0) return false;
             const std::size_t old = buf_.size();
@@ -173,38 +173,33 @@ private:
             return n > 0;
         }
         bool any = false;
+        std::string bytes;  // the next chunk's bytes, as many as the decoder asked for
         while (buf_.size() < kReadBytes) {
-            unsigned char len_bytes[4];
-            if (allowed(raw_off_, 4) < 4) break;  // the next chunk is not committed yet
-            const ssize_t n = ::pread(fd_.get(), len_bytes, 4, static_cast<off_t>(raw_off_));
-            if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
-            if (n < 4) break;  // the next chunk is not (fully) written yet
-            std::uint32_t len = 0;
-            for (unsigned char c : len_bytes) len = (len << 8) | c;
-            if (len == 0 || len > mac::kMaxChunkBytes) {
-                if (any) break;  // hand out the lines before the damage first
-                damage_ = FileDamage{
-                    raw_off_,
-                    "chunk " + std::to_string(chunk_) + " has an impossible length (" + std::to_string(len) + " bytes)",
-                    std::nullopt};
-                return damaged();
+            bytes.clear();
+            mac::ChunkStep step;
+            for (;;) {
+                step = decoder_->decode(bytes);
+                if (step.status != mac::ChunkStatus::need_more) break;
+                // Not committed yet, or not (fully) written yet (or torn: see leftover()).
+                if (allowed(raw_off_, step.bytes) < step.bytes) return any;
+                const std::size_t have = bytes.size();
+                bytes.resize(step.bytes);
+                const ssize_t n =
+                    ::pread(fd_.get(), bytes.data() + have, step.bytes - have, static_cast<off_t>(raw_off_ + have));
+                if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_ + have));
+                if (static_cast<std::size_t>(n) < step.bytes - have) return any;
             }
-            std::string sealed(len + 16, '\0');
-            if (allowed(raw_off_ + 4, sealed.size()) < sealed.size()) break;
-            const ssize_t m = ::pread(fd_.get(), sealed.data(), sealed.size(), static_cast<off_t>(raw_off_ + 4));
-            if (m < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_ + 4));
-            if (static_cast<std::size_t>(m) < sealed.size()) break;  // being written (or torn: see leftover())
-            auto plain = opener_->open(chunk_, sealed);
-            if (!plain) {
+            if (step.status == mac::ChunkStatus::damaged) {
                 if (any) break;  // hand out the lines before the damage first
-                damage_ = FileDamage{raw_off_, "chunk " + std::to_string(chunk_) + " fails authentication",
-                                     raw_off_ + 4 + sealed.size()};
+                // A chunk whose length is intact tells where the next one starts.
+                damage_ =
+                    FileDamage{raw_off_, std::move(step.why),
+                               step.bytes != 0 ? std::optional<std::uint64_t>(raw_off_ + step.bytes) : std::nullopt};
                 return damaged();
             }
             chunk_starts_.emplace_back(buf_.size(), raw_off_);
-            buf_ += *plain;
-            raw_off_ += 4 + sealed.size();
-            ++chunk_;
+            buf_ += step.plaintext;
+            raw_off_ += step.bytes;
             any = true;
         }
         return any;
@@ -214,10 +209,9 @@ private:
     UniqueFd fd_;
     const mac::Bytes32* store_key_;
     bool kind_known_ = false;
-    std::optional<mac::ChunkOpener> opener_;
+    std::optional<mac::ChunkDecoder> decoder_;
     std::optional<std::uint64_t> limit_;
     std::uint64_t raw_off_ = 0;
-    std::uint64_t chunk_ = 0;
     std::string buf_;
     std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
@@ -226,30 +220,10 @@ private:
     std::optional<FileDamage> damage_;
 };
 
-struct SegmentFile {
-    std::uint64_t epoch = 0;
-    std::string name;
-    std::string path;
-    bool ready = false;  // in ready_for_archive/
-};
+using SegmentFile = StoredSegment;
 
-/// Segments in ready_for_archive/ and current/, in epoch order (a file in both: the sealed copy).
 std::vector<SegmentFile> list_segments(const std::string& audit_dir) {
-    std::vector<SegmentFile> out;
-    std::error_code ec;
-    for (const char* sub : {"ready_for_archive", "current"}) {
-        const fs::path dir = fs::path(audit_dir) / sub;
-        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-            const std::string name = it->path().filename().string();
-            const auto epoch = mac::segment_file_epoch(name);
-            if (!epoch) continue;
-            if (std::any_of(out.begin(), out.end(), [&](const SegmentFile& s) { return s.epoch == *epoch; })) continue;
-            out.push_back(SegmentFile{*epoch, name, it->path().string(), std::string_view(sub) == "ready_for_archive"});
-        }
-        ec.clear();
-    }
-    std::sort(out.begin(), out.end(), [](const SegmentFile& a, const SegmentFile& b) { return a.epoch < b.epoch; });
-    return out;
+    return list_store_segments(audit_dir);
 }
 
 /// Counts the lines of a growing plaintext file incrementally.
@@ -290,15 +264,7 @@ std::vector<std::pair<std::uint64_t, std::string>> list_spool(const std::string&
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
-        if (!name.starts_with("spool-") || !name.ends_with(".log") || name.size() != 6 + 16 + 4) continue;
-        std::uint64_t first = 0;
-        bool ok = true;
-        for (char c : std::string_view(name).substr(6, 16)) {
-            const int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-            if (d < 0) ok = false;
-            first = first << 4 | static_cast<std::uint64_t>(d < 0 ? 0 : d);
-        }
-        if (ok) out.emplace_back(first, it->path().string());
+        if (const auto first = parse_spool_file_name(name)) out.emplace_back(*first, it->path().string());
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -863,29 +829,25 @@ private:
                 break;
             }
             const std::string_view line = **peeked;
-            if (line.starts_with("@spool ")) {
+            if (is_spool_header(line)) {
                 spool_.file->consume();
                 continue;
             }
-            const auto sp1 = line.find(' ');
-            std::uint64_t n = 0;
-            if (sp1 == std::string_view::npos || !mac::parse_u64(line.substr(0, sp1), n)) {
+            const auto fields = parse_spool_line(line);
+            if (!fields) {
                 ++skipped_;
                 spool_.file->consume();
                 continue;
             }
+            const std::uint64_t n = fields->number;
             if (n > spool_.last) {
                 Event e;
                 e.stream = Stream::syslog;
                 e.position = n;
                 e.serial = o_.serial;
                 e.host = o_.host;
-                std::string_view rest = line.substr(sp1 + 1);
-                const auto sp2 = rest.find(' ');
-                if (auto t = mac::parse_time(rest.substr(0, sp2)); t) e.time_ms = *t;
-                rest = sp2 == std::string_view::npos ? std::string_view{} : rest.substr(sp2 + 1);
-                const auto h = rest.rfind(" h=");
-                if (h != std::string_view::npos) rest = rest.substr(0, h);
+                if (auto t = mac::parse_time(fields->time); t) e.time_ms = *t;
+                const std::string_view rest = fields->payload;
                 const auto j = nlohmann::json::parse(rest, nullptr, false);
                 if (j.is_object()) {
                     e.syslog = syslog_fields(j);

@@ -17,12 +17,13 @@
 #include <set>
 #include <utility>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "base/logger.h"
-#include "mac/encrypted_file.h"
+#include "agent/api/thread_guard.h"
+#include "agent/engine/store/state_layout.h"
 #include "base/files.h"
 #include "base/line_reader.h"
+#include "base/logger.h"
+#include "mac/encrypted_file.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -31,8 +32,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kReadyDir[] = "ready_for_archive";
-constexpr char kTempPrefix[] = ".tmp-";
+constexpr const char* kReadyDir = kSealedSegmentDir;
+constexpr const char* kTempPrefix = kArchiveTempPrefix;
 constexpr std::size_t kIoBytes = 64 * 1024;
 constexpr std::size_t kMaxManifestBytes = 16 << 20;
 
@@ -153,16 +154,7 @@ std::optional<std::uint64_t> parse_hex8(std::string_view hex) {
 
 /// The epoch range in an archive name "audit-<serial>-<first hex>-<last hex>[.n].<ext>", if it is one.
 std::optional<std::pair<std::uint64_t, std::uint64_t>> archive_name_epochs(const std::string& file_name) {
-    if (!file_name.starts_with("audit-")) return std::nullopt;
-    std::string stem = file_name.substr(0, file_name.find('.'));
-    const auto b = stem.rfind('-');
-    if (b == std::string::npos || b < 6) return std::nullopt;
-    const auto a = stem.rfind('-', b - 1);
-    if (a == std::string::npos || a < 5) return std::nullopt;
-    const auto first = parse_hex8(std::string_view(stem).substr(a + 1, b - a - 1));
-    const auto last = parse_hex8(std::string_view(stem).substr(b + 1));
-    if (!first || !last) return std::nullopt;
-    return std::pair{*first, *last};
+    return archive_file_epochs(file_name);
 }
 
 /// The epoch in a segment file name "hsm_<serial>_<hex8>.log", if it is one.
@@ -302,7 +294,7 @@ struct ArchiveSink {
 la_ssize_t sink_write(archive* a, void* client, const void* buffer, size_t length) {
     auto* sink = static_cast<ArchiveSink*>(client);
     if (auto st = base::write_all(sink->fd, std::string_view(static_cast<const char*>(buffer), length), sink->path,
-                                 *sink->file_system);
+                                  *sink->file_system);
         !st) {
         archive_set_error(a, EIO, "%s", st.error().message.c_str());
         return -1;
@@ -468,6 +460,30 @@ Status check_archive(const std::string& archive_path, const std::vector<std::pai
     return {};
 }
 
+std::string archive_file_name(std::string_view serial, std::uint64_t first_epoch, std::uint64_t last_epoch,
+                              bool compressed, int n) {
+    std::string name = "audit-" + std::string(serial) + "-" + hex8(first_epoch) + "-" + hex8(last_epoch);
+    if (n > 0) name += "." + std::to_string(n);
+    return name + (compressed ? ".tgz" : ".tar");
+}
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> archive_file_epochs(std::string_view file_name) {
+    if (!file_name.starts_with("audit-")) return std::nullopt;
+    const std::string_view stem = file_name.substr(0, file_name.find('.'));
+    const auto b = stem.rfind('-');
+    if (b == std::string_view::npos || b < 6) return std::nullopt;
+    const auto a = stem.rfind('-', b - 1);
+    if (a == std::string_view::npos || a < 5) return std::nullopt;
+    const auto first = parse_hex8(stem.substr(a + 1, b - a - 1));
+    const auto last = parse_hex8(stem.substr(b + 1));
+    if (!first || !last) return std::nullopt;
+    return std::pair{*first, *last};
+}
+
+bool is_finished_archive(std::string_view name) {
+    return !name.starts_with(".") && is_archive_name(name);
+}
+
 bool is_archive_name(std::string_view path) {
     return path.ends_with(".tar") || path.ends_with(".tgz") || path.ends_with(".tar.gz");
 }
@@ -629,16 +645,14 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
     const bool encrypted = std::any_of(group.begin(), group.end(), [](const Segment& s) { return s.info.encrypted; });
     // Ciphertext does not compress: encrypted segments are stored as they are.
     const bool compress = options_.compress && !encrypted;
-    const std::string ext = compress ? ".tgz" : ".tar";
-    const std::string stem =
-        "audit-" + group.front().serial + "-" + hex8(group.front().info.epoch) + "-" + hex8(group.back().info.epoch);
-    std::string name = stem + ext;
-    for (int n = 1;; ++n) {
+    std::string name;
+    for (int n = 0;; ++n) {
+        // n > 0: a damaged archive of the same range is kept aside.
+        name = archive_file_name(group.front().serial, group.front().info.epoch, group.back().info.epoch, compress, n);
         std::error_code ec;
         const bool taken = fs::exists(fs::path(archive_dir()) / name, ec);
         if (ec) return make_error(errc::io_error, "cannot look at " + archive_dir() + ": " + ec.message());
         if (!taken) break;
-        name = stem + "." + std::to_string(n) + ext;  // a damaged archive of the same range is kept aside
     }
     const std::string final_path = (fs::path(archive_dir()) / name).string();
     const std::string temp_path = (fs::path(archive_dir()) / (kTempPrefix + name)).string();
@@ -723,8 +737,8 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
     HSMAUDIT_TRY(delete_segments(bundled));
     run.archives.push_back(final_path);
     run.segments_archived += group.size();
-    base::logger().info("archive: bundled {} segment(s) (epochs {}..{}) into {}", group.size(), group.front().info.epoch,
-                  group.back().info.epoch, final_path);
+    base::logger().info("archive: bundled {} segment(s) (epochs {}..{}) into {}", group.size(),
+                        group.front().info.epoch, group.back().info.epoch, final_path);
     return {};
 }
 

@@ -98,6 +98,21 @@ Status check_archive(const std::string& archive_path, const std::vector<std::pai
 /// True for names the archiver writes and the verifier reads: *.tar, *.tgz, *.tar.gz.
 bool is_archive_name(std::string_view path);
 
+// ---- Archive file names (their one owner: the archiver writes them; retention, the store's
+// probe and the archiver's own reconciliation read them through these).
+
+/// The temporary name an archive is written under before its rename: ".tmp-<name>".
+inline constexpr char kArchiveTempPrefix[] = ".tmp-";
+/// audit-<serial>-<first epoch hex8>-<last epoch hex8>[.<n>].<tgz|tar>: `n` > 0 when an archive
+/// of the same range is already there (a damaged one, kept aside).
+std::string archive_file_name(std::string_view serial, std::uint64_t first_epoch, std::uint64_t last_epoch,
+                              bool compressed, int n = 0);
+/// The epoch range (first, last) in an archive file name, nullopt if it is not one.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> archive_file_epochs(std::string_view name);
+/// A finished archive in archive/ (not hidden: no temporary file), by its file name. Their name
+/// order is chain order for one serial.
+bool is_finished_archive(std::string_view name);
+
 /// What one archiver pass did.
 struct ArchiveRun {
     std::vector<std::string> archives;  // written

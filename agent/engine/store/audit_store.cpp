@@ -10,20 +10,21 @@
 #include <filesystem>
 
 #include "agent/api/errc.h"
+#include "agent/engine/store/state_layout.h"
 #include "base/files.h"
+#include "base/unique_fd.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
-#include "base/unique_fd.h"
 
 namespace hsmaudit::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kSlotBytes = 512;
-constexpr char kCurrentDir[] = "current";
-constexpr char kReadyDir[] = "ready_for_archive";
-constexpr char kPositionFile[] = "position";
+constexpr std::size_t kSlotBytes = kPositionSlotBytes;
+constexpr const char* kCurrentDir = kOpenSegmentDir;
+constexpr const char* kReadyDir = kSealedSegmentDir;
+constexpr const char* kPositionFile = kPositionFileName;
 
 Error io(const std::string& what) {
     return make_error(errc::io_error, what + ": " + std::strerror(errno));
@@ -153,15 +154,11 @@ Status AuditStore::recover() {
     std::string slots(2 * kSlotBytes, '\0');
     const ssize_t n = ::pread(position_fd_.get(), slots.data(), slots.size(), 0);
     if (n < 0) return io("cannot read " + pos_path);
-    std::optional<StorePosition> best;
-    for (int i = 0; i < 2; ++i) {
-        auto p = parse_slot(std::string_view(slots).substr(static_cast<std::size_t>(i) * kSlotBytes, kSlotBytes));
-        if (p && (!best || p->generation > best->generation)) best = p;
-    }
-    const bool never_written = std::all_of(slots.begin(), slots.end(), [](char c) { return c == '\0'; });
-    if (!best && !never_written)
+    const PositionFileState state = parse_position_file(slots, static_cast<std::uint64_t>(n));
+    const bool never_written = state.slot_empty[0] && state.slot_empty[1];
+    if (state.current < 0 && !never_written)
         return make_error(errc::io_error, pos_path + " is damaged (no valid slot); run 'hsmaudit fsck'");
-    StorePosition p = best.value_or(StorePosition{});
+    StorePosition p = state.current >= 0 ? *state.slots[static_cast<std::size_t>(state.current)] : StorePosition{};
     if (never_written) {
         // A new store: generation 0 (empty) goes into slot 0 first, so a first commit torn in
         // slot 1 falls back to it instead of leaving a position file with no valid slot.
@@ -169,36 +166,33 @@ Status AuditStore::recover() {
     }
 
     auto note = [&](const std::string& what) { recovery_ += what + "\n"; };
-    // Files in current/ that the position does not name were created after the last commit.
-    std::vector<fs::path> stray;
-    for (fs::directory_iterator it(current, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename().string() != p.current) stray.push_back(it->path());
-    if (ec) return make_error(errc::io_error, "cannot list " + current.string() + ": " + ec.message());
-    for (const auto& path : stray) {
+    auto listing = list_store_files(options_.dir);
+    if (!listing) return std::move(listing).error();
+    const RecoveryPlan plan = plan_recovery(p, *listing);
+    for (const auto& name : plan.uncommitted) {
+        const fs::path path = current / name;
         if (fs_.unlink(path.c_str()) != 0 && errno != ENOENT) return io("cannot remove " + path.string());
         note("removed uncommitted " + path.string());
     }
-    if (!p.current.empty()) {
+    if (plan.open != RecoveryPlan::Open::none) {
         const fs::path cur = current / p.current;
-        if (!fs::exists(cur, ec) && fs::exists(ready / p.current, ec)) {
+        if (plan.open == RecoveryPlan::Open::sealed_after_commit) {
             // Sealed and moved after the last commit: the seal was never acknowledged; undo.
             if (fs_.rename((ready / p.current).c_str(), cur.c_str()) != 0) return io("cannot move back " + p.current);
             note("moved " + p.current + " back from " + kReadyDir + " (sealed after the last commit)");
             dir_dirty_ = true;
         }
-        if (!fs::exists(cur, ec))
+        if (plan.open == RecoveryPlan::Open::missing)
             return make_error(errc::io_error, "store damaged: the open segment " + cur.string() +
                                                   " recorded in the position file is missing; run 'hsmaudit fsck'");
-        const std::uint64_t size = fs::file_size(cur, ec);
-        if (ec) return make_error(errc::io_error, "cannot size " + cur.string() + ": " + ec.message());
-        if (size < p.current_bytes)
-            return make_error(errc::io_error, "store damaged: " + cur.string() + " holds " + std::to_string(size) +
-                                                  " bytes, fewer than the " + std::to_string(p.current_bytes) +
-                                                  " committed; run 'hsmaudit fsck'");
-        if (size > p.current_bytes) {
+        if (plan.short_of_committed())
+            return make_error(errc::io_error, "store damaged: " + cur.string() + " holds " +
+                                                  std::to_string(plan.open_bytes) + " bytes, fewer than the " +
+                                                  std::to_string(p.current_bytes) + " committed; run 'hsmaudit fsck'");
+        if (const std::uint64_t cut = plan.uncommitted_bytes(); cut > 0) {
             if (fs_.truncate(cur.c_str(), static_cast<off_t>(p.current_bytes)) != 0)
                 return io("cannot truncate " + cur.string());
-            note("cut " + std::to_string(size - p.current_bytes) + " uncommitted bytes off " + cur.string());
+            note("cut " + std::to_string(cut) + " uncommitted bytes off " + cur.string());
         }
         auto f = std::make_unique<OpenFile>();
         f->name = p.current;
@@ -372,9 +366,9 @@ Status AuditStore::commit() {
 }
 
 Status AuditStore::write_position(const StorePosition& p) {
-    std::string slot = slot_text(p);
-    if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
-    slot.resize(kSlotBytes, '\0');
+    auto bytes = position_slot_bytes(p);
+    if (!bytes) return std::move(bytes).error();
+    const std::string& slot = *bytes;
     const auto offset = static_cast<off_t>((p.generation % 2) * kSlotBytes);
     const ssize_t n = fs_.pwrite(position_fd_.get(), slot.data(), slot.size(), offset);
     if (n != static_cast<ssize_t>(slot.size())) {
@@ -410,7 +404,21 @@ Result<PositionFileState> read_position_file(const std::string& audit_dir) {
     const bool stat_ok = ::fstat(fd, &sb) == 0;
     ::close(fd);
     if (n < 0 || !stat_ok) return io("cannot read " + path);
-    st.file_bytes = static_cast<std::uint64_t>(sb.st_size);
+    return parse_position_file(slots, static_cast<std::uint64_t>(sb.st_size));
+}
+
+Result<std::string> position_slot_bytes(const StorePosition& p) {
+    std::string slot = slot_text(p);
+    if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
+    slot.resize(kSlotBytes, '\0');
+    return slot;
+}
+
+PositionFileState parse_position_file(std::string_view bytes, std::uint64_t file_bytes) {
+    std::string slots(bytes.substr(0, 2 * kSlotBytes));
+    slots.resize(2 * kSlotBytes, '\0');
+    PositionFileState st;
+    st.file_bytes = file_bytes;
     for (std::size_t i = 0; i < 2; ++i) {
         const std::string_view slot = std::string_view(slots).substr(i * kSlotBytes, kSlotBytes);
         st.slot_empty[i] = std::all_of(slot.begin(), slot.end(), [](char c) { return c == '\0'; });
@@ -419,6 +427,66 @@ Result<PositionFileState> read_position_file(const std::string& audit_dir) {
             st.current = static_cast<int>(i);
     }
     return st;
+}
+
+Result<StoreListing> list_store_files(const std::string& audit_dir) {
+    StoreListing out;
+    for (const char* sub : {kCurrentDir, kReadyDir}) {
+        const fs::path dir = fs::path(audit_dir) / sub;
+        auto& into = std::string_view(sub) == kCurrentDir ? out.current : out.ready;
+        std::error_code ec;
+        fs::directory_iterator it(dir, ec);
+        if (ec == std::errc::no_such_file_or_directory) continue;
+        for (fs::directory_iterator end; !ec && it != end; it.increment(ec)) {
+            std::error_code size_ec;
+            const std::uintmax_t bytes = it->is_regular_file(size_ec) ? it->file_size(size_ec) : 0;
+            into.push_back(StoreFileEntry{it->path().filename().string(), size_ec ? 0 : bytes});
+        }
+        if (ec) return make_error(errc::io_error, "cannot list " + dir.string() + ": " + ec.message());
+    }
+    return out;
+}
+
+std::vector<StoredSegment> list_store_segments(const std::string& audit_dir) {
+    std::vector<StoredSegment> out;
+    for (const char* sub : {kReadyDir, kCurrentDir}) {
+        std::error_code ec;
+        for (fs::directory_iterator it(fs::path(audit_dir) / sub, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            const auto epoch = mac::segment_file_epoch(name);
+            std::error_code type_ec;
+            if (!epoch || !it->is_regular_file(type_ec)) continue;
+            if (std::any_of(out.begin(), out.end(), [&](const StoredSegment& s) { return s.epoch == *epoch; }))
+                continue;
+            out.push_back(StoredSegment{*epoch, name, it->path().string(), std::string_view(sub) == kReadyDir});
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const StoredSegment& a, const StoredSegment& b) { return a.epoch < b.epoch; });
+    return out;
+}
+
+RecoveryPlan plan_recovery(const StorePosition& p, const StoreListing& files) {
+    RecoveryPlan plan;
+    plan.open_name = p.current;
+    plan.committed_bytes = p.current_bytes;
+    for (const auto& f : files.current)
+        if (f.name != p.current) plan.uncommitted.push_back(f.name);
+    if (p.current.empty()) return plan;
+    auto find = [&](const std::vector<StoreFileEntry>& in) -> const StoreFileEntry* {
+        for (const auto& f : in)
+            if (f.name == p.current) return &f;
+        return nullptr;
+    };
+    if (const auto* f = find(files.current)) {
+        plan.open = RecoveryPlan::Open::in_current;
+        plan.open_bytes = f->bytes;
+    } else if (const auto* r = find(files.ready)) {
+        plan.open = RecoveryPlan::Open::sealed_after_commit;
+        plan.open_bytes = r->bytes;
+    } else {
+        plan.open = RecoveryPlan::Open::missing;
+    }
+    return plan;
 }
 
 Result<StorePosition> read_store_position(const std::string& audit_dir) {
@@ -431,11 +499,10 @@ Result<StorePosition> read_store_position(const std::string& audit_dir) {
 }
 
 Status write_store_position(const std::string& audit_dir, const StorePosition& p) {
-    std::string slot = slot_text(p);
-    if (slot.size() > kSlotBytes) return make_error(errc::internal, "position slot overflow");
-    slot.resize(kSlotBytes, '\0');
+    auto slot = position_slot_bytes(p);
+    if (!slot) return std::move(slot).error();
     std::string file(2 * kSlotBytes, '\0');
-    file.replace((p.generation % 2) * kSlotBytes, kSlotBytes, slot);
+    file.replace((p.generation % 2) * kSlotBytes, kSlotBytes, *slot);
     return base::write_file_atomic((fs::path(audit_dir) / kPositionFile).string(), file, 0600, false);
 }
 

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/api/source.h"
@@ -65,6 +66,13 @@ struct StorePosition {
     [[nodiscard]] std::optional<mac::ChainEnd> chain_end() const;
 };
 
+// ---- The position file (its one owner: the store writes it; fsck, the exporters' reader and the
+// agent's status read it through these). Two slots of kPositionSlotBytes, each one text line
+// "hsmaudit-position/1 gen=... sum=<16 hex>" padded with NUL bytes; generation g is written into
+// slot g % 2, so a torn write leaves the other slot intact.
+
+inline constexpr std::size_t kPositionSlotBytes = 512;
+
 /// The position file as it is on disk, both slots (for `hsmaudit fsck`).
 struct PositionFileState {
     std::array<std::optional<StorePosition>, 2> slots;  // a valid slot, or nullopt
@@ -73,6 +81,11 @@ struct PositionFileState {
     int current = -1;  // the slot the store trusts (valid, higher generation); -1 if none
 };
 
+/// One slot's bytes (the line, padded to kPositionSlotBytes) for `p`; an error if it does not fit.
+Result<std::string> position_slot_bytes(const StorePosition& p);
+/// Parses the position file's bytes (`file_bytes`: its size on disk; bytes past the end read as
+/// zero). The one parser: read_position_file() and the store's own recovery call it.
+PositionFileState parse_position_file(std::string_view bytes, std::uint64_t file_bytes);
 /// Reads <audit_dir>/position without changing anything. An error only if it cannot be read.
 Result<PositionFileState> read_position_file(const std::string& audit_dir);
 /// The position the store resumes from: the valid slot with the higher generation; a default
@@ -81,6 +94,64 @@ Result<StorePosition> read_store_position(const std::string& audit_dir);
 /// Replaces <audit_dir>/position atomically with one holding `p` in its generation's slot.
 /// Only for a stopped store (`hsmaudit fsck --repair`).
 Status write_store_position(const std::string& audit_dir, const StorePosition& p);
+
+// ---- Crash recovery (its one owner: the store applies the plan when it opens, `hsmaudit fsck`
+// reports it and, with --repair, carries it out its own way: quarantine instead of delete).
+
+/// A file of the store's current/ or ready_for_archive/ directory, as recovery sees it.
+struct StoreFileEntry {
+    std::string name;
+    std::uint64_t bytes = 0;
+};
+/// What the store's segment directories hold (the caller chooses which entries count: the store
+/// every file of current/, fsck only its segment files).
+struct StoreListing {
+    std::vector<StoreFileEntry> current;
+    std::vector<StoreFileEntry> ready;
+};
+/// Lists current/ and ready_for_archive/ of `audit_dir` (regular files and anything else, by
+/// name; a missing directory is empty).
+Result<StoreListing> list_store_files(const std::string& audit_dir);
+
+/// What is committed and what is cut after a crash, decided from the position alone: only what
+/// the position names was ever acknowledged to the module, so everything else may go (the
+/// module still holds it and it is drained again).
+struct RecoveryPlan {
+    enum class Open {
+        none,                 // the position names no open segment
+        in_current,           // current/<name>, as expected
+        sealed_after_commit,  // in ready_for_archive/: sealed and moved after the last commit; move it back
+        missing,              // nowhere: acknowledged records are lost (damage; the store refuses to open)
+    };
+    Open open = Open::none;
+    std::string open_name;                           // the position's open segment ("" if none)
+    std::uint64_t open_bytes = 0;                    // its size on disk (when found)
+    std::uint64_t committed_bytes = 0;               // its committed length (the position's current_bytes)
+    std::vector<std::string> uncommitted;            // files in current/ the position does not name: created after it
+    [[nodiscard]] bool short_of_committed() const {  // damage: fewer bytes than committed
+        return (open == Open::in_current || open == Open::sealed_after_commit) && open_bytes < committed_bytes;
+    }
+    [[nodiscard]] std::uint64_t uncommitted_bytes() const {  // written after the last commit: cut them
+        return (open == Open::in_current || open == Open::sealed_after_commit) && open_bytes > committed_bytes
+                   ? open_bytes - committed_bytes
+                   : 0;
+    }
+};
+/// The plan for the store whose position is `p` and whose directories hold `files`.
+RecoveryPlan plan_recovery(const StorePosition& p, const StoreListing& files);
+
+/// A segment file of the store, as its readers (the exporters' reader, hsmaudit tail) see it.
+struct StoredSegment {
+    std::uint64_t epoch = 0;  // from the file name
+    std::string name;
+    std::string path;
+    bool sealed_dir = false;  // in ready_for_archive/ (else current/)
+};
+/// The store's segment files in epoch order: ready_for_archive/ and current/, regular files whose
+/// names are segment file names (mac::segment_file_epoch); a file in both (recovery moving it
+/// back) is the copy in ready_for_archive/. Missing directories are empty (the store may be
+/// rotating or not created yet).
+std::vector<StoredSegment> list_store_segments(const std::string& audit_dir);
 
 /// AuditStoreOptions from the store's configuration keys (agent/engine/store/store_config.cpp).
 AuditStoreOptions make_store_options(const base::Config& config, const std::string& audit_dir);

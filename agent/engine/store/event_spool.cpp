@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <optional>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "base/logger.h"
+#include "agent/api/thread_guard.h"
 #include "base/files.h"
 #include "base/line_reader.h"
+#include "base/logger.h"
 #include "mac/record.h"
 
 namespace hsmaudit::agent {
@@ -26,47 +26,96 @@ Error io(const std::string& what) {
     return make_error(errc::io_error, what + ": " + std::strerror(errno));
 }
 
+/// The spool's files, oldest first (a file whose name is not a spool file name is not one).
 std::vector<fs::path> segments_of(const std::string& dir) {
-    std::vector<fs::path> out;
+    std::vector<std::pair<std::uint64_t, fs::path>> found;
     std::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (name.starts_with("spool-") && name.ends_with(".log")) out.push_back(it->path());
-    }
-    std::sort(out.begin(), out.end());  // 16 fixed-width hex digits: name order is line order
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (auto first = parse_spool_file_name(it->path().filename().string())) found.emplace_back(*first, it->path());
+    std::sort(found.begin(), found.end());
+    std::vector<fs::path> out;
+    out.reserve(found.size());
+    for (auto& f : found) out.push_back(std::move(f.second));
     return out;
-}
-
-std::string segment_name(std::uint64_t first) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "spool-%016llx.log", static_cast<unsigned long long>(first));
-    return buf;
 }
 
 mac::Bytes32 genesis(mac::Sha256& sha, std::string_view name) {
     return sha.compute(mac::as_bytes("hsmaudit/v1/spool/"), mac::as_bytes(name));
 }
 
-/// Parses "@spool v=1 name=N first=F prev=H".
-bool parse_header(std::string_view line, std::uint64_t& first, mac::Bytes32& prev) {
-    if (!line.starts_with("@spool v=1 name=")) return false;
-    const auto f = line.find(" first=");
-    const auto p = line.find(" prev=");
-    if (f == std::string_view::npos || p == std::string_view::npos || p < f) return false;
-    return mac::parse_u64(line.substr(f + 7, p - f - 7), first) && mac::hex_decode(line.substr(p + 6), prev);
-}
-
-/// Splits "<n> <time> <payload> h=<hex>" into n, the hashed part and h.
+/// Splits "<n> <time> <payload> h=<hex>" into n, the hashed part and h (all present).
 bool split_line(std::string_view line, std::uint64_t& n, std::string_view& body, mac::Bytes32& h) {
-    const auto sp = line.find(' ');
-    const auto hp = line.rfind(" h=");
-    if (sp == std::string_view::npos || hp == std::string_view::npos || hp < sp) return false;
-    if (!mac::parse_u64(line.substr(0, sp), n) || !mac::hex_decode(line.substr(hp + 3), h)) return false;
-    body = line.substr(0, hp);
+    const auto v = parse_spool_line(line);
+    if (!v || !v->h) return false;
+    n = v->number;
+    body = v->hashed;
+    h = *v->h;
     return true;
 }
 
 }  // namespace
+
+std::string spool_file_name(std::uint64_t first_line) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "spool-%016llx.log", static_cast<unsigned long long>(first_line));
+    return buf;
+}
+
+std::optional<std::uint64_t> parse_spool_file_name(std::string_view name) {
+    constexpr std::string_view kPrefix = "spool-", kSuffix = ".log";
+    if (name.size() != kPrefix.size() + 16 + kSuffix.size() || !name.starts_with(kPrefix) || !name.ends_with(kSuffix))
+        return std::nullopt;
+    std::uint64_t first = 0;
+    for (char c : name.substr(kPrefix.size(), 16)) {
+        const int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return std::nullopt;
+        first = first << 4 | static_cast<std::uint64_t>(d);
+    }
+    return first;
+}
+
+std::string spool_header_line(std::string_view name, std::uint64_t first_line, const mac::Bytes32& prev) {
+    std::string h = "@spool v=1 name=";
+    h += name;
+    h += " first=" + std::to_string(first_line) + " prev=" + mac::hex_encode(prev) + "\n";
+    return h;
+}
+
+bool is_spool_header(std::string_view line) {
+    return line.starts_with("@spool ");
+}
+
+std::optional<SpoolHeader> parse_spool_header(std::string_view line) {
+    if (!line.starts_with("@spool v=1 name=")) return std::nullopt;
+    const auto f = line.find(" first=");
+    const auto p = line.find(" prev=");
+    if (f == std::string_view::npos || p == std::string_view::npos || p < f) return std::nullopt;
+    SpoolHeader h;
+    if (!mac::parse_u64(line.substr(f + 7, p - f - 7), h.first_line) || !mac::hex_decode(line.substr(p + 6), h.prev))
+        return std::nullopt;
+    return h;
+}
+
+std::optional<SpoolLineView> parse_spool_line(std::string_view line) {
+    const auto sp = line.find(' ');
+    SpoolLineView v;
+    if (sp == std::string_view::npos || !mac::parse_u64(line.substr(0, sp), v.number)) return std::nullopt;
+    std::string_view rest = line.substr(sp + 1);
+    const auto sp2 = rest.find(' ');
+    v.time = rest.substr(0, sp2);
+    rest = sp2 == std::string_view::npos ? std::string_view{} : rest.substr(sp2 + 1);
+    const auto ph = rest.rfind(" h=");
+    v.payload = ph == std::string_view::npos ? rest : rest.substr(0, ph);
+    const auto hp = line.rfind(" h=");
+    if (hp != std::string_view::npos && hp >= sp) {
+        mac::Bytes32 h{};
+        if (mac::hex_decode(line.substr(hp + 3), h)) {
+            v.h = h;
+            v.hashed = line.substr(0, hp);
+        }
+    }
+    return v;
+}
 
 EventSpool::EventSpool(SpoolOptions options, std::int64_t (*now_ms)())
     : options_(std::move(options)),
@@ -134,7 +183,12 @@ Status EventSpool::recover() {
                 break;
             }
             if (header) {
-                if (!parse_header(line.text, next, head)) break;
+                if (auto hdr = parse_spool_header(line.text)) {
+                    next = hdr->first_line;
+                    head = hdr->prev;
+                } else {
+                    break;
+                }
                 header = false;
             } else {
                 std::uint64_t n = 0;
@@ -167,7 +221,7 @@ Status EventSpool::recover() {
         break;
     }
     if (headless) {
-        if (headless->filename().string() == segment_name(next_line_)) {
+        if (headless->filename().string() == spool_file_name(next_line_)) {
             if (fs_.truncate(headless->c_str(), 0) != 0) return io("cannot cut " + headless->string());
             fd_.reset(fs_.open(headless->c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0));
             if (!fd_.valid()) return io("cannot open " + headless->string());
@@ -283,7 +337,7 @@ Status EventSpool::sync_current() {
 
 Status EventSpool::open_segment() {
     // The caller made the previous segment durable: this one begins at the first kept line.
-    const std::string path = (fs::path(options_.dir) / segment_name(durable_next_)).string();
+    const std::string path = (fs::path(options_.dir) / spool_file_name(durable_next_)).string();
     fd_.reset(fs_.open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
     if (!fd_.valid()) return fail(io("cannot create " + path));
     segment_path_ = path;
@@ -296,8 +350,7 @@ Status EventSpool::open_segment() {
 
 /// The segment's header, then the directory sync that makes the new file durable.
 Status EventSpool::write_header() {
-    const std::string header = "@spool v=1 name=" + options_.name + " first=" + std::to_string(durable_next_) +
-                               " prev=" + mac::hex_encode(durable_head_) + "\n";
+    const std::string header = spool_header_line(options_.name, durable_next_, durable_head_);
     if (auto st = base::write_all(fd_.get(), header, segment_path_, fs_); !st) return fail(std::move(st).error());
     segment_bytes_ = header.size();
     header_needed_ = false;
@@ -468,7 +521,7 @@ void EventSpool::stop() {
         if (auto st = flush(); !st) {
             std::lock_guard lock(mutex_);
             base::logger().error("the spool in {} stops with {} line(s) not durable: {}", options_.dir,
-                           queue_.size() + stats_.waiting, st.error().describe());
+                                 queue_.size() + stats_.waiting, st.error().describe());
         }
     } catch (const std::exception& e) {
         base::logger().error("the spool in {} failed to stop cleanly: {}", options_.dir, e.what());
@@ -508,7 +561,10 @@ Result<SpoolCheck> check_spool(const std::string& dir) {
                 header = false;
                 std::uint64_t first = 0;
                 mac::Bytes32 prev{};
-                if (!parse_header(line.text, first, prev)) {
+                if (auto hdr = parse_spool_header(line.text)) {
+                    first = hdr->first_line;
+                    prev = hdr->prev;
+                } else {
                     c.faults.push_back(where + "not a spool segment header");
                     break;
                 }

@@ -28,6 +28,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -41,6 +42,39 @@
 #include "mac/crypto.h"
 
 namespace hsmaudit::agent {
+
+// ---- The spool's on-disk format (its one owner: the writer, check_spool and the exporters'
+// reader, agent/engine/export/store_source.cpp, all go through these).
+
+/// spool-<16 lowercase hex digits of the first line number>.log
+std::string spool_file_name(std::uint64_t first_line);
+/// The first line number in a spool file name; nullopt for any other name (wrong prefix or
+/// suffix, not exactly 16 lowercase hex digits).
+std::optional<std::uint64_t> parse_spool_file_name(std::string_view name);
+
+/// A spool file's first line: "@spool v=1 name=<name> first=<n> prev=<64 hex>".
+std::string spool_header_line(std::string_view name, std::uint64_t first_line, const mac::Bytes32& prev);
+/// True for a line that is a spool header (valid or not): "@spool ...".
+bool is_spool_header(std::string_view line);
+struct SpoolHeader {
+    std::uint64_t first_line = 0;
+    mac::Bytes32 prev{};
+};
+/// Parses a header line (without LF); nullopt if it is not a valid one.
+std::optional<SpoolHeader> parse_spool_header(std::string_view line);
+
+/// A spool line "<n> <time> <payload> h=<64 hex>" (without LF), split into its fields. Lenient:
+/// a line that starts with a number is split even if its other fields are missing or damaged;
+/// `h` says whether the chain hash parsed (check_spool insists on it, the reader does not).
+struct SpoolLineView {
+    std::uint64_t number = 0;
+    std::string_view time;     // the second field ("" if none)
+    std::string_view payload;  // after the time, before its " h=" ("" if none)
+    std::string_view hashed;   // what h covers: the line before " h=" (valid when h is set)
+    std::optional<mac::Bytes32> h;
+};
+/// nullopt if the line does not start with "<decimal number> ".
+std::optional<SpoolLineView> parse_spool_line(std::string_view line);
 
 struct SpoolOptions {
     std::string dir;

@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "agent/api/metric_families.h"
+#include "agent/engine/store/archiver.h"
+#include "agent/engine/store/state_layout.h"
 
 namespace hsmaudit::agent {
 namespace fs = std::filesystem;
@@ -18,11 +20,9 @@ StoreFiles count_store_files(const std::string& audit_dir) {
     };
     auto segment = [](const std::string& name) { return name.ends_with(".log"); };
     const fs::path root(audit_dir);
-    f.sealed_segments = count(root / "ready_for_archive", segment);
-    f.open_segments = count(root / "current", segment);
-    f.archives = count(root / "archive", [](const std::string& name) {
-        return !name.starts_with(".") && (name.ends_with(".tgz") || name.ends_with(".tar"));
-    });
+    f.sealed_segments = count(root / kSealedSegmentDir, segment);
+    f.open_segments = count(root / kOpenSegmentDir, segment);
+    f.archives = count(root / kArchiveDir, [](const std::string& name) { return is_finished_archive(name); });
     return f;
 }
 

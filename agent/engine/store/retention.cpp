@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <vector>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
-#include "base/logger.h"
+#include "agent/api/thread_guard.h"
 #include "agent/engine/store/archiver.h"
 #include "base/files.h"
+#include "base/logger.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -153,7 +153,7 @@ Result<RetentionStats> Retention::check_once() {
     if (fs::exists(archive_dir, ec)) {
         for (fs::directory_iterator it(archive_dir, ec), end; !ec && it != end; it.increment(ec)) {
             const std::string name = it->path().filename().string();
-            if (name.starts_with(".") || !is_archive_name(name)) continue;
+            if (!is_finished_archive(name)) continue;
             ArchiveFile a;
             a.path = it->path().string();
             std::error_code fe;
@@ -200,7 +200,7 @@ Result<RetentionStats> Retention::check_once() {
                       "), every record in them delivered by every exporter (through seq " + std::to_string(*delivered) +
                       ")");
             base::logger().info("retention: deleted {} archive(s), {} bytes; delivered through seq {}", deleted,
-                          deleted_bytes, *delivered);
+                                deleted_bytes, *delivered);
         }
     }
 

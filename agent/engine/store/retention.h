@@ -54,7 +54,7 @@ public:
     [[nodiscard]] virtual std::optional<std::uint64_t> min_delivered_seq() const = 0;
 };
 
-/// The cursors of an agent without exporters (today's agent).
+/// The cursors of an agent with no exporter configured (the service uses it then).
 /// Thread-safety: stateless.
 class NoExporters final : public DeliveryCursors {
 public:

@@ -8,6 +8,14 @@
 
 namespace hsmaudit::agent {
 
+// Inside <state>/audit (the audit store, agent/engine/store/audit_store.h): the names every reader of
+// the store uses (the store, fsck, tail, the exporters' reader, the archiver, the probe).
+inline constexpr char kOpenSegmentDir[] = "current";              // the open segment
+inline constexpr char kSealedSegmentDir[] = "ready_for_archive";  // sealed segments waiting for the archiver
+inline constexpr char kPositionFileName[] = "position";           // what is durable (audit_store.h)
+inline constexpr char kQuarantineDir[] = "quarantine";            // what `hsmaudit fsck --repair` moved aside
+// archive/ (kArchiveDir, agent/engine/store/archiver.h): the archiver's bundles.
+
 /// <state>/audit: the audit store (segments, archives, position).
 inline std::string audit_dir_of(const std::string& state_dir) {
     return (std::filesystem::path(state_dir) / "audit").string();

@@ -16,7 +16,7 @@ Result<base::Config> parse(std::string_view yaml) {
     return base::Config::parse(yaml, "test.yaml", keys);
 }
 
-TEST(base::Config, DefaultsApplyAndNestedKeysParse) {
+TEST(Config, DefaultsApplyAndNestedKeysParse) {
     auto c = parse("agent:\n  state_dir: /tmp/x\nrotation:\n  period: daily\n  max_segment_bytes: 1MiB\n");
     ASSERT_TRUE(c.has_value()) << c.error().message;
     EXPECT_EQ(c->str("agent.state_dir"), "/tmp/x");
@@ -31,7 +31,7 @@ TEST(base::Config, DefaultsApplyAndNestedKeysParse) {
     EXPECT_EQ(o.segment_max_bytes, 1u << 20);
 }
 
-TEST(base::Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
+TEST(Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
     auto c = parse("agent:\n  state_dir: /tmp/x\n  stat_dir: /tmp/y\n");
     ASSERT_FALSE(c.has_value());
     EXPECT_EQ(c.error().message, "test.yaml:3:3: unknown key 'agent.stat_dir'");
@@ -40,7 +40,7 @@ TEST(base::Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
     EXPECT_EQ(s.error().message, "test.yaml:1:1: unknown section 'agnet'");
 }
 
-TEST(base::Config, BadValuesNameTheKeyAndWhatIsExpected) {
+TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
     struct Case {
         const char* yaml;
         const char* expect;
@@ -64,7 +64,7 @@ TEST(base::Config, BadValuesNameTheKeyAndWhatIsExpected) {
     }
 }
 
-TEST(base::Config, SizesAndDurations) {
+TEST(Config, SizesAndDurations) {
     EXPECT_EQ(*base::parse_bytes("220GB"), 220'000'000'000);
     EXPECT_EQ(*base::parse_bytes("16MiB"), 16 << 20);
     EXPECT_EQ(*base::parse_bytes("4096"), 4096);
@@ -75,7 +75,7 @@ TEST(base::Config, SizesAndDurations) {
     EXPECT_FALSE(base::parse_duration_ms("1y").has_value());
 }
 
-TEST(base::Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
+TEST(Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
     std::ifstream in(std::string(HSMAUDIT_SOURCE_DIR) + "/docs/CONFIG.md");
     ASSERT_TRUE(in) << "docs/CONFIG.md is missing";
     std::stringstream ss;
@@ -85,7 +85,7 @@ TEST(base::Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
         << "docs/CONFIG.md is out of date: regenerate it with `hsmauditd --config-reference > docs/CONFIG.md`";
 }
 
-TEST(base::Config, EveryKeyHasAValidDefaultAndADescription) {
+TEST(Config, EveryKeyHasAValidDefaultAndADescription) {
     const auto keys = all_config_keys(exporters::exporter_config_keys());
     for (const auto& k : keys) {
         EXPECT_FALSE(k.description.empty()) << k.key;

@@ -941,5 +941,30 @@ TEST(ExportConfig, BadDestinationsAreRefusedWithTheKeyNamed) {
                     .has_value());
 }
 
+// The cursor file's format, owned by runner.h (parse_cursor_file / render_cursor_file).
+TEST(CursorFile, RoundTripsEveryStream) {
+    const std::array<std::uint64_t, 4> positions{42, 7, 0, UINT64_MAX};
+    const std::string text = render_cursor_file(positions);
+    EXPECT_EQ(text, "{\"alerts\":0,\"audit\":42,\"checkpoints\":18446744073709551615,\"syslog\":7,\"version\":1}\n");
+    const auto c = parse_cursor_file(text);
+    ASSERT_TRUE(c.is_cursor_file);
+    EXPECT_TRUE(c.bad_key.empty());
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(c.positions[i], positions[i]) << i;
+}
+
+TEST(CursorFile, MissingStreamsStayUnsetAndDamageIsNamed) {
+    const auto some = parse_cursor_file(R"({"version":1,"audit":5})");
+    ASSERT_TRUE(some.is_cursor_file);
+    EXPECT_EQ(some.positions[0], 5u);
+    EXPECT_FALSE(some.positions[1]);
+    EXPECT_FALSE(some.positions[2]);
+    EXPECT_FALSE(some.positions[3]);
+    EXPECT_EQ(parse_cursor_file(R"({"version":1,"syslog":-1})").bad_key, "syslog");
+    EXPECT_EQ(parse_cursor_file(R"({"version":1,"alerts":"3"})").bad_key, "alerts");
+    for (const char* bad :
+         {"", "{", "[]", R"({"audit":5})", R"({"version":2,"audit":5})", R"({"version":"1"})", "\0\0\0"})
+        EXPECT_FALSE(parse_cursor_file(bad).is_cursor_file) << bad;
+}
+
 }  // namespace
 }  // namespace hsmaudit::agent

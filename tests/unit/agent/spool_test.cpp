@@ -130,5 +130,79 @@ TEST_F(SpoolTest, TheQuotaDeletesTheOldestSegmentsFirstAndTheRestStillChecks) {
     EXPECT_EQ(c->last_line, 20u);
 }
 
+// ---- The spool's format, owned by event_spool.h (the writer, check_spool and the exporters'
+// reader call these).
+
+TEST(SpoolFormat, FileNamesRoundTripAndForeignNamesAreRejected) {
+    for (std::uint64_t first : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0xabcdef}, UINT64_MAX}) {
+        const std::string name = spool_file_name(first);
+        EXPECT_EQ(name.size(), 26u) << name;
+        EXPECT_EQ(parse_spool_file_name(name), first) << name;
+    }
+    EXPECT_EQ(spool_file_name(13), "spool-000000000000000d.log");
+    // Name order is line order (fixed width), which the readers rely on.
+    EXPECT_LT(spool_file_name(0xf), spool_file_name(0x10));
+    for (const char* bad : {"spool-000000000000000D.log", "spool-00000000000000d.log", "spool-0000000000000000d.log",
+                            "spool-000000000000000g.log", "spool-000000000000000d.txt", "spool-000000000000000d.log.1",
+                            "xpool-000000000000000d.log", "hsm_150123_00000001.log", "spool-.log", "",
+                            "spool-+00000000000000d.log", "spool- 00000000000000d.log"})
+        EXPECT_FALSE(parse_spool_file_name(bad)) << bad;
+}
+
+TEST(SpoolFormat, HeaderLinesRoundTripAndDamagedOnesAreRejected) {
+    mac::Bytes32 prev{};
+    prev.fill(0x5a);
+    const std::string line = spool_header_line("syslog", 42, prev);
+    ASSERT_TRUE(line.ends_with("\n"));
+    const std::string_view text(line.data(), line.size() - 1);
+    EXPECT_TRUE(is_spool_header(text));
+    auto h = parse_spool_header(text);
+    ASSERT_TRUE(h.has_value());
+    EXPECT_EQ(h->first_line, 42u);
+    EXPECT_EQ(h->prev, prev);
+    for (std::size_t n = 0; n + 1 < text.size(); ++n) EXPECT_FALSE(parse_spool_header(text.substr(0, n))) << n;
+    EXPECT_FALSE(parse_spool_header("@spool v=2 name=syslog first=1 prev=" + std::string(64, '0')));
+    EXPECT_FALSE(is_spool_header("1 2026-01-01T00:00:00.000Z {} h=00"));
+}
+
+TEST(SpoolFormat, LinesSplitIntoTheirFields) {
+    const std::string h(64, 'a');
+    const std::string line = "7 2026-01-02T03:04:05.678Z {\"msg\":\"a h=b\"} h=" + h;  // the views point into it
+    auto v = parse_spool_line(line);
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->number, 7u);
+    EXPECT_EQ(v->time, "2026-01-02T03:04:05.678Z");
+    EXPECT_EQ(v->payload, "{\"msg\":\"a h=b\"}");
+    EXPECT_EQ(v->hashed, "7 2026-01-02T03:04:05.678Z {\"msg\":\"a h=b\"}");
+    ASSERT_TRUE(v->h.has_value());
+    EXPECT_EQ((*v->h)[0], 0xaa);
+    // Lenient for the reader: no hash, or a damaged one, still splits; no number does not.
+    auto no_hash = parse_spool_line("8 2026-01-02T03:04:05.678Z {}");
+    ASSERT_TRUE(no_hash.has_value());
+    EXPECT_EQ(no_hash->payload, "{}");
+    EXPECT_FALSE(no_hash->h);
+    auto bad_hash = parse_spool_line("9 T {} h=zz");
+    ASSERT_TRUE(bad_hash.has_value());
+    EXPECT_EQ(bad_hash->payload, "{}");
+    EXPECT_FALSE(bad_hash->h);
+    EXPECT_FALSE(parse_spool_line("x 2026 {} h=" + h));
+    EXPECT_FALSE(parse_spool_line("12"));
+    EXPECT_FALSE(parse_spool_line(""));
+}
+
+TEST_F(SpoolTest, FilesWhoseNamesAreNotSpoolNamesAreLeftAlone) {
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "spool-notes.log") << "not a spool file\n";
+    auto s = open();
+    ASSERT_TRUE(s->push("{\"msg\":\"one\"}"));
+    ASSERT_TRUE(s->flush().has_value());
+    s->stop();
+    auto check = check_spool(dir_.string());
+    ASSERT_TRUE(check.has_value());
+    EXPECT_TRUE(check->faults.empty()) << check->faults.front();
+    EXPECT_EQ(check->segments, 1u);
+    EXPECT_TRUE(fs::exists(dir_ / "spool-notes.log"));
+}
+
 }  // namespace
 }  // namespace hsmaudit::agent

@@ -15,9 +15,10 @@ namespace fs = std::filesystem;
 
 constexpr std::int64_t kT0 = 1'795'500'000'000;
 
-// What Service::status_json() writes (agent/daemon/service.cpp).
+// What Service writes (agent/daemon/service.cpp, AgentStatus's to_json), as hand-written JSON.
 std::string status_text(std::int64_t time_ms, std::uint64_t records, std::int64_t pid = 4242) {
     nlohmann::json j;
+    j["schema"] = 1;
     j["time"] = mac::format_time(time_ms);
     j["pid"] = pid;
     j["started"] = mac::format_time(kT0 - 60'000);
@@ -146,16 +147,41 @@ TEST_F(StatusTest, MissingOrDamagedStatusFilesAreErrorsNamingTheFile) {
     auto bad = read_status_file(dir_.string());
     ASSERT_FALSE(bad.has_value());
     EXPECT_NE(bad.error().message.find("status.json is not a JSON object"), std::string::npos);
-    write_status("{\"time\": \"yesterday\"}");
+    write_status("{\"schema\": 1, \"time\": \"yesterday\", \"pid\": 1}");
     auto bad_time = read_status_file(dir_.string());
     ASSERT_FALSE(bad_time.has_value());
-    EXPECT_NE(bad_time.error().message.find("\"time\""), std::string::npos);
-    // Fields of the wrong type are ignored, not a crash.
-    write_status("{\"time\": \"" + mac::format_time(kT0) +
-                 "\", \"pid\": \"x\", \"ring\": [1], \"drain\": {\"records\": -5}}");
+    EXPECT_NE(bad_time.error().message.find("time: 'yesterday' is not a time"), std::string::npos)
+        << bad_time.error().message;
+    // A JSON object hsmauditd did not write (no schema), or one of a newer agent.
+    write_status("{\"time\": \"" + mac::format_time(kT0) + "\", \"pid\": 1}");
+    auto foreign = read_status_file(dir_.string());
+    ASSERT_FALSE(foreign.has_value());
+    EXPECT_NE(foreign.error().message.find("no \"schema\" field"), std::string::npos) << foreign.error().message;
+    write_status("{\"schema\": 99, \"time\": \"" + mac::format_time(kT0) + "\", \"pid\": 1}");
+    auto newer = read_status_file(dir_.string());
+    ASSERT_FALSE(newer.has_value());
+    EXPECT_NE(newer.error().message.find("schema 99"), std::string::npos) << newer.error().message;
+    // A field of the wrong type is an error naming the field (not a crash, not a silent 0).
+    auto j = nlohmann::json::parse(status_text(kT0, 1));
+    j["drain"]["records"] = -5;
+    write_status(j.dump());
     auto odd = read_status_file(dir_.string());
-    ASSERT_TRUE(odd.has_value());
-    const auto r = make_status_report(dir_.string(), *odd, std::nullopt, kT0, 1000, false, {});
+    ASSERT_FALSE(odd.has_value());
+    EXPECT_NE(odd.error().message.find("drain.records: expected an unsigned integer, found an integer"),
+              std::string::npos)
+        << odd.error().message;
+    j = nlohmann::json::parse(status_text(kT0, 1));
+    j["alerts"]["recent"][0]["time"] = "yesterday";
+    write_status(j.dump());
+    auto bad_alert = read_status_file(dir_.string());
+    ASSERT_FALSE(bad_alert.has_value());
+    EXPECT_NE(bad_alert.error().message.find("alerts.recent[0].time: 'yesterday' is not a time"), std::string::npos)
+        << bad_alert.error().message;
+    // Sections an agent did not write are absent from the report, not an error.
+    write_status("{\"schema\": 1, \"time\": \"" + mac::format_time(kT0) + "\", \"pid\": 7}");
+    auto bare = read_status_file(dir_.string());
+    ASSERT_TRUE(bare.has_value()) << bare.error().message;
+    const auto r = make_status_report(dir_.string(), *bare, std::nullopt, kT0, 1000, false, {});
     EXPECT_FALSE(r.has_ring);
     EXPECT_EQ(r.records, 0u);
     EXPECT_FALSE(render_status_text(r).empty());

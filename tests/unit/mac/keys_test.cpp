@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/errc.h"
 #include "mac/errc.h"
 #include "base/files.h"
 #include "mac/keys.h"
@@ -81,7 +82,7 @@ TEST(KeyFiles, GroupOrWorldAccessibleSecretsAreRefusedByName) {
                 ASSERT_FALSE(r.has_value()) << path << " mode " << std::oct << mode;
                 err = r.error();
             }
-            EXPECT_EQ(err.code, errc::insecure_file);
+            EXPECT_EQ(err.code, base::errc::insecure_file);
             EXPECT_NE(err.message.find(path), std::string::npos) << err.message;
             ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
         }
@@ -249,7 +250,7 @@ TEST(Wrap, PassphraseFile) {
     EXPECT_NE(empty.error().message.find(p), std::string::npos);
     auto missing = read_passphrase_file(dir.sub("nope"));
     ASSERT_FALSE(missing.has_value());
-    EXPECT_EQ(missing.error().code, errc::io_error);
+    EXPECT_EQ(missing.error().code, base::errc::io_error);
 }
 
 }  // namespace

@@ -4,9 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+#include "base/files.h"
 #include "exporters/kafka/fleet_verify.h"
 #include "exporters/kafka/kafka_exporter.h"
-#include "base/files.h"
 #include "tests/integration/exporters/kafka/exporter_driver.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/kafka/kafka_test_util.h"
@@ -203,6 +208,71 @@ TEST_F(FleetVerify, AGroupResumesWhereItStoppedWithTheChainStateCommittedWithIts
     auto [code3, r3] = verify({"--group", "soc-verifiers", "--from-beginning", "--kafka-property", kGroupTiming});
     EXPECT_EQ(code3, 1);
     EXPECT_EQ((*serial(r3, "150301"))["records"], 800);
+}
+
+/// The messages of records-only events as the consumer reads them (headers kind, entry, line, epoch).
+std::vector<exporters::kafka::StreamMessage> messages_of(const std::vector<agent::Event>& events) {
+    std::vector<exporters::kafka::StreamMessage> out;
+    std::uint64_t offset = 0;
+    for (const auto& e : events) {
+        const std::string epoch = std::to_string(e.epoch);
+        out.push_back(exporters::kafka::stream_message("hsm.audit[0]", offset++,
+                                                       [&](const char* name) -> std::optional<std::string_view> {
+                                                           const std::string_view n(name);
+                                                           if (n == "kind") return "audit";
+                                                           if (n == "entry") return "record";
+                                                           if (n == "line") return std::string_view(e.line);
+                                                           if (n == "epoch") return std::string_view(epoch);
+                                                           return std::nullopt;
+                                                       }));
+    }
+    return out;
+}
+
+// A message claiming epoch 2^64-1 (a forged header) once made the verifier derive epoch keys up
+// to it, one HMAC per epoch: now it is epoch_out_of_range, named as `hsmaudit verify` names it, the
+// record is not verified, the chain goes on after it, and the run ends at once.
+TEST(FleetChain, AMessageClaimingEpochTwoToTheSixtyFourIsAFaultNotAStall) {
+    Appliance a("150401", 4, 11);
+    std::vector<agent::Event> events;
+    for (int i = 0; i < 12; ++i) a.emit(events, false);
+    auto messages = messages_of(events);
+    ASSERT_EQ(messages.size(), 12U);
+    ASSERT_EQ(messages[6].epoch, 1U);
+    messages[6].epoch = std::numeric_limits<std::uint64_t>::max();
+    const auto started = std::chrono::steady_clock::now();
+    exporters::kafka::ApplianceStream chain("150401", a.key(), std::nullopt, 16);
+    for (const auto& m : messages) chain.feed(m);
+    chain.finish(std::nullopt, 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+    const auto& r = chain.report();
+    ASSERT_EQ(r.faults_total, 1U);
+    EXPECT_EQ(r.faults[0].kind_name(), "epoch_out_of_range");
+    EXPECT_EQ(r.faults[0].where, "hsm.audit[0]@6");
+    EXPECT_EQ(r.records, 12U);
+    EXPECT_EQ(r.macs_checked, 10U);  // not the first (the start) nor the one out of range
+    EXPECT_EQ(r.epoch, 2U);
+    exporters::kafka::FleetReport fleet;
+    fleet.topic = "hsm.audit";
+    fleet.serials.push_back(r);
+    EXPECT_EQ(exporters::kafka::render_fleet_json(fleet)["serials"][0]["faults"][0]["kind"], "epoch_out_of_range");
+}
+
+// A serial without a key verifies nothing: the state committed for it by an earlier run (when
+// its key was there) is committed again unchanged, not reset to "first record is the start".
+TEST(FleetChain, WithoutAKeyTheCommittedStateIsKeptAsItCame) {
+    exporters::kafka::ChainState s;
+    s.epoch = 4;
+    s.epoch_known = true;
+    s.next_seq = 901;
+    s.last_mac[3] = 0x5a;
+    s.mac_known = true;
+    s.boot = 2;
+    s.last_time_ms = 1'795'500'000'000;
+    exporters::kafka::ApplianceStream chain("150501", std::nullopt, std::nullopt, 16);
+    chain.resume(s);
+    const auto back = chain.state();
+    EXPECT_EQ(exporters::kafka::encode_states({{"150501", back}}), exporters::kafka::encode_states({{"150501", s}}));
 }
 
 TEST(FleetState, EncodesAndDecodesTheCommittedMetadata) {

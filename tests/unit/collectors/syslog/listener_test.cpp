@@ -73,7 +73,7 @@ private:
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         ok_ = ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     }
-    detail::UniqueFd fd_;
+    UniqueFd fd_;
     bool ok_ = false;
 };
 

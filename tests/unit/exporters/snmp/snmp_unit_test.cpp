@@ -14,6 +14,7 @@
 #include "exporters/snmp/holddown.h"
 #include "exporters/snmp/rules.h"
 #include "exporters/snmp/snmp_exporter.h"
+#include "tests/support/agent_status_sample.h"
 #include "tests/unit/exporters/snmp/snmp_events.h"
 
 namespace hsmaudit::testing::snmp {
@@ -403,6 +404,178 @@ TEST_F(SnmpConfig, ErrorsNameTheKeyOrFile) {
     auto o = options(cases[1].first);
     ASSERT_FALSE(o);
     EXPECT_NE(o.error().message.find("644"), std::string::npos) << o.error().message;
+}
+
+// ---- varbinds from the agent's status snapshot
+
+// The candidates: every alert kind the agent raises (with a record's seq, as chain and clock alerts
+// carry), every syslog line the built-in and the sample rules map, and a memory rule of our own
+// (no built-in one exists).
+std::vector<agent::Event> every_kind_of_event() {
+    std::vector<agent::Event> out;
+    std::uint64_t pos = 0;
+    for (const char* kind : {"ring.fill_warning",
+                             "ring.fill_critical",
+                             "ring.fill_clear",
+                             "ring.predicted_full",
+                             "ring.predicted_full_clear",
+                             "module.blocked",
+                             "module.resumed",
+                             "module.boot_changed",
+                             "module.clock_backwards",
+                             "chain.record_mac_mismatch",
+                             "chain.sequence_gap",
+                             "store.quota_warning",
+                             "store.quota_full",
+                             "store.quota_clear",
+                             "drain.acks_paused",
+                             "exporter.down",
+                             "exporter.up",
+                             "agent.started",
+                             "agent.stopping",
+                             "archive.failed"})
+        out.push_back(alert_event(++pos, kind, agent::Severity::warning, "destination 'siem': test", 4711));
+    const auto app = appliance_events();
+    appliance::SensorEvent temp = fan_event(1, true);
+    temp.sensor = "CPU_TEMP";
+    temp.kind = appliance::SensorKind::cpu_temperature;
+    temp.unit = "C";
+    temp.value = 91;
+    temp.threshold = 90;
+    appliance::SensorEvent psu = temp;
+    psu.sensor = "PSU2";
+    psu.kind = appliance::SensorKind::psu;
+    psu.unit = "V";
+    psu.value = 11;
+    psu.threshold = 12;
+    appliance::SensorEvent disk = temp;
+    disk.sensor = "DISK0";
+    disk.kind = appliance::SensorKind::disk;
+    disk.unit = "sectors";
+    for (auto sensor : {fan_event(1, true), temp, psu, disk}) {
+        out.push_back(syslog_event(++pos, app.sensor(sensor)));
+        sensor.type = appliance::SensorEvent::Type::cleared;
+        sensor.previous_level = sensor.level;
+        sensor.level = appliance::SensorLevel::normal;
+        out.push_back(syslog_event(++pos, app.sensor(sensor)));
+    }
+    out.push_back(syslog_event(++pos, app.ntls_link_down("192.0.2.10", "app01", "closed")));
+    out.push_back(syslog_event(++pos, app.ntls_link_up("192.0.2.10", "app01")));
+    out.push_back(syslog_event(++pos, app.login(appliance::LoginRole::admin, "admin", "10.0.0.9", false)));
+    for (const char* msg : {"CPU usage 97% above 90% for 60 s", "CPU usage 12% back below 80% (1 min average)",
+                            "Memory usage 95% above 90%", "Memory usage 40% back below 80%"}) {
+        agent::Event e = alert_event(++pos, "", agent::Severity::info, "");
+        e.stream = agent::Stream::syslog;
+        e.syslog.app = "sysmon";
+        e.syslog.host = "myLuna";
+        e.syslog.peer = "192.0.2.7:514";
+        e.syslog.msg = msg;
+        e.event_id = agent::make_event_id(e);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+constexpr const char* kMemoryRules = R"(rules:
+  - name: memory-high
+    match: {app: "sysmon", msg: 'Memory usage (\d+)% above (\d+)%.*'}
+    notification: hsmMemoryAlarm
+    action: raise
+    condition: "sensor:memory"
+    values: {hsmNotifySensorName: memory, hsmNotifySensorType: "6", hsmNotifyValue: "{1}", hsmNotifyThreshold: "{2}",
+             hsmNotifyUnit: percent}
+  - name: memory-normal
+    match: {app: "sysmon", msg: 'Memory usage (\d+)% back below (\d+)%.*'}
+    notification: hsmMemoryClear
+    action: clear
+    condition: "sensor:memory"
+    values: {hsmNotifySensorName: memory, hsmNotifySensorType: "6", hsmNotifyValue: "{1}", hsmNotifyThreshold: "{2}",
+             hsmNotifyUnit: percent}
+)";
+
+TEST(SnmpStatusVarbinds, EveryVarbindOfEveryNotificationIsFilledFromARealStatusSnapshot) {
+    // The snapshot as a reader gets it: built, written as status.json would be, read back.
+    const nlohmann::json written = full_agent_status();
+    const auto status = std::make_shared<const agent::AgentStatus>(written.get<agent::AgentStatus>());
+    ASSERT_EQ(*status, full_agent_status());
+
+    const auto dir = temp_dir();
+    s::SnmpOptions o;
+    o.name = "noc";
+    o.state_dir = dir;
+    o.base = *s::parse_oid(s::kDefaultEnterpriseOid);
+    s::ReceiverConfig r;
+    r.name = "nms";
+    r.address = "udp:127.0.0.1:9";  // never sent to: only notification_for() runs
+    r.v3 = false;
+    r.community = "public";
+    o.receivers.push_back(r);
+    auto mine = s::RuleSet::parse(kMemoryRules, "memory.yaml");
+    ASSERT_TRUE(mine) << mine.error().describe();
+    auto sample = s::RuleSet::load(std::string(HSMAUDIT_SOURCE_DIR) + "/config/examples/snmp-rules.yaml");
+    ASSERT_TRUE(sample) << sample.error().describe();
+    ASSERT_TRUE(mine->append(*sample));
+    ASSERT_TRUE(mine->append(default_rules()));
+    o.rules = std::move(*mine);
+    auto e = s::SnmpExporter::create(
+        std::move(o), [status] { return status; }, [] { return kT0; });
+    ASSERT_TRUE(e) << e.error().describe();
+
+    std::map<std::string, s::Notification, std::less<>> by_name;
+    for (const auto& event : every_kind_of_event())
+        if (auto n = (*e)->notification_for(event)) by_name.emplace(std::string(n->def->name), std::move(*n));
+
+    // Driven by the MIB's table: every notification it defines, every object it carries.
+    for (const auto& def : s::mib_notifications()) {
+        const auto it = by_name.find(def.name);
+        ASSERT_NE(it, by_name.end()) << def.name << ": no agent event maps to it (add one to every_kind_of_event)";
+        const s::Notification& n = it->second;
+        for (const auto object : def.objects) {
+            if (object == "hsmNotifyTime") {  // the sender renders the notification's time
+                EXPECT_NE(n.time_ms, 0) << def.name;
+                continue;
+            }
+            EXPECT_FALSE(n.get(object).empty()) << def.name << ": " << object << " is not filled";
+        }
+    }
+    // The objects that come from the status carry the snapshot's values, not defaults.
+    const auto& fill = by_name.at("hsmRingFillWarning");
+    EXPECT_EQ(fill.get("hsmRingUsedRecords"), "4711");
+    EXPECT_EQ(fill.get("hsmRingFillPercent"), "42");
+    EXPECT_EQ(fill.get("hsmRingSecondsToFull"), "37");
+    EXPECT_EQ(fill.get("hsmModuleSerial"), "150123");
+    EXPECT_EQ(by_name.at("hsmModuleBootChange").get("hsmModuleBootCounter"), "7");
+    EXPECT_EQ(by_name.at("hsmChainVerificationFailure").get("hsmChainFaults"), "2");
+    EXPECT_EQ(by_name.at("hsmStoreQuotaWarning").get("hsmStoreUsed"), "3000");
+    EXPECT_EQ(by_name.at("hsmStoreQuotaWarning").get("hsmStoreQuota"), "4000");
+    EXPECT_EQ(by_name.at("hsmStoreQuotaWarning").get("hsmDrainPaused"), "1");
+    EXPECT_EQ(by_name.at("hsmModuleResumedNotify").get("hsmModuleBlocked"), "2");  // the alert is newer
+    // Every object the exporter's status table names is one the MIB defines.
+    for (const auto& v : s::status_varbinds()) EXPECT_NE(s::find_object(v.object), nullptr) << v.object;
+    fs::remove_all(dir);
+}
+
+TEST(SnmpStatusVarbinds, WithoutASnapshotTheStateVarbindsAreLeftToTheSenderDefaults) {
+    const auto dir = temp_dir();
+    s::SnmpOptions o;
+    o.name = "noc";
+    o.state_dir = dir;
+    o.base = *s::parse_oid(s::kDefaultEnterpriseOid);
+    s::ReceiverConfig r;
+    r.name = "nms";
+    r.address = "udp:127.0.0.1:9";
+    r.v3 = false;
+    r.community = "public";
+    o.receivers.push_back(r);
+    auto e = s::SnmpExporter::create(
+        std::move(o), [] { return std::shared_ptr<const agent::AgentStatus>(); }, [] { return kT0; });
+    ASSERT_TRUE(e) << e.error().describe();
+    const auto n = (*e)->notification_for(alert_event(1, "ring.fill_warning", agent::Severity::warning, "81%"));
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->get("hsmRingUsedRecords"), "");
+    EXPECT_EQ(n->get("hsmRingSecondsToFull"), "-1");
+    EXPECT_EQ(n->get("hsmModuleSerial"), "150123");  // the event's own
+    fs::remove_all(dir);
 }
 
 }  // namespace

@@ -15,11 +15,9 @@
 #include <random>
 #include <string>
 
-#include "hsmcore/appliance/detail/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::appliance::testing {
-
-using detail::UniqueFd;
 
 // Generous bound that only fails a stuck test.
 inline constexpr int kPollMs = 10'000;
