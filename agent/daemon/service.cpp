@@ -114,6 +114,8 @@ Result<std::string> Service::start() {
     auto module_status = source_->status();
     if (!module_status)
         base::logger().warn("cannot read the module's status yet: {}", module_status.error().describe());
+    // The store belongs to the drain thread once it runs: read what the start line reports now.
+    const std::uint64_t first_entry = store_->durable().entry_no + 1;
     drain_->start();
 
     // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
@@ -163,7 +165,7 @@ Result<std::string> Service::start() {
             return make_error(errc::internal, "cannot start the built-in workload: " + st.error().describe());
     }
     const std::string line = "draining module " + (serial_.empty() ? std::string("(served)") : serial_) + " into " +
-                             state_dir_ + " from entry " + std::to_string(store_->durable().entry_no + 1) + ", " +
+                             state_dir_ + " from entry " + std::to_string(first_entry) + ", " +
                              std::to_string(exports_->size()) + " destination" + (exports_->size() == 1 ? "" : "s");
     base::logger().info("{}", line);
     alerts_->alert(Alert{"agent.started", Severity::info, line, 0, wall_clock_ms()});

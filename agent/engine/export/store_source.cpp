@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
@@ -161,14 +162,12 @@ private:
         if (!decoder_) {
             const std::size_t want = allowed(raw_off_, kReadBytes);
             if (want == 0) return false;
-            const std::size_t old = buf_.size();
-            buf_.resize(old + want);
-            const ssize_t n = ::pread(fd_.get(), buf_.data() + old, want, static_cast<off_t>(raw_off_));
-            if (n < 0) {
-                buf_.resize(old);
-                return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
-            }
-            buf_.resize(old + static_cast<std::size_t>(n));
+            // Read into a scratch buffer allocated once, not by growing buf_: resize() zero-fills
+            // the whole window on every call, which is most of the cost of following a file.
+            if (!scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(kReadBytes);
+            const ssize_t n = ::pread(fd_.get(), scratch_.get(), want, static_cast<off_t>(raw_off_));
+            if (n < 0) return io("cannot read " + path_ + " at byte " + std::to_string(raw_off_));
+            buf_.append(scratch_.get(), static_cast<std::size_t>(n));
             raw_off_ += static_cast<std::uint64_t>(n);
             return n > 0;
         }
@@ -213,6 +212,7 @@ private:
     std::optional<std::uint64_t> limit_;
     std::uint64_t raw_off_ = 0;
     std::string buf_;
+    std::unique_ptr<char[]> scratch_;  // kReadBytes, for plaintext reads
     std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
     std::size_t peeked_ = 0;
