@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <string>
 
+#include "base/result.h"
 #include "mac/crypto.h"
 #include "mac/keys.h"
 #include "mac/record.h"
-#include "base/result.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::mac {

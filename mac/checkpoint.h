@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "mac/crypto.h"
 #include "mac/keys.h"
-#include "base/result.h"
 
 namespace hsmaudit::mac {
 

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <map>
 
-#include "mac/errc.h"
 #include "base/files.h"
+#include "mac/errc.h"
 
 namespace hsmaudit::mac {
 namespace {

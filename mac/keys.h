@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "mac/crypto.h"
 #include "base/result.h"
+#include "mac/crypto.h"
 
 namespace hsmaudit::mac {
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "mac/crypto.h"
 #include "mac/keys.h"
-#include "base/result.h"
 
 namespace hsmaudit::mac {
 

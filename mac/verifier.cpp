@@ -5,10 +5,10 @@
 #include <map>
 #include <memory>
 
+#include "base/line_reader.h"
 #include "mac/chain_verifier.h"
 #include "mac/encrypted_file.h"
 #include "mac/errc.h"
-#include "base/line_reader.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 

@@ -14,10 +14,10 @@
 #include <string_view>
 #include <vector>
 
-#include "mac/checkpoint.h"
-#include "mac/keys.h"
 #include "base/line_reader.h"
 #include "base/result.h"
+#include "mac/checkpoint.h"
+#include "mac/keys.h"
 
 namespace hsmaudit::mac {
 

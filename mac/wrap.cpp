@@ -3,8 +3,8 @@
 #include <array>
 #include <map>
 
-#include "mac/errc.h"
 #include "base/files.h"
+#include "mac/errc.h"
 #include "mac/record.h"
 
 namespace hsmaudit::mac {

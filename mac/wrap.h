@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "mac/keys.h"
 #include "base/result.h"
+#include "mac/keys.h"
 
 namespace hsmaudit::mac {
 

@@ -17,15 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "agent/daemon/exporter_registry.h"
 #include "agent/engine/sample.h"
 #include "agent/engine/store/archiver.h"
-#include "agent/tools/commands.h"
 #include "agent/engine/verify_output.h"
+#include "agent/tools/commands.h"
+#include "base/files.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify_cli.h"
-#include "agent/daemon/exporter_registry.h"
 #include "mac/checkpoint.h"
-#include "base/files.h"
 #include "mac/keys.h"
 #include "mac/record.h"
 #include "mac/verifier.h"

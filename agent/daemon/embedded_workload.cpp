@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
+#include "agent/api/thread_guard.h"
 #include "hsmcore/errc.h"
 #include "mac/record.h"
 

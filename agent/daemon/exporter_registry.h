@@ -7,8 +7,8 @@
 #include <span>
 #include <vector>
 
-#include "base/config/config.h"
 #include "agent/api/exporter.h"
+#include "base/config/config.h"
 
 namespace hsmaudit::exporters {
 

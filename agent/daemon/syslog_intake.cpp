@@ -2,11 +2,11 @@
 
 #include <filesystem>
 
-#include "agent/daemon/service.h"
 #include "agent/api/errc.h"
+#include "agent/daemon/service.h"
+#include "base/files.h"
 #include "base/logger.h"
 #include "mac/crypto.h"
-#include "base/files.h"
 
 namespace hsmaudit::agent {
 namespace {
@@ -74,7 +74,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
         auto l = sl::SyslogListener::start(opt, *in, in->probe_);
         if (!l) return make_error(errc::config_error, "syslog.listen '" + ep + "': " + l.error().describe());
         base::logger().info("receiving syslog on {}{}", ep,
-                      (*l)->port() != 0 ? " (port " + std::to_string((*l)->port()) + ")" : "");
+                            (*l)->port() != 0 ? " (port " + std::to_string((*l)->port()) + ")" : "");
         in->listeners_.push_back(std::move(*l));
     }
     for (const auto& f : files) {
@@ -151,8 +151,9 @@ void SyslogIntake::stop() {
             // little (duplicates, never a gap); the next stop writes it again.
             const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
             if (auto st = base::write_file_atomic(position_file(path), text, 0600, false); !st)
-                base::logger().warn("cannot save the position in {}: {} (the next start re-reads from the last saved one)",
-                              path, st.error().describe());
+                base::logger().warn(
+                    "cannot save the position in {}: {} (the next start re-reads from the last saved one)", path,
+                    st.error().describe());
         } catch (const std::exception& e) {  // never out of stop(), which destructors call
             base::logger().warn("cannot save the position in {}: {}", path, e.what());
         }

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/api/alerts.h"
-#include "base/config/config.h"
 #include "agent/engine/store/event_spool.h"
+#include "base/config/config.h"
 #include "collectors/syslog/file_follower.h"
 #include "collectors/syslog/listener.h"
 #include "collectors/syslog/message.h"

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "mac/chain_writer.h"
 #include "mac/keys.h"
-#include "base/result.h"
 
 namespace hsmaudit::agent {
 

@@ -17,5 +17,4 @@ std::string render_report_text(const mac::VerifyReport& report);
 /// The machine form; stable field names (docs/FORMAT.md, "Verifier output").
 nlohmann::json render_report_json(const mac::VerifyReport& report);
 
-
 }  // namespace hsmaudit::agent

@@ -21,8 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/engine/store/audit_store.h"
-#include "mac/keys.h"
 #include "base/result.h"
+#include "mac/keys.h"
 #include "mac/verifier.h"
 
 namespace hsmaudit::agent::tools {

@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/result.h"
 #include "mac/keys.h"
 #include "mac/record.h"
-#include "base/result.h"
 
 namespace hsmaudit::agent::tools {
 

@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
-#include "base/config/config.h"
-#include "agent/engine/config_keys.h"
 #include "agent/api/errc.h"
+#include "agent/engine/config_keys.h"
+#include "base/config/config.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::agent::tools {

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string>
 
-#include "base/config/config.h"
 #include "agent/engine/store/state_layout.h"
+#include "base/config/config.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent::tools {

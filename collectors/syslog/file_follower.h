@@ -13,12 +13,12 @@
 #include <string>
 #include <thread>
 
-#include "collectors/syslog/detail/thread_guard.h"
+#include "base/result.h"
 #include "base/unique_fd.h"
+#include "collectors/syslog/detail/thread_guard.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
 #include "collectors/syslog/probe.h"
-#include "base/result.h"
 
 namespace hsmaudit::collectors::syslog {
 

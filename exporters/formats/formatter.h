@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "base/config/config.h"
 #include "agent/api/event.h"
+#include "base/config/config.h"
 #include "base/result.h"
 
 namespace hsmaudit::exporters::formats {

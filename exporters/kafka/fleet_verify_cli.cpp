@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/files.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify.h"
-#include "base/files.h"
 
 namespace hsmaudit::exporters::kafka {
 

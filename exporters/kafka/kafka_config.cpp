@@ -4,8 +4,8 @@
 #include <cctype>
 
 #include "agent/api/event.h"
-#include "exporters/kafka/errc.h"
 #include "base/files.h"
+#include "exporters/kafka/errc.h"
 
 namespace hsmaudit::exporters::kafka {
 namespace {

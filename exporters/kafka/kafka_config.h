@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "base/config/config.h"
-#include "exporters/kafka/detail/rdkafka_handles.h"
 #include "base/result.h"
+#include "exporters/kafka/detail/rdkafka_handles.h"
 
 namespace hsmaudit::exporters::kafka {
 

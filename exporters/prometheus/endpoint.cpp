@@ -9,11 +9,11 @@
 #include <exception>
 
 #include "agent/api/thread_guard.h"
+#include "base/files.h"
+#include "base/unique_fd.h"
 #include "exporters/prometheus/basic_auth.h"
 #include "exporters/prometheus/errc.h"
 #include "exporters/prometheus/process_collector.h"
-#include "base/files.h"
-#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::prometheus {
 

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "base/config/config.h"
-#include "exporters/prometheus/web_config.h"
 #include "base/result.h"
+#include "exporters/prometheus/web_config.h"
 
 namespace prometheus {
 class Exposer;

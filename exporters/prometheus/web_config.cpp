@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <set>
 
-#include "exporters/prometheus/errc.h"
 #include "base/files.h"
+#include "exporters/prometheus/errc.h"
 
 namespace hsmaudit::exporters::prometheus {
 namespace {

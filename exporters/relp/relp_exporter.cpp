@@ -12,12 +12,12 @@ extern "C" {
 #include <thread>
 #include <utility>
 
+#include "base/files.h"
 #include "base/logger.h"
 #include "exporters/common/host_port.h"
 #include "exporters/common/sigpipe.h"
 #include "exporters/relp/detail/connect_watchdog.h"
 #include "exporters/relp/errc.h"
-#include "base/files.h"
 
 namespace hsmaudit::exporters::relp {
 

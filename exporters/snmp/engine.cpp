@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/files.h"
 #include "exporters/snmp/errc.h"
 #include "exporters/snmp/logger.h"
-#include "base/files.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <set>
 
-#include "exporters/snmp/errc.h"
 #include "base/files.h"
+#include "exporters/snmp/errc.h"
 
 namespace hsmaudit::exporters::snmp {
 namespace {

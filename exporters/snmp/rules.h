@@ -30,9 +30,9 @@
 #include <vector>
 
 #include "agent/api/event.h"
+#include "base/result.h"
 #include "exporters/snmp/mib.h"
 #include "exporters/snmp/notification.h"
-#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 

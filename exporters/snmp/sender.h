@@ -28,11 +28,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/result.h"
 #include "exporters/snmp/engine.h"
 #include "exporters/snmp/mib.h"
 #include "exporters/snmp/notification.h"
 #include "exporters/snmp/probe.h"
-#include "base/result.h"
 
 namespace hsmaudit::exporters::snmp {
 

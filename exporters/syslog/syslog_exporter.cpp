@@ -17,12 +17,12 @@
 #include <cstring>
 #include <utility>
 
+#include "base/files.h"
 #include "base/logger.h"
+#include "base/unique_fd.h"
 #include "exporters/common/host_port.h"
 #include "exporters/common/sigpipe.h"
 #include "exporters/syslog/errc.h"
-#include "base/files.h"
-#include "base/unique_fd.h"
 
 namespace hsmaudit::exporters::syslog {
 

@@ -26,10 +26,10 @@
 #include <string_view>
 #include <vector>
 
-#include "base/config/config.h"
 #include "agent/api/exporter.h"
-#include "exporters/formats/formatter.h"
+#include "base/config/config.h"
 #include "base/result.h"
+#include "exporters/formats/formatter.h"
 
 namespace hsmaudit::exporters::syslog {
 

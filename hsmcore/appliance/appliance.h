@@ -11,10 +11,10 @@
 #include <string_view>
 #include <thread>
 
+#include "base/result.h"
 #include "hsmcore/appliance/appliance_events.h"
 #include "hsmcore/appliance/sensor_simulation.h"
 #include "hsmcore/appliance/syslog_sender.h"
-#include "base/result.h"
 
 namespace hsmaudit::appliance {
 

@@ -11,9 +11,9 @@
 #include <string_view>
 #include <thread>
 
+#include "base/result.h"
 #include "base/unique_fd.h"
 #include "hsmcore/appliance/probe.h"
-#include "base/result.h"
 
 namespace hsmaudit::appliance {
 

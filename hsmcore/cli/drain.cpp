@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/files.h"
 #include "hsmcore/errc.h"
 #include "hsmcore/host/module_host.h"
-#include "base/files.h"
 #include "mac/segment_format.h"
 
 namespace hsmaudit::hsmcore::cli {

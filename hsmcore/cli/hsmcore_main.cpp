@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/files.h"
 #include "hsmcore/appliance/appliance.h"
 #include "hsmcore/cli/drain.h"
 #include "hsmcore/cli/load.h"
@@ -17,7 +18,6 @@
 #include "hsmcore/host/module_host.h"
 #include "hsmcore/module/module.h"
 #include "hsmcore/ring/ring.h"
-#include "base/files.h"
 #include "mac/keys.h"
 #include "mac/wrap.h"
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "hsmcore/module/module.h"
 #include "base/result.h"
+#include "hsmcore/module/module.h"
 
 namespace hsmaudit::hsmcore::host {
 

@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/ring.h"
 #include "mac/checkpoint.h"
-#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 class Module;

@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "mac/crypto.h"
 #include "base/result.h"
+#include "mac/crypto.h"
 
 namespace hsmaudit::hsmcore::module {
 

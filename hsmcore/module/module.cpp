@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "base/files.h"
 #include "hsmcore/errc.h"
 #include "hsmcore/ring/entry_codec.h"
-#include "base/files.h"
 #include "mac/keys.h"
 
 namespace hsmaudit::hsmcore::module {

@@ -22,13 +22,13 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "hsmcore/module/audit_config.h"
 #include "hsmcore/module/clock.h"
 #include "hsmcore/module/key_object.h"
 #include "hsmcore/ring/ring.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"
-#include "base/result.h"
 
 namespace hsmaudit::hsmcore::module {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "mac/keys.h"
 #include "mac/record.h"
-#include "base/result.h"
 
 namespace hsmaudit::hsmcore::ring {
 

@@ -16,10 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "hsmcore/ring/mapped_file.h"
 #include "mac/chain_writer.h"
-#include "base/result.h"
 
 namespace hsmaudit::hsmcore::ring {
 

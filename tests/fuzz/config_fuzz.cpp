@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/config/config.h"
+#include "agent/daemon/exporter_registry.h"
 #include "agent/engine/config_keys.h"
 #include "agent/engine/export/manager.h"
 #include "agent/engine/pipeline/drain.h"
@@ -19,7 +19,7 @@
 #include "agent/engine/store/audit_store.h"
 #include "agent/engine/store/event_spool.h"
 #include "agent/engine/store/retention.h"
-#include "agent/daemon/exporter_registry.h"
+#include "base/config/config.h"
 
 using namespace hsmaudit;
 using namespace hsmaudit::agent;

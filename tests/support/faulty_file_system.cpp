@@ -162,7 +162,8 @@ int FaultyFileSystem::fdatasync(int fd) {
     return call(FsOp::fdatasync, path_of_locked(fd), [&] { return base::posix_file_system().fdatasync(fd); });
 }
 int FaultyFileSystem::rename(const char* from, const char* to) {
-    return call(FsOp::rename, std::string(from) + "\n" + to, [&] { return base::posix_file_system().rename(from, to); });
+    return call(FsOp::rename, std::string(from) + "\n" + to,
+                [&] { return base::posix_file_system().rename(from, to); });
 }
 int FaultyFileSystem::link(const char* from, const char* to) {
     return call(FsOp::link, std::string(from) + "\n" + to, [&] { return base::posix_file_system().link(from, to); });

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <map>
 
-#include "agent/api/thread_guard.h"
 #include "agent/api/errc.h"
+#include "agent/api/thread_guard.h"
 #include "agent/engine/export/store_source.h"
 #include "base/logger.h"
 
@@ -73,7 +73,8 @@ std::span<const base::KeySpec> export_config_keys() {
         {"exporters.*.type", base::KeyType::string, "",
          "The destination's kind: `relp`, `syslog` (RFC 5425 TLS, RFC 6587 TCP, or UDP), `kafka`, `snmp`. Each "
          "destination is a section `exporters.<name>` with a name you choose (lower-case letters, digits, `-`, `_`)."},
-        {"exporters.*.enabled", base::KeyType::boolean, "true", "A disabled destination is not built and keeps its cursor."},
+        {"exporters.*.enabled", base::KeyType::boolean, "true",
+         "A disabled destination is not built and keeps its cursor."},
         {"exporters.*.streams", base::KeyType::string, "audit,alerts,checkpoints",
          "What the destination receives, comma-separated: `audit` (the module's records), `syslog` (the appliance's "
          "syslog), `alerts` (the agent's alerts), `checkpoints` (the module's signed chain heads). A destination "

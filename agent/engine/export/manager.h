@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-
 #include "agent/api/exporter.h"
 #include "agent/engine/export/runner.h"
 #include "agent/engine/store/retention.h"

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/engine/export/runner.h"
 #include "agent/api/latency_histogram.h"
+#include "agent/engine/export/runner.h"
 
 namespace hsmaudit::agent {
 

@@ -212,7 +212,7 @@ private:
     std::optional<std::uint64_t> limit_;
     std::uint64_t raw_off_ = 0;
     std::string buf_;
-    std::unique_ptr<char[]> scratch_;  // kReadBytes, for plaintext reads
+    std::unique_ptr<char[]> scratch_;                                  // kReadBytes, for plaintext reads
     std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
     std::size_t peeked_ = 0;

@@ -1,6 +1,6 @@
 // Configuration keys of the drain, next to the code that reads them (make_drain_options).
-#include "agent/engine/config_keys.h"
 #include "agent/api/errc.h"
+#include "agent/engine/config_keys.h"
 #include "agent/engine/pipeline/drain.h"
 
 namespace hsmaudit::agent {
@@ -14,10 +14,12 @@ std::span<const base::KeySpec> drain_config_keys() {
         {"rotation.period", base::KeyType::choice, "hourly",
          "Seal and rotate the open segment at the start of each period (UTC), as `audit config rotation`.", 0,
          INT64_MAX, "never|hourly|daily|weekly|monthly"},
-        {"rotation.max_segment_bytes", base::KeyType::bytes, "64MiB", "Seal and rotate once the open segment is this big.",
-         4096, 1LL << 40},
-        {"alerts.ring_fill_warning", base::KeyType::ratio, "0.5", "Alert (warning) when the module's ring is this full."},
-        {"alerts.ring_fill_critical", base::KeyType::ratio, "0.8", "Alert (critical) when the module's ring is this full."},
+        {"rotation.max_segment_bytes", base::KeyType::bytes, "64MiB",
+         "Seal and rotate once the open segment is this big.", 4096, 1LL << 40},
+        {"alerts.ring_fill_warning", base::KeyType::ratio, "0.5",
+         "Alert (warning) when the module's ring is this full."},
+        {"alerts.ring_fill_critical", base::KeyType::ratio, "0.8",
+         "Alert (critical) when the module's ring is this full."},
         {"alerts.predict_full_seconds", base::KeyType::integer, "60",
          "Alert when the ring is predicted to reach the module's reserve within this many seconds.", 1, 86'400},
         {"alerts.ring_reserve", base::KeyType::ratio, "0.05",

@@ -3,10 +3,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "base/config/config.h"
+#include "agent/daemon/exporter_registry.h"
 #include "agent/engine/config_keys.h"
 #include "agent/engine/pipeline/drain.h"
-#include "agent/daemon/exporter_registry.h"
+#include "base/config/config.h"
 
 namespace hsmaudit::agent {
 namespace {

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/tools/tail.h"
 #include "agent/engine/verify_output.h"
+#include "agent/tools/tail.h"
 #include "base/json_text.h"
 #include "mac/keys.h"
 #include "mac/verifier.h"

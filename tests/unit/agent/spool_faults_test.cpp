@@ -21,8 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "agent/engine/alert_log.h"
 #include "agent/api/event.h"
+#include "agent/engine/alert_log.h"
 #include "agent/engine/export/store_source.h"
 #include "agent/engine/store/event_spool.h"
 #include "agent/engine/store/line_log.h"

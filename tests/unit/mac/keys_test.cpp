@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "base/errc.h"
-#include "mac/errc.h"
 #include "base/files.h"
+#include "mac/errc.h"
 #include "mac/keys.h"
 #include "mac/wrap.h"
 #include "tests/unit/mac/test_support.h"

@@ -9,8 +9,8 @@
 #include <map>
 #include <set>
 
-#include "agent/engine/export/probe.h"
 #include "agent/api/metric_families.h"
+#include "agent/engine/export/probe.h"
 #include "agent/engine/pipeline/probe.h"
 #include "agent/engine/store/probe.h"
 #include "collectors/module/probe.h"
