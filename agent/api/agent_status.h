@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -254,10 +255,10 @@ inline std::string format_time(std::int64_t ms) {
     const year_month_day ymd{d};
     const hh_mm_ss hms{t - d};
     char buf[48];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+    (void)std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                        static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
     return buf;
 }
 
@@ -747,24 +748,17 @@ inline void to_json(nlohmann::json& j, const AgentStatus& s) {
     j["status_file"] = s.status_file;
 }
 
-#define HSMAUDIT_STATUS_FROM_JSON(T)                            \
-    inline void from_json(const nlohmann::json& j, T& out) {    \
-        status_detail::read(status_detail::Reader(j, ""), out); \
-    }
-HSMAUDIT_STATUS_FROM_JSON(ModuleStatus)
-HSMAUDIT_STATUS_FROM_JSON(RingStatus)
-HSMAUDIT_STATUS_FROM_JSON(DrainStatus)
-HSMAUDIT_STATUS_FROM_JSON(StoreStatus)
-HSMAUDIT_STATUS_FROM_JSON(ArchiveStatus)
-HSMAUDIT_STATUS_FROM_JSON(RetentionStatus)
-HSMAUDIT_STATUS_FROM_JSON(SyslogStatus)
-HSMAUDIT_STATUS_FROM_JSON(ExporterStatus)
-HSMAUDIT_STATUS_FROM_JSON(CheckpointStatus)
-HSMAUDIT_STATUS_FROM_JSON(WorkloadStatus)
-HSMAUDIT_STATUS_FROM_JSON(StatusFileStatus)
-HSMAUDIT_STATUS_FROM_JSON(RecentAlert)
-HSMAUDIT_STATUS_FROM_JSON(AlertsStatus)
-HSMAUDIT_STATUS_FROM_JSON(AgentStatus)
-#undef HSMAUDIT_STATUS_FROM_JSON
+/// The sections nlohmann::json reads through status_detail::read (found by ADL, like to_json).
+template <class T>
+concept StatusSection = std::is_same_v<T, ModuleStatus> || std::is_same_v<T, RingStatus> ||
+    std::is_same_v<T, DrainStatus> || std::is_same_v<T, StoreStatus> || std::is_same_v<T, ArchiveStatus> ||
+    std::is_same_v<T, RetentionStatus> || std::is_same_v<T, SyslogStatus> || std::is_same_v<T, ExporterStatus> ||
+    std::is_same_v<T, CheckpointStatus> || std::is_same_v<T, WorkloadStatus> || std::is_same_v<T, StatusFileStatus> ||
+    std::is_same_v<T, RecentAlert> || std::is_same_v<T, AlertsStatus> || std::is_same_v<T, AgentStatus>;
+
+template <StatusSection T>
+void from_json(const nlohmann::json& j, T& out) {
+    status_detail::read(status_detail::Reader(j, ""), out);
+}
 
 }  // namespace hsmaudit::agent
