@@ -116,7 +116,7 @@ Result<std::string> read_secret_file(const std::string& path, std::size_t max_by
     if (!S_ISREG(st.st_mode)) return make_error(errc::invalid_argument, path + " is not a regular file");
     if ((st.st_mode & 077) != 0) {
         char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
         return make_error(errc::insecure_file, path + " has mode " + mode +
                                                    ": a secret file must not be accessible by group or others "
                                                    "(chmod 600 " +

@@ -32,6 +32,6 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 
 /// Reads a secret file (key, passphrase); refuses one that group or others may access, and
 /// names the file and its mode in the error.
-Result<std::string> read_secret_file(const std::string& path, std::size_t max_bytes = 64 * 1024);
+Result<std::string> read_secret_file(const std::string& path, std::size_t max_bytes = std::size_t{64} * 1024);
 
 }  // namespace hsmaudit::base

@@ -23,7 +23,7 @@ namespace hsmaudit::mac {
 inline constexpr std::string_view kEncryptedMagic = "HSMAENC1";
 inline constexpr std::size_t kEncryptedHeaderBytes = 8 + 16;  // magic, salt
 inline constexpr std::size_t kChunkOverheadBytes = 4 + 16;    // length, tag
-inline constexpr std::size_t kMaxChunkBytes = 16 * 1024 * 1024;
+inline constexpr std::size_t kMaxChunkBytes = std::size_t{16} * 1024 * 1024;
 
 using Salt = std::array<std::uint8_t, 16>;
 

@@ -16,7 +16,7 @@
 namespace hsmaudit::mac {
 
 inline constexpr std::uint32_t kFormatVersion = 1;
-inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
+inline constexpr std::size_t kMaxLineBytes = std::size_t{64} * 1024;
 
 /// First line of a segment: which chain, module and epoch it belongs to, and the link to the
 /// previous segment (the MAC of the last record before it; 32 zero bytes at genesis).

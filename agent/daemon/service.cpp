@@ -437,7 +437,7 @@ AgentStatus Service::build_status(std::int64_t now_ms) {
         sy.read_errors = p.read_errors;
         if (const auto sp = syslog_->spool_stats())
             sy.spool = SyslogStatus::Spool{sp->appended, sp->dropped, sp->deleted_segments, sp->write_errors};
-        s.syslog = std::move(sy);
+        s.syslog = sy;
     }
     if (exports_) {
         for (const auto& e : exports_->stats()) {

@@ -79,7 +79,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
     }
     for (const auto& f : files) {
         std::optional<sl::FollowerPosition> resume;
-        if (auto saved = base::read_file(in->position_file(f), 64 * 1024)) {
+        if (auto saved = base::read_file(in->position_file(f), std::size_t{64} * 1024)) {
             try {
                 const auto j = nlohmann::json::parse(*saved);
                 sl::FollowerPosition p;

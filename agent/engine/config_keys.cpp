@@ -21,7 +21,7 @@ std::span<const base::KeySpec> agent_config_keys() {
          "The module's state directory (ring file, keys, control socket). `embedded` creates it if missing."},
         {"module.serial", base::KeyType::string, "150123", "Serial of an embedded module created on first start."},
         {"module.ring_size", base::KeyType::bytes, "16MiB",
-         "NVRAM ring size of an embedded module created on first start.", 64 * 1024, 1LL << 32},
+         "NVRAM ring size of an embedded module created on first start.", std::int64_t{64} * 1024, 1LL << 32},
         {"module.workload.rate", base::KeyType::integer, "0",
          "Embedded mode: operations per second of the built-in client workload (0 = none).", 0, 1'000'000},
         {"module.workload.mix", base::KeyType::string, "sign=70,verify=10,encrypt=10,keygen=5,login=5",

@@ -127,7 +127,7 @@ Result<ScanResult> scan_segment(const std::string& path, const mac::AuditKey& ke
         out.seal = lines.seal;
         s.seal_text = lines.seal_text;
     };
-    std::string buf(64 * 1024, '\0');
+    std::string buf(std::size_t{64} * 1024, '\0');
     if (s.encrypted) {
         auto src = mac::EncryptedFileSource::open(path, mac::store_key(key));
         if (!src) return std::move(src).error();
@@ -538,6 +538,7 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
 
     // 5. Verification: sealed segments and the committed part of the open one.
     std::vector<std::string> paths;
+    paths.reserve(ready_logs.size() + 1);
     for (const auto& p : ready_logs) paths.push_back(p.string());
     fs::path tmp_dir;
     std::string verified_open;  // path given to the verifier for the open segment
@@ -597,8 +598,13 @@ Result<FsckReport> fsck_store(const FsckOptions& o) {
             if (f.line != 0) where += ":" + std::to_string(f.line);
             const std::size_t idx = rep.findings.size();
             finding(foreign ? "not_in_chain" : "chain_fault", f.file,
-                    std::string(mac::to_string(f.kind)) + " at " + where +
-                        (f.seq != 0 ? " (seq " + std::to_string(f.seq) + ")" : "") + ": " + f.message + detail);
+                    std::string(mac::to_string(f.kind))
+                        .append(" at ")
+                        .append(where)
+                        .append(f.seq != 0 ? " (seq " + std::to_string(f.seq) + ")" : "")
+                        .append(": ")
+                        .append(f.message)
+                        .append(detail));
             if (foreign && f.file != open_path.string() && moved.insert(f.file).second) {
                 const fs::path p = f.file;
                 quarantine_later(p, idx, " (it does not belong to this chain)");

@@ -39,13 +39,13 @@ std::optional<StatusAlert> alert_of(const json& j) {
 
 std::string percent(double ratio) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f%%", ratio * 100);
+    (void)std::snprintf(buf, sizeof buf, "%.1f%%", ratio * 100);
     return buf;
 }
 
 std::string seconds(double s) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, s < 10 ? "%.1f s" : "%.0f s", s);
+    (void)std::snprintf(buf, sizeof buf, s < 10 ? "%.1f s" : "%.0f s", s);
     return buf;
 }
 
@@ -58,7 +58,7 @@ std::string human_bytes(std::uint64_t n) {
         ++u;
     }
     char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+    (void)std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
     return buf;
 }
 
@@ -90,7 +90,7 @@ std::vector<StatusAlert> read_recent_alerts(const std::string& state_dir, std::s
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};
     // Only the end of the file matters; it may be large after a long run.
-    constexpr std::streamoff kTail = 256 * 1024;
+    constexpr std::streamoff kTail = std::streamoff{256} * 1024;
     in.seekg(0, std::ios::end);
     const std::streamoff size = in.tellg();
     const bool skip_first = size > kTail;
@@ -220,7 +220,7 @@ std::string render_status_text(const StatusReport& r) {
         o << "drain        ";
         if (r.records_per_s) {
             char buf[64];
-            std::snprintf(buf, sizeof buf, "%.0f records/s", *r.records_per_s);
+            (void)std::snprintf(buf, sizeof buf, "%.0f records/s", *r.records_per_s);
             o << buf << " (" << r.rate_note << ")";
         } else {
             o << "rate " << r.rate_note;

@@ -25,7 +25,7 @@ std::string escaped(std::string_view v) {
 std::string result_text(std::uint32_t result) {
     if (result == 0) return "ok";
     char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", result);
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", result);
     return buf;
 }
 
@@ -48,7 +48,7 @@ std::string format_record_text(const TailRecord& r) {
 nlohmann::json format_record_json(const TailRecord& r) {
     const mac::AuditRecord& a = r.record;
     char result[16];
-    std::snprintf(result, sizeof result, "0x%08x", a.result);
+    (void)std::snprintf(result, sizeof result, "0x%08x", a.result);
     nlohmann::json details = nlohmann::json::object();
     for (const auto& d : a.details) details[d.key] = d.value;
     return {{"seq", a.seq},

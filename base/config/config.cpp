@@ -85,7 +85,7 @@ Result<std::int64_t> parse_bytes(std::string_view t) {
     static constexpr U kUnits[] = {{"", 1},
                                    {"B", 1},
                                    {"KB", 1000},
-                                   {"MB", 1000 * 1000},
+                                   {"MB", std::int64_t{1000} * 1000},
                                    {"GB", 1000LL * 1000 * 1000},
                                    {"TB", 1000LL * 1000 * 1000 * 1000},
                                    {"KiB", 1LL << 10},
@@ -255,7 +255,7 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
         for (const auto& kv : node) {
             if (!error.empty()) return;
             const std::string k = kv.first.as<std::string>();
-            const std::string key = prefix.empty() ? k : prefix + "." + k;
+            const std::string key = prefix.empty() ? k : std::string(prefix).append(".").append(k);
             const YAML::Node& val = kv.second;
             if (val.IsMap()) {
                 if (!is_prefix_of_some_key(specs, key)) {
@@ -286,7 +286,7 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             v.text = val.Scalar();
             v.line = val.Mark().line + 1;
             if (std::string msg = convert(*spec, v.text, v.number, v.real); !msg.empty()) {
-                error = where(val) + ": key '" + key + "': " + msg;
+                error = where(val).append(": key '").append(key).append("': ").append(msg);
                 return;
             }
             c.values_[key] = std::move(v);

@@ -32,7 +32,7 @@ std::string read_prefix(int fd, std::size_t n) {
 
 FileFollower::FileFollower(std::filesystem::path path, SyslogSink& sink, Probe& probe, FollowerOptions options,
                            std::optional<FollowerPosition> resume)
-    : path_(std::move(path)), sink_(sink), probe_(probe), options_(options), resume_(std::move(resume)) {
+    : path_(std::move(path)), sink_(sink), probe_(probe), options_(std::move(options)), resume_(std::move(resume)) {
     options_.max_line_bytes = std::max<std::size_t>(options_.max_line_bytes, 16);
     options_.max_bytes_per_poll = std::max<std::size_t>(options_.max_bytes_per_poll, kChunk);
 }

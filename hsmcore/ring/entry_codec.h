@@ -28,7 +28,7 @@ enum class EntryKind : std::uint8_t {
 };
 
 /// Largest entry the ring accepts (a record line is at most mac::kMaxLineBytes).
-inline constexpr std::size_t kMaxEntryBytes = 66 * 1024;
+inline constexpr std::size_t kMaxEntryBytes = std::size_t{66} * 1024;
 
 /// A decoded entry header plus a view of its body, pointing into the buffer it was parsed from.
 struct RawEntry {

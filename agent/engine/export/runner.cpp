@@ -104,7 +104,7 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
     const std::string& path = r->options_.cursor_path;
     std::error_code ec;
     if (!path.empty() && fs::exists(path, ec)) {
-        auto text = base::read_file(path, 64 * 1024);
+        auto text = base::read_file(path, std::size_t{64} * 1024);
         if (!text) return std::move(text).error();
         const CursorFileContents file = parse_cursor_file(*text);
         if (!file.is_cursor_file)
@@ -426,7 +426,7 @@ Status ExportRunner::write_cursor(bool force) {
     return {};
 }
 
-void ExportRunner::loop(std::stop_token stop) {
+void ExportRunner::loop(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
         auto r = run_once();
         if (!r) fail(r.error());
@@ -488,7 +488,7 @@ void ExportRunner::run_thread(std::stop_token stop) {
 
 void ExportRunner::start() {
     if (thread_.joinable()) return;
-    thread_ = std::jthread([this](std::stop_token st) { run_thread(st); });
+    thread_ = std::jthread([this](std::stop_token st) { run_thread(std::move(st)); });
 }
 
 void ExportRunner::stop() {

@@ -187,7 +187,7 @@ public:
 private:
     ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> exporter, std::unique_ptr<EventSource> source,
                  AlertSink& alerts, NowMs now_ms);
-    void loop(std::stop_token stop);
+    void loop(const std::stop_token& stop);
     void run_thread(std::stop_token stop);
     Result<bool> read_more();
     void hold_stream(Stream s, const Error& e);

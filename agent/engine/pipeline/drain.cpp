@@ -481,7 +481,7 @@ void Drain::watch_ring(std::int64_t now) {
 }
 
 void Drain::start() {
-    thread_ = std::jthread([this](std::stop_token stop) {
+    thread_ = std::jthread([this](const std::stop_token& stop) {
         while (!stop.stop_requested()) {
             if (step()) continue;
             // Nothing is lost: the module keeps every entry until acknowledged. step() alerted; back off.

@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kReadyDir = kSealedSegmentDir;
 constexpr const char* kTempPrefix = kArchiveTempPrefix;
-constexpr std::size_t kIoBytes = 64 * 1024;
+constexpr std::size_t kIoBytes = std::size_t{64} * 1024;
 constexpr std::size_t kMaxManifestBytes = 16 << 20;
 
 struct ReadFree {
@@ -134,7 +134,7 @@ Result<std::string> read_member(archive* a, std::size_t max, const std::string& 
 
 std::string hex8(std::uint64_t v) {
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(v));
+    (void)std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(v));
     return hex;
 }
 
@@ -449,13 +449,16 @@ Status check_archive(const std::string& archive_path, const std::vector<std::pai
             return make_error(errc::io_error, archive_path + ": " + s.name + " is in the manifest, not in the archive");
     }
     for (const auto& [member, file] : compare)
-        if (!seen.contains(member)) return make_error(errc::io_error, archive_path + " does not hold " + member);
+        if (!seen.contains(member))
+            return make_error(errc::io_error, std::string(archive_path).append(" does not hold ").append(member));
     std::map<std::string, std::uint64_t> sizes;
     for (const auto& s : manifest->segments) sizes[s.name] = s.bytes;
     for (const auto& [member, file] : compare) {
         std::error_code ec;
         if (sizes[member] != fs::file_size(file, ec))
-            return make_error(errc::io_error, archive_path + ": the manifest's size of " + member + " is wrong");
+            return make_error(
+                errc::io_error,
+                std::string(archive_path).append(": the manifest's size of ").append(member).append(" is wrong"));
     }
     return {};
 }

@@ -57,7 +57,7 @@ bool split_line(std::string_view line, std::uint64_t& n, std::string_view& body,
 
 std::string spool_file_name(std::uint64_t first_line) {
     char buf[40];
-    std::snprintf(buf, sizeof buf, "spool-%016llx.log", static_cast<unsigned long long>(first_line));
+    (void)std::snprintf(buf, sizeof buf, "spool-%016llx.log", static_cast<unsigned long long>(first_line));
     return buf;
 }
 

@@ -32,7 +32,7 @@ public:
     /// Lines kept after failures, at most; beyond, append() refuses the new line (not kept).
     static constexpr std::size_t kMaxWaiting = 1024;
     /// Space kept allocated past the end of the file, for writes while the disk is full.
-    static constexpr std::uint64_t kReserveBytes = 256 * 1024;
+    static constexpr std::uint64_t kReserveBytes = std::uint64_t{256} * 1024;
 
     /// Opens (creating the directory and the file, mode 0600) `dir`/`name` for appending, cutting
     /// a torn last line.

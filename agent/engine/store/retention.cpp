@@ -30,7 +30,7 @@ std::string human_bytes(std::uint64_t b) {
         ++u;
     }
     char out[32];
-    std::snprintf(out, sizeof out, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+    (void)std::snprintf(out, sizeof out, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
     return out;
 }
 
