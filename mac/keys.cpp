@@ -190,7 +190,7 @@ Result<AuditKey> load_audit_key(const std::string& path) {
 }
 
 Result<AuditPub> load_audit_pub(const std::string& path) {
-    auto text = base::read_file(path, 64 * 1024);
+    auto text = base::read_file(path, std::size_t{64} * 1024);
     if (!text) return std::move(text).error();
     auto pub = AuditPub::parse(*text);
     if (!pub) return make_error(errc::bad_key, path + ": " + pub.error().message);

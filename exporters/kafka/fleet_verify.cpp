@@ -285,6 +285,7 @@ void FleetRun::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
         rd_kafka_assign(rk_.get(), parts);
     } else {
         std::vector<std::int32_t> revoked;
+        revoked.reserve(static_cast<std::size_t>(parts->cnt));
         for (int i = 0; i < parts->cnt; ++i) revoked.push_back(parts->elems[i].partition);
         if (auto st = commit(revoked); !st && !error_) error_ = st.error();
         for (auto p : revoked) {
@@ -375,6 +376,7 @@ Status FleetRun::commit(const std::vector<std::int32_t>& partitions) {
         auto* tp = rd_kafka_topic_partition_list_add(list.get(), o_.topic.c_str(), p);
         tp->offset = it->second.next_offset;
         // The list owns its elements' metadata and frees it with free() when destroyed.
+        // NOLINTNEXTLINE(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory): librdkafka frees it with free()
         tp->metadata = std::malloc(meta.size());
         if (tp->metadata == nullptr) return make_error(errc::commit_failed, "out of memory");
         std::memcpy(tp->metadata, meta.data(), meta.size());

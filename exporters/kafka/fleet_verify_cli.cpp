@@ -31,7 +31,7 @@ void add_fleet_options(CLI::App& verify, FleetArgs& a) {
 
 int run_fleet_verify(const FleetArgs& a, bool json) {
     auto fail = [](const std::string& m) {
-        std::fprintf(stderr, "hsmaudit: %s\n", m.c_str());
+        (void)std::fprintf(stderr, "hsmaudit: %s\n", m.c_str());
         return 2;
     };
     if (a.keys_dir.empty()) return fail("verify --kafka needs --keys DIR");

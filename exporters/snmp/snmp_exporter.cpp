@@ -98,10 +98,10 @@ std::string iso_time(std::int64_t ms) {
     const year_month_day ymd{day};
     const hh_mm_ss hms{t - day};
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+    (void)std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                        static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
     return buf;
 }
 
@@ -197,14 +197,20 @@ Result<SnmpOptions> options_from_config(const base::Config& c, const std::string
     std::set<std::string> seen;
     for (const auto& r : names) {
         if (!base::valid_instance_name(r) || !seen.insert(r).second)
-            return make_error(errc::config_error, p + "receivers: '" + r + "' is not a valid or unique receiver name");
-        const std::string rp = p + "receiver." + r + ".";
+            return make_error(
+                errc::config_error,
+                std::string(p).append("receivers: '").append(r).append("' is not a valid or unique receiver name"));
+        const std::string rp = std::string(p).append("receiver.").append(r).append(".");
         ReceiverConfig rc;
         rc.name = r;
         rc.address = receiver_value(c, rp, "address");
         if (rc.address.empty())
-            return make_error(errc::config_error,
-                              rp + "address is required (receiver '" + r + "' is listed in " + p + "receivers)");
+            return make_error(errc::config_error, std::string(rp)
+                                                      .append("address is required (receiver '")
+                                                      .append(r)
+                                                      .append("' is listed in ")
+                                                      .append(p)
+                                                      .append("receivers)"));
         rc.v3 = receiver_value(c, rp, "version") == "v3";
         rc.inform = receiver_value(c, rp, "notify") == "inform";
         if (rc.v3) {

@@ -151,11 +151,15 @@ Status apply_conf_cmds(SSL_CTX* ctx, const std::string& cmds, const std::string&
         while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
         if (item.empty()) continue;
         const auto eq = item.find('=');
-        if (eq == std::string::npos) return make_error(errc::config_error, key + ": '" + item + "' is not Cmd=value");
+        if (eq == std::string::npos)
+            return make_error(errc::config_error,
+                              std::string(key).append(": '").append(item).append("' is not Cmd=value"));
         const std::string cmd = item.substr(0, eq);
         const std::string value = item.substr(eq + 1);
         if (SSL_CONF_cmd(cctx.get(), cmd.c_str(), value.c_str()) <= 0)
-            return make_error(errc::config_error, key + ": OpenSSL refused '" + cmd + "': " + openssl_errors());
+            return make_error(
+                errc::config_error,
+                std::string(key).append(": OpenSSL refused '").append(cmd).append("': ").append(openssl_errors()));
     }
     if (SSL_CONF_CTX_finish(cctx.get()) != 1) return make_error(errc::config_error, key + ": " + openssl_errors());
     return {};

@@ -77,7 +77,7 @@ Status sync_dir(const fs::path& dir) {
 
 }  // namespace
 
-Result<DrainStats> run_drain(const DrainOptions& opt, std::stop_token stop) {
+Result<DrainStats> run_drain(const DrainOptions& opt, const std::stop_token& stop) {
     auto host = host::connect_host(opt.dir);
     if (!host) return std::move(host).error();
     const fs::path out(opt.out);

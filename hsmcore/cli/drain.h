@@ -30,6 +30,6 @@ struct DrainStats {
     std::uint64_t acked_through = 0;
 };
 
-Result<DrainStats> run_drain(const DrainOptions& options, std::stop_token stop);
+Result<DrainStats> run_drain(const DrainOptions& options, const std::stop_token& stop);
 
 }  // namespace hsmaudit::hsmcore::cli

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ using namespace hsmaudit;
 using json = nlohmann::json;
 
 int fail(const Error& e, int code = 2) {
-    std::fprintf(stderr, "hsmcore: %s\n", e.describe().c_str());
+    (void)std::fprintf(stderr, "hsmcore: %s\n", e.describe().c_str());
     return code;
 }
 
@@ -47,7 +48,7 @@ int cmd_serve(const std::string& dir, const std::string& syslog_dest, bool sync_
     mopt.ring.sync_each_commit = sync_commits;
     auto m = hsmcore::module::Module::open(dir, mopt);
     if (!m) return fail(m.error());
-    std::fprintf(stderr, "hsmcore: %s\n", (*m)->recovery().summary().c_str());
+    (void)std::fprintf(stderr, "hsmcore: %s\n", (*m)->recovery().summary().c_str());
     std::unique_ptr<appliance::Appliance> app;
     if (!syslog_dest.empty()) {
         appliance::ApplianceOptions aopt;
@@ -70,14 +71,14 @@ int cmd_serve(const std::string& dir, const std::string& syslog_dest, bool sync_
     if (!server) return fail(server.error());
     std::printf("serving module %s (boot %u) on %s\n", (*m)->serial().c_str(), (*m)->boot(),
                 (fs::path(dir) / hsmcore::host::kControlSocket).c_str());
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lock(mu);
     cv.wait(lock, signals.token(), [] { return false; });
     (*server)->stop();
     if (app) app->stop();
-    std::fprintf(stderr, "hsmcore: stopped cleanly\n");
+    (void)std::fprintf(stderr, "hsmcore: stopped cleanly\n");
     return 0;
 }
 
@@ -190,9 +191,7 @@ int cmd_pubkey(const std::string& dir, const std::string& out) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{"hsmcore: the emulated cryptographic module and its NVRAM audit ring"};
     app.require_subcommand(1);
     std::string dir;
@@ -269,5 +268,20 @@ int main(int argc, char** argv) {
     if (drain->parsed()) return cmd_drain(dopt);
     if (exp->parsed()) return cmd_secret_export(dir, pass_file, out, cost);
     if (pubkey->parsed()) return cmd_pubkey(dir, out);
+    return 2;
+}
+
+}  // namespace
+
+// The last resort: an exception that escapes (out of memory, a bug) is exit status 2 with a
+// message, never an abort.
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "hsmcore: unexpected error: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "hsmcore: unexpected error\n");
+    }
     return 2;
 }

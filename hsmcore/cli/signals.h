@@ -18,8 +18,8 @@ public:
         sigaddset(&set_, SIGTERM);
         sigaddset(&set_, SIGINT);
         pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-        std::signal(SIGPIPE, SIG_IGN);
-        waiter_ = std::jthread([this](std::stop_token st) {
+        (void)std::signal(SIGPIPE, SIG_IGN);
+        waiter_ = std::jthread([this](const std::stop_token& st) {
             const timespec timeout{0, 100'000'000};
             while (!st.stop_requested()) {
                 if (sigtimedwait(&set_, nullptr, &timeout) > 0) {

@@ -97,7 +97,8 @@ TEST(Config, EveryKeyHasAValidDefaultAndADescription) {
             const auto dot = rest.find('.');
             // An instance key ("exporters.*.type") is written for an instance named "example".
             const std::string_view part = rest.substr(0, dot);
-            yaml += std::string(2 * depth, ' ') + (part == "*" ? std::string("example") : std::string(part)) + ":";
+            yaml += std::string(std::size_t{2} * depth, ' ') +
+                    (part == "*" ? std::string("example") : std::string(part)) + ":";
             if (dot == std::string_view::npos) break;
             yaml += "\n";
             rest.remove_prefix(dot + 1);

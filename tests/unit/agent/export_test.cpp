@@ -563,7 +563,7 @@ TEST_P(RunnerTest, ADamagedSealedSegmentIsAlertedOnceSkippedAnnouncedAndStallsNo
     produce(3500, 1000);  // sealed segments 1..1000, 1001..2000, 2001..3000; 3001..3500 open
     const auto sealed = sealed_segments(state_);
     ASSERT_GE(sealed.size(), 3u);
-    const fs::path victim = sealed[1];
+    const fs::path& victim = sealed[1];
     const auto size = fs::file_size(victim);
     std::uint64_t offset = size / 2;
     unsigned char mask = 0x01;

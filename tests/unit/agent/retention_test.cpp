@@ -118,6 +118,7 @@ protected:
 
 TEST_F(RetentionTest, DeletesOnlyArchivesEveryExporterDeliveredOldestFirst) {
     std::vector<std::string> archives;
+    archives.reserve(4);
     for (int i = 0; i < 4; ++i) archives.push_back(make_archive());  // seqs 1-100, 101-200, 201-300, 301-400
     FakeCursors cursors;
     cursors.seq = 250;  // the slowest exporter is inside the third archive
@@ -316,6 +317,7 @@ TEST_F(RetentionTest, WhenStatvfsSaysTheDiskIsFullTheDrainPausesAndResumesOnceSp
 
 TEST_F(RetentionTest, OnAFullDiskDeletionStillWorksAndTheFailedDirectoryFsyncIsNoError) {
     std::vector<std::string> archives;
+    archives.reserve(2);
     for (int i = 0; i < 2; ++i) archives.push_back(make_archive());
     FakeCursors cursors;
     cursors.seq = 1'000'000;

@@ -85,7 +85,7 @@ TEST_F(SyslogIntakeTest, AFailedPositionSaveIsReportedNotFatal) {
     in->stop();
     const auto saved = positions();
     ASSERT_EQ(saved.size(), 1u);
-    const fs::path position = saved.front();
+    const fs::path& position = saved.front();
 
     // The next run cannot replace its position file (a directory in its way: rename fails).
     fs::remove(position);

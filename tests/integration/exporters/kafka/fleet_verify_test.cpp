@@ -61,7 +61,7 @@ protected:
         const auto brace = out.find('{');
         if (brace != std::string::npos) j = json::parse(out.substr(brace), nullptr, false);
         if (j.is_discarded() || !j.is_object()) ADD_FAILURE() << "not a JSON report: " << out;
-        if (std::getenv("KAFKA_TEST_VERBOSE")) std::fprintf(stderr, "%s\n", out.c_str());
+        if (std::getenv("KAFKA_TEST_VERBOSE")) (void)std::fprintf(stderr, "%s\n", out.c_str());
         return {code, j};
     }
 

@@ -78,6 +78,7 @@ TEST(KafkaExporter, HeadersCarryIdSeqMacClassFormatAndTheExactLine) {
     create_topics(cluster, 1);
     Appliance a("150009", 100);
     std::vector<agent::Event> events;
+    events.reserve(5);
     for (int i = 0; i < 5; ++i) events.push_back(a.next());
     auto exporter = make_exporter(cluster.bootstraps());
     const auto r = drive(*exporter, events, 10, 100, {});
@@ -120,6 +121,7 @@ TEST(KafkaExporter, ClusterDownThenBackDeliveryResumesInOrder) {
     create_topics(cluster, 2);
     Appliance a("150011", 1000);
     std::vector<agent::Event> events;
+    events.reserve(3000);
     for (int i = 0; i < 3000; ++i) events.push_back(a.next());
     auto opts = mock_options(cluster.bootstraps());
     opts.connect_timeout = std::chrono::milliseconds(500);

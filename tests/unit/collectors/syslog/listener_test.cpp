@@ -247,7 +247,9 @@ TEST(SyslogListener, KernelDropsAreCounted) {
     int markers = 0;
     for (int i = 0; i < 2000; ++i) {
         const auto s = probe.snapshot();
-        if (markers > 0 && s.received + s.dropped == static_cast<std::uint64_t>(kSent + markers)) break;
+        if (markers > 0 &&
+            s.received + s.dropped == static_cast<std::uint64_t>(kSent) + static_cast<std::uint64_t>(markers))
+            break;
         c.send("<13>1 - h a p m - marker");
         ++markers;
         std::this_thread::sleep_for(10ms);

@@ -518,6 +518,7 @@ TEST(SnmpStatusVarbinds, EveryVarbindOfEveryNotificationIsFilledFromARealStatusS
     ASSERT_TRUE(mine->append(default_rules()));
     o.rules = std::move(*mine);
     auto e = s::SnmpExporter::create(
+        // NOLINTNEXTLINE(performance-no-automatic-move): the provider hands out copies of one snapshot
         std::move(o), [status] { return status; }, [] { return kT0; });
     ASSERT_TRUE(e) << e.error().describe();
 
