@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -72,7 +73,7 @@ int cmd_secret_export(const std::string& dir, const std::string& pass_file, cons
     return kExitOk;
 }
 
-int cmd_sample(const std::string& dir, const std::string& out, agent::SampleOptions opt) {
+int cmd_sample(const std::string& dir, const std::string& out, const agent::SampleOptions& opt) {
     auto key = mac::load_audit_key((fs::path(dir) / mac::kAuditKeyFile).string());
     if (!key) return fail(key.error().describe());
     auto signer = mac::load_signing_key((fs::path(dir) / mac::kAuditSignFile).string());
@@ -135,15 +136,15 @@ int cmd_verify(const VerifyArgs& a) {
     const bool tty = !a.json && !a.quiet && ::isatty(STDERR_FILENO) == 1;
     if (tty) {
         opt.progress = [](std::uint64_t done, std::uint64_t total) {
-            std::fprintf(stderr, "\rverifying: %llu of %llu MiB", static_cast<unsigned long long>(done >> 20),
-                         static_cast<unsigned long long>(total >> 20));
-            std::fflush(stderr);
+            (void)std::fprintf(stderr, "\rverifying: %llu of %llu MiB", static_cast<unsigned long long>(done >> 20),
+                               static_cast<unsigned long long>(total >> 20));
+            (void)std::fflush(stderr);
         };
     }
     const agent::TarExpander archives;  // .tar/.tgz archives of segments, alongside loose segment files
     opt.containers = &archives;
     auto report = mac::verify_paths(a.paths, opt);
-    if (tty) std::fprintf(stderr, "\r\033[K");
+    if (tty) (void)std::fprintf(stderr, "\r\033[K");
     if (!report) return fail(report.error().describe());
     if (a.json)
         std::cout << base::json_text(agent::render_report_json(*report)) << "\n";
@@ -152,9 +153,7 @@ int cmd_verify(const VerifyArgs& a) {
     return report->verified() ? kExitOk : kExitFault;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{
         "hsmaudit: audit chain tools for the HSM audit agent (exit 0 ok, 1 integrity fault, 2 usage or I/O error)"};
     app.require_subcommand(1);
@@ -260,4 +259,19 @@ int main(int argc, char** argv) {
     if (*tail) return agent::tools::run_tail(tail_args);
     if (*fsck) return agent::tools::run_fsck(fsck_args);
     return kExitUsage;
+}
+
+}  // namespace
+
+// The last resort: an exception that escapes (out of memory, a bug) is exit status 2 with a
+// message, never an abort.
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "hsmaudit: unexpected error: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "hsmaudit: unexpected error\n");
+    }
+    return 2;
 }

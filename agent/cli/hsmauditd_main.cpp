@@ -6,6 +6,8 @@
 // Exit codes: 0 clean stop, 2 configuration or start-up error.
 #include <signal.h>
 #include <systemd/sd-daemon.h>
+#include <cstdio>
+#include <exception>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -47,9 +49,7 @@ void notify(const std::string& state) {
     (void)sd_notify(0, state.c_str());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{"hsmauditd: drains, verifies and stores the HSM's audit trail"};
     std::string config_path;
     bool check = false;
@@ -171,4 +171,19 @@ int main(int argc, char** argv) {
     (*service)->stop();
     (void)detail::run_guarded("hsmauditd (last status file)", [&] { (void)(*service)->write_status(); });
     return 0;
+}
+
+}  // namespace
+
+// The last resort: an exception that escapes (out of memory, a bug) is exit status 2 with a
+// message, never an abort.
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "hsmauditd: unexpected error: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "hsmauditd: unexpected error\n");
+    }
+    return 2;
 }
