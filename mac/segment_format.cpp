@@ -249,7 +249,7 @@ std::optional<std::uint64_t> segment_file_epoch(std::string_view name) {
 
 std::string segment_file_name(std::string_view serial, std::uint64_t epoch) {
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(epoch));
+    (void)std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(epoch));
     std::string name = "hsm_";
     for (char c : serial) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_';
     name += '_';
