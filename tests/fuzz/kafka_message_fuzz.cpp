@@ -18,7 +18,6 @@
 #include <string>
 #include <string_view>
 
-#include "agent/engine/verify_output.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify.h"
 #include "mac/record.h"
