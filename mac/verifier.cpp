@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "base/line_reader.h"
+#include "mac/anchors.h"
 #include "mac/chain_verifier.h"
 #include "mac/encrypted_file.h"
 #include "mac/errc.h"
@@ -124,9 +125,9 @@ public:
         std::stable_sort(chain.begin(), chain.end(), [](const SegmentHead& a, const SegmentHead& b) {
             return a.open.epoch != b.open.epoch ? a.open.epoch < b.open.epoch : a.path < b.path;
         });
-        prepare_anchors(expected);
-        HSMAUDIT_TRY(verify_chain(chain));
-        finish_anchors();
+        HSMAUDIT_TRY(check_anchors(
+            opt_, expected, report_, [this](Fault&& f) { fault(std::move(f)); },
+            [&](const AnchorRecordObserver& anchors) { return verify_chain(chain, anchors); }));
         return std::move(report_);
     }
 
@@ -224,20 +225,12 @@ private:
         return std::optional<SegmentHead>(SegmentHead{path, std::move(*open), size, &in});
     }
 
-    Status verify_chain(const std::vector<SegmentHead>& chain) {
+    Status verify_chain(const std::vector<SegmentHead>& chain, const AnchorRecordObserver& anchors) {
         ChainVerifier cv(key(), opt_.pub ? &*opt_.pub : nullptr, [this](Fault&& f) { fault(std::move(f)); });
-        if (!anchors_.empty()) {
-            cv.set_record_observer([this](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
-                auto it = anchors_.find(seq);
-                if (it == anchors_.end()) return;
-                ++report_.anchors_checked;
-                if (it->second.mac != mac)
-                    fault(Fault{FaultKind::anchor_mismatch, current_file_, line, seq,
-                                "the checkpoint of " + format_time(it->second.time_ms) + " says record " +
-                                    std::to_string(seq) + " has another MAC: the trail was rewritten"});
-                anchors_.erase(it);
+        if (anchors)
+            cv.set_record_observer([this, &anchors](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
+                anchors(current_file_, seq, mac, line);
             });
-        }
         for (std::size_t i = 0; i < chain.size(); ++i) {
             const SegmentHead& seg = chain[i];
             const bool newest = i + 1 == chain.size();
@@ -309,40 +302,7 @@ private:
         if (report_.faults.size() < opt_.max_faults) report_.faults.push_back(std::move(f));
     }
 
-    /// Keeps the checkpoints of this chain whose signature verifies; faults for the others.
-    void prepare_anchors(const ChainId& expected) {
-        const Ed25519PublicKey* pub = opt_.key ? &opt_.key->pubkey() : opt_.pub ? &opt_.pub->pubkey : nullptr;
-        for (const Checkpoint& c : opt_.anchors) {
-            const std::string what = "checkpoint of " + format_time(c.time_ms) + " for record " + std::to_string(c.seq);
-            if (c.chain != expected) {
-                fault(Fault{FaultKind::anchor_bad_signature, "(anchors)", 0, c.seq,
-                            what + " is of chain " + hex_encode(c.chain) + ", not of this chain"});
-            } else if (pub == nullptr || !c.verify(*pub)) {
-                fault(Fault{FaultKind::anchor_bad_signature, "(anchors)", 0, c.seq,
-                            what + ": its signature does not verify; it proves nothing"});
-            } else if (c.seq != 0) {
-                auto [it, inserted] = anchors_.emplace(c.seq, c);
-                if (!inserted && it->second.mac != c.mac)
-                    fault(Fault{FaultKind::anchor_mismatch, "(anchors)", 0, c.seq,
-                                "two validly signed checkpoints disagree on record " + std::to_string(c.seq)});
-            }
-        }
-    }
-
-    /// Checkpoints whose record the trail never reached prove it was cut.
-    void finish_anchors() {
-        for (const auto& [seq, c] : anchors_) {
-            if (seq <= report_.last_seq && seq >= report_.first_seq) continue;  // inside a reported gap
-            if (report_.records > 0 && seq < report_.first_seq) continue;       // before the range verified
-            fault(Fault{FaultKind::trail_truncated, "(anchors)", 0, seq,
-                        "the checkpoint of " + format_time(c.time_ms) + " proves record " + std::to_string(seq) +
-                            " existed, but the trail ends at " + std::to_string(report_.last_seq) +
-                            ": truncated, or rolled back to an older state"});
-        }
-    }
-
     const VerifyOptions& opt_;
-    std::map<std::uint64_t, Checkpoint> anchors_;
     std::string current_file_;
     std::vector<Input> inputs_;  // stable: heads point into it
     std::uint64_t total_bytes_ = 0;

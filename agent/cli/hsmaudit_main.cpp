@@ -26,7 +26,7 @@
 #include "base/files.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify_cli.h"
-#include "mac/checkpoint.h"
+#include "mac/anchors.h"
 #include "mac/keys.h"
 #include "mac/record.h"
 #include "mac/verifier.h"
@@ -101,12 +101,7 @@ struct VerifyArgs {
 int cmd_verify(const VerifyArgs& a) {
     mac::VerifyOptions opt;
     opt.require_sealed = a.require_sealed;
-    for (const auto& f : a.anchors) {
-        auto cps = mac::read_checkpoints(f);
-        if (!cps) return fail(cps.error().describe());
-        if (cps->empty()) return fail(f + " holds no checkpoint line");
-        opt.anchors.insert(opt.anchors.end(), cps->begin(), cps->end());
-    }
+    if (auto st = mac::load_anchor_files(a.anchors, opt); !st) return fail(st.error().describe());
     if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
     if (!a.wrapped_file.empty() && a.pass_file.empty()) return fail("--wrapped-key needs --passphrase-file");
     if (!a.key_file.empty()) {
