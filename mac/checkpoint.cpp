@@ -1,6 +1,8 @@
 #include "mac/checkpoint.h"
 
-#include <fstream>
+#include <memory>
+
+#include "base/line_reader.h"
 
 #include "mac/errc.h"
 #include "mac/record.h"
@@ -16,10 +18,11 @@ Error bad(std::string what) {
 }  // namespace
 
 std::string Checkpoint::signed_body() const {
-    std::string s = "@checkpoint v=1 chain=" + hex_encode(chain) + " serial=";
+    std::string s = "@checkpoint v=" + std::to_string(version) + " chain=" + hex_encode(chain) + " serial=";
     append_escaped(serial, s);
-    s += " epoch=" + std::to_string(epoch) + " seq=" + std::to_string(seq) + " time=" + format_time(time_ms) +
-         " mac=" + hex_encode(mac);
+    s += " epoch=" + std::to_string(epoch) + " seq=" + std::to_string(seq);
+    if (version >= 2) s += " retained=" + std::to_string(retained);
+    s += " time=" + format_time(time_ms) + " mac=" + hex_encode(mac);
     return s;
 }
 
@@ -33,7 +36,21 @@ bool Checkpoint::verify(const Ed25519PublicKey& pub) const {
 
 Result<Checkpoint> make_checkpoint(const ChainId& chain, std::string serial, std::uint64_t epoch, std::uint64_t seq,
                                    std::int64_t time_ms, const Mac& mac, const Ed25519PrivateKey& signer) {
-    Checkpoint c{chain, std::move(serial), epoch, seq, time_ms, mac, {}};
+    Checkpoint c{chain, std::move(serial), epoch, seq, time_ms, mac, {}, 1, 0};
+    auto sig = signer.sign(as_bytes(c.signed_body()));
+    if (!sig) return std::move(sig).error();
+    c.sig = *sig;
+    return c;
+}
+
+Result<Checkpoint> make_checkpoint(const ChainId& chain, std::string serial, std::uint64_t epoch, std::uint64_t seq,
+                                   std::uint64_t retained, std::int64_t time_ms, const Mac& mac,
+                                   const Ed25519PrivateKey& signer) {
+    if (retained == 0 || retained - 1 > seq)
+        return make_error(errc::invalid_argument, "checkpoint: retained " + std::to_string(retained) +
+                                                      " is not between 1 and the head's next sequence number " +
+                                                      std::to_string(seq) + " + 1");
+    Checkpoint c{chain, std::move(serial), epoch, seq, time_ms, mac, {}, 2, retained};
     auto sig = signer.sign(as_bytes(c.signed_body()));
     if (!sig) return std::move(sig).error();
     c.sig = *sig;
@@ -53,7 +70,8 @@ Result<Checkpoint> parse_checkpoint_line(std::string_view line) {
     };
     Checkpoint c;
     auto v = field("v");
-    if (!v || *v != "1") return bad("unsupported version");
+    if (!v || (*v != "1" && *v != "2")) return bad("unsupported version");
+    c.version = *v == "1" ? 1 : 2;
     auto chain = field("chain");
     if (!chain || !hex_decode(*chain, c.chain)) return bad("bad chain id");
     auto serial = field("serial");
@@ -65,6 +83,11 @@ Result<Checkpoint> parse_checkpoint_line(std::string_view line) {
     if (!epoch || !parse_u64(*epoch, c.epoch)) return bad("bad epoch");
     auto seq = field("seq");
     if (!seq || !parse_u64(*seq, c.seq)) return bad("bad seq");
+    if (c.version == 2) {
+        auto retained = field("retained");
+        if (!retained || !parse_u64(*retained, c.retained) || c.retained == 0 || c.retained - 1 > c.seq)
+            return bad("bad retained (1 .. seq + 1)");
+    }
     auto time = field("time");
     if (!time) return std::move(time).error();
     auto t = parse_time(*time);
@@ -78,21 +101,40 @@ Result<Checkpoint> parse_checkpoint_line(std::string_view line) {
     return c;
 }
 
-Result<std::vector<Checkpoint>> read_checkpoints(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return make_error(errc::io_error, "cannot read " + path);
-    std::vector<Checkpoint> out;
-    std::string line;
-    for (std::uint64_t n = 1; std::getline(in, line); ++n) {
-        const auto at = line.find("@checkpoint ");
-        if (at == std::string::npos) continue;
-        // A checkpoint may sit inside a SIEM's record (JSON, syslog): it ends at its signature.
-        std::string_view text = std::string_view(line).substr(at);
-        const auto sig = text.find(" sig=");
-        if (sig != std::string_view::npos) text = text.substr(0, std::min(text.size(), sig + 5 + 128));
-        auto c = parse_checkpoint_line(text);
-        if (!c) return make_error(errc::bad_format, path + ":" + std::to_string(n) + ": " + c.error().message);
-        out.push_back(std::move(*c));
+std::optional<Checkpoint> find_checkpoint(std::string_view text) {
+    constexpr std::string_view kTag = "@checkpoint ";
+    constexpr std::string_view kSig = " sig=";
+    constexpr std::size_t kSigHex = 2 * sizeof(Ed25519Signature);
+    for (auto at = text.find(kTag); at != std::string_view::npos; at = text.find(kTag, at + 1)) {
+        // A checkpoint may sit inside a SIEM's record (JSON, syslog): it ends after its signature.
+        std::string_view cand = text.substr(at);
+        const auto sig = cand.find(kSig);
+        if (sig == std::string_view::npos) return std::nullopt;  // no later tag can have one either
+        cand = cand.substr(0, std::min(cand.size(), sig + kSig.size() + kSigHex));
+        if (auto c = parse_checkpoint_line(cand)) return std::move(*c);
+    }
+    return std::nullopt;
+}
+
+Result<CheckpointFile> read_checkpoints(const std::string& path) {
+    auto src = base::FileSource::open(path);
+    if (!src) return std::move(src).error();
+    // A checkpoint line is under 600 bytes; a SIEM record wrapping one is bounded too. Longer lines
+    // are skipped (counted) without being held in memory.
+    constexpr std::size_t kMaxLine = 64 * 1024;
+    base::LineReader reader(std::move(*src), kMaxLine, 64 * 1024);
+    CheckpointFile out;
+    base::Line line;
+    for (;;) {
+        auto got = reader.next(line);
+        if (!got) return make_error(errc::io_error, path + ": " + got.error().message);
+        if (!*got) break;
+        ++out.lines;
+        std::optional<Checkpoint> c = line.too_long ? std::nullopt : find_checkpoint(line.text);
+        if (c)
+            out.checkpoints.push_back(std::move(*c));
+        else if (line.too_long || line.text.find_first_not_of(" \t\r") != std::string_view::npos)
+            ++out.skipped;
     }
     return out;
 }

@@ -43,6 +43,8 @@ std::string_view to_string(FaultKind kind) {
         case FaultKind::anchor_mismatch: return "anchor_mismatch";
         case FaultKind::trail_truncated: return "trail_truncated";
         case FaultKind::epoch_out_of_range: return "epoch_out_of_range";
+        case FaultKind::anchor_record_missing: return "anchor_record_missing";
+        case FaultKind::trail_head_missing: return "trail_head_missing";
     }
     return "unknown";
 }

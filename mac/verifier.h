@@ -22,34 +22,36 @@
 namespace hsmaudit::mac {
 
 enum class FaultKind : std::uint8_t {
-    record_mac_mismatch,   // a record was modified, forged or inserted
-    sequence_gap,          // records are missing (deleted)
-    sequence_duplicate,    // a record number appears again (duplicated or inserted record)
-    sequence_reordered,    // a record number goes backwards (reordered records)
-    malformed_line,        // a line that is not a record, open or seal line
-    torn_line,             // the file ends inside a line (torn or truncated write)
-    open_mac_mismatch,     // the open line was modified
-    seal_missing,          // a segment that should be sealed is not (truncated, or --require-sealed)
-    seal_mismatch,         // the seal's count, range or final MAC disagree with the records
-    seal_mac_mismatch,     // the seal line was modified (MAC)
-    digest_mismatch,       // bytes before the seal differ from what was sealed
-    bad_signature,         // the seal's Ed25519 signature does not verify
-    data_after_seal,       // lines after the seal
-    segment_missing,       // a whole segment (epoch) is missing
-    segment_duplicate,     // an epoch appears in two files (duplicated or replayed segment)
-    chain_link_broken,     // a segment does not continue the previous segment's last MAC
-    foreign_chain,         // a segment of another chain
-    foreign_module,        // a segment naming another module serial
-    wrong_key,             // the key given does not verify this chain
-    not_a_segment,         // the file does not start with an open line
-    encrypted_damaged,     // an encrypted file's chunk is torn or fails authentication
-    archive_damaged,       // an archive (or one of its members) cannot be read back in full
-    anchor_bad_signature,  // a checkpoint given with --anchors is not signed by this chain's key
-    anchor_mismatch,       // the trail's record at a checkpoint's sequence has another MAC
-    trail_truncated,       // a checkpoint proves records beyond the trail's end (truncated or rolled back)
-    epoch_out_of_range,    // an epoch too far beyond the chain's (chain_verifier.h kMaxEpochStep): not verified
+    record_mac_mismatch,    // a record was modified, forged or inserted
+    sequence_gap,           // records are missing (deleted)
+    sequence_duplicate,     // a record number appears again (duplicated or inserted record)
+    sequence_reordered,     // a record number goes backwards (reordered records)
+    malformed_line,         // a line that is not a record, open or seal line
+    torn_line,              // the file ends inside a line (torn or truncated write)
+    open_mac_mismatch,      // the open line was modified
+    seal_missing,           // a segment that should be sealed is not (truncated, or --require-sealed)
+    seal_mismatch,          // the seal's count, range or final MAC disagree with the records
+    seal_mac_mismatch,      // the seal line was modified (MAC)
+    digest_mismatch,        // bytes before the seal differ from what was sealed
+    bad_signature,          // the seal's Ed25519 signature does not verify
+    data_after_seal,        // lines after the seal
+    segment_missing,        // a whole segment (epoch) is missing
+    segment_duplicate,      // an epoch appears in two files (duplicated or replayed segment)
+    chain_link_broken,      // a segment does not continue the previous segment's last MAC
+    foreign_chain,          // a segment of another chain
+    foreign_module,         // a segment naming another module serial
+    wrong_key,              // the key given does not verify this chain
+    not_a_segment,          // the file does not start with an open line
+    encrypted_damaged,      // an encrypted file's chunk is torn or fails authentication
+    archive_damaged,        // an archive (or one of its members) cannot be read back in full
+    anchor_bad_signature,   // a checkpoint of this chain given with --anchors whose signature does not verify
+    anchor_mismatch,        // the trail's record at a checkpoint's sequence has another MAC
+    trail_truncated,        // a checkpoint proves records beyond the trail's end (truncated or rolled back)
+    epoch_out_of_range,     // an epoch too far beyond the chain's (chain_verifier.h kMaxEpochStep): not verified
+    anchor_record_missing,  // a checkpoint's record lies in a range the trail lacks (deleted records or segments)
+    trail_head_missing,     // the trail starts after the first record a v=2 checkpoint says the store retained
 };
-inline constexpr std::size_t kFaultKindCount = 26;
+inline constexpr std::size_t kFaultKindCount = 28;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -120,6 +122,20 @@ struct VerifyOptions {
     /// Chain-head checkpoints held off the box (mac/checkpoint.h): the trail must contain each
     /// checkpoint's record with the checkpoint's MAC, and must reach the newest one.
     std::vector<Checkpoint> anchors;
+    /// Lines of the anchor files that held no checkpoint (mac/anchors.h load_anchor_files).
+    std::uint64_t anchors_skipped = 0;
+    /// Lists the checkpoints of other chains found among the anchors, per chain (--all-chains);
+    /// they are counted either way and never checked against this trail.
+    bool all_chains = false;
+};
+
+/// The checkpoints of another chain among the anchors (VerifyOptions::all_chains).
+struct AnchorChain {
+    std::string chain_hex;
+    std::string serial;  // of its newest checkpoint
+    std::uint64_t checkpoints = 0;
+    std::uint64_t newest_seq = 0;
+    std::int64_t newest_time_ms = 0;
 };
 
 struct VerifyReport {
@@ -136,9 +152,14 @@ struct VerifyReport {
     std::int64_t last_time_ms = 0;
     std::size_t sealed_segments = 0;
     std::size_t open_segments = 0;
-    bool macs_checked = false;        // an audit key was given
-    bool signatures_checked = false;  // a public key was available
-    std::size_t anchors_checked = 0;  // checkpoints matched against a record of the trail
+    bool macs_checked = false;               // an audit key was given
+    bool signatures_checked = false;         // a public key was available
+    std::size_t anchors_checked = 0;         // checkpoints matched against a record of the trail
+    std::uint64_t anchors_skipped = 0;       // lines of the anchor files without a checkpoint
+    std::uint64_t anchors_other_chains = 0;  // checkpoints of other chains, ignored
+    std::uint64_t anchors_unchecked = 0;     // valid checkpoints before the trail and before `retained`
+    std::uint64_t retained_seq = 0;          // `retained` of the newest valid v=2 checkpoint of this chain (0: none)
+    std::vector<AnchorChain> anchor_chains;  // with VerifyOptions::all_chains, in chain id order
 
     [[nodiscard]] bool verified() const { return faults_total == 0; }
 };

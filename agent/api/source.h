@@ -75,8 +75,10 @@ public:
     /// Asks the module to seal the current epoch (a seal entry, then the next open entry).
     virtual Status request_seal() = 0;
     virtual Result<SourceStatus> status() = 0;
-    /// The module's signed chain-head checkpoint line (mac/checkpoint.h), without LF.
-    virtual Result<std::string> checkpoint() = 0;
+    /// The module's signed chain-head checkpoint line (mac/checkpoint.h), without LF. `retained`:
+    /// the first sequence number the store still holds (1 .. head + 1), stated in a version 2
+    /// checkpoint; 0: unknown (a version 1 checkpoint).
+    virtual Result<std::string> checkpoint(std::uint64_t retained) = 0;
 };
 
 }  // namespace hsmaudit::agent

@@ -93,6 +93,7 @@ struct VerifyArgs {
     std::string pub_file;
     bool require_sealed = false;
     std::vector<std::string> anchors;
+    bool all_chains = false;
     bool json = false;
     bool quiet = false;
     std::vector<std::string> paths;
@@ -101,6 +102,7 @@ struct VerifyArgs {
 int cmd_verify(const VerifyArgs& a) {
     mac::VerifyOptions opt;
     opt.require_sealed = a.require_sealed;
+    opt.all_chains = a.all_chains;
     if (auto st = mac::load_anchor_files(a.anchors, opt); !st) return fail(st.error().describe());
     if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
     if (!a.wrapped_file.empty() && a.pass_file.empty()) return fail("--wrapped-key needs --passphrase-file");
@@ -191,6 +193,8 @@ int run(int argc, char** argv) {
                      "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "
                      "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC")
         ->allow_extra_args(false);  // one file per --anchors (repeat it): the paths stay positional
+    verify->add_flag("--all-chains", va.all_chains,
+                     "list the checkpoints of other chains found in the --anchors files (always ignored and counted)");
     verify->add_flag("--json", va.json, "machine-readable report on stdout");
     verify->add_flag("-q,--quiet", va.quiet, "no output; the exit code tells");
     verify->add_option("paths", va.paths, "segment files, archives of segments (.tar, .tgz) or directories");

@@ -16,6 +16,46 @@ std::string fault_summary(const mac::VerifyReport& r) {
     return s;
 }
 
+/// The anchors line(s) of the text summary (mac/anchors.h), "" without anchors.
+std::string render_anchor_summary(const mac::VerifyReport& r) {
+    std::string out;
+    if (r.anchors_checked > 0 || r.anchors_skipped > 0 || r.anchors_other_chains > 0 || r.anchors_unchecked > 0) {
+        out += "anchors   " + std::to_string(r.anchors_checked) + " checkpoints matched a record of the trail";
+        if (r.anchors_unchecked > 0) out += ", " + std::to_string(r.anchors_unchecked) + " before the trail";
+        if (r.anchors_other_chains > 0)
+            out += ", " + std::to_string(r.anchors_other_chains) + " of other chains ignored";
+        if (r.anchors_skipped > 0)
+            out += ", " + std::to_string(r.anchors_skipped) + " lines without a checkpoint skipped";
+        out += "\n";
+    }
+    if (r.retained_seq > 0)
+        out +=
+            "retained  the newest checkpoint says the store held records from " + std::to_string(r.retained_seq) + "\n";
+    for (const auto& c : r.anchor_chains)
+        out += "other     chain " + c.chain_hex + " serial " + c.serial + ": " + std::to_string(c.checkpoints) +
+               " checkpoints, newest for record " + std::to_string(c.newest_seq) + " at " +
+               mac::format_time(c.newest_time_ms) + " (not checked)\n";
+    return out;
+}
+
+void add_anchor_fields(const mac::VerifyReport& r, nlohmann::json& j) {
+    j["anchors_checked"] = r.anchors_checked;
+    j["anchors_skipped"] = r.anchors_skipped;
+    j["anchors_other_chains"] = r.anchors_other_chains;
+    j["anchors_unchecked"] = r.anchors_unchecked;
+    if (r.retained_seq > 0) j["retained_seq"] = r.retained_seq;
+    if (!r.anchor_chains.empty()) {
+        nlohmann::json chains = nlohmann::json::array();
+        for (const auto& c : r.anchor_chains)
+            chains.push_back({{"chain", c.chain_hex},
+                              {"serial", c.serial},
+                              {"checkpoints", c.checkpoints},
+                              {"newest_seq", c.newest_seq},
+                              {"newest_time", mac::format_time(c.newest_time_ms)}});
+        j["anchor_chains"] = std::move(chains);
+    }
+}
+
 }  // namespace
 
 std::string render_report_text(const mac::VerifyReport& r) {
@@ -34,8 +74,7 @@ std::string render_report_text(const mac::VerifyReport& r) {
     out += "\n";
     if (r.records > 0)
         out += "time      " + mac::format_time(r.first_time_ms) + " to " + mac::format_time(r.last_time_ms) + "\n";
-    if (r.anchors_checked > 0)
-        out += "anchors   " + std::to_string(r.anchors_checked) + " checkpoints matched a record of the trail\n";
+    out += render_anchor_summary(r);
     for (const auto& s : r.segments) {
         if (s.open_tail)
             out += "open      " + s.file + ": " + std::to_string(s.records) +
@@ -100,7 +139,7 @@ nlohmann::json render_report_json(const mac::VerifyReport& r) {
         if (r.fault_counts[k] != 0)
             counts[std::string(mac::to_string(static_cast<mac::FaultKind>(k)))] = r.fault_counts[k];
     j["fault_counts"] = std::move(counts);
-    j["anchors_checked"] = r.anchors_checked;
+    add_anchor_fields(r, j);
     j["faults_total"] = r.faults_total;
     j["faults_truncated"] = r.faults_total > r.faults.size();
     return j;

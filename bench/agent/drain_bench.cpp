@@ -58,7 +58,9 @@ public:
     }
     Status request_seal() override { return {}; }
     Result<SourceStatus> status() override { return SourceStatus{}; }
-    Result<std::string> checkpoint() override { return std::string("@checkpoint (not used by this benchmark)"); }
+    Result<std::string> checkpoint(std::uint64_t /*retained*/) override {
+        return std::string("@checkpoint (not used by this benchmark)");
+    }
     [[nodiscard]] std::uint64_t size() const { return lines_.size(); }
     [[nodiscard]] std::uint64_t acked() const { return acked_; }
     [[nodiscard]] std::uint64_t record_bytes() const { return record_bytes_; }

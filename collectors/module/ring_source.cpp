@@ -44,8 +44,8 @@ Status ModuleRingSource::request_seal() {
     return {};
 }
 
-Result<std::string> ModuleRingSource::checkpoint() {
-    auto c = host_->checkpoint();
+Result<std::string> ModuleRingSource::checkpoint(std::uint64_t retained) {
+    auto c = host_->checkpoint(retained);
     if (!c) return std::move(c).error();
     return c->line();
 }

@@ -24,7 +24,7 @@ public:
     Status acknowledge(std::uint64_t entry_no) override;
     Status request_seal() override;
     Result<agent::SourceStatus> status() override;
-    Result<std::string> checkpoint() override;
+    Result<std::string> checkpoint(std::uint64_t retained) override;
 
     /// The module's figures at the last status() call, for metrics (any thread).
     [[nodiscard]] const ModuleProbe& probe() const { return probe_; }

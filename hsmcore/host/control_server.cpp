@@ -105,7 +105,10 @@ std::string ControlServer::handle(module::Module& m, std::string_view request) {
         return st ? "OK" : err_reply(st.error());
     }
     if (verb == "CHECKPOINT") {
-        auto c = m.checkpoint();
+        // CHECKPOINT [<retained>]: with the first sequence number the host's store holds, a
+        // version 2 checkpoint states it (mac/checkpoint.h).
+        if (w.size() > 2 || (w.size() == 2 && (!u64_arg(w[1], a) || a == 0))) return bad("CHECKPOINT [<retained>]");
+        auto c = m.checkpoint(w.size() == 2 ? a : 0);
         if (!c) return err_reply(c.error());
         // Every field of the line is one space-free token: the reply carries the line's fields.
         return "OK " + c->line().substr(std::string_view("@checkpoint ").size());

@@ -24,7 +24,7 @@ public:
         if (!r) return std::move(r).error();
         return r->handle;
     }
-    Result<mac::Checkpoint> checkpoint() override { return module_.checkpoint(); }
+    Result<mac::Checkpoint> checkpoint(std::uint64_t retained) override { return module_.checkpoint(retained); }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
 
 private:
@@ -52,8 +52,8 @@ public:
         if (!r) return std::move(r).error();
         return r->get_u64("entry");
     }
-    Result<mac::Checkpoint> checkpoint() override {
-        auto r = call("CHECKPOINT");
+    Result<mac::Checkpoint> checkpoint(std::uint64_t retained) override {
+        auto r = call(retained == 0 ? std::string("CHECKPOINT") : "CHECKPOINT " + std::to_string(retained));
         if (!r) return std::move(r).error();
         std::string line = "@checkpoint";
         for (const auto& [k, v] : r->fields) line += " " + k + "=" + v;

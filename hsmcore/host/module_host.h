@@ -47,8 +47,10 @@ public:
     virtual Result<ring::RingStatus> status() = 0;
     /// Seals the current epoch; returns the seal entry's number.
     virtual Result<std::uint64_t> seal() = 0;
-    /// The module's signed chain-head checkpoint (mac/checkpoint.h).
-    virtual Result<mac::Checkpoint> checkpoint() = 0;
+    /// The module's signed chain-head checkpoint (mac/checkpoint.h): version 2 stating `retained`
+    /// (the first sequence number the host's store still holds; the module refuses one beyond its
+    /// head + 1), version 1 for 0.
+    virtual Result<mac::Checkpoint> checkpoint(std::uint64_t retained) = 0;
     /// The module serial (records carry it; it is not stored per entry).
     [[nodiscard]] virtual const std::string& serial() const = 0;
 };

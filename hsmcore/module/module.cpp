@@ -792,10 +792,18 @@ std::uint32_t Module::audit_mask() const {
 
 // ---- host side ------------------------------------------------------------------------------
 
-Result<mac::Checkpoint> Module::checkpoint() {
+Result<mac::Checkpoint> Module::checkpoint(std::uint64_t retained) {
     std::lock_guard lock(mu_);
     const mac::ChainHead& h = chain_->head();
-    return mac::make_checkpoint(chain_id_, serial_, h.epoch, h.next_seq - 1, clock_.now_ms(), h.last_mac, *signer_);
+    if (retained == 0)
+        return mac::make_checkpoint(chain_id_, serial_, h.epoch, h.next_seq - 1, clock_.now_ms(), h.last_mac, *signer_);
+    // The host cannot hold a record the module has not written: refuse rather than sign it.
+    if (retained > h.next_seq)
+        return make_error(errc::invalid_argument, "checkpoint: retained " + std::to_string(retained) +
+                                                      " is beyond the chain's next sequence number " +
+                                                      std::to_string(h.next_seq));
+    return mac::make_checkpoint(chain_id_, serial_, h.epoch, h.next_seq - 1, retained, clock_.now_ms(), h.last_mac,
+                                *signer_);
 }
 
 Result<Reply> Module::seal() {

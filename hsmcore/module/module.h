@@ -118,7 +118,9 @@ public:
     /// Seals the open segment and opens the next one; returns the seal's entry number in handle.
     Result<Reply> seal();
     /// A signed chain-head checkpoint: the newest record's sequence number and MAC (mac/checkpoint.h).
-    Result<mac::Checkpoint> checkpoint();
+    /// `retained` (the first sequence number the host's store still holds) is signed with them in a
+    /// version 2 checkpoint; one beyond the head + 1 is refused (invalid_argument). 0: version 1.
+    Result<mac::Checkpoint> checkpoint(std::uint64_t retained = 0);
     Status ack_through(std::uint64_t entry_no);
     [[nodiscard]] ring::RingStatus status() const;
     [[nodiscard]] ring::RingReader reader() const;

@@ -6,6 +6,7 @@
 
 #include "agent/api/errc.h"
 #include "agent/api/thread_guard.h"
+#include "agent/engine/store/first_retained.h"
 #include "base/line_reader.h"
 #include "mac/encrypted_file.h"
 #include "mac/record.h"
@@ -400,7 +401,16 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     if (!checkpoint_sink_) return;
     if (!sealed && now - last_checkpoint_ms_ < options_.checkpoint_interval.count()) return;
     last_checkpoint_ms_ = now;
-    auto line = source_.checkpoint();
+    // Version 2: the module signs the first sequence number the store still holds with the head,
+    // so deleting the oldest segments or archives later shows (docs/FORMAT.md section 7).
+    const std::uint64_t retained = first_retained_seq(store_.dir(), key_).value_or(0);
+    auto line = source_.checkpoint(retained);
+    if (!line && retained != 0) {
+        raise("checkpoint.retained_refused", Severity::warning,
+              "the module refused a checkpoint stating retained=" + std::to_string(retained) + " (" +
+                  line.error().describe() + "); taking one without it");
+        line = source_.checkpoint(0);
+    }
     if (!line) {
         raise("checkpoint.failed", Severity::warning, "cannot get a chain-head checkpoint: " + line.error().describe());
         return;

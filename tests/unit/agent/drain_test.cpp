@@ -7,6 +7,7 @@
 
 #include "agent/engine/pipeline/drain.h"
 #include "agent/engine/store/audit_store.h"
+#include "agent/engine/store/first_retained.h"
 #include "fake_module.h"
 #include "mac/verifier.h"
 
@@ -308,6 +309,19 @@ TEST_P(DrainTest, SignedCheckpointsAreTakenAtEverySealAndOnTheInterval) {
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(r->verified());
     EXPECT_EQ(r->anchors_checked, 2u);  // records 10 and 21 (two checkpoints name record 21)
+    // Version 2: the module signed the first sequence number the store held.
+    EXPECT_EQ(c->version, 2u);
+    EXPECT_EQ(c->retained, 1u);
+    EXPECT_EQ(module_->last_retained(), 1u);
+    EXPECT_EQ(r->retained_seq, 1u);
+    // Deleting the oldest segment (records 1-20) is then detected, and the store says so itself.
+    const auto segs = list_store_segments(dir_.string());
+    ASSERT_GE(segs.size(), 2u);
+    fs::remove(segs.front().path);
+    EXPECT_EQ(first_retained_seq(dir_.string(), keys_->key).value_or(0), 21u);
+    auto cut = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(cut.has_value());
+    EXPECT_EQ(cut->fault_counts[static_cast<std::size_t>(mac::FaultKind::trail_head_missing)], 1u);
 }
 
 TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {

@@ -102,14 +102,21 @@ public:
         return s;
     }
 
-    Result<std::string> checkpoint() override {
+    Result<std::string> checkpoint(std::uint64_t retained) override {
         ++checkpoints_;
-        auto c = mac::make_checkpoint(keys_.key.chain(), "150123", writer_->head().epoch, writer_->head().next_seq - 1,
-                                      workload_.now_ms(), writer_->head().last_mac, keys_.signer);
+        last_retained_ = retained;
+        auto c =
+            retained == 0
+                ? mac::make_checkpoint(keys_.key.chain(), "150123", writer_->head().epoch, writer_->head().next_seq - 1,
+                                       workload_.now_ms(), writer_->head().last_mac, keys_.signer)
+                : mac::make_checkpoint(keys_.key.chain(), "150123", writer_->head().epoch, writer_->head().next_seq - 1,
+                                       retained, workload_.now_ms(), writer_->head().last_mac, keys_.signer);
         if (!c) return std::move(c).error();
         return c->line();
     }
     int checkpoints() const { return checkpoints_; }
+    /// The `retained` the drain passed with its last checkpoint request.
+    std::uint64_t last_retained() const { return last_retained_; }
 
     std::uint64_t acked() const { return acked_; }
     std::uint64_t size() const { return entries_.size(); }
@@ -128,6 +135,7 @@ private:
     int seal_requests_ = 0;
     int reads_ = 0;
     int checkpoints_ = 0;
+    std::uint64_t last_retained_ = 0;
     bool blocked_ = false;
     std::vector<std::string> violations_;
 };
