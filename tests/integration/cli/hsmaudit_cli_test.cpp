@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "mac/checkpoint.h"
+#include "mac/keys.h"
 #include "tests/integration/common/process.h"
 
 namespace {
@@ -269,3 +271,67 @@ TEST_F(Cli, UsageAndIoErrorsExitTwo) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A checkpoint of the trail in `trail_dir` for its record `seq` (its MAC read from the file),
+/// signed with the keys in `keys_dir`; version 2 with `retained` > 0.
+std::string checkpoint_line(const std::string& keys_dir, const std::string& segment, std::uint64_t seq,
+                            std::uint64_t retained) {
+    namespace mac = hsmaudit::mac;
+    auto key = mac::load_audit_key(keys_dir + "/audit.key");
+    auto signer = mac::load_signing_key(keys_dir + "/audit.sign");
+    if (!key || !signer) return "";
+    mac::Mac m{};
+    if (seq != 0) {
+        std::istringstream in(slurp(segment));
+        for (std::string line; std::getline(in, line);)
+            if (line.starts_with(std::to_string(seq) + " "))
+                (void)mac::hex_decode(line.substr(line.rfind(" mac=") + 5), m);
+    }
+    auto c = retained == 0
+                 ? mac::make_checkpoint(key->chain(), "150123", 0, seq, 1'795'500'000'000, m, *signer)
+                 : mac::make_checkpoint(key->chain(), "150123", 0, seq, retained, 1'795'500'000'000, m, *signer);
+    return c ? c->line() : "";
+}
+
+}  // namespace
+
+TEST_F(Cli, AnchorsSurviveInjectedLinesOtherChainsAndDetectDeletedOldestSegments) {
+    make_trail(20, 10);  // records 1-10 in epoch 0, 11-20 in epoch 1
+    ASSERT_EQ(hsmaudit({"secret", "init", "--dir", path("other")}).exit_code, 0);
+    const auto files = segments();
+    ASSERT_EQ(files.size(), 2u);
+    std::string first = files[0] < files[1] ? files[0] : files[1];
+    std::string second = files[0] < files[1] ? files[1] : files[0];
+    const std::string mine = checkpoint_line(path("keys"), second, 15, 0);
+    const std::string theirs = checkpoint_line(path("other"), second, 0, 0);
+    ASSERT_FALSE(mine.empty());
+    ASSERT_FALSE(theirs.empty());
+    spit(path("anchors.txt"),
+         "login failed for user @checkpoint hello\n{\"event\":\"" + mine + "\"}\n" + theirs + "\n");
+    CliRun ok = hsmaudit(
+        {"verify", "--key", path("keys/audit.key"), "--anchors", path("anchors.txt"), "--json", path("trail")});
+    ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+    auto j = nlohmann::json::parse(ok.out);
+    EXPECT_EQ(j.value("anchors_checked", 0), 1);
+    EXPECT_EQ(j.value("anchors_skipped", 0), 1);
+    EXPECT_EQ(j.value("anchors_other_chains", 0), 1);
+    CliRun listed = hsmaudit(
+        {"verify", "--key", path("keys/audit.key"), "--anchors", path("anchors.txt"), "--all-chains", path("trail")});
+    EXPECT_EQ(listed.exit_code, 0) << listed.out << listed.err;
+    EXPECT_NE(listed.out.find("lines without a checkpoint skipped"), std::string::npos) << listed.out;
+    EXPECT_NE(listed.out.find("other     chain "), std::string::npos) << listed.out;
+
+    // A version 2 checkpoint says the store held records from 1: deleting epoch 0 is a fault.
+    spit(path("v2.txt"), checkpoint_line(path("keys"), second, 15, 1) + "\n");
+    fs::remove(first);
+    CliRun cut =
+        hsmaudit({"verify", "--key", path("keys/audit.key"), "--anchors", path("v2.txt"), "--json", path("trail")});
+    EXPECT_EQ(cut.exit_code, 1) << cut.out << cut.err;
+    EXPECT_EQ(nlohmann::json::parse(cut.out)["fault_counts"].value("trail_head_missing", 0), 1) << cut.out;
+    // The version 1 file cannot tell: the trail verifies.
+    EXPECT_EQ(hsmaudit({"verify", "--key", path("keys/audit.key"), "--anchors", path("anchors.txt"), path("trail")})
+                  .exit_code,
+              0);
+}
