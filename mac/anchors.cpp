@@ -54,9 +54,7 @@ public:
                                 " names this chain but its signature does not verify; it proves nothing"});
                 continue;
             }
-            if (c.version >= 2 && (newest_v2_ == nullptr || c.seq > newest_v2_->seq ||
-                                   (c.seq == newest_v2_->seq && c.time_ms > newest_v2_->time_ms)))
-                newest_v2_ = &c;
+            if (c.version >= 2 && (newest_v2_ == nullptr || newer(c, *newest_v2_))) newest_v2_ = &c;
             if (c.seq == 0) continue;  // no record to match
             auto [it, inserted] = anchors_.emplace(c.seq, c);
             if (!inserted && it->second.mac != c.mac)
@@ -69,6 +67,14 @@ public:
                 o.chain_hex = hex_encode(id);
                 report_.anchor_chains.push_back(std::move(o));
             }
+    }
+
+    /// Which of two checkpoints of a chain is newer: the higher seq, then the later time, then the
+    /// higher retained (an honest store's first retained sequence number only grows).
+    static bool newer(const Checkpoint& a, const Checkpoint& b) {
+        if (a.seq != b.seq) return a.seq > b.seq;
+        if (a.time_ms != b.time_ms) return a.time_ms > b.time_ms;
+        return a.retained > b.retained;
     }
 
     [[nodiscard]] bool empty() const { return anchors_.empty(); }

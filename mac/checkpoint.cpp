@@ -121,8 +121,8 @@ Result<CheckpointFile> read_checkpoints(const std::string& path) {
     if (!src) return std::move(src).error();
     // A checkpoint line is under 600 bytes; a SIEM record wrapping one is bounded too. Longer lines
     // are skipped (counted) without being held in memory.
-    constexpr std::size_t kMaxLine = 64 * 1024;
-    base::LineReader reader(std::move(*src), kMaxLine, 64 * 1024);
+    constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
+    base::LineReader reader(std::move(*src), kMaxLine, kMaxLine);
     CheckpointFile out;
     base::Line line;
     for (;;) {

@@ -399,11 +399,19 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
 
 void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     if (!checkpoint_sink_) return;
-    if (!sealed && now - last_checkpoint_ms_ < options_.checkpoint_interval.count()) return;
-    last_checkpoint_ms_ = now;
     // Version 2: the module signs the first sequence number the store still holds with the head,
-    // so deleting the oldest segments or archives later shows (docs/FORMAT.md section 7).
+    // so deleting the oldest segments or archives later shows (docs/FORMAT.md section 7). When
+    // retention moves that number, a checkpoint stating it is taken at once (checked once a
+    // second: a directory listing and one file's first line), so that the window in which the
+    // newest checkpoint still names deleted records (trail_head_missing) stays short.
+    constexpr std::int64_t kRetainedCheckMs = 1000;
+    const bool due = sealed || now - last_checkpoint_ms_ >= options_.checkpoint_interval.count();
+    if (!due && now - last_retained_check_ms_ < kRetainedCheckMs) return;
+    last_retained_check_ms_ = now;
     const std::uint64_t retained = first_retained_seq(store_.dir(), key_).value_or(0);
+    if (!due && retained == last_retained_) return;
+    last_retained_ = retained;
+    last_checkpoint_ms_ = now;
     auto line = source_.checkpoint(retained);
     if (!line && retained != 0) {
         raise("checkpoint.retained_refused", Severity::warning,

@@ -173,6 +173,8 @@ private:
     std::int64_t last_record_ms_ = 0;  // the module's clock at the previous record (0: none seen)
     std::uint64_t last_boot_ = 0;      // the module's boot counter at the previous record (0: none seen)
     std::int64_t last_checkpoint_ms_ = INT64_MIN / 2;
+    std::int64_t last_retained_check_ms_ = INT64_MIN / 2;  // maybe_checkpoint(): the store's first retained seq
+    std::uint64_t last_retained_ = 0;                      // ... as the last checkpoint stated it (0: none)
     std::int64_t last_status_ms_ = 0;
     std::deque<std::pair<std::int64_t, std::uint64_t>> used_samples_;  // (time, used bytes) over predict_window
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes

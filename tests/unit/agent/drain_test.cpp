@@ -319,9 +319,23 @@ TEST_P(DrainTest, SignedCheckpointsAreTakenAtEverySealAndOnTheInterval) {
     ASSERT_GE(segs.size(), 2u);
     fs::remove(segs.front().path);
     EXPECT_EQ(first_retained_seq(dir_.string(), keys_->key).value_or(0), 21u);
+    // The drain notices within a second and takes a checkpoint stating the new first record.
+    now_ms_ += 1000;
+    ASSERT_TRUE(drain->step().has_value());
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_EQ(module_->last_retained(), 21u);
+    now_ms_ += 1000;
+    ASSERT_TRUE(drain->step().has_value());
+    EXPECT_EQ(lines.size(), 4u);  // unchanged: none
     auto cut = mac::verify_paths({dir_.string()}, vo);
     ASSERT_TRUE(cut.has_value());
     EXPECT_EQ(cut->fault_counts[static_cast<std::size_t>(mac::FaultKind::trail_head_missing)], 1u);
+    // With that newest checkpoint among the anchors, the remaining trail verifies again.
+    vo.anchors.push_back(*mac::parse_checkpoint_line(lines.back()));
+    auto again = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_TRUE(again->verified()) << (again->faults.empty() ? "" : again->faults[0].message);
+    EXPECT_EQ(again->retained_seq, 21u);
 }
 
 TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {

@@ -17,6 +17,7 @@
 #include "hsmcore/host/module_host.h"
 #include "hsmcore/module/module.h"
 #include "mac/chain_verifier.h"
+#include "mac/checkpoint.h"
 #include "mac/keys.h"
 #include "mac/segment_format.h"
 
@@ -157,6 +158,46 @@ TEST_F(HostTest, CrossProcessHostUsesTheRingFileAndTheControlSocket) {
     auto gone = (*host)->ack_through(1);
     ASSERT_FALSE(gone);
     EXPECT_EQ(gone.error().code, errc::unavailable);
+}
+
+TEST_F(HostTest, CheckpointsStateTheRetainedSequenceAndTheModuleRefusesOneBeyondItsHead) {
+    init(1 << 20);
+    auto server = ControlServer::start(*module_, (dir_ / kControlSocket).string());
+    ASSERT_TRUE(server) << server.error().message;
+    auto host = connect_host(dir_.string());
+    ASSERT_TRUE(host) << host.error().message;
+    const auto s = co_session();
+    auto k = module_->generate_key(s, module::KeyAlg::aes256, "k");
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(module_->encrypt(s, k->handle, "m"));
+    auto signer = mac::load_signing_key((dir_ / mac::kAuditSignFile).string());
+    ASSERT_TRUE(signer);
+    const mac::Ed25519PublicKey pub = signer->public_key();
+    auto v1 = (*host)->checkpoint(0);  // no retained: version 1, as before
+    ASSERT_TRUE(v1) << v1.error().message;
+    EXPECT_EQ(v1->version, 1u);
+    EXPECT_TRUE(v1->verify(pub));
+    const std::uint64_t head = v1->seq;
+    ASSERT_GT(head, 0u);
+    for (std::uint64_t retained : {std::uint64_t{1}, head, head + 1}) {
+        auto c = (*host)->checkpoint(retained);  // through the control socket
+        ASSERT_TRUE(c) << c.error().message;
+        EXPECT_EQ(c->version, 2u);
+        EXPECT_EQ(c->retained, retained);
+        EXPECT_TRUE(c->verify(pub));
+        auto in = make_in_process_host(*module_)->checkpoint(retained);
+        ASSERT_TRUE(in);
+        EXPECT_EQ(in->retained, retained);
+    }
+    // The host cannot hold records the module never wrote.
+    auto beyond = (*host)->checkpoint(head + 2);
+    ASSERT_FALSE(beyond);
+    EXPECT_EQ(beyond.error().code, errc::invalid_argument);
+    auto h = [&](std::string_view req) { return ControlServer::handle(*module_, req); };
+    EXPECT_EQ(h("CHECKPOINT 0").rfind("ERR invalid_argument", 0), 0u);
+    EXPECT_EQ(h("CHECKPOINT x").rfind("ERR invalid_argument", 0), 0u);
+    EXPECT_EQ(h("CHECKPOINT 1 2").rfind("ERR invalid_argument", 0), 0u);
+    EXPECT_NE(h("CHECKPOINT 1").find(" retained=1 "), std::string::npos);
+    (*server)->stop();
 }
 
 // Threads instead of processes (the embedded default): four client threads drive the module while a
