@@ -192,7 +192,7 @@ class Verifier:
                         continue
                     if f.endswith(".log"):
                         self.add_file(full)
-                    elif f.endswith((".tar", ".tgz", ".tar.gz")):
+                    elif f.endswith((".tar", ".tgz", ".tar.gz")) and not f.startswith(".tmp-"):
                         self.add_archive(full)
         elif os.path.exists(path):
             if path.endswith((".tar", ".tgz", ".tar.gz")):
@@ -274,7 +274,8 @@ class Verifier:
             if self.store_key is None:
                 raise UsageError(f"{name} is encrypted at rest: verifying it needs the audit secret")
             if len(data) < HEADER:
-                raise UsageError(f"{name}: encrypted file shorter than its header")
+                self.fault("encrypted_damaged", name, 0, 0, "torn header")
+                return b"", "torn header"
             plain, damage = decrypt(data, self.store_key)
             if damage:
                 self.fault("encrypted_damaged", name, 0, 0, damage)

@@ -3,7 +3,7 @@
 # small segments, archives every pass) writes an encrypted store and a plaintext one; the second
 # verifier written from the spec alone (spec_verifier.py) must verify both and agree with
 # `hsmaudit verify --key` on what they hold, then reject tampered copies (exit 1) as hsmaudit does:
-#   - one bit flipped in an encrypted chunk (encrypted_damaged),
+#   - one bit flipped in an encrypted chunk, of a segment file and of an archive member (encrypted_damaged),
 #   - a segment member removed from an archive (archive_damaged against the manifest, segment_missing),
 #   - a record line changed in a plaintext segment (record_mac_mismatch).
 # Usage: spec_verifier_test.sh HSMAUDITD HSMAUDIT SPEC_VERIFIER_PY
@@ -130,6 +130,22 @@ b[24 + 4 + 40] ^= 0x04
 open(p, "wb").write(b)
 PY
 both "$KEY" "$TMP/e1" 1 "1 bit flipped in an encrypted chunk"
+has_fault encrypted_damaged
+
+# One bit flipped inside an encrypted segment member of an archive (tar headers stay valid).
+cp -r "$E" "$TMP/e3"
+arc=$(ls "$TMP"/e3/archive/*.tar | head -n 1)
+python3 - "$arc" <<'PY'
+import sys, tarfile
+p = sys.argv[1]
+with tarfile.open(p) as t:
+    m = [m for m in t.getmembers() if m.name.endswith(".log")][2]
+b = bytearray(open(p, "rb").read())
+assert b[m.offset_data:m.offset_data + 8] == b"HSMAENC1"
+b[m.offset_data + 24 + 4 + 40] ^= 0x80
+open(p, "wb").write(b)
+PY
+both "$KEY" "$TMP/e3" 1 "1 bit flipped in an encrypted member of an archive"
 has_fault encrypted_damaged
 
 # An archive without its second segment member (the manifest still names it).
