@@ -22,6 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+first() { [ -e "$1" ] || fail "no file matches $1"; echo "$1"; }  # the first match of a glob
 
 # Runs the agent on $1 (encrypt: true|false) until an archive with at least 3 segments exists and
 # sealed segments wait beside it, then stops it cleanly.
@@ -115,13 +116,13 @@ run_agent true enc
 E=$TMP/enc/state/agent/audit
 KEY=$TMP/enc/state/module/audit.key
 ls "$E"/archive/*.tar > /dev/null || fail "no .tar archive in the encrypted store"
-head -c 8 "$(ls "$E"/ready_for_archive/*.log | head -n 1)" | grep -q HSMAENC1 || fail "segments are not encrypted"
+head -c 8 "$(first "$E"/ready_for_archive/*.log)" | grep -q HSMAENC1 || fail "segments are not encrypted"
 both "$KEY" "$E" 0 "encrypted store"
 same_counts "encrypted store"
 
 # One bit flipped inside chunk 0's ciphertext of a waiting segment.
 cp -r "$E" "$TMP/e1"
-seg=$(ls "$TMP"/e1/ready_for_archive/*.log | head -n 1)
+seg=$(first "$TMP"/e1/ready_for_archive/*.log)
 python3 - "$seg" <<'PY'
 import sys
 p = sys.argv[1]
@@ -134,7 +135,7 @@ has_fault encrypted_damaged
 
 # One bit flipped inside an encrypted segment member of an archive (tar headers stay valid).
 cp -r "$E" "$TMP/e3"
-arc=$(ls "$TMP"/e3/archive/*.tar | head -n 1)
+arc=$(first "$TMP"/e3/archive/*.tar)
 python3 - "$arc" <<'PY'
 import sys, tarfile
 p = sys.argv[1]
@@ -150,7 +151,7 @@ has_fault encrypted_damaged
 
 # An archive without its second segment member (the manifest still names it).
 cp -r "$E" "$TMP/e2"
-arc=$(ls "$TMP"/e2/archive/*.tar | head -n 1)
+arc=$(first "$TMP"/e2/archive/*.tar)
 python3 - "$arc" <<'PY'
 import io, sys, tarfile
 p = sys.argv[1]
@@ -177,7 +178,7 @@ same_counts "plaintext store"
 
 # One record line changed (its result code) in a waiting plaintext segment.
 cp -r "$P" "$TMP/p1"
-seg=$(ls "$TMP"/p1/ready_for_archive/*.log | head -n 1)
+seg=$(first "$TMP"/p1/ready_for_archive/*.log)
 python3 - "$seg" <<'PY'
 import re, sys
 p = sys.argv[1]
