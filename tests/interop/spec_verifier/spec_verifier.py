@@ -443,6 +443,8 @@ class Verifier:
             "last_seq": max((s["last_seq"] for s in recs), default=0),
             "sealed_segments": sum(1 for s in self.segments if s["sealed"]),
             "open_segments": sum(1 for s in self.segments if s["open_tail"]),
+            # Section 1: without the secret nothing authenticates the open tail's records.
+            "unproven_records": 0 if self.secret else sum(s["records"] for s in self.segments if s["open_tail"]),
             "segments": self.segments,
             "faults": self.faults,
         }
@@ -478,6 +480,8 @@ def main(argv):
         print(f"{r['verdict'].upper()}: chain {r['chain']}, {r['records']} records "
               f"({r['first_seq']}..{r['last_seq']}), {r['sealed_segments']} sealed segments, "
               f"{r['open_segments']} open, {len(r['faults'])} faults")
+        if r["unproven_records"]:
+            print(f"note: {r['unproven_records']} records of the open tail are not authenticated (no audit secret)")
     return 1 if r["faults"] else 0
 
 

@@ -119,6 +119,13 @@ ls "$E"/archive/*.tar > /dev/null || fail "no .tar archive in the encrypted stor
 head -c 8 "$(first "$E"/ready_for_archive/*.log)" | grep -q HSMAENC1 || fail "segments are not encrypted"
 both "$KEY" "$E" 0 "encrypted store"
 same_counts "encrypted store"
+# FORMAT.md 8.1: the public key cannot read an encrypted store (a usage error, not a verdict).
+set +e
+python3 "$SPEC" --pubkey "${KEY%.key}.pub" "$E" > /dev/null 2>&1; rc=$?
+"$HSMAUDIT" verify --pubkey "${KEY%.key}.pub" "$E" > /dev/null 2>&1; rc2=$?
+set -e
+{ [ "$rc" -eq 2 ] && [ "$rc2" -eq 2 ]; } || fail "--pubkey on an encrypted store: spec_verifier exit $rc, hsmaudit $rc2, want 2"
+echo "ok: --pubkey on the encrypted store: both exit 2"
 
 # One bit flipped inside chunk 0's ciphertext of a waiting segment.
 cp -r "$E" "$TMP/e1"
