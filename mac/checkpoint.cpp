@@ -1,6 +1,9 @@
 #include "mac/checkpoint.h"
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <span>
 
 #include "base/line_reader.h"
 
@@ -116,13 +119,35 @@ std::optional<Checkpoint> find_checkpoint(std::string_view text) {
     return std::nullopt;
 }
 
+namespace {
+
+/// A file read as a stream: a regular file, or a pipe (`--anchors <(grep ... export.log)`).
+class StreamSource final : public base::ByteSource {
+public:
+    explicit StreamSource(const std::string& path) : path_(path), in_(path, std::ios::binary) {}
+    [[nodiscard]] bool is_open() const { return in_.is_open(); }
+    Result<std::size_t> read(std::span<char> out) override {
+        in_.read(out.data(), static_cast<std::streamsize>(out.size()));
+        if (in_.bad()) return make_error(errc::io_error, "cannot read " + path_);
+        return static_cast<std::size_t>(in_.gcount());
+    }
+
+private:
+    std::string path_;
+    std::ifstream in_;
+};
+
+}  // namespace
+
 Result<CheckpointFile> read_checkpoints(const std::string& path) {
-    auto src = base::FileSource::open(path);
-    if (!src) return std::move(src).error();
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) return make_error(errc::io_error, path + " is a directory");
+    auto src = std::make_unique<StreamSource>(path);
+    if (!src->is_open()) return make_error(errc::io_error, "cannot read " + path);
     // A checkpoint line is under 600 bytes; a SIEM record wrapping one is bounded too. Longer lines
     // are skipped (counted) without being held in memory.
     constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
-    base::LineReader reader(std::move(*src), kMaxLine, kMaxLine);
+    base::LineReader reader(std::move(src), kMaxLine, kMaxLine);
     CheckpointFile out;
     base::Line line;
     for (;;) {
