@@ -216,7 +216,11 @@ void StreamVerifier::checkpoint(std::string_view line, std::string_view where, s
     if (!pub_) return;
     auto cp = parse_checkpoint_line(line);
     if (!cp) return fault(FaultKind::malformed_line, where, line_no, 0, cp.error().message);
-    if (cp->chain != pub_->chain || !cp->verify(pub_->pubkey))
+    if (cp->chain != pub_->chain) {
+        ++counts_.anchors_other_chains;
+        return;
+    }
+    if (!cp->verify(pub_->pubkey))
         return fault(FaultKind::anchor_bad_signature, where, line_no, cp->seq,
                      "checkpoint not signed by this module's chain key");
     ++counts_.checkpoints;

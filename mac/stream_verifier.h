@@ -22,8 +22,10 @@
 //     copy goes to the chain like any line (sequence_duplicate or sequence_reordered, as in a
 //     file). This is the one place a stream's verdict differs from a file's: in a file, a record
 //     written twice, byte for byte, is sequence_duplicate;
-//   - signed chain-head checkpoints (mac/checkpoint.h): their signature (anchor_bad_signature) and
-//     the MAC of the record at their sequence number (anchor_mismatch), when the stream reaches it.
+//   - signed chain-head checkpoints (mac/checkpoint.h, versions 1 and 2): their signature
+//     (anchor_bad_signature) and the MAC of the record at their sequence number (anchor_mismatch),
+//     when the stream reaches it. A checkpoint of another chain (the same serial re-initialised) is
+//     ignored and counted, as the offline verifier does (mac/anchors.h).
 // Checks of the stream itself beyond the chain (the boot counter, staleness, which key) are the
 // caller's: record() returns the fields of each new record for them.
 //
@@ -60,12 +62,13 @@ struct StreamCounts {
     std::uint64_t redelivered = 0;  // records and open/seal lines recognised as delivered again
     std::uint64_t first_seq = 0;
     std::uint64_t last_seq = 0;
-    std::uint64_t segments = 0;           // open lines verified
-    std::uint64_t seals = 0;              // seal lines verified
-    std::uint64_t macs_checked = 0;       // record MACs checked against their predecessor
-    std::uint64_t checkpoints = 0;        // checkpoints whose signature verified
-    std::uint64_t anchors_matched = 0;    // ... and whose record was seen with the same MAC
-    std::uint64_t anchors_unreached = 0;  // ... whose record the stream has not reached (after finish())
+    std::uint64_t segments = 0;              // open lines verified
+    std::uint64_t seals = 0;                 // seal lines verified
+    std::uint64_t macs_checked = 0;          // record MACs checked against their predecessor
+    std::uint64_t checkpoints = 0;           // checkpoints whose signature verified
+    std::uint64_t anchors_matched = 0;       // ... and whose record was seen with the same MAC
+    std::uint64_t anchors_unreached = 0;     // ... whose record the stream has not reached (after finish())
+    std::uint64_t anchors_other_chains = 0;  // checkpoints of another chain (a re-initialised module): ignored
 };
 
 /// The fields of a new record the caller checks beyond the chain.

@@ -191,7 +191,8 @@ int run(int argc, char** argv) {
     verify
         ->add_option("--anchors", va.anchors,
                      "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "
-                     "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC")
+                     "SIEM export holding @checkpoint lines): the trail must reach each with the same MAC; other "
+                     "lines are skipped and other chains' checkpoints ignored (both counted)")
         ->allow_extra_args(false);  // one file per --anchors (repeat it): the paths stay positional
     verify->add_flag("--all-chains", va.all_chains,
                      "list the checkpoints of other chains found in the --anchors files (always ignored and counted)");

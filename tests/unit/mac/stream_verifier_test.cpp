@@ -365,6 +365,18 @@ TEST_F(StreamVerifierTest, CheckpointsAreMatchedAgainstTheRecordsSeen) {
     ASSERT_EQ(faults.size(), 1u);
     EXPECT_EQ(faults[0].kind, FaultKind::anchor_mismatch);
     EXPECT_EQ(v.counts().anchors_matched, 1u);
+    // Another chain's checkpoint (the serial re-initialised) is ignored and counted; a version 2
+    // checkpoint of this chain is matched like a version 1.
+    auto other_keys = generate_chain_keys();
+    auto foreign =
+        make_checkpoint(other_keys->key.chain(), "150123", 0, 6, 1'795'500'000'000, other, other_keys->signer);
+    auto v2 = make_checkpoint(keys_->key.chain(), "150123", 1, 6, 1, 1'795'500'000'001, r6->mac, keys_->signer);
+    ASSERT_TRUE(foreign.has_value() && v2.has_value());
+    v.checkpoint(foreign->line(), "a", ++n);
+    v.checkpoint(v2->line(), "a", ++n);
+    EXPECT_EQ(faults.size(), 1u);
+    EXPECT_EQ(v.counts().anchors_other_chains, 1u);
+    EXPECT_EQ(v.counts().anchors_matched, 2u);
 }
 
 // An epoch of 2^64-1 would make the key deriver walk 2^64 HMACs: refused at once instead.
