@@ -44,7 +44,8 @@ public:
                     (c.seq == o.newest_seq && c.time_ms > o.newest_time_ms)) {
                     o.newest_seq = c.seq;
                     o.newest_time_ms = c.time_ms;
-                    o.serial = c.serial;
+                    o.serial.clear();
+                    append_escaped(c.serial, o.serial);  // unsigned text: printable, as in the line
                 }
                 continue;
             }

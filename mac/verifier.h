@@ -132,7 +132,7 @@ struct VerifyOptions {
 /// The checkpoints of another chain among the anchors (VerifyOptions::all_chains).
 struct AnchorChain {
     std::string chain_hex;
-    std::string serial;  // of its newest checkpoint
+    std::string serial;  // of its newest checkpoint, escaped as in the line (no control byte, no space)
     std::uint64_t checkpoints = 0;
     std::uint64_t newest_seq = 0;
     std::int64_t newest_time_ms = 0;

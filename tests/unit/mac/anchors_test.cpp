@@ -135,6 +135,12 @@ TEST_F(AnchorsTest, AFileOfSeveralAppliancesVerifiesEachTrail) {
     EXPECT_EQ(listed.anchor_chains[0].serial, "150999");
     EXPECT_EQ(listed.anchor_chains[0].checkpoints, 12u);
     EXPECT_EQ(listed.anchor_chains[0].newest_seq, 12u);
+    // Their serials are not authenticated: listed escaped, never as raw control bytes.
+    auto c = make_checkpoint(b.keys.key.chain(), "x\x1b[2J y", 0, 13, time_ + 99, b.v1[11].mac, b.keys.signer);
+    ASSERT_TRUE(c.has_value());
+    const auto esc = verify(a, {write("esc.txt", text + c->line() + "\n")}, true);
+    ASSERT_EQ(esc.anchor_chains.size(), 1u);
+    EXPECT_EQ(esc.anchor_chains[0].serial, "x\\x1b[2J\\sy");
     // A checkpoint naming chain a whose signature fails is a fault for a only.
     Checkpoint forged = a.v1[4];
     forged.seq = 40;
