@@ -56,7 +56,12 @@ public:
         auto r = call(retained == 0 ? std::string("CHECKPOINT") : "CHECKPOINT " + std::to_string(retained));
         if (!r) return std::move(r).error();
         std::string line = "@checkpoint";
-        for (const auto& [k, v] : r->fields) line += " " + k + "=" + v;
+        for (const auto& [k, v] : r->fields) {
+            line += ' ';
+            line += k;
+            line += '=';
+            line += v;
+        }
         return mac::parse_checkpoint_line(line);
     }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
