@@ -85,7 +85,7 @@ TEST_F(HostTest, ControlRequestsAreValidatedAndNeverCrash) {
     EXPECT_EQ(h("ACK 999999").rfind("ERR invalid_argument", 0), 0u);  // beyond the newest entry
     EXPECT_EQ(h("LOGIN 1 KING 1234").rfind("ERR invalid_argument", 0), 0u);
     EXPECT_EQ(h("SIGN 77 1 00").rfind("ERR not_found", 0), 0u);  // no such session
-    const std::string binary("SIGN \x01\xff\x00 1", 11);
+    const std::string binary("SIGN \x01\xff\x00 1", 11);         // NOLINT(bugprone-string-constructor): a NUL inside
     EXPECT_EQ(h(binary).rfind("ERR ", 0), 0u);
     auto open = parse_reply(h("OPEN 1"));
     ASSERT_TRUE(open);
@@ -206,7 +206,7 @@ TEST_F(HostTest, CheckpointsStateTheRetainedSequenceAndTheModuleRefusesOneBeyond
 TEST_F(HostTest, ConcurrentClientThreadsAndInProcessDrainKeepTheChainIntact) {
     constexpr int kThreads = 4;
     constexpr int kOpsPerThread = 1500;
-    init(128 * 1024);
+    init(std::size_t{128} * 1024);
     auto key = mac::load_audit_key((dir_ / mac::kAuditKeyFile).string());
     ASSERT_TRUE(key);
     std::atomic<bool> clients_done{false};
@@ -249,6 +249,7 @@ TEST_F(HostTest, ConcurrentClientThreadsAndInProcessDrainKeepTheChainIntact) {
         verifier.end_segment(true);
     });
     std::vector<std::thread> clients;
+    clients.reserve(kThreads);
     std::atomic<std::uint64_t> done{0};
     for (int t = 0; t < kThreads; ++t) {
         clients.emplace_back([&, t] {
@@ -291,7 +292,7 @@ TEST_F(HostTest, ConcurrentClientThreadsAndInProcessDrainKeepTheChainIntact) {
 // writer reusing space: they may fall behind (overrun) but must never see a torn or wrong entry.
 TEST_F(HostTest, MultiProcessReadersAndWriterNeverCorruptEachOther) {
     constexpr std::uint64_t kRecords = 40000;
-    init(96 * 1024);
+    init(std::size_t{96} * 1024);
     const std::string ring_path = (dir_ / ring::kRingFile).string();
     const std::string key_path = (dir_ / mac::kAuditKeyFile).string();
     int ack_pipe[2];

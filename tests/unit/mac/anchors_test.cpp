@@ -87,7 +87,7 @@ protected:
         return r.fault_counts[static_cast<std::size_t>(k)];
     }
     std::string write(const std::string& name, const std::string& text) {
-        const std::string path = (root_ / name).string();
+        std::string path = (root_ / name).string();
         std::ofstream(path) << text;
         return path;
     }
