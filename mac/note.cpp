@@ -309,6 +309,15 @@ Result<TreeHead> parse_checkpoint(std::string_view text) {
     return h;
 }
 
+std::string tree_origin(const ChainId& chain) {
+    return "hsmaudit/" + hex_encode(chain);
+}
+
+Result<note::NoteVerifier> tree_verifier(const AuditPub& pub) {
+    const std::string name = tree_origin(pub.chain);
+    return note::NoteVerifier{name, note::key_hash(name, pub.pubkey), pub.pubkey};
+}
+
 Result<std::string> sign_checkpoint(const TreeHead& head, const Ed25519PrivateKey& key) {
     auto text = render_checkpoint(head);
     if (!text) return text;

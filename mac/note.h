@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "mac/crypto.h"
+#include "mac/keys.h"
 #include "mac/merkle.h"
 
 namespace hsmaudit::mac {
@@ -51,6 +52,11 @@ Result<std::string> sign(std::string_view text, std::string_view name, const Ed2
 Result<std::string> open(std::string_view msg, const NoteVerifier& v);
 
 }  // namespace note
+
+/// The origin (and note key name) of a chain's tree: "hsmaudit/" || hex(chain_id) (docs/FORMAT.md 10).
+std::string tree_origin(const ChainId& chain);
+/// The note verifier of a chain's tree heads: name tree_origin(chain), key P (audit.pub).
+Result<note::NoteVerifier> tree_verifier(const AuditPub& pub);
 
 /// A tree head: the body of a C2SP tlog-checkpoint.
 struct TreeHead {
