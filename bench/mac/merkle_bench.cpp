@@ -47,7 +47,7 @@ void BM_InclusionProveStored(benchmark::State& state) {
     const MemoryTree& t = stored();
     std::uint64_t i = 0;
     std::size_t hashes = 0;
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         auto p = inclusion_proof((i++ * 7919) % n, n, t);
         hashes = p->size();
         benchmark::DoNotOptimize(p);
@@ -63,7 +63,7 @@ BENCHMARK(BM_InclusionProveStored)->RangeMultiplier(10)->Range(1000, 10000000);
 void BM_InclusionProveLeaves(benchmark::State& state) {
     const auto n = static_cast<std::uint64_t>(state.range(0));
     const VectorLeafHashes src(std::vector<Hash>(leaves().begin(), leaves().begin() + static_cast<std::ptrdiff_t>(n)));
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         auto p = inclusion_proof(n / 3, n, src);
         benchmark::DoNotOptimize(p);
     }
@@ -78,7 +78,7 @@ void BM_InclusionVerify(benchmark::State& state) {
     const auto proof = *inclusion_proof(index, n, t);
     const Hash root = *tree_root(n, t);
     const Hash leaf = leaves()[index];
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         bool ok = verify_inclusion(index, n, leaf, proof, root);
         if (!ok) state.SkipWithError("proof did not verify");
         benchmark::DoNotOptimize(ok);
@@ -94,7 +94,7 @@ void BM_ConsistencyVerify(benchmark::State& state) {
     const auto proof = *consistency_proof(m, n, t);
     const Hash old_root = *tree_root(m, t);
     const Hash root = *tree_root(n, t);
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         bool ok = verify_consistency(m, n, old_root, root, proof);
         if (!ok) state.SkipWithError("proof did not verify");
         benchmark::DoNotOptimize(ok);
@@ -106,7 +106,7 @@ BENCHMARK(BM_ConsistencyVerify)->RangeMultiplier(10)->Range(1000, 10000000);
 void BM_CompactTreeAppend(benchmark::State& state) {
     CompactTree t;
     std::size_t i = 0;
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         t.append(leaves()[i++ % 1000]);
         benchmark::DoNotOptimize(t.size());
     }
