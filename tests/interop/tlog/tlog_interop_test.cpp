@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -138,6 +139,7 @@ TEST_F(TlogInterop, GoVerifiesOurProofsForOneToAMillionLeavesAndRejectsOneBitCha
         }
     }
     auto [code, out] = run(files);
+    std::cout << out;  // the checker's summary: proofs checked, one-bit changes rejected
     EXPECT_EQ(code, 0) << out;
     EXPECT_NE(out.find(" 0 failures"), std::string::npos) << out;
     EXPECT_EQ(out.find("; 0 one-bit changes"), std::string::npos) << out;  // the mutations ran
