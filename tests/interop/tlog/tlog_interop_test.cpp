@@ -170,8 +170,8 @@ TEST_F(TlogInterop, GoVerifiesProofsOfARealTrailMadeByHsmauditProve) {
         ASSERT_EQ(c, 0) << o;
     }
     proofs.push_back((dir_ / "cons").string());
-    auto [cc, co] = run(
-        {kHsmaudit, "prove", "--pubkey", pub, "--old-size", "1234", "--sign-key", sign, "-o", proofs.back(), trail});
+    auto [cc, co] = run({kHsmaudit, "prove", "--key", keys + "/audit.key", "--old-size", "1234", "--sign-key", sign,
+                         "-o", proofs.back(), trail});
     ASSERT_EQ(cc, 0) << co;
     for (const auto& f : proofs) {
         auto [vc, vo] = run({kHsmaudit, "verify-proof", "--pubkey", pub, f});
