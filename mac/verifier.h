@@ -127,6 +127,10 @@ struct VerifyOptions {
     /// Lists the checkpoints of other chains found among the anchors, per chain (--all-chains);
     /// they are counted either way and never checked against this trail.
     bool all_chains = false;
+    /// Called with every complete record line (without LF), in chain order, as it is read (it may
+    /// still be found faulty: act on it only if the report is clean). `hsmaudit prove` builds its
+    /// Merkle leaves (docs/FORMAT.md section 10) from these.
+    std::function<void(std::string_view line)> on_record_line;
 };
 
 /// The checkpoints of another chain among the anchors (VerifyOptions::all_chains).

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAX_LINE = 65536                      # 2.1
 MAX_EPOCH_STEP = 1 << 24              # 3.7
-MAGIC = b"HSMAENC1"                   # 8.2
+MAGICS = (b"HSMAENC2", b"HSMAENC1")   # 8.2: version 2 (written), version 1 (read)
 HEADER = 24
 MAX_CHUNK = 16 * 1024 * 1024
 MANIFEST = "hsmaudit-archive.txt"     # 9.2
@@ -139,7 +139,9 @@ def read_key_file(path, want_format):
 
 def decrypt(data, store_key):
     """Returns (plaintext, damage message or None). 8.2, 8.3."""
-    salt = data[8:24]
+    magic, salt = data[:8], data[8:24]
+    version = 2 if magic == b"HSMAENC2" else 1
+    nonce_bytes = 12 if version == 2 else 0
     aes = AESGCM(mac(store_key, b"hsmaudit/v1/file-key" + salt))
     out = []
     pos = HEADER
@@ -150,14 +152,15 @@ def decrypt(data, store_key):
         n = int.from_bytes(data[pos:pos + 4], "big")
         if n == 0 or n > MAX_CHUNK:
             return b"".join(out), f"chunk {i} has an impossible length {n} at byte {pos}"
-        if len(data) - pos < n + 20:
+        if len(data) - pos < 4 + nonce_bytes + n + 16:
             return b"".join(out), f"torn chunk {i} at byte {pos}"
+        body = pos + 4 + nonce_bytes
+        nonce = data[pos + 4:body] if version == 2 else b"\0\0\0\0" + u64be(i)
         try:
-            out.append(aes.decrypt(b"\0\0\0\0" + u64be(i), data[pos + 4:pos + 4 + n + 16],
-                                   MAGIC + salt + u64be(i)))
+            out.append(aes.decrypt(nonce, data[body:body + n + 16], magic + salt + u64be(i)))
         except InvalidTag:
             return b"".join(out), f"chunk {i} fails authentication at byte {pos}"
-        pos += 4 + n + 16
+        pos = body + n + 16
         i += 1
     return b"".join(out), None
 
@@ -270,7 +273,7 @@ class Verifier:
         return k
 
     def plaintext(self, name, data):
-        if data.startswith(MAGIC):
+        if data.startswith(MAGICS):
             if self.store_key is None:
                 raise UsageError(f"{name} is encrypted at rest: verifying it needs the audit secret")
             if len(data) < HEADER:

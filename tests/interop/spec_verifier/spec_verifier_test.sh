@@ -116,7 +116,7 @@ run_agent true enc
 E=$TMP/enc/state/agent/audit
 KEY=$TMP/enc/state/module/audit.key
 ls "$E"/archive/*.tar > /dev/null || fail "no .tar archive in the encrypted store"
-head -c 8 "$(first "$E"/ready_for_archive/*.log)" | grep -q HSMAENC1 || fail "segments are not encrypted"
+head -c 8 "$(first "$E"/ready_for_archive/*.log)" | grep -q HSMAENC2 || fail "segments are not encrypted (version 2)"
 both "$KEY" "$E" 0 "encrypted store"
 same_counts "encrypted store"
 # FORMAT.md 8.1: the public key cannot read an encrypted store (a usage error, not a verdict).
@@ -149,7 +149,7 @@ p = sys.argv[1]
 with tarfile.open(p) as t:
     m = [m for m in t.getmembers() if m.name.endswith(".log")][2]
 b = bytearray(open(p, "rb").read())
-assert b[m.offset_data:m.offset_data + 8] == b"HSMAENC1"
+assert b[m.offset_data:m.offset_data + 8] == b"HSMAENC2"
 b[m.offset_data + 24 + 4 + 40] ^= 0x80
 open(p, "wb").write(b)
 PY
