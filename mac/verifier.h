@@ -47,9 +47,11 @@ enum class FaultKind : std::uint8_t {
     anchor_bad_signature,  // a checkpoint given with --anchors is not signed by this chain's key
     anchor_mismatch,       // the trail's record at a checkpoint's sequence has another MAC
     trail_truncated,       // a checkpoint proves records beyond the trail's end (truncated or rolled back)
-    epoch_out_of_range,    // an epoch too far beyond the chain's (chain_verifier.h kMaxEpochStep): not verified
+    epoch_out_of_range,    // an epoch beyond what the segments read justify (chain_verifier.h): not verified
+    malformed_record,      // a record line whose fields break the syntax of FORMAT.md 2.1, 2.2, 2.5
+    unreadable_path,       // a file or directory of the trail that could not be read (link, permission, type)
 };
-inline constexpr std::size_t kFaultKindCount = 26;
+inline constexpr std::size_t kFaultKindCount = 28;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -69,7 +71,8 @@ struct SegmentReport {
     std::uint64_t records = 0;
     std::uint64_t bytes = 0;
     bool sealed = false;
-    bool open_tail = false;  // the newest segment, still being written
+    bool open_tail = false;      // the newest segment, still being written
+    bool authenticated = false;  // its records' bytes were proven (MACs, or digest and signature)
 };
 
 /// A segment inside a container (a tar archive of segments): its name there, its size, and how
@@ -120,6 +123,11 @@ struct VerifyOptions {
     /// Chain-head checkpoints held off the box (mac/checkpoint.h): the trail must contain each
     /// checkpoint's record with the checkpoint's MAC, and must reach the newest one.
     std::vector<Checkpoint> anchors;
+    /// The chain the trail must be of (`--chain`): segments of any other chain are faults, and a
+    /// key of another chain verifies nothing (wrong_key). nullopt: the key's chain.
+    std::optional<ChainId> expect_chain;
+    /// The module serial every segment must name (`--serial`): others are foreign_module.
+    std::optional<std::string> expect_serial;
 };
 
 struct VerifyReport {
@@ -128,6 +136,7 @@ struct VerifyReport {
     std::array<std::uint64_t, kFaultKindCount> fault_counts{};
     std::uint64_t faults_total = 0;
     std::string chain_hex;
+    std::string serial;  // the pinned serial, else the first segment's ("" if none was read)
     std::uint64_t records = 0;
     std::uint64_t bytes = 0;
     std::uint64_t first_seq = 0;
@@ -139,12 +148,21 @@ struct VerifyReport {
     bool macs_checked = false;        // an audit key was given
     bool signatures_checked = false;  // a public key was available
     std::size_t anchors_checked = 0;  // checkpoints matched against a record of the trail
+    /// Records read whose bytes nothing authenticated: the open tail's, without the audit secret.
+    std::uint64_t unproven_records = 0;
 
+    /// No fault. Records may still be unproven (see proven()).
     [[nodiscard]] bool verified() const { return faults_total == 0; }
+    /// No fault and every record read authenticated.
+    [[nodiscard]] bool proven() const { return verified() && unproven_records == 0; }
 };
 
 /// Verifies the segment files named by `paths` (files, or directories searched recursively for
-/// *.log), plain or encrypted at rest (decrypted with the audit key). With options.containers,
+/// *.log), plain or encrypted at rest (decrypted with the audit key). In directories, symbolic
+/// links to directories are not followed; a link, file or directory that cannot be read, and a
+/// *.log that is not a regular file (never opened), is an `unreadable_path` fault. A path given
+/// that does not exist, cannot be resolved or is neither a regular file nor a directory is an
+/// error. With options.containers,
 /// archives among them (or in the directories) are opened and their segments ordered by chain with
 /// the others; a fault in a member names "<archive>(<member>)". Returns an error only for
 /// usage and I/O problems; integrity faults are in the report.
