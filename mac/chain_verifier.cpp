@@ -257,8 +257,12 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
     // Field syntax (FORMAT.md 2.1, 2.2, 2.5): a record that verifies but breaks it was MAC'd by a
     // faulty or hostile module, or forged where nothing authenticates it. One fault per line: a
     // line already reported (MAC, sequence) is not reported again for its syntax.
+    std::optional<std::int64_t> time;
     if (!faulted) {
-        if (auto syntax = validate_record_body(rec->body); !syntax)
+        auto syntax = validate_record_body(rec->body);
+        if (syntax)
+            time = *syntax;
+        else
             fault(FaultKind::malformed_record, line_no, rec->seq,
                   "record breaks the field syntax: " + syntax.error().message);
     }
@@ -267,12 +271,14 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
     last_seq_ = rec->seq;
     prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line
     ++totals_.records;
-    const auto sp = rec->body.find(' ');
-    if (sp != std::string_view::npos) {
-        if (auto t = parse_time(rec->body.substr(sp + 1, 24))) {
-            if (totals_.records == 1 || *t < totals_.first_time_ms) totals_.first_time_ms = *t;
-            if (totals_.records == 1 || *t > totals_.last_time_ms) totals_.last_time_ms = *t;
-        }
+    if (!time && faulted) {  // not validated: its time as far as it parses
+        const auto sp = rec->body.find(' ');
+        if (sp != std::string_view::npos)
+            if (auto t = parse_time(rec->body.substr(sp + 1, 24))) time = *t;
+    }
+    if (time) {
+        if (totals_.records == 1 || *time < totals_.first_time_ms) totals_.first_time_ms = *time;
+        if (totals_.records == 1 || *time > totals_.last_time_ms) totals_.last_time_ms = *time;
     }
 }
 

@@ -103,6 +103,10 @@ Result<std::uint64_t> expect_num(std::string_view& rest, std::string_view key, s
 const char* escaped_value_problem(std::string_view v) {
     for (std::size_t i = 0; i < v.size();) {
         const auto c = static_cast<unsigned char>(v[i]);
+        if (c > 0x20 && c < 0x7F && c != '\\') {  // printable ASCII: nearly every byte
+            ++i;
+            continue;
+        }
         if (c < 0x20 || c == 0x7F || c == ' ') return "a raw control byte or space";
         if (c == '\\') {
             if (i + 1 >= v.size()) return "a dangling backslash";
@@ -153,19 +157,20 @@ bool valid_event_class(std::string_view cls) {
     return std::find(std::begin(kClasses), std::end(kClasses), cls) != std::end(kClasses);
 }
 
-Status validate_record_body(std::string_view body) {
+Result<std::int64_t> validate_record_body(std::string_view body) {
     if (body.empty() || body.back() == ' ') return bad("record ends with a space");
     std::string_view rest = body;
     std::uint64_t seq = 0;
     if (!parse_u64(next_token(rest), seq) || seq == 0) return bad("record does not start with a sequence number");
-    if (auto t = parse_time(next_token(rest)); !t) return std::move(t).error();
+    auto time = parse_time(next_token(rest));
+    if (!time) return std::move(time).error();
     if (auto v = checked_str(rest, "serial"); !v) return std::move(v).error();
-    if (auto st = checked_num(rest, "boot", UINT32_MAX); !st) return st;
-    if (auto st = checked_num(rest, "part", UINT32_MAX); !st) return st;
+    if (auto st = checked_num(rest, "boot", UINT32_MAX); !st) return std::move(st).error();
+    if (auto st = checked_num(rest, "part", UINT32_MAX); !st) return std::move(st).error();
     auto role = checked_str(rest, "role");
     if (!role) return std::move(role).error();
     if (!valid_role(*role)) return bad("unknown role '" + std::string(role->substr(0, 40)) + "'");
-    if (auto st = checked_num(rest, "sess", UINT64_MAX); !st) return st;
+    if (auto st = checked_num(rest, "sess", UINT64_MAX); !st) return std::move(st).error();
     auto event = checked_str(rest, "event");
     if (!event) return std::move(event).error();
     auto cls = checked_str(rest, "class");
@@ -184,7 +189,7 @@ Status validate_record_body(std::string_view body) {
         if (const char* p = escaped_value_problem(tok.substr(eq + 1)))
             return bad(std::string("a detail value holds ") + p);
     }
-    return {};
+    return *time;
 }
 
 bool valid_detail_key(std::string_view k) {
