@@ -128,6 +128,10 @@ struct VerifyOptions {
     std::optional<ChainId> expect_chain;
     /// The module serial every segment must name (`--serial`): others are foreign_module.
     std::optional<std::string> expect_serial;
+    /// Called with every complete record line (without LF), in chain order, as it is read (it may
+    /// still be found faulty: act on it only if the report is clean). `hsmaudit prove` builds its
+    /// Merkle leaves (docs/FORMAT.md section 10) from these.
+    std::function<void(std::string_view line)> on_record_line;
 };
 
 struct VerifyReport {
