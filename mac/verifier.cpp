@@ -272,6 +272,8 @@ private:
         }
         auto opened = open_input(in);
         if (!opened) {
+            // An encrypted file without the audit key: a usage error (FORMAT.md 8.1), not a fault.
+            if (opened.error().code == errc::bad_key) return std::move(opened).error();
             path_fault(path, "cannot open: " + opened.error().message);
             return std::optional<SegmentHead>{};
         }
