@@ -191,7 +191,10 @@ private:
             for (const fs::directory_iterator end; it != end; it.increment(ec)) {
                 const fs::path& path = it->path();
                 const std::string name = path.string();
-                const bool candidate = path.extension() == ".log" || is_container(name);
+                // An archive still being written (".tmp-", docs/FORMAT.md 9.1) may be torn and
+                // duplicates segments still waiting: not part of the trail.
+                const bool partial = path.filename().string().starts_with(".tmp-");
+                const bool candidate = path.extension() == ".log" || (is_container(name) && !partial);
                 std::error_code lec;
                 const auto lst = it->symlink_status(lec);
                 if (lec) {

@@ -129,6 +129,31 @@ TEST_F(VerifierHardening, PermissionDeniedIsAFault) {
     EXPECT_TRUE(has_kind_for(*r, FaultKind::unreadable_path, paths[2])) << describe(*r);
 }
 
+/// Lists every path it is asked about as a container with no members (the walk's choice is the test).
+class RecordingExpander : public ContainerExpander {
+public:
+    [[nodiscard]] bool handles(const std::string& path) const override { return path.ends_with(".tar"); }
+    Result<ContainerContents> expand(const std::string& path) const override {
+        expanded.push_back(path);
+        return ContainerContents{};
+    }
+    mutable std::vector<std::string> expanded;
+};
+
+// An archive being written (".tmp-" name, FORMAT.md 9.1) is not read from a directory.
+TEST_F(VerifierHardening, ArchivesBeingWrittenAreNotRead) {
+    trail();
+    write_all(dir_.sub("t") + "/.tmp-audit-150123-1-4.tar", "partial");
+    write_all(dir_.sub("t") + "/audit-150123-1-4.tar", "whole");
+    RecordingExpander expander;
+    VerifyOptions opt = key_options(*keys_);
+    opt.containers = &expander;
+    const VerifyReport r = run(opt);
+    ASSERT_EQ(expander.expanded.size(), 1u);
+    EXPECT_EQ(expander.expanded[0], dir_.sub("t") + "/audit-150123-1-4.tar");
+    EXPECT_TRUE(r.verified()) << describe(r);
+}
+
 // File names are bytes: a name that is not UTF-8 is read, reported and listed like any other.
 TEST_F(VerifierHardening, NonUtf8FileNamesAreRead) {
     const auto paths = trail();
