@@ -271,7 +271,7 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
     last_seq_ = rec->seq;
     prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line
     ++totals_.records;
-    if (!time && faulted) {  // not validated: its time as far as it parses
+    if (!time) {  // not validated, or malformed: its time as far as it parses
         const auto sp = rec->body.find(' ');
         if (sp != std::string_view::npos)
             if (auto t = parse_time(rec->body.substr(sp + 1, 24))) time = *t;
