@@ -35,13 +35,16 @@ void ChainVerifier::fault(FaultKind kind, std::uint64_t line, std::uint64_t seq,
 
 bool ChainVerifier::accept_epoch(std::uint64_t epoch, std::uint64_t line_no, std::uint64_t seq) {
     if (!epoch_in_range(epoch)) {
+        const std::string beyond =
+            reached_ ? "more than " + std::to_string(kMaxEpochGap) + " epochs beyond epoch " + std::to_string(reach_) +
+                           ", the furthest reached by the segments read"
+                     : "more than " + std::to_string(kMaxEpochStep) + " epochs beyond the chain's start";
         fault(FaultKind::epoch_out_of_range, line_no, seq,
-              "epoch " + std::to_string(epoch) + " is more than " + std::to_string(kMaxEpochStep) +
-                  " epochs beyond epoch " + std::to_string(reach_) +
-                  ", the furthest verified: a forged or corrupted epoch; not verified");
+              "epoch " + std::to_string(epoch) + " is " + beyond +
+                  " (and no signed checkpoint names an epoch near it): a forged or corrupted epoch; not verified");
         return false;
     }
-    reach_ = std::max(reach_, epoch);
+    note_reach(epoch);
     return true;
 }
 
@@ -233,10 +236,12 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
     first_record_ = false;
     const bool mac_bad = check_macs_ && !mac_ok;
     const std::string suffix = mac_bad ? " (its MAC fails too)" : "";
+    bool faulted = true;
     if (rec->seq == expected_) {
         if (mac_bad)
             fault(FaultKind::record_mac_mismatch, line_no, rec->seq,
                   "record modified, forged or inserted: MAC mismatch");
+        faulted = mac_bad;
     } else if (rec->seq > expected_) {
         fault(FaultKind::sequence_gap, line_no, expected_,
               range_text(expected_, rec->seq - 1, "record") + " missing before record " + std::to_string(rec->seq) +
@@ -249,17 +254,31 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
               "record " + std::to_string(rec->seq) + " comes after record " + std::to_string(last_seq_) +
                   " (reordered or inserted)" + suffix);
     }
+    // Field syntax (FORMAT.md 2.1, 2.2, 2.5): a record that verifies but breaks it was MAC'd by a
+    // faulty or hostile module, or forged where nothing authenticates it. One fault per line: a
+    // line already reported (MAC, sequence) is not reported again for its syntax.
+    std::optional<std::int64_t> time;
+    if (!faulted) {
+        auto syntax = validate_record_body(rec->body);
+        if (syntax)
+            time = *syntax;
+        else
+            fault(FaultKind::malformed_record, line_no, rec->seq,
+                  "record breaks the field syntax: " + syntax.error().message);
+    }
     if (observer_) observer_(rec->seq, rec->mac, line_no);
     expected_ = std::max(expected_, rec->seq + 1);
     last_seq_ = rec->seq;
     prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line
     ++totals_.records;
-    const auto sp = rec->body.find(' ');
-    if (sp != std::string_view::npos) {
-        if (auto t = parse_time(rec->body.substr(sp + 1, 24))) {
-            if (totals_.records == 1 || *t < totals_.first_time_ms) totals_.first_time_ms = *t;
-            if (totals_.records == 1 || *t > totals_.last_time_ms) totals_.last_time_ms = *t;
-        }
+    if (!time) {  // not validated, or malformed: its time as far as it parses
+        const auto sp = rec->body.find(' ');
+        if (sp != std::string_view::npos)
+            if (auto t = parse_time(rec->body.substr(sp + 1, 24))) time = *t;
+    }
+    if (time) {
+        if (totals_.records == 1 || *time < totals_.first_time_ms) totals_.first_time_ms = *time;
+        if (totals_.records == 1 || *time > totals_.last_time_ms) totals_.last_time_ms = *time;
     }
 }
 
@@ -308,6 +327,7 @@ SegmentTotals ChainVerifier::end_segment(bool newest_unsealed_ok) {
     if (!sealed_ && !newest_unsealed_ok)
         fault(FaultKind::seal_missing, 0, 0, "not sealed: truncated, or its seal was removed");
     totals_.sealed = sealed_;
+    totals_.authenticated = check_macs_ || (sealed_ && compute_digest_);
     totals_.last_seq = expected_ - 1;
     // Begun at an unknown position and no record seen: nothing is known of where the chain stands.
     if (!(mid_segment_ && start_unknown_)) end_ = ChainEnd{open_.epoch, expected_, prev_mac_, file_};

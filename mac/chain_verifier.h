@@ -5,14 +5,21 @@
 // apply exactly the same checks and report the same fault kinds.
 //
 // Epochs: a verifier with the audit secret derives K_e forward from K_0, one HMAC per epoch, so
-// an epoch is refused (`epoch_out_of_range`, the segment skipped, no key derived) when it lies more
-// than kMaxEpochStep beyond the furthest epoch this verifier has accepted (0 at its start): a
-// forged or corrupted epoch (up to 2^64-1) costs a fault, not hours of key derivation. The bound
-// holds with or without the secret, so every key gives the same verdict.
+// the epochs it accepts are bounded by what the input justifies: the first epoch of a chain (its
+// oldest retained segment) within kMaxEpochStep of 0; every later one within kMaxEpochGap of the
+// furthest epoch accepted so far, of the chain end resumed from, or of the epoch of a signed
+// checkpoint (justify_epoch()). Any other epoch is refused (`epoch_out_of_range`, the segment
+// skipped, no key derived): a forged epoch (up to 2^64-1) costs a fault in microseconds, and at
+// most kMaxEpochGap HMACs per segment actually read. The bound holds with or without the secret,
+// so every key gives the same verdict.
+//
+// Records: each record line's fields are checked against docs/FORMAT.md 2.1, 2.2 and 2.5
+// (`malformed_record`), after its MAC: a validly MAC'd record that breaks the syntax is a fault.
 //
 // Thread-safety: not thread-safe; one verifier per chain, driven by one thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -34,9 +41,13 @@ struct ChainEnd {
     std::string file;
 };
 
-/// The largest step forward in epoch a verifier accepts: 2^24 (16.7 million segments, more than
-/// ten years of a module sealing every 20 s); deriving that far costs about 2^24 HMACs.
+/// The furthest epoch the first segment of a chain may have: 2^24 (16.7 million segments, more
+/// than ten years of a module sealing every 20 s, whose oldest segments were deleted by
+/// retention); deriving that far costs 2^24 HMACs, once per verifier.
 inline constexpr std::uint64_t kMaxEpochStep = std::uint64_t{1} << 24;
+/// The largest step forward in epoch after the first accepted epoch: 2^16 (missing segments,
+/// themselves a fault, of about 15 days at one seal every 20 s); about 2^16 HMACs (tens of ms).
+inline constexpr std::uint64_t kMaxEpochGap = std::uint64_t{1} << 16;
 
 /// Where a chain stands between two records: what verifying it from the middle of a segment
 /// needs (a stream read from a known position, or records delivered without their open line).
@@ -53,6 +64,9 @@ struct SegmentTotals {
     std::uint64_t first_seq = 0;
     std::uint64_t last_seq = 0;  // first_seq - 1 if empty
     bool sealed = false;
+    /// True if the records' bytes were authenticated: by their MACs (audit secret), or by the
+    /// digest chain and the seal's signature (sealed). The open tail under a public key only is not.
+    bool authenticated = false;
     std::int64_t first_time_ms = 0;
     std::int64_t last_time_ms = 0;
 };
@@ -93,8 +107,18 @@ public:
     using RecordObserver = std::function<void(std::uint64_t seq, const Mac& mac, std::uint64_t line)>;
     void set_record_observer(RecordObserver observer) { observer_ = std::move(observer); }
 
-    /// Continues a chain verified earlier (e.g. before a restart) from where it ended.
-    void resume(const ChainEnd& end) { end_ = end; }
+    /// Continues a chain verified earlier (e.g. before a restart) from where it ended; its epoch
+    /// counts as accepted for the epoch bound.
+    void resume(const ChainEnd& end) {
+        end_ = end;
+        note_reach(end.epoch);
+    }
+    /// Pins the module serial every segment must name (foreign_module otherwise); without it
+    /// the first segment's serial is the chain's.
+    void expect_serial(std::string serial) { serial_ = std::move(serial); }
+    /// Lets epochs up to kMaxEpochGap beyond `epoch` be accepted: a checkpoint signed by the
+    /// chain's key names it (the caller checks the signature).
+    void justify_epoch(std::uint64_t epoch) { justified_ = std::max(justified_.value_or(0), epoch); }
 
     /// The chain's end after the last segment (nullopt before the first).
     [[nodiscard]] const std::optional<ChainEnd>& chain_end() const { return end_; }
@@ -109,9 +133,12 @@ public:
     [[nodiscard]] bool mid_segment() const { return in_segment_ && mid_segment_; }
     /// True if the open segment's record MACs are being checked (the audit secret, not wrong).
     [[nodiscard]] bool checks_macs() const { return in_segment_ && check_macs_; }
-    /// True if `epoch` is within kMaxEpochStep of the furthest epoch accepted.
+    /// True if `epoch` may be accepted: within kMaxEpochStep of 0 before any epoch was accepted,
+    /// then within kMaxEpochGap of the furthest accepted (or justified) epoch.
     [[nodiscard]] bool epoch_in_range(std::uint64_t epoch) const {
-        return epoch <= reach_ || epoch - reach_ <= kMaxEpochStep;
+        auto within = [epoch](std::uint64_t base, std::uint64_t step) { return epoch <= base || epoch - base <= step; };
+        if (justified_ && within(*justified_, kMaxEpochGap)) return true;
+        return reached_ ? within(reach_, kMaxEpochGap) : within(0, kMaxEpochStep);
     }
     /// True if the record line's MAC verifies under K_epoch after `prev` (false without the audit
     /// secret, after a wrong-key verdict, or for an epoch out of range). Changes no state of the
@@ -124,6 +151,10 @@ private:
     void record_line(std::string_view text, std::uint64_t line_no);
     void seal_line(std::string_view text, std::uint64_t line_no);
     bool accept_epoch(std::uint64_t epoch, std::uint64_t line_no, std::uint64_t seq);
+    void note_reach(std::uint64_t epoch) {
+        reach_ = reached_ ? std::max(reach_, epoch) : epoch;
+        reached_ = true;
+    }
 
     const AuditKey* key_;
     std::optional<AuditPub> pub_;
@@ -137,7 +168,9 @@ private:
     std::string serial_;
     bool macs_enabled_ = true;
     bool wrong_key_checked_ = false;
-    std::uint64_t reach_ = 0;  // the furthest epoch accepted
+    std::uint64_t reach_ = 0;  // the furthest epoch accepted (if reached_)
+    bool reached_ = false;
+    std::optional<std::uint64_t> justified_;  // the furthest epoch a signed checkpoint names
 
     // The open segment.
     bool in_segment_ = false;

@@ -45,6 +45,8 @@ std::string_view to_string(FaultKind kind) {
         case FaultKind::epoch_out_of_range: return "epoch_out_of_range";
         case FaultKind::anchor_record_missing: return "anchor_record_missing";
         case FaultKind::trail_head_missing: return "trail_head_missing";
+        case FaultKind::malformed_record: return "malformed_record";
+        case FaultKind::unreadable_path: return "unreadable_path";
     }
     return "unknown";
 }
@@ -101,8 +103,18 @@ public:
         }
         for (const auto& h : heads) total_bytes_ += h.size;
 
-        const ChainId expected = opt_.key ? opt_.key->chain() : opt_.pub->chain;
+        const ChainId key_chain = opt_.key ? opt_.key->chain() : opt_.pub->chain;
+        const ChainId expected = opt_.expect_chain.value_or(key_chain);
         report_.chain_hex = hex_encode(expected);
+        if (opt_.expect_serial) report_.serial = *opt_.expect_serial;
+        if (expected != key_chain) {
+            // A key of another chain can prove nothing of the chain expected: the trail is not
+            // reported as a verified trail of the key's chain.
+            fault(Fault{FaultKind::wrong_key, "(keys)", 0, 0,
+                        "the key given is for chain " + hex_encode(key_chain) + ", not for the expected chain " +
+                            hex_encode(expected) + " (--chain): nothing was verified"});
+            return std::move(report_);
+        }
         std::vector<SegmentHead> chain;
         std::map<ChainId, std::string> others;  // foreign chain -> a file of it
         std::vector<SegmentHead> foreign;
@@ -127,9 +139,10 @@ public:
         std::stable_sort(chain.begin(), chain.end(), [](const SegmentHead& a, const SegmentHead& b) {
             return a.open.epoch != b.open.epoch ? a.open.epoch < b.open.epoch : a.path < b.path;
         });
+        if (report_.serial.empty() && !chain.empty()) report_.serial = chain.front().open.serial;
         HSMAUDIT_TRY(check_anchors(
             opt_, expected, report_, [this](Fault&& f) { fault(std::move(f)); },
-            [&](const AnchorRecordObserver& anchors) { return verify_chain(chain, anchors); }));
+            [&](const AnchorRecordObserver& anchors) { return verify_chain(chain, expected, anchors); }));
         return std::move(report_);
     }
 
@@ -145,21 +158,82 @@ private:
             std::error_code ec;
             const auto st = fs::status(p, ec);
             if (ec || !fs::exists(st))
-                return make_error(errc::io_error, "cannot access " + p + ": no such file or directory");
+                return make_error(errc::io_error,
+                                  "cannot access " + p + ": " + (ec ? ec.message() : "no such file or directory"));
             if (fs::is_directory(st)) {
-                std::vector<std::string> found;
-                for (fs::recursive_directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
-                    if (!it->is_regular_file()) continue;
-                    const std::string f = it->path().string();
-                    if (it->path().extension() == ".log" || is_container(f)) found.push_back(f);
-                }
-                if (ec) return make_error(errc::io_error, "cannot list " + p + ": " + ec.message());
-                std::sort(found.begin(), found.end());
-                for (const auto& f : found) HSMAUDIT_TRY(add_input(f));
-            } else {
+                HSMAUDIT_TRY(walk(p));
+            } else if (fs::is_regular_file(st)) {
                 HSMAUDIT_TRY(add_input(p));
+            } else {
+                // Never opened: a FIFO without a writer would block, a device could be endless.
+                return make_error(errc::io_error, p + " is not a regular file or directory (FIFO, socket or device)");
             }
         }
+        return {};
+    }
+
+    void path_fault(const std::string& path, std::string message) {
+        fault(Fault{FaultKind::unreadable_path, path, 0, 0, std::move(message)});
+    }
+
+    /// Finds the segment files (*.log) and containers below `root`, without following symbolic
+    /// links to directories (no loop can be entered); every entry that cannot be read or
+    /// resolved, and every candidate that is not a regular file, is an unreadable_path fault.
+    Status walk(const std::string& root) {
+        std::vector<std::string> found;
+        std::vector<fs::path> dirs{fs::path(root)};
+        while (!dirs.empty()) {
+            const fs::path dir = std::move(dirs.back());
+            dirs.pop_back();
+            std::error_code ec;
+            fs::directory_iterator it(dir, ec);
+            if (ec) {
+                path_fault(dir.string(), "cannot list this directory: " + ec.message());
+                continue;
+            }
+            for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+                const fs::path& path = it->path();
+                const std::string name = path.string();
+                // An archive still being written (".tmp-", docs/FORMAT.md 9.1) may be torn and
+                // duplicates segments still waiting: not part of the trail.
+                const bool partial = path.filename().string().starts_with(".tmp-");
+                const bool candidate = path.extension() == ".log" || (is_container(name) && !partial);
+                std::error_code lec;
+                const auto lst = it->symlink_status(lec);
+                if (lec) {
+                    path_fault(name, "cannot read this entry: " + lec.message());
+                    continue;
+                }
+                if (fs::is_directory(lst)) {
+                    dirs.push_back(path);
+                    continue;
+                }
+                auto st = lst;
+                if (fs::is_symlink(lst)) {
+                    std::error_code sec;
+                    st = fs::status(path, sec);
+                    const bool dangling = !sec || sec == std::errc::no_such_file_or_directory;
+                    if (sec || !fs::exists(st)) {
+                        // A dangling link of another name is no business of the trail's; a loop
+                        // (or a denied lookup) could hide anything, whatever its name.
+                        if (candidate || !dangling)
+                            path_fault(name, std::string("a symbolic link that cannot be followed (") +
+                                                 (sec ? sec.message() : "dangling") + "): not read");
+                        continue;
+                    }
+                    if (fs::is_directory(st)) continue;  // links to directories are not followed
+                }
+                if (!candidate) continue;
+                if (!fs::is_regular_file(st)) {
+                    path_fault(name, "not a regular file (FIFO, socket or device): not read");
+                    continue;
+                }
+                found.push_back(name);
+            }
+            if (ec) path_fault(dir.string(), "cannot list all of this directory: " + ec.message());
+        }
+        std::sort(found.begin(), found.end());
+        for (const auto& f : found) HSMAUDIT_TRY(add_input(f));
         return {};
     }
 
@@ -197,16 +271,27 @@ private:
         if (!in.open_member) {
             std::error_code ec;
             size = fs::file_size(path, ec);
-            if (ec) return make_error(errc::io_error, "cannot stat " + path + ": " + ec.message());
+            if (ec) {
+                path_fault(path, "cannot stat: " + ec.message());
+                return std::optional<SegmentHead>{};
+            }
         }
         auto opened = open_input(in);
-        if (!opened) return std::move(opened).error();
+        if (!opened) {
+            // An encrypted file without the audit key: a usage error (FORMAT.md 8.1), not a fault.
+            if (opened.error().code == errc::bad_key) return std::move(opened).error();
+            path_fault(path, "cannot open: " + opened.error().message);
+            return std::optional<SegmentHead>{};
+        }
         base::ByteSource* member = opened->member;
         base::ByteSource* plain = opened->plain.get();
         base::LineReader reader(std::move(opened->plain), kMaxLineBytes, 8192);
         base::Line line;
         auto got = reader.next(line);
-        if (!got) return std::move(got).error();
+        if (!got) {
+            path_fault(path, "cannot read: " + got.error().message);
+            return std::optional<SegmentHead>{};
+        }
         if (!*got) {
             if (member != nullptr && member->damage())
                 fault(Fault{FaultKind::archive_damaged, path, 0, 0, *member->damage()});
@@ -227,24 +312,52 @@ private:
         return std::optional<SegmentHead>(SegmentHead{path, std::move(*open), size, &in});
     }
 
-    Status verify_chain(const std::vector<SegmentHead>& chain, const AnchorRecordObserver& anchors) {
+    Status verify_chain(const std::vector<SegmentHead>& chain, const ChainId& expected,
+                        const AnchorRecordObserver& anchors) {
         ChainVerifier cv(key(), opt_.pub ? &*opt_.pub : nullptr, [this](Fault&& f) { fault(std::move(f)); });
+        if (opt_.expect_serial) cv.expect_serial(*opt_.expect_serial);
+        // A checkpoint signed by this chain's key justifies epochs up to its own (the segments
+        // before it may have been deleted by retention).
+        const Ed25519PublicKey* signer = opt_.key ? &opt_.key->pubkey() : &opt_.pub->pubkey;
+        for (const Checkpoint& c : opt_.anchors)
+            if (c.chain == expected && c.verify(*signer)) cv.justify_epoch(c.epoch);
         if (anchors)
             cv.set_record_observer([this, &anchors](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
                 anchors(current_file_, seq, mac, line);
             });
+        // The newest segment is the newest the epoch bound lets in: a forged far epoch after it
+        // must not turn the real open tail into a missing seal. (The same rule on a probe.)
+        const AuditPub pub = opt_.key ? opt_.key->pub() : *opt_.pub;
+        ChainVerifier probe(nullptr, &pub, [](Fault&&) {});
+        std::size_t newest_index = chain.size();
+        for (const Checkpoint& c : opt_.anchors)
+            if (c.chain == expected && c.verify(*signer)) probe.justify_epoch(c.epoch);
+        for (std::size_t i = 0; i < chain.size(); ++i) {
+            if (!probe.epoch_in_range(chain[i].open.epoch)) continue;
+            probe.resume(ChainEnd{chain[i].open.epoch, 1, Mac{}, {}});
+            newest_index = i;
+        }
         for (std::size_t i = 0; i < chain.size(); ++i) {
             const SegmentHead& seg = chain[i];
-            const bool newest = i + 1 == chain.size();
+            const bool newest = i == newest_index;
             current_file_ = seg.path;
             auto opened = open_input(*seg.input);
-            if (!opened) return std::move(opened).error();
+            if (!opened) {
+                path_fault(seg.path, "cannot open: " + opened.error().message);
+                bytes_done_ += seg.size;
+                continue;
+            }
             base::ByteSource* raw = opened->plain.get();
             base::ByteSource* member = opened->member;
             base::LineReader reader(std::move(opened->plain), kMaxLineBytes);
             base::Line line;
             auto got = reader.next(line);  // the open line, parsed by scan()
-            if (!got) return std::move(got).error();
+            if (!got || !*got) {
+                path_fault(seg.path,
+                           "cannot read it again: " + (got ? std::string("it is empty now") : got.error().message));
+                bytes_done_ += seg.size;
+                continue;
+            }
             if (!cv.begin_segment(seg.open, line.text, seg.path)) {
                 bytes_done_ += seg.size;
                 continue;
@@ -252,7 +365,10 @@ private:
             std::uint64_t last_progress = 0;
             for (;;) {
                 got = reader.next(line);
-                if (!got) return std::move(got).error();
+                if (!got) {
+                    path_fault(seg.path, "cannot read it to its end: " + got.error().message);
+                    break;
+                }
                 if (!*got) break;
                 cv.line(line.text, line.number, line.terminated, line.too_long);
                 if (opt_.on_record_line && line.terminated && !line.too_long && !line.text.empty() &&
@@ -281,6 +397,7 @@ private:
             sr.bytes = seg.size;
             sr.sealed = t.sealed;
             sr.open_tail = newest && !t.sealed && !opt_.require_sealed;
+            sr.authenticated = t.authenticated;
             add_segment(sr, t);
         }
         return {};
@@ -295,6 +412,7 @@ private:
             report_.last_seq = std::max(report_.last_seq, sr.last_seq);
         }
         report_.records += sr.records;
+        if (!sr.authenticated) report_.unproven_records += sr.records;
         report_.bytes += sr.bytes;
         if (sr.sealed) ++report_.sealed_segments;
         if (sr.open_tail) ++report_.open_segments;

@@ -50,8 +50,10 @@ enum class FaultKind : std::uint8_t {
     epoch_out_of_range,     // an epoch too far beyond the chain's (chain_verifier.h kMaxEpochStep): not verified
     anchor_record_missing,  // a checkpoint's record lies in a range the trail lacks (deleted records or segments)
     trail_head_missing,     // the trail starts after the first record a v=2 checkpoint says the store retained
+    malformed_record,       // a record line whose fields break the syntax of FORMAT.md 2.1, 2.2, 2.5
+    unreadable_path,        // a file or directory of the trail that could not be read (link, permission, type)
 };
-inline constexpr std::size_t kFaultKindCount = 28;
+inline constexpr std::size_t kFaultKindCount = 30;
 std::string_view to_string(FaultKind kind);
 
 struct Fault {
@@ -71,7 +73,8 @@ struct SegmentReport {
     std::uint64_t records = 0;
     std::uint64_t bytes = 0;
     bool sealed = false;
-    bool open_tail = false;  // the newest segment, still being written
+    bool open_tail = false;      // the newest segment, still being written
+    bool authenticated = false;  // its records' bytes were proven (MACs, or digest and signature)
 };
 
 /// A segment inside a container (a tar archive of segments): its name there, its size, and how
@@ -127,6 +130,11 @@ struct VerifyOptions {
     /// Lists the checkpoints of other chains found among the anchors, per chain (--all-chains);
     /// they are counted either way and never checked against this trail.
     bool all_chains = false;
+    /// The chain the trail must be of (`--chain`): segments of any other chain are faults, and a
+    /// key of another chain verifies nothing (wrong_key). nullopt: the key's chain.
+    std::optional<ChainId> expect_chain;
+    /// The module serial every segment must name (`--serial`): others are foreign_module.
+    std::optional<std::string> expect_serial;
     /// Called with every complete record line (without LF), in chain order, as it is read (it may
     /// still be found faulty: act on it only if the report is clean). `hsmaudit prove` builds its
     /// Merkle leaves (docs/FORMAT.md section 10) from these.
@@ -148,6 +156,7 @@ struct VerifyReport {
     std::array<std::uint64_t, kFaultKindCount> fault_counts{};
     std::uint64_t faults_total = 0;
     std::string chain_hex;
+    std::string serial;  // the pinned serial, else the first segment's ("" if none was read)
     std::uint64_t records = 0;
     std::uint64_t bytes = 0;
     std::uint64_t first_seq = 0;
@@ -164,12 +173,21 @@ struct VerifyReport {
     std::uint64_t anchors_unchecked = 0;     // valid checkpoints before the trail and before `retained`
     std::uint64_t retained_seq = 0;          // `retained` of the newest valid v=2 checkpoint of this chain (0: none)
     std::vector<AnchorChain> anchor_chains;  // with VerifyOptions::all_chains, in chain id order
+    /// Records read whose bytes nothing authenticated: the open tail's, without the audit secret.
+    std::uint64_t unproven_records = 0;
 
+    /// No fault. Records may still be unproven (see proven()).
     [[nodiscard]] bool verified() const { return faults_total == 0; }
+    /// No fault and every record read authenticated.
+    [[nodiscard]] bool proven() const { return verified() && unproven_records == 0; }
 };
 
 /// Verifies the segment files named by `paths` (files, or directories searched recursively for
-/// *.log), plain or encrypted at rest (decrypted with the audit key). With options.containers,
+/// *.log), plain or encrypted at rest (decrypted with the audit key). In directories, symbolic
+/// links to directories are not followed; a link, file or directory that cannot be read, and a
+/// *.log that is not a regular file (never opened), is an `unreadable_path` fault. A path given
+/// that does not exist, cannot be resolved or is neither a regular file nor a directory is an
+/// error. With options.containers,
 /// archives among them (or in the directories) are opened and their segments ordered by chain with
 /// the others; a fault in a member names "<archive>(<member>)". Returns an error only for
 /// usage and I/O problems; integrity faults are in the report.

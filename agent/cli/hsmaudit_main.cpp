@@ -42,6 +42,7 @@ using namespace hsmaudit;
 constexpr int kExitOk = 0;
 constexpr int kExitFault = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitUnproven = 3;  // verify: no fault, but records nothing authenticated (docs/FORMAT.md 3.1)
 
 int fail(const std::string& message) {
     std::cerr << "hsmaudit: " << message << "\n";
@@ -94,6 +95,9 @@ struct VerifyArgs {
     std::string pass_file;
     std::string pub_file;
     bool require_sealed = false;
+    std::string chain;
+    std::string serial;
+    bool accept_unproven_tail = false;
     std::vector<std::string> anchors;
     bool all_chains = false;
     bool json = false;
@@ -104,6 +108,13 @@ struct VerifyArgs {
 int cmd_verify(const VerifyArgs& a) {
     mac::VerifyOptions opt;
     opt.require_sealed = a.require_sealed;
+    if (!a.chain.empty()) {
+        mac::ChainId id{};
+        if (a.chain.size() != 2 * id.size() || !mac::hex_decode(a.chain, id))
+            return fail("--chain: give the chain id as 32 lowercase hex digits");
+        opt.expect_chain = id;
+    }
+    if (!a.serial.empty()) opt.expect_serial = a.serial;
     opt.all_chains = a.all_chains;
     if (auto st = mac::load_anchor_files(a.anchors, opt); !st) return fail(st.error().describe());
     if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
@@ -149,12 +160,21 @@ int cmd_verify(const VerifyArgs& a) {
         std::cout << base::json_text(agent::render_report_json(*report)) << "\n";
     else if (!a.quiet)
         std::cout << agent::render_report_text(*report);
-    return report->verified() ? kExitOk : kExitFault;
+    if (!report->verified()) return kExitFault;
+    if (!report->proven() && !a.accept_unproven_tail) {
+        if (!a.quiet && !a.json)
+            std::cerr << "hsmaudit: " << report->unproven_records
+                      << " records are not authenticated (the open tail, without the audit secret): exit status 3;"
+                         " verify with --key, or accept them with --accept-unproven-tail\n";
+        return kExitUnproven;
+    }
+    return kExitOk;
 }
 
 int run(int argc, char** argv) {
     CLI::App app{
-        "hsmaudit: audit chain tools for the HSM audit agent (exit 0 ok, 1 integrity fault, 2 usage or I/O error)"};
+        "hsmaudit: audit chain tools for the HSM audit agent (exit 0 ok, 1 integrity fault, 2 usage or I/O error, "
+        "3 verify: records not authenticated)"};
     app.require_subcommand(1);
 
     auto* secret = app.add_subcommand("secret", "create and export audit chain keys");
@@ -190,6 +210,10 @@ int run(int argc, char** argv) {
     verify->add_option("--passphrase-file", va.pass_file, "passphrase for --wrapped-key (mode 0600)");
     verify->add_option("--pubkey", va.pub_file, "audit.pub: checks seal signatures and digests");
     verify->add_flag("--require-sealed", va.require_sealed, "treat an unsealed newest segment as a fault");
+    verify->add_option("--chain", va.chain, "the chain id the trail must be of (32 hex digits): others are faults");
+    verify->add_option("--serial", va.serial, "the module serial every segment must name: others are faults");
+    verify->add_flag("--accept-unproven-tail", va.accept_unproven_tail,
+                     "exit 0, not 3, when the only records not authenticated are the open tail's (--pubkey)");
     verify
         ->add_option("--anchors", va.anchors,
                      "files of signed chain-head checkpoints kept off the box (the agent's checkpoints.log, or a "

@@ -56,11 +56,38 @@ void add_anchor_fields(const mac::VerifyReport& r, nlohmann::json& j) {
     }
 }
 
+/// A file name or message as shown to a person: control bytes and bytes that are not UTF-8 as
+/// `\xHH`, a backslash doubled, so that no name can forge a line of the summary or move the cursor.
+std::string shown(std::string_view text) {
+    std::string esc;
+    mac::append_escaped(text, esc);
+    std::string out;
+    out.reserve(esc.size());
+    for (std::size_t i = 0; i < esc.size(); ++i) {
+        if (esc[i] == '\\' && i + 1 < esc.size() && esc[i + 1] == 's') {
+            out += ' ';  // spaces are shown as spaces
+            ++i;
+        } else if (esc[i] == '\\' && i + 1 < esc.size()) {
+            out += esc[i];
+            out += esc[++i];
+        } else {
+            out += esc[i];
+        }
+    }
+    return out;
+}
+
+std::string_view verdict_name(const mac::VerifyReport& r) {
+    if (!r.verified()) return "failed";
+    return r.proven() ? "verified" : "unproven";
+}
+
 }  // namespace
 
 std::string render_report_text(const mac::VerifyReport& r) {
     std::string out;
     out += "chain     " + r.chain_hex + "\n";
+    out += "serial    " + (r.serial.empty() ? std::string("(none read)") : shown(r.serial)) + "\n";
     out +=
         "checked   " + std::string(r.macs_checked ? "record MACs (audit secret)" : "no record MACs (no audit secret)") +
         ", " +
@@ -77,19 +104,24 @@ std::string render_report_text(const mac::VerifyReport& r) {
     out += render_anchor_summary(r);
     for (const auto& s : r.segments) {
         if (s.open_tail)
-            out += "open      " + s.file + ": " + std::to_string(s.records) +
-                   " records, not sealed yet (its tail cannot be proven complete until it is)\n";
+            out += "open      " + shown(s.file) + ": " + std::to_string(s.records) +
+                   " records, not sealed yet (its tail cannot be proven complete until it is" +
+                   (s.authenticated ? "" : "; without the audit secret its records are not authenticated") + ")\n";
     }
     for (const auto& f : r.faults) {
-        out += "FAULT     " + std::string(mac::to_string(f.kind)) + " " + f.file;
+        out += "FAULT     " + std::string(mac::to_string(f.kind)) + " " + shown(f.file);
         if (f.line != 0) out += ":" + std::to_string(f.line);
         if (f.seq != 0) out += " seq " + std::to_string(f.seq);
-        out += ": " + f.message + "\n";
+        out += ": " + shown(f.message) + "\n";
     }
     if (r.faults_total > r.faults.size())
         out += "          (" + std::to_string(r.faults_total - r.faults.size()) + " more faults not listed)\n";
-    if (r.verified())
+    if (r.proven())
         out += "verdict   VERIFIED\n";
+    else if (r.verified())
+        out += "verdict   UNPROVEN: no fault, but " + std::to_string(r.unproven_records) +
+               " records of the open tail are not authenticated (no audit secret: anyone holding audit.pub could "
+               "have written them)\n";
     else
         out += "verdict   FAILED: " + std::to_string(r.faults_total) + " fault" + (r.faults_total == 1 ? "" : "s") +
                " (" + fault_summary(r) + ")\n";
@@ -99,8 +131,10 @@ std::string render_report_text(const mac::VerifyReport& r) {
 nlohmann::json render_report_json(const mac::VerifyReport& r) {
     using nlohmann::json;
     json j;
-    j["verdict"] = r.verified() ? "verified" : "failed";
+    j["verdict"] = verdict_name(r);
     j["chain"] = r.chain_hex;
+    j["serial"] = r.serial;
+    j["unproven_records"] = r.unproven_records;
     j["macs_checked"] = r.macs_checked;
     j["signatures_checked"] = r.signatures_checked;
     j["records"] = r.records;
@@ -123,7 +157,8 @@ nlohmann::json render_report_json(const mac::VerifyReport& r) {
                         {"records", s.records},
                         {"bytes", s.bytes},
                         {"sealed", s.sealed},
-                        {"open_tail", s.open_tail}});
+                        {"open_tail", s.open_tail},
+                        {"authenticated", s.authenticated}});
     }
     j["segments"] = std::move(segs);
     json faults = json::array();

@@ -1,5 +1,6 @@
 // The real `hsmaudit` binary end to end: secret init, sample, verify (text, --json, -q),
-// secret export + verify --wrapped-key, --require-sealed, and the exit codes 0 / 1 / 2.
+// secret export + verify --wrapped-key, --require-sealed, --chain/--serial, unproven tails, path
+// problems, forged far epochs, and the exit codes 0 / 1 / 2 / 3.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -108,8 +110,13 @@ TEST_F(Cli, InitSampleVerify) {
     EXPECT_NE(text.out.find("records   250 (sequence 1 to 250)"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("open      "), std::string::npos) << "the open tail is reported: " << text.out;
 
+    // Without the secret the open tail's 50 records are not authenticated: exit 3 unless accepted.
     CliRun pub = hsmaudit({"verify", "--pubkey", path("keys/audit.pub"), files[2], files[0], files[1]});
-    EXPECT_EQ(pub.exit_code, 0) << pub.out << pub.err;
+    EXPECT_EQ(pub.exit_code, 3) << pub.out << pub.err;
+    EXPECT_NE(pub.out.find("verdict   UNPROVEN"), std::string::npos) << pub.out;
+    CliRun accepted = hsmaudit({"verify", "--pubkey", path("keys/audit.pub"), "--accept-unproven-tail", path("trail")});
+    EXPECT_EQ(accepted.exit_code, 0) << accepted.out << accepted.err;
+    EXPECT_NE(text.out.find("serial    150123"), std::string::npos) << text.out;
 
     CliRun js = hsmaudit(
         {"verify", "--key", path("keys/audit.key"), "--pubkey", path("keys/audit.pub"), "--json", path("trail")});
@@ -124,8 +131,11 @@ TEST_F(Cli, InitSampleVerify) {
     EXPECT_EQ(j["macs_checked"], true);
     EXPECT_EQ(j["signatures_checked"], true);
     EXPECT_EQ(j["faults_total"], 0);
+    EXPECT_EQ(j["serial"], "150123");
+    EXPECT_EQ(j["unproven_records"], 0);
     ASSERT_EQ(j["segments"].size(), 3u);
     EXPECT_EQ(j["segments"][2]["open_tail"], true);
+    EXPECT_EQ(j["segments"][2]["authenticated"], true);
 
     CliRun quiet = hsmaudit({"verify", "-q", "--key", path("keys/audit.key"), path("trail")});
     EXPECT_EQ(quiet.exit_code, 0);
@@ -242,6 +252,8 @@ TEST_F(Cli, UsageAndIoErrorsExitTwo) {
         {"verify", "--wrapped-key", path("x"), path("trail")},
         {"verify", "--pubkey", key, path("trail")},  // a secret key file is not a public key file
         {"verify", "--key", key, "--pubkey", path("other/audit.pub"), path("trail")},  // keys of two chains
+        {"verify", "--key", key, "--chain", "not-hex", path("trail")},
+        {"verify", "--key", key, path("trail/hsm_150123_00000000.log/x")},
         {"sample", "--dir", path("keys"), "--records", "5", "--segment-records", "2", "--out", path("trail")},
         {"sample", "--dir", path("keys"), "--records", "0", "--segment-records", "2", "--out", path("t2")},
         {"secret", "init", "--dir", path("keys")},  // refuses to overwrite
@@ -259,8 +271,9 @@ TEST_F(Cli, UsageAndIoErrorsExitTwo) {
         const auto files = segments();
         ASSERT_EQ(::chmod(files[0].c_str(), 0), 0);
         CliRun r = hsmaudit({"verify", "--key", key, path("trail")});
-        EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-        EXPECT_NE(r.err.find(files[0]), std::string::npos) << r.err;
+        EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // a fault of the trail (unreadable_path), named
+        EXPECT_NE(r.out.find("unreadable_path " + files[0]), std::string::npos) << r.out;
+        ASSERT_EQ(::chmod(files[0].c_str(), 0600), 0);
     }
 
     // A group-readable audit.key is refused with a message naming it.
@@ -268,6 +281,126 @@ TEST_F(Cli, UsageAndIoErrorsExitTwo) {
     CliRun insecure = hsmaudit({"verify", "--key", key, path("trail")});
     EXPECT_EQ(insecure.exit_code, 2);
     EXPECT_NE(insecure.err.find(key), std::string::npos) << insecure.err;
+}
+
+/// The `chain: ` value of a key file.
+std::string chain_of(const std::string& key_file) {
+    const std::string text = slurp(key_file);
+    const auto at = text.find("chain: ");
+    return at == std::string::npos ? std::string() : text.substr(at + 7, 32);
+}
+
+// Issue 15: a trail forged from audit.pub alone (one unsealed segment of invented records) once
+// verified under --pubkey with exit 0. It is now "unproven", exit 3, unless explicitly accepted.
+TEST_F(Cli, ATrailForgedFromThePublicKeyExitsThree) {
+    make_trail(20, 10);
+    const std::string chain = chain_of(path("keys/audit.pub"));
+    ASSERT_EQ(chain.size(), 32u);
+    fs::create_directories(path("forged"));
+    const std::string mac(64, 'b');
+    std::string data = "@open v=1 chain=" + chain +
+                       " serial=150123 epoch=0 boot=1 first=1 time=2026-11-24T06:00:00.000Z"
+                       " prev=" +
+                       std::string(64, '0') + " mac=" + mac + "\n";
+    for (int i = 1; i <= 7; ++i)
+        data += std::to_string(i) + " 2026-11-24T06:00:0" + std::to_string(i) +
+                ".000Z serial=150123 boot=1 part=1 role=SO sess=1 event=LUNA_DELETE_OBJECT class=keymanage"
+                " result=0x00000000 key=4" +
+                std::to_string(i) + " mac=" + mac + "\n";
+    spit(path("forged/hsm_150123_00000000.log"), data);
+
+    CliRun js = hsmaudit({"verify", "--pubkey", path("keys/audit.pub"), "--json", path("forged")});
+    EXPECT_EQ(js.exit_code, 3) << js.out << js.err;
+    const auto j = nlohmann::json::parse(js.out);
+    EXPECT_EQ(j["verdict"], "unproven");
+    EXPECT_EQ(j["unproven_records"], 7);
+    EXPECT_EQ(j["segments"][0]["authenticated"], false);
+    CliRun text = hsmaudit({"verify", "--pubkey", path("keys/audit.pub"), path("forged")});
+    EXPECT_EQ(text.exit_code, 3);
+    EXPECT_EQ(text.out.find("VERIFIED"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("UNPROVEN: no fault, but 7 records"), std::string::npos) << text.out;
+    EXPECT_EQ(hsmaudit({"verify", "-q", "--pubkey", path("keys/audit.pub"), "--accept-unproven-tail", path("forged")})
+                  .exit_code,
+              0);
+    EXPECT_EQ(hsmaudit({"verify", "-q", "--key", path("keys/audit.key"), path("forged")}).exit_code, 1);
+}
+
+TEST_F(Cli, ChainAndSerialArePinned) {
+    make_trail(20, 10);
+    ASSERT_EQ(hsmaudit({"secret", "init", "--dir", path("other")}).exit_code, 0);
+    const std::string key = path("keys/audit.key");
+    CliRun ok = hsmaudit({"verify", "--key", key, "--chain", chain_of(key), "--serial", "150123", path("trail")});
+    EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+    CliRun serial = hsmaudit({"verify", "--key", key, "--serial", "999999", "--json", path("trail")});
+    EXPECT_EQ(serial.exit_code, 1) << serial.out << serial.err;
+    const auto j = nlohmann::json::parse(serial.out);
+    EXPECT_EQ(j["serial"], "999999");
+    EXPECT_EQ(j["fault_counts"]["foreign_module"], 2);
+    // A trail and its own public key, where another chain is expected: not a verified other chain.
+    CliRun chain = hsmaudit(
+        {"verify", "--pubkey", path("keys/audit.pub"), "--chain", chain_of(path("other/audit.pub")), path("trail")});
+    EXPECT_EQ(chain.exit_code, 1) << chain.out << chain.err;
+    EXPECT_NE(chain.out.find("wrong_key"), std::string::npos) << chain.out;
+}
+
+// Issue 15: a symlink loop aborted verify (exit 134); a dangling *.log was skipped silently; a
+// FIFO blocked. All are faults now, and the output is safe for any bytes in file names.
+TEST_F(Cli, PathProblemsAreFaultsAndOutputIsSafeForAnyName) {
+    make_trail(20, 10);
+    const auto files = segments();
+    fs::create_symlink("loop.log", path("trail/loop.log"));
+    fs::create_symlink("loop2", path("trail/loop1"));
+    fs::create_symlink("loop1", path("trail/loop2"));
+    fs::create_symlink("gone.log", path("trail/dangling.log"));
+    ASSERT_EQ(::mkfifo(path("trail/fifo.log").c_str(), 0600), 0);
+    fs::create_directories(path("trail/d"));
+    fs::create_symlink("..", path("trail/d/parent"));
+    const std::string odd = path("trail/odd\xff\n\x1b[31mverdict   VERIFIED.log");
+    fs::rename(files[1], odd);
+
+    CliRun text = hsmaudit({"verify", "--key", path("keys/audit.key"), path("trail")});
+    EXPECT_EQ(text.exit_code, 1) << text.out << text.err;
+    EXPECT_NE(text.out.find("unreadable_path " + path("trail/loop.log")), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("unreadable_path " + path("trail/dangling.log")), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("unreadable_path " + path("trail/fifo.log")), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("unreadable_path " + path("trail/loop1")), std::string::npos) << text.out;
+    EXPECT_EQ(text.out.find('\x1b'), std::string::npos) << "a name moved the cursor";
+    EXPECT_EQ(text.out.find("\nverdict   VERIFIED"), std::string::npos) << "a name forged the verdict:\n" << text.out;
+    EXPECT_NE(text.out.find("odd\\xff\\n\\x1b[31m"), std::string::npos) << text.out;
+
+    CliRun js = hsmaudit({"verify", "--key", path("keys/audit.key"), "--json", path("trail")});
+    EXPECT_EQ(js.exit_code, 1) << js.err;
+    const auto j = nlohmann::json::parse(js.out);  // throws (fails the test) on invalid JSON or UTF-8
+    EXPECT_EQ(j["verdict"], "failed");
+    EXPECT_EQ(j["fault_counts"]["unreadable_path"], 5) << js.out;
+    EXPECT_EQ(j["records"], 20);
+
+    // Named on the command line: a loop or a FIFO is a usage error, not a crash or a hang.
+    for (const std::string& p : std::vector<std::string>{path("trail/loop.log"), path("trail/fifo.log")}) {
+        CliRun r = hsmaudit({"verify", "--key", path("keys/audit.key"), p});
+        EXPECT_EQ(r.exit_code, 2) << p << r.out << r.err;
+    }
+}
+
+// Issue 15: a file carrying the real chain id and a far epoch made verify --key derive epoch keys
+// without bound (2^64-1) or for seconds per file (2^24, the old bound). Now a fault, at once.
+TEST_F(Cli, AForgedFarEpochIsAFaultNotAStall) {
+    make_trail(20, 10);
+    const auto files = segments();
+    for (const std::string epoch : {"18446744073709551615", "16777218"}) {
+        std::string data = slurp(files[1]);
+        const auto at = data.find(" epoch=1 ");
+        ASSERT_NE(at, std::string::npos);
+        data.replace(at, 9, " epoch=" + epoch + " ");
+        spit(path("trail/far" + epoch + ".log"), data);
+    }
+    const auto started = std::chrono::steady_clock::now();
+    CliRun js = hsmaudit({"verify", "--key", path("keys/audit.key"), "--json", path("trail")});
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+    EXPECT_EQ(js.exit_code, 1) << js.out << js.err;
+    const auto j = nlohmann::json::parse(js.out);
+    EXPECT_EQ(j["fault_counts"]["epoch_out_of_range"], 2) << js.out;
+    EXPECT_EQ(j["faults_total"], 2) << js.out;
 }
 
 }  // namespace

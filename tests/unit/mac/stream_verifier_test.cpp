@@ -415,15 +415,31 @@ TEST(ChainVerifierBound, EpochsWithinTheStepAreAcceptedBeyondItRefused) {
     const AuditPub pub = keys.key.pub();
     std::vector<Fault> faults;
     ChainVerifier cv(nullptr, &pub, [&](Fault&& f) { faults.push_back(std::move(f)); });
+    // The chain's first epoch may lie far from 0 (retention deleted the oldest segments)...
     EXPECT_TRUE(cv.epoch_in_range(kMaxEpochStep));
     EXPECT_FALSE(cv.epoch_in_range(kMaxEpochStep + 1));
     ASSERT_TRUE(cv.begin_at(ChainPosition{kMaxEpochStep, 1, Mac{}, "150123"}, "f"));
     (void)cv.end_segment(true);
-    EXPECT_TRUE(cv.epoch_in_range(2 * kMaxEpochStep));  // measured from the furthest accepted
-    EXPECT_FALSE(cv.begin_at(ChainPosition{2 * kMaxEpochStep + 1, 1, Mac{}, "150123"}, "f", 9));
+    // ... later ones only within kMaxEpochGap of the furthest accepted.
+    EXPECT_TRUE(cv.epoch_in_range(kMaxEpochStep + kMaxEpochGap));
+    EXPECT_FALSE(cv.epoch_in_range(2 * kMaxEpochStep));
+    EXPECT_FALSE(cv.begin_at(ChainPosition{kMaxEpochStep + kMaxEpochGap + 1, 1, Mac{}, "150123"}, "f", 9));
     ASSERT_EQ(faults.size(), 1u);
     EXPECT_EQ(faults[0].kind, FaultKind::epoch_out_of_range);
     EXPECT_EQ(faults[0].line, 9u);
+    // A signed checkpoint naming a far epoch justifies epochs near it.
+    cv.justify_epoch(5 * kMaxEpochStep);
+    EXPECT_TRUE(cv.epoch_in_range(5 * kMaxEpochStep + kMaxEpochGap));
+    EXPECT_FALSE(cv.epoch_in_range(5 * kMaxEpochStep + kMaxEpochGap + 1));
+}
+
+// A verifier resumed from a chain end (the drain after a restart) measures from that end.
+TEST(ChainVerifierBound, ResumedChainEndCountsAsReached) {
+    const auto keys = make_keys();
+    ChainVerifier cv(&keys.key, nullptr, [](Fault&&) {});
+    cv.resume(ChainEnd{3 * kMaxEpochStep, 10, Mac{}, "x"});
+    EXPECT_TRUE(cv.epoch_in_range(3 * kMaxEpochStep + 1));
+    EXPECT_FALSE(cv.epoch_in_range(3 * kMaxEpochStep + kMaxEpochGap + 1));
 }
 
 }  // namespace
