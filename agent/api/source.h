@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/api/errc.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent {
@@ -77,6 +78,12 @@ public:
     virtual Result<SourceStatus> status() = 0;
     /// The module's signed chain-head checkpoint line (mac/checkpoint.h), without LF.
     virtual Result<std::string> checkpoint() = 0;
+    /// The module's signed tree head: a C2SP tlog-checkpoint signed note (mac/note.h) over the
+    /// RFC 6962 tree of the chain's records 1..n (n: the newest record), several lines each ending
+    /// in LF. A source without one says so (the default).
+    virtual Result<std::string> tree_head() {
+        return make_error(errc::internal, "this audit source gives no signed tree heads");
+    }
 };
 
 }  // namespace hsmaudit::agent

@@ -8,6 +8,7 @@
 #include "agent/api/thread_guard.h"
 #include "base/line_reader.h"
 #include "mac/encrypted_file.h"
+#include "mac/note.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -70,6 +71,7 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
       record_latency_(kRecordLatencyBounds) {
     verified_entry_no_ = store_.durable().entry_no;
     if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
+    restore_tree();
 }
 
 Drain::~Drain() {
@@ -94,6 +96,7 @@ void Drain::on_fault(mac::Fault&& f) {
 
 Status Drain::restore() {
     verified_entry_no_ = store_.durable().entry_no;
+    restore_tree();
     if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
     const std::string path = store_.current_path();
     if (path.empty()) return {};
@@ -198,6 +201,7 @@ Result<std::size_t> Drain::step_once() {
         if (pending_options_) {
             options_ = *pending_options_;
             pending_options_.reset();
+            if (options_.merkle_tree != tree_.has_value()) restore_tree();
             if (verifier_->in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
         }
     }
@@ -226,11 +230,14 @@ Result<std::size_t> Drain::step_once() {
         }
     }
     if (!batch_.empty()) {
+        extend_tree();
         if (auto st = store_batch(); !st) {
             // Whatever of the batch became durable is verified; the rest is read again.
             (void)reopen_store();
             return std::move(st).error();
         }
+        if (pending_) tree_ = std::move(pending_);
+        pending_.reset();
         (void)verify_durable(batch_);  // the whole batch: its records are counted below
         HSMAUDIT_TRY(acknowledge_durable());
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
@@ -250,6 +257,7 @@ Result<std::size_t> Drain::step_once() {
         ++stats_.commits;
         if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
         if (last_seq != 0) stats_.last_seq = last_seq;
+        stats_.tree_size = tree_ ? tree_->size() : 0;
     } else {
         // What a re-opened store found durable (a commit whose fsync failed, written again).
         HSMAUDIT_TRY(acknowledge_durable());
@@ -282,6 +290,7 @@ Status Drain::store_batch() {
 
 Status Drain::reopen_store() {
     if (auto st = store_.reopen(); !st) return st;
+    restore_tree();  // the tree committed with what is durable now
     {
         std::lock_guard lock(stats_mutex_);
         ++stats_.store_reopens;
@@ -406,8 +415,138 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
         return;
     }
     checkpoint_sink_(*line);
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.checkpoints;
+    }
+    take_tree_head();
+}
+
+void Drain::restore_tree() {
+    tree_.reset();
+    pending_.reset();
+    tree_check_.reset();
+    if (!options_.merkle_tree) {
+        store_.set_annex({});
+        return;
+    }
+    const std::uint64_t stored = store_.durable().next_seq - 1;
+    const std::string& annex = store_.durable_annex();
+    std::string why;
+    if (annex.empty()) {
+        if (stored == 0) {
+            tree_.emplace();
+            store_.set_annex(tree_->encode());
+            return;
+        }
+        why = "the store's position carries no tree (a store from before tree heads, or a repaired position file)";
+    } else if (!annex.starts_with("tree ")) {
+        why = "the store's position annex is not a tree";
+    } else {
+        auto t = mac::tlog::CompactTree::decode(std::string_view(annex).substr(5));
+        if (!t)
+            why = "the stored tree does not decode: " + t.error().message;
+        else if (t->size() != stored)
+            why =
+                "the stored tree covers " + std::to_string(t->size()) + " records, the store " + std::to_string(stored);
+        else {
+            tree_ = std::move(*t);
+            store_.set_annex(annex);
+            return;
+        }
+    }
+    store_.set_annex({});
+    if (!tree_lost_alerted_)
+        raise("tree.unavailable", Severity::warning,
+              "the agent keeps no Merkle tree of the chain: " + why +
+                  ". The module's signed tree heads are still taken and kept, but not checked against the agent's "
+                  "records");
+    tree_lost_alerted_ = true;
+}
+
+void Drain::extend_tree() {
+    pending_.reset();
+    if (!tree_) return;
+    pending_ = *tree_;  // a copy of the frontier: at most 64 hashes
+    for (const EntryRef& e : batch_.entries) {
+        if (e.kind != EntryKind::record || e.seq <= pending_->size()) continue;
+        if (e.seq != pending_->size() + 1) {
+            raise("tree.unavailable", Severity::warning,
+                  "the agent's Merkle tree stops at record " + std::to_string(pending_->size()) + ": the next record " +
+                      "drained is " + std::to_string(e.seq) +
+                      ". The module's signed tree heads are still taken and kept, but no longer checked",
+                  e.seq);
+            tree_lost_alerted_ = true;
+            tree_.reset();
+            pending_.reset();
+            tree_check_.reset();
+            store_.set_annex({});
+            return;
+        }
+        // Leaf seq-1: the record's line without its LF (docs/FORMAT.md section 10).
+        std::string_view leaf = batch_.line(e);
+        if (!leaf.empty() && leaf.back() == '\n') leaf.remove_suffix(1);
+        pending_->append(mac::tlog::leaf_hash(leaf));
+        if (tree_check_ && tree_check_->first == pending_->size()) {
+            check_tree_head(tree_check_->first, tree_check_->second, pending_->root());
+            tree_check_.reset();
+        }
+    }
+    store_.set_annex("tree " + pending_->encode());
+}
+
+void Drain::check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine) {
+    if (root == mine) return;
+    raise("treehead.mismatch", Severity::critical,
+          "the module's signed tree head for " + std::to_string(size) + " records has root " +
+              mac::base64_encode(mac::ByteView(root.data(), root.size())) +
+              ", the agent's own tree over the records "
+              "it stored has " +
+              mac::base64_encode(mac::ByteView(mine.data(), mine.size())) +
+              ": the records the agent holds are not the ones the module signed (the note is kept)",
+          size);
     std::lock_guard lock(stats_mutex_);
-    ++stats_.checkpoints;
+    ++stats_.tree_head_mismatches;
+}
+
+void Drain::take_tree_head() {
+    if (!options_.merkle_tree) return;
+    auto note = source_.tree_head();
+    if (!note) {
+        if (!tree_head_failed_alerted_)
+            raise("treehead.failed", Severity::warning,
+                  "cannot get the module's signed tree head: " + note.error().describe());
+        tree_head_failed_alerted_ = true;
+        return;
+    }
+    tree_head_failed_alerted_ = false;
+    checkpoint_sink_("@treehead " + mac::base64_encode(mac::as_bytes(*note)));
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.tree_heads;
+    }
+    // The note's text ends at the blank line before its signatures (C2SP signed-note).
+    const auto blank = note->find("\n\n");
+    auto head = blank == std::string::npos ? Result<mac::TreeHead>(make_error(errc::internal, "no signature block"))
+                                           : mac::parse_checkpoint(std::string_view(*note).substr(0, blank + 1));
+    if (!head) {
+        raise("treehead.malformed", Severity::critical,
+              "the module's signed tree head does not parse: " + head.error().describe());
+        return;
+    }
+    if (!tree_) return;
+    if (head->size == tree_->size()) {
+        check_tree_head(head->size, head->root, tree_->root());
+    } else if (head->size > tree_->size()) {
+        tree_check_ = std::pair{head->size, head->root};  // checked when the drain's tree reaches that size
+    } else {
+        raise("treehead.mismatch", Severity::critical,
+              "the module's signed tree head covers " + std::to_string(head->size) + " records, fewer than the " +
+                  std::to_string(tree_->size()) + " the agent stored: the module's tree went back (the note is kept)",
+              head->size);
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.tree_head_mismatches;
+    }
 }
 
 void Drain::watch_ring(std::int64_t now) {
