@@ -260,6 +260,9 @@ private:
                 if (!got) return std::move(got).error();
                 if (!*got) break;
                 cv.line(line.text, line.number, line.terminated, line.too_long);
+                if (opt_.on_record_line && line.terminated && !line.too_long && !line.text.empty() &&
+                    line.text[0] >= '1' && line.text[0] <= '9')
+                    opt_.on_record_line(line.text);
                 const std::uint64_t done = bytes_done_ + reader.bytes_consumed();
                 if (opt_.progress && done - last_progress > (8u << 20)) {
                     last_progress = done;

@@ -120,6 +120,10 @@ struct VerifyOptions {
     /// Chain-head checkpoints held off the box (mac/checkpoint.h): the trail must contain each
     /// checkpoint's record with the checkpoint's MAC, and must reach the newest one.
     std::vector<Checkpoint> anchors;
+    /// Called with every complete record line (without LF), in chain order, as it is read (it may
+    /// still be found faulty: act on it only if the report is clean). `hsmaudit prove` builds its
+    /// Merkle leaves (docs/FORMAT.md section 10) from these.
+    std::function<void(std::string_view line)> on_record_line;
 };
 
 struct VerifyReport {

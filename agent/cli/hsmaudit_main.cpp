@@ -6,6 +6,7 @@
 //   hsmaudit status         what the running agent reports (agent/tools/status.h)
 //   hsmaudit tail [-f]      stored audit events, decrypted and formatted (agent/tools/tail.h)
 //   hsmaudit fsck           check (and --repair) a stopped agent's store (agent/tools/fsck.h)
+//   hsmaudit prove          Merkle inclusion / consistency proofs; verify-proof checks one (agent/tools/proof.h)
 // Exit codes: 0 success / verified, 1 integrity fault found, 2 usage or I/O error.
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "agent/engine/store/archiver.h"
 #include "agent/engine/verify_output.h"
 #include "agent/tools/commands.h"
+#include "agent/tools/proof.h"
 #include "base/files.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify_cli.h"
@@ -231,6 +233,33 @@ int run(int argc, char** argv) {
     fsck->add_flag("--repair", fsck_args.repair, "repair: cut uncommitted bytes, move damaged files to quarantine/");
     fsck->add_flag("--json", fsck_args.json, "machine-readable output");
 
+    // Transparency-log proofs (docs/FORMAT.md section 10): agent/tools/proof.h.
+    agent::tools::ProveArgs prove_args;
+    auto* prove =
+        app.add_subcommand("prove", "an inclusion proof for one record, or a consistency proof, from a trail");
+    prove->add_option("--key", prove_args.key_file, "audit.key (reads the agent's encrypted store)");
+    prove->add_option("--wrapped-key", prove_args.wrapped_file, "a wrapped audit secret");
+    prove->add_option("--passphrase-file", prove_args.pass_file, "passphrase for --wrapped-key");
+    prove->add_option("--pubkey", prove_args.pub_file, "audit.pub (plain segments)");
+    prove->add_option("--seq", prove_args.seq, "inclusion: the record's sequence number");
+    prove->add_option("--event-id", prove_args.event_id, "inclusion: the record's event id <serial>-<boot>-<seq>");
+    prove->add_option("--checkpoint", prove_args.checkpoint, "signed tree head (note) to prove against");
+    prove->add_option("--size", prove_args.size, "or the tree size to prove against (default: the whole trail)");
+    prove->add_option("--old-checkpoint", prove_args.old_checkpoint, "consistency: the older signed tree head");
+    prove->add_option("--old-size", prove_args.old_size, "consistency: or the older tree size");
+    prove->add_option("--sign-key", prove_args.sign_key, "audit.sign: sign tree heads no checkpoint signs");
+    prove->add_option("-o,--out", prove_args.out, "proof file to write (default: stdout)");
+    prove->add_option("paths", prove_args.paths, "segment files, archives or directories");
+    agent::tools::VerifyProofArgs vp_args;
+    auto* verify_proof = app.add_subcommand("verify-proof", "check a proof offline (exit 0 valid, 1 invalid)");
+    verify_proof->add_option("--pubkey", vp_args.pub_file, "audit.pub");
+    verify_proof->add_option("--vkey", vp_args.vkey, "or the note verifier key (the string, or a file)");
+    verify_proof
+        ->add_option("--checkpoint", vp_args.checkpoints, "signed tree heads for heads the proof does not embed")
+        ->allow_extra_args(false);
+    verify_proof->add_flag("-q,--quiet", vp_args.quiet, "no output; the exit code tells");
+    verify_proof->add_option("proof", vp_args.proof_file, "the proof file")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -258,6 +287,8 @@ int run(int argc, char** argv) {
     if (*status) return agent::tools::run_status(status_args);
     if (*tail) return agent::tools::run_tail(tail_args);
     if (*fsck) return agent::tools::run_fsck(fsck_args);
+    if (*prove) return agent::tools::run_prove(prove_args);
+    if (*verify_proof) return agent::tools::run_verify_proof(vp_args);
     return kExitUsage;
 }
 
