@@ -1,13 +1,19 @@
 // Drain throughput: entries read from a source, verified online (every record MAC, the digest
 // chain, seal MACs and signatures), appended to the store and committed (fdatasync), then
 // acknowledged; one thread. The reference, measured in the same run: raw HMAC-SHA256 over the
-// same record bytes (what verification alone cannot beat).
+// same record bytes (what verification alone cannot beat). The second argument switches the
+// drain's RFC 6962 Merkle tree (DrainOptions::merkle_tree: one leaf hash per record, amortised
+// one node hash, the frontier committed with each batch's position); BM_DrainTreeOnOff alternates
+// the two in one run and reports the rate with the tree as a fraction of the rate without.
 //
 //   build/ci/bench/agent/hsmaudit_bench_agent --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <vector>
 
 #include "agent/api/alerts.h"
 #include "agent/engine/pipeline/drain.h"
@@ -110,8 +116,70 @@ void BM_RawHmacSha256(benchmark::State& state) {
 }
 BENCHMARK(BM_RawHmacSha256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+/// Drains the whole source into a fresh store; returns the seconds the drain took (0: failed).
+double drain_once(bool encrypt, bool tree, std::string* error) {
+    auto& src = source();
+    const fs::path dir = fs::temp_directory_path() / ("hsmaudit-bench-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    auto store = AuditStore::open(AuditStoreOptions{dir.string(), encrypt}, keys().key);
+    if (!store) {
+        *error = store.error().message;
+        return 0;
+    }
+    NullAlerts alerts;
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(0);
+    opt.segment_max_bytes = 1ULL << 40;
+    opt.merkle_tree = tree;
+    Drain drain(src, **store, keys().key, alerts, opt, [] { return std::int64_t{1'795'500'000'000}; });
+    const auto t0 = std::chrono::steady_clock::now();
+    while ((*store)->durable().entry_no < src.size()) {
+        auto r = drain.step();
+        if (!r) {
+            *error = r.error().message;
+            return 0;
+        }
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (alerts.count != 0) *error = "the drain raised alerts on an honest trail";
+    if (tree && (!drain.tree() || drain.tree()->size() != kRecords)) *error = "the tree does not cover every record";
+    store->reset();
+    fs::remove_all(dir);
+    return error->empty() ? s : 0;
+}
+
+/// Tree off and on alternately, `rounds` pairs, in one run (the machine's load hits both alike):
+/// records/s of each and the ratio of their medians.
+void BM_DrainTreeOnOff(benchmark::State& state) {
+    const bool encrypt = state.range(0) != 0;
+    std::vector<double> off, on;
+    for (auto _ : state) {
+        for (int round = 0; round < 5; ++round) {
+            for (const bool tree : {round % 2 == 0, round % 2 != 0}) {
+                std::string error;
+                const double s = drain_once(encrypt, tree, &error);
+                if (s == 0) {
+                    state.SkipWithError(error.c_str());
+                    return;
+                }
+                (tree ? on : off).push_back(static_cast<double>(kRecords) / s);
+            }
+        }
+    }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    state.counters["off_rec/s"] = median(off);
+    state.counters["on_rec/s"] = median(on);
+    state.counters["on/off"] = median(on) / median(off);
+    state.SetLabel(encrypt ? "encrypted at rest" : "plain");
+}
+BENCHMARK(BM_DrainTreeOnOff)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
 void BM_DrainVerifyStore(benchmark::State& state) {
     const bool encrypt = state.range(0) != 0;
+    const bool tree = state.range(1) != 0;
     auto& src = source();
     std::uint64_t records = 0;
     for (auto _ : state) {
@@ -123,6 +191,7 @@ void BM_DrainVerifyStore(benchmark::State& state) {
         DrainOptions opt;
         opt.poll_wait = std::chrono::milliseconds(0);
         opt.segment_max_bytes = 1ULL << 40;
+        opt.merkle_tree = tree;
         Drain drain(src, **store, keys().key, alerts, opt, [] { return std::int64_t{1'795'500'000'000}; });
         state.ResumeTiming();
         while ((*store)->durable().entry_no < src.size()) {
@@ -141,9 +210,16 @@ void BM_DrainVerifyStore(benchmark::State& state) {
     }
     state.counters["records/s"] =
         benchmark::Counter(static_cast<double>(kRecords), benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(encrypt ? "encrypted at rest" : "plain");
+    state.SetLabel(std::string(encrypt ? "encrypted at rest" : "plain") + (tree ? ", Merkle tree" : ", no tree"));
 }
-BENCHMARK(BM_DrainVerifyStore)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_DrainVerifyStore)
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace hsmaudit::agent

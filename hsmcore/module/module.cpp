@@ -128,10 +128,6 @@ const char* role_name(Role r) noexcept {
     return "-";
 }
 
-std::string tree_origin(const mac::ChainId& chain) {
-    return "hsmaudit/" + mac::hex_encode(chain);
-}
-
 Result<Role> parse_role(std::string_view name) {
     for (Role r : {Role::so, Role::au, Role::pso, Role::co, Role::lco, Role::cu})
         if (name == role_name(r)) return r;
@@ -978,7 +974,7 @@ Result<std::string> Module::tree_head() {
     std::lock_guard lock(mu_);
     if (!tree_) return make_error(errc::invalid_state, "the module keeps no Merkle tree of its chain: " + tree_error_);
     mac::TreeHead head;
-    head.origin = tree_origin(chain_id_);
+    head.origin = mac::tree_origin(chain_id_);
     head.size = tree_->size();
     head.root = tree_->root();
     return mac::sign_checkpoint(head, *signer_);

@@ -73,9 +73,6 @@ struct PartitionInfo {
     std::size_t keys = 0;
 };
 
-/// The origin line (and note key name) of the chain's signed tree heads: "hsmaudit/<chain id hex>".
-std::string tree_origin(const mac::ChainId& chain);
-
 /// The PINs `hsmcore init` wrote to D/client.pins: (role name, partition) -> PIN.
 Result<std::map<std::pair<std::string, std::uint32_t>, std::string>> load_client_pins(const std::string& dir);
 

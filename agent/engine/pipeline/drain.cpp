@@ -525,13 +525,13 @@ void Drain::take_tree_head() {
         std::lock_guard lock(stats_mutex_);
         ++stats_.tree_heads;
     }
-    // The note's text ends at the blank line before its signatures (C2SP signed-note).
-    const auto blank = note->find("\n\n");
-    auto head = blank == std::string::npos ? Result<mac::TreeHead>(make_error(errc::internal, "no signature block"))
-                                           : mac::parse_checkpoint(std::string_view(*note).substr(0, blank + 1));
+    // Opened as any verifier opens it: the chain's origin, signed by the audit signing key (FORMAT.md 10.2).
+    auto verifier = mac::tree_verifier(key_.pub());
+    auto head = verifier ? mac::open_checkpoint(*note, *verifier) : Result<mac::TreeHead>(std::move(verifier).error());
     if (!head) {
-        raise("treehead.malformed", Severity::critical,
-              "the module's signed tree head does not parse: " + head.error().describe());
+        raise(
+            "treehead.bad_signature", Severity::critical,
+            "the module's tree head does not open with the chain's key (kept as received): " + head.error().describe());
         return;
     }
     if (!tree_) return;

@@ -16,7 +16,8 @@
 // in the store's position annex, so a restart resumes it without reading the trail again. With
 // each checkpoint it takes the module's signed tree head (a C2SP tlog-checkpoint note), hands it
 // to the checkpoint sink as one line "@treehead <base64 of the note>" and checks the module's root
-// against its own at the same size (treehead.mismatch, critical, on a difference; the note is kept).
+// against its own at the same size (treehead.mismatch, critical, on a difference; the note is kept;
+// a note that does not open with the chain's key: treehead.bad_signature, critical, also kept).
 //
 // Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
 #pragma once

@@ -4,6 +4,7 @@
 // checked against the drain's own root (treehead.mismatch on a difference, the note still kept).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/engine/pipeline/drain.h"
@@ -19,19 +20,18 @@ namespace fs = std::filesystem;
 using testing::AlertList;
 using testing::FakeModule;
 
-const std::string kOrigin = "hsmaudit/test-chain";
-
 /// A FakeModule that signs tree heads over its records, optionally with a wrong root, optionally
 /// producing more records first (a module ahead of the agent).
 class TreeModule : public FakeModule {
 public:
-    explicit TreeModule(const mac::NewChainKeys& keys) : FakeModule(keys), signer_(keys.signer) {}
+    explicit TreeModule(const mac::NewChainKeys& keys)
+        : FakeModule(keys), signer_(keys.signer), origin_(mac::tree_origin(keys.key.chain())) {}
 
     Result<std::string> tree_head() override {
         ++tree_heads;
         if (produce_before_head != 0) produce(produce_before_head);
         mac::TreeHead head;
-        head.origin = kOrigin;
+        head.origin = foreign_origin ? "hsmaudit/someone-else" : origin_;
         const mac::tlog::CompactTree t = tree();
         head.size = t.size();
         head.root = t.root();
@@ -52,11 +52,13 @@ public:
     }
 
     bool corrupt_root = false;
+    bool foreign_origin = false;
     std::size_t produce_before_head = 0;
     int tree_heads = 0;
 
 private:
     mac::Ed25519PrivateKey signer_;
+    std::string origin_;
 };
 
 class TreeHeadTest : public ::testing::Test {
@@ -69,11 +71,9 @@ protected:
         ASSERT_TRUE(k.has_value());
         keys_.emplace(std::move(*k));
         module_ = std::make_unique<TreeModule>(*keys_);
-        auto v = mac::note::verifier_key(kOrigin, keys_->signer.public_key());
+        auto v = mac::tree_verifier(keys_->key.pub());
         ASSERT_TRUE(v) << v.error().message;
-        auto pv = mac::note::parse_verifier_key(*v);
-        ASSERT_TRUE(pv) << pv.error().message;
-        verifier_.emplace(std::move(*pv));
+        verifier_.emplace(std::move(*v));
     }
     void TearDown() override { fs::remove_all(dir_); }
 
@@ -151,6 +151,19 @@ TEST_F(TreeHeadTest, ADifferentRootRaisesACriticalAlertAndTheNoteIsStillKept) {
             EXPECT_EQ(a.severity, Severity::critical);
         }
     EXPECT_EQ(tree_heads().size(), 1u);  // kept: it is evidence
+}
+
+TEST_F(TreeHeadTest, ANoteThatDoesNotOpenWithTheChainsKeyIsAlertedAndKept) {
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    module_->foreign_origin = true;  // signed by the right key under another log's name
+    module_->produce(30);
+    drain_all(*drain);
+    EXPECT_TRUE(alerts_.has("treehead.bad_signature"));
+    EXPECT_FALSE(alerts_.has("treehead.mismatch"));
+    EXPECT_EQ(
+        std::count_if(lines_.begin(), lines_.end(), [](const std::string& l) { return l.starts_with("@treehead "); }),
+        1);
 }
 
 TEST_F(TreeHeadTest, AModuleAheadOfTheDrainIsCheckedWhenTheDrainReachesItsSize) {

@@ -84,11 +84,9 @@ protected:
     mac::note::NoteVerifier verifier() {
         auto pub = mac::load_audit_pub((dir_ / mac::kAuditPubFile).string());
         EXPECT_TRUE(pub);
-        auto v = mac::note::verifier_key(module::tree_origin(pub->chain), pub->pubkey);
+        auto v = mac::tree_verifier(*pub);
         EXPECT_TRUE(v) << v.error().message;
-        auto pv = mac::note::parse_verifier_key(*v);
-        EXPECT_TRUE(pv);
-        return *pv;
+        return *v;
     }
 
     fs::path dir_;
