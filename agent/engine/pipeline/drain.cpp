@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <future>
 
 #include "agent/api/errc.h"
 #include "agent/api/thread_guard.h"
@@ -230,8 +231,10 @@ Result<std::size_t> Drain::step_once() {
         }
     }
     if (!batch_.empty()) {
-        extend_tree();
-        if (auto st = store_batch(); !st) {
+        start_tree(records);
+        auto stored = store_batch();
+        finish_tree();  // joined on every path (store_batch joins it before the position write)
+        if (auto st = std::move(stored); !st) {
             // Whatever of the batch became durable is verified; the rest is read again.
             (void)reopen_store();
             return std::move(st).error();
@@ -285,7 +288,8 @@ Status Drain::acknowledge_durable() {
 
 Status Drain::store_batch() {
     HSMAUDIT_TRY(store_.append(batch_));
-    return store_.commit();
+    // The batch's tree goes into the position's annex: it is joined once the data is durable.
+    return store_.commit([this] { finish_tree(); });
 }
 
 Status Drain::reopen_store() {
@@ -464,35 +468,68 @@ void Drain::restore_tree() {
     tree_lost_alerted_ = true;
 }
 
-void Drain::extend_tree() {
-    pending_.reset();
-    if (!tree_) return;
-    pending_ = *tree_;  // a copy of the frontier: at most 64 hashes
-    for (const EntryRef& e : batch_.entries) {
-        if (e.kind != EntryKind::record || e.seq <= pending_->size()) continue;
-        if (e.seq != pending_->size() + 1) {
-            raise("tree.unavailable", Severity::warning,
-                  "the agent's Merkle tree stops at record " + std::to_string(pending_->size()) + ": the next record " +
-                      "drained is " + std::to_string(e.seq) +
-                      ". The module's signed tree heads are still taken and kept, but no longer checked",
-                  e.seq);
-            tree_lost_alerted_ = true;
-            tree_.reset();
-            pending_.reset();
-            tree_check_.reset();
-            store_.set_annex({});
-            return;
+namespace {
+
+// Below this many records a batch's leaves are hashed on the drain thread; above, on a helper
+// thread while the drain encrypts, writes and fsyncs the batch (the tree is needed only when the
+// position is written). Hashing is the tree's whole cost: ~0.3 us a record with SHA-NI.
+constexpr std::size_t kParallelTreeRecords = 256;
+
+}  // namespace
+
+Drain::TreeExtension Drain::extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size) {
+    TreeExtension out;
+    for (const EntryRef& e : batch.entries) {
+        if (e.kind != EntryKind::record || e.seq <= tree.size()) continue;
+        if (e.seq != tree.size() + 1) {
+            out.gap_seq = e.seq;
+            break;
         }
         // Leaf seq-1: the record's line without its LF (docs/FORMAT.md section 10).
-        std::string_view leaf = batch_.line(e);
+        std::string_view leaf = batch.line(e);
         if (!leaf.empty() && leaf.back() == '\n') leaf.remove_suffix(1);
-        pending_->append(mac::tlog::leaf_hash(leaf));
-        if (tree_check_ && tree_check_->first == pending_->size()) {
-            check_tree_head(tree_check_->first, tree_check_->second, pending_->root());
-            tree_check_.reset();
-        }
+        tree.append(mac::tlog::leaf_hash(leaf));
+        if (tree.size() == check_size) out.root_at_check = tree.root();
     }
-    store_.set_annex("tree " + pending_->encode());
+    out.tree = std::move(tree);
+    return out;
+}
+
+void Drain::start_tree(std::size_t records) {
+    pending_.reset();
+    if (!tree_) return;
+    const std::uint64_t check = tree_check_ ? tree_check_->first : 0;
+    if (records < kParallelTreeRecords) {
+        tree_job_ =
+            std::async(std::launch::deferred, [this, base = *tree_, check] { return extend(batch_, base, check); });
+    } else {
+        tree_job_ =
+            std::async(std::launch::async, [this, base = *tree_, check] { return extend(batch_, base, check); });
+    }
+}
+
+void Drain::finish_tree() {
+    if (!tree_job_.valid()) return;
+    TreeExtension ext = tree_job_.get();
+    if (ext.gap_seq != 0) {
+        raise("tree.unavailable", Severity::warning,
+              "the agent's Merkle tree stops at record " + std::to_string(ext.tree.size()) +
+                  ": the next record drained is " + std::to_string(ext.gap_seq) +
+                  ". The module's signed tree heads are still taken and kept, but no longer checked",
+              ext.gap_seq);
+        tree_lost_alerted_ = true;
+        tree_.reset();
+        pending_.reset();
+        tree_check_.reset();
+        store_.set_annex({});
+        return;
+    }
+    if (ext.root_at_check && tree_check_) {
+        check_tree_head(tree_check_->first, tree_check_->second, *ext.root_at_check);
+        tree_check_.reset();
+    }
+    store_.set_annex("tree " + ext.tree.encode());
+    pending_ = std::move(ext.tree);
 }
 
 void Drain::check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine) {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -162,8 +163,10 @@ private:
     void maybe_rotate(std::int64_t now);
     void watch_ring(std::int64_t now);
     void maybe_checkpoint(std::int64_t now, bool sealed);
-    /// Appends the batch's records to a copy of the tree and hands it to the store's next commit.
-    void extend_tree();
+    /// Starts extending a copy of the tree by the batch's records (on a helper thread for a large
+    /// batch); finish_tree() joins it and hands the tree to the store's next position write.
+    void start_tree(std::size_t records);
+    void finish_tree();
     /// The tree from the store's durable annex (a restart, a re-opened store).
     void restore_tree();
     void take_tree_head();
@@ -194,6 +197,15 @@ private:
     CheckpointSink checkpoint_sink_;
     std::optional<mac::tlog::CompactTree> tree_;     // the durable records' tree (nullopt: off or lost)
     std::optional<mac::tlog::CompactTree> pending_;  // tree_ plus the batch being committed
+    /// The tree after a batch: leaves appended in sequence order; it stops at a gap (gap_seq) and
+    /// keeps its root when it passes the size of a module tree head that was ahead (root_at_check).
+    struct TreeExtension {
+        mac::tlog::CompactTree tree;
+        std::uint64_t gap_seq = 0;  // the first record that does not follow (0: none)
+        std::optional<mac::tlog::Hash> root_at_check;
+    };
+    static TreeExtension extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size);
+    std::future<TreeExtension> tree_job_;  // the batch's tree being computed (joined by finish_tree)
     std::optional<std::pair<std::uint64_t, mac::tlog::Hash>> tree_check_;  // a module root to check at its size
     bool tree_lost_alerted_ = false;
     bool tree_head_failed_alerted_ = false;

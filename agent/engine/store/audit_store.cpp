@@ -375,7 +375,7 @@ Status AuditStore::append(const EntryBatch& batch) {
     return {};
 }
 
-Status AuditStore::commit() {
+Status AuditStore::commit(const std::function<void()>& before_position) {
     if (broken_) return make_error(errc::io_error, "the store is broken by an earlier write failure; re-open it");
     if (pos_.entry_no == durable_.entry_no && !dir_dirty_) return {};
     if (cur_) {
@@ -387,6 +387,7 @@ Status AuditStore::commit() {
             return fail(std::move(st).error());
         dir_dirty_ = false;
     }
+    if (before_position) before_position();
     StorePosition next = pos_;
     next.generation = durable_.generation + 1;
     if (auto st = write_position(next); !st) return fail(std::move(st).error());

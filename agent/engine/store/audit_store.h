@@ -27,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -175,7 +176,9 @@ public:
     /// broken() until reopen().
     Status append(const EntryBatch& batch);
     /// Makes everything appended durable. On error the store is broken() until reopen().
-    Status commit();
+    /// `before_position`, if given, runs once the data is durable and before the position (and
+    /// its annex) is written: the last moment to set_annex() for this commit.
+    Status commit(const std::function<void()>& before_position = {});
     /// True after a failed append() or commit(): what was appended since the last commit is
     /// in an unknown state and every append()/commit() fails until reopen() succeeds.
     [[nodiscard]] bool broken() const { return broken_; }
