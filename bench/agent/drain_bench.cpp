@@ -9,6 +9,7 @@
 //   build/ci/bench/agent/hsmaudit_bench_agent --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include <time.h>
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
@@ -119,8 +120,20 @@ void BM_RawHmacSha256(benchmark::State& state) {
 }
 BENCHMARK(BM_RawHmacSha256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+double cpu_seconds(clockid_t clock) {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct DrainRun {
+    double wall = 0;          // seconds
+    double drain_thread = 0;  // CPU seconds of the drain's own thread
+    double process = 0;       // CPU seconds of the whole process (the tree's helper thread included)
+};
+
 /// Drains the whole source into a fresh store; returns the seconds the drain took (0: failed).
-double drain_once(bool encrypt, bool tree, std::string* error) {
+double drain_once(bool encrypt, bool tree, std::string* error, DrainRun* run = nullptr) {
     auto& src = source();
     const fs::path dir = fs::temp_directory_path() / ("hsmaudit-bench-" + std::to_string(::getpid()));
     fs::remove_all(dir);
@@ -136,6 +149,8 @@ double drain_once(bool encrypt, bool tree, std::string* error) {
     opt.merkle_tree = tree;
     Drain drain(src, **store, keys().key, alerts, opt, [] { return std::int64_t{1'795'500'000'000}; });
     const auto t0 = std::chrono::steady_clock::now();
+    const double thread0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    const double process0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     while ((*store)->durable().entry_no < src.size()) {
         auto r = drain.step();
         if (!r) {
@@ -144,6 +159,9 @@ double drain_once(bool encrypt, bool tree, std::string* error) {
         }
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (run != nullptr)
+        *run = DrainRun{s, cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - thread0,
+                        cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - process0};
     if (alerts.count != 0) *error = "the drain raised alerts on an honest trail";
     if (tree && (!drain.tree() || drain.tree()->size() != kRecords)) *error = "the tree does not cover every record";
     store->reset();
@@ -155,17 +173,20 @@ double drain_once(bool encrypt, bool tree, std::string* error) {
 /// records/s of each and the ratio of their medians.
 void BM_DrainTreeOnOff(benchmark::State& state) {
     const bool encrypt = state.range(0) != 0;
-    std::vector<double> off, on;
+    std::vector<double> off, on, off_thread, on_thread, off_process, on_process;
     for (auto _ : state) {
         for (int round = 0; round < 5; ++round) {
             for (const bool tree : {round % 2 == 0, round % 2 != 0}) {
                 std::string error;
-                const double s = drain_once(encrypt, tree, &error);
-                if (s == 0) {
+                DrainRun run;
+                if (drain_once(encrypt, tree, &error, &run) == 0) {
                     state.SkipWithError(error.c_str());
                     return;
                 }
-                (tree ? on : off).push_back(static_cast<double>(kRecords) / s);
+                const double n = static_cast<double>(kRecords);
+                (tree ? on : off).push_back(n / run.wall);
+                (tree ? on_thread : off_thread).push_back(run.drain_thread * 1e9 / n);
+                (tree ? on_process : off_process).push_back(run.process * 1e9 / n);
             }
         }
     }
@@ -176,6 +197,11 @@ void BM_DrainTreeOnOff(benchmark::State& state) {
     state.counters["off_rec/s"] = median(off);
     state.counters["on_rec/s"] = median(on);
     state.counters["on/off"] = median(on) / median(off);
+    // CPU nanoseconds per record: the drain thread's own (its critical path) and the process's.
+    state.counters["off_thr_ns"] = median(off_thread);
+    state.counters["on_thr_ns"] = median(on_thread);
+    state.counters["off_cpu_ns"] = median(off_process);
+    state.counters["on_cpu_ns"] = median(on_process);
     state.SetLabel(encrypt ? "encrypted at rest" : "plain");
 }
 BENCHMARK(BM_DrainTreeOnOff)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
