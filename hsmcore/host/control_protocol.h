@@ -17,7 +17,7 @@
 
 namespace hsmaudit::hsmcore::host {
 
-inline constexpr std::size_t kMaxRequestBytes = 256 * 1024;
+inline constexpr std::size_t kMaxRequestBytes = std::size_t{256} * 1024;
 
 /// A parsed OK reply: its key=value fields in order.
 struct ReplyFields {

@@ -233,7 +233,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(module::Module& modu
     }
     std::unique_ptr<ControlServer> s(new ControlServer(module, std::move(socket_path), fd, max_connections));
     s->link_observer_ = std::move(link_observer);
-    s->acceptor_ = std::jthread([srv = s.get()](std::stop_token st) { srv->accept_loop(st); });
+    s->acceptor_ = std::jthread([srv = s.get()](const std::stop_token& st) { srv->accept_loop(st); });
     return s;
 }
 
@@ -264,7 +264,7 @@ void ControlServer::stop() {
     }
 }
 
-void ControlServer::accept_loop(std::stop_token stop) {
+void ControlServer::accept_loop(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
         pollfd p{listen_fd_, POLLIN, 0};
         const int n = ::poll(&p, 1, kPollMs);
@@ -282,12 +282,13 @@ void ControlServer::accept_loop(std::stop_token stop) {
         const timeval send_timeout{2, 0};  // a client that stops reading cannot wedge stop()
         (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
         auto done = std::make_shared<std::atomic<bool>>(false);
-        connections_.push_back(
-            Connection{std::jthread([this, fd, done](std::stop_token st) { serve_connection(st, fd, done); }), done});
+        connections_.push_back(Connection{
+            std::jthread([this, fd, done](const std::stop_token& st) { serve_connection(st, fd, done); }), done});
     }
 }
 
-void ControlServer::serve_connection(std::stop_token stop, int fd, std::shared_ptr<std::atomic<bool>> done) {
+void ControlServer::serve_connection(const std::stop_token& stop, int fd,
+                                     const std::shared_ptr<std::atomic<bool>>& done) {
     std::string buf;
     std::string out;
     char tmp[16384];

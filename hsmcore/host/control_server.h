@@ -45,8 +45,8 @@ public:
 
 private:
     ControlServer(module::Module& module, std::string socket_path, int listen_fd, std::size_t max_connections);
-    void accept_loop(std::stop_token stop);
-    void serve_connection(std::stop_token stop, int fd, std::shared_ptr<std::atomic<bool>> done);
+    void accept_loop(const std::stop_token& stop);
+    void serve_connection(const std::stop_token& stop, int fd, const std::shared_ptr<std::atomic<bool>>& done);
 
     struct Connection {
         std::jthread thread;

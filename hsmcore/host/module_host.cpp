@@ -58,7 +58,12 @@ public:
         auto r = call("CHECKPOINT");
         if (!r) return std::move(r).error();
         std::string line = "@checkpoint";
-        for (const auto& [k, v] : r->fields) line += " " + k + "=" + v;
+        for (const auto& [k, v] : r->fields) {
+            line += ' ';
+            line += k;
+            line += '=';
+            line += v;
+        }
         return mac::parse_checkpoint_line(line);
     }
     Result<std::string> tree_head() override {

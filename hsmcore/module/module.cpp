@@ -73,8 +73,8 @@ constexpr std::size_t kTreeSlotBytes = 8192;
 std::string tree_slot_text(std::uint64_t gen, const mac::tlog::CompactTree& tree) {
     const std::string body = tree.encode();
     char crc[9];
-    std::snprintf(crc, sizeof crc, "%08x",
-                  ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
+    (void)std::snprintf(crc, sizeof crc, "%08x",
+                        ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
     std::string s = "hsmaudit-tree/1 gen=" + std::to_string(gen) + " crc=" + crc + " " + body + "\n";
     s.resize(kTreeSlotBytes, '\0');
     return s;
@@ -100,8 +100,8 @@ std::optional<TreeSlot> parse_tree_slot(std::string_view slot) {
     const std::string_view crc = text.substr(4, 8);
     const std::string_view body = text.substr(13);
     char want[9];
-    std::snprintf(want, sizeof want, "%08x",
-                  ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
+    (void)std::snprintf(want, sizeof want, "%08x",
+                        ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
     if (crc != std::string_view(want, 8)) return std::nullopt;
     auto tree = mac::tlog::CompactTree::decode(body);
     if (!tree) return std::nullopt;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <future>
 
 #include "agent/api/errc.h"
 #include "agent/api/thread_guard.h"
@@ -499,18 +498,36 @@ void Drain::start_tree(std::size_t records) {
     pending_.reset();
     if (!tree_) return;
     const std::uint64_t check = tree_check_ ? tree_check_->first : 0;
-    if (records < kParallelTreeRecords) {
-        tree_job_ =
-            std::async(std::launch::deferred, [this, base = *tree_, check] { return extend(batch_, base, check); });
-    } else {
-        tree_job_ =
-            std::async(std::launch::async, [this, base = *tree_, check] { return extend(batch_, base, check); });
-    }
+    tree_result_.reset();
+    tree_failed_.reset();
+    tree_started_ = true;
+    auto job = [this, base = *tree_, check] {
+        // An exception (bad_alloc) must not end the process from a helper thread: it is reported.
+        tree_failed_ = detail::run_catching([&] { tree_result_ = extend(batch_, base, check); });
+    };
+    if (records < kParallelTreeRecords)
+        job();
+    else
+        tree_thread_ = std::jthread(std::move(job));  // reads batch_, which nobody changes until finish_tree()
 }
 
 void Drain::finish_tree() {
-    if (!tree_job_.valid()) return;
-    TreeExtension ext = tree_job_.get();
+    if (!tree_started_) return;
+    tree_started_ = false;
+    if (tree_thread_.joinable()) tree_thread_.join();
+    if (!tree_result_) {
+        raise("tree.unavailable", Severity::warning,
+              "the agent's Merkle tree could not be extended: " + tree_failed_.value_or("no result") +
+                  ". The module's signed tree heads are still taken and kept, but no longer checked");
+        tree_lost_alerted_ = true;
+        tree_.reset();
+        pending_.reset();
+        tree_check_.reset();
+        store_.set_annex({});
+        return;
+    }
+    TreeExtension ext = std::move(*tree_result_);
+    tree_result_.reset();
     if (ext.gap_seq != 0) {
         raise("tree.unavailable", Severity::warning,
               "the agent's Merkle tree stops at record " + std::to_string(ext.tree.size()) +

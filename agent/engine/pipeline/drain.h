@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -205,7 +204,11 @@ private:
         std::optional<mac::tlog::Hash> root_at_check;
     };
     static TreeExtension extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size);
-    std::future<TreeExtension> tree_job_;  // the batch's tree being computed (joined by finish_tree)
+    // The batch's tree being computed, on tree_thread_ for a large batch (joined by finish_tree()).
+    bool tree_started_ = false;
+    std::optional<TreeExtension> tree_result_;
+    std::optional<std::string> tree_failed_;  // what the helper's body threw
+    std::jthread tree_thread_;
     std::optional<std::pair<std::uint64_t, mac::tlog::Hash>> tree_check_;  // a module root to check at its size
     bool tree_lost_alerted_ = false;
     bool tree_head_failed_alerted_ = false;
