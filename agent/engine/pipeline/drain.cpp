@@ -75,7 +75,8 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
 }
 
 Drain::~Drain() {
-    stop();
+    // stop() takes a last checkpoint and tree head (strings, the sink): nothing may escape a destructor.
+    (void)detail::run_catching([this] { stop(); });
 }
 
 void Drain::raise(std::string kind, Severity sev, std::string message, std::uint64_t seq) {

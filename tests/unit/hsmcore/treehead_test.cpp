@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "agent/engine/pipeline/drain.h"
@@ -153,12 +154,12 @@ TEST_F(ModuleTreeTest, ATornTreeStateSlotFallsBackToTheOtherOne) {
     module_.reset();
     const std::string path = (dir_ / module::kTreeStateFile).string();
     ASSERT_EQ(fs::file_size(path), 2u * 8192u);
-    auto tear = [&](long offset) {
-        std::FILE* f = std::fopen(path.c_str(), "r+b");
-        ASSERT_NE(f, nullptr);
-        std::fseek(f, offset, SEEK_SET);
-        std::fputc('#', f);
-        std::fclose(f);
+    auto tear = [&](std::streamoff offset) {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        ASSERT_TRUE(f.is_open());
+        f.seekp(offset);
+        f.put('#');
+        ASSERT_TRUE(f.good());
     };
     tear(8192 + 40);  // the older slot (generation 1): ignored
     open();
