@@ -8,21 +8,28 @@
 namespace hsmaudit::mac {
 namespace {
 
-Bytes32 file_key_of(const Bytes32& store_key, const Salt& salt) {
+using Nonce = std::array<std::uint8_t, kChunkNonceBytes>;
+
+Result<Bytes32> file_key_of(const Bytes32& store_key, const Salt& salt) {
     std::string msg = "hsmaudit/v1/file-key";
     msg.append(reinterpret_cast<const char*>(salt.data()), salt.size());
-    auto k = hmac_sha256(store_key, as_bytes(msg));
-    return k ? *k : Bytes32{};
+    return hmac_sha256(store_key, as_bytes(msg));
 }
 
-std::array<std::uint8_t, 12> nonce_of(std::uint64_t index) {
-    std::array<std::uint8_t, 12> n{};
+std::string_view magic_of(unsigned version) {
+    return version == 1 ? kEncryptedMagicV1 : kEncryptedMagic;
+}
+
+/// Version 1's nonce: 4 zero bytes, then the chunk index (u64be).
+Nonce counter_nonce(std::uint64_t index) {
+    Nonce n{};
     for (int i = 0; i < 8; ++i) n[4 + i] = static_cast<std::uint8_t>(index >> (56 - 8 * i));
     return n;
 }
 
-std::string aad_of(const Salt& salt, std::uint64_t index) {
-    std::string aad(kEncryptedMagic);
+std::string aad_of(const EncryptedHeader& header, std::uint64_t index) {
+    std::string aad(magic_of(header.version));
+    const Salt& salt = header.salt;
     aad.append(reinterpret_cast<const char*>(salt.data()), salt.size());
     for (int i = 0; i < 8; ++i) aad += static_cast<char>((index >> (56 - 8 * i)) & 0xFF);
     return aad;
@@ -64,63 +71,77 @@ private:
 
 }  // namespace
 
-Bytes32 store_key(const AuditKey& key) {
+Result<Bytes32> store_key(const AuditKey& key) {
     std::string msg = "hsmaudit/v1/store-key";
     msg.append(reinterpret_cast<const char*>(key.chain().data()), key.chain().size());
-    auto k = hmac_sha256(key.secret(), as_bytes(msg));
-    return k ? *k : Bytes32{};
+    return hmac_sha256(key.secret(), as_bytes(msg));
 }
 
 bool is_encrypted(std::string_view prefix) {
-    return prefix.starts_with(kEncryptedMagic);
+    return prefix.starts_with(kEncryptedMagic) || prefix.starts_with(kEncryptedMagicV1);
 }
 
-ChunkSealer::ChunkSealer(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index)
-    : salt_(salt), file_key_(file_key_of(store_key, salt)), index_(next_index) {}
+ChunkSealer::ChunkSealer(const Bytes32& file_key, const EncryptedHeader& header, std::uint64_t next_index)
+    : header_(header), file_key_(file_key), index_(next_index) {}
 
 ChunkSealer::~ChunkSealer() {
     secure_zero(file_key_.data(), file_key_.size());
 }
 
 Result<ChunkSealer> ChunkSealer::create(const Bytes32& store_key) {
-    Salt salt{};
-    HSMAUDIT_TRY(random_bytes(salt));
-    return ChunkSealer(store_key, salt, 0);
+    EncryptedHeader header;
+    HSMAUDIT_TRY(random_bytes(header.salt));
+    return resume(store_key, header, 0);
 }
 
-ChunkSealer ChunkSealer::resume(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index) {
-    return ChunkSealer(store_key, salt, next_index);
+Result<ChunkSealer> ChunkSealer::resume(const Bytes32& store_key, const EncryptedHeader& header,
+                                        std::uint64_t next_index) {
+    auto key = file_key_of(store_key, header.salt);
+    if (!key) return std::move(key).error();
+    ChunkSealer sealer(*key, header, next_index);
+    secure_zero(key->data(), key->size());
+    return sealer;
 }
 
 std::string ChunkSealer::header() const {
-    std::string h(kEncryptedMagic);
-    h.append(reinterpret_cast<const char*>(salt_.data()), salt_.size());
+    std::string h(magic_of(header_.version));
+    h.append(reinterpret_cast<const char*>(header_.salt.data()), header_.salt.size());
     return h;
 }
 
 Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
     if (plaintext.empty() || plaintext.size() > kMaxChunkBytes)
         return make_error(errc::invalid_argument, "an encrypted chunk holds 1 byte to 16 MiB");
+    Nonce nonce = counter_nonce(index_);
+    if (header_.version != 1) HSMAUDIT_TRY(random_bytes(nonce));
     std::array<std::uint8_t, 16> tag{};
-    auto ct = aes256gcm_seal(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)), as_bytes(plaintext), tag);
+    auto ct = aes256gcm_seal(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(plaintext), tag);
     if (!ct) return std::move(ct).error();
     const auto len = static_cast<std::uint32_t>(plaintext.size());
     for (int i = 3; i >= 0; --i) out += static_cast<char>((len >> (8 * i)) & 0xFF);
+    if (header_.version != 1) out.append(reinterpret_cast<const char*>(nonce.data()), nonce.size());
     out += *ct;
     out.append(reinterpret_cast<const char*>(tag.data()), tag.size());
     ++index_;
     return {};
 }
 
-std::optional<Salt> parse_encrypted_header(std::string_view header) {
+std::optional<EncryptedHeader> parse_encrypted_header(std::string_view header) {
     if (header.size() < kEncryptedHeaderBytes || !is_encrypted(header)) return std::nullopt;
-    Salt salt{};
-    std::memcpy(salt.data(), header.data() + kEncryptedMagic.size(), salt.size());
-    return salt;
+    EncryptedHeader h;
+    h.version = header.starts_with(kEncryptedMagicV1) ? 1 : 2;
+    std::memcpy(h.salt.data(), header.data() + kEncryptedMagic.size(), h.salt.size());
+    return h;
 }
 
-ChunkDecoder::ChunkDecoder(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index)
-    : salt_(salt), file_key_(file_key_of(store_key, salt)), index_(next_index) {}
+ChunkDecoder::ChunkDecoder(const Bytes32& store_key, const EncryptedHeader& header, std::uint64_t next_index)
+    : header_(header), index_(next_index) {
+    if (auto key = file_key_of(store_key, header.salt)) {
+        file_key_ = *key;
+        key_ok_ = true;
+        secure_zero(key->data(), key->size());
+    }
+}
 
 ChunkDecoder::~ChunkDecoder() {
     secure_zero(file_key_.data(), file_key_.size());
@@ -139,10 +160,21 @@ ChunkStep ChunkDecoder::decode(std::string_view bytes) {
         step.why = "chunk " + std::to_string(index_) + " has an impossible length (" + std::to_string(len) + " bytes)";
         return step;
     }
-    step.bytes = kChunkOverheadBytes + len;
+    step.bytes = chunk_overhead(header_.version) + len;
     if (bytes.size() < step.bytes) return step;
-    auto plain = aes256gcm_open(file_key_, nonce_of(index_), as_bytes(aad_of(salt_, index_)),
-                                as_bytes(bytes.substr(4, len)), as_bytes(bytes.substr(4 + len, 16)));
+    if (!key_ok_) {
+        step.status = ChunkStatus::damaged;
+        step.why = "chunk " + std::to_string(index_) + " cannot be decrypted: the file key could not be derived";
+        return step;
+    }
+    Nonce nonce = counter_nonce(index_);
+    std::size_t at = 4;
+    if (header_.version != 1) {
+        std::memcpy(nonce.data(), bytes.data() + at, nonce.size());
+        at += nonce.size();
+    }
+    auto plain = aes256gcm_open(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(bytes.substr(at, len)),
+                                as_bytes(bytes.substr(at + len, 16)));
     if (!plain) {
         step.status = ChunkStatus::damaged;
         step.why = "chunk " + std::to_string(index_) + " fails authentication (altered, or another chain's key)";
@@ -155,8 +187,8 @@ ChunkStep ChunkDecoder::decode(std::string_view bytes) {
 }
 
 EncryptedFileSource::EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key,
-                                         const Salt& salt, std::string path)
-    : file_(std::move(file)), decoder_(store_key, salt), path_(std::move(path)) {}
+                                         const EncryptedHeader& header, std::string path)
+    : file_(std::move(file)), decoder_(store_key, header), path_(std::move(path)) {}
 
 Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(const std::string& path,
                                                                        const Bytes32& store_key) {
@@ -170,10 +202,21 @@ Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::uniq
     char header[kEncryptedHeaderBytes];
     auto n = read_full(*raw, header);
     if (!n) return std::move(n).error();
-    const auto salt = parse_encrypted_header(std::string_view(header, *n));
-    if (!salt) return make_error(errc::bad_format, name + " is not an hsmaudit encrypted file");
+    const std::string_view got(header, *n);
+    const auto parsed = parse_encrypted_header(got);
+    if (!parsed) {
+        if (!is_encrypted(got)) return make_error(errc::bad_format, name + " is not an hsmaudit encrypted file");
+        // The magic, then the end: a torn header is damage (no plaintext), like a torn chunk.
+        std::unique_ptr<EncryptedFileSource> torn(
+            new EncryptedFileSource(std::move(raw), store_key, EncryptedHeader{}, std::move(name)));
+        torn->damage_ =
+            "torn header (" + std::to_string(*n) + " of " + std::to_string(kEncryptedHeaderBytes) + " bytes)";
+        torn->valid_bytes_ = 0;
+        torn->done_ = true;
+        return torn;
+    }
     return std::unique_ptr<EncryptedFileSource>(
-        new EncryptedFileSource(std::move(raw), store_key, *salt, std::move(name)));
+        new EncryptedFileSource(std::move(raw), store_key, *parsed, std::move(name)));
 }
 
 Result<bool> EncryptedFileSource::next_chunk() {
@@ -232,7 +275,10 @@ Result<std::unique_ptr<base::ByteSource>> open_segment_source(const std::string&
             return make_error(errc::bad_key, path +
                                                  " is encrypted at rest: verifying it needs the audit secret "
                                                  "(--key or --wrapped-key)");
-        auto enc = EncryptedFileSource::open(path, store_key(*key));
+        auto sk = store_key(*key);
+        if (!sk) return std::move(sk).error();
+        auto enc = EncryptedFileSource::open(path, *sk);
+        secure_zero(sk->data(), sk->size());
         if (!enc) return std::move(enc).error();
         return std::unique_ptr<base::ByteSource>(std::move(*enc));
     }
@@ -254,7 +300,10 @@ Result<std::unique_ptr<base::ByteSource>> open_segment_source(std::unique_ptr<ba
         return make_error(errc::bad_key, name +
                                              " is encrypted at rest: verifying it needs the audit secret "
                                              "(--key or --wrapped-key)");
-    auto enc = EncryptedFileSource::open(std::move(whole), store_key(*key), name);
+    auto sk = store_key(*key);
+    if (!sk) return std::move(sk).error();
+    auto enc = EncryptedFileSource::open(std::move(whole), *sk, name);
+    secure_zero(sk->data(), sk->size());
     if (!enc) return std::move(enc).error();
     return std::unique_ptr<base::ByteSource>(std::move(*enc));
 }

@@ -1,7 +1,13 @@
-// At-rest encryption of segment files and archives (docs/FORMAT.md, "Encrypted files"):
-// a header with a random salt, then chunks sealed with AES-256-GCM under a per-file key
-// derived from the audit secret. Chunks are appended as the file grows (one per durable
-// batch), so an open segment stays appendable and a crash can only tear the last chunk.
+// At-rest encryption of segment files and archives (docs/FORMAT.md, section 8): a header with a
+// random salt, then chunks sealed with AES-256-GCM under a per-file key derived from the audit
+// secret. Chunks are appended as the file grows (one per durable batch), so an open segment stays
+// appendable and a crash can only tear the last chunk.
+//
+// Two versions are read; version 2 is written. Version 1 (`HSMAENC1`) took chunk i's nonce from
+// its index, so a chunk cut off by crash recovery (never committed) and written again with other
+// plaintext reused a nonce under the same key: whoever kept a copy of the cut chunk learns the
+// XOR of the two plaintexts and GCM's hash key. Version 2 (`HSMAENC2`) draws a random nonce for
+// every chunk and stores it in the chunk; the index stays bound through the associated data.
 //
 // Thread-safety: ChunkSealer, ChunkDecoder and EncryptedFileSource are used by one thread at a time.
 #pragma once
@@ -20,46 +26,65 @@
 
 namespace hsmaudit::mac {
 
-inline constexpr std::string_view kEncryptedMagic = "HSMAENC1";
-inline constexpr std::size_t kEncryptedHeaderBytes = 8 + 16;  // magic, salt
-inline constexpr std::size_t kChunkOverheadBytes = 4 + 16;    // length, tag
+inline constexpr std::string_view kEncryptedMagicV1 = "HSMAENC1";  // read only: nonces from the chunk index
+inline constexpr std::string_view kEncryptedMagic = "HSMAENC2";    // written: a random nonce per chunk
+inline constexpr std::size_t kEncryptedHeaderBytes = 8 + 16;       // magic, salt
+inline constexpr std::size_t kChunkNonceBytes = 12;
+inline constexpr std::size_t kChunkOverheadBytesV1 = 4 + 16;                   // length, tag
+inline constexpr std::size_t kChunkOverheadBytes = 4 + kChunkNonceBytes + 16;  // length, nonce, tag
 inline constexpr std::size_t kMaxChunkBytes = std::size_t{16} * 1024 * 1024;
 
 using Salt = std::array<std::uint8_t, 16>;
 
-/// K_store = HMAC(S, "hsmaudit/v1/store-key" || chain_id): one key for a chain's files at rest.
-Bytes32 store_key(const AuditKey& key);
+/// What an encrypted file's 24-byte header says: its format version (1 or 2) and its salt.
+struct EncryptedHeader {
+    unsigned version = 2;
+    Salt salt{};
+};
 
-/// True if `prefix` (the first bytes of a file) starts with the encrypted-file magic.
+/// The bytes a chunk adds to its plaintext in a file of `version` (kChunkOverheadBytes for 2).
+constexpr std::size_t chunk_overhead(unsigned version) {
+    return version == 1 ? kChunkOverheadBytesV1 : kChunkOverheadBytes;
+}
+
+/// K_store = HMAC(S, "hsmaudit/v1/store-key" || chain_id): one key for a chain's files at rest.
+/// An error only if OpenSSL fails (never an all-zero key in its place).
+Result<Bytes32> store_key(const AuditKey& key);
+
+/// True if `prefix` (the first bytes of a file) starts with an encrypted-file magic (either version).
 bool is_encrypted(std::string_view prefix);
 
 /// Seals chunks of one encrypted file.
 class ChunkSealer {
 public:
-    /// A new file: draws a random salt.
+    /// A new file (version 2): draws a random salt.
     static Result<ChunkSealer> create(const Bytes32& store_key);
-    /// An existing file whose header holds `salt`, continuing at chunk `next_index`.
-    static ChunkSealer resume(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index);
+    /// An existing file with `header`, continuing at chunk `next_index` in the file's own version
+    /// (a version 1 file left open by an older agent keeps its counter nonces until it is sealed).
+    static Result<ChunkSealer> resume(const Bytes32& store_key, const EncryptedHeader& header,
+                                      std::uint64_t next_index);
     ~ChunkSealer();
     ChunkSealer(ChunkSealer&&) noexcept = default;
     ChunkSealer& operator=(ChunkSealer&&) noexcept = default;
 
     /// The 24-byte file header.
     [[nodiscard]] std::string header() const;
-    /// Appends the sealed chunk for `plaintext` (1 byte to kMaxChunkBytes) to `out`.
+    /// Appends the sealed chunk for `plaintext` (1 byte to kMaxChunkBytes) to `out`; version 2
+    /// draws the chunk's nonce from the CSPRNG.
     Status seal(std::string_view plaintext, std::string& out);
     [[nodiscard]] std::uint64_t next_index() const { return index_; }
+    [[nodiscard]] unsigned version() const { return header_.version; }
 
 private:
-    ChunkSealer(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index);
-    Salt salt_{};
+    ChunkSealer(const Bytes32& file_key, const EncryptedHeader& header, std::uint64_t next_index);
+    EncryptedHeader header_;
     Bytes32 file_key_{};
     std::uint64_t index_ = 0;
 };
 
-/// The salt in an encrypted file's 24-byte header; nullopt if `header` is shorter than a header
-/// or does not start with the magic. The one parser of the header (the readers all call it).
-std::optional<Salt> parse_encrypted_header(std::string_view header);
+/// An encrypted file's 24-byte header; nullopt if `header` is shorter than a header or does not
+/// start with a magic of either version. The one parser of the header (the readers all call it).
+std::optional<EncryptedHeader> parse_encrypted_header(std::string_view header);
 
 /// What ChunkDecoder::decode() found at a chunk boundary.
 enum class ChunkStatus {
@@ -78,15 +103,16 @@ struct ChunkStep {
     std::string why;  // damaged: "chunk <n> fails authentication (...)" or "... impossible length ..."
 };
 
-/// The one decoder of the chunk framing (4-byte big-endian length, ciphertext, 16-byte tag; the
-/// nonce and associated data bind each chunk to its file and index): every reader of encrypted
-/// files decodes through it, incrementally, as the bytes arrive. The caller keeps the bytes from
-/// the current chunk's start and calls decode() again when more arrive; decode() never consumes
-/// anything itself, so a caller may hand it the whole rest of a file or exactly `bytes` bytes.
+/// The one decoder of the chunk framing (4-byte big-endian length; in version 2 the 12-byte nonce;
+/// the ciphertext; the 16-byte tag; the associated data binds each chunk to its file and index): every reader of
+/// encrypted files decodes through it, incrementally, as the bytes arrive. The caller keeps the bytes from the current
+/// chunk's start and calls decode() again when more arrive; decode() never consumes anything itself, so a caller may
+/// hand it the whole rest of a file or exactly `bytes` bytes.
 class ChunkDecoder {
 public:
-    /// For the file whose header holds `salt`, starting at chunk `next_index`.
-    ChunkDecoder(const Bytes32& store_key, const Salt& salt, std::uint64_t next_index = 0);
+    /// For the file with `header`, starting at chunk `next_index`. Should the file key not be
+    /// derivable (OpenSSL failing), every chunk decodes as damaged, saying so.
+    ChunkDecoder(const Bytes32& store_key, const EncryptedHeader& header, std::uint64_t next_index = 0);
     ~ChunkDecoder();
     ChunkDecoder(ChunkDecoder&&) noexcept = default;
     ChunkDecoder& operator=(ChunkDecoder&&) noexcept = default;
@@ -97,11 +123,12 @@ public:
     /// Passes over a damaged chunk whose length was intact: the next chunk has the next index.
     void skip() { ++index_; }
     [[nodiscard]] std::uint64_t next_index() const { return index_; }
-    [[nodiscard]] const Salt& salt() const { return salt_; }
+    [[nodiscard]] const EncryptedHeader& header() const { return header_; }
 
 private:
-    Salt salt_{};
+    EncryptedHeader header_;
     Bytes32 file_key_{};
+    bool key_ok_ = false;
     std::uint64_t index_ = 0;
 };
 
@@ -118,10 +145,10 @@ public:
     /// File offset just past the last good chunk (where an appender may resume).
     [[nodiscard]] std::uint64_t valid_bytes() const { return valid_bytes_; }
     [[nodiscard]] std::uint64_t chunks() const { return decoder_.next_index(); }
-    [[nodiscard]] const Salt& salt() const { return decoder_.salt(); }
+    [[nodiscard]] const EncryptedHeader& header() const { return decoder_.header(); }
 
 private:
-    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const Salt& salt,
+    EncryptedFileSource(std::unique_ptr<base::ByteSource> file, const Bytes32& store_key, const EncryptedHeader& header,
                         std::string path);
     Result<bool> next_chunk();
 

@@ -35,6 +35,7 @@ Error bad_argument(std::string message) {
 // power of two not above hi - lo): perfect subtrees come from the source, others are split.
 Result<Hash> subtree(std::uint64_t lo, std::uint64_t hi, const LeafHashes& src) {
     const std::uint64_t n = hi - lo;
+    if (n == 0) return empty_root();  // never asked for by the recursion; keeps the arithmetic total
     if (is_pow2(n) && lo % n == 0) return src.perfect(lo, static_cast<unsigned>(std::countr_zero(n)));
     const std::uint64_t k = split_point(n);
     auto left = subtree(lo, lo + k, src);

@@ -129,7 +129,10 @@ Result<ScanResult> scan_segment(const std::string& path, const mac::AuditKey& ke
     };
     std::string buf(std::size_t{64} * 1024, '\0');
     if (s.encrypted) {
-        auto src = mac::EncryptedFileSource::open(path, mac::store_key(key));
+        auto store_key = mac::store_key(key);
+        if (!store_key) return std::move(store_key).error();
+        auto src = mac::EncryptedFileSource::open(path, *store_key);
+        mac::secure_zero(store_key->data(), store_key->size());
         if (!src) return std::move(src).error();
         for (;;) {
             const std::uint64_t before = (*src)->valid_bytes();

@@ -4,8 +4,9 @@
 //
 // Input: first byte = mode, the rest = data. Mode bit 0 clear: the data is the bytes after a
 // file's header, decoded as they are. Bit 0 set: the data is plaintext, sealed into chunks (cut
-// where the data holds 0xff) with the fixed key, so the decoder sees valid chunks; bits 1-7 then
-// pick a byte of the sealed stream to flip (0: none).
+// where the data holds 0xff) with the fixed key, so the decoder sees valid chunks; bits 1-6 then
+// pick a byte of the sealed stream to flip (0: none); bit 7 set: an encrypted file of version 1
+// (counter nonces), clear: version 2 (a nonce in each chunk).
 // Properties checked besides "no crash": the decoder never consumes more than it was given and
 // never reports a chunk from fewer bytes than it needs; decoding the whole stream at once and
 // byte by byte gives the same chunks and the same verdicts; sealed chunks, unaltered, decode to
@@ -30,7 +31,7 @@ struct Outcome {
 
 /// Decodes `stream` handing the decoder everything at once (skipping damaged chunks whose
 /// length is intact).
-Outcome whole(const mac::Bytes32& key, const mac::Salt& salt, std::string_view stream) {
+Outcome whole(const mac::Bytes32& key, const mac::EncryptedHeader& salt, std::string_view stream) {
     Outcome o;
     mac::ChunkDecoder d(key, salt);
     while (!stream.empty()) {
@@ -46,7 +47,7 @@ Outcome whole(const mac::Bytes32& key, const mac::Salt& salt, std::string_view s
             d.skip();
         } else {
             if (step.bytes > stream.size() || step.plaintext.empty()) std::abort();
-            if (step.bytes != step.plaintext.size() + mac::kChunkOverheadBytes) std::abort();
+            if (step.bytes != step.plaintext.size() + mac::chunk_overhead(salt.version)) std::abort();
             o.chunks.push_back(step.plaintext);
         }
         stream.remove_prefix(step.bytes);
@@ -55,7 +56,7 @@ Outcome whole(const mac::Bytes32& key, const mac::Salt& salt, std::string_view s
 }
 
 /// The same, the bytes arriving one at a time.
-Outcome bytewise(const mac::Bytes32& key, const mac::Salt& salt, std::string_view stream) {
+Outcome bytewise(const mac::Bytes32& key, const mac::EncryptedHeader& salt, std::string_view stream) {
     Outcome o;
     mac::ChunkDecoder d(key, salt);
     std::string buf;
@@ -92,12 +93,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto header_salt = mac::parse_encrypted_header(in);
     if (header_salt.has_value() != (in.size() >= mac::kEncryptedHeaderBytes && mac::is_encrypted(in))) std::abort();
 
-    mac::Salt salt{};
-    salt.fill(0x17);
+    mac::EncryptedHeader salt;  // both versions: the top bit of the first byte picks version 1
+    salt.version = (data[0] & 0x80) != 0 ? 1 : 2;
+    salt.salt.fill(0x17);
     std::string stream;
     std::vector<std::string> sealed_plain;
+    const std::size_t flip = (data[0] >> 1) & 0x3f;
     if (data[0] & 1) {
-        auto sealer = mac::ChunkSealer::resume(key, salt, 0);
+        auto resumed = mac::ChunkSealer::resume(key, salt, 0);
+        if (!resumed) std::abort();
+        auto& sealer = *resumed;
         std::size_t start = 0;
         for (std::size_t i = 0; i <= in.size(); ++i) {
             if (i < in.size() && static_cast<std::uint8_t>(in[i]) != 0xff) continue;
@@ -107,7 +112,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
             start = i + 1;
         }
-        const std::size_t flip = data[0] >> 1;
         if (flip != 0 && !stream.empty()) stream[flip % stream.size()] ^= 0x20;
     } else {
         stream.assign(in);
@@ -117,7 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const Outcome b = bytewise(key, salt, stream);
     if (a.chunks != b.chunks || a.damage != b.damage) std::abort();
     if (data[0] & 1) {
-        if ((data[0] >> 1) == 0 && (a.chunks != sealed_plain || !a.damage.empty())) std::abort();
+        if (flip == 0 && (a.chunks != sealed_plain || !a.damage.empty())) std::abort();
         // Authentication: whatever decodes is a chunk that was sealed, at its own index.
         for (std::size_t i = 0, j = 0; i < a.chunks.size(); ++i) {
             while (j < sealed_plain.size() && sealed_plain[j] != a.chunks[i]) ++j;

@@ -152,9 +152,9 @@ private:
                 if (store_key_ == nullptr)
                     return make_error(errc::store_unreadable,
                                       path_ + " is encrypted at rest and no audit key is loaded");
-                const auto salt = mac::parse_encrypted_header(h);
-                if (!salt) return false;  // the header is not complete yet
-                decoder_.emplace(*store_key_, *salt);
+                const auto header = mac::parse_encrypted_header(h);
+                if (!header) return false;  // the header is not complete yet
+                decoder_.emplace(*store_key_, *header);
                 raw_off_ = mac::kEncryptedHeaderBytes;
             }
             kind_known_ = true;
@@ -301,7 +301,11 @@ class StoreEventSource final : public EventSource {
 public:
     explicit StoreEventSource(StoreSourceOptions o)
         : o_(std::move(o)), audit_dir_(audit_dir_of(o_.state_dir)), spool_dir_(spool_dir_of(o_.state_dir)) {
-        if (o_.key != nullptr) store_key_ = mac::store_key(*o_.key);
+        // Without the store key (OpenSSL failing to derive it), an encrypted file is an error
+        // when it is reached ("no audit key is loaded"): nothing is skipped.
+        if (o_.key != nullptr) {
+            if (auto k = mac::store_key(*o_.key)) store_key_ = *k;
+        }
         lines_[0].path = alerts_file_of(o_.state_dir);
         lines_[1].path = checkpoints_file_of(o_.state_dir);
     }

@@ -125,17 +125,20 @@ struct AuditStore::OpenFile {
     std::uint64_t pending_bytes_estimate = 0;
 };
 
-AuditStore::AuditStore(AuditStoreOptions options, const mac::AuditKey& key)
+AuditStore::AuditStore(AuditStoreOptions options, const mac::Bytes32& store_key)
     : options_(std::move(options)),
       fs_(options_.fs != nullptr ? *options_.fs : base::posix_file_system()),
-      store_key_(mac::store_key(key)) {}
+      store_key_(store_key) {}
 
 AuditStore::~AuditStore() {
     mac::secure_zero(store_key_.data(), store_key_.size());
 }
 
 Result<std::unique_ptr<AuditStore>> AuditStore::open(const AuditStoreOptions& options, const mac::AuditKey& key) {
-    std::unique_ptr<AuditStore> s(new AuditStore(options, key));
+    auto store_key = mac::store_key(key);
+    if (!store_key) return std::move(store_key).error();
+    std::unique_ptr<AuditStore> s(new AuditStore(options, *store_key));
+    mac::secure_zero(store_key->data(), store_key->size());
     HSMAUDIT_TRY(s->recover());
     return s;
 }
@@ -233,7 +236,11 @@ Status AuditStore::recover() {
                 return make_error(errc::io_error, "store damaged: " + cur.string() + ": " +
                                                       (*src)->damage().value_or("length mismatch") +
                                                       "; run 'hsmaudit fsck'");
-            f->sealer = mac::ChunkSealer::resume(store_key_, (*src)->salt(), (*src)->chunks());
+            // A cut chunk's index is written again: version 2 draws a new nonce for it (never
+            // the cut one's); a version 1 file left by an older agent keeps its format until sealed.
+            auto sealer = mac::ChunkSealer::resume(store_key_, (*src)->header(), (*src)->chunks());
+            if (!sealer) return std::move(sealer).error();
+            f->sealer.emplace(std::move(*sealer));
         }
         cur_ = std::move(f);
     }

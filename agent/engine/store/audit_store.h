@@ -207,7 +207,7 @@ public:
 
 private:
     struct OpenFile;
-    AuditStore(AuditStoreOptions options, const mac::AuditKey& key);
+    AuditStore(AuditStoreOptions options, const mac::Bytes32& store_key);
     Status recover();
     Status start_segment(std::string_view open_line);
     Status flush(OpenFile& f, bool sync);

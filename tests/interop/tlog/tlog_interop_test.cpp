@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -138,6 +139,7 @@ TEST_F(TlogInterop, GoVerifiesOurProofsForOneToAMillionLeavesAndRejectsOneBitCha
         }
     }
     auto [code, out] = run(files);
+    std::cout << out;  // the checker's summary: proofs checked, one-bit changes rejected
     EXPECT_EQ(code, 0) << out;
     EXPECT_NE(out.find(" 0 failures"), std::string::npos) << out;
     EXPECT_EQ(out.find("; 0 one-bit changes"), std::string::npos) << out;  // the mutations ran
@@ -168,8 +170,8 @@ TEST_F(TlogInterop, GoVerifiesProofsOfARealTrailMadeByHsmauditProve) {
         ASSERT_EQ(c, 0) << o;
     }
     proofs.push_back((dir_ / "cons").string());
-    auto [cc, co] = run(
-        {kHsmaudit, "prove", "--pubkey", pub, "--old-size", "1234", "--sign-key", sign, "-o", proofs.back(), trail});
+    auto [cc, co] = run({kHsmaudit, "prove", "--key", keys + "/audit.key", "--old-size", "1234", "--sign-key", sign,
+                         "-o", proofs.back(), trail});
     ASSERT_EQ(cc, 0) << co;
     for (const auto& f : proofs) {
         auto [vc, vo] = run({kHsmaudit, "verify-proof", "--pubkey", pub, f});

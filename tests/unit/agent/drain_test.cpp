@@ -92,7 +92,7 @@ TEST_P(DrainTest, SegmentsAreEncryptedAtRestWhenConfigured) {
     std::ifstream in(store->current_path(), std::ios::binary);
     std::string head(8, '\0');
     in.read(head.data(), 8);
-    EXPECT_EQ(head == "HSMAENC1", GetParam());
+    EXPECT_EQ(head == "HSMAENC2", GetParam());
     EXPECT_EQ(head.starts_with("@open "), !GetParam());
 }
 

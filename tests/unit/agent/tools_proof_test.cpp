@@ -12,7 +12,9 @@
 #include "agent/engine/sample.h"
 #include "agent/tools/commands.h"
 #include "agent/tools/proof.h"
+#include "base/files.h"
 #include "mac/keys.h"
+#include "tools_test_fixture.h"
 
 namespace hsmaudit::agent::tools {
 namespace {
@@ -167,6 +169,32 @@ TEST_F(ProofTest, ProveRefusesTrailsThatDoNotMatch) {
     a.seq = 1;
     EXPECT_EQ(run_prove(a), kExitFault);
     EXPECT_FALSE(fs::exists(dir_ / "tampered"));
+}
+
+// The agent's own store, encrypted at rest: prove reads it as verify does, decrypting with --key.
+TEST(ProofStoreTest, ProvesFromTheAgentsEncryptedStore) {
+    testing::StoreFixture f(true);
+    f.produce(50);
+    f.rotate();
+    f.produce(30);
+    f.close();
+    const std::string key_file = f.state_dir() + "/audit.key";
+    ASSERT_TRUE(base::write_file_atomic(key_file, f.key().serialize(), 0600, false).has_value());
+    ProveArgs a;
+    a.key_file = key_file;
+    a.seq = 42;
+    a.out = f.state_dir() + "/p";
+    a.paths = {f.audit_dir()};
+    ASSERT_EQ(run_prove(a), kExitOk);
+    auto p = parse_proof(testing::StoreFixture::slurp(a.out));
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->size, 80U);
+    EXPECT_EQ(p->leaf.substr(0, 3), "42 ");
+    EXPECT_TRUE(mac::tlog::verify_inclusion(p->index, p->size, mac::tlog::leaf_hash(p->leaf), p->hashes, p->root));
+    EXPECT_TRUE(p->checkpoint.empty());  // no signing key given: the head is unsigned
+    auto v = mac::tree_verifier(f.key().pub());
+    ASSERT_TRUE(v.has_value());
+    EXPECT_FALSE(check_proof(*p, *v, {}).valid);
 }
 
 }  // namespace

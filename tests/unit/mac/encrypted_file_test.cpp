@@ -21,7 +21,7 @@ Bytes32 key_of(std::uint8_t b) {
 }
 
 struct Sealed {
-    Salt salt{};
+    EncryptedHeader hdr{};
     std::string header;
     std::vector<std::string> chunks;  // each chunk's bytes as on disk
     std::vector<std::string> plain;
@@ -34,7 +34,7 @@ Sealed seal_chunks(const Bytes32& key, const std::vector<std::string>& plain) {
     s.header = sealer->header();
     auto salt = parse_encrypted_header(s.header);
     EXPECT_TRUE(salt.has_value());
-    s.salt = *salt;
+    s.hdr = *salt;
     for (const auto& p : plain) {
         std::string out;
         EXPECT_TRUE(sealer->seal(p, out).has_value());
@@ -52,12 +52,16 @@ TEST(EncryptedHeader, RoundTripsAndRejectsWhatIsNotOne) {
     EXPECT_TRUE(is_encrypted(h));
     auto salt = parse_encrypted_header(h);
     ASSERT_TRUE(salt.has_value());
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(salt->data()), salt->size()), h.substr(8));
+    EXPECT_EQ(salt->version, 2U);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(salt->salt.data()), salt->salt.size()), h.substr(8));
     // Longer input (the header and what follows) is fine: only the first 24 bytes are the header.
     EXPECT_TRUE(parse_encrypted_header(h + "more").has_value());
     for (std::size_t n = 0; n < h.size(); ++n) EXPECT_FALSE(parse_encrypted_header(h.substr(0, n))) << n;
     std::string other = h;
-    other[7] = '2';  // HSMAENC2
+    other[7] = '1';  // HSMAENC1: read (an older agent's files)
+    ASSERT_TRUE(parse_encrypted_header(other).has_value());
+    EXPECT_EQ(parse_encrypted_header(other)->version, 1U);
+    other[7] = '3';  // HSMAENC3: no such version
     EXPECT_FALSE(parse_encrypted_header(other));
     EXPECT_FALSE(parse_encrypted_header("@open v=1 chain=0000000000000000 serial=1"));
 }
@@ -68,7 +72,7 @@ TEST(ChunkDecoder, FedByteByByteYieldsEveryChunkOnce) {
     std::string file;
     for (const auto& c : s.chunks) file += c;
 
-    ChunkDecoder d(key, s.salt);
+    ChunkDecoder d(key, s.hdr);
     std::string buf;
     std::vector<std::string> got;
     std::size_t need_more = 0;
@@ -97,13 +101,13 @@ TEST(ChunkDecoder, EveryTruncationAsksForMoreAndNamesWhatItNeeds) {
     const std::string& chunk = s.chunks[0];
     ASSERT_EQ(chunk.size(), kChunkOverheadBytes + 11);
     for (std::size_t n = 0; n < chunk.size(); ++n) {
-        ChunkDecoder d(key, s.salt);
+        ChunkDecoder d(key, s.hdr);
         const ChunkStep step = d.decode(std::string_view(chunk).substr(0, n));
         EXPECT_EQ(step.status, ChunkStatus::need_more) << "cut at " << n;
         EXPECT_EQ(step.bytes, n < 4 ? 4u : chunk.size()) << "cut at " << n;
         EXPECT_EQ(d.next_index(), 0u);  // nothing consumed
     }
-    ChunkDecoder d(key, s.salt);
+    ChunkDecoder d(key, s.hdr);
     const ChunkStep whole = d.decode(chunk + "trailing bytes of the next chunk");
     EXPECT_EQ(whole.status, ChunkStatus::chunk);
     EXPECT_EQ(whole.bytes, chunk.size());
@@ -118,7 +122,7 @@ TEST(ChunkDecoder, EveryFlippedBitIsDamageNeverAChunk) {
         for (int bit = 0; bit < 8; ++bit) {
             std::string bad = chunk;
             bad[byte] = static_cast<char>(bad[byte] ^ (1 << bit));
-            ChunkDecoder d(key, s.salt);
+            ChunkDecoder d(key, s.hdr);
             // The next chunk follows, as in a file: a longer length finds bytes to authenticate.
             const ChunkStep step = d.decode(bad + s.chunks[1]);
             ASSERT_NE(step.status, ChunkStatus::chunk) << "byte " << byte << " bit " << bit;
@@ -144,7 +148,7 @@ TEST(ChunkDecoder, RejectsImpossibleLengthsReorderedChunksAndAnotherKey) {
     const auto key = key_of(5);
     const Sealed s = seal_chunks(key, {"one\n", "two\n"});
     {
-        ChunkDecoder d(key, s.salt);
+        ChunkDecoder d(key, s.hdr);
         const ChunkStep zero = d.decode(std::string("\0\0\0\0", 4) + s.chunks[0]);
         EXPECT_EQ(zero.status, ChunkStatus::damaged);
         EXPECT_EQ(zero.bytes, 0u);  // framing lost: no next chunk known
@@ -154,20 +158,108 @@ TEST(ChunkDecoder, RejectsImpossibleLengthsReorderedChunksAndAnotherKey) {
         EXPECT_NE(huge.why.find("impossible length"), std::string::npos) << huge.why;
     }
     {
-        ChunkDecoder d(key, s.salt);  // chunk 1 where chunk 0 belongs: its index is bound in
+        ChunkDecoder d(key, s.hdr);  // chunk 1 where chunk 0 belongs: its index is bound in
         EXPECT_EQ(d.decode(s.chunks[1]).status, ChunkStatus::damaged);
     }
     {
-        ChunkDecoder d(key_of(6), s.salt);
+        ChunkDecoder d(key_of(6), s.hdr);
         EXPECT_EQ(d.decode(s.chunks[0]).status, ChunkStatus::damaged);
     }
     {
-        ChunkDecoder d(key, s.salt, 1);  // resumed at chunk 1 (an appender's view)
+        ChunkDecoder d(key, s.hdr, 1);  // resumed at chunk 1 (an appender's view)
         const ChunkStep step = d.decode(s.chunks[1]);
         ASSERT_EQ(step.status, ChunkStatus::chunk);
         EXPECT_EQ(step.plaintext, "two\n");
         EXPECT_EQ(d.next_index(), 2u);
     }
+}
+
+// The flaw version 2 closes: recovery cuts an uncommitted chunk off and the next batch is
+// sealed at the same index. With counter nonces (version 1) both chunks shared a nonce under one
+// key, so C1 xor C2 = P1 xor P2. A resumed version 2 sealer draws a fresh nonce.
+TEST(ChunkSealer, AChunkSealedAgainAtTheSameIndexGetsANewNonce) {
+    const auto key = key_of(8);
+    auto first = ChunkSealer::create(key);
+    ASSERT_TRUE(first.has_value());
+    const auto header = parse_encrypted_header(first->header());
+    ASSERT_TRUE(header.has_value());
+    const std::string p1 = "17 2026-12-04T04:00:00.000Z event=A\n";
+    const std::string p2 = "17 2026-12-04T04:00:00.000Z event=B\n";
+    std::string c1;
+    ASSERT_TRUE(first->seal(p1, c1).has_value());
+    auto again = ChunkSealer::resume(key, *header, 0);  // as recovery resumes after the cut
+    ASSERT_TRUE(again.has_value());
+    std::string c2;
+    ASSERT_TRUE(again->seal(p2, c2).has_value());
+    ASSERT_EQ(c1.size(), c2.size());
+    EXPECT_NE(c1.substr(4, kChunkNonceBytes), c2.substr(4, kChunkNonceBytes));
+    std::string xc;
+    std::string xp;
+    const std::size_t at = 4 + kChunkNonceBytes;
+    for (std::size_t i = 0; i < p1.size(); ++i) {
+        xc += static_cast<char>(c1[at + i] ^ c2[at + i]);
+        xp += static_cast<char>(p1[i] ^ p2[i]);
+    }
+    EXPECT_NE(xc, xp);  // no two-time pad
+    for (const std::string* c : {&c1, &c2}) {
+        ChunkDecoder d(key, *header);
+        const ChunkStep step = d.decode(*c);
+        ASSERT_EQ(step.status, ChunkStatus::chunk) << step.why;
+        EXPECT_EQ(step.plaintext, c == &c1 ? p1 : p2);
+    }
+}
+
+// A file cut inside its header is damage, not "not an encrypted file" (which would end a verify
+// with a usage error instead of a fault).
+TEST(EncryptedFileSource, ATornHeaderIsDamage) {
+    testing::TempDir dir;
+    auto sealer = ChunkSealer::create(key_of(10));
+    ASSERT_TRUE(sealer.has_value());
+    for (std::size_t n : {std::size_t{8}, std::size_t{10}, kEncryptedHeaderBytes - 1}) {
+        const std::string path = dir.sub("torn" + std::to_string(n));
+        std::ofstream(path, std::ios::binary) << sealer->header().substr(0, n);
+        auto src = EncryptedFileSource::open(path, key_of(10));
+        ASSERT_TRUE(src.has_value()) << n << ": " << src.error().message;
+        char buf[8];
+        auto r = (*src)->read(buf);
+        ASSERT_TRUE(r.has_value());
+        EXPECT_EQ(*r, 0U);
+        ASSERT_TRUE((*src)->damage().has_value()) << n;
+        EXPECT_NE((*src)->damage()->find("torn header"), std::string::npos) << *(*src)->damage();
+    }
+}
+
+// Files an older agent wrote (version 1, counter nonces) still read: this file was made from
+// docs/FORMAT.md section 8 by Python's cryptography package (store key 32 x 0x09, salt 00..0f).
+TEST(EncryptedFileSource, ReadsVersionOneFiles) {
+    testing::TempDir dir;
+    const std::string hex =
+        "48534d41454e4331000102030405060708090a0b0c0d0e0f00000004f038113b9d340db2650c52156958f4afa27e105f"
+        "0000000415bddaa3cfc0d77ecafceead678775ca7593f3c3";
+    std::string file;
+    for (std::size_t i = 0; i < hex.size(); i += 2) file += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    const std::string path = dir.sub("v1.log");
+    std::ofstream(path, std::ios::binary) << file;
+    auto src = EncryptedFileSource::open(path, key_of(9));
+    ASSERT_TRUE(src.has_value());
+    EXPECT_EQ((*src)->header().version, 1U);
+    std::string plain;
+    char buf[64];
+    for (;;) {
+        auto r = (*src)->read(buf);
+        ASSERT_TRUE(r.has_value());
+        if (*r == 0) break;
+        plain.append(buf, *r);
+    }
+    EXPECT_FALSE((*src)->damage().has_value()) << *(*src)->damage();
+    EXPECT_EQ(plain, "one\ntwo\n");
+    // An appender resuming it keeps version 1, so the file stays one format.
+    auto sealer = ChunkSealer::resume(key_of(9), (*src)->header(), (*src)->chunks());
+    ASSERT_TRUE(sealer.has_value());
+    EXPECT_EQ(sealer->version(), 1U);
+    std::string c3;
+    ASSERT_TRUE(sealer->seal("three\n", c3).has_value());
+    EXPECT_EQ(c3.size(), kChunkOverheadBytesV1 + 6);
 }
 
 TEST(EncryptedFileSource, ReadsTheGoodChunksOfAFileCutAnywhere) {
