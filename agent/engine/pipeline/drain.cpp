@@ -575,7 +575,8 @@ void Drain::take_tree_head() {
         return;
     }
     tree_head_failed_alerted_ = false;
-    checkpoint_sink_("@treehead " + mac::base64_encode(mac::as_bytes(*note)));
+    // One line (the note spans several); the agent's clock after it, unsigned, for SIEMs' timestamps.
+    checkpoint_sink_("@treehead " + mac::base64_encode(mac::as_bytes(*note)) + " time=" + mac::format_time(now_ms_()));
     {
         std::lock_guard lock(stats_mutex_);
         ++stats_.tree_heads;

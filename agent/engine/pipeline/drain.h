@@ -15,7 +15,7 @@
 // over the records it stores (leaf seq-1 = the record line without LF), committed with each batch
 // in the store's position annex, so a restart resumes it without reading the trail again. With
 // each checkpoint it takes the module's signed tree head (a C2SP tlog-checkpoint note), hands it
-// to the checkpoint sink as one line "@treehead <base64 of the note>" and checks the module's root
+// to the checkpoint sink as one line "@treehead <base64 of the note> time=<agent time>" and checks the module's root
 // against its own at the same size (treehead.mismatch, critical, on a difference; the note is kept;
 // a note that does not open with the chain's key: treehead.bad_signature, critical, also kept).
 //
@@ -126,7 +126,7 @@ public:
     void stop();
     /// Where signed chain-head checkpoints go (kept and sent off the box). Without one, none are taken.
     using CheckpointSink = std::function<void(const std::string& line)>;
-    /// The same sink receives the module's signed tree heads as "@treehead <base64 note>" lines.
+    /// The same sink receives the module's signed tree heads as "@treehead <base64 note> time=<t>" lines.
     void set_checkpoint_sink(CheckpointSink sink) { checkpoint_sink_ = std::move(sink); }
     /// The drain's own Merkle tree over the stored records (nullopt while off or unavailable).
     /// The drain thread only (or while it is stopped).

@@ -33,7 +33,7 @@ std::span<const base::KeySpec> drain_config_keys() {
         {"checkpoint.tree_heads", base::KeyType::boolean, "true",
          "Keep an RFC 6962 Merkle tree over the drained records and take the module's signed tree head (a C2SP "
          "tlog-checkpoint note) with every checkpoint: one '@treehead <base64>' line in the checkpoints file; "
-         "a root that differs from the agent's own tree raises treehead.mismatch (docs/FORMAT.md 10.x)."},
+         "a root that differs from the agent's own tree raises treehead.mismatch (docs/FORMAT.md 10.5)."},
         {"alerts.clock_backwards_tolerance", base::KeyType::duration, "1s",
          "Alert when a record's module time is older than the previous record's by more than this.", 0, 86'400'000},
         {"alerts.predict_window", base::KeyType::duration, "10s",

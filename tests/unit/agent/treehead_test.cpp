@@ -98,7 +98,8 @@ protected:
         for (const auto& l : lines_) {
             if (!l.starts_with("@treehead ")) continue;
             EXPECT_EQ(l.find('\n'), std::string::npos) << "one line per note";
-            auto note = mac::base64_decode(std::string_view(l).substr(10));
+            EXPECT_NE(l.find(" time=2026-"), std::string::npos) << l;
+            auto note = mac::base64_decode(std::string_view(l).substr(10, l.find(' ', 10) - 10));
             EXPECT_TRUE(note) << l;
             if (!note) continue;
             auto head = mac::open_checkpoint(*note, *verifier_);

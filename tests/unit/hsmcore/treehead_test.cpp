@@ -201,7 +201,7 @@ TEST_F(ModuleTreeTest, TheAgentsDrainReachesTheModulesRoot) {
     // The first step took the module's head while the drain was behind: checked on the way.
     ASSERT_GE(lines.size(), 2u);
     EXPECT_TRUE(lines[1].starts_with("@treehead "));
-    auto note = mac::base64_decode(std::string_view(lines[1]).substr(10));
+    auto note = mac::base64_decode(std::string_view(lines[1]).substr(10, lines[1].find(' ', 10) - 10));
     ASSERT_TRUE(note);
     auto head = mac::open_checkpoint(*note, verifier());
     ASSERT_TRUE(head) << head.error().message;
