@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/api/errc.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent {
@@ -79,6 +80,12 @@ public:
     /// the first sequence number the store still holds (1 .. head + 1), stated in a version 2
     /// checkpoint; 0: unknown (a version 1 checkpoint).
     virtual Result<std::string> checkpoint(std::uint64_t retained) = 0;
+    /// The module's signed tree head: a C2SP tlog-checkpoint signed note (mac/note.h) over the
+    /// RFC 6962 tree of the chain's records 1..n (n: the newest record), several lines each ending
+    /// in LF. A source without one says so (the default).
+    virtual Result<std::string> tree_head() {
+        return make_error(errc::internal, "this audit source gives no signed tree heads");
+    }
 };
 
 }  // namespace hsmaudit::agent

@@ -50,6 +50,10 @@ Result<std::string> ModuleRingSource::checkpoint(std::uint64_t retained) {
     return c->line();
 }
 
+Result<std::string> ModuleRingSource::tree_head() {
+    return host_->tree_head();
+}
+
 Result<agent::SourceStatus> ModuleRingSource::status() {
     auto st = host_->status();
     if (!st) return std::move(st).error();

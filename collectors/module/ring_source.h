@@ -25,6 +25,7 @@ public:
     Status request_seal() override;
     Result<agent::SourceStatus> status() override;
     Result<std::string> checkpoint(std::uint64_t retained) override;
+    Result<std::string> tree_head() override;
 
     /// The module's figures at the last status() call, for metrics (any thread).
     [[nodiscard]] const ModuleProbe& probe() const { return probe_; }

@@ -115,6 +115,11 @@ void render_cef(const agent::Event& e, const FormatOptions& o, const RenderLimit
             x.custom("cn2", "partition", r.partition);
             x.custom("cn3", "session", r.session);
             x.custom("cs4", "result", result_hex(r.result), false);
+            if (r.seq != 0) {
+                // The record's leaf in the chain's Merkle tree and the first tree size holding it (FORMAT.md 10).
+                x.custom("flexNumber1", "tlogIndex", r.seq - 1);
+                x.custom("flexNumber2", "tlogSize", r.seq);
+            }
             if (!r.details.empty() && !limits.minimal) x.custom("cs6", "details", details_text(r));
             break;
         }

@@ -62,6 +62,11 @@ Json event_object(const agent::Event& e, const RenderLimits& limits) {
             const auto& r = e.record;
             Json a = Json::object();
             a["seq"] = r.seq;
+            if (r.seq != 0) {
+                // The record's leaf in the chain's Merkle tree and the first tree size holding it (FORMAT.md 10).
+                a["tlog_index"] = r.seq - 1;
+                a["tlog_size"] = r.seq;
+            }
             a["mac"] = b.text(e.mac_hex, false);
             a["boot"] = r.boot;
             a["partition"] = r.partition;

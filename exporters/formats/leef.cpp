@@ -102,6 +102,11 @@ void render_leef(const agent::Event& e, const FormatOptions& o, const RenderLimi
             a.add_short("cat", r.event_class);
             a.add_short("usrName", r.role);
             a.add("seq", r.seq);
+            if (r.seq != 0) {
+                // The record's leaf in the chain's Merkle tree and the first tree size holding it (FORMAT.md 10).
+                a.add("tlogIndex", r.seq - 1);
+                a.add("tlogSize", r.seq);
+            }
             a.add("mac", e.mac_hex, false);
             a.add("boot", r.boot);
             a.add("partition", r.partition);

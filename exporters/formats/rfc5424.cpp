@@ -149,6 +149,11 @@ void render_rfc5424(const agent::Event& e, const FormatOptions& o, const RenderL
             sd.open_ours("hsmaudit", o.pen);
             sd.param("eventId", id, false);
             sd.param("seq", r.seq);
+            if (r.seq != 0) {
+                // The record's leaf in the chain's Merkle tree and the first tree size holding it (FORMAT.md 10).
+                sd.param("tlogIndex", r.seq - 1);
+                sd.param("tlogSize", r.seq);
+            }
             sd.param("mac", e.mac_hex, false);
             sd.param("serial", serial, false);
             sd.param("boot", r.boot);

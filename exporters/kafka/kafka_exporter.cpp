@@ -200,6 +200,10 @@ Status KafkaExporter::produce_one(const agent::Event& e) {
         add_header(headers.get(), "epoch", std::to_string(e.epoch));
         if (e.entry == agent::EntryKind::record) {
             add_header(headers.get(), "seq", std::to_string(e.record.seq));
+            if (e.record.seq != 0) {
+                add_header(headers.get(), "tlog_index", std::to_string(e.record.seq - 1));
+                add_header(headers.get(), "tlog_size", std::to_string(e.record.seq));
+            }
             add_header(headers.get(), "mac", e.mac_hex);
             add_header(headers.get(), "class", e.record.event_class);
         }

@@ -113,6 +113,14 @@ std::string ControlServer::handle(module::Module& m, std::string_view request) {
         // Every field of the line is one space-free token: the reply carries the line's fields.
         return "OK " + c->line().substr(std::string_view("@checkpoint ").size());
     }
+    if (verb == "TREEHEAD") {
+        // The signed note is several lines: the reply carries its bytes in hex (one line).
+        auto note = m.tree_head();
+        if (!note) return err_reply(note.error());
+        std::string out = "OK note=";
+        mac::hex_append(mac::as_bytes(*note), out);
+        return out;
+    }
     if (verb == "SEAL") {
         auto r = m.seal();
         return r ? "OK entry=" + std::to_string(r->handle) : err_reply(r.error());
@@ -314,7 +322,8 @@ void ControlServer::serve_connection(const std::stop_token& stop, int fd,
             const std::string_view request = std::string_view(buf).substr(start, nl - start);
             if (link_observer_ && !link_up) {
                 const std::string_view verb = request.substr(0, request.find(' '));
-                if (verb != "PING" && verb != "STATUS" && verb != "ACK" && verb != "SEAL" && verb != "CHECKPOINT") {
+                if (verb != "PING" && verb != "STATUS" && verb != "ACK" && verb != "SEAL" && verb != "CHECKPOINT" &&
+                    verb != "TREEHEAD") {
                     link_up = true;
                     link_observer_(true, client);
                 }

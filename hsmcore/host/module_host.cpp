@@ -6,6 +6,7 @@
 #include "hsmcore/errc.h"
 #include "hsmcore/host/control_protocol.h"
 #include "hsmcore/module/module.h"
+#include "mac/crypto.h"
 
 namespace hsmaudit::hsmcore::host {
 namespace {
@@ -25,6 +26,7 @@ public:
         return r->handle;
     }
     Result<mac::Checkpoint> checkpoint(std::uint64_t retained) override { return module_.checkpoint(retained); }
+    Result<std::string> tree_head() override { return module_.tree_head(); }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
 
 private:
@@ -63,6 +65,16 @@ public:
             line += v;
         }
         return mac::parse_checkpoint_line(line);
+    }
+    Result<std::string> tree_head() override {
+        auto r = call("TREEHEAD");
+        if (!r) return std::move(r).error();
+        const std::string_view hex = r->get("note");
+        std::string note(hex.size() / 2, '\0');
+        if (hex.empty() || hex.size() % 2 != 0 ||
+            !mac::hex_decode(hex, {reinterpret_cast<std::uint8_t*>(note.data()), note.size()}))
+            return make_error(errc::protocol_error, "TREEHEAD: the reply carries no note");
+        return note;
     }
     [[nodiscard]] const std::string& serial() const override { return serial_; }
 

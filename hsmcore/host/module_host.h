@@ -6,6 +6,7 @@
 //   status()                     capacity, used bytes and records, oldest/newest entry and record
 //                                sequence, blocked flag, counters, boot counter, serial
 //   seal()                       the module appends a seal entry and the next epoch's open entry
+//   checkpoint(), tree_head()    the module's signed chain head; its signed Merkle tree head
 //
 // Entry numbers count every entry (records, opens, seals); record sequence numbers (the chain's)
 // are inside record entries. Two implementations: in-process (module and agent in one process) and
@@ -51,6 +52,9 @@ public:
     /// (the first sequence number the host's store still holds; the module refuses one beyond its
     /// head + 1), version 1 for 0.
     virtual Result<mac::Checkpoint> checkpoint(std::uint64_t retained) = 0;
+    /// The module's signed tree head: a C2SP tlog-checkpoint signed note (mac/note.h) over the RFC
+    /// 6962 tree of records 1..n, n the newest record (Module::tree_head()); several lines, each with LF.
+    virtual Result<std::string> tree_head() = 0;
     /// The module serial (records carry it; it is not stored per entry).
     [[nodiscard]] virtual const std::string& serial() const = 0;
 };

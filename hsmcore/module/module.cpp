@@ -1,14 +1,19 @@
 #include "hsmcore/module/module.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
+#include "base/unique_fd.h"
 #include "hsmcore/errc.h"
 #include "hsmcore/ring/entry_codec.h"
 #include "mac/keys.h"
+#include "mac/note.h"
 
 namespace hsmaudit::hsmcore::module {
 namespace {
@@ -57,6 +62,51 @@ Result<std::string> random_hex(std::size_t bytes) {
     std::vector<std::uint8_t> b(bytes);
     HSMAUDIT_TRY(mac::random_bytes(b));
     return mac::hex_encode(b);
+}
+
+// tree.state: two slots of kTreeSlotBytes; generation g goes into slot g % 2, so a torn write
+// leaves the other slot (the previous save) intact. A slot is one line
+// "hsmaudit-tree/1 gen=<g> crc=<8 hex> <CompactTree::encode()>" padded with NUL bytes; the CRC-32
+// covers the text after it. The frontier has at most 64 hashes: a slot always fits.
+constexpr std::size_t kTreeSlotBytes = 8192;
+
+std::string tree_slot_text(std::uint64_t gen, const mac::tlog::CompactTree& tree) {
+    const std::string body = tree.encode();
+    char crc[9];
+    (void)std::snprintf(crc, sizeof crc, "%08x",
+                        ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
+    std::string s = "hsmaudit-tree/1 gen=" + std::to_string(gen) + " crc=" + crc + " " + body + "\n";
+    s.resize(kTreeSlotBytes, '\0');
+    return s;
+}
+
+struct TreeSlot {
+    std::uint64_t gen = 0;
+    mac::tlog::CompactTree tree;
+};
+
+std::optional<TreeSlot> parse_tree_slot(std::string_view slot) {
+    const auto nl = slot.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
+    std::string_view text = slot.substr(0, nl);
+    constexpr std::string_view kMagic = "hsmaudit-tree/1 gen=";
+    if (!text.starts_with(kMagic)) return std::nullopt;
+    text.remove_prefix(kMagic.size());
+    const auto sp = text.find(' ');
+    TreeSlot out;
+    if (sp == std::string_view::npos || !mac::parse_u64(text.substr(0, sp), out.gen)) return std::nullopt;
+    text.remove_prefix(sp + 1);
+    if (!text.starts_with("crc=") || text.size() < 13 || text[12] != ' ') return std::nullopt;
+    const std::string_view crc = text.substr(4, 8);
+    const std::string_view body = text.substr(13);
+    char want[9];
+    (void)std::snprintf(want, sizeof want, "%08x",
+                        ring::crc32_of({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}));
+    if (crc != std::string_view(want, 8)) return std::nullopt;
+    auto tree = mac::tlog::CompactTree::decode(body);
+    if (!tree) return std::nullopt;
+    out.tree = std::move(*tree);
+    return out;
 }
 
 bool role_allowed_in(Role r, std::uint32_t partition) {
@@ -225,6 +275,7 @@ Status Module::start() {
 
     std::lock_guard lock(mu_);
     HSMAUDIT_TRY(ring_->commit_state());  // the boot counter is durable before anything else happens
+    load_tree();
     if (!chain_->head().segment_open) {
         auto line = chain_->open_segment(clock_.now_ms());
         if (!line) return std::move(line).error();
@@ -285,6 +336,12 @@ Result<std::uint64_t> Module::append_record(mac::AuditRecord& rec) {
     if (auto st = ring_->commit({&v, 1}, chain_->head()); !st) {
         reset_chain();
         return std::move(st).error();
+    }
+    if (tree_) {
+        // Leaf seq-1: the record's line without its LF (docs/FORMAT.md section 10).
+        std::string_view leaf = line_buf_;
+        if (!leaf.empty() && leaf.back() == '\n') leaf.remove_suffix(1);
+        tree_->append(mac::tlog::leaf_hash(leaf));
     }
     return rec.seq;
 }
@@ -836,8 +893,111 @@ Result<Reply> Module::seal() {
     return Reply{0, seal_entry, {}};
 }
 
+void Module::load_tree() {
+    tree_.reset();
+    tree_error_.clear();
+    tree_gen_ = 0;
+    tree_saved_n_ = UINT64_MAX;
+    const std::string path = (fs::path(dir_) / kTreeStateFile).string();
+    mac::tlog::CompactTree tree;
+    std::uint64_t gen = 0;
+    if (fs::exists(path)) {
+        auto text = base::read_secret_file(path, 2 * kTreeSlotBytes);
+        if (!text) {
+            tree_error_ = text.error().message;
+            return;
+        }
+        std::optional<TreeSlot> best;
+        for (std::size_t i = 0; i < 2 && i * kTreeSlotBytes < text->size(); ++i) {
+            auto slot = parse_tree_slot(std::string_view(*text).substr(i * kTreeSlotBytes, kTreeSlotBytes));
+            if (slot && (!best || slot->gen > best->gen)) best = std::move(slot);
+        }
+        if (!best) {
+            tree_error_ = path + " holds no valid tree slot";
+            return;
+        }
+        gen = best->gen;
+        tree = std::move(best->tree);
+    }
+    // The ring still holds every record the saved tree lacks (they are saved before an ack frees them).
+    const std::uint64_t newest = chain_->head().next_seq - 1;
+    if (tree.size() > newest) {
+        tree_error_ =
+            path + " covers " + std::to_string(tree.size()) + " records, the chain only " + std::to_string(newest);
+        return;
+    }
+    ring::RingReader reader = ring_->reader();
+    const ring::RingStatus st = reader.status();
+    if (tree.size() < newest && tree.size() + 1 < st.oldest_seq) {
+        tree_error_ = "records " + std::to_string(tree.size() + 1) + ".." + std::to_string(st.oldest_seq - 1) +
+                      " are no longer in the ring and " + path + " does not cover them";
+        return;
+    }
+    std::vector<ring::EntryView> views;
+    std::string line;
+    std::uint64_t after = st.oldest_entry - 1;
+    while (tree.size() < newest) {
+        views.clear();
+        auto n = reader.read_after(after, 4096, views);
+        if (!n || *n == 0) {
+            tree_error_ = "cannot read the ring to rebuild the Merkle tree";
+            return;
+        }
+        for (const auto& v : views) {
+            after = v.entry.entry_no;
+            if (v.entry.kind != ring::EntryKind::record || v.entry.seq <= tree.size()) continue;
+            line.clear();
+            if (v.entry.seq != tree.size() + 1 || !ring::render_entry_line(v.entry, serial_, line)) {
+                tree_error_ = "the ring's record " + std::to_string(v.entry.seq) + " does not follow the tree";
+                return;
+            }
+            std::string_view leaf = line;
+            if (!leaf.empty() && leaf.back() == '\n') leaf.remove_suffix(1);
+            tree.append(mac::tlog::leaf_hash(leaf));
+        }
+    }
+    tree_gen_ = gen;  // the next save writes generation gen + 1
+    tree_saved_n_ = gen == 0 ? UINT64_MAX : tree.size();
+    tree_.emplace(std::move(tree));
+}
+
+Status Module::save_tree_locked() {
+    if (!tree_ || tree_->size() == tree_saved_n_) return {};
+    const std::string path = (fs::path(dir_) / kTreeStateFile).string();
+    const std::uint64_t gen = tree_gen_ + 1;
+    const std::string slot = tree_slot_text(gen, *tree_);
+    hsmaudit::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return make_error(errc::io_error, "cannot open " + path + ": " + std::strerror(errno));
+    const auto off = static_cast<off_t>((gen % 2) * kTreeSlotBytes);
+    if (::pwrite(fd.get(), slot.data(), slot.size(), off) != static_cast<ssize_t>(slot.size()))
+        return make_error(errc::io_error, "cannot write " + path + ": " + std::strerror(errno));
+    if (options_.ring.sync_each_commit && ::fdatasync(fd.get()) != 0)
+        return make_error(errc::io_error, "cannot sync " + path + ": " + std::strerror(errno));
+    tree_gen_ = gen;
+    tree_saved_n_ = tree_->size();
+    return {};
+}
+
+Result<std::string> Module::tree_head() {
+    std::lock_guard lock(mu_);
+    if (!tree_) return make_error(errc::invalid_state, "the module keeps no Merkle tree of its chain: " + tree_error_);
+    mac::TreeHead head;
+    head.origin = mac::tree_origin(chain_id_);
+    head.size = tree_->size();
+    head.root = tree_->root();
+    return mac::sign_checkpoint(head, *signer_);
+}
+
+Result<std::pair<std::uint64_t, mac::tlog::Hash>> Module::tree_root() const {
+    std::lock_guard lock(mu_);
+    if (!tree_) return make_error(errc::invalid_state, "the module keeps no Merkle tree of its chain: " + tree_error_);
+    return std::pair{tree_->size(), tree_->root()};
+}
+
 Status Module::ack_through(std::uint64_t entry_no) {
     std::lock_guard lock(mu_);
+    // Before the ring may reuse the records' space, the tree covering them is saved.
+    HSMAUDIT_TRY(save_tree_locked());
     HSMAUDIT_TRY(ring_->ack_through(entry_no));
     update_blocked();
     return {};

@@ -7,7 +7,8 @@
 //
 // State directory D: nvram.ring, nvram.state (ring.h), audit.key/audit.sign (0600), audit.pub,
 // module.json (0600: serial, partitions, role PIN hashes, audit mask), client.pins (0600: the
-// PINs `hsmcore init` generated, for test clients).
+// PINs `hsmcore init` generated, for test clients), tree.state (0600: the RFC 6962 Merkle tree
+// over the chain's records, mac/merkle.h, as a compact frontier; see tree_head()).
 //
 // Thread-safety: every public method may be called from any thread. Bookkeeping and the audit
 // append are serialised by one mutex; the cryptography itself runs outside it.
@@ -29,11 +30,14 @@
 #include "hsmcore/ring/ring.h"
 #include "mac/chain_writer.h"
 #include "mac/checkpoint.h"
+#include "mac/merkle.h"
 
 namespace hsmaudit::hsmcore::module {
 
 inline constexpr char kModuleConfigFile[] = "module.json";
 inline constexpr char kClientPinsFile[] = "client.pins";
+/// The module's Merkle tree state: one line "hsmaudit-tree/1 <CompactTree::encode()>".
+inline constexpr char kTreeStateFile[] = "tree.state";
 /// Result code recorded for operations refused because the audit log is full (vendor-defined range).
 inline constexpr std::uint32_t kCkrLogFull = 0x80000100;
 
@@ -121,6 +125,15 @@ public:
     /// `retained` (the first sequence number the host's store still holds) is signed with them in a
     /// version 2 checkpoint; one beyond the head + 1 is refused (invalid_argument). 0: version 1.
     Result<mac::Checkpoint> checkpoint(std::uint64_t retained = 0);
+    /// A signed tree head (C2SP tlog-checkpoint signed note, mac/note.h) of the RFC 6962 tree over
+    /// records 1..n, n the newest record's sequence number, signed with the audit signing key.
+    /// errc::invalid_state if the module could not keep the tree (tree.state lost after records
+    /// were acknowledged: the leaves it would need are gone).
+    Result<std::string> tree_head();
+    /// The tree's size and root as the module holds them now (tests, the in-process host).
+    [[nodiscard]] Result<std::pair<std::uint64_t, mac::tlog::Hash>> tree_root() const;
+    /// Frees ring space through `entry_no`. The tree state is saved first (tree.state), so the
+    /// records it no longer holds are never needed to rebuild the tree after a restart.
     Status ack_through(std::uint64_t entry_no);
     [[nodiscard]] ring::RingStatus status() const;
     [[nodiscard]] ring::RingReader reader() const;
@@ -173,6 +186,9 @@ private:
     Result<Session*> session_for(std::uint64_t session);
     Result<std::shared_ptr<KeyObject>> key_for(const Session& s, std::uint64_t key);
     void reset_chain();
+    /// Loads tree.state and appends the ring's records after it (start()).
+    void load_tree();
+    Status save_tree_locked();
 
     std::string dir_;
     ModuleOptions options_;
@@ -191,8 +207,12 @@ private:
     std::map<std::uint64_t, std::shared_ptr<KeyObject>> keys_;
     std::uint64_t next_session_ = 1;
     std::uint64_t next_key_ = 1;
-    std::string entry_buf_;  // scratch for encoding entries
-    std::string line_buf_;   // scratch for the chain writer's line
+    std::string entry_buf_;                       // scratch for encoding entries
+    std::string line_buf_;                        // scratch for the chain writer's line
+    std::optional<mac::tlog::CompactTree> tree_;  // nullopt: not kept (tree_error_ says why)
+    std::string tree_error_;
+    std::uint64_t tree_gen_ = 0;               // the generation tree.state's newest slot holds
+    std::uint64_t tree_saved_n_ = UINT64_MAX;  // the tree size it holds (UINT64_MAX: none saved)
 };
 
 }  // namespace hsmaudit::hsmcore::module

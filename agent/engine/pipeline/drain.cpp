@@ -9,6 +9,7 @@
 #include "agent/engine/store/first_retained.h"
 #include "base/line_reader.h"
 #include "mac/encrypted_file.h"
+#include "mac/note.h"
 #include "mac/record.h"
 #include "mac/segment_format.h"
 
@@ -71,10 +72,12 @@ Drain::Drain(AuditSource& source, AuditStore& store, const mac::AuditKey& key, A
       record_latency_(kRecordLatencyBounds) {
     verified_entry_no_ = store_.durable().entry_no;
     if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
+    restore_tree();
 }
 
 Drain::~Drain() {
-    stop();
+    // stop() takes a last checkpoint and tree head (strings, the sink): nothing may escape a destructor.
+    (void)detail::run_catching([this] { stop(); });
 }
 
 void Drain::raise(std::string kind, Severity sev, std::string message, std::uint64_t seq) {
@@ -95,6 +98,7 @@ void Drain::on_fault(mac::Fault&& f) {
 
 Status Drain::restore() {
     verified_entry_no_ = store_.durable().entry_no;
+    restore_tree();
     if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
     const std::string path = store_.current_path();
     if (path.empty()) return {};
@@ -199,6 +203,7 @@ Result<std::size_t> Drain::step_once() {
         if (pending_options_) {
             options_ = *pending_options_;
             pending_options_.reset();
+            if (options_.merkle_tree != tree_.has_value()) restore_tree();
             if (verifier_->in_segment()) rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
         }
     }
@@ -227,11 +232,16 @@ Result<std::size_t> Drain::step_once() {
         }
     }
     if (!batch_.empty()) {
-        if (auto st = store_batch(); !st) {
+        start_tree(records);
+        auto stored = store_batch();
+        finish_tree();  // joined on every path (store_batch joins it before the position write)
+        if (auto st = std::move(stored); !st) {
             // Whatever of the batch became durable is verified; the rest is read again.
             (void)reopen_store();
             return std::move(st).error();
         }
+        if (pending_) tree_ = std::move(pending_);
+        pending_.reset();
         (void)verify_durable(batch_);  // the whole batch: its records are counted below
         HSMAUDIT_TRY(acknowledge_durable());
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
@@ -251,6 +261,7 @@ Result<std::size_t> Drain::step_once() {
         ++stats_.commits;
         if (store_.durable().has_end) stats_.sealed_epoch = store_.durable().end_epoch;
         if (last_seq != 0) stats_.last_seq = last_seq;
+        stats_.tree_size = tree_ ? tree_->size() : 0;
     } else {
         // What a re-opened store found durable (a commit whose fsync failed, written again).
         HSMAUDIT_TRY(acknowledge_durable());
@@ -278,11 +289,13 @@ Status Drain::acknowledge_durable() {
 
 Status Drain::store_batch() {
     HSMAUDIT_TRY(store_.append(batch_));
-    return store_.commit();
+    // The batch's tree goes into the position's annex: it is joined once the data is durable.
+    return store_.commit([this] { finish_tree(); });
 }
 
 Status Drain::reopen_store() {
     if (auto st = store_.reopen(); !st) return st;
+    restore_tree();  // the tree committed with what is durable now
     {
         std::lock_guard lock(stats_mutex_);
         ++stats_.store_reopens;
@@ -424,8 +437,190 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
         return;
     }
     checkpoint_sink_(*line);
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.checkpoints;
+    }
+    take_tree_head();
+}
+
+void Drain::restore_tree() {
+    tree_.reset();
+    pending_.reset();
+    tree_check_.reset();
+    if (!options_.merkle_tree) {
+        store_.set_annex({});
+        return;
+    }
+    const std::uint64_t stored = store_.durable().next_seq - 1;
+    const std::string& annex = store_.durable_annex();
+    std::string why;
+    if (annex.empty()) {
+        if (stored == 0) {
+            tree_.emplace();
+            store_.set_annex(tree_->encode());
+            return;
+        }
+        why = "the store's position carries no tree (a store from before tree heads, or a repaired position file)";
+    } else if (!annex.starts_with("tree ")) {
+        why = "the store's position annex is not a tree";
+    } else {
+        auto t = mac::tlog::CompactTree::decode(std::string_view(annex).substr(5));
+        if (!t)
+            why = "the stored tree does not decode: " + t.error().message;
+        else if (t->size() != stored)
+            why =
+                "the stored tree covers " + std::to_string(t->size()) + " records, the store " + std::to_string(stored);
+        else {
+            tree_ = std::move(*t);
+            store_.set_annex(annex);
+            return;
+        }
+    }
+    store_.set_annex({});
+    if (!tree_lost_alerted_)
+        raise("tree.unavailable", Severity::warning,
+              "the agent keeps no Merkle tree of the chain: " + why +
+                  ". The module's signed tree heads are still taken and kept, but not checked against the agent's "
+                  "records");
+    tree_lost_alerted_ = true;
+}
+
+namespace {
+
+// Below this many records a batch's leaves are hashed on the drain thread; above, on a helper
+// thread while the drain encrypts, writes and fsyncs the batch (the tree is needed only when the
+// position is written). Hashing is the tree's whole cost: ~0.3 us a record with SHA-NI.
+constexpr std::size_t kParallelTreeRecords = 256;
+
+}  // namespace
+
+Drain::TreeExtension Drain::extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size) {
+    TreeExtension out;
+    for (const EntryRef& e : batch.entries) {
+        if (e.kind != EntryKind::record || e.seq <= tree.size()) continue;
+        if (e.seq != tree.size() + 1) {
+            out.gap_seq = e.seq;
+            break;
+        }
+        // Leaf seq-1: the record's line without its LF (docs/FORMAT.md section 10).
+        std::string_view leaf = batch.line(e);
+        if (!leaf.empty() && leaf.back() == '\n') leaf.remove_suffix(1);
+        tree.append(mac::tlog::leaf_hash(leaf));
+        if (tree.size() == check_size) out.root_at_check = tree.root();
+    }
+    out.tree = std::move(tree);
+    return out;
+}
+
+void Drain::start_tree(std::size_t records) {
+    pending_.reset();
+    if (!tree_) return;
+    const std::uint64_t check = tree_check_ ? tree_check_->first : 0;
+    tree_result_.reset();
+    tree_failed_.reset();
+    tree_started_ = true;
+    auto job = [this, base = *tree_, check] {
+        // An exception (bad_alloc) must not end the process from a helper thread: it is reported.
+        tree_failed_ = detail::run_catching([&] { tree_result_ = extend(batch_, base, check); });
+    };
+    if (records < kParallelTreeRecords)
+        job();
+    else
+        tree_thread_ = std::jthread(std::move(job));  // reads batch_, which nobody changes until finish_tree()
+}
+
+void Drain::finish_tree() {
+    if (!tree_started_) return;
+    tree_started_ = false;
+    if (tree_thread_.joinable()) tree_thread_.join();
+    if (!tree_result_) {
+        raise("tree.unavailable", Severity::warning,
+              "the agent's Merkle tree could not be extended: " + tree_failed_.value_or("no result") +
+                  ". The module's signed tree heads are still taken and kept, but no longer checked");
+        tree_lost_alerted_ = true;
+        tree_.reset();
+        pending_.reset();
+        tree_check_.reset();
+        store_.set_annex({});
+        return;
+    }
+    TreeExtension ext = std::move(*tree_result_);
+    tree_result_.reset();
+    if (ext.gap_seq != 0) {
+        raise("tree.unavailable", Severity::warning,
+              "the agent's Merkle tree stops at record " + std::to_string(ext.tree.size()) +
+                  ": the next record drained is " + std::to_string(ext.gap_seq) +
+                  ". The module's signed tree heads are still taken and kept, but no longer checked",
+              ext.gap_seq);
+        tree_lost_alerted_ = true;
+        tree_.reset();
+        pending_.reset();
+        tree_check_.reset();
+        store_.set_annex({});
+        return;
+    }
+    if (ext.root_at_check && tree_check_) {
+        check_tree_head(tree_check_->first, tree_check_->second, *ext.root_at_check);
+        tree_check_.reset();
+    }
+    store_.set_annex("tree " + ext.tree.encode());
+    pending_ = std::move(ext.tree);
+}
+
+void Drain::check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine) {
+    if (root == mine) return;
+    raise("treehead.mismatch", Severity::critical,
+          "the module's signed tree head for " + std::to_string(size) + " records has root " +
+              mac::base64_encode(mac::ByteView(root.data(), root.size())) +
+              ", the agent's own tree over the records "
+              "it stored has " +
+              mac::base64_encode(mac::ByteView(mine.data(), mine.size())) +
+              ": the records the agent holds are not the ones the module signed (the note is kept)",
+          size);
     std::lock_guard lock(stats_mutex_);
-    ++stats_.checkpoints;
+    ++stats_.tree_head_mismatches;
+}
+
+void Drain::take_tree_head() {
+    if (!options_.merkle_tree) return;
+    auto note = source_.tree_head();
+    if (!note) {
+        if (!tree_head_failed_alerted_)
+            raise("treehead.failed", Severity::warning,
+                  "cannot get the module's signed tree head: " + note.error().describe());
+        tree_head_failed_alerted_ = true;
+        return;
+    }
+    tree_head_failed_alerted_ = false;
+    // One line (the note spans several); the agent's clock after it, unsigned, for SIEMs' timestamps.
+    checkpoint_sink_("@treehead " + mac::base64_encode(mac::as_bytes(*note)) + " time=" + mac::format_time(now_ms_()));
+    {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.tree_heads;
+    }
+    // Opened as any verifier opens it: the chain's origin, signed by the audit signing key (FORMAT.md 10.2).
+    auto verifier = mac::tree_verifier(key_.pub());
+    auto head = verifier ? mac::open_checkpoint(*note, *verifier) : Result<mac::TreeHead>(std::move(verifier).error());
+    if (!head) {
+        raise(
+            "treehead.bad_signature", Severity::critical,
+            "the module's tree head does not open with the chain's key (kept as received): " + head.error().describe());
+        return;
+    }
+    if (!tree_) return;
+    if (head->size == tree_->size()) {
+        check_tree_head(head->size, head->root, tree_->root());
+    } else if (head->size > tree_->size()) {
+        tree_check_ = std::pair{head->size, head->root};  // checked when the drain's tree reaches that size
+    } else {
+        raise("treehead.mismatch", Severity::critical,
+              "the module's signed tree head covers " + std::to_string(head->size) + " records, fewer than the " +
+                  std::to_string(tree_->size()) + " the agent stored: the module's tree went back (the note is kept)",
+              head->size);
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.tree_head_mismatches;
+    }
 }
 
 void Drain::watch_ring(std::int64_t now) {

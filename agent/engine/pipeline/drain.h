@@ -11,6 +11,13 @@
 // and then at most once a minute, and drain.recovered when a batch is stored again.
 // It also rotates segments (asks the module to seal by size and by time) and watches the ring's
 // fill to alert before the module blocks.
+// Merkle tree (DrainOptions::merkle_tree): the drain keeps its own RFC 6962 tree (mac/merkle.h)
+// over the records it stores (leaf seq-1 = the record line without LF), committed with each batch
+// in the store's position annex, so a restart resumes it without reading the trail again. With
+// each checkpoint it takes the module's signed tree head (a C2SP tlog-checkpoint note), hands it
+// to the checkpoint sink as one line "@treehead <base64 of the note> time=<agent time>" and checks the module's root
+// against its own at the same size (treehead.mismatch, critical, on a difference; the note is kept;
+// a note that does not open with the chain's key: treehead.bad_signature, critical, also kept).
 //
 // Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
 #pragma once
@@ -36,6 +43,7 @@
 #include "base/result.h"
 #include "mac/chain_verifier.h"
 #include "mac/keys.h"
+#include "mac/merkle.h"
 
 namespace hsmaudit::agent {
 
@@ -57,6 +65,7 @@ struct DrainOptions {
     double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
     std::chrono::milliseconds predict_window{10'000};  // the fill trend is measured over this window
     std::chrono::milliseconds checkpoint_interval{60'000};
+    bool merkle_tree = true;  // keep the Merkle tree and take the module's signed tree head with each checkpoint
     std::chrono::milliseconds clock_backwards_tolerance{
         1000};  // a record older than its predecessor by more: alert  // a signed chain-head checkpoint this often, and
                 // at every seal
@@ -74,6 +83,9 @@ struct DrainStats {
     std::uint64_t bytes_stored = 0;      // segment-line bytes committed (before encryption)
     std::uint64_t step_failures = 0;     // failed steps (each alerted as drain.failed, then retried)
     std::uint64_t checkpoints = 0;
+    std::uint64_t tree_heads = 0;            // the module's signed tree heads taken (and sunk)
+    std::uint64_t tree_head_mismatches = 0;  // tree heads whose root differs from the drain's own tree
+    std::uint64_t tree_size = 0;             // the drain's tree size (0 while off)
     std::uint64_t acked_entry_no = 0;
     std::uint64_t last_seq = 0;
     double ring_fill = 0;  // 0..1, at the last status read
@@ -114,7 +126,11 @@ public:
     void stop();
     /// Where signed chain-head checkpoints go (kept and sent off the box). Without one, none are taken.
     using CheckpointSink = std::function<void(const std::string& line)>;
+    /// The same sink receives the module's signed tree heads as "@treehead <base64 note> time=<t>" lines.
     void set_checkpoint_sink(CheckpointSink sink) { checkpoint_sink_ = std::move(sink); }
+    /// The drain's own Merkle tree over the stored records (nullopt while off or unavailable).
+    /// The drain thread only (or while it is stopped).
+    [[nodiscard]] const std::optional<mac::tlog::CompactTree>& tree() const { return tree_; }
 
     /// Replaces the options (a configuration reload); applied at the next step.
     void set_options(const DrainOptions& options);
@@ -146,6 +162,14 @@ private:
     void maybe_rotate(std::int64_t now);
     void watch_ring(std::int64_t now);
     void maybe_checkpoint(std::int64_t now, bool sealed);
+    /// Starts extending a copy of the tree by the batch's records (on a helper thread for a large
+    /// batch); finish_tree() joins it and hands the tree to the store's next position write.
+    void start_tree(std::size_t records);
+    void finish_tree();
+    /// The tree from the store's durable annex (a restart, a re-opened store).
+    void restore_tree();
+    void take_tree_head();
+    void check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine);
     void watch_record(std::string_view line, std::uint64_t seq);
     void raise(std::string kind, Severity sev, std::string message, std::uint64_t seq = 0);
 
@@ -170,6 +194,24 @@ private:
     std::string failed_condition_;                    // the error class it named ("" while healthy)
     std::uint64_t failures_since_alert_ = 0;
     CheckpointSink checkpoint_sink_;
+    std::optional<mac::tlog::CompactTree> tree_;     // the durable records' tree (nullopt: off or lost)
+    std::optional<mac::tlog::CompactTree> pending_;  // tree_ plus the batch being committed
+    /// The tree after a batch: leaves appended in sequence order; it stops at a gap (gap_seq) and
+    /// keeps its root when it passes the size of a module tree head that was ahead (root_at_check).
+    struct TreeExtension {
+        mac::tlog::CompactTree tree;
+        std::uint64_t gap_seq = 0;  // the first record that does not follow (0: none)
+        std::optional<mac::tlog::Hash> root_at_check;
+    };
+    static TreeExtension extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size);
+    // The batch's tree being computed, on tree_thread_ for a large batch (joined by finish_tree()).
+    bool tree_started_ = false;
+    std::optional<TreeExtension> tree_result_;
+    std::optional<std::string> tree_failed_;  // what the helper's body threw
+    std::jthread tree_thread_;
+    std::optional<std::pair<std::uint64_t, mac::tlog::Hash>> tree_check_;  // a module root to check at its size
+    bool tree_lost_alerted_ = false;
+    bool tree_head_failed_alerted_ = false;
     std::int64_t last_record_ms_ = 0;  // the module's clock at the previous record (0: none seen)
     std::uint64_t last_boot_ = 0;      // the module's boot counter at the previous record (0: none seen)
     std::int64_t last_checkpoint_ms_ = INT64_MIN / 2;

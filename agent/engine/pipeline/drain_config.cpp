@@ -30,6 +30,10 @@ std::span<const base::KeySpec> drain_config_keys() {
          "go to <state>/checkpoints/checkpoints.log and to every exporter, so a copy off the box proves later "
          "that the trail was not truncated (`hsmaudit verify --anchors`).",
          1000, 86'400'000},
+        {"checkpoint.tree_heads", base::KeyType::boolean, "true",
+         "Keep an RFC 6962 Merkle tree over the drained records and take the module's signed tree head (a C2SP "
+         "tlog-checkpoint note) with every checkpoint: one '@treehead <base64>' line in the checkpoints file; "
+         "a root that differs from the agent's own tree raises treehead.mismatch (docs/FORMAT.md 10.5)."},
         {"alerts.clock_backwards_tolerance", base::KeyType::duration, "1s",
          "Alert when a record's module time is older than the previous record's by more than this.", 0, 86'400'000},
         {"alerts.predict_window", base::KeyType::duration, "10s",
@@ -52,6 +56,7 @@ DrainOptions make_drain_options(const base::Config& c) {
     o.status_interval = std::chrono::milliseconds(c.integer("alerts.status_interval"));
     o.predict_window = std::chrono::milliseconds(c.integer("alerts.predict_window"));
     o.checkpoint_interval = std::chrono::milliseconds(c.integer("checkpoint.interval"));
+    o.merkle_tree = c.boolean("checkpoint.tree_heads");
     o.clock_backwards_tolerance = std::chrono::milliseconds(c.integer("alerts.clock_backwards_tolerance"));
     return o;
 }

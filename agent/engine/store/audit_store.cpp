@@ -45,6 +45,27 @@ std::string slot_text(const StorePosition& p) {
     return s;
 }
 
+std::string annex_sum(std::uint64_t gen, std::string_view text) {
+    std::string summed = "gen=" + std::to_string(gen) + " ";
+    summed += text;
+    auto sha = mac::Sha256::create();
+    const mac::Bytes32 sum = sha ? sha->compute(mac::as_bytes(summed)) : mac::Bytes32{};
+    return mac::hex_encode(mac::ByteView(sum.data(), 8));
+}
+
+/// The annex of generation `gen` in `slot`, or nullopt (blank, torn, another generation).
+std::optional<std::string> parse_annex(std::string_view slot, std::uint64_t gen) {
+    const auto nl = slot.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
+    std::string_view text = slot.substr(0, nl);
+    const std::string head = "hsmaudit-annex/1 gen=" + std::to_string(gen) + " sum=";
+    if (!text.starts_with(head) || text.size() < head.size() + 17 || text[head.size() + 16] != ' ') return std::nullopt;
+    const std::string_view sum = text.substr(head.size(), 16);
+    const std::string_view body = text.substr(head.size() + 17);
+    if (sum != annex_sum(gen, body)) return std::nullopt;
+    return std::string(body);
+}
+
 std::optional<StorePosition> parse_slot(std::string_view slot) {
     const auto nl = slot.find('\n');
     if (nl == std::string_view::npos) return std::nullopt;
@@ -225,6 +246,15 @@ Status AuditStore::recover() {
     }
     pos_ = p;
     durable_ = p;
+    {
+        std::string annex(kAnnexSlotBytes, '\0');
+        const auto off = static_cast<off_t>(2 * kSlotBytes + (p.generation % 2) * kAnnexSlotBytes);
+        const ssize_t got = ::pread(position_fd_.get(), annex.data(), annex.size(), off);
+        std::optional<std::string> text;
+        if (got > 0) text = parse_annex(std::string_view(annex).substr(0, static_cast<std::size_t>(got)), p.generation);
+        durable_annex_ = text.value_or(std::string{});
+        annex_ = durable_annex_;
+    }
     if (!recovery_.empty()) HSMAUDIT_TRY(fsync_dir(current.string(), fs_));
     if (dir_dirty_) {
         HSMAUDIT_TRY(fsync_dir(ready.string(), fs_));
@@ -352,7 +382,7 @@ Status AuditStore::append(const EntryBatch& batch) {
     return {};
 }
 
-Status AuditStore::commit() {
+Status AuditStore::commit(const std::function<void()>& before_position) {
     if (broken_) return make_error(errc::io_error, "the store is broken by an earlier write failure; re-open it");
     if (pos_.entry_no == durable_.entry_no && !dir_dirty_) return {};
     if (cur_) {
@@ -364,11 +394,13 @@ Status AuditStore::commit() {
             return fail(std::move(st).error());
         dir_dirty_ = false;
     }
+    if (before_position) before_position();
     StorePosition next = pos_;
     next.generation = durable_.generation + 1;
     if (auto st = write_position(next); !st) return fail(std::move(st).error());
     pos_.generation = next.generation;
     durable_ = next;
+    durable_annex_ = annex_;
     return {};
 }
 
@@ -376,6 +408,20 @@ Status AuditStore::write_position(const StorePosition& p) {
     auto bytes = position_slot_bytes(p);
     if (!bytes) return std::move(bytes).error();
     const std::string& slot = *bytes;
+    if (!annex_.empty()) {
+        // The annex first: the position slot that names this generation is written after it, and
+        // one fdatasync below makes both durable.
+        std::string a = "hsmaudit-annex/1 gen=" + std::to_string(p.generation) +
+                        " sum=" + annex_sum(p.generation, annex_) + " " + annex_ + "\n";
+        if (a.size() > kAnnexSlotBytes) return make_error(errc::internal, "position annex overflow");
+        a.resize(kAnnexSlotBytes, '\0');
+        const auto at = static_cast<off_t>(2 * kSlotBytes + (p.generation % 2) * kAnnexSlotBytes);
+        const ssize_t w = fs_.pwrite(position_fd_.get(), a.data(), a.size(), at);
+        if (w != static_cast<ssize_t>(a.size())) {
+            if (w >= 0) errno = ENOSPC;
+            return io("cannot write the position file's annex");
+        }
+    }
     const auto offset = static_cast<off_t>((p.generation % 2) * kSlotBytes);
     const ssize_t n = fs_.pwrite(position_fd_.get(), slot.data(), slot.size(), offset);
     if (n != static_cast<ssize_t>(slot.size())) {

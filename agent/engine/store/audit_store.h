@@ -5,7 +5,8 @@
 // Layout under `dir`:
 //   current/<segment>.log            the open segment (at most one)
 //   ready_for_archive/<segment>.log  sealed segments, waiting to be bundled
-//   position                         what is durable: two 512-byte slots, written alternately
+//   position                         what is durable: two 512-byte slots, written alternately,
+//                                    then (optional) two annex slots of kAnnexSlotBytes (see set_annex)
 //
 // Crash safety: append() writes and seals files but moves nothing the position file points to;
 // commit() fsyncs the data, then writes the position slot and fsyncs it. Recovery (in open())
@@ -26,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +74,12 @@ struct StorePosition {
 // slot g % 2, so a torn write leaves the other slot intact.
 
 inline constexpr std::size_t kPositionSlotBytes = 512;
+/// The annex: what the drain commits with each position (its Merkle tree, one text line). Slot
+/// g % 2 at offset 2 * kPositionSlotBytes + (g % 2) * kAnnexSlotBytes holds generation g's annex:
+/// "hsmaudit-annex/1 gen=<g> sum=<16 hex> <text>\n" padded with NUL bytes (sum: the first 8 bytes
+/// of SHA-256 over "gen=<g> <text>"). It is written before the position slot and made durable by
+/// the same fdatasync; an annex whose generation differs from the position's is ignored.
+inline constexpr std::size_t kAnnexSlotBytes = 8192;
 
 /// The position file as it is on disk, both slots (for `hsmaudit fsck`).
 struct PositionFileState {
@@ -168,7 +176,9 @@ public:
     /// broken() until reopen().
     Status append(const EntryBatch& batch);
     /// Makes everything appended durable. On error the store is broken() until reopen().
-    Status commit();
+    /// `before_position`, if given, runs once the data is durable and before the position (and
+    /// its annex) is written: the last moment to set_annex() for this commit.
+    Status commit(const std::function<void()>& before_position = {});
     /// True after a failed append() or commit(): what was appended since the last commit is
     /// in an unknown state and every append()/commit() fails until reopen() succeeds.
     [[nodiscard]] bool broken() const { return broken_; }
@@ -177,6 +187,11 @@ public:
     Status reopen();
 
     [[nodiscard]] const StorePosition& durable() const { return durable_; }
+    /// Text (one line without LF, at most kAnnexSlotBytes - 64 bytes) the next commit makes durable
+    /// with the position, describing the appended state (the drain's Merkle tree). "" writes none.
+    void set_annex(std::string text) { annex_ = std::move(text); }
+    /// The annex committed with durable() ("" if none, or if it was lost: a repaired position file).
+    [[nodiscard]] const std::string& durable_annex() const { return durable_annex_; }
     [[nodiscard]] std::uint64_t appended_entry_no() const { return pos_.entry_no; }
     /// Bytes of the open segment (written or pending), 0 if none is open.
     [[nodiscard]] std::uint64_t open_segment_bytes() const;
@@ -204,8 +219,10 @@ private:
     base::FileSystem& fs_;
     mac::Bytes32 store_key_{};
     UniqueFd position_fd_;
-    StorePosition pos_;      // appended
-    StorePosition durable_;  // committed
+    StorePosition pos_;          // appended
+    StorePosition durable_;      // committed
+    std::string annex_;          // for pos_ (the next commit)
+    std::string durable_annex_;  // committed with durable_
     std::unique_ptr<OpenFile> cur_;
     bool dir_dirty_ = false;
     bool broken_ = false;
