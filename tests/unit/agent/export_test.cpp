@@ -23,6 +23,7 @@
 #include "agent/engine/store/line_log.h"
 #include "base/files.h"
 #include "fake_module.h"
+#include "mac/encrypted_file.h"
 #include "tests/support/faulty_file_system.h"
 
 namespace hsmaudit::agent {
@@ -651,14 +652,17 @@ TEST_P(RunnerTest, ADamagedSealedSegmentIsAlertedOnceSkippedAnnouncedAndStallsNo
 }
 
 /// The file offsets of an encrypted file's chunks (each: 4-byte length, ciphertext, 16-byte tag).
+/// Where each chunk of an encrypted file starts (FORMAT.md 8.2; the version from the header).
 std::vector<std::uint64_t> chunk_offsets(const std::string& text) {
     std::vector<std::uint64_t> out;
-    std::uint64_t off = 24;
+    const auto header = mac::parse_encrypted_header(text);
+    if (!header) return out;
+    std::uint64_t off = mac::kEncryptedHeaderBytes;
     while (off + 4 <= text.size()) {
         std::uint32_t len = 0;
         for (int i = 0; i < 4; ++i) len = (len << 8) | static_cast<unsigned char>(text[off + static_cast<unsigned>(i)]);
         out.push_back(off);
-        off += 4 + len + 16;
+        off += mac::chunk_overhead(header->version) + len;
     }
     return out;
 }
@@ -674,7 +678,8 @@ TEST_P(RunnerTest, AnEncryptedChunkThatFailsAuthenticationIsSkippedToTheNextChun
     ASSERT_TRUE(text.has_value());
     const auto chunks = chunk_offsets(*text);
     ASSERT_GE(chunks.size(), 3u) << "the test means to damage a chunk in the middle";
-    flip(sealed[0], chunks[1] + 4 + 20, 0x01);  // ciphertext of the second chunk: its length intact
+    flip(sealed[0], chunks[1] + mac::kChunkOverheadBytes + 8,
+         0x01);  // ciphertext of the second chunk: its length intact
     FlakyExporter::Log log;
     auto r = runner(log, 0);
     ASSERT_NE(r, nullptr);
