@@ -139,6 +139,7 @@ public:
         std::stable_sort(chain.begin(), chain.end(), [](const SegmentHead& a, const SegmentHead& b) {
             return a.open.epoch != b.open.epoch ? a.open.epoch < b.open.epoch : a.path < b.path;
         });
+        drop_identical_copies(chain);
         if (report_.serial.empty() && !chain.empty()) report_.serial = chain.front().open.serial;
         HSMAUDIT_TRY(check_anchors(
             opt_, expected, report_, [this](Fault&& f) { fault(std::move(f)); },
@@ -248,6 +249,54 @@ private:
         for (auto& m : contents->members)
             inputs_.push_back(Input{container_member_name(path, m.name), m.size, std::move(m.open)});
         return {};
+    }
+
+    /// A digest of an input's whole plaintext: SHA-256 chained over 64 KiB blocks. nullopt if it
+    /// cannot be read whole (damage, I/O): such a file is no copy; the chain rules report it.
+    std::optional<Bytes32> content_digest(const Input& in) {
+        auto opened = open_input(in);
+        if (!opened) return std::nullopt;
+        auto sha = Sha256::create();
+        if (!sha) return std::nullopt;
+        Bytes32 h{};
+        std::string block(std::size_t{64} * 1024, '\0');
+        for (;;) {
+            std::size_t have = 0;
+            while (have < block.size()) {
+                auto n = opened->plain->read(std::span<char>(block.data() + have, block.size() - have));
+                if (!n) return std::nullopt;
+                if (*n == 0) break;
+                have += *n;
+            }
+            if (have > 0) h = sha->compute(h, as_bytes(std::string_view(block.data(), have)));
+            if (have < block.size()) break;
+        }
+        if (opened->plain->damage() || (opened->member != nullptr && opened->member->damage())) return std::nullopt;
+        return h;
+    }
+
+    /// Two files of one epoch holding exactly the same bytes (after decryption) are one segment
+    /// stored twice, not a replay: a crash between an archive's rename and the removal of the
+    /// segments it holds leaves such copies (FORMAT.md 3, step 2). The copy is verified once and
+    /// listed in the report; files of one epoch that differ stay `segment_duplicate`.
+    void drop_identical_copies(std::vector<SegmentHead>& chain) {
+        std::vector<SegmentHead> kept;
+        kept.reserve(chain.size());
+        std::optional<Bytes32> kept_digest;  // of kept.back(), computed when a same-epoch file follows
+        for (auto& seg : chain) {
+            if (!kept.empty() && kept.back().open.epoch == seg.open.epoch) {
+                if (!kept_digest) kept_digest = content_digest(*kept.back().input);
+                const auto digest = content_digest(*seg.input);
+                if (kept_digest && digest && *kept_digest == *digest) {
+                    report_.identical_copies.push_back(IdenticalCopy{seg.path, kept.back().path});
+                    bytes_done_ += seg.size;
+                    continue;
+                }
+            }
+            kept.push_back(std::move(seg));
+            kept_digest.reset();
+        }
+        chain = std::move(kept);
     }
 
     Result<Opened> open_input(const Input& in) {

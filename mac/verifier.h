@@ -150,6 +150,12 @@ struct AnchorChain {
     std::int64_t newest_time_ms = 0;
 };
 
+/// A file holding exactly the bytes of another file of the same epoch (a copy, counted once).
+struct IdenticalCopy {
+    std::string file;
+    std::string same_as;  // the file verified in its place
+};
+
 struct VerifyReport {
     std::vector<SegmentReport> segments;  // in chain order
     std::vector<Fault> faults;            // at most max_faults, in the order found
@@ -175,6 +181,8 @@ struct VerifyReport {
     std::vector<AnchorChain> anchor_chains;  // with VerifyOptions::all_chains, in chain id order
     /// Records read whose bytes nothing authenticated: the open tail's, without the audit secret.
     std::uint64_t unproven_records = 0;
+    /// Files of one epoch with the same bytes as the file verified for it (not faults).
+    std::vector<IdenticalCopy> identical_copies;
 
     /// No fault. Records may still be unproven (see proven()).
     [[nodiscard]] bool verified() const { return faults_total == 0; }

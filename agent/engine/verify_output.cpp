@@ -108,6 +108,8 @@ std::string render_report_text(const mac::VerifyReport& r) {
                    " records, not sealed yet (its tail cannot be proven complete until it is" +
                    (s.authenticated ? "" : "; without the audit secret its records are not authenticated") + ")\n";
     }
+    for (const auto& c : r.identical_copies)
+        out += "copy      " + shown(c.file) + ": the same bytes as " + shown(c.same_as) + " (verified once)\n";
     for (const auto& f : r.faults) {
         out += "FAULT     " + std::string(mac::to_string(f.kind)) + " " + shown(f.file);
         if (f.line != 0) out += ":" + std::to_string(f.line);
@@ -135,6 +137,9 @@ nlohmann::json render_report_json(const mac::VerifyReport& r) {
     j["chain"] = r.chain_hex;
     j["serial"] = r.serial;
     j["unproven_records"] = r.unproven_records;
+    j["identical_copies"] = json::array();
+    for (const auto& c : r.identical_copies)
+        j["identical_copies"].push_back({{"file", c.file}, {"same_as", c.same_as}});
     j["macs_checked"] = r.macs_checked;
     j["signatures_checked"] = r.signatures_checked;
     j["records"] = r.records;
