@@ -267,9 +267,11 @@ int run(int argc, char** argv) {
     prove->add_option("--pubkey", prove_args.pub_file, "audit.pub (plain segments)");
     prove->add_option("--seq", prove_args.seq, "inclusion: the record's sequence number");
     prove->add_option("--event-id", prove_args.event_id, "inclusion: the record's event id <serial>-<boot>-<seq>");
-    prove->add_option("--checkpoint", prove_args.checkpoint, "signed tree head (note) to prove against");
+    prove->add_option("--checkpoint", prove_args.checkpoint,
+                      "signed tree head to prove against: a note, or a file of @treehead lines (the newest is used)");
     prove->add_option("--size", prove_args.size, "or the tree size to prove against (default: the whole trail)");
-    prove->add_option("--old-checkpoint", prove_args.old_checkpoint, "consistency: the older signed tree head");
+    prove->add_option("--old-checkpoint", prove_args.old_checkpoint,
+                      "consistency: the older signed tree head (a note, or a file of @treehead lines: the newest)");
     prove->add_option("--old-size", prove_args.old_size, "consistency: or the older tree size");
     prove->add_option("--sign-key", prove_args.sign_key, "audit.sign: sign tree heads no checkpoint signs");
     prove->add_option("-o,--out", prove_args.out, "proof file to write (default: stdout)");

@@ -22,8 +22,32 @@ namespace fs = std::filesystem;
 using mac::tlog::Hash;
 
 constexpr std::string_view kMagic = "hsmaudit-proof v1";
-constexpr std::size_t kMaxHashes = 64;              // a tree of 2^64 leaves has paths of 64 hashes at most
-constexpr std::uint64_t kMaxCheckpointLines = 128;  // a signed note of ours has 5; Go allows 100 signatures
+constexpr std::size_t kMaxHashes = 64;  // a tree of 2^64 leaves has paths of 64 hashes at most
+constexpr std::uint64_t kMaxCheckpointLines = 128;
+constexpr std::size_t kMaxCheckpointsFileBytes =
+    std::size_t{256}
+    << 20;  // a checkpoints file, or an export of one  // a signed note of ours has 5; Go allows 100 signatures
+
+/// The signed notes a file holds: the file itself when it is one note, else the note of every
+/// `@treehead <base64>` line (FORMAT.md 10.5: the agent's checkpoints file, or a SIEM export of it,
+/// where the text sits inside another record), in file order. Lines that do not decode are skipped.
+std::vector<std::string> notes_in(const std::string& text) {
+    constexpr std::string_view kTag = "@treehead ";
+    std::vector<std::string> out;
+    std::size_t at = text.find(kTag);
+    if (at == std::string::npos) {
+        out.push_back(text);
+        return out;
+    }
+    for (; at != std::string::npos; at = text.find(kTag, at + 1)) {
+        const std::size_t from = at + kTag.size();
+        std::size_t end = from;
+        while (end < text.size() && text[end] != ' ' && text[end] != '\n' && text[end] != '"' && text[end] != '\r')
+            ++end;
+        if (auto note = mac::base64_decode(std::string_view(text).substr(from, end - from))) out.push_back(*note);
+    }
+    return out;
+}
 
 Error malformed(const std::string& what) {
     return make_error(mac::errc::bad_format, "proof file: " + what);
@@ -310,13 +334,26 @@ int run_prove(const ProveArgs& a) {
         if (k->public_key().raw() != pub.pubkey.raw()) return fail(a.sign_key + " is not this chain's signing key");
         signer.emplace(std::move(*k));
     }
+    // A note file, or a file of `@treehead` lines (the agent's checkpoints file): the newest tree
+    // head in it that opens with this chain's key.
     auto open_note = [&](const std::string& file, std::string& note) -> Result<mac::TreeHead> {
-        auto text = base::read_file(file, 1 << 16);
+        auto text = base::read_file(file, kMaxCheckpointsFileBytes);
         if (!text) return std::move(text).error();
-        auto head = mac::open_checkpoint(*text, *verifier);
-        if (!head) return make_error(mac::errc::bad_signature, file + ": " + head.error().message);
-        note = *text;
-        return head;
+        std::optional<mac::TreeHead> best;
+        std::string why = "holds no tree head";
+        for (auto& candidate : notes_in(*text)) {
+            auto head = mac::open_checkpoint(candidate, *verifier);
+            if (!head) {
+                why = head.error().message;
+                continue;
+            }
+            if (!best || head->size > best->size) {
+                best = std::move(*head);
+                note = std::move(candidate);
+            }
+        }
+        if (!best) return make_error(mac::errc::bad_signature, file + ": " + why);
+        return std::move(*best);
     };
     std::string note;
     std::string old_note;
@@ -457,9 +494,9 @@ int run_verify_proof(const VerifyProofArgs& a) {
     if (!v) return fail("verify-proof: " + v.error().describe());
     std::vector<std::string> given;
     for (const auto& f : a.checkpoints) {
-        auto text = base::read_file(f, 1 << 16);
+        auto text = base::read_file(f, kMaxCheckpointsFileBytes);
         if (!text) return fail(text.error().describe());
-        given.push_back(std::move(*text));
+        for (auto& note : notes_in(*text)) given.push_back(std::move(note));
     }
     auto text = base::read_file(a.proof_file, kMaxProofBytes + 1);
     if (!text) return fail(text.error().describe());

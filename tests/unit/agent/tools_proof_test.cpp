@@ -14,6 +14,7 @@
 #include "agent/tools/proof.h"
 #include "base/files.h"
 #include "mac/keys.h"
+#include "mac/note.h"
 #include "tools_test_fixture.h"
 
 namespace hsmaudit::agent::tools {
@@ -125,6 +126,48 @@ TEST_F(ProofTest, ConsistencyProofsBetweenCheckpoints) {
     EXPECT_EQ(verify("cons_unsigned"), kExitFault);
     EXPECT_EQ(verify("cons_unsigned", {new_note}), kExitFault);
     EXPECT_EQ(verify("cons_unsigned", {old_note, new_note}), kExitOk);
+}
+
+// The agent's checkpoints file holds tree heads as `@treehead <base64 note> time=...` lines among
+// chain-head checkpoints (FORMAT.md 10.5), and a SIEM export wraps them in other records: prove
+// and verify-proof take such a file as it is (prove: the newest head in it).
+TEST_F(ProofTest, TreeHeadLinesOfTheCheckpointsFileAreCheckpoints) {
+    const std::string n200 = slurp(note_of_size(200));
+    const std::string n555 = slurp(note_of_size(555));
+    const std::string n300 = slurp(note_of_size(300));
+    auto line = [](const std::string& note) {
+        return "@treehead " + mac::base64_encode(mac::as_bytes(note)) + " time=2026-12-04T05:00:00.000Z";
+    };
+    std::ofstream(dir_ / "checkpoints.log") << "@checkpoint v=1 chain=00 (not a tree head)\n"
+                                            << line(n200) << "\n"
+                                            << "{\"event\": \"" << line(n555) << "\"}\n"
+                                            << "@treehead not-base64! time=x\n"
+                                            << line(n300) << "\n";
+    ProveArgs a = args("from_log");
+    a.sign_key.clear();
+    a.seq = 42;
+    a.checkpoint = (dir_ / "checkpoints.log").string();
+    ASSERT_EQ(run_prove(a), kExitOk);
+    auto p = parse_proof(slurp(a.out));
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->size, 555U);  // the newest head in the file
+    EXPECT_EQ(verify("from_log"), kExitOk);
+
+    // An unsigned head of size 300, authenticated by the checkpoints file given to verify-proof.
+    a = args("unsigned300");
+    a.sign_key.clear();
+    a.seq = 7;
+    a.size = 300;
+    ASSERT_EQ(run_prove(a), kExitOk);
+    EXPECT_EQ(verify("unsigned300"), kExitFault);
+    EXPECT_EQ(verify("unsigned300", {(dir_ / "checkpoints.log").string()}), kExitOk);
+
+    std::ofstream(dir_ / "no_heads.log") << "@treehead AAAA time=x\nnothing\n";
+    a = args("none");
+    a.sign_key.clear();
+    a.seq = 1;
+    a.checkpoint = (dir_ / "no_heads.log").string();
+    EXPECT_EQ(run_prove(a), kExitFault);
 }
 
 TEST_F(ProofTest, ProveRefusesTrailsThatDoNotMatch) {
