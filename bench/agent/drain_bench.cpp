@@ -176,7 +176,7 @@ double drain_once(bool encrypt, bool tree, std::string* error, DrainRun* run = n
 void BM_DrainTreeOnOff(benchmark::State& state) {
     const bool encrypt = state.range(0) != 0;
     std::vector<double> off, on, off_thread, on_thread, off_process, on_process;
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         for (int round = 0; round < 5; ++round) {
             for (const bool tree : {round % 2 == 0, round % 2 != 0}) {
                 std::string error;
@@ -211,7 +211,7 @@ BENCHMARK(BM_DrainTreeOnOff)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Use
 /// What the tree adds per record, alone: one leaf hash of the record line and the frontier's append.
 void BM_TreeAppend(benchmark::State& state) {
     auto& src = source();
-    for (auto _ : state) {
+    for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the benchmark loop idiom
         mac::tlog::CompactTree tree;
         for (std::size_t i = 0; i < src.lines().size(); ++i) {
             if (src.kinds()[i] != EntryKind::record) continue;
