@@ -275,16 +275,20 @@ private:
         return h;
     }
 
-    /// Two files of one epoch holding exactly the same bytes (after decryption) are one segment
-    /// stored twice, not a replay: a crash between an archive's rename and the removal of the
-    /// segments it holds leaves such copies (FORMAT.md 3, step 2). The copy is verified once and
-    /// listed in the report; files of one epoch that differ stay `segment_duplicate`.
+    /// A segment file and an archive member of one epoch holding exactly the same bytes (after
+    /// decryption) are one segment stored twice, not a replay: a crash between an archive's rename
+    /// and the removal of the segments it holds leaves such copies (FORMAT.md 3, step 2). The copy
+    /// is verified once and listed in the report; files of one epoch that differ, and two files
+    /// outside archives, stay `segment_duplicate`.
     void drop_identical_copies(std::vector<SegmentHead>& chain) {
         std::vector<SegmentHead> kept;
         kept.reserve(chain.size());
         std::optional<Bytes32> kept_digest;  // of kept.back(), computed when a same-epoch file follows
         for (auto& seg : chain) {
-            if (!kept.empty() && kept.back().open.epoch == seg.open.epoch) {
+            // Only a copy across an archive and a file outside archives (the archiver's window);
+            // two plain files of one epoch stay segment_duplicate (a replay in a newer one's place).
+            if (!kept.empty() && kept.back().open.epoch == seg.open.epoch &&
+                (kept.back().input->open_member != nullptr) != (seg.input->open_member != nullptr)) {
                 if (!kept_digest) kept_digest = content_digest(*kept.back().input);
                 const auto digest = content_digest(*seg.input);
                 if (kept_digest && digest && *kept_digest == *digest) {

@@ -155,33 +155,64 @@ TEST_F(VerifierHardening, ArchivesBeingWrittenAreNotRead) {
     EXPECT_TRUE(r.verified()) << describe(r);
 }
 
-// A crash between an archive's rename and the removal of its segments leaves two identical copies
-// of one epoch: counted once and listed, not a fault. A copy that differs in one byte is still a
-// segment_duplicate (a replayed or altered segment).
-TEST_F(VerifierHardening, IdenticalCopiesOfASegmentAreCountedOnceButDifferentOnesAreDuplicates) {
+/// An "archive" (any *.tar path) holding one member whose bytes are those of `source`.
+class OneMemberExpander : public ContainerExpander {
+public:
+    explicit OneMemberExpander(std::string source) : source_(std::move(source)) {}
+    [[nodiscard]] bool handles(const std::string& path) const override { return path.ends_with(".tar"); }
+    Result<ContainerContents> expand(const std::string& /*path*/) const override {
+        ContainerContents c;
+        const std::string src = source_;
+        c.members.push_back(
+            ContainerMember{"seg.log", fs::file_size(src), [src]() -> Result<std::unique_ptr<base::ByteSource>> {
+                                auto f = base::FileSource::open(src);
+                                if (!f) return std::move(f).error();
+                                return std::unique_ptr<base::ByteSource>(std::move(*f));
+                            }});
+        return c;
+    }
+
+private:
+    std::string source_;
+};
+
+// A crash between an archive's rename and the removal of its segments leaves a segment both in
+// the archive and as a file: an identical copy is counted once and listed, not a fault. A copy
+// that differs, or two plain files of one epoch (a replay), stay segment_duplicate.
+TEST_F(VerifierHardening, AnArchivedSegmentStillOnDiskIsCountedOnceButADifferentOneIsADuplicate) {
     const auto paths = trail();
-    fs::create_directories(dir_.sub("t") + "/ready");
-    const std::string copy = dir_.sub("t") + "/ready/copy.log";
-    fs::copy_file(paths[1], copy);
-    VerifyReport r = run(key_options(*keys_));
+    const std::string member = dir_.sub("side") + "/seg.log";
+    fs::create_directories(dir_.sub("side"));
+    fs::copy_file(paths[1], member);
+    write_all(dir_.sub("t") + "/archive.tar", "(read through the expander)");
+    OneMemberExpander expander(member);
+    VerifyOptions opt = key_options(*keys_);
+    opt.containers = &expander;
+    VerifyReport r = run(opt);
     EXPECT_TRUE(r.verified()) << describe(r);
     ASSERT_EQ(r.identical_copies.size(), 1u);
     EXPECT_EQ(r.segments.size(), 3u);
     EXPECT_EQ(r.records, 12u);
-    const std::string one = r.identical_copies[0].file + r.identical_copies[0].same_as;
-    EXPECT_NE(one.find(copy), std::string::npos);
-    EXPECT_NE(one.find(paths[1]), std::string::npos);
+    const std::string one = r.identical_copies[0].file + " " + r.identical_copies[0].same_as;
+    EXPECT_NE(one.find("archive.tar(seg.log)"), std::string::npos) << one;
+    EXPECT_NE(one.find(paths[1]), std::string::npos) << one;
 
-    // The same records with another time in one of them: the MAC fails in the copy, and the two
-    // files of one epoch differ.
-    auto text = base::read_file(copy, 1 << 20);
+    // The member with another time in one record: the two copies of one epoch differ.
+    auto text = base::read_file(member, 1 << 20);
     ASSERT_TRUE(text.has_value());
     const auto at = text->find("T0");
     ASSERT_NE(at, std::string::npos);
     (*text)[at + 1] = '1';
-    write_all(copy, *text);
-    r = run(key_options(*keys_));
+    write_all(member, *text);
+    r = run(opt);
     EXPECT_FALSE(r.verified());
+    EXPECT_TRUE(r.identical_copies.empty());
+    EXPECT_EQ(r.fault_counts[static_cast<std::size_t>(FaultKind::segment_duplicate)], 1u) << describe(r);
+
+    // Two plain files of one epoch, identical: a replay, not the archiver's window.
+    fs::remove(dir_.sub("t") + "/archive.tar");
+    fs::copy_file(paths[1], dir_.sub("t") + "/again.log");
+    r = run(key_options(*keys_));
     EXPECT_TRUE(r.identical_copies.empty());
     EXPECT_EQ(r.fault_counts[static_cast<std::size_t>(FaultKind::segment_duplicate)], 1u) << describe(r);
 }
