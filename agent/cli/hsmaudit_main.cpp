@@ -117,23 +117,9 @@ int cmd_verify(const VerifyArgs& a) {
     if (!a.serial.empty()) opt.expect_serial = a.serial;
     opt.all_chains = a.all_chains;
     if (auto st = mac::load_anchor_files(a.anchors, opt); !st) return fail(st.error().describe());
-    if (!a.key_file.empty() && !a.wrapped_file.empty()) return fail("give --key or --wrapped-key, not both");
-    if (!a.wrapped_file.empty() && a.pass_file.empty()) return fail("--wrapped-key needs --passphrase-file");
-    if (!a.key_file.empty()) {
-        auto key = mac::load_audit_key(a.key_file);
-        if (!key) return fail(key.error().describe());
-        opt.key.emplace(std::move(*key));
-    }
-    if (!a.wrapped_file.empty()) {
-        auto blob = base::read_file(a.wrapped_file, 1 << 16);
-        if (!blob) return fail(blob.error().describe());
-        auto pass = mac::read_passphrase_file(a.pass_file);
-        if (!pass) return fail(pass.error().describe());
-        auto key = mac::unwrap_audit_key(*blob, *pass);
-        mac::secure_zero(pass->data(), pass->size());
-        if (!key) return fail(a.wrapped_file + ": " + key.error().describe());
-        opt.key.emplace(std::move(*key));
-    }
+    auto secret = agent::tools::load_audit_secret(a.key_file, a.wrapped_file, a.pass_file);
+    if (!secret) return fail(secret.error().describe());
+    if (*secret) opt.key.emplace(std::move(**secret));
     if (!a.pub_file.empty()) {
         auto pub = mac::load_audit_pub(a.pub_file);
         if (!pub) return fail(pub.error().describe());

@@ -10,8 +10,11 @@
 #include "agent/tools/status.h"
 #include "agent/tools/tail.h"
 #include "agent/tools/tool_paths.h"
+#include "base/files.h"
 #include "base/json_text.h"
+#include "mac/errc.h"
 #include "mac/keys.h"
+#include "mac/wrap.h"
 
 namespace hsmaudit::agent::tools {
 namespace {
@@ -36,6 +39,27 @@ std::optional<std::int64_t> running_agent_pid(const ToolPaths& paths) {
 }
 
 }  // namespace
+
+Result<std::optional<mac::AuditKey>> load_audit_secret(const std::string& key_file, const std::string& wrapped_file,
+                                                       const std::string& pass_file) {
+    if (!key_file.empty() && !wrapped_file.empty())
+        return make_error(mac::errc::invalid_argument, "give --key or --wrapped-key, not both");
+    if (!wrapped_file.empty()) {
+        if (pass_file.empty()) return make_error(mac::errc::invalid_argument, "--wrapped-key needs --passphrase-file");
+        auto blob = base::read_file(wrapped_file, 1 << 16);
+        if (!blob) return std::move(blob).error();
+        auto pass = mac::read_passphrase_file(pass_file);
+        if (!pass) return std::move(pass).error();
+        auto key = mac::unwrap_audit_key(*blob, *pass);
+        mac::secure_zero(pass->data(), pass->size());
+        if (!key) return Error{key.error().code, wrapped_file + ": " + key.error().describe()};
+        return std::optional<mac::AuditKey>(std::move(*key));
+    }
+    if (key_file.empty()) return std::optional<mac::AuditKey>{};
+    auto key = mac::load_audit_key(key_file);
+    if (!key) return std::move(key).error();
+    return std::optional<mac::AuditKey>(std::move(*key));
+}
 
 int run_status(const StoreArgs& a) {
     auto paths = resolve_tool_paths(a.state_dir, a.config, a.key, a.plugin_keys);

@@ -6,10 +6,13 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/config/config.h"
+#include "base/result.h"
+#include "mac/keys.h"
 
 namespace hsmaudit::agent::tools {
 
@@ -25,6 +28,12 @@ struct StoreArgs {
     bool json = false;
     std::vector<base::KeySpec> plugin_keys;  // the exporter kinds' keys, so a full configuration loads
 };
+
+/// The audit secret an offline command was given: `--key audit.key`, or `--wrapped-key FILE` with
+/// `--passphrase-file FILE` (mac/wrap.h). nullopt if neither; an error if both, or naming the file
+/// for an unreadable, malformed or wrongly unlocked one.
+Result<std::optional<mac::AuditKey>> load_audit_secret(const std::string& key_file, const std::string& wrapped_file,
+                                                       const std::string& pass_file);
 
 int run_status(const StoreArgs& args);
 

@@ -303,20 +303,10 @@ int run_prove(const ProveArgs& a) {
     if (inclusion && seq == 0) return fail("prove: sequence numbers start at 1");
 
     mac::VerifyOptions opt;
-    if (!a.key_file.empty()) {
-        auto key = mac::load_audit_key(a.key_file);
-        if (!key) return fail(key.error().describe());
-        opt.key.emplace(std::move(*key));
-    } else if (!a.wrapped_file.empty()) {
-        if (a.pass_file.empty()) return fail("prove: --wrapped-key needs --passphrase-file");
-        auto blob = base::read_file(a.wrapped_file, 1 << 16);
-        if (!blob) return fail(blob.error().describe());
-        auto pass = mac::read_passphrase_file(a.pass_file);
-        if (!pass) return fail(pass.error().describe());
-        auto key = mac::unwrap_audit_key(*blob, *pass);
-        mac::secure_zero(pass->data(), pass->size());
-        if (!key) return fail(a.wrapped_file + ": " + key.error().describe());
-        opt.key.emplace(std::move(*key));
+    auto secret = load_audit_secret(a.key_file, a.wrapped_file, a.pass_file);
+    if (!secret) return fail("prove: " + secret.error().describe());
+    if (*secret) {
+        opt.key.emplace(std::move(**secret));
     } else {
         auto pub = mac::load_audit_pub(a.pub_file);
         if (!pub) return fail(pub.error().describe());
