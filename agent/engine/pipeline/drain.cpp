@@ -15,6 +15,15 @@
 
 namespace hsmaudit::agent {
 namespace {
+
+/// The store position's annex holding the drain's tree (docs/FORMAT.md 10.5): "tree <encoded>".
+constexpr std::string_view kTreeAnnexPrefix = "tree ";
+
+std::string tree_annex(const mac::tlog::CompactTree& tree) {
+    std::string annex(kTreeAnnexPrefix);
+    annex += tree.encode();
+    return annex;
+}
 // Histogram bounds (seconds). A batch is verify + append + commit (fsync) + acknowledge: fsync
 // dominates, from a fraction of a millisecond to seconds on a loaded disk. A record's age spans
 // the poll interval (20 ms) to minutes while the store is paused or failing.
@@ -458,14 +467,14 @@ void Drain::restore_tree() {
     if (annex.empty()) {
         if (stored == 0) {
             tree_.emplace();
-            store_.set_annex(tree_->encode());
+            store_.set_annex(tree_annex(*tree_));
             return;
         }
         why = "the store's position carries no tree (a store from before tree heads, or a repaired position file)";
-    } else if (!annex.starts_with("tree ")) {
+    } else if (!annex.starts_with(kTreeAnnexPrefix)) {
         why = "the store's position annex is not a tree";
     } else {
-        auto t = mac::tlog::CompactTree::decode(std::string_view(annex).substr(5));
+        auto t = mac::tlog::CompactTree::decode(std::string_view(annex).substr(kTreeAnnexPrefix.size()));
         if (!t)
             why = "the stored tree does not decode: " + t.error().message;
         else if (t->size() != stored)
@@ -535,37 +544,33 @@ void Drain::finish_tree() {
     tree_started_ = false;
     if (tree_thread_.joinable()) tree_thread_.join();
     if (!tree_result_) {
-        raise("tree.unavailable", Severity::warning,
-              "the agent's Merkle tree could not be extended: " + tree_failed_.value_or("no result") +
-                  ". The module's signed tree heads are still taken and kept, but no longer checked");
-        tree_lost_alerted_ = true;
-        tree_.reset();
-        pending_.reset();
-        tree_check_.reset();
-        store_.set_annex({});
+        lose_tree("the agent's Merkle tree could not be extended: " + tree_failed_.value_or("no result"), 0);
         return;
     }
     TreeExtension ext = std::move(*tree_result_);
     tree_result_.reset();
     if (ext.gap_seq != 0) {
-        raise("tree.unavailable", Severity::warning,
-              "the agent's Merkle tree stops at record " + std::to_string(ext.tree.size()) +
-                  ": the next record drained is " + std::to_string(ext.gap_seq) +
-                  ". The module's signed tree heads are still taken and kept, but no longer checked",
-              ext.gap_seq);
-        tree_lost_alerted_ = true;
-        tree_.reset();
-        pending_.reset();
-        tree_check_.reset();
-        store_.set_annex({});
+        lose_tree("the agent's Merkle tree stops at record " + std::to_string(ext.tree.size()) +
+                      ": the next record drained is " + std::to_string(ext.gap_seq),
+                  ext.gap_seq);
         return;
     }
     if (ext.root_at_check && tree_check_) {
         check_tree_head(tree_check_->first, tree_check_->second, *ext.root_at_check);
         tree_check_.reset();
     }
-    store_.set_annex("tree " + ext.tree.encode());
+    store_.set_annex(tree_annex(ext.tree));
     pending_ = std::move(ext.tree);
+}
+
+void Drain::lose_tree(const std::string& why, std::uint64_t seq) {
+    raise("tree.unavailable", Severity::warning,
+          why + ". The module's signed tree heads are still taken and kept, but no longer checked", seq);
+    tree_lost_alerted_ = true;
+    tree_.reset();
+    pending_.reset();
+    tree_check_.reset();
+    store_.set_annex({});
 }
 
 void Drain::check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine) {

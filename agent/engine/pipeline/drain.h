@@ -170,6 +170,8 @@ private:
     void restore_tree();
     void take_tree_head();
     void check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine);
+    /// Stops keeping the tree (warning tree.unavailable, `why`; heads are still taken, not checked).
+    void lose_tree(const std::string& why, std::uint64_t seq);
     void watch_record(std::string_view line, std::uint64_t seq);
     void raise(std::string kind, Severity sev, std::string message, std::uint64_t seq = 0);
 

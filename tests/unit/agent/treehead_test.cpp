@@ -223,6 +223,27 @@ TEST_F(TreeHeadTest, ARestartResumesTheTreeFromTheStoresPositionWithoutReadingTh
     EXPECT_FALSE(alerts_.has("tree.unavailable"));
 }
 
+// The module's first entry is an open line: a store committed with it and no record yet holds
+// the empty tree in the annex's own form, so a restart there resumes the tree without an alert.
+TEST_F(TreeHeadTest, ARestartBeforeTheFirstRecordResumesTheEmptyTree) {
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore());
+        drain_all(*drain);  // the open line only
+    }
+    auto store = open_store();
+    EXPECT_TRUE(store->durable_annex().starts_with("tree 0")) << store->durable_annex();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->tree().has_value());
+    EXPECT_EQ(drain->tree()->size(), 0u);
+    ASSERT_TRUE(drain->restore());
+    module_->produce(9);
+    drain_all(*drain);
+    EXPECT_EQ(drain->tree()->root(), module_->tree().root());
+    EXPECT_FALSE(alerts_.has("tree.unavailable"));
+}
+
 TEST_F(TreeHeadTest, APositionWithoutTheTreeIsAlertedAndTreeHeadsAreStillKept) {
     {
         auto store = open_store();
