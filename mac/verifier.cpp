@@ -371,9 +371,12 @@ private:
         if (opt_.expect_serial) cv.expect_serial(*opt_.expect_serial);
         // A checkpoint signed by this chain's key justifies epochs up to its own (the segments
         // before it may have been deleted by retention).
+        // Each signature is checked once here (there may be thousands of checkpoints).
         const Ed25519PublicKey* signer = opt_.key ? &opt_.key->pubkey() : &opt_.pub->pubkey;
+        std::optional<std::uint64_t> justified;
         for (const Checkpoint& c : opt_.anchors)
-            if (c.chain == expected && c.verify(*signer)) cv.justify_epoch(c.epoch);
+            if (c.chain == expected && (!justified || c.epoch > *justified) && c.verify(*signer)) justified = c.epoch;
+        if (justified) cv.justify_epoch(*justified);
         if (anchors)
             cv.set_record_observer([this, &anchors](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
                 anchors(current_file_, seq, mac, line);
@@ -383,8 +386,7 @@ private:
         const AuditPub pub = opt_.key ? opt_.key->pub() : *opt_.pub;
         ChainVerifier probe(nullptr, &pub, [](Fault&&) {});
         std::size_t newest_index = chain.size();
-        for (const Checkpoint& c : opt_.anchors)
-            if (c.chain == expected && c.verify(*signer)) probe.justify_epoch(c.epoch);
+        if (justified) probe.justify_epoch(*justified);
         for (std::size_t i = 0; i < chain.size(); ++i) {
             if (!probe.epoch_in_range(chain[i].open.epoch)) continue;
             probe.resume(ChainEnd{chain[i].open.epoch, 1, Mac{}, {}});
