@@ -101,6 +101,14 @@ struct ExporterFactory {
     /// The network endpoint the destination sends to ("tcp:siem.example:2514", "udp:..."), used to
     /// refuse remote audit and remote syslog sharing a host:port; "" if not applicable.
     std::string (*endpoint)(const base::Config& config, std::string_view name);
+    /// Checks everything create() and connect() would refuse in the configuration, without side
+    /// effects: no connection, no file written, context.state_dir unused (it may be empty). Files
+    /// the destination names exist with the right modes and parse (TLS CA, certificates, keys),
+    /// ports are in range, the format and its options are valid. `hsmauditd --check-config`, the
+    /// start and a reload call it before anything opens. An error names the key that is wrong
+    /// ("exporters.siem.relp.key: ..."); the caller adds the file and line. nullptr: nothing
+    /// beyond create() (which is then not called by the check).
+    Status (*validate)(const ExporterContext& context) = nullptr;
 };
 
 }  // namespace hsmaudit::agent

@@ -3,7 +3,12 @@
 //   hsmauditd -c FILE --check-config  validate the configuration and exit
 //   hsmauditd --config-reference      print docs/CONFIG.md
 // Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT finish the current batch and stop.
-// Exit codes: 0 clean stop, 2 configuration or start-up error.
+// Exit codes (the unit's RestartPreventExitStatus=2 relies on them):
+//   0  clean stop (SIGTERM/SIGINT), or --check-config found the configuration valid
+//   1  a start-up or run-time failure that may pass on retry: the module not reachable, the store
+//      locked or unreadable, an address in use, an unexpected error
+//   2  a usage or configuration error: a bad option, a configuration file that is invalid (never
+//      worth a restart; --check-config finds every one: agent/daemon/agent_config.h)
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <cstdio>
@@ -16,6 +21,7 @@
 #include <optional>
 
 #include "agent/api/thread_guard.h"
+#include "agent/daemon/agent_config.h"
 #include "agent/daemon/exporter_registry.h"
 #include "agent/daemon/service.h"
 #include "agent/engine/config_keys.h"
@@ -28,20 +34,17 @@ namespace {
 using namespace hsmaudit;
 using namespace hsmaudit::agent;
 
-constexpr int kExitUsage = 2;
+constexpr int kExitFailure = 1;  // start-up or run-time failure (may pass on retry)
+constexpr int kExitUsage = 2;    // usage or configuration error
 
 /// The exporter kinds built into this program (its registration list) and their keys.
 ServicePlugins plugins() {
     return ServicePlugins{hsmaudit::exporters::builtin_exporters(), hsmaudit::exporters::exporter_config_keys()};
 }
 
+/// The one load path of --check-config, the start and SIGHUP (agent/daemon/agent_config.h).
 Result<base::Config> load(const std::string& path) {
-    const auto keys = all_config_keys(plugins().keys);
-    auto config = base::Config::load(path, keys);
-    if (!config) return config;
-    // The destinations' kinds and endpoints, checked here so --check-config catches them too.
-    HSMAUDIT_TRY(validate_exporters(*config, plugins().exporters));
-    return config;
+    return load_agent_config(path, plugins());
 }
 
 /// sd_notify wrapper: a no-op outside systemd (NOTIFY_SOCKET unset).
@@ -100,12 +103,13 @@ int run(int argc, char** argv) {
         std::cerr << "hsmauditd: " << service.error().describe() << "\n";
         return kExitUsage;
     }
+    // The configuration was checked whole by load(): what fails from here may pass on retry.
     auto started = (*service)->start();
     if (!started) {
         base::logger().error("cannot start: {}", started.error().describe());
         notify("STATUS=start failed: " + started.error().describe());
         (*service)->stop();
-        return kExitUsage;
+        return kExitFailure;
     }
     // Metrics (docs/METRICS.md): a bad web config is a configuration error; an endpoint that cannot
     // listen is logged and the agent keeps draining (the module's ring matters more than metrics;
@@ -122,7 +126,7 @@ int run(int argc, char** argv) {
             base::logger().error("cannot start: {}", m.error().describe());
             notify("STATUS=start failed: " + m.error().describe());
             (*service)->stop();
-            return kExitUsage;
+            return kExitFailure;
         }
     }
     notify("READY=1\nSTATUS=" + *started);
@@ -175,8 +179,8 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// The last resort: an exception that escapes (out of memory, a bug) is exit status 2 with a
-// message, never an abort.
+// The last resort: an exception that escapes (out of memory, a bug) is exit status 1 (a run-time
+// failure) with a message, never an abort.
 int main(int argc, char** argv) {
     try {
         return run(argc, argv);
@@ -185,5 +189,5 @@ int main(int argc, char** argv) {
     } catch (...) {
         (void)std::fprintf(stderr, "hsmauditd: unexpected error\n");
     }
-    return 2;
+    return kExitFailure;
 }

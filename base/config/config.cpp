@@ -1,15 +1,19 @@
 #include "base/config/config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 #include <functional>
-#include <sstream>
 
 #include "base/errc.h"
+#include "base/unique_fd.h"
 
 namespace hsmaudit::base {
 namespace {
@@ -218,7 +222,72 @@ bool is_prefix_of_some_key(std::span<const KeySpec> specs, const std::string& pr
     return false;
 }
 
+/// Damerau-Levenshtein distance (optimal string alignment: insert, delete, substitute, swap two
+/// neighbours), bounded to small strings by the callers (keys are short).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+/// `pattern`'s first `n` segments with each "*" replaced by the segment `key` has there.
+std::string instantiate(const std::vector<std::string_view>& pattern, const std::vector<std::string_view>& key,
+                        std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i > 0) out += '.';
+        out += pattern[i] == "*" && i < key.size() ? key[i] : pattern[i];
+    }
+    return out;
+}
+
+/// "the file is a FIFO" and the like, for a path that is not a regular file.
+std::string file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
 }  // namespace
+
+std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bool sections) {
+    const auto k = segments(key);
+    std::string best;
+    std::size_t best_distance = SIZE_MAX;
+    std::set<std::string> same_leaf;
+    for (const auto& s : specs) {
+        const auto p = segments(s.key);
+        if (sections ? p.size() <= k.size() : p.size() != k.size()) {
+            if (!sections && p.back() == k.back() && p.size() != k.size()) same_leaf.insert(std::string(s.key));
+            continue;
+        }
+        const std::string candidate = instantiate(p, k, k.size());
+        if (!sections && p.back() == k.back()) same_leaf.insert(candidate);
+        const std::size_t d = edit_distance(candidate, key);
+        if (d < best_distance || (d == best_distance && candidate < best)) {
+            best_distance = d;
+            best = candidate;
+        }
+    }
+    // Near enough: at most 3 edits, and at most a third of the key (so "x" does not suggest "agent").
+    if (best_distance > 0 && best_distance <= 3 && best_distance * 3 <= key.size()) return best;
+    // A key in the wrong section ("quota" for "store.quota"): the one declared key with that name.
+    same_leaf.erase(std::string(key));
+    if (same_leaf.size() == 1) return *same_leaf.begin();
+    return {};
+}
 
 Config Config::defaults(std::span<const KeySpec> specs) {
     Config c;
@@ -243,12 +312,24 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
         return make_error(errc::config_error, name + ":" + std::to_string(e.mark.line + 1) + ":" +
                                                   std::to_string(e.mark.column + 1) + ": " + e.msg);
     }
-    if (root.IsNull()) return c;
+    // An empty file (or one of comments only) is refused: it would silently mean "every key at its
+    // default" (encryption settings, directories...), and a reload would reset the running keys.
+    if (root.IsNull() || (root.IsMap() && root.size() == 0))
+        return make_error(errc::config_error, name +
+                                                  ": the configuration is empty (no keys, or only comments); "
+                                                  "write the keys to set (docs/CONFIG.md), e.g. agent.state_dir");
     if (!root.IsMap()) return make_error(errc::config_error, name + ": the top level must be a mapping of keys");
     std::string error;
     auto where = [&](const YAML::Node& n) {
         return name + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1);
     };
+    auto suggest = [&](const std::string& key, bool section) {
+        const std::string near = nearest_key(specs, key, section);
+        return near.empty() ? std::string() : " (did you mean " + near + "?)";
+    };
+    // Every key and section met, with its line: a second occurrence is refused (YAML parsers keep
+    // one of the two silently; a second `store:` section could turn encryption off unnoticed).
+    std::map<std::string, int, std::less<>> seen;
     // Walk nested mappings into dotted keys.
     std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
                                                                           const std::string& prefix) {
@@ -257,6 +338,13 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             const std::string k = kv.first.as<std::string>();
             const std::string key = prefix.empty() ? k : std::string(prefix).append(".").append(k);
             const YAML::Node& val = kv.second;
+            const int line = kv.first.Mark().line + 1;
+            if (const auto [first, inserted] = seen.emplace(key, line); !inserted) {
+                error = where(kv.first) + ": duplicate key '" + key + "' (first at " + name + ":" +
+                        std::to_string(first->second) + ", again at line " + std::to_string(line) +
+                        "): each key may appear once";
+                return;
+            }
             if (val.IsMap()) {
                 if (!is_prefix_of_some_key(specs, key)) {
                     // Name the rule when the section is an instance whose name is not allowed.
@@ -267,15 +355,16 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                                 "' is not a valid name (lower-case letters, digits, '-' and '_'; at most 64)";
                         return;
                     }
-                    error = where(kv.first) + ": unknown section '" + key + "'";
+                    error = where(kv.first) + ": unknown section '" + key + "'" + suggest(key, true);
                     return;
                 }
+                c.sections_[key] = line;
                 walk(val, key);
                 continue;
             }
             const KeySpec* spec = find_spec(specs, key);
             if (spec == nullptr) {
-                error = where(kv.first) + ": unknown key '" + key + "'";
+                error = where(kv.first) + ": unknown key '" + key + "'" + suggest(key, false);
                 return;
             }
             if (!val.IsScalar()) {
@@ -330,11 +419,39 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
 }
 
 Result<Config> Config::load(const std::string& path, std::span<const KeySpec> specs) {
-    std::ifstream in(path);
-    if (!in) return make_error(errc::config_error, "cannot read the configuration file " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse(ss.str(), path, specs);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (the main thread reloads at SIGHUP);
+    // fstat then refuses anything that is not a regular file before a byte is read.
+    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid())
+        return make_error(errc::config_error,
+                          "cannot read the configuration file " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return make_error(errc::config_error, "cannot read the configuration file " + path + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return make_error(errc::config_error, path + ": the configuration is " + file_kind(st.st_mode) +
+                                                  ", not a regular file: refused");
+    const auto too_large = [&] {
+        return make_error(errc::config_error, path + ": the configuration is larger than " +
+                                                  std::to_string(kMaxFileBytes >> 20) + " MiB: refused");
+    };
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxFileBytes) return too_large();
+    // Read at most one byte more than the bound (the file may grow between fstat and read).
+    std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    std::size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd.get(), text.data() + got, std::min(text.size() - got, kMaxFileBytes + 1 - got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return make_error(errc::config_error,
+                              "cannot read the configuration file " + path + ": " + std::strerror(errno));
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+        if (got > kMaxFileBytes) return too_large();
+        if (got == text.size()) text.resize(std::min(text.size() * 2, kMaxFileBytes + 1));
+    }
+    text.resize(got);
+    return parse(text, path, specs);
 }
 
 const Config::Value& Config::at(std::string_view key) const {
@@ -370,6 +487,22 @@ std::vector<std::string> Config::instances(std::string_view group) const {
 std::string Config::origin(std::string_view key) const {
     const Value& v = at(key);
     return v.line == 0 ? "default" : name_ + ":" + std::to_string(v.line);
+}
+std::string Config::locate(std::string_view key) const {
+    if (auto it = values_.find(key); it != values_.end() && it->second.line > 0)
+        return name_ + ":" + std::to_string(it->second.line);
+    std::string_view section = key;
+    for (auto dot = section.rfind('.'); dot != std::string_view::npos; dot = section.rfind('.')) {
+        section = section.substr(0, dot);
+        if (auto it = sections_.find(section); it != sections_.end()) return name_ + ":" + std::to_string(it->second);
+    }
+    return name_;
+}
+std::vector<std::string> Config::keys() const {
+    std::vector<std::string> out;
+    out.reserve(values_.size());
+    for (const auto& [k, v] : values_) out.push_back(k);
+    return out;
 }
 void Config::keep(std::string_view key, const Config& other) {
     auto it = values_.find(key);

@@ -48,10 +48,16 @@ struct KeySpec {
 /// Parsed, validated values; every declared key has one (its default if not in the file).
 class Config {
 public:
-    /// Loads and validates `path` against `specs`. Error messages name file:line:column.
+    /// Loads and validates `path` against `specs`. Error messages name file:line:column. Refused
+    /// without blocking: a path that is not a regular file (a FIFO, a device such as /dev/zero, a
+    /// directory) and a file larger than kMaxFileBytes.
     static Result<Config> load(const std::string& path, std::span<const KeySpec> specs);
-    /// Validates YAML text (for tests and --check-config); `name` is used in messages.
+    /// Validates YAML text (for tests and --check-config); `name` is used in messages. Refused: an
+    /// empty document (no keys, or only comments), a key given twice at any level (both lines
+    /// named), an unknown key or section (with the nearest declared key suggested).
     static Result<Config> parse(std::string_view yaml, const std::string& name, std::span<const KeySpec> specs);
+    /// The largest configuration file load() reads.
+    static constexpr std::size_t kMaxFileBytes = std::size_t{1} << 20;
     /// Only defaults.
     static Config defaults(std::span<const KeySpec> specs);
 
@@ -66,6 +72,12 @@ public:
     [[nodiscard]] double ratio(std::string_view key) const;
     /// Where the value came from: "file:line" or "default".
     [[nodiscard]] std::string origin(std::string_view key) const;
+    /// Where to look for `key` in the file, for error messages: "file:line" of the key, else of the
+    /// nearest enclosing section the file has ("exporters.siem" for a defaulted
+    /// "exporters.siem.relp.ca"), else "file".
+    [[nodiscard]] std::string locate(std::string_view key) const;
+    /// Every key that has a value (declared plain keys, and the keys of the named instances), sorted.
+    [[nodiscard]] std::vector<std::string> keys() const;
     [[nodiscard]] const std::string& source_name() const { return name_; }
 
     /// Takes the value of `key` (text, number and origin) from `other`: a reload keeps the running
@@ -83,6 +95,7 @@ private:
     std::string name_;
     std::map<std::string, Value, std::less<>> values_;
     std::map<std::string, std::set<std::string>, std::less<>> instances_;
+    std::map<std::string, int, std::less<>> sections_;  // "exporters.siem" -> its line in the file
 };
 
 /// The items of a comma-separated list value ("audit, alerts,,checkpoints"), each trimmed of
@@ -96,6 +109,13 @@ bool valid_instance_name(std::string_view name);
 Result<std::int64_t> parse_bytes(std::string_view text);
 /// Parses "500ms", "60s", "5m", "1h", "1d" into milliseconds.
 Result<std::int64_t> parse_duration_ms(std::string_view text);
+
+/// The declared key nearest to `key` (an unknown key found in a file), for "did you mean ...?":
+/// the spelling nearest by Damerau-Levenshtein distance among the declared keys with as many
+/// segments (a "*" segment matches the instance name `key` uses), or else the one declared key
+/// with the same last segment. "" if none is near enough. With `sections`, candidates are the
+/// declared sections ("store", "exporters.siem.relp") instead of keys.
+std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bool sections = false);
 
 /// docs/CONFIG.md's content for `specs`.
 std::string config_reference_markdown(std::span<const KeySpec> specs);

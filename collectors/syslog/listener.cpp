@@ -82,8 +82,18 @@ void SyslogListener::stop() {
     }
 }
 
-Status SyslogListener::bind_socket() {
-    const std::string& ep = options_.endpoint;
+namespace {
+
+/// A listener endpoint parsed into its socket address, without touching the system.
+struct ParsedEndpoint {
+    Transport transport = Transport::udp;
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    std::string unix_path;
+};
+
+Result<ParsedEndpoint> parse_endpoint(const std::string& ep) {
+    ParsedEndpoint out;
     const auto colon = ep.find(':');
     const std::string scheme = ep.substr(0, colon);
     if (colon == std::string::npos || (scheme != "unix" && scheme != "udp" && scheme != "tcp")) {
@@ -91,52 +101,81 @@ Status SyslogListener::bind_socket() {
                           "listener endpoint '" + ep + "' must be unix:/path, udp:HOST:PORT or tcp:HOST:PORT");
     }
     const std::string rest = ep.substr(colon + 1);
-    sockaddr_storage ss{};
-    socklen_t len = 0;
+    sockaddr_storage& ss = out.ss;
     if (scheme == "unix") {
-        transport_ = Transport::unix_datagram;
+        out.transport = Transport::unix_datagram;
         auto* un = reinterpret_cast<sockaddr_un*>(&ss);
         if (rest.empty() || rest.size() >= sizeof un->sun_path) {
             return make_error(errc::invalid_argument, "listener unix path '" + rest + "' is empty or too long");
         }
-        struct stat st {};
-        if (::lstat(rest.c_str(), &st) == 0) {
-            if (!S_ISSOCK(st.st_mode)) {
-                return make_error(errc::invalid_argument, "listener unix path '" + rest +
-                                                              "' exists and is not a socket: refusing to replace it");
-            }
-            ::unlink(rest.c_str());
-        }
         un->sun_family = AF_UNIX;
         std::memcpy(un->sun_path, rest.data(), rest.size());
-        len = static_cast<socklen_t>(sizeof(sockaddr_un));
+        out.len = static_cast<socklen_t>(sizeof(sockaddr_un));
+        out.unix_path = rest;
+        return out;
+    }
+    out.transport = scheme == "udp" ? Transport::udp : Transport::tcp;
+    const auto pc = rest.rfind(':');
+    if (pc == std::string::npos) {
+        return make_error(errc::invalid_argument, "listener endpoint '" + ep + "' lacks HOST:PORT");
+    }
+    std::string host = rest.substr(0, pc);
+    const std::string port = rest.substr(pc + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    unsigned p = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (ec != std::errc{} || end != port.data() + port.size() || p > 65535) {
+        return make_error(errc::invalid_argument, "listener port '" + port + "' is not a number in 0..65535");
+    }
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(static_cast<std::uint16_t>(p));
+        out.len = sizeof(sockaddr_in);
+    } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(static_cast<std::uint16_t>(p));
+        out.len = sizeof(sockaddr_in6);
     } else {
-        transport_ = scheme == "udp" ? Transport::udp : Transport::tcp;
-        const auto pc = rest.rfind(':');
-        if (pc == std::string::npos) {
-            return make_error(errc::invalid_argument, "listener endpoint '" + ep + "' lacks HOST:PORT");
-        }
-        std::string host = rest.substr(0, pc);
-        const std::string port = rest.substr(pc + 1);
-        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        unsigned p = 0;
-        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-        if (ec != std::errc{} || end != port.data() + port.size() || p > 65535) {
-            return make_error(errc::invalid_argument, "listener port '" + port + "' is not a number in 0..65535");
-        }
-        auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
-            in4->sin_family = AF_INET;
-            in4->sin_port = htons(static_cast<std::uint16_t>(p));
-            len = sizeof(sockaddr_in);
-        } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons(static_cast<std::uint16_t>(p));
-            len = sizeof(sockaddr_in6);
-        } else {
-            return make_error(errc::invalid_argument, "listener host '" + host + "' is not a numeric address");
-        }
+        return make_error(errc::invalid_argument, "listener host '" + host + "' is not a numeric address");
+    }
+    return out;
+}
+
+/// An existing file at a unix listener's path may be replaced only if it is a socket (a stale one).
+Status check_unix_path(const std::string& path, bool* exists) {
+    struct stat st {};
+    *exists = ::lstat(path.c_str(), &st) == 0;
+    if (*exists && !S_ISSOCK(st.st_mode)) {
+        return make_error(errc::invalid_argument,
+                          "listener unix path '" + path + "' exists and is not a socket: refusing to replace it");
+    }
+    return {};
+}
+
+}  // namespace
+
+Status check_listener_endpoint(const std::string& endpoint) {
+    auto parsed = parse_endpoint(endpoint);
+    if (!parsed) return std::move(parsed).error();
+    bool exists = false;
+    if (parsed->transport == Transport::unix_datagram) HSMAUDIT_TRY(check_unix_path(parsed->unix_path, &exists));
+    return {};
+}
+
+Status SyslogListener::bind_socket() {
+    const std::string& ep = options_.endpoint;
+    auto parsed = parse_endpoint(ep);
+    if (!parsed) return std::move(parsed).error();
+    transport_ = parsed->transport;
+    const sockaddr_storage& ss = parsed->ss;
+    const socklen_t len = parsed->len;
+    const std::string& rest = parsed->unix_path;
+    if (transport_ == Transport::unix_datagram) {
+        bool exists = false;
+        HSMAUDIT_TRY(check_unix_path(rest, &exists));
+        if (exists) ::unlink(rest.c_str());
     }
     const int type = transport_ == Transport::tcp ? SOCK_STREAM : SOCK_DGRAM;
     fd_.reset(::socket(ss.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));

@@ -29,6 +29,11 @@ struct ListenerOptions {
     ThreadFailureHandler on_failure = {};
 };
 
+/// Checks a listener endpoint as start() would before it binds (the syntax, the port range, a
+/// numeric host, a unix path's length and that an existing file there is a socket), without
+/// binding: for hsmauditd --check-config. Errors as start()'s (errc::invalid_argument).
+Status check_listener_endpoint(const std::string& endpoint);
+
 /// Receives syslog on one endpoint and delivers every message, parsed, to a sink: datagrams are one
 /// message each; TCP connections are framed by StreamFramer (octet counting or LF, per connection).
 /// Malformed, oversized and binary input is delivered flagged (see SyslogMessage) and counted; kernel

@@ -27,10 +27,20 @@ std::string endpoint(const base::Config& config, std::string_view name) {
     return "tcp:" + brokers.substr(0, brokers.find(','));
 }
 
+/// What create() checks (librdkafka's properties, the property files and their modes, the
+/// format), without its log line.
+Status validate(const agent::ExporterContext& context) {
+    auto options = producer_options(context.config, context.name);
+    if (!options) return std::move(options).error();
+    auto format = formats::read_format_options(context.config, context.name);
+    if (!format) return std::move(format).error();
+    return {};
+}
+
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"kafka", &kafka_config_keys, &create, &endpoint};
+    return {"kafka", &kafka_config_keys, &create, &endpoint, &validate};
 }
 
 }  // namespace hsmaudit::exporters::kafka

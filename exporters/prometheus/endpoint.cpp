@@ -85,6 +85,23 @@ bool civetweb_tls_usable() {
     return ::dlsym(RTLD_DEFAULT, "SSL_get_peer_certificate") != nullptr;
 }
 
+Status check_endpoint_options(const EndpointOptions& options) {
+    auto where = parse_listen(options.listen);
+    if (!where) return std::move(where).error();
+    if (options.web_config.empty()) return {};
+    auto web = load_web_config(options.web_config);
+    if (!web) return std::move(web).error();
+    if (!web->tls) return {};
+    if (!civetweb_tls_usable())
+        return make_error(errc::tls_error, "metrics.web_config: " + options.web_config +
+                                               ": tls_server_config is not supported with this system's civetweb and "
+                                               "OpenSSL 3 (docs/METRICS.md: keep metrics.listen on loopback and put a "
+                                               "TLS-terminating proxy in front; basic_auth_users works without TLS)");
+    auto fd = key_and_cert_memfd(*web->tls);
+    if (!fd) return Error{fd.error().code, "metrics.web_config: " + options.web_config + ": " + fd.error().message};
+    return {};
+}
+
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
     const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables) {
     auto where = parse_listen(options.listen);

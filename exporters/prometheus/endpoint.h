@@ -76,6 +76,11 @@ private:
 std::span<const base::KeySpec> metrics_config_keys();
 /// EndpointOptions from the metrics.* keys.
 EndpointOptions make_endpoint_options(const base::Config& config);
+/// Everything MetricsEndpoint::start() refuses in `options` before it listens, checked without
+/// listening (hsmauditd --check-config, the start and a reload): the listen address, the web config
+/// (present, mode 0600 or stricter, valid keys, bcrypt hashes), TLS not usable with this system's
+/// civetweb, the TLS key and certificate files. Errors name the key ("metrics.web_config: ...").
+Status check_endpoint_options(const EndpointOptions& options);
 
 /// True if the exposer's TLS can work here (see endpoint.cpp); false with Debian 12's civetweb 1.15
 /// and OpenSSL 3, where tls_server_config is refused at start.

@@ -2,6 +2,7 @@
 // the destination's formatter. Kept apart from the transport so the transport builds and is tested
 // without the formats library.
 #include "exporters/common/host_port.h"
+#include "exporters/common/tls_files.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/errc.h"
 #include "exporters/relp/relp_exporter.h"
@@ -40,10 +41,21 @@ std::string endpoint(const base::Config& config, std::string_view name) {
     return "tcp:" + target->first + ":" + target->second;
 }
 
+/// create() has no side effects (it builds the options and the formatter); the TLS files are
+/// loaded as librelp's OpenSSL driver will at the first connect.
+Status validate(const agent::ExporterContext& context) {
+    auto exporter = create(context);
+    if (!exporter) return std::move(exporter).error();
+    if (!context.config.boolean(key_of(context.name, "tls"))) return {};
+    return common::check_tls_files(key_of(context.name, ""), context.config.str(key_of(context.name, "ca")),
+                                   context.config.str(key_of(context.name, "cert")),
+                                   context.config.str(key_of(context.name, "key")));
+}
+
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"relp", relp_config_keys, create, endpoint};
+    return {"relp", relp_config_keys, create, endpoint, validate};
 }
 
 }  // namespace hsmaudit::exporters::relp

@@ -458,6 +458,20 @@ agent::ExporterFactory factory() {
             if (names.empty()) return {};
             return receiver_value(config, p + "receiver." + names.front() + ".", "address");
         },
+        // The check (--check-config): the options and the receivers as create() prepares them, without
+        // the engine state file create() increments (snmpEngineBoots) and without a session.
+        [](const agent::ExporterContext& ctx) -> Status {
+            auto o = options_from_config(ctx.config, ctx.name, ctx.state_dir);
+            if (!o) return std::move(o).error();
+            Probe probe;
+            auto sender = Sender::create(std::move(o->receivers), EngineState{}, o->base, probe, [] {
+                return std::int64_t{0};
+            });
+            if (!sender)
+                return Error{sender.error().code,
+                             "exporters." + ctx.name + ".snmp.receivers: " + sender.error().message};
+            return {};
+        },
     };
 }
 

@@ -2,6 +2,7 @@
 // with the destination's formatter. Kept apart from the transport so the transport builds and is
 // tested without the formats library.
 #include "exporters/common/host_port.h"
+#include "exporters/common/tls_files.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/syslog/errc.h"
 #include "exporters/syslog/syslog_exporter.h"
@@ -26,10 +27,21 @@ std::string endpoint(const base::Config& config, std::string_view name) {
     return std::string(udp ? "udp:" : "tcp:") + target->first + ":" + target->second;
 }
 
+/// create() has no side effects (options and formatter); the TLS files are loaded as connect()
+/// loads them (protocol tls only: udp and tcp name none).
+Status validate(const agent::ExporterContext& context) {
+    auto exporter = create(context);
+    if (!exporter) return std::move(exporter).error();
+    const std::string prefix = "exporters." + context.name + ".syslog.";
+    if (context.config.str(prefix + "protocol") != "tls") return {};
+    return common::check_tls_files(prefix, context.config.str(prefix + "ca"), context.config.str(prefix + "cert"),
+                                   context.config.str(prefix + "key"));
+}
+
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"syslog", syslog_config_keys, create, endpoint};
+    return {"syslog", syslog_config_keys, create, endpoint, validate};
 }
 
 }  // namespace hsmaudit::exporters::syslog
