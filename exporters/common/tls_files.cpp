@@ -61,10 +61,15 @@ Status check_tls_files(std::string_view key_prefix, const std::string& ca, const
     }
     if (!key.empty()) {
         HSMAUDIT_TRY(regular_file(prefix + "key", key));
-        if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1)
+        // First alone (does it parse?), then beside the certificate (does it match?).
+        const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> alone(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+        if (!alone) return make_error(agent::errc::internal, "SSL_CTX_new: " + openssl_errors());
+        SSL_CTX_set_default_passwd_cb(alone.get(), no_password);
+        if (SSL_CTX_use_PrivateKey_file(alone.get(), key.c_str(), SSL_FILETYPE_PEM) != 1)
             return make_error(agent::errc::config_error,
                               prefix + "key: " + key + ": not an unencrypted PEM private key: " + openssl_errors());
-        if (!cert.empty() && SSL_CTX_check_private_key(ctx.get()) != 1)
+        if (!cert.empty() && (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+                              SSL_CTX_check_private_key(ctx.get()) != 1))
             return make_error(agent::errc::config_error, prefix + "key: " + key + " does not match " + prefix +
                                                              "cert (" + cert + "): " + openssl_errors());
     }

@@ -34,10 +34,10 @@ TEST(Config, DefaultsApplyAndNestedKeysParse) {
 TEST(Config, UnknownKeysAndSectionsAreErrorsWithFileLineAndColumn) {
     auto c = parse("agent:\n  state_dir: /tmp/x\n  stat_dir: /tmp/y\n");
     ASSERT_FALSE(c.has_value());
-    EXPECT_EQ(c.error().message, "test.yaml:3:3: unknown key 'agent.stat_dir'");
+    EXPECT_EQ(c.error().message, "test.yaml:3:3: unknown key 'agent.stat_dir' (did you mean agent.state_dir?)");
     auto s = parse("agnet:\n  state_dir: /tmp/x\n");
     ASSERT_FALSE(s.has_value());
-    EXPECT_EQ(s.error().message, "test.yaml:1:1: unknown section 'agnet'");
+    EXPECT_EQ(s.error().message, "test.yaml:1:1: unknown section 'agnet' (did you mean agent?)");
 }
 
 TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
