@@ -86,14 +86,14 @@ Status check_syslog_intake(const base::Config& config) {
     for (const auto& endpoint : base::split_list(config.str("syslog.listen")))
         if (auto st = collectors::syslog::check_listener_endpoint(endpoint); !st)
             return make_error(errc::config_error, config.locate("syslog.listen") + ": syslog.listen: '" + endpoint +
-                                                 "': " + st.error().message);
+                                                      "': " + st.error().message);
     return {};
 }
 
 Status check_module(const base::Config& config) {
     if (auto mix = parse_workload_mix(config.str("module.workload.mix")); !mix)
         return make_error(errc::config_error,
-                     config.locate("module.workload.mix") + ": module.workload.mix: " + mix.error().message);
+                          config.locate("module.workload.mix") + ": module.workload.mix: " + mix.error().message);
     // The audit key: checked when it is there. A missing one is not a configuration error: the
     // embedded module creates it at its first start, and a served module's may appear later
     // (hsmcore init, a systemd credential); the start then fails and may pass on retry.
@@ -103,7 +103,8 @@ Status check_module(const base::Config& config) {
     if (::stat(key.c_str(), &st) != 0) return {};
     const std::string where = config.locate("audit.key") + ": audit.key";
     if (!S_ISREG(st.st_mode)) return make_error(errc::config_error, where + ": " + key + " is not a regular file");
-    if (auto k = mac::load_audit_key(key); !k) return make_error(errc::config_error, where + ": " + k.error().describe());
+    if (auto k = mac::load_audit_key(key); !k)
+        return make_error(errc::config_error, where + ": " + k.error().describe());
     return {};
 }
 

@@ -6,8 +6,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -222,6 +222,8 @@ bool is_prefix_of_some_key(std::span<const KeySpec> specs, const std::string& pr
     return false;
 }
 
+constexpr std::size_t kMaxSuggestedKey = 160;
+
 /// Damerau-Levenshtein distance (optimal string alignment: insert, delete, substitute, swap two
 /// neighbours), bounded to small strings by the callers (keys are short).
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -263,6 +265,8 @@ std::string file_kind(mode_t mode) {
 }  // namespace
 
 std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bool sections) {
+    // Declared keys are short; a long unknown key is no typo of one (and the distance is quadratic).
+    if (key.size() > kMaxSuggestedKey) return {};
     const auto k = segments(key);
     std::string best;
     std::size_t best_distance = SIZE_MAX;
@@ -427,10 +431,11 @@ Result<Config> Config::load(const std::string& path, std::span<const KeySpec> sp
                           "cannot read the configuration file " + path + ": " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
-        return make_error(errc::config_error, "cannot read the configuration file " + path + ": " + std::strerror(errno));
+        return make_error(errc::config_error,
+                          "cannot read the configuration file " + path + ": " + std::strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return make_error(errc::config_error, path + ": the configuration is " + file_kind(st.st_mode) +
-                                                  ", not a regular file: refused");
+        return make_error(errc::config_error,
+                          path + ": the configuration is " + file_kind(st.st_mode) + ", not a regular file: refused");
     const auto too_large = [&] {
         return make_error(errc::config_error, path + ": the configuration is larger than " +
                                                   std::to_string(kMaxFileBytes >> 20) + " MiB: refused");

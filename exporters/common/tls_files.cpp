@@ -33,8 +33,7 @@ Status regular_file(const std::string& key, const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
         return make_error(agent::errc::config_error, key + ": " + path + ": " + std::strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return make_error(agent::errc::config_error, key + ": " + path + ": not a regular file");
+    if (!S_ISREG(st.st_mode)) return make_error(agent::errc::config_error, key + ": " + path + ": not a regular file");
     return {};
 }
 

@@ -464,9 +464,8 @@ agent::ExporterFactory factory() {
             auto o = options_from_config(ctx.config, ctx.name, ctx.state_dir);
             if (!o) return std::move(o).error();
             Probe probe;
-            auto sender = Sender::create(std::move(o->receivers), EngineState{}, o->base, probe, [] {
-                return std::int64_t{0};
-            });
+            auto sender =
+                Sender::create(std::move(o->receivers), EngineState{}, o->base, probe, [] { return std::int64_t{0}; });
             if (!sender)
                 return Error{sender.error().code,
                              "exporters." + ctx.name + ".snmp.receivers: " + sender.error().message};

@@ -37,9 +37,9 @@ protected:
     /// state under this test's directory.
     std::string embedded_default() {
         std::string yaml = slurp(std::string(HSMAUDIT_SOURCE_DIR) + "/config/hsmauditd.yaml");
-        for (const auto& [from, to] : {std::pair<std::string, std::string>{"state_dir: state/agent", "state_dir: " +
-                                                                                                          (dir_ / "state")},
-                                       {"dir: state/module", "dir: " + (dir_ / "module")}}) {
+        for (const auto& [from, to] :
+             {std::pair<std::string, std::string>{"state_dir: state/agent", "state_dir: " + (dir_ / "state")},
+              {"dir: state/module", "dir: " + (dir_ / "module")}}) {
             const auto at = yaml.find(from);
             EXPECT_NE(at, std::string::npos) << "config/hsmauditd.yaml no longer says " << from;
             if (at != std::string::npos) yaml.replace(at, from.size(), to);
@@ -55,12 +55,12 @@ TEST_F(CheckConfig, BrokenConfigurationsExit2NamingFileLineAndKey) {
     expect_refused("exporters:\n  siem:\n    type: relp\n    relp:\n      target: 127.0.0.1:70000\n", 5,
                    "exporters.siem.relp.target");
     // UDP syslog without allow_loss.
-    expect_refused("exporters:\n  s:\n    type: syslog\n    streams: syslog\n    syslog:\n      target: 127.0.0.1:514\n"
-                   "      protocol: udp\n",
-                   7, "exporters.s.syslog.protocol");
+    expect_refused(
+        "exporters:\n  s:\n    type: syslog\n    streams: syslog\n    syslog:\n      target: 127.0.0.1:514\n"
+        "      protocol: udp\n",
+        7, "exporters.s.syslog.protocol");
     // A missing metrics web config.
-    expect_refused("metrics:\n  enabled: true\n  web_config: " + (dir_ / "absent.yml") + "\n", 3,
-                   "metrics.web_config");
+    expect_refused("metrics:\n  enabled: true\n  web_config: " + (dir_ / "absent.yml") + "\n", 3, "metrics.web_config");
     // A second store: section turning encryption off.
     expect_refused("store:\n  encrypt: true\nstore:\n  encrypt: false\n", 3, "duplicate key 'store'");
     // A typo, with the key meant.
@@ -116,8 +116,7 @@ TEST_F(CheckConfig, WhatItAcceptsStartsAndStopsWithExit0) {
     NotifyListener notify(dir_ / "notify");
     ASSERT_TRUE(notify.ok());
     Daemon agent(dir_ / "agent.yaml", dir_ / "agent.log", notify.path(), 0);
-    ASSERT_TRUE(notify.wait_for([](const NotifyMessage& m) { return m.has("READY", "1"); }).has_value())
-        << agent.log();
+    ASSERT_TRUE(notify.wait_for([](const NotifyMessage& m) { return m.has("READY", "1"); }).has_value()) << agent.log();
     ASSERT_TRUE(agent.signal(SIGTERM));
     const auto code = agent.wait_exit();
     ASSERT_TRUE(code.has_value()) << agent.log();
@@ -126,8 +125,8 @@ TEST_F(CheckConfig, WhatItAcceptsStartsAndStopsWithExit0) {
 
 TEST_F(CheckConfig, AStartFailureThatMayPassOnRetryExits1) {
     // A served module that is not there (yet): the configuration is valid, the start fails.
-    const std::string yaml = "agent:\n  state_dir: " + (dir_ / "state") + "\nmodule:\n  mode: connect\n  dir: " +
-                             (dir_ / "no-module") + "\n";
+    const std::string yaml = "agent:\n  state_dir: " + (dir_ / "state") +
+                             "\nmodule:\n  mode: connect\n  dir: " + (dir_ / "no-module") + "\n";
     spit(dir_ / "agent.yaml", yaml);
     const auto r = check(dir_ / "agent.yaml");
     ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -77,15 +77,16 @@ protected:
     }
     /// A RELP/TLS destination with these files, at lines 1-9 (ca at 6, cert at 7, key at 8).
     [[nodiscard]] static std::string relp_tls(const std::string& ca, const std::string& cert, const std::string& key) {
-        return "exporters:\n"                        // 1
-               "  siem:\n"                           // 2
-               "    type: relp\n"                    // 3
-               "    relp:\n"                         // 4
-               "      target: 127.0.0.1:2514\n"      // 5
-               "      ca: " + ca + "\n" +            // 6
-               "      cert: " + cert + "\n" +        // 7
-               "      key: " + key + "\n" +          // 8
-               "      auth_mode: certvalid\n";       // 9
+        return "exporters:\n"                    // 1
+               "  siem:\n"                       // 2
+               "    type: relp\n"                // 3
+               "    relp:\n"                     // 4
+               "      target: 127.0.0.1:2514\n"  // 5
+               "      ca: " +
+               ca + "\n" +                      // 6
+               "      cert: " + cert + "\n" +   // 7
+               "      key: " + key + "\n" +     // 8
+               "      auth_mode: certvalid\n";  // 9
     }
 
     fs::path dir_;
@@ -126,8 +127,8 @@ TEST_F(AgentConfig, SyslogTlsMaterialIsCheckedToo) {
 }
 
 TEST_F(AgentConfig, PortOutOfRangeIsRefused) {
-    expect_refused("exporters:\n  siem:\n    type: relp\n    relp:\n      target: 127.0.0.1:70000\n      tls: false\n", 5,
-                   "exporters.siem.relp.target", "port out of range");
+    expect_refused("exporters:\n  siem:\n    type: relp\n    relp:\n      target: 127.0.0.1:70000\n      tls: false\n",
+                   5, "exporters.siem.relp.target", "port out of range");
     expect_refused("syslog:\n  listen: udp:127.0.0.1:70000\n", 2, "syslog.listen", "70000");
     expect_refused("metrics:\n  enabled: true\n  listen: 127.0.0.1:70000\n", 3, "metrics.listen", "70000");
 }
@@ -142,16 +143,18 @@ TEST_F(AgentConfig, UdpSyslogWithoutAllowLossIsRefused) {
 }
 
 TEST_F(AgentConfig, BadLeefDelimiterIsRefused) {
-    expect_refused("exporters:\n  q:\n    type: syslog\n    format: leef\n    leef_delimiter: abc\n    syslog:\n"
-                   "      target: 127.0.0.1:514\n      protocol: tcp\n",
-                   5, "exporters.q.leef_delimiter", "abc");
+    expect_refused(
+        "exporters:\n  q:\n    type: syslog\n    format: leef\n    leef_delimiter: abc\n    syslog:\n"
+        "      target: 127.0.0.1:514\n      protocol: tcp\n",
+        5, "exporters.q.leef_delimiter", "abc");
 }
 
 TEST_F(AgentConfig, ADefaultedKeyIsLocatedAtItsSection) {
     // relp.ca not set (default "") while TLS needs it: the destination's section line is named.
-    expect_refused("agent:\n  log_level: info\nexporters:\n  siem:\n    type: relp\n    relp:\n"
-                   "      target: 127.0.0.1:2514\n",
-                   6, "exporters.siem.relp.ca", "CA certificate is required");
+    expect_refused(
+        "agent:\n  log_level: info\nexporters:\n  siem:\n    type: relp\n    relp:\n"
+        "      target: 127.0.0.1:2514\n",
+        6, "exporters.siem.relp.ca", "CA certificate is required");
 }
 
 // ---- metrics ----
@@ -194,8 +197,7 @@ TEST_F(AgentConfig, DuplicateKeysAreRefusedNamingBothLines) {
     ASSERT_FALSE(c.has_value());
     EXPECT_NE(c.error().message.find(path("agent.yaml") + ":5:1: duplicate key 'store'"), std::string::npos)
         << c.error().message;
-    EXPECT_NE(c.error().message.find("first at " + path("agent.yaml") + ":1"), std::string::npos)
-        << c.error().message;
+    EXPECT_NE(c.error().message.find("first at " + path("agent.yaml") + ":1"), std::string::npos) << c.error().message;
     // A key given twice in one section, and inside a destination.
     expect_refused("store:\n  encrypt: true\n  encrypt: false\n", 3, "duplicate key 'store.encrypt'", ":2");
     expect_refused("exporters:\n  a:\n    type: relp\n    relp:\n      target: h:1\n      target: h:2\n", 6,
