@@ -10,6 +10,9 @@
 #   package_test.sh ROOT BUILD version    --version of the three programs: one version, the package's
 #   package_test.sh ROOT BUILD man        the man pages render with groff -ww without a warning, and
 #                                         name every option --help lists
+#   package_test.sh ROOT BUILD scripts    the maintainer scripts, as dpkg runs them for a root that is not
+#                                         the running system (DPKG_ROOT: no systemd as PID 1, as in a
+#                                         chroot or an image build): install, upgrade, remove, purge
 #   package_test.sh ROOT BUILD readme     README.md's install commands (between the install markers)
 set -euo pipefail
 root=$1
@@ -153,6 +156,43 @@ man)
         done
     done
     echo "man: three pages, no groff warning, every --help option present"
+    ;;
+scripts)
+    [ "$(id -u)" = 0 ] || { echo "SKIP: the maintainer scripts' chown needs root"; exit 77; }
+    deb=$(the_deb)
+    r=$(mktemp -d)
+    trap 'rm -rf "$r"' EXIT
+    dpkg-deb -x "$deb" "$r"
+    dpkg-deb -e "$deb" "$r/DEBIAN"
+    run() { # script args...: as dpkg runs it for DPKG_ROOT
+        local script=$1
+        shift
+        DPKG_ROOT=$r DPKG_MAINTSCRIPT_PACKAGE=hsmaudit DPKG_MAINTSCRIPT_NAME=$script sh -e "$r/DEBIAN/$script" "$@" ||
+            fail "$script $* exited $?"
+    }
+    uid_of() { awk -F: -v u="$1" '$1 == u {print $3}' "$r/etc/passwd"; }
+    owner() { stat -c '%u %a' "$1"; }
+    run postinst configure
+    grep -q '^hsmaudit:' "$r/etc/passwd" || fail "postinst: no user hsmaudit"
+    grep -q '^hsmcore:' "$r/etc/passwd" || fail "postinst: no user hsmcore"
+    grep -Eq '^hsmcore:x:[0-9]+:(.*,)?hsmaudit(,|$)' "$r/etc/group" || fail "postinst: hsmaudit is not in group hsmcore"
+    [ "$(owner "$r/var/lib/hsmaudit")" = "$(uid_of hsmaudit) 700" ] || fail "/var/lib/hsmaudit: $(owner "$r/var/lib/hsmaudit")"
+    [ "$(owner "$r/var/log/hsmaudit")" = "$(uid_of hsmaudit) 700" ] || fail "/var/log/hsmaudit: $(owner "$r/var/log/hsmaudit")"
+    [ "$(owner "$r/run/hsmaudit")" = "$(uid_of hsmaudit) 750" ] || fail "/run/hsmaudit: $(owner "$r/run/hsmaudit")"
+    [ "$(owner "$r/var/lib/hsmcore")" = "$(uid_of hsmcore) 750" ] || fail "/var/lib/hsmcore: $(owner "$r/var/lib/hsmcore")"
+    for unit in hsmauditd.service hsmcore.service; do
+        [ -L "$r/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "postinst did not enable $unit"
+    done
+    run postinst configure 0.0.1-1 # an upgrade: users and directories kept, units still enabled
+    touch "$r/var/lib/hsmaudit/stored-segment"
+    run prerm remove
+    run postrm remove
+    run postrm purge
+    [ ! -e "$r/etc/systemd/system/multi-user.target.wants/hsmauditd.service" ] || fail "purge left the enable link"
+    [ ! -e "$r/var/log/hsmaudit" ] || fail "purge left /var/log/hsmaudit"
+    [ -f "$r/var/lib/hsmaudit/stored-segment" ] || fail "purge deleted the stored trail"
+    [ ! -e "$r/var/lib/hsmcore" ] || fail "purge left the empty /var/lib/hsmcore"
+    echo "scripts: install, upgrade, remove, purge in a DPKG_ROOT without systemd"
     ;;
 readme)
     scratch=$(mktemp -d)
