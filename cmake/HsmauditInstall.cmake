@@ -24,7 +24,9 @@ endif()
 set(HSMAUDIT_INSTALL_UNITDIR "${hsmaudit_usr_lib}/systemd/system")
 set(HSMAUDIT_INSTALL_DOCDIR "${CMAKE_INSTALL_DATADIR}/doc/hsmaudit")
 
-# Programs.
+# Programs. They carry the build's version (git describe: base/version/CMakeLists.txt); tests and tools
+# the project VERSION, so that a commit relinks these three only.
+set_target_properties(hsmauditd hsmaudit hsmcore PROPERTIES HSMAUDIT_RELEASE_PROGRAM ON)
 install(TARGETS hsmauditd hsmaudit hsmcore RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
 
 # Manual pages and bash completions, generated from the programs' option tables (base/program/program.h)
