@@ -27,6 +27,10 @@ set(HSMAUDIT_INSTALL_DOCDIR "${CMAKE_INSTALL_DATADIR}/doc/hsmaudit")
 # Programs. They carry the build's version (git describe: base/version/CMakeLists.txt); tests and tools
 # the project VERSION, so that a commit relinks these three only.
 set_target_properties(hsmauditd hsmaudit hsmcore PROPERTIES HSMAUDIT_RELEASE_PROGRAM ON)
+# Full RELRO (lintian's hardening-no-bindnow): relocations resolved at start, then read-only.
+foreach(prog hsmauditd hsmaudit hsmcore)
+  target_link_options(${prog} PRIVATE "LINKER:-z,relro,-z,now")
+endforeach()
 install(TARGETS hsmauditd hsmaudit hsmcore RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
 
 # Manual pages and bash completions, generated from the programs' option tables (base/program/program.h)
