@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/cli/man_pages.h"
 #include "agent/daemon/exporter_registry.h"
 #include "agent/engine/sample.h"
 #include "agent/engine/store/archiver.h"
@@ -272,9 +273,13 @@ int run(int argc, char** argv) {
     verify_proof->add_flag("-q,--quiet", vp_args.quiet, "no output; the exit code tells");
     verify_proof->add_option("proof", vp_args.proof_file, "the proof file")->required();
 
+    base::add_version_flag(app, "hsmaudit");
+    if (base::emit_man_page_if_asked(argc, argv, app, agent::hsmaudit_man_page(), std::cout)) return kExitOk;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "agent/api/thread_guard.h"
+#include "agent/cli/man_pages.h"
 #include "agent/daemon/exporter_registry.h"
 #include "agent/daemon/service.h"
 #include "agent/engine/config_keys.h"
@@ -57,9 +58,13 @@ int run(int argc, char** argv) {
     app.add_option("-c,--config", config_path, "YAML configuration file (docs/CONFIG.md)");
     app.add_flag("--check-config", check, "validate the configuration and exit");
     app.add_flag("--config-reference", reference, "print the configuration reference (docs/CONFIG.md) and exit");
+    base::add_version_flag(app, "hsmauditd");
+    if (base::emit_man_page_if_asked(argc, argv, app, hsmauditd_man_page(), std::cout)) return 0;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         app.exit(e);

@@ -13,6 +13,7 @@
 #include "agent/engine/store/state_layout.h"
 #include "base/files.h"
 #include "base/logger.h"
+#include "base/version/version.h"
 #include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
 #include "mac/record.h"
@@ -305,9 +306,7 @@ AgentStatus Service::build_status(std::int64_t now_ms) {
     const std::shared_ptr<const base::Config> config = this->config();
     AgentStatus s;
     s.time_ms = now_ms;
-#ifdef HSMAUDIT_VERSION
-    s.version = HSMAUDIT_VERSION;
-#endif
+    s.version = std::string(base::version());
     s.pid = static_cast<std::int64_t>(::getpid());
     s.started_ms = started_ms_;
     s.state_dir = state_dir_;

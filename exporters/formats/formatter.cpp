@@ -7,11 +7,8 @@
 #include <utility>
 
 #include "agent/api/errc.h"
+#include "base/version/version.h"
 #include "exporters/formats/detail/render.h"
-
-#ifndef HSMAUDIT_VERSION
-#error "HSMAUDIT_VERSION must be defined by exporters/formats/CMakeLists.txt"
-#endif
 
 namespace hsmaudit::exporters::formats {
 namespace {
@@ -97,7 +94,7 @@ bool printable_ascii(std::string_view s) {
 }  // namespace
 
 std::string_view product_version() {
-    return HSMAUDIT_VERSION;
+    return base::version();
 }
 
 std::string_view to_string(FormatKind k) {

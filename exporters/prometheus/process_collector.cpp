@@ -9,10 +9,8 @@
 #include <sstream>
 
 #include "agent/api/metric_families.h"
+#include "base/version/version.h"
 
-#ifndef HSMAUDIT_VERSION
-#define HSMAUDIT_VERSION "unknown"
-#endif
 #ifndef HSMAUDIT_BUILD_TYPE
 #define HSMAUDIT_BUILD_TYPE "unknown"
 #endif
@@ -86,7 +84,8 @@ std::vector<::prometheus::MetricFamily> BuildInfoCollector::Collect() const {
     using namespace agent::metrics;
     auto f = gauge_family("hsmaudit_build_info",
                           "Always 1; the labels say which hsmaudit build is running (version, compiler, build type).");
-    add(f, 1.0, {{"version", HSMAUDIT_VERSION}, {"compiler", kCompiler}, {"build_type", HSMAUDIT_BUILD_TYPE}});
+    add(f, 1.0,
+        {{"version", std::string(base::version())}, {"compiler", kCompiler}, {"build_type", HSMAUDIT_BUILD_TYPE}});
     return {std::move(f)};
 }
 

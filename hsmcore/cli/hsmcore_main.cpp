@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
+#include "base/program/program.h"
 #include "hsmcore/appliance/appliance.h"
 #include "hsmcore/cli/drain.h"
 #include "hsmcore/cli/load.h"
@@ -196,6 +197,34 @@ int cmd_pubkey(const std::string& dir, const std::string& out) {
     return 0;
 }
 
+/// hsmcore(8) beyond its option tables (base/program/program.h).
+base::ManPage man_page() {
+    base::ManPage page;
+    page.name = "hsmcore";
+    page.section = 8;
+    page.summary = "the emulated HSM module and its NVRAM audit ring";
+    page.sections = {
+        {"RUNNING AS A SERVICE",
+         "The package runs `hsmcore serve --dir /var/lib/hsmcore` as the system user hsmcore (hsmcore.service). "
+         "The agent, hsmauditd(8), reads the ring file and connects to the control socket there as a member of "
+         "the group hsmcore.",
+         {}},
+        {"EXIT STATUS",
+         "",
+         {{"0", "success; serve: stopped cleanly by SIGTERM or SIGINT"},
+          {"1", "the operation failed"},
+          {"2", "usage or I/O error"}}},
+        {"SIGNALS", "", {{"SIGTERM, SIGINT", "serve, load, drain --follow: stop cleanly"}}},
+        {"FILES",
+         "",
+         {{"/var/lib/hsmcore", "the module's state directory (ring file, keys, control socket)"},
+          {"/var/lib/hsmcore/audit.key", "the audit secret (0600)"},
+          {"/usr/lib/systemd/system/hsmcore.service", "the systemd unit"}}},
+        {"SEE ALSO", "hsmauditd(8), hsmaudit(1)", {}},
+    };
+    return page;
+}
+
 int run(int argc, char** argv) {
     CLI::App app{"hsmcore: the emulated cryptographic module and its NVRAM audit ring"};
     app.require_subcommand(1);
@@ -261,6 +290,8 @@ int run(int argc, char** argv) {
     pubkey->add_option("--dir", dir, "module state directory")->required();
     pubkey->add_option("--out", out, "file to write")->required();
 
+    base::add_version_flag(app, "hsmcore");
+    if (base::emit_man_page_if_asked(argc, argv, app, man_page(), std::cout)) return 0;
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,12 +1,15 @@
 // The examples docs/SIEM.md shows are the formatters' real output: each example block of the
 // document must be exactly what the formatter produces for the event below, so the document
 // stays true when a format changes (update the document with the output this test prints).
+// The document shows the release number (base::project_version()) where the build's full version
+// (git describe: base::version()) appears in the CEF and LEEF headers.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "base/version/version.h"
 #include "exporters/formats/formatter.h"
 #include "tests/unit/exporters/formats/test_events.h"
 
@@ -20,7 +23,10 @@ std::string read_doc() {
     return ss.str();
 }
 
-void expect_example(const std::string& doc, const std::string& what, const std::string& output) {
+void expect_example(const std::string& doc, const std::string& what, std::string output) {
+    const std::string built = "|" + std::string(product_version()) + "|";
+    if (const auto at = output.find(built); at != std::string::npos)
+        output.replace(at, built.size(), "|" + std::string(base::project_version()) + "|");
     const std::string block = "```\n" + output + "\n```\n";
     EXPECT_NE(doc.find(block), std::string::npos)
         << "docs/SIEM.md lacks the current " << what << " example; it is now:\n"
