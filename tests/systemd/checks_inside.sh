@@ -19,6 +19,12 @@ eventually() {
 show() { systemctl show -p "$2" --value "$1"; }
 cursor() { journalctl -n 0 --show-cursor -q | sed -n 's/^-- cursor: //p'; }
 since() { journalctl -q --no-pager -o cat --after-cursor="$1" "${@:2}"; }
+# doc_block HEADING: the first ``` block after the "### HEADING" line of the installed ARCHITECTURE.md
+# (the commands the docs give are the ones run here).
+doc_block() {
+    awk -v h="### $1" 'index($0, h) == 1 {f = 1; next} f && /^```/ {if (b) exit; b = 1; next} b' \
+        /usr/share/doc/hsmaudit/ARCHITECTURE.md
+}
 finish() {
     echo DONE >>"$summary"
     systemctl poweroff --no-block
@@ -33,10 +39,10 @@ systemctl stop hsmauditd.service hsmcore.service 2>/dev/null
 systemctl reset-failed hsmauditd.service hsmcore.service 2>/dev/null
 cp "$conf" /root/hsmauditd.yaml.orig
 
-# --- the module emulator: initialised once (the command hsmcore.service's header documents), then started.
-systemd-run --wait --pipe -p User=hsmcore -p StateDirectory=hsmcore -p StateDirectoryMode=0750 \
-    -p UMask=0027 hsmcore init --dir /var/lib/hsmcore
-if systemctl start hsmcore.service && [[ $(show hsmcore ActiveState) == active ]] &&
+# --- the module emulator: initialised once and started, as docs/ARCHITECTURE.md says.
+init=$(doc_block "The module emulator's unit")
+echo "$init"
+if bash -ex -c "$init" && [[ $(show hsmcore ActiveState) == active ]] &&
     [[ $(show hsmcore StatusText) == "serving module "* ]]; then
     pass "hsmcore.service active after READY=1 ($(show hsmcore StatusText))"
 else
@@ -195,11 +201,9 @@ else
 fi
 systemctl stop hsmauditd.service  # exit 1 (cannot bind) is retried: end the restarts
 systemctl reset-failed hsmauditd.service
-dropin=/usr/share/doc/hsmaudit/examples/hsmauditd-low-port.conf
-[[ -f $dropin ]] || dropin=/root/hsmauditd-low-port.conf  # hand-assembled install (no package yet)
-install -D -m 0644 "$dropin" /etc/systemd/system/hsmauditd.service.d/low-port.conf
-systemctl daemon-reload && systemctl restart hsmauditd
-if [[ $(show hsmauditd ActiveState) == active ]] && grep -qi ':0202 ' /proc/net/udp; then
+lowport=$(doc_block "Binding a low port")
+echo "$lowport"
+if bash -ex -c "$lowport" && [[ $(show hsmauditd ActiveState) == active ]] && grep -qi ':0202 ' /proc/net/udp; then
     pass "with the low-port drop-in the agent binds udp:127.0.0.1:514"
 else
     fail "low-port drop-in" "$(systemctl status hsmauditd --no-pager 2>&1 | tail -6)"

@@ -27,7 +27,8 @@ for tool in mmdebstrap systemd-nspawn; do
 done
 
 # --- what to install: the package if one was built, else the programs from the build.
-deb=$(ls -t "$build"/hsmaudit_*.deb 2>/dev/null | head -1 || true)
+# The package: the one package_build (tests/package, fixture hsmaudit_deb) has just made, else one in BUILD.
+deb=$(ls -t "$build"/tests/package/deb/hsmaudit_*.deb "$build"/hsmaudit_*.deb 2>/dev/null | head -1 || true)
 bins=("$build/agent/hsmauditd" "$build/agent/hsmaudit" "$build/hsmcore/hsmcore")
 packages=(systemd systemd-sysv dbus jq socat)
 if [[ -n $deb ]]; then
@@ -36,7 +37,7 @@ if [[ -n $deb ]]; then
     depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g' | grep -v '^$')
     packages+=($depends)
 else
-    echo "no $build/hsmaudit_*.deb: installing the built programs by hand (the package's layout)"
+    echo "no hsmaudit_*.deb in $build/tests/package/deb or $build: installing the built programs by hand (the package's layout)"
     for b in "${bins[@]}"; do [[ -x $b ]] || { echo "FAIL: $b is not built"; exit 1; }; done
     # The runtime libraries' packages, from this machine's dpkg database.
     # One dpkg -S for all (each call reads the whole database): every library under each name it
@@ -138,8 +139,12 @@ u hsmaudit - "HSM audit agent" /var/lib/hsmaudit
 u hsmcore - "HSM module emulator" /var/lib/hsmcore
 CONF
 fi
-# The low-port drop-in from the source tree when the package does not ship it.
-cp "$src/config/examples/hsmauditd-low-port.conf" "$root/root/"
+# What the checks need from /usr/share/doc/hsmaudit (the docs' commands, the drop-in): the package
+# ships it; a hand-assembled install gets the source tree's copies in the same places.
+if [[ -z $deb ]]; then
+    install -D -m 0644 "$src/docs/ARCHITECTURE.md" -t "$root/usr/share/doc/hsmaudit/"
+    install -D -m 0644 "$src/config/examples/hsmauditd-low-port.conf" -t "$root/usr/share/doc/hsmaudit/examples/"
+fi
 # The checks, run by the container's systemd once it has booted (Type=exec, so the boot finishes first).
 install -m 0755 "$src/tests/systemd/checks_inside.sh" "$root/usr/local/sbin/hsmaudit-checks"
 cat >"$root/etc/systemd/system/hsmaudit-checks.service" <<'UNIT'
