@@ -85,7 +85,9 @@ echo "mirror lines:"; echo "$mirrors" | sed 's/^/  /'
 echo "packages: ${packages[*]}"
 
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/hsmaudit/nspawn
-key=$(printf '%s\n' "minbase bookworm" "$mirrors" "${packages[@]}" | sha256sum | cut -c1-16)
+# The options that shape the root; they are part of the key, with the mirror lines and the packages.
+mmdebstrap_opts=(--variant=minbase --dpkgopt=force-unsafe-io --aptopt='Acquire::Languages "none"')
+key=$(printf '%s\n' "${mmdebstrap_opts[@]}" bookworm "$mirrors" "${packages[@]}" | sha256sum | cut -c1-16)
 cached=$cache_root/$key
 mkdir -p "$cache_root"
 exec 9>"$cache_root/lock"
@@ -100,7 +102,7 @@ if [[ ! -f $cached/complete ]]; then
     rm -rf "$cached"
     mkdir -p "$cached"
     mapfile -t mirror_args <<<"$mirrors"
-    if ! mmdebstrap --quiet --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" bookworm \
+    if ! mmdebstrap --quiet "${mmdebstrap_opts[@]}" --include="$(IFS=,; echo "${packages[*]}")" bookworm \
         "$cached/root" "${mirror_args[@]}" >"$cached/mmdebstrap.log" 2>&1; then
         tail -20 "$cached/mmdebstrap.log"
         echo "FAIL: mmdebstrap could not build the root (log above)"
@@ -127,8 +129,8 @@ echo "root copied ($(elapsed))"
 nspawn=(systemd-nspawn --quiet --register=no --keep-unit -D "$root")
 
 if [[ -n $deb ]]; then
-    cp "$deb" "$root/tmp/hsmaudit.deb"
-    "${nspawn[@]}" dpkg -i /tmp/hsmaudit.deb
+    cp "$deb" "$root/var/tmp/hsmaudit.deb"  # not /tmp: systemd-nspawn mounts a tmpfs there
+    "${nspawn[@]}" dpkg -i /var/tmp/hsmaudit.deb
 else
     install -m 0755 "${bins[@]}" "$root/usr/bin/"
     install -D -m 0644 "$src/config/hsmauditd.service" "$src/config/hsmcore.service" -t "$root/usr/lib/systemd/system/"

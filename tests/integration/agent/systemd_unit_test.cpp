@@ -243,6 +243,7 @@ TEST_F(SystemdUnit, UnitApplianceConfigAndAgentAgree) {
           // Exit codes (docs/ARCHITECTURE.md): 1 is retried, 2 (configuration) never; Restart=on-abnormal
           // because 252 restarts a failed ExecStartPre= under on-failure whatever RestartPreventExitStatus= says.
           "Restart=on-abnormal\n", "RestartForceExitStatus=1\n", "RestartPreventExitStatus=2\n",
+          "StartLimitIntervalSec=0\n",
           "After=network-online.target hsmcore.service\n", "Wants=network-online.target\n", "StateDirectory=hsmaudit\n",
           "StateDirectoryMode=0700\n", "LogsDirectory=hsmaudit\n", "RuntimeDirectory=hsmaudit\n",
           "RuntimeDirectoryMode=0700\n", "ConfigurationDirectory=hsmaudit\n", "User=hsmaudit\n", "Group=hsmaudit\n",
