@@ -94,7 +94,7 @@ protected:
 
     /// Writes `text` as <tmp>/<name> and returns the path.
     std::string write_unit(const std::string& name, const std::string& text) {
-        const std::string path = dir_ / name;
+        std::string path = dir_ / name;
         spit(path, text);
         return path;
     }
@@ -243,11 +243,10 @@ TEST_F(SystemdUnit, UnitApplianceConfigAndAgentAgree) {
           // Exit codes (docs/ARCHITECTURE.md): 1 is retried, 2 (configuration) never; Restart=on-abnormal
           // because 252 restarts a failed ExecStartPre= under on-failure whatever RestartPreventExitStatus= says.
           "Restart=on-abnormal\n", "RestartForceExitStatus=1\n", "RestartPreventExitStatus=2\n",
-          "StartLimitIntervalSec=0\n",
-          "After=network-online.target hsmcore.service\n", "Wants=network-online.target\n", "StateDirectory=hsmaudit\n",
-          "StateDirectoryMode=0700\n", "LogsDirectory=hsmaudit\n", "RuntimeDirectory=hsmaudit\n",
-          "RuntimeDirectoryMode=0700\n", "ConfigurationDirectory=hsmaudit\n", "User=hsmaudit\n", "Group=hsmaudit\n",
-          "UMask=0077\n", "CapabilityBoundingSet=\n", "AmbientCapabilities=\n",
+          "StartLimitIntervalSec=0\n", "After=network-online.target hsmcore.service\n", "Wants=network-online.target\n",
+          "StateDirectory=hsmaudit\n", "StateDirectoryMode=0700\n", "LogsDirectory=hsmaudit\n",
+          "RuntimeDirectory=hsmaudit\n", "RuntimeDirectoryMode=0700\n", "ConfigurationDirectory=hsmaudit\n",
+          "User=hsmaudit\n", "Group=hsmaudit\n", "UMask=0077\n", "CapabilityBoundingSet=\n", "AmbientCapabilities=\n",
           "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
           "LoadCredential=audit.key:/var/lib/hsmcore/audit.key\n"})
         EXPECT_NE(unit_text_.find(line), std::string::npos) << "the unit lacks " << line;
