@@ -1,6 +1,7 @@
 // hsmcore: the module emulator's command line (init, serve, status, load, drain, secret export, pubkey).
 // Exit codes: 0 success, 1 the operation failed, 2 usage or I/O error.
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -73,10 +74,14 @@ int cmd_serve(const std::string& dir, const std::string& syslog_dest, bool sync_
     std::printf("serving module %s (boot %u) on %s\n", (*m)->serial().c_str(), (*m)->boot(),
                 (fs::path(dir) / hsmcore::host::kControlSocket).c_str());
     (void)std::fflush(stdout);
+    // hsmcore.service is Type=notify: the control socket accepts connections from here on, so units
+    // ordered after it (hsmauditd.service) start against a module that is up. A no-op outside systemd.
+    (void)sd_notifyf(0, "READY=1\nSTATUS=serving module %s (boot %u)", (*m)->serial().c_str(), (*m)->boot());
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lock(mu);
     cv.wait(lock, signals.token(), [] { return false; });
+    (void)sd_notify(0, "STOPPING=1");
     (*server)->stop();
     if (app) app->stop();
     (void)std::fprintf(stderr, "hsmcore: stopped cleanly\n");
