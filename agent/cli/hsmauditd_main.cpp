@@ -156,8 +156,15 @@ int run(int argc, char** argv) {
                     notify("READY=1\nSTATUS=reload refused: " + next.error().message);
                 } else {
                     auto r = (*service)->reload(std::move(*next));
-                    base::logger().info("{}", r ? *r : r.error().describe());
-                    notify("READY=1\nSTATUS=" + (r ? *r : r.error().describe()));
+                    if (r) {
+                        base::logger().info("{}", *r);
+                        notify("READY=1\nSTATUS=" + *r);
+                    } else {
+                        // A destination that cannot be built: nothing was applied.
+                        base::logger().error("reload refused, keeping the running configuration: {}",
+                                             r.error().describe());
+                        notify("READY=1\nSTATUS=reload refused: " + r.error().describe());
+                    }
                 }
             }
             const std::int64_t now = wall_clock_ms();

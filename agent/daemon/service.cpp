@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <set>
 
 #include "agent/api/errc.h"
 #include "agent/engine/config_keys.h"
@@ -147,12 +149,11 @@ Result<std::string> Service::start() {
     archiver_ = std::make_unique<Archiver>(
         make_archiver_options(cfg, audit_dir), *key_, *alerts_, [this] { return drain_->stats().sealed_epoch; },
         wall_clock_ms);
-    if (exports_->size() > 0) archiver_->set_delivery_gate([this] { return exports_->min_delivered_seq(); });
+    // Set even without destinations (nullopt: no gate), since a reload may add some.
+    archiver_->set_delivery_gate([this] { return exports_->min_delivered_seq(); });
     archiver_->start();
-    const DeliveryCursors& delivery =
-        exports_->size() > 0 ? static_cast<const DeliveryCursors&>(*exports_) : no_exporters_;
     retention_ = std::make_unique<Retention>(
-        make_retention_options(cfg, audit_dir), delivery, *alerts_,
+        make_retention_options(cfg, audit_dir), *exports_, *alerts_,
         [this](bool paused, const std::string& reason) { drain_->set_ack_paused(paused, reason); }, wall_clock_ms);
     retention_->start();
 
@@ -190,23 +191,21 @@ void Service::make_probes() {
             std::vector<std::pair<std::string, const collectors::syslog::Probe*>>{{"all", &syslog_->probe()}}));
     }
     probes_.push_back(std::move(store));
-    auto exports = std::make_shared<ExportProbe>(wall_clock_ms);
-    for (const auto& e : exports_->stats()) {
-        const std::string name = e.name;
-        exports->add({e.name, e.type, e.streams,
-                      [this, name] {
-                          for (auto& x : exports_->stats())
-                              if (x.name == name) return x.stats;
-                          return RunnerStats{};
-                      },
-                      e.delivery_latency});
-    }
+    // The destinations as they are at each scrape: a reload adds and removes some.
+    auto exports = std::make_shared<ExportProbe>(wall_clock_ms, [this] {
+        std::vector<ExporterFigures> out;
+        for (auto& e : exports_->stats())
+            out.push_back(ExporterFigures{std::move(e.name), std::move(e.type), e.streams, std::move(e.stats),
+                                          std::move(e.delivery_latency)});
+        return out;
+    });
     probes_.push_back(std::move(exports));
 }
 
 namespace {
 /// Keys a SIGHUP applies at once: the drain's batching, rotation and alert thresholds, and the log
-/// level. Every other key (directories, module, keys, store, archives, syslog) needs a restart.
+/// level; the destinations (exporters.*) are compared and rebuilt on their own. Every other key
+/// (directories, module, keys, store, archives, syslog, metrics) needs a restart.
 bool reloadable(std::string_view key) {
     return key.starts_with("drain.") || key.starts_with("rotation.") || key.starts_with("alerts.") ||
            key.starts_with("checkpoint.") || key == "agent.log_level";
@@ -214,39 +213,40 @@ bool reloadable(std::string_view key) {
 }  // namespace
 
 Result<std::string> Service::reload(base::Config next) {
+    if (!exports_ || !drain_) return make_error(errc::internal, "the agent is not running yet");
     const std::shared_ptr<const base::Config> running = config();
     const base::Config& cfg = *running;
     std::string restart_needed;
     for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
-        if (spec.key.find('*') != std::string_view::npos) continue;  // destinations: compared below
+        if (spec.key.find('*') != std::string_view::npos) continue;  // destinations: below
         if (reloadable(spec.key) || next.str(spec.key) == cfg.str(spec.key)) continue;
         restart_needed += std::string(restart_needed.empty() ? "" : ", ") + std::string(spec.key);
         // Keep the running value, so status and later reloads stay true to what runs.
         next.keep(spec.key, cfg);
     }
-    // Destinations are rebuilt only at a restart (their cursors and connections stay as they are).
-    bool exporters_changed = next.instances("exporters") != cfg.instances("exporters");
-    for (const base::KeySpec& spec : all_config_keys(plugins_.keys)) {
-        const std::string_view k = spec.key;
-        if (!k.starts_with("exporters.*.")) continue;
-        for (const auto& name : cfg.instances("exporters")) {
-            const std::string concrete = "exporters." + name + std::string(k.substr(11));
-            if (next.has(concrete) && next.str(concrete) != cfg.str(concrete)) exporters_changed = true;
-        }
-    }
-    if (exporters_changed) {
-        restart_needed += std::string(restart_needed.empty() ? "" : ", ") + "exporters";
-        for (const base::KeySpec& spec : all_config_keys(plugins_.keys))
-            if (std::string_view(spec.key).starts_with("exporters.*."))
-                for (const auto& name : cfg.instances("exporters"))
-                    next.keep("exporters." + name + std::string(std::string_view(spec.key).substr(11)), cfg);
-    }
+    // The destinations: each new or changed one is built (and a new one's cursor resolved) before
+    // anything changes, so one that cannot be built refuses the whole reload. A new destination
+    // resolves its start (the oldest record outside archives) with the archiver's passes held off,
+    // so no pass archives that record before the new cursor holds it back.
+    std::set<std::string> running_names;
+    for (const auto& e : exports_->stats()) running_names.insert(e.name);
+    const auto names = next.instances("exporters");
+    const bool adds = std::any_of(names.begin(), names.end(), [&](const std::string& name) {
+        return next.boolean("exporters." + name + ".enabled") && !running_names.contains(name);
+    });
+    std::unique_lock<std::mutex> archive_hold;
+    if (adds && archiver_) archive_hold = archiver_->hold_passes();
+    auto plan = exports_->prepare(next, plugins_.exporters);
+    if (!plan) return std::move(plan).error();
     drain_->set_options(make_drain_options(next));
     base::logger().set_level(spdlog::level::from_str(next.str("agent.log_level")));
+    const std::string destinations = plan->empty() ? std::string() : exports_->apply(std::move(*plan));
+    if (archive_hold.owns_lock()) archive_hold.unlock();
     config_.store(std::make_shared<const base::Config>(std::move(next)));  // readers keep the snapshot they took
-    return restart_needed.empty()
-               ? std::string("configuration reloaded")
-               : "configuration reloaded; these keys take effect at the next restart: " + restart_needed;
+    std::string out = "configuration reloaded";
+    if (!destinations.empty()) out += "; destinations " + destinations;
+    if (!restart_needed.empty()) out += "; these keys take effect at the next restart: " + restart_needed;
+    return out;
 }
 
 void Service::stop() {

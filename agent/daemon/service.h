@@ -59,8 +59,10 @@ public:
     /// Opens (and in embedded mode creates) the module, recovers the store, starts the drain and
     /// the workload. Returns a line for sd_notify STATUS=.
     Result<std::string> start();
-    /// Applies a new configuration: drain options and log level now; other keys need a restart
-    /// (listed in the returned message).
+    /// Applies a new configuration: drain options and log level, and the destinations (added,
+    /// removed, or rebuilt when a key under exporters.<name>. changed; ExportManager::prepare and
+    /// apply); other keys need a restart (listed in the returned message). An error (a new or
+    /// changed destination cannot be built) refuses the whole reload: nothing changed.
     Result<std::string> reload(base::Config config);
     /// Stops the workload, lets the drain finish its batch, commits, stops the module.
     void stop();
@@ -112,7 +114,6 @@ private:
     ServicePlugins plugins_;
     std::string serial_;
     std::unique_ptr<ExportManager> exports_;
-    NoExporters no_exporters_;
     std::unique_ptr<Archiver> archiver_;
     std::unique_ptr<Retention> retention_;
     std::vector<std::shared_ptr<prometheus::Collectable>> probes_;

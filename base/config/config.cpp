@@ -514,6 +514,13 @@ void Config::keep(std::string_view key, const Config& other) {
     if (it != values_.end()) it->second = other.at(key);
 }
 
+std::map<std::string, std::string> Config::values_under(std::string_view prefix) const {
+    std::map<std::string, std::string> out;
+    for (auto it = values_.lower_bound(prefix); it != values_.end() && it->first.starts_with(prefix); ++it)
+        out.emplace(it->first, it->second.text);
+    return out;
+}
+
 std::string config_reference_markdown(std::span<const KeySpec> specs) {
     std::string out =
         "# Configuration reference\n\n"

@@ -83,6 +83,9 @@ public:
     /// Takes the value of `key` (text, number and origin) from `other`: a reload keeps the running
     /// value of a key that needs a restart.
     void keep(std::string_view key, const Config& other);
+    /// Every key with a value under `prefix` ("exporters.siem.") and its text: a reload compares
+    /// what a destination is built from.
+    [[nodiscard]] std::map<std::string, std::string> values_under(std::string_view prefix) const;
 
 private:
     struct Value {

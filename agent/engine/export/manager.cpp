@@ -72,7 +72,8 @@ std::span<const base::KeySpec> export_config_keys() {
     static constexpr base::KeySpec kKeys[] = {
         {"exporters.*.type", base::KeyType::string, "",
          "The destination's kind: `relp`, `syslog` (RFC 5425 TLS, RFC 6587 TCP, or UDP), `kafka`, `snmp`. Each "
-         "destination is a section `exporters.<name>` with a name you choose (lower-case letters, digits, `-`, `_`)."},
+         "destination is a section `exporters.<name>` with a name you choose (lower-case letters, digits, `-`, `_`). A "
+         "reload (SIGHUP) adds, removes and rebuilds destinations (docs/ARCHITECTURE.md, \"Reloading destinations\")."},
         {"exporters.*.enabled", base::KeyType::boolean, "true",
          "A disabled destination is not built and keeps its cursor."},
         {"exporters.*.streams", base::KeyType::string, "audit,alerts,checkpoints",
@@ -110,7 +111,9 @@ std::span<const base::KeySpec> export_config_keys() {
          "what was acknowledged since the last write is delivered again.",
          10, 60'000},
         {"exporters.*.stop_timeout", base::KeyType::duration, "5s",
-         "At shutdown, how long to wait for outstanding acknowledgements.", 0, 600'000},
+         "At shutdown, and when a reload (SIGHUP) removes the destination or changes one of its keys, how long to "
+         "wait for outstanding acknowledgements (what is not acknowledged by then is sent again after the cursor).",
+         0, 600'000},
     };
     return kKeys;
 }
@@ -160,49 +163,270 @@ Status validate_exporters(const base::Config& c, std::span<const ExporterFactory
     return {};
 }
 
+/// One destination built from the configuration, not yet running.
+struct ExportManager::Pending {
+    std::string name;
+    std::string type;
+    std::map<std::string, std::string> settings;
+    std::vector<std::string> changed_keys;  // a rebuilt destination: the keys that differ
+    RunnerOptions options;
+    std::unique_ptr<Exporter> exporter;
+    std::unique_ptr<EventSource> source;
+    std::unique_ptr<ExportRunner> runner;  // once opened
+};
+
+ExportManager::Plan::Plan() = default;
+ExportManager::Plan::Plan(Plan&&) noexcept = default;
+ExportManager::Plan& ExportManager::Plan::operator=(Plan&&) noexcept = default;
+ExportManager::Plan::~Plan() {
+    // Dropped (the reload refused): a new destination's first cursor file, written when its start
+    // was resolved, goes too, so a later reload or start resolves its start again.
+    for (const auto& path : cleanup_) {
+        std::error_code ec;
+        fs::remove(path, ec);
+    }
+}
+
+std::string ExportManager::Plan::summary() const {
+    std::string out;
+    auto list = [&](std::string_view what, const std::vector<std::string>& names) {
+        if (names.empty()) return;
+        out += (out.empty() ? "" : "; ") + std::string(what);
+        for (std::size_t i = 0; i < names.size(); ++i) out += (i == 0 ? " " : ", ") + names[i];
+    };
+    std::vector<std::string> added;
+    for (const auto& p : added_) added.push_back(p->name);
+    std::vector<std::string> changed;
+    for (const auto& p : changed_) {
+        std::string keys;
+        for (const auto& k : p->changed_keys) keys += (keys.empty() ? "" : ", ") + k;
+        changed.push_back(p->name + " (" + keys + ")");
+    }
+    list("added", added);
+    list("changed", changed);
+    list("removed", removed_);
+    return out;
+}
+
+namespace {
+
+/// Every key under exporters.<name>. with its value's text: what a destination is built from.
+std::map<std::string, std::string> settings_of(const base::Config& c, const std::string& name) {
+    return c.values_under("exporters." + name + ".");
+}
+
+std::vector<std::string> differing_keys(const std::map<std::string, std::string>& a,
+                                        const std::map<std::string, std::string>& b) {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : a) {
+        const auto it = b.find(k);
+        if (it == b.end() || it->second != v) out.push_back(k);
+    }
+    for (const auto& [k, v] : b)
+        if (!a.contains(k)) out.push_back(k);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string cursor_line(const RunnerStats& s, const std::array<bool, 4>& streams) {
+    std::string out;
+    for (Stream st : kAllStreams) {
+        const auto i = static_cast<std::size_t>(st);
+        if (!streams[i]) continue;
+        out += (out.empty() ? "" : ", ") + std::string(to_string(st)) + " " + std::to_string(s.cursor[i]);
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ExportManager::Pending>> ExportManager::build(const base::Config& c, const std::string& name,
+                                                                     std::span<const ExporterFactory> factories,
+                                                                     const ExportContext& ctx,
+                                                                     const std::shared_ptr<StoreDamageLedger>& damage) {
+    auto pending = std::make_unique<Pending>();
+    pending->name = name;
+    pending->type = c.str(key(name, "type"));
+    pending->settings = settings_of(c, name);
+    const ExporterFactory* f = find_factory(factories, pending->type);
+    if (f == nullptr)
+        return make_error(errc::config_error, "exporters." + name + ": unknown kind '" + pending->type + "'");
+    auto p = parse_common(c, name);
+    if (!p) return std::move(p).error();
+    const std::string dir = (fs::path(ctx.state_dir) / "export" / name).string();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return make_error(errc::io_error, "cannot create " + dir + ": " + ec.message());
+    fs::permissions(dir, fs::perms::owner_all, ec);
+    ExporterContext ec_ctx{name, c, dir, ctx.alerts, ctx.agent_status};
+    auto exporter = f->create(ec_ctx);
+    if (!exporter) return make_error(errc::config_error, "exporters." + name + ": " + exporter.error().describe());
+    pending->exporter = std::move(*exporter);
+    RunnerOptions& o = pending->options;
+    o.name = name;
+    o.streams = p->streams;
+    o.max_severity = p->max_severity;
+    o.classes = p->classes;
+    o.start_newest = c.str(key(name, "start")) == "newest";
+    o.batch = static_cast<std::size_t>(c.integer(key(name, "batch")));
+    o.max_in_flight = static_cast<std::size_t>(c.integer(key(name, "max_in_flight")));
+    o.backoff_initial = std::chrono::milliseconds(c.integer(key(name, "backoff_initial")));
+    o.backoff_max = std::chrono::milliseconds(c.integer(key(name, "backoff_max")));
+    o.stop_timeout = std::chrono::milliseconds(c.integer(key(name, "stop_timeout")));
+    o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
+    o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
+    o.cursor_path = (fs::path(dir) / "cursor").string();
+    pending->source = make_store_event_source(
+        StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, c.boolean(key(name, "chain_lines")), damage});
+    return pending;
+}
+
+Status ExportManager::open(Pending& p, const ExportContext& ctx) {
+    auto runner =
+        ExportRunner::open(std::move(p.options), std::move(p.exporter), std::move(p.source), ctx.alerts, ctx.now_ms);
+    if (!runner) return make_error(errc::io_error, "exporters." + p.name + ": " + runner.error().describe());
+    p.runner = std::move(*runner);
+    return {};
+}
+
 Result<std::unique_ptr<ExportManager>> ExportManager::create(const base::Config& c,
                                                              std::span<const ExporterFactory> factories,
                                                              const ExportContext& ctx) {
     HSMAUDIT_TRY(validate_exporters(c, factories));
     std::unique_ptr<ExportManager> m(new ExportManager());
     m->alerts_ = &ctx.alerts;
+    m->context_.emplace(ctx);
     // One ledger of store damage for every destination: one alert per damaged place.
-    auto damage = std::make_shared<StoreDamageLedger>(ctx.alerts, ctx.now_ms);
+    m->damage_ = std::make_shared<StoreDamageLedger>(ctx.alerts, ctx.now_ms);
     for (const auto& name : c.instances("exporters")) {
         if (!c.boolean(key(name, "enabled"))) continue;
-        const std::string& type = c.str(key(name, "type"));
-        const ExporterFactory* f = find_factory(factories, type);
-        auto p = parse_common(c, name);
-        if (!p) return std::move(p).error();
-        const std::string dir = (fs::path(ctx.state_dir) / "export" / name).string();
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        if (ec) return make_error(errc::io_error, "cannot create " + dir + ": " + ec.message());
-        fs::permissions(dir, fs::perms::owner_all, ec);
-        ExporterContext ec_ctx{name, c, dir, ctx.alerts, ctx.agent_status};
-        auto exporter = f->create(ec_ctx);
-        if (!exporter) return make_error(errc::config_error, "exporters." + name + ": " + exporter.error().describe());
-        RunnerOptions o;
-        o.name = name;
-        o.streams = p->streams;
-        o.max_severity = p->max_severity;
-        o.classes = p->classes;
-        o.start_newest = c.str(key(name, "start")) == "newest";
-        o.batch = static_cast<std::size_t>(c.integer(key(name, "batch")));
-        o.max_in_flight = static_cast<std::size_t>(c.integer(key(name, "max_in_flight")));
-        o.backoff_initial = std::chrono::milliseconds(c.integer(key(name, "backoff_initial")));
-        o.backoff_max = std::chrono::milliseconds(c.integer(key(name, "backoff_max")));
-        o.stop_timeout = std::chrono::milliseconds(c.integer(key(name, "stop_timeout")));
-        o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
-        o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
-        o.cursor_path = (fs::path(dir) / "cursor").string();
-        auto source = make_store_event_source(StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host,
-                                                                 c.boolean(key(name, "chain_lines")), damage});
-        auto runner = ExportRunner::open(std::move(o), std::move(*exporter), std::move(source), ctx.alerts, ctx.now_ms);
-        if (!runner) return make_error(errc::io_error, "exporters." + name + ": " + runner.error().describe());
-        m->runners_.push_back(Runner{name, type, std::move(*runner)});
+        auto pending = build(c, name, factories, ctx, m->damage_);
+        if (!pending) return std::move(pending).error();
+        HSMAUDIT_TRY(open(**pending, ctx));
+        Pending& p = **pending;
+        m->runners_.push_back(Runner{p.name, p.type, std::move(p.settings), std::move(p.runner)});
     }
     return m;
+}
+
+Result<ExportManager::Plan> ExportManager::prepare(const base::Config& next,
+                                                   std::span<const ExporterFactory> factories) {
+    HSMAUDIT_TRY(validate_exporters(next, factories));
+    const ExportContext& ctx = *context_;
+    std::vector<std::string> wanted;
+    for (const auto& name : next.instances("exporters"))
+        if (next.boolean(key(name, "enabled"))) wanted.push_back(name);
+    Plan plan;
+    for (const auto& r : runners_) {
+        if (std::find(wanted.begin(), wanted.end(), r.name) == wanted.end()) plan.removed_.push_back(r.name);
+    }
+    // Build everything new before opening any runner: an exporter that cannot be built (a missing
+    // TLS file, a bad format key) refuses the reload before a cursor file is written.
+    for (const auto& name : wanted) {
+        const auto running =
+            std::find_if(runners_.begin(), runners_.end(), [&](const Runner& r) { return r.name == name; });
+        std::vector<std::string> changed_keys;
+        if (running != runners_.end()) {
+            changed_keys = differing_keys(running->settings, settings_of(next, name));
+            if (changed_keys.empty()) continue;  // unchanged: not touched
+        }
+        auto pending = build(next, name, factories, ctx, damage_);
+        if (!pending) return std::move(pending).error();
+        (*pending)->changed_keys = std::move(changed_keys);
+        (running != runners_.end() ? plan.changed_ : plan.added_).push_back(std::move(*pending));
+    }
+    // A new destination's runner opens now (its cursor file read, or its start resolved and
+    // written), so a damaged cursor file refuses the reload too.
+    for (auto& p : plan.added_) {
+        const std::string cursor = p->options.cursor_path;
+        std::error_code ec;
+        const bool had_cursor = fs::exists(cursor, ec);
+        HSMAUDIT_TRY(open(*p, ctx));
+        if (!had_cursor) plan.cleanup_.push_back(cursor);
+    }
+    return plan;
+}
+
+std::string ExportManager::apply(Plan plan) {
+    plan.cleanup_.clear();  // applied: the cursor files stay
+    const std::string summary = plan.summary();
+    auto index_of = [this](const std::string& name) -> std::size_t {
+        for (std::size_t i = 0; i < runners_.size(); ++i)
+            if (runners_[i].name == name) return i;
+        return runners_.size();
+    };
+    // 1. The removed and changed destinations stop, side by side: each waits for the
+    //    acknowledgements of what it has in flight (its stop_timeout at most) and writes its cursor.
+    //    They stay in the set meanwhile, so retention and the archiver still see their cursors.
+    std::vector<ExportRunner*> stopping;
+    for (const auto& name : plan.removed_) stopping.push_back(runners_[index_of(name)].runner.get());
+    for (const auto& p : plan.changed_) stopping.push_back(runners_[index_of(p->name)].runner.get());
+    stop_runners(stopping, ExportRunner::StopMode::in_flight_only);
+    // 2. Each changed destination's new runner resumes where the old one stopped.
+    std::vector<std::unique_ptr<Pending>> rebuilt;
+    for (auto& p : plan.changed_) {
+        const ExportRunner& old = *runners_[index_of(p->name)].runner;
+        const RunnerStats last = old.stats();
+        p->options.resume = RunnerOptions::Resume{last.cursor, last.durable};
+        const std::array<bool, 4> streams = p->options.streams;
+        if (auto st = open(*p, *context_); !st) {
+            // Cannot happen with a resume point (no file is read); if it does, the old runner stays
+            // in the set, stopped, its cursor still holding retention back: nothing is lost.
+            base::logger().error("exporter {}: cannot start it with its new settings: {}; it stays stopped", p->name,
+                                 st.error().describe());
+            alerts_->alert(Alert{"exporter.failed", Severity::critical,
+                                 "destination '" + p->name + "' could not be rebuilt by the reload (" +
+                                     st.error().describe() + "); it stays stopped until the agent restarts",
+                                 0, context_->now_ms()});
+            continue;
+        }
+        base::logger().info(
+            "exporter {}: settings changed ({}); resumes at {} with them", p->name,
+            [&] {
+                std::string keys;
+                for (const auto& k : p->changed_keys) keys += (keys.empty() ? "" : ", ") + k;
+                return keys;
+            }(),
+            cursor_line(last, streams));
+        rebuilt.push_back(std::move(p));
+    }
+    // 3. The set changes under the mutex (readers copy figures under it), nothing stops or starts
+    //    while it is held. The runners taken out are destroyed here, on the owner thread, after.
+    std::vector<std::unique_ptr<ExportRunner>> retired;
+    std::vector<ExportRunner*> starting;
+    {
+        std::lock_guard lock(set_mutex_);
+        for (const auto& name : plan.removed_) {
+            const std::size_t i = index_of(name);
+            retired.push_back(std::move(runners_[i].runner));
+            runners_.erase(runners_.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        for (auto& p : rebuilt) {
+            Runner& r = runners_[index_of(p->name)];
+            retired.push_back(std::move(r.runner));
+            r.type = p->type;
+            r.settings = std::move(p->settings);
+            r.runner = std::move(p->runner);
+            starting.push_back(r.runner.get());
+        }
+        for (auto& p : plan.added_) {
+            runners_.push_back(Runner{p->name, p->type, std::move(p->settings), std::move(p->runner)});
+            starting.push_back(runners_.back().runner.get());
+        }
+    }
+    for (const auto& name : plan.removed_)
+        base::logger().info(
+            "exporter {}: removed; its cursor stays in {} (the same name added again resumes there); it no longer "
+            "holds back the archiver or retention",
+            name, (fs::path(context_->state_dir) / "export" / name / "cursor").string());
+    for (const auto& p : plan.added_)
+        base::logger().info("exporter {}: added ({}), starts at {}", p->name, p->type,
+                            cursor_line(runners_[index_of(p->name)].runner->stats(),
+                                        runners_[index_of(p->name)].runner->options().streams));
+    retired.clear();
+    // 4. Last: the new runners start.
+    for (ExportRunner* r : starting) r->start();
+    return summary;
 }
 
 ExportManager::~ExportManager() {
@@ -214,15 +438,22 @@ void ExportManager::start() {
 }
 
 void ExportManager::stop() {
+    std::vector<ExportRunner*> all;
+    all.reserve(runners_.size());
+    for (auto& r : runners_) all.push_back(r.runner.get());
+    stop_runners(all, ExportRunner::StopMode::deliver_stored);
+}
+
+void ExportManager::stop_runners(const std::vector<ExportRunner*>& runners, ExportRunner::StopMode mode) {
     // Each runner waits for its outstanding acknowledgements: stop them side by side.
     std::vector<std::jthread> stoppers;
-    stoppers.reserve(runners_.size());
-    for (auto& r : runners_) {
+    stoppers.reserve(runners.size());
+    for (ExportRunner* r : runners) {
         // Last resort: an exception stopping one runner is alerted and does not end the agent
         // (an exception escaping a std::thread body calls std::terminate).
-        auto stop_one = [this, &r] {
+        auto stop_one = [this, r, mode] {
             (void)detail::run_guarded(
-                "exporter '" + r.name + "' (stopping)", [&] { r.runner->stop(); }, alerts_);
+                "exporter '" + r->options().name + "' (stopping)", [&] { r->stop(mode); }, alerts_);
         };
         try {
             stoppers.emplace_back(stop_one);
@@ -233,6 +464,7 @@ void ExportManager::stop() {
 }
 
 std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {
+    std::lock_guard lock(set_mutex_);
     std::optional<std::uint64_t> min;
     for (const auto& r : runners_) {
         if (!r.runner->options().streams[static_cast<std::size_t>(Stream::audit)]) continue;
@@ -244,11 +476,18 @@ std::optional<std::uint64_t> ExportManager::min_delivered_seq() const {
     return min;
 }
 
+std::size_t ExportManager::size() const {
+    std::lock_guard lock(set_mutex_);
+    return runners_.size();
+}
+
 std::vector<ExportManager::Entry> ExportManager::stats() const {
+    std::lock_guard lock(set_mutex_);
     std::vector<Entry> out;
+    out.reserve(runners_.size());
     for (const auto& r : runners_)
-        out.push_back(
-            Entry{r.name, r.type, r.runner->options().streams, r.runner->stats(), &r.runner->delivery_latency()});
+        out.push_back(Entry{r.name, r.type, r.runner->options().streams, r.runner->stats(),
+                            r.runner->delivery_latency().snapshot()});
     return out;
 }
 

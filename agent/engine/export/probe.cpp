@@ -118,6 +118,7 @@ std::vector<prometheus::MetricFamily> ExportProbe::Collect() const {
     std::vector<ExporterFigures> figures;
     {
         std::lock_guard lock(mutex_);
+        if (figures_) figures = figures_();
         for (const auto& src : sources_) {
             ExporterFigures f{src.name, src.type, src.streams, src.stats ? src.stats() : RunnerStats{}, std::nullopt};
             if (src.delivery_latency) f.delivery_latency = src.delivery_latency->snapshot();

@@ -7,6 +7,9 @@
 // Transport-specific counters of one kind (SNMP traps vs informs...) belong to that kind's own
 // probe; the families here are the ones every destination has.
 //
+// The destinations come from a Figures function called at each scrape (the agent's: a reload adds
+// and removes destinations, so the probe keeps no pointer into one), and from sources add()ed.
+//
 // Thread-safety: add() and Collect() from any thread (a mutex guards the list; stats functions
 // are called under it and must be callable from any thread). Lifetime: whatever the functions
 // reference must outlive every scrape (stop the metrics endpoint first).
@@ -37,19 +40,6 @@ struct ExporterProbeSource {
     const LatencyHistogram* delivery_latency = nullptr;
 };
 
-class ExportProbe final : public prometheus::Collectable {
-public:
-    using NowMs = std::function<std::int64_t()>;
-    explicit ExportProbe(NowMs now_ms) : now_ms_(std::move(now_ms)) {}
-    void add(ExporterProbeSource source);
-    std::vector<prometheus::MetricFamily> Collect() const override;
-
-private:
-    NowMs now_ms_;
-    mutable std::mutex mutex_;
-    std::vector<ExporterProbeSource> sources_;
-};
-
 /// One destination's figures at one instant (tests build these directly).
 struct ExporterFigures {
     std::string name;
@@ -57,6 +47,24 @@ struct ExporterFigures {
     std::array<bool, 4> streams{};
     RunnerStats stats;
     std::optional<LatencyHistogram::Snapshot> delivery_latency;
+};
+
+class ExportProbe final : public prometheus::Collectable {
+public:
+    using NowMs = std::function<std::int64_t()>;
+    /// The destinations as they are at a scrape (a set a reload changes: the agent's
+    /// ExportManager::stats()); called under the probe's mutex, from any thread.
+    using Figures = std::function<std::vector<ExporterFigures>()>;
+    explicit ExportProbe(NowMs now_ms, Figures figures = {})
+        : now_ms_(std::move(now_ms)), figures_(std::move(figures)) {}
+    void add(ExporterProbeSource source);
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+private:
+    NowMs now_ms_;
+    Figures figures_;
+    mutable std::mutex mutex_;
+    std::vector<ExporterProbeSource> sources_;
 };
 
 /// Seconds the destination is behind: the age of the oldest event it has not delivered when the

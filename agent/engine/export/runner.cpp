@@ -103,6 +103,16 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
         new ExportRunner(std::move(options), std::move(exporter), std::move(source), alerts, std::move(now_ms)));
     const std::string& path = r->options_.cursor_path;
     std::error_code ec;
+    if (r->options_.resume) {
+        // Rebuilt by a reload: where the previous runner of this destination stopped.
+        r->cursor_ = r->options_.resume->cursor;
+        r->read_pos_ = r->cursor_;
+        r->durable_ = r->options_.resume->durable;
+        r->cursor_dirty_ = r->durable_ != r->cursor_;  // its last write failed: write it again
+        r->local_.cursor = r->cursor_;
+        r->publish();
+        return r;
+    }
     if (!path.empty() && fs::exists(path, ec)) {
         auto text = base::read_file(path, std::size_t{64} * 1024);
         if (!text) return std::move(text).error();
@@ -440,7 +450,22 @@ void ExportRunner::loop(const std::stop_token& stop) {
     }
     // Stopping: the service stops the destinations after the drain's last commit, so deliver
     // what is stored and outstanding, for up to stop_timeout, then close.
-    if (connected_) {
+    if (connected_ && in_flight_only_.load()) {
+        // A reload removes or rebuilds this destination while the drain goes on: only the
+        // acknowledgements of what was sent, for up to stop_timeout (what is not acknowledged by
+        // then is sent again after the cursor, by the rebuilt destination or a later start).
+        const std::int64_t deadline = now_ms_() + options_.stop_timeout.count();
+        const auto waiting = [this] {
+            return std::any_of(unacked_.begin(), unacked_.end(),
+                               [](const Batch& b) { return b.sent && b.acked < b.events.size(); });
+        };
+        while (waiting() && now_ms_() < deadline) {
+            auto acked = collect_acks(std::chrono::milliseconds(100));
+            if (!acked) break;
+        }
+        exporter_->disconnect();
+        connected_ = false;
+    } else if (connected_) {
         const std::int64_t deadline = now_ms_() + options_.stop_timeout.count();
         while (now_ms_() < deadline) {
             auto read = read_more();
@@ -491,8 +516,9 @@ void ExportRunner::start() {
     thread_ = std::jthread([this](std::stop_token st) { run_thread(std::move(st)); });
 }
 
-void ExportRunner::stop() {
+void ExportRunner::stop(StopMode mode) {
     if (!thread_.joinable()) return;
+    in_flight_only_.store(mode == StopMode::in_flight_only);
     thread_.request_stop();
     wake_.notify_all();
     thread_.join();

@@ -22,6 +22,11 @@
 // The thread body has a last resort: an exception stops this destination with a critical
 // `exporter.failed` alert; it never ends the agent.
 //
+// A reload that removes or rebuilds the destination stops it with StopMode::in_flight_only: it
+// sends nothing more and waits (up to stop_timeout) for the acknowledgements of what is in flight,
+// then writes its cursor; a rebuilt destination's new runner resumes at that cursor
+// (RunnerOptions::resume), so what was in flight and not acknowledged is the only resend.
+//
 // Cursor file <state>/export/<name>/cursor (JSON, 0600):
 //   {"version":1,"audit":<seq>,"syslog":<line>,"alerts":<line>,"checkpoints":<line>}
 // A destination without a cursor file starts at the oldest event the store still holds
@@ -118,6 +123,14 @@ struct RunnerOptions {
     std::chrono::milliseconds log_interval{60'000};
     /// The cursor file's writes (tests inject ENOSPC and EIO here); never null.
     base::FileSystem* file_system = &base::posix_file_system();
+    /// Resume here instead of reading the cursor file: a destination a reload rebuilt with new
+    /// settings continues where its previous runner stopped (its final cursor in memory, which is
+    /// ahead of the file when the last cursor write failed). Unset: the cursor file, or `start`.
+    struct Resume {
+        std::array<std::uint64_t, 4> cursor{};   // acknowledged through, per stream
+        std::array<std::uint64_t, 4> durable{};  // as the cursor file holds it
+    };
+    std::optional<Resume> resume;
 };
 
 enum class RunnerState : std::uint8_t { starting, up, down, stopped };
@@ -165,10 +178,20 @@ public:
     ExportRunner(const ExportRunner&) = delete;
     ExportRunner& operator=(const ExportRunner&) = delete;
 
+    /// How stop() ends delivery.
+    enum class StopMode : std::uint8_t {
+        /// At shutdown (the drain has stopped): deliver what is stored and outstanding.
+        deliver_stored,
+        /// A reload removes or rebuilds the destination (the drain goes on): send nothing more, only
+        /// wait for the acknowledgements of what is in flight; the rest is read again after the cursor.
+        in_flight_only,
+    };
+
     void start();
-    /// Waits up to stop_timeout for outstanding acknowledgements, disconnects, writes the cursor,
-    /// joins the thread.
-    void stop();
+    /// Waits up to stop_timeout for outstanding acknowledgements (and, deliver_stored, delivers
+    /// what is stored), disconnects, writes the cursor, joins the thread. Then stats() holds the
+    /// final cursor.
+    void stop(StopMode mode = StopMode::deliver_stored);
 
     /// One step (read, send, collect acks); returns false when there was nothing to do.
     Result<bool> run_once();
@@ -246,6 +269,7 @@ private:
     RunnerStats stats_;
     std::condition_variable_any wake_;
     std::mutex wake_mutex_;
+    std::atomic<bool> in_flight_only_{false};  // stop(): how the loop ends delivery
     std::jthread thread_;
 };
 

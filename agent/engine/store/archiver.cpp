@@ -746,6 +746,7 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
 }
 
 Result<ArchiveRun> Archiver::run_once() {
+    const std::lock_guard pass(pass_mutex_);
     ArchiveRun run;
     std::error_code ec;
     fs::create_directories(archive_dir(), ec);

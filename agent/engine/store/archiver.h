@@ -24,7 +24,7 @@
 // `archive.crashed` and stops the archiver; segments stay in ready_for_archive.
 //
 // Thread-safety: Archiver's run_once()/tick() are not reentrant (the archiver's own thread calls
-// them, or a test); stats() from any thread. TarExpander is stateless and reentrant.
+// them, or a test); stats() and hold_passes() from any thread. TarExpander is stateless and reentrant.
 #pragma once
 
 #include <chrono>
@@ -157,6 +157,10 @@ public:
     using DeliveredThrough = std::function<std::optional<std::uint64_t>()>;
     /// Call before start().
     void set_delivery_gate(DeliveredThrough delivered) { delivered_ = std::move(delivered); }
+    /// Holds passes off while the returned lock lives (waits for a pass under way to finish): a
+    /// reload that adds a destination resolves its start (the oldest record outside archives)
+    /// and puts it in the delivery gate before a pass may archive that record. Any thread.
+    [[nodiscard]] std::unique_lock<std::mutex> hold_passes() { return std::unique_lock(pass_mutex_); }
 
     /// One pass now: clean up after a crash, then bundle every archivable segment.
     Result<ArchiveRun> run_once();
@@ -196,6 +200,7 @@ private:
     std::set<std::string> unreadable_alerted_;  // alert once per segment, once per archive
     std::set<std::string> damaged_alerted_;
 
+    std::mutex pass_mutex_;  // held by run_once(), and by hold_passes()' caller
     mutable std::mutex stats_mutex_;
     ArchiverStats stats_;
     std::mutex wake_mutex_;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -859,11 +860,339 @@ TEST_P(RunnerTest, AnExceptionInARunnerStopsThatDestinationWithAnAlertNotTheAgen
     EXPECT_NE(st.last_error.find("bug"), std::string::npos) << st.last_error;
 }
 
+// ---- the manager: destinations added, removed and rebuilt by a reload --------------------------
+
+/// What one in-memory receiver got, shared by the exporters a test builds (a factory is a plain
+/// function, so the receivers are found by name).
+struct MemSink {
+    mutable std::mutex mutex;
+    std::vector<std::uint64_t> seqs;  // audit positions in arrival order, duplicates included
+    int connects = 0;
+    std::atomic<bool> refuse{false};     // connect() fails: a dead receiver
+    std::atomic<bool> hold_acks{false};  // acknowledge nothing while set
+    std::size_t count() const {
+        std::lock_guard lock(mutex);
+        return seqs.size();
+    }
+    std::vector<std::uint64_t> received() const {
+        std::lock_guard lock(mutex);
+        return seqs;
+    }
+    int connections() const {
+        std::lock_guard lock(mutex);
+        return connects;
+    }
+};
+
+std::shared_ptr<MemSink> mem_sink(const std::string& name) {
+    static std::mutex mutex;
+    static std::map<std::string, std::shared_ptr<MemSink>> sinks;
+    std::lock_guard lock(mutex);
+    auto& s = sinks[name];
+    if (!s) s = std::make_shared<MemSink>();
+    return s;
+}
+
+class MemExporter final : public Exporter {
+public:
+    explicit MemExporter(std::shared_ptr<MemSink> sink) : sink_(std::move(sink)) {}
+    Status connect() override {
+        if (sink_->refuse) return make_error(errc::io_error, "connection refused (test)");
+        std::lock_guard lock(sink_->mutex);
+        ++sink_->connects;
+        sent_ = 0;
+        acked_ = 0;
+        return {};
+    }
+    Status send(std::span<const Event> events) override {
+        std::lock_guard lock(sink_->mutex);
+        for (const auto& e : events) sink_->seqs.push_back(e.position);
+        sent_ += events.size();
+        return {};
+    }
+    Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) override {
+        if (sink_->hold_acks) {
+            std::this_thread::sleep_for(std::min(wait, std::chrono::milliseconds(5)));
+            return acked_;
+        }
+        acked_ = sent_;
+        return acked_;
+    }
+    void disconnect() override {}
+    [[nodiscard]] TransportStats stats() const override { return {}; }
+
+private:
+    std::shared_ptr<MemSink> sink_;
+    std::uint64_t sent_ = 0;
+    std::uint64_t acked_ = 0;
+};
+
+std::span<const base::KeySpec> mem_keys() {
+    static constexpr base::KeySpec kKeys[] = {
+        {"exporters.*.mem.sink", base::KeyType::string, "", "the receiver's name"},
+        {"exporters.*.mem.fail", base::KeyType::boolean, "false", "the factory refuses to build it"},
+    };
+    return kKeys;
+}
+const ExporterFactory kMem[] = {
+    {"mem", mem_keys,
+     [](const ExporterContext& c) -> Result<std::unique_ptr<Exporter>> {
+         if (c.config.boolean("exporters." + c.name + ".mem.fail"))
+             return make_error(errc::config_error, "exporters." + c.name + ".mem.fail: cannot build (test)");
+         return std::unique_ptr<Exporter>(
+             std::make_unique<MemExporter>(mem_sink(c.config.str("exporters." + c.name + ".mem.sink"))));
+     },
+     nullptr}};
+
+class ManagerTest : public StoreFixture {
+protected:
+    void SetUp() override {
+        StoreFixture::SetUp();
+        prefix_ = "t" + std::to_string(::getpid()) + "-" + std::to_string(counter_) + "-";
+    }
+    void TearDown() override {
+        if (manager_) manager_->stop();
+        manager_.reset();
+        StoreFixture::TearDown();
+    }
+    /// A receiver of this test.
+    std::shared_ptr<MemSink> sink(const std::string& name) { return mem_sink(prefix_ + name); }
+    /// One destination's section: audit only, short waits.
+    std::string dest(const std::string& name, const std::string& sink, const std::string& extra = "") {
+        return "  " + name +
+               ":\n    type: mem\n    streams: audit\n    cursor_sync: 10ms\n    backoff_initial: 10ms\n" +
+               "    backoff_max: 20ms\n    stop_timeout: 300ms\n    max_in_flight: 50\n    batch: 10\n" + extra +
+               "    mem:\n      sink: " + prefix_ + sink + "\n";
+    }
+    base::Config config(const std::string& destinations) {
+        const auto keys = all_config_keys(mem_keys());
+        auto c = base::Config::parse("exporters:\n" + destinations, "test.yaml", keys);
+        EXPECT_TRUE(c.has_value()) << c.error().message;
+        return c ? std::move(*c) : base::Config::defaults(keys);
+    }
+    ExportContext context() {
+        return ExportContext{state_.string(), &keys_->key, "150123", "hsm1", alerts_, {}, wall_clock};
+    }
+    void start(const std::string& destinations) {
+        auto m = ExportManager::create(config(destinations), kMem, context());
+        ASSERT_TRUE(m.has_value()) << m.error().message;
+        manager_ = std::move(*m);
+        manager_->start();
+    }
+    Result<std::string> reload(const std::string& destinations) {
+        auto plan = manager_->prepare(config(destinations), kMem);
+        if (!plan) return std::move(plan).error();
+        return manager_->apply(std::move(*plan));
+    }
+    /// Waits (bounded) until `s` has received `n` events.
+    static bool received(const MemSink& s, std::size_t n) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (s.count() < n) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return true;
+    }
+    bool delivered(const std::string& name, std::uint64_t seq) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        for (;;) {
+            for (const auto& e : manager_->stats())
+                if (e.name == name && e.stats.durable[0] >= seq) return true;
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+    std::vector<std::string> names() const {
+        std::vector<std::string> out;
+        for (const auto& e : manager_->stats()) out.push_back(e.name);
+        return out;
+    }
+    static std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
+        std::vector<std::uint64_t> out;
+        for (std::uint64_t i = first; i <= last; ++i) out.push_back(i);
+        return out;
+    }
+    std::string prefix_;
+    std::unique_ptr<ExportManager> manager_;
+};
+
+TEST_P(ManagerTest, AnAddedDestinationReceivesTheTrailFromItsStartAndTheOthersAreNotTouched) {
+    produce(200, 70);
+    start(dest("a", "A"));
+    ASSERT_TRUE(received(*sink("A"), 200));
+    const auto r = reload(dest("a", "A") + dest("b", "B"));
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_EQ(*r, "added b");
+    produce(100);
+    ASSERT_TRUE(received(*sink("B"), 300));
+    ASSERT_TRUE(received(*sink("A"), 300));
+    EXPECT_EQ(sink("B")->received(), range(1, 300)) << "start: oldest, everything once, in order";
+    EXPECT_EQ(sink("A")->received(), range(1, 300)) << "the unchanged destination went on as it was";
+    EXPECT_EQ(sink("A")->connections(), 1) << "the unchanged destination was not reconnected";
+    EXPECT_EQ(names(), (std::vector<std::string>{"a", "b"}));
+
+    // `start: newest` only takes what arrives from now on.
+    ASSERT_TRUE(reload(dest("a", "A") + dest("b", "B") + dest("c", "C", "    start: newest\n")).has_value());
+    produce(5);
+    ASSERT_TRUE(received(*sink("C"), 5));
+    EXPECT_EQ(sink("C")->received(), range(301, 305));
+}
+
+TEST_P(ManagerTest, ARemovedDestinationStopsKeepsItsCursorAndNoLongerHoldsRetentionBack) {
+    produce(100, 40);
+    sink("Dead")->refuse = true;
+    start(dest("a", "A") + dest("b", "Dead"));
+    ASSERT_TRUE(delivered("a", 100));
+    EXPECT_EQ(manager_->min_delivered_seq(), 0u) << "the dead destination holds everything back";
+    const std::string b_cursor = (state_ / "export" / "b" / "cursor").string();
+    ASSERT_TRUE(fs::exists(b_cursor));
+
+    const auto r = reload(dest("a", "A"));
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_EQ(*r, "removed b");
+    EXPECT_EQ(names(), std::vector<std::string>{"a"});
+    EXPECT_EQ(manager_->min_delivered_seq(), 100u) << "the removed destination no longer holds retention back";
+    EXPECT_TRUE(fs::exists(b_cursor)) << "a removed destination's cursor stays";
+    produce(50);
+    ASSERT_TRUE(received(*sink("A"), 150));
+    EXPECT_EQ(sink("A")->received(), range(1, 150));
+    EXPECT_EQ(sink("A")->connections(), 1);
+
+    // A destination that delivered, removed, then added again resumes at its cursor.
+    ASSERT_TRUE(reload(dest("a", "A") + dest("c", "C")).has_value());
+    ASSERT_TRUE(received(*sink("C"), 150));
+    ASSERT_TRUE(delivered("c", 150));
+    ASSERT_TRUE(reload(dest("a", "A")).has_value());
+    produce(20);
+    ASSERT_TRUE(reload(dest("a", "A") + dest("c", "C")).has_value());
+    ASSERT_TRUE(received(*sink("C"), 170));
+    EXPECT_EQ(sink("C")->received(), range(1, 170)) << "re-added: resumed at its cursor, nothing twice";
+    // No audit destination at all: nothing gates retention (nullopt), as with none configured.
+    ASSERT_TRUE(
+        reload("  x:\n    type: mem\n    streams: alerts\n    mem:\n      sink: " + prefix_ + "X\n").has_value());
+    EXPECT_EQ(manager_->min_delivered_seq(), std::nullopt);
+}
+
+TEST_P(ManagerTest, AChangedDestinationDrainsAndResumesAtItsCursorWithTheNewSettings) {
+    produce(200, 70);
+    start(dest("a", "A") + dest("z", "Z"));
+    ASSERT_TRUE(received(*sink("A"), 200));
+    ASSERT_TRUE(received(*sink("Z"), 200));
+    // Records keep arriving while the destination moves to another receiver.
+    std::atomic<bool> done{false};
+    std::uint64_t total = 200;
+    std::thread producer([&] {
+        for (int i = 0; i < 30 && !done; ++i) {
+            produce(10);
+            total += 10;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    const auto r = reload(dest("a", "A2") + dest("z", "Z"));
+    done = true;
+    producer.join();
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_EQ(*r, "changed a (exporters.a.mem.sink)");
+    ASSERT_TRUE(received(*sink("A2"), 1));
+    ASSERT_TRUE(delivered("a", total));
+    const auto first = sink("A")->received();
+    const auto second = sink("A2")->received();
+    ASSERT_FALSE(second.empty());
+    // Every acknowledgement came before the old runner stopped: the new one starts right after.
+    EXPECT_EQ(second.front(), first.back() + 1);
+    std::vector<std::uint64_t> all = first;
+    all.insert(all.end(), second.begin(), second.end());
+    EXPECT_EQ(all, range(1, total)) << "nothing lost, nothing twice";
+    EXPECT_EQ(sink("Z")->connections(), 1) << "the unchanged destination was not reconnected";
+    ASSERT_TRUE(received(*sink("Z"), total));
+    EXPECT_EQ(sink("Z")->received(), range(1, total));
+}
+
+TEST_P(ManagerTest, WhatWasInFlightAndNeverAcknowledgedIsTheOnlyResend) {
+    produce(100, 40);
+    start(dest("a", "A"));
+    ASSERT_TRUE(delivered("a", 100));
+    // The receiver stops acknowledging: what is sent stays in flight (max_in_flight 50).
+    sink("A")->hold_acks = true;
+    produce(120);
+    ASSERT_TRUE(received(*sink("A"), 150));
+    const auto r = reload(dest("a", "A2"));  // waits stop_timeout (300 ms) for acknowledgements
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    ASSERT_TRUE(received(*sink("A2"), 120));
+    ASSERT_TRUE(delivered("a", 220));
+    const auto first = sink("A")->received();
+    const auto second = sink("A2")->received();
+    EXPECT_EQ(second, range(101, 220)) << "the new receiver gets everything after the acknowledged cursor";
+    std::set<std::uint64_t> dup;
+    for (auto s : first)
+        if (s > 100) dup.insert(s);
+    EXPECT_FALSE(dup.empty());
+    EXPECT_LE(dup.size(), 50u) << "duplicates only within the in-flight window";
+}
+
+TEST_P(ManagerTest, ADestinationThatCannotBeBuiltRefusesTheWholeReloadAndNothingChanges) {
+    produce(50);
+    start(dest("a", "A") + dest("b", "B"));
+    ASSERT_TRUE(received(*sink("A"), 50));
+    ASSERT_TRUE(received(*sink("B"), 50));
+    // b would be removed, a changed, d added, c cannot be built: nothing of it happens.
+    const std::string broken = "  c:\n    type: mem\n    streams: audit\n    mem:\n      fail: true\n";
+    auto r = reload(dest("a", "A2") + broken + dest("d", "D"));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("exporters.c.mem.fail"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(fs::exists(state_ / "export" / "d" / "cursor")) << "no cursor for a destination never started";
+    // A damaged cursor file of a destination added again refuses too, and the other added
+    // destination's fresh cursor file goes with the plan.
+    fs::create_directories(state_ / "export" / "e");
+    std::ofstream((state_ / "export" / "e" / "cursor").string()) << "garbage";
+    r = reload(dest("a", "A") + dest("b", "B") + dest("d", "D") + dest("e", "E"));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("exporters.e"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(fs::exists(state_ / "export" / "d" / "cursor"));
+
+    produce(25);
+    ASSERT_TRUE(received(*sink("A"), 75));
+    ASSERT_TRUE(received(*sink("B"), 75));
+    EXPECT_EQ(sink("A")->received(), range(1, 75));
+    EXPECT_EQ(sink("A2")->count(), 0u);
+    EXPECT_EQ(sink("A")->connections(), 1);
+    EXPECT_EQ(sink("B")->connections(), 1);
+    EXPECT_EQ(names(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_P(ManagerTest, ReadersOnOtherThreadsSeeAConsistentSetWhileReloadsChangeIt) {
+    produce(50);
+    start(dest("a", "A"));
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> reads{0};
+    std::thread reader([&] {
+        while (!done) {
+            for (const auto& e : manager_->stats()) {
+                EXPECT_FALSE(e.name.empty());
+                EXPECT_TRUE(e.delivery_latency.has_value());
+            }
+            (void)manager_->min_delivered_seq();
+            (void)manager_->size();
+            ++reads;
+        }
+    });
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(reload(dest("a", "A") + dest("b", "B" + std::to_string(i))).has_value());
+        ASSERT_TRUE(reload(dest("a", "A")).has_value());
+    }
+    done = true;
+    reader.join();
+    EXPECT_GT(reads.load(), 0u);
+    EXPECT_EQ(names(), std::vector<std::string>{"a"});
+    EXPECT_EQ(sink("A")->connections(), 1);
+}
+
 std::string plain_or_encrypted(const ::testing::TestParamInfo<bool>& p) {
     return p.param ? "Encrypted" : "Plain";
 }
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, StoreFixture, ::testing::Bool(), plain_or_encrypted);
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, RunnerTest, ::testing::Bool(), plain_or_encrypted);
+INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, ManagerTest, ::testing::Bool(), plain_or_encrypted);
 
 TEST(ExportProbeFaults, CursorWriteFailuresAndStoreDamageAreMetrics) {
     RunnerStats s;
