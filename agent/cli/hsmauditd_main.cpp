@@ -15,10 +15,12 @@
 #include <memory>
 #include <optional>
 
+#include "agent/api/agent_health.h"
 #include "agent/api/thread_guard.h"
 #include "agent/daemon/exporter_registry.h"
 #include "agent/daemon/service.h"
 #include "agent/engine/config_keys.h"
+#include "base/journal_sink.h"
 #include "base/logger.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/prometheus/errc.h"
@@ -42,6 +44,13 @@ Result<base::Config> load(const std::string& path) {
     // The destinations' kinds and endpoints, checked here so --check-config catches them too.
     HSMAUDIT_TRY(validate_exporters(*config, plugins().exporters));
     return config;
+}
+
+/// /health and /ready (docs/METRICS.md) from the service's status snapshot (any thread).
+exporters::prometheus::HealthChecks health_checks(const Service& service) {
+    auto answer = [](const HealthVerdict& v) { return exporters::prometheus::HealthAnswer{v.ok, v.reason}; };
+    return {[&service, answer] { return answer(assess_liveness(service.status().get(), wall_clock_ms())); },
+            [&service, answer] { return answer(assess_readiness(service.status().get(), wall_clock_ms())); }};
 }
 
 /// sd_notify wrapper: a no-op outside systemd (NOTIFY_SOCKET unset).
@@ -83,6 +92,8 @@ int run(int argc, char** argv) {
         std::cout << config_path << ": configuration OK\n";
         return 0;
     }
+    // Under systemd with stderr on journald: the journal, with priorities and fields (once, here).
+    (void)base::use_journal_if_connected(base::logger(), "hsmauditd");
     base::logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
 
     // Signals are taken synchronously by this thread only; every thread started later inherits the mask.
@@ -112,7 +123,8 @@ int run(int argc, char** argv) {
     // Prometheus' HsmauditDown/HsmauditMetricsAbsent alerts notice).
     std::unique_ptr<exporters::prometheus::MetricsEndpoint> metrics;
     if (metrics_options) {
-        auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes());
+        auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes(),
+                                                               health_checks(**service));
         if (m) {
             metrics = std::move(*m);
             base::logger().info("serving metrics on {} (port {})", metrics_options->listen, metrics->port());
