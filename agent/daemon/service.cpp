@@ -98,7 +98,7 @@ Result<std::string> Service::start() {
 
     // The drain.
     drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(cfg), wall_clock_ms);
-    HSMAUDIT_TRY(drain_->restore());
+    HSMAUDIT_TRY(drain_->restore(module_ != nullptr));  // embedded: this start restarted the module
     auto checkpoints = LineLog::open((fs::path(state_dir_) / "checkpoints").string(), "checkpoints.log");
     if (!checkpoints) return std::move(checkpoints).error();
     checkpoints_ = std::move(*checkpoints);

@@ -106,7 +106,7 @@ void Drain::on_fault(mac::Fault&& f) {
     raise("chain." + std::string(mac::to_string(f.kind)), Severity::critical, where + ": " + f.message, f.seq);
 }
 
-Status Drain::restore() {
+Status Drain::restore(bool started_module) {
     verified_entry_no_ = store_.durable().entry_no;
     restore_tree();
     if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
@@ -115,8 +115,13 @@ Status Drain::restore() {
     // (a first start): the module's boots up to its current one happened before the agent
     // watched, so a change among the records already in the ring is not an alert (a freshly
     // initialised module: `hsmcore init` was boot 1, the first start is boot 2).
-    if (last_boot_ == 0) {
-        if (auto s = source_.status(); s && s->boot != 0) boot_baseline_ = s->boot;
+    if (last_boot_ == 0 || started_module) {
+        if (auto s = source_.status(); s && s->boot != 0) {
+            if (last_boot_ == 0)
+                boot_baseline_ = s->boot;
+            else if (s->boot == last_boot_ + 1)
+                own_start_boot_ = s->boot;  // embedded: the module restarted with the agent, by the agent
+        }
     }
     return {};
 }
@@ -440,6 +445,9 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
             // start is the baseline): the module restarted before the agent watched it.
             base::logger().info("module: boot {} at record {}, before the agent first ran (the module is at boot {})",
                                 boot, seq, boot_baseline_);
+        } else if (last_boot_ != 0 && boot == own_start_boot_ && boot == last_boot_ + 1) {
+            base::logger().info("module: boot {} at record {}: the module restarted with the agent (embedded mode)",
+                                boot, seq);
         } else if (last_boot_ != 0 && boot != last_boot_) {
             raise(boot > last_boot_ ? "module.boot_changed" : "module.boot_counter_decreased",
                   boot > last_boot_ ? Severity::warning : Severity::critical,

@@ -117,8 +117,10 @@ public:
     /// restart while the agent was down is alerted at the first record). With no boot counter in
     /// the store (a first start), the module's current boot is the baseline: records of earlier
     /// boots still in the ring predate the agent and are logged at info ("first seen boot N"),
-    /// not alerted. Call once before step() or start().
-    Status restore();
+    /// not alerted. `started_module`: the agent itself started the module just now (embedded
+    /// mode), so one boot more than the store's last record is its own doing (info, no alert);
+    /// any other change is alerted. Call once before step() or start().
+    Status restore(bool started_module = false);
     /// One iteration: read, store, commit, verify, acknowledge; rotation and ring watch.
     /// Returns the number of entries moved. A failure is alerted here (drain.failed, rate-limited;
     /// drain.recovered at the next success) and never throws.
@@ -227,6 +229,8 @@ private:
     // A first start (no boot in the store): the module's boot counter at that start. Records of
     // boots up to it were written before the agent watched: a change among them is not an alert.
     std::uint64_t boot_baseline_ = 0;
+    // restore(started_module): the boot the agent's own start of an embedded module gave it (0: none).
+    std::uint64_t own_start_boot_ = 0;
     std::int64_t last_checkpoint_ms_ = INT64_MIN / 2;
     std::int64_t last_retained_check_ms_ = INT64_MIN / 2;  // maybe_checkpoint(): the store's first retained seq
     std::uint64_t last_retained_ = 0;                      // ... as the last checkpoint stated it (0: none)

@@ -134,6 +134,23 @@ TEST_F(OpsStatus, HealthyIsZeroThenADeadAgentIsThree) {
     EXPECT_EQ(status({"--no-such-option"}).exit_code, 2);
 }
 
+// Issue 16 item 6 with the real agent: the first start against a freshly created embedded module,
+// and a restart (which restarts the embedded module), raise no module.boot_changed.
+TEST_F(OpsStatus, NoBootChangedAlertOnAFirstStartOrARestart) {
+    for (int run = 0; run < 2; ++run) {
+        start();
+        ASSERT_FALSE(HasFailure());
+        CommandResult ok;
+        ASSERT_TRUE(eventually([&] { return (ok = status()).exit_code == 0; })) << ok.out << ok.err;
+        const std::string log = daemon_->log();
+        EXPECT_EQ(log.find("module.boot_changed"), std::string::npos) << "run " << run << ":\n" << log;
+        EXPECT_NE(log.find(run == 0 ? "first seen boot" : "restarted with the agent"), std::string::npos) << log;
+        ASSERT_TRUE(daemon_->signal(SIGTERM));
+        ASSERT_EQ(daemon_->wait_exit().value_or(-1), 0) << log;
+    }
+    EXPECT_EQ(slurp(dir_ / "state/alerts/alerts.jsonl").find("module.boot_changed"), std::string::npos);
+}
+
 TEST_F(OpsStatus, ADestinationDownIsOneAndTheAgentStaysReady) {
     start("exporters:\n  siem:\n    type: syslog\n    backoff_initial: 50ms\n    backoff_max: 200ms\n"
           "    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +

@@ -436,6 +436,39 @@ TEST_P(DrainTest, AModuleRestartWhileTheAgentWasDownIsAlertedAfterTheAgentRestar
     EXPECT_EQ(alerts_.alerts().size(), 1u);
 }
 
+// Embedded mode: the agent starts the module itself, so every agent start is one module restart
+// (one boot more): info, not an alert. Two boots more means someone else started the module
+// while the agent was down: alerted.
+TEST_P(DrainTest, AnEmbeddedModuleRestartedByTheAgentsOwnStartIsNotAnAlert) {
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore(true).has_value());
+        module_->produce(5);
+        drain_all(*drain);
+    }
+    module_->reboot();  // the agent's own start of the module
+    module_->produce(3);
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore(true).has_value());
+        drain_all(*drain);
+    }
+    EXPECT_TRUE(alerts_.alerts().empty()) << alerts_.alerts().front().message;
+    module_->reboot();  // someone else opened the module while the agent was down...
+    module_->produce(1);
+    module_->reboot();  // ...and then the agent's own start
+    module_->produce(1);
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->restore(true).has_value());
+    drain_all(*drain);
+    ASSERT_TRUE(alerts_.has("module.boot_changed"));
+    EXPECT_NE(alerts_.alerts().front().message.find("from 2 to 3"), std::string::npos)
+        << alerts_.alerts().front().message;
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "encrypted" : "plain"; });
 

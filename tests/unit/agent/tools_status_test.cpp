@@ -214,8 +214,6 @@ TEST(PidAlive, OwnPidIsAliveAndNonsenseIsNot) {
     EXPECT_FALSE(pid_alive(-1));
 }
 
-}  // namespace
-}  // namespace hsmaudit::agent::tools
 
 // Issue 16 item 4: the exit code a monitor reads. 0 healthy, 1 running but unhealthy (each
 // condition of assess_problems), 3 not running; 2 (usage, unreadable) is the CLI's, tested in
@@ -336,3 +334,6 @@ TEST(AgentHealth, LivenessAndReadinessFromTheSnapshot) {
     EXPECT_FALSE(failing.ok);
     EXPECT_NE(failing.reason.find("last step failed"), std::string::npos) << failing.reason;
 }
+
+}  // namespace
+}  // namespace hsmaudit::agent::tools
