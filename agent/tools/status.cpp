@@ -282,7 +282,9 @@ nlohmann::json render_status_json(const StatusReport& r) {
     j["status_age_s"] = static_cast<double>(r.age_ms) / 1000;
     j["agent"] = {{"running", r.running}, {"pid", r.pid}, {"started", r.started}};
     if (!r.running) j["agent"]["not_running_reason"] = r.not_running_reason;
-    j["health"] = {{"state", !r.running ? "not_running" : r.problems.empty() ? "healthy" : "unhealthy"},
+    j["health"] = {{"state", !r.running           ? "not_running"
+                             : r.problems.empty() ? "healthy"
+                                                  : "unhealthy"},
                    {"exit_code", status_exit_code(r)},
                    {"problems", r.problems}};
     j["module"] = {{"serial", r.module_serial}, {"state", r.module_state}, {"boot", r.module_boot}};

@@ -118,7 +118,8 @@ namespace detail {
 /// exception through civetweb's C frames would end the agent.
 class Handlers final : public CivetHandler, public CivetAuthHandler {
 public:
-    Handlers(HealthChecks health, std::unique_ptr<BasicAuth> auth) : health_(std::move(health)), auth_(std::move(auth)) {}
+    Handlers(HealthChecks health, std::unique_ptr<BasicAuth> auth)
+        : health_(std::move(health)), auth_(std::move(auth)) {}
 
     void add(std::shared_ptr<::prometheus::Collectable> c) {
         std::lock_guard lock(mutex_);

@@ -437,9 +437,10 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
     if (boot != 0) {
         if (last_boot_ == 0 && boot_baseline_ != 0) {
             // A first start: the agent has no state yet, so no earlier boot to compare with.
-            base::logger().info("module: first seen boot {} at record {} (the module is at boot {}; the agent "
-                                "has no earlier state)",
-                                boot, seq, boot_baseline_);
+            base::logger().info(
+                "module: first seen boot {} at record {} (the module is at boot {}; the agent "
+                "has no earlier state)",
+                boot, seq, boot_baseline_);
         } else if (last_boot_ != 0 && boot > last_boot_ && boot <= boot_baseline_) {
             // Still the backlog written before the agent's first start (the module's boot at that
             // start is the baseline): the module restarted before the agent watched it.

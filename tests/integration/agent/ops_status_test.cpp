@@ -93,8 +93,8 @@ TEST_F(OpsStatus, HealthyIsZeroThenADeadAgentIsThree) {
     start();
     ASSERT_FALSE(HasFailure());
     CommandResult ok;
-    ASSERT_TRUE(eventually([&] { return (ok = status()).exit_code == 0; }))
-        << ok.exit_code << "\n" << ok.out << ok.err << daemon_->log();
+    ASSERT_TRUE(eventually([&] { return (ok = status()).exit_code == 0; })) << ok.exit_code << "\n"
+                                                                            << ok.out << ok.err << daemon_->log();
     EXPECT_NE(ok.out.find("health       ok"), std::string::npos) << ok.out;
     const auto j = json::parse(status({"--json"}).out, nullptr, false);
     EXPECT_EQ(j["health"]["state"], "healthy") << j.dump();
@@ -107,7 +107,8 @@ TEST_F(OpsStatus, HealthyIsZeroThenADeadAgentIsThree) {
     // The log is text (stderr is a file, JOURNAL_STREAM names another stream): no <N> prefix,
     // no journal fields, the same lines as ever.
     const std::string log = daemon_->log();
-    EXPECT_TRUE(std::regex_search(log, std::regex(R"(\n?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info draining module )")))
+    EXPECT_TRUE(
+        std::regex_search(log, std::regex(R"(\n?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info draining module )")))
         << log;
     EXPECT_EQ(log.find("<6>"), std::string::npos) << log;
     EXPECT_EQ(log.find("HSMAUDIT_"), std::string::npos) << log;
@@ -152,13 +153,14 @@ TEST_F(OpsStatus, NoBootChangedAlertOnAFirstStartOrARestart) {
 }
 
 TEST_F(OpsStatus, ADestinationDownIsOneAndTheAgentStaysReady) {
-    start("exporters:\n  siem:\n    type: syslog\n    backoff_initial: 50ms\n    backoff_max: 200ms\n"
-          "    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +
-          std::to_string(closed_port()) + "\n");
+    start(
+        "exporters:\n  siem:\n    type: syslog\n    backoff_initial: 50ms\n    backoff_max: 200ms\n"
+        "    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +
+        std::to_string(closed_port()) + "\n");
     ASSERT_FALSE(HasFailure());
     CommandResult r;
-    ASSERT_TRUE(eventually([&] { return (r = status()).exit_code == 1; }))
-        << r.exit_code << "\n" << r.out << r.err << daemon_->log();
+    ASSERT_TRUE(eventually([&] { return (r = status()).exit_code == 1; })) << r.exit_code << "\n"
+                                                                           << r.out << r.err << daemon_->log();
     EXPECT_NE(r.out.find("UNHEALTHY: destination siem is down"), std::string::npos) << r.out;
     const auto j = json::parse(status({"--json"}).out, nullptr, false);
     EXPECT_EQ(j["health"]["exit_code"], 1) << j.dump();

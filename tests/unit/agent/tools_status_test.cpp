@@ -214,7 +214,6 @@ TEST(PidAlive, OwnPidIsAliveAndNonsenseIsNot) {
     EXPECT_FALSE(pid_alive(-1));
 }
 
-
 // Issue 16 item 4: the exit code a monitor reads. 0 healthy, 1 running but unhealthy (each
 // condition of assess_problems), 3 not running; 2 (usage, unreadable) is the CLI's, tested in
 // tests/integration/agent/ops_status_test.cpp with the real program.
@@ -269,15 +268,25 @@ TEST_F(StatusExitCode, EachUnhealthyConditionIsOneWithItsReason) {
         {"module blocked", [](auto& j) { j["ring"]["blocked"] = true; }, "the module is blocked"},
         {"verification faults", [](auto& j) { j["drain"]["faults"] = 3; }, "found 3 fault(s)"},
         {"acks paused", [](auto& j) { j["drain"]["acks_paused"] = true; }, "acknowledgements to the module are paused"},
-        {"disk full", [](auto& j) { j["retention"] = {{"disk_full", true}}; }, "disk is full"},
-        {"archiver stopped", [](auto& j) { j["archive"] = {{"stopped", true}}; }, "the archiver has stopped"},
+        {"disk full",
+         [](auto& j) {
+             j["retention"] = {{"disk_full", true}};
+         },
+         "disk is full"},
+        {"archiver stopped",
+         [](auto& j) {
+             j["archive"] = {{"stopped", true}};
+         },
+         "the archiver has stopped"},
         {"destination down",
          [](auto& j) {
              j["exporters"] = {{{"name", "siem"}, {"type", "relp"}, {"state", "down"}, {"last_error", "refused"}}};
          },
          "destination siem is down: refused"},
         {"destination held by a damaged store",
-         [](auto& j) { j["exporters"] = {{{"name", "siem"}, {"state", "up"}, {"store_held", true}}}; },
+         [](auto& j) {
+             j["exporters"] = {{{"name", "siem"}, {"state", "up"}, {"store_held", true}}};
+         },
          "destination siem is held by a damaged store"},
         {"status not gathered", [](auto& j) { j["error"] = "cannot gather the status: boom"; }, "boom"},
         {"no drain", [](auto& j) { j.erase("drain"); }, "the drain has not started"},

@@ -129,8 +129,12 @@ TEST_F(MetricsEndpointTest, BasicAuthRefusesWrongPasswords) {
 TEST_F(MetricsEndpointTest, HealthAndReadyAnswer200OrA503WithTheReason) {
     std::atomic<bool> live{true};
     std::atomic<bool> ready{false};
-    ep::HealthChecks checks{[&] { return ep::HealthAnswer{live.load(), live ? "" : "the drain is stuck"}; },
-                            [&] { return ep::HealthAnswer{ready.load(), ready ? "" : "the drain's last step failed"}; }};
+    ep::HealthChecks checks{[&] {
+                                return ep::HealthAnswer{live.load(), live ? "" : "the drain is stuck"};
+                            },
+                            [&] {
+                                return ep::HealthAnswer{ready.load(), ready ? "" : "the drain's last step failed"};
+                            }};
     ep::EndpointOptions o;
     o.listen = "127.0.0.1:0";
     auto e = ep::MetricsEndpoint::start(o, {std::make_shared<FakeAgent>()}, checks);
