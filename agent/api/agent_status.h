@@ -71,6 +71,7 @@ struct RingStatus {
     std::uint64_t used_bytes = 0;
     std::uint64_t used_records = 0;  // audit records not yet acknowledged (hsmRingUsedRecords)
     std::uint64_t used_entries = 0;  // records, segment opens and seals not yet acknowledged
+    double fill_critical = 0;        // alerts.ring_fill_critical (0: not reported, an older agent)
     bool operator==(const RingStatus&) const = default;
 };
 
@@ -89,6 +90,7 @@ struct DrainStatus {
     bool acks_paused = false;             // retention's fail-safe brake (hsmDrainPaused)
     std::uint64_t step_failures = 0;
     std::uint64_t store_reopens = 0;
+    std::int64_t last_step_ms = 0;  // when the drain last completed a step or a retry ("last_step"; liveness)
     bool operator==(const DrainStatus&) const = default;
 };
 
@@ -436,6 +438,7 @@ inline void read(const Reader& r, RingStatus& s) {
     r.get("used_bytes", s.used_bytes);
     r.get("used_records", s.used_records);
     r.get("used_entries", s.used_entries);
+    r.get("fill_critical", s.fill_critical);
 }
 inline void read(const Reader& r, DrainStatus& d) {
     r.get("entries", d.entries);
@@ -451,6 +454,7 @@ inline void read(const Reader& r, DrainStatus& d) {
     r.get("acks_paused", d.acks_paused);
     r.get("step_failures", d.step_failures);
     r.get("store_reopens", d.store_reopens);
+    r.time("last_step", d.last_step_ms);
 }
 inline void read(const Reader& r, StoreStatus& s) {
     r.get("dir", s.dir);
@@ -620,7 +624,8 @@ inline void to_json(nlohmann::json& j, const RingStatus& s) {
          {"reserve_bytes", s.reserve_bytes},
          {"used_bytes", s.used_bytes},
          {"used_records", s.used_records},
-         {"used_entries", s.used_entries}};
+         {"used_entries", s.used_entries},
+         {"fill_critical", s.fill_critical}};
 }
 inline void to_json(nlohmann::json& j, const DrainStatus& d) {
     j = {{"entries", d.entries},
@@ -635,7 +640,8 @@ inline void to_json(nlohmann::json& j, const DrainStatus& d) {
          {"failing", d.failing},
          {"acks_paused", d.acks_paused},
          {"step_failures", d.step_failures},
-         {"store_reopens", d.store_reopens}};
+         {"store_reopens", d.store_reopens},
+         {"last_step", status_detail::time_or_null(d.last_step_ms)}};
 }
 inline void to_json(nlohmann::json& j, const StoreStatus& s) {
     j = {{"dir", s.dir},

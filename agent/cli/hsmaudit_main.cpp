@@ -161,7 +161,7 @@ int cmd_verify(const VerifyArgs& a) {
 int run(int argc, char** argv) {
     CLI::App app{
         "hsmaudit: audit chain tools for the HSM audit agent (exit 0 ok, 1 integrity fault, 2 usage or I/O error, "
-        "3 verify: records not authenticated)"};
+        "3 verify: records not authenticated; status: 0 healthy, 1 unhealthy, 3 not running)"};
     app.require_subcommand(1);
 
     auto* secret = app.add_subcommand("secret", "create and export audit chain keys");
@@ -219,7 +219,10 @@ int run(int argc, char** argv) {
     const auto plugin_keys = exporters::exporter_config_keys();
     agent::tools::StoreArgs status_args;
     status_args.plugin_keys = plugin_keys;
-    auto* status = app.add_subcommand("status", "what the running agent reports: ring, drain, store, alerts");
+    auto* status = app.add_subcommand(
+        "status",
+        "what the running agent reports: ring, drain, store, alerts (exit 0 healthy, 1 running but unhealthy, 2 usage "
+        "or unreadable status, 3 not running)");
     status->add_option("--state-dir", status_args.state_dir, "the agent's state directory");
     status->add_option("-c,--config", status_args.config, "the agent's configuration file (for agent.state_dir)");
     status->add_flag("--json", status_args.json, "machine-readable output");

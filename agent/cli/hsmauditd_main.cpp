@@ -20,12 +20,14 @@
 #include <memory>
 #include <optional>
 
+#include "agent/api/agent_health.h"
 #include "agent/api/thread_guard.h"
 #include "agent/cli/man_pages.h"
 #include "agent/daemon/agent_config.h"
 #include "agent/daemon/exporter_registry.h"
 #include "agent/daemon/service.h"
 #include "agent/engine/config_keys.h"
+#include "base/journal_sink.h"
 #include "base/logger.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/prometheus/errc.h"
@@ -46,6 +48,13 @@ ServicePlugins plugins() {
 /// The one load path of --check-config, the start and SIGHUP (agent/daemon/agent_config.h).
 Result<base::Config> load(const std::string& path) {
     return load_agent_config(path, plugins());
+}
+
+/// /health and /ready (docs/METRICS.md) from the service's status snapshot (any thread).
+exporters::prometheus::HealthChecks health_checks(const Service& service) {
+    auto answer = [](const HealthVerdict& v) { return exporters::prometheus::HealthAnswer{v.ok, v.reason}; };
+    return {[&service, answer] { return answer(assess_liveness(service.status().get(), wall_clock_ms())); },
+            [&service, answer] { return answer(assess_readiness(service.status().get(), wall_clock_ms())); }};
 }
 
 /// sd_notify wrapper: a no-op outside systemd (NOTIFY_SOCKET unset).
@@ -91,6 +100,8 @@ int run(int argc, char** argv) {
         std::cout << config_path << ": configuration OK\n";
         return 0;
     }
+    // Under systemd with stderr on journald: the journal, with priorities and fields (once, here).
+    (void)base::use_journal_if_connected(base::logger(), "hsmauditd");
     base::logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
 
     // Signals are taken synchronously by this thread only; every thread started later inherits the mask.
@@ -121,7 +132,8 @@ int run(int argc, char** argv) {
     // Prometheus' HsmauditDown/HsmauditMetricsAbsent alerts notice).
     std::unique_ptr<exporters::prometheus::MetricsEndpoint> metrics;
     if (metrics_options) {
-        auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes());
+        auto m = exporters::prometheus::MetricsEndpoint::start(*metrics_options, (*service)->probes(),
+                                                               health_checks(**service));
         if (m) {
             metrics = std::move(*m);
             base::logger().info("serving metrics on {} (port {})", metrics_options->listen, metrics->port());

@@ -101,7 +101,7 @@ Result<std::string> Service::start() {
 
     // The drain.
     drain_ = std::make_unique<Drain>(*source_, *store_, *key_, *alerts_, make_drain_options(cfg), wall_clock_ms);
-    HSMAUDIT_TRY(drain_->restore());
+    HSMAUDIT_TRY(drain_->restore(module_ != nullptr));  // embedded: this start restarted the module
     auto checkpoints = LineLog::open((fs::path(state_dir_) / "checkpoints").string(), "checkpoints.log");
     if (!checkpoints) return std::move(checkpoints).error();
     checkpoints_ = std::move(*checkpoints);
@@ -333,6 +333,7 @@ AgentStatus Service::build_status(std::int64_t now_ms) {
             ring.fill_peak = d.ring_fill_peak;
             ring.seconds_to_reserve = d.seconds_to_reserve;
             ring.blocked = d.module_blocked;
+            ring.fill_critical = config->ratio("alerts.ring_fill_critical");
             if (f.valid) {
                 ring.capacity_bytes = f.capacity_bytes;
                 ring.reserve_bytes = f.reserve_bytes;
@@ -354,6 +355,7 @@ AgentStatus Service::build_status(std::int64_t now_ms) {
             drain.acks_paused = d.acks_paused;
             drain.step_failures = d.step_failures;
             drain.store_reopens = d.store_reopens;
+            drain.last_step_ms = d.last_step_ms;
             // The rate over the last tick (at least half a second, so a burst of ticks does not measure noise).
             if (rate_time_ms_ != 0 && now_ms - rate_time_ms_ >= kStatusTickMs / 2 && d.records >= rate_records_)
                 drain.records_per_s = static_cast<double>(d.records - rate_records_) * 1000.0 /

@@ -36,11 +36,10 @@ void AlertLog::alert(Alert&& a) {
     const Status written = file_->append(std::string_view(line).substr(0, line.size() - 1));
     const bool ok = written.has_value();
     auto& log = base::logger();
-    switch (a.severity) {
-        case Severity::info: log.info("alert {}: {}", a.kind, a.message); break;
-        case Severity::warning: log.warn("alert {}: {}", a.kind, a.message); break;
-        case Severity::critical: log.error("alert {}: {}", a.kind, a.message); break;
-    }
+    const spdlog::level::level_enum level = a.severity == Severity::critical  ? spdlog::level::err
+                                            : a.severity == Severity::warning ? spdlog::level::warn
+                                                                              : spdlog::level::info;
+    base::log_fields(level, {{"HSMAUDIT_ALERT", a.kind}}, "alert {}: {}", a.kind, a.message);
     if (!ok) {
         // Once per interval, not at every alert: a full disk must not flood the log.
         ++write_failures_;

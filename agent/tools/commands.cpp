@@ -1,6 +1,7 @@
 #include "agent/tools/commands.h"
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -64,6 +65,12 @@ Result<std::optional<mac::AuditKey>> load_audit_secret(const std::string& key_fi
 int run_status(const StoreArgs& a) {
     auto paths = resolve_tool_paths(a.state_dir, a.config, a.key, a.plugin_keys);
     if (!paths) return fail(paths.error().describe());
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(paths->state_dir) / "status.json", ec) && !ec) {
+        std::cerr << "hsmaudit: the agent is not running: no status.json in " << paths->state_dir
+                  << " (has hsmauditd ever run with this state directory?)\n";
+        return kStatusNotRunning;
+    }
     auto first = read_status_file(paths->state_dir);
     if (!first) return fail(first.error().describe());
     const bool alive = pid_alive(first->status.pid);
@@ -87,7 +94,7 @@ int run_status(const StoreArgs& a) {
         std::cout << base::json_text(render_status_json(report)) << "\n";
     else
         std::cout << render_status_text(report);
-    return kExitOk;
+    return status_exit_code(report);
 }
 
 int run_tail(const TailArgs& a) {

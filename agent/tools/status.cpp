@@ -136,6 +136,8 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
                                seconds(static_cast<double>(status_interval_ms) / 1000);
     }
     r.running = r.not_running_reason.empty();
+    // Judged at the snapshot's own time: the file's age is the staleness check above.
+    if (r.running) r.problems = assess_problems(st, st.time_ms);
 
     r.module_serial = st.module.serial;
     r.module_state = st.module.state;
@@ -190,6 +192,11 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
     return r;
 }
 
+int status_exit_code(const StatusReport& r) {
+    if (!r.running) return kStatusNotRunning;
+    return r.problems.empty() ? kStatusHealthy : kStatusUnhealthy;
+}
+
 std::string render_status_text(const StatusReport& r) {
     std::ostringstream o;
     o << "state        " << r.state_dir << " (status written " << r.status_time << ", "
@@ -198,6 +205,9 @@ std::string render_status_text(const StatusReport& r) {
         o << "agent        running (pid " << r.pid << ", started " << r.started << ")\n";
     else
         o << "agent        NOT RUNNING: " << r.not_running_reason << ". The figures below are its last report.\n";
+    if (r.running && r.problems.empty()) o << "health       ok\n";
+    for (const auto& p : r.problems)
+        o << (&p == &r.problems.front() ? "health       UNHEALTHY: " : "             ") << p << "\n";
     if (!r.module_serial.empty() || r.module_boot != 0) {
         o << "module       " << (r.module_serial.empty() ? std::string("(serial not known)") : r.module_serial);
         if (r.module_boot != 0) o << ", boot " << r.module_boot;
@@ -272,6 +282,11 @@ nlohmann::json render_status_json(const StatusReport& r) {
     j["status_age_s"] = static_cast<double>(r.age_ms) / 1000;
     j["agent"] = {{"running", r.running}, {"pid", r.pid}, {"started", r.started}};
     if (!r.running) j["agent"]["not_running_reason"] = r.not_running_reason;
+    j["health"] = {{"state", !r.running           ? "not_running"
+                             : r.problems.empty() ? "healthy"
+                                                  : "unhealthy"},
+                   {"exit_code", status_exit_code(r)},
+                   {"problems", r.problems}};
     j["module"] = {{"serial", r.module_serial}, {"state", r.module_state}, {"boot", r.module_boot}};
     if (r.has_ring)
         j["ring"] = {{"used_records", r.ring_used_records},

@@ -3,6 +3,17 @@
 // running, how full the module's ring is and how soon it reaches the reserve, the drain rate,
 // the store, exporters, online verification and recent alerts.
 //
+// Exit codes (for monitoring: `hsmaudit status -c FILE >/dev/null; echo $?`):
+//   0 the agent runs and is healthy;
+//   1 the agent runs but is unhealthy (degraded): the problems of assess_problems()
+//     (agent/api/agent_health.h): the drain failing or stuck, the module blocked or its ring at
+//     alerts.ring_fill_critical, online verification faults, acknowledgements paused, the store's
+//     disk full or quota reached, the archiver or retention stopped, a destination down or held
+//     by a damaged store, the status could not be gathered;
+//   2 usage error, or status.json cannot be read (damaged, foreign, unreadable);
+//   3 the agent is not running: no status.json, its pid is gone, or status.json is older than
+//     three agent.status_interval.
+//
 // Thread-safety: free functions on values; read_* functions only read files.
 #pragma once
 
@@ -14,10 +25,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/api/agent_health.h"
 #include "agent/api/agent_status.h"
 #include "base/result.h"
 
 namespace hsmaudit::agent::tools {
+
+inline constexpr int kStatusHealthy = 0;
+inline constexpr int kStatusUnhealthy = 1;
+inline constexpr int kStatusUsage = 2;
+inline constexpr int kStatusNotRunning = 3;
 
 /// One alert as the agent recorded it.
 struct StatusAlert {
@@ -42,6 +59,8 @@ struct StatusReport {
     std::string started;
     bool running = false;
     std::string not_running_reason;  // why we think the agent is not running
+    /// Why the running agent is unhealthy (assess_problems at the snapshot's time); empty: healthy.
+    std::vector<std::string> problems;
 
     std::string module_serial;
     std::string module_state;  // "running" | "blocked" | "unknown"
@@ -96,6 +115,9 @@ StatusReport make_status_report(const std::string& state_dir, const StatusSample
                                 const std::optional<StatusSample>& second, std::int64_t now_ms,
                                 std::int64_t status_interval_ms, bool pid_is_alive,
                                 std::vector<StatusAlert> durable_alerts);
+
+/// The exit code for the report: kStatusHealthy, kStatusUnhealthy or kStatusNotRunning.
+int status_exit_code(const StatusReport& report);
 
 std::string render_status_text(const StatusReport& report);
 nlohmann::json render_status_json(const StatusReport& report);

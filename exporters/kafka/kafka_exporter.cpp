@@ -79,10 +79,12 @@ void KafkaExporter::on_error(rd_kafka_t* rk, int err, const char* reason, void* 
             if (!self->failure_)
                 self->failure_ = make_error(errc::fatal, "kafka " + self->options_.name + ": fatal producer error: " +
                                                              rd_kafka_err2str(fatal) + ": " + buf);
-            base::logger().error("kafka {}: fatal producer error: {}", self->options_.name, buf);
+            base::log_fields(spdlog::level::err, {{"HSMAUDIT_DESTINATION", self->options_.name}},
+                             "kafka {}: fatal producer error: {}", self->options_.name, buf);
         } else {
             // Transient (brokers down, transport): librdkafka retries; deliveries tell the rest.
-            base::logger().warn("kafka {}: {}", self->options_.name, reason);
+            base::log_fields(spdlog::level::warn, {{"HSMAUDIT_DESTINATION", self->options_.name}}, "kafka {}: {}",
+                             self->options_.name, reason);
         }
         const std::lock_guard lock(self->mutex_);
         self->kafka_stats_.last_error = reason;

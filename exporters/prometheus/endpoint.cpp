@@ -1,12 +1,17 @@
 #include "exporters/prometheus/endpoint.h"
 
+#include <CivetServer.h>
 #include <dlfcn.h>
-#include <prometheus/exposer.h>
+#include <openssl/evp.h>
+#include <prometheus/text_serializer.h>
 #include <sys/mman.h>
 
 #include <atomic>
 #include <charconv>
 #include <exception>
+#include <mutex>
+#include <optional>
+#include <sstream>
 
 #include "agent/api/thread_guard.h"
 #include "base/files.h"
@@ -75,7 +80,115 @@ private:
     mutable std::atomic<std::uint64_t> failures_{0};
 };
 
+/// Sends one complete response (civetweb's connection, from a worker thread).
+void respond(mg_connection* conn, int code, const char* reason, const char* content_type, const std::string& body,
+             const std::string& extra_headers = "") {
+    (void)mg_printf(conn,
+                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                    code, reason, content_type, body.size(), extra_headers.c_str());
+    (void)mg_write(conn, body.data(), body.size());
+}
+
+/// "Authorization: Basic <base64(user:password)>" -> user, password; nullopt if absent or malformed.
+std::optional<std::pair<std::string, std::string>> basic_credentials(const char* header) {
+    if (header == nullptr) return std::nullopt;
+    std::string_view h(header);
+    constexpr std::string_view kBasic = "Basic ";
+    if (h.size() <= kBasic.size() || h.substr(0, kBasic.size()) != kBasic || h.size() > 4096) return std::nullopt;
+    h.remove_prefix(kBasic.size());
+    if (h.size() % 4 != 0) return std::nullopt;
+    std::string out(h.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(h.data()), static_cast<int>(h.size()));
+    if (n < 0) return std::nullopt;
+    // EVP_DecodeBlock counts the padding's zero bytes: take them off again.
+    std::size_t len = static_cast<std::size_t>(n);
+    for (std::size_t i = h.size(); i > 0 && h[i - 1] == '=' && len > 0; --i) --len;
+    out.resize(len);
+    const auto colon = out.find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    return std::pair{out.substr(0, colon), out.substr(colon + 1)};
+}
+
 }  // namespace
+
+namespace detail {
+
+/// The endpoint's paths on civetweb's worker threads. Everything that runs there is guarded: an
+/// exception through civetweb's C frames would end the agent.
+class Handlers final : public CivetHandler, public CivetAuthHandler {
+public:
+    Handlers(HealthChecks health, std::unique_ptr<BasicAuth> auth)
+        : health_(std::move(health)), auth_(std::move(auth)) {}
+
+    void add(std::shared_ptr<::prometheus::Collectable> c) {
+        std::lock_guard lock(mutex_);
+        collectables_.push_back(std::move(c));
+    }
+
+    bool handleGet(CivetServer* /*server*/, mg_connection* conn) override {
+        const mg_request_info* req = mg_get_request_info(conn);
+        const std::string_view uri = req != nullptr && req->local_uri != nullptr ? req->local_uri : "";
+        bool done = false;
+        (void)agent::detail::run_guarded("metrics endpoint (" + std::string(uri) + ")", [&] {
+            if (uri == "/metrics") {
+                respond(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", metrics_text());
+            } else if ((uri == "/health" && health_.live) || (uri == "/ready" && health_.ready)) {
+                const HealthAnswer a = uri == "/health" ? health_.live() : health_.ready();
+                if (a.ok)
+                    respond(conn, 200, "OK", "text/plain; charset=utf-8", "ok\n");
+                else
+                    respond(conn, 503, "Service Unavailable", "text/plain; charset=utf-8", a.reason + "\n");
+            } else {
+                respond(conn, 404, "Not Found", "text/plain; charset=utf-8", "not found\n");
+            }
+            done = true;
+        });
+        if (!done) respond(conn, 500, "Internal Server Error", "text/plain; charset=utf-8", "internal error\n");
+        return true;
+    }
+
+    bool authorize(CivetServer* /*server*/, mg_connection* conn) override {
+        if (!auth_) return true;
+        bool ok = false;
+        (void)agent::detail::run_guarded("metrics endpoint (basic auth)", [&] {
+            const auto creds = basic_credentials(mg_get_header(conn, "Authorization"));
+            ok = creds && auth_->check(creds->first, creds->second);
+        });
+        if (!ok)
+            respond(conn, 401, "Unauthorized", "text/plain; charset=utf-8", "unauthorized\n",
+                    "WWW-Authenticate: Basic realm=\"hsmaudit\"\r\n");
+        return ok;
+    }
+
+    [[nodiscard]] bool has_live() const { return static_cast<bool>(health_.live); }
+    [[nodiscard]] bool has_ready() const { return static_cast<bool>(health_.ready); }
+    [[nodiscard]] bool has_auth() const { return auth_ != nullptr; }
+
+private:
+    std::string metrics_text() const {
+        std::vector<std::shared_ptr<::prometheus::Collectable>> collectables;
+        {
+            std::lock_guard lock(mutex_);
+            collectables = collectables_;
+        }
+        std::vector<::prometheus::MetricFamily> families;
+        for (const auto& c : collectables) {
+            auto f = c->Collect();  // GuardedCollectable: never throws
+            families.insert(families.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
+        }
+        std::ostringstream out;
+        ::prometheus::TextSerializer().Serialize(out, families);
+        return out.str();
+    }
+
+    HealthChecks health_;
+    std::unique_ptr<BasicAuth> auth_;
+    mutable std::mutex mutex_;
+    std::vector<std::shared_ptr<::prometheus::Collectable>> collectables_;
+};
+
+}  // namespace detail
 
 bool civetweb_tls_usable() {
     // Debian 12's civetweb 1.15 resolves OpenSSL at run time by name and calls
@@ -103,7 +216,8 @@ Status check_endpoint_options(const EndpointOptions& options) {
 }
 
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
-    const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables) {
+    const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables,
+    HealthChecks health) {
     auto where = parse_listen(options.listen);
     if (!where) return std::move(where).error();
     WebConfig web;
@@ -138,8 +252,12 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
                                        "ssl_ca_file", web.tls->client_ca_file, "ssl_default_verify_paths", "no"});
         ep->tls_ = true;
     }
+    ep->authenticated_ = !web.basic_auth_users.empty();
+    ep->handlers_ = std::make_unique<detail::Handlers>(
+        std::move(health),
+        web.basic_auth_users.empty() ? nullptr : std::make_unique<BasicAuth>(std::move(web.basic_auth_users)));
     try {
-        ep->exposer_ = std::make_unique<::prometheus::Exposer>(civet);
+        ep->server_ = std::make_unique<CivetServer>(civet);
     } catch (const std::exception& e) {
         // civetweb says little ("null context when constructing CivetServer"); name what we tried.
         return make_error(web.tls ? errc::tls_error : errc::bind_failed,
@@ -149,20 +267,15 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
                                        : " (is the address in use or not local?)"));
     }
     memfd = UniqueFd();  // civetweb read the key at start
-    const auto ports = ep->exposer_->GetListeningPorts();
+    const auto ports = ep->server_->getListeningPorts();
     ep->port_ = ports.empty() ? where->second : static_cast<std::uint16_t>(ports.front());
-    if (!web.basic_auth_users.empty()) {
-        ep->auth_ = std::make_unique<BasicAuth>(std::move(web.basic_auth_users));
-        BasicAuth* auth = ep->auth_.get();
-        ep->exposer_->RegisterAuth(
-            [auth](const std::string& user, const std::string& password) {
-                // On civetweb's worker thread, through C frames: nothing may escape (refuse instead).
-                bool ok = false;
-                (void)agent::detail::run_guarded("metrics endpoint (basic auth)",
-                                                 [&] { ok = auth->check(user, password); });
-                return ok;
-            },
-            "hsmaudit");
+    // Exact paths (civetweb matches a handler's URI as a prefix followed by '/' or the end).
+    std::vector<std::string> paths = {"/metrics"};
+    if (ep->handlers_->has_live()) paths.emplace_back("/health");
+    if (ep->handlers_->has_ready()) paths.emplace_back("/ready");
+    for (const auto& path : paths) {
+        if (ep->handlers_->has_auth()) ep->server_->addAuthHandler(path, ep->handlers_.get());
+        ep->server_->addHandler(path, ep->handlers_.get());
     }
     ep->add(std::make_shared<BuildInfoCollector>());
     ep->add(std::make_shared<ProcessCollector>());
@@ -171,15 +284,12 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
 }
 
 MetricsEndpoint::~MetricsEndpoint() {
-    exposer_.reset();  // stops civetweb and joins its workers before the collectables go
+    server_.reset();  // stops civetweb and joins its workers before the handlers and collectables go
 }
 
 void MetricsEndpoint::add(std::shared_ptr<::prometheus::Collectable> collectable) {
-    if (!collectable || !exposer_) return;
-    // The exposer holds a weak pointer: collectables_ keeps the guard (which holds the original).
-    auto guarded = std::make_shared<GuardedCollectable>(std::move(collectable));
-    exposer_->RegisterCollectable(guarded);
-    collectables_.push_back(std::move(guarded));
+    if (!collectable || !handlers_) return;
+    handlers_->add(std::make_shared<GuardedCollectable>(std::move(collectable)));
 }
 
 }  // namespace hsmaudit::exporters::prometheus

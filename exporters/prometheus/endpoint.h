@@ -1,6 +1,12 @@
-// MetricsEndpoint: hsmauditd's HTTP /metrics endpoint (prometheus-cpp's pull Exposer on
-// civetweb), serving the collectables the agent's components register (their probes), the
-// process metrics and hsmaudit_build_info.
+// MetricsEndpoint: hsmauditd's HTTP endpoint: /metrics (the collectables the agent's components
+// register (their probes), the process metrics and hsmaudit_build_info, in Prometheus' text format
+// by prometheus-cpp's TextSerializer), /health (liveness) and /ready (readiness), on one civetweb
+// server (Debian's libcivetweb, the one prometheus-cpp's pull library links). prometheus-cpp's
+// Exposer is not used: it has no way to add a handler that is not a registry, and /health and
+// /ready must answer 503 with a reason. Every path has the same basic auth and TLS.
+//
+// /health and /ready answer "200 ok" or "503 <reason>" (text/plain) from the HealthChecks the
+// owner gives; without one the path is 404.
 //
 // Bound to 127.0.0.1:8479 by default. Port 8479 is outside the 9100-9999 range where Prometheus
 // exporters crowd (its default port allocation list), below Linux's ephemeral range
@@ -12,14 +18,16 @@
 // so there tls_server_config is refused and a TLS-terminating proxy is the documented way.
 //
 // Thread-safety: start() and destruction from the owner's thread; add() from any thread. The
-// exposer's worker threads call the collectables' Collect(). Lifetime: destroying the endpoint
-// stops the server and joins its threads, so destroy it before anything a collectable reads.
+// server's worker threads call the collectables' Collect() and the health checks. Lifetime:
+// destroying the endpoint stops the server and joins its threads, so destroy it before anything a
+// collectable or a health check reads.
 #pragma once
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,9 +37,7 @@
 #include "base/result.h"
 #include "exporters/prometheus/web_config.h"
 
-namespace prometheus {
-class Exposer;
-}
+class CivetServer;
 
 namespace hsmaudit::exporters::prometheus {
 
@@ -45,12 +51,30 @@ struct EndpointOptions {
 
 class BasicAuth;
 
+/// A health answer: ok (200), or not (503) with the reason in the body.
+struct HealthAnswer {
+    bool ok = false;
+    std::string reason;
+};
+
+/// What /health (liveness) and /ready (readiness) ask. Called on the server's worker threads:
+/// must be thread-safe and must not block. Unset: the path is 404.
+struct HealthChecks {
+    std::function<HealthAnswer()> live;
+    std::function<HealthAnswer()> ready;
+};
+
+namespace detail {
+class Handlers;
+}
+
 class MetricsEndpoint {
 public:
     /// Loads the web config, listens, and serves `collectables` plus the process and build
     /// metrics. Errors: config_error (web config, listen address), tls_error, bind_failed.
     static Result<std::unique_ptr<MetricsEndpoint>> start(
-        const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables);
+        const EndpointOptions& options, std::vector<std::shared_ptr<::prometheus::Collectable>> collectables,
+        HealthChecks health = {});
     ~MetricsEndpoint();
     MetricsEndpoint(const MetricsEndpoint&) = delete;
     MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
@@ -60,16 +84,16 @@ public:
     /// The port listened on (the chosen one when the options said 0).
     [[nodiscard]] std::uint16_t port() const { return port_; }
     [[nodiscard]] bool tls() const { return tls_; }
-    [[nodiscard]] bool authenticated() const { return auth_ != nullptr; }
+    [[nodiscard]] bool authenticated() const { return authenticated_; }
 
 private:
     MetricsEndpoint() = default;
 
-    std::unique_ptr<BasicAuth> auth_;
-    std::unique_ptr<::prometheus::Exposer> exposer_;  // declared after auth_: destroyed (joined) first
-    std::vector<std::shared_ptr<::prometheus::Collectable>> collectables_;
+    std::unique_ptr<detail::Handlers> handlers_;  // the paths, the collectables, the basic auth
+    std::unique_ptr<CivetServer> server_;         // declared after handlers_: destroyed (joined) first
     std::uint16_t port_ = 0;
     bool tls_ = false;
+    bool authenticated_ = false;
 };
 
 /// The metrics.* configuration keys (docs/CONFIG.md), for the agent's key list.
@@ -82,7 +106,7 @@ EndpointOptions make_endpoint_options(const base::Config& config);
 /// civetweb, the TLS key and certificate files. Errors name the key ("metrics.web_config: ...").
 Status check_endpoint_options(const EndpointOptions& options);
 
-/// True if the exposer's TLS can work here (see endpoint.cpp); false with Debian 12's civetweb 1.15
+/// True if civetweb's TLS can work here (see endpoint.cpp); false with Debian 12's civetweb 1.15
 /// and OpenSSL 3, where tls_server_config is refused at start.
 bool civetweb_tls_usable();
 

@@ -17,8 +17,9 @@ inline agent::AgentStatus full_agent_status(std::int64_t time_ms = 1'768'471'200
     s.state_dir = "/var/lib/hsmaudit";
     s.error = "a test error";
     s.module = {"150123", "embedded", "running", 7, 1000, 3, 900, 2, 1, 5, 4};
-    s.ring = agent::RingStatus{0.42, 0.61, 37.5, true, 16 << 20, 1 << 20, 7 << 20, 4711, 4713};
-    s.drain = agent::DrainStatus{10'000, 9'990, 4, 120, 2, 10'003, 19'990, 812.5, time_ms - 200, true, true, 3, 1};
+    s.ring = agent::RingStatus{0.42, 0.61, 37.5, true, 16 << 20, 1 << 20, 7 << 20, 4711, 4713, 0.8};
+    s.drain = agent::DrainStatus{10'000, 9'990,         4,    120,  2, 10'003, 19'990,
+                                 812.5,  time_ms - 200, true, true, 3, 1,      time_ms - 100};
     s.store =
         agent::StoreStatus{"/var/lib/hsmaudit/audit", 10'003, "hsm_150123_00000004.log", 123'456, 3, 5 << 20, true};
     s.archive = agent::ArchiveStatus{9, 1, 8, 24, 2, 1, true, "audit-0001.tar", "disk full"};

@@ -177,7 +177,8 @@ Result<bool> ExportRunner::read_more() {
             store_backoff_[idx(s)] = std::chrono::milliseconds(0);
             if (std::none_of(local_.store_held.begin(), local_.store_held.end(), [](bool h) { return h; }))
                 local_.store_error.clear();
-            base::logger().info("exporter {}: the {} stream reads again", options_.name, to_string(s));
+            base::log_fields(spdlog::level::info, {{"HSMAUDIT_DESTINATION", options_.name}},
+                             "exporter {}: the {} stream reads again", options_.name, to_string(s));
         }
         if (*n == 0) continue;
         Batch b;
@@ -208,10 +209,10 @@ void ExportRunner::hold_stream(Stream s, const Error& e) {
     const bool first = !local_.store_held[idx(s)];
     local_.store_held[idx(s)] = true;
     if (first || now - store_logged_ms_ >= options_.log_interval.count()) {
-        base::logger().error(
-            "exporter {}: the {} stream holds: {} ({} more failed reads since the last message; retried "
-            "with back-off, the destination stays connected)",
-            options_.name, to_string(s), local_.store_error, store_unlogged_);
+        base::log_fields(spdlog::level::err, {{"HSMAUDIT_DESTINATION", options_.name}},
+                         "exporter {}: the {} stream holds: {} ({} more failed reads since the last message; retried "
+                         "with back-off, the destination stays connected)",
+                         options_.name, to_string(s), local_.store_error, store_unlogged_);
         store_logged_ms_ = now;
         store_unlogged_ = 0;
     } else {
@@ -296,7 +297,8 @@ void ExportRunner::fail(const Error& e) {
     local_.state = RunnerState::down;
     if (!down_alerted_) {
         down_alerted_ = true;
-        base::logger().warn("exporter {}: {}; retrying with back-off", options_.name, local_.last_error);
+        base::log_fields(spdlog::level::warn, {{"HSMAUDIT_DESTINATION", options_.name}},
+                         "exporter {}: {}; retrying with back-off", options_.name, local_.last_error);
         alerts_.alert(Alert{"exporter.down", Severity::warning,
                             "destination '" + options_.name + "' is down: " + local_.last_error, 0, now_ms_()});
     }
@@ -411,10 +413,10 @@ Status ExportRunner::write_cursor(bool force) {
                                                        : std::min(cursor_backoff_ * 2, options_.cursor_retry_max);
         cursor_retry_at_ms_ = now + cursor_backoff_.count();
         if (cursor_logged_ms_ == 0 || now - cursor_logged_ms_ >= options_.log_interval.count()) {
-            base::logger().warn(
-                "exporter {}: cannot write its cursor file: {} ({} failures in all; delivery goes on, the "
-                "write is retried in {} ms)",
-                options_.name, local_.cursor_error, local_.cursor_write_failures, cursor_backoff_.count());
+            base::log_fields(spdlog::level::warn, {{"HSMAUDIT_DESTINATION", options_.name}},
+                             "exporter {}: cannot write its cursor file: {} ({} failures in all; delivery goes on, the "
+                             "write is retried in {} ms)",
+                             options_.name, local_.cursor_error, local_.cursor_write_failures, cursor_backoff_.count());
             cursor_logged_ms_ = now;
             cursor_unlogged_ = 0;
         } else {
@@ -423,8 +425,9 @@ Status ExportRunner::write_cursor(bool force) {
         return st;
     }
     if (!local_.cursor_error.empty()) {
-        base::logger().info("exporter {}: its cursor file is written again (after {} failed writes)", options_.name,
-                            local_.cursor_write_failures);
+        base::log_fields(spdlog::level::info, {{"HSMAUDIT_DESTINATION", options_.name}},
+                         "exporter {}: its cursor file is written again (after {} failed writes)", options_.name,
+                         local_.cursor_write_failures);
         local_.cursor_error.clear();
         cursor_logged_ms_ = 0;
     }
@@ -489,7 +492,8 @@ void ExportRunner::run_thread(std::stop_token stop) {
     auto failed = detail::run_catching([&] { loop(stop); });
     if (!failed) return;
     const std::string what = utf8_safe(*failed);
-    base::logger().error("exporter {}: stopped after an internal error: {}", options_.name, what);
+    base::log_fields(spdlog::level::err, {{"HSMAUDIT_DESTINATION", options_.name}},
+                     "exporter {}: stopped after an internal error: {}", options_.name, what);
     try {
         alerts_.alert(Alert{"exporter.failed", Severity::critical,
                             "destination '" + options_.name + "' stopped after an internal error (" + what +

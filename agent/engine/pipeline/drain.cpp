@@ -8,6 +8,7 @@
 #include "agent/api/thread_guard.h"
 #include "agent/engine/store/first_retained.h"
 #include "base/line_reader.h"
+#include "base/logger.h"
 #include "mac/encrypted_file.h"
 #include "mac/note.h"
 #include "mac/record.h"
@@ -105,10 +106,27 @@ void Drain::on_fault(mac::Fault&& f) {
     raise("chain." + std::string(mac::to_string(f.kind)), Severity::critical, where + ": " + f.message, f.seq);
 }
 
-Status Drain::restore() {
+Status Drain::restore(bool started_module) {
     verified_entry_no_ = store_.durable().entry_no;
     restore_tree();
     if (auto end = store_.durable().chain_end()) verifier_->resume(*end);
+    HSMAUDIT_TRY(restore_open_segment());
+    // The boot counter: the last one the store holds (a restart continues watching), else none
+    // (a first start): the module's boots up to its current one happened before the agent
+    // watched, so a change among the records already in the ring is not an alert (a freshly
+    // initialised module: `hsmcore init` was boot 1, the first start is boot 2).
+    if (last_boot_ == 0 || started_module) {
+        if (auto s = source_.status(); s && s->boot != 0) {
+            if (last_boot_ == 0)
+                boot_baseline_ = s->boot;
+            else if (s->boot == last_boot_ + 1)
+                own_start_boot_ = s->boot;  // embedded: the module restarted with the agent, by the agent
+        }
+    }
+    return {};
+}
+
+Status Drain::restore_open_segment() {
     const std::string path = store_.current_path();
     if (path.empty()) return {};
     // The open segment was verified when it was drained; verifying it again proves nobody
@@ -133,8 +151,10 @@ Status Drain::restore() {
             verifier_->begin_segment(*open, line.text, std::filesystem::path(path).filename().string());
             segment_opened_ms_ = now_ms_();
             rotate_at_ms_ = next_rotation_ms(options_.rotation, segment_opened_ms_);
+            last_boot_ = open->boot;
         } else {
             verifier_->line(line.text, line.number, line.terminated, line.too_long);
+            if (auto boot = record_boot(line.text); boot != 0) last_boot_ = boot;
         }
         segment_line_ = line.number;
     }
@@ -386,17 +406,24 @@ void Drain::maybe_rotate(std::int64_t now) {
     seal_requested_ms_ = now;
 }
 
+std::uint64_t Drain::record_boot(std::string_view line) {
+    // "<seq> <time> serial=<s> boot=<b> ..." (docs/FORMAT.md 2.5); 0 when there is none.
+    const auto sp = line.find(' ');
+    if (sp == std::string_view::npos || line.size() < sp + 25) return 0;
+    const auto bp = line.find(" boot=", sp + 25);
+    if (bp == std::string_view::npos) return 0;
+    const auto end = line.find(' ', bp + 6);
+    std::uint64_t boot = 0;
+    if (!mac::parse_u64(line.substr(bp + 6, end == std::string_view::npos ? end : end - bp - 6), boot)) return 0;
+    return boot;
+}
+
 void Drain::watch_record(std::string_view line, std::uint64_t seq) {
     // "<seq> <time> serial=<s> boot=<b> ..." (docs/FORMAT.md 2.5); a malformed line is the verifier's to report.
     const auto sp = line.find(' ');
     if (sp == std::string_view::npos || line.size() < sp + 25) return;
     auto t = mac::parse_time(line.substr(sp + 1, 24));
-    const auto bp = line.find(" boot=", sp + 25);
-    std::uint64_t boot = 0;
-    if (bp != std::string_view::npos) {
-        const auto end = line.find(' ', bp + 6);
-        if (!mac::parse_u64(line.substr(bp + 6, end == std::string_view::npos ? end : end - bp - 6), boot)) boot = 0;
-    }
+    const std::uint64_t boot = record_boot(line);
     if (t) {
         if (last_record_ms_ != 0 && *t + options_.clock_backwards_tolerance.count() < last_record_ms_)
             raise("module.clock_backwards", Severity::warning,
@@ -408,13 +435,28 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
         batch_record_ms_.push_back(*t);
     }
     if (boot != 0) {
-        if (last_boot_ != 0 && boot != last_boot_)
+        if (last_boot_ == 0 && boot_baseline_ != 0) {
+            // A first start: the agent has no state yet, so no earlier boot to compare with.
+            base::logger().info(
+                "module: first seen boot {} at record {} (the module is at boot {}; the agent "
+                "has no earlier state)",
+                boot, seq, boot_baseline_);
+        } else if (last_boot_ != 0 && boot > last_boot_ && boot <= boot_baseline_) {
+            // Still the backlog written before the agent's first start (the module's boot at that
+            // start is the baseline): the module restarted before the agent watched it.
+            base::logger().info("module: boot {} at record {}, before the agent first ran (the module is at boot {})",
+                                boot, seq, boot_baseline_);
+        } else if (last_boot_ != 0 && boot == own_start_boot_ && boot == last_boot_ + 1) {
+            base::logger().info("module: boot {} at record {}: the module restarted with the agent (embedded mode)",
+                                boot, seq);
+        } else if (last_boot_ != 0 && boot != last_boot_) {
             raise(boot > last_boot_ ? "module.boot_changed" : "module.boot_counter_decreased",
                   boot > last_boot_ ? Severity::warning : Severity::critical,
                   "the module's boot counter went from " + std::to_string(last_boot_) + " to " + std::to_string(boot) +
                       " at record " + std::to_string(seq) +
                       (boot > last_boot_ ? ": the module restarted" : ": the module's state was reset or replayed"),
                   seq);
+        }
         last_boot_ = boot;
     }
 }

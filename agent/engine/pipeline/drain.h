@@ -113,8 +113,14 @@ public:
     Drain& operator=(const Drain&) = delete;
 
     /// Re-verifies the open segment already in the store (a restart), so online verification
-    /// continues exactly where it stopped. Call once before step() or start().
-    Status restore();
+    /// continues exactly where it stopped, and takes the module's boot counter from it (a module
+    /// restart while the agent was down is alerted at the first record). With no boot counter in
+    /// the store (a first start), the module's current boot is the baseline: records of earlier
+    /// boots still in the ring predate the agent and are logged at info ("first seen boot N"),
+    /// not alerted. `started_module`: the agent itself started the module just now (embedded
+    /// mode), so one boot more than the store's last record is its own doing (info, no alert);
+    /// any other change is alerted. Call once before step() or start().
+    Status restore(bool started_module = false);
     /// One iteration: read, store, commit, verify, acknowledge; rotation and ring watch.
     /// Returns the number of entries moved. A failure is alerted here (drain.failed, rate-limited;
     /// drain.recovered at the next success) and never throws.
@@ -173,6 +179,10 @@ private:
     /// Stops keeping the tree (warning tree.unavailable, `why`; heads are still taken, not checked).
     void lose_tree(const std::string& why, std::uint64_t seq);
     void watch_record(std::string_view line, std::uint64_t seq);
+    /// The boot counter of a record line ("... boot=<b> ..."), 0 if it has none.
+    static std::uint64_t record_boot(std::string_view line);
+    /// restore()'s re-verification of the open segment (and the last boot counter it holds).
+    Status restore_open_segment();
     void raise(std::string kind, Severity sev, std::string message, std::uint64_t seq = 0);
 
     AuditSource& source_;
@@ -216,6 +226,11 @@ private:
     bool tree_head_failed_alerted_ = false;
     std::int64_t last_record_ms_ = 0;  // the module's clock at the previous record (0: none seen)
     std::uint64_t last_boot_ = 0;      // the module's boot counter at the previous record (0: none seen)
+    // A first start (no boot in the store): the module's boot counter at that start. Records of
+    // boots up to it were written before the agent watched: a change among them is not an alert.
+    std::uint64_t boot_baseline_ = 0;
+    // restore(started_module): the boot the agent's own start of an embedded module gave it (0: none).
+    std::uint64_t own_start_boot_ = 0;
     std::int64_t last_checkpoint_ms_ = INT64_MIN / 2;
     std::int64_t last_retained_check_ms_ = INT64_MIN / 2;  // maybe_checkpoint(): the store's first retained seq
     std::uint64_t last_retained_ = 0;                      // ... as the last checkpoint stated it (0: none)

@@ -22,12 +22,11 @@ TEST_F(Pipeline, At20000OpsPerSecondFor60SecondsTheRingStaysBelow5PercentAndEver
     const double peak = status["ring"].value("fill_peak", 1.0);
     std::cout << "ring peak fill seen by the agent (sampled every 50 ms): " << peak * 100 << "%\n";
     EXPECT_LT(peak, 0.05);
-    // The only alert besides the agent's own start and stop: `hsmcore init` started the module
-    // once (boot 1) before `serve` (boot 2).
+    // No alert besides the agent's own start and stop. `hsmcore init` started the module once
+    // (boot 1) before `serve` (boot 2): on the agent's first start that is history, not a module
+    // restart the agent saw (issue 16 item 6: no module.boot_changed).
     for (const auto& [kind, n] : status["alerts"]["counts"].items()) {
-        if (kind != "agent.started" && kind != "agent.stopping") {
-            EXPECT_EQ(kind, "module.boot_changed") << status["alerts"].dump();
-        }
+        EXPECT_TRUE(kind == "agent.started" || kind == "agent.stopping") << status["alerts"].dump();
     }
     const auto report = verify();
     const auto ms = module_status();

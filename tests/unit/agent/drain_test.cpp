@@ -363,6 +363,112 @@ TEST_P(DrainTest, AModuleClockGoingBackAndABootCounterChangeAreAlerted) {
     EXPECT_TRUE(verify().verified());  // the records are authentic: only the clock and the boot changed
 }
 
+// Issue 16 item 6: a first start against a freshly initialised module (`hsmcore init` wrote its
+// records as boot 1, the module was started again as boot 2 before the agent ran) is not a
+// module restart the agent saw: no alert.
+TEST_P(DrainTest, AFirstStartAgainstAFreshlyInitialisedModuleRaisesNoBootAlert) {
+    module_->produce(3);  // the init session's records (boot 1)
+    module_->reboot();    // the module's first real start (boot 2)
+    module_->produce(4);
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->restore().has_value());
+    drain_all(*drain);
+    EXPECT_FALSE(alerts_.has("module.boot_changed"));
+    EXPECT_TRUE(alerts_.alerts().empty()) << alerts_.alerts().front().kind;
+    // A real restart while the agent runs is still a warning.
+    module_->reboot();
+    module_->produce(2);
+    drain_all(*drain);
+    ASSERT_TRUE(alerts_.has("module.boot_changed"));
+    EXPECT_EQ(alerts_.alerts().size(), 1u);
+    EXPECT_EQ(alerts_.alerts().front().seq, 8u);
+    EXPECT_EQ(alerts_.alerts().front().severity, Severity::warning);
+}
+
+// A module that restarted many times before the agent's first start (boot counter 5, records of
+// boots 3, 4 and 5 in the ring) and no agent state: "first seen boot N" at info, no alert.
+TEST_P(DrainTest, AFirstStartAgainstAModuleWithAnEarlierBootHistoryRaisesNoBootAlert) {
+    module_->reboot();
+    module_->reboot();
+    module_->produce(2);  // boot 3
+    module_->reboot();
+    module_->produce(2);  // boot 4
+    module_->reboot();
+    module_->produce(2);  // boot 5
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->restore().has_value());
+    drain_all(*drain);
+    EXPECT_TRUE(alerts_.alerts().empty()) << alerts_.alerts().front().kind;
+}
+
+// The agent's state keeps the boot counter (the store's open segment): a module restart while
+// the agent was stopped is alerted at the restarted agent's first record.
+TEST_P(DrainTest, AModuleRestartWhileTheAgentWasDownIsAlertedAfterTheAgentRestarts) {
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore().has_value());
+        module_->produce(5);
+        drain_all(*drain);
+    }
+    EXPECT_TRUE(alerts_.alerts().empty());
+    module_->reboot();
+    module_->produce(3);
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->restore().has_value());
+    drain_all(*drain);
+    ASSERT_TRUE(alerts_.has("module.boot_changed"));
+    EXPECT_EQ(alerts_.alerts().size(), 1u);
+    EXPECT_EQ(alerts_.alerts().front().seq, 6u);
+    EXPECT_NE(alerts_.alerts().front().message.find("from 1 to 2"), std::string::npos)
+        << alerts_.alerts().front().message;
+    // And an agent restart without a module restart is not.
+    drain.reset();
+    store.reset();
+    module_->produce(2);
+    auto store2 = open_store();
+    auto drain2 = make_drain(*store2);
+    ASSERT_TRUE(drain2->restore().has_value());
+    drain_all(*drain2);
+    EXPECT_EQ(alerts_.alerts().size(), 1u);
+}
+
+// Embedded mode: the agent starts the module itself, so every agent start is one module restart
+// (one boot more): info, not an alert. Two boots more means someone else started the module
+// while the agent was down: alerted.
+TEST_P(DrainTest, AnEmbeddedModuleRestartedByTheAgentsOwnStartIsNotAnAlert) {
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore(true).has_value());
+        module_->produce(5);
+        drain_all(*drain);
+    }
+    module_->reboot();  // the agent's own start of the module
+    module_->produce(3);
+    {
+        auto store = open_store();
+        auto drain = make_drain(*store);
+        ASSERT_TRUE(drain->restore(true).has_value());
+        drain_all(*drain);
+    }
+    EXPECT_TRUE(alerts_.alerts().empty()) << alerts_.alerts().front().message;
+    module_->reboot();  // someone else opened the module while the agent was down...
+    module_->produce(1);
+    module_->reboot();  // ...and then the agent's own start
+    module_->produce(1);
+    auto store = open_store();
+    auto drain = make_drain(*store);
+    ASSERT_TRUE(drain->restore(true).has_value());
+    drain_all(*drain);
+    ASSERT_TRUE(alerts_.has("module.boot_changed"));
+    EXPECT_NE(alerts_.alerts().front().message.find("from 2 to 3"), std::string::npos)
+        << alerts_.alerts().front().message;
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "encrypted" : "plain"; });
 

@@ -94,6 +94,7 @@ public:
     Result<SourceStatus> status() override {
         SourceStatus s;
         s.serial = "150123";
+        s.boot = writer_->boot();
         s.capacity_bytes = capacity_;
         for (std::uint64_t i = acked_; i < entries_.size(); ++i) s.used_bytes += entries_[i].line.size() / 3;
         s.newest_entry_no = entries_.size();

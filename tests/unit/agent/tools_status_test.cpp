@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "agent/tools/status.h"
 #include "mac/record.h"
@@ -211,6 +212,136 @@ TEST(PidAlive, OwnPidIsAliveAndNonsenseIsNot) {
     EXPECT_TRUE(pid_alive(::getpid()));
     EXPECT_FALSE(pid_alive(0));
     EXPECT_FALSE(pid_alive(-1));
+}
+
+// Issue 16 item 4: the exit code a monitor reads. 0 healthy, 1 running but unhealthy (each
+// condition of assess_problems), 3 not running; 2 (usage, unreadable) is the CLI's, tested in
+// tests/integration/agent/ops_status_test.cpp with the real program.
+class StatusExitCode : public StatusTest {
+protected:
+    /// A healthy agent's report, changed by `edit`.
+    StatusReport report(const std::function<void(nlohmann::json&)>& edit, std::int64_t now = kT0 + 100,
+                        bool alive = true) {
+        auto j = nlohmann::json::parse(status_text(kT0, 10'000));
+        j["drain"]["faults"] = 0;
+        j["drain"]["last_step"] = mac::format_time(kT0 - 20);
+        edit(j);
+        write_status(j.dump());
+        auto s = read_status_file(dir_.string());
+        EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message);
+        return make_status_report(dir_.string(), s ? *s : StatusSample{}, std::nullopt, now, 1000, alive, {});
+    }
+    static std::string problems(const StatusReport& r) {
+        std::string out;
+        for (const auto& p : r.problems) out += p + "; ";
+        return out;
+    }
+};
+
+TEST_F(StatusExitCode, AHealthyRunningAgentIsZero) {
+    const auto r = report([](auto&) {});
+    EXPECT_TRUE(r.problems.empty()) << problems(r);
+    EXPECT_EQ(status_exit_code(r), kStatusHealthy);
+    EXPECT_NE(render_status_text(r).find("health       ok"), std::string::npos) << render_status_text(r);
+    const auto j = render_status_json(r);
+    EXPECT_EQ(j["health"]["state"], "healthy");
+    EXPECT_EQ(j["health"]["exit_code"], 0);
+}
+
+TEST_F(StatusExitCode, EachUnhealthyConditionIsOneWithItsReason) {
+    struct Case {
+        const char* what;
+        std::function<void(nlohmann::json&)> edit;
+        const char* reason;
+    };
+    const std::vector<Case> cases = {
+        {"drain failing", [](auto& j) { j["drain"]["failing"] = true; }, "the drain's last step failed"},
+        {"drain stuck", [](auto& j) { j["drain"]["last_step"] = mac::format_time(kT0 - 31'000); },
+         "the drain is stuck"},
+        {"ring at the critical fill", [](auto& j) { j["ring"]["fill"] = 0.85; }, "ring is 85.0% full"},
+        {"ring at a configured critical fill",
+         [](auto& j) {
+             j["ring"]["fill"] = 0.45;
+             j["ring"]["fill_critical"] = 0.4;
+         },
+         "(critical at 40.0%)"},
+        {"module blocked", [](auto& j) { j["ring"]["blocked"] = true; }, "the module is blocked"},
+        {"verification faults", [](auto& j) { j["drain"]["faults"] = 3; }, "found 3 fault(s)"},
+        {"acks paused", [](auto& j) { j["drain"]["acks_paused"] = true; }, "acknowledgements to the module are paused"},
+        {"disk full",
+         [](auto& j) {
+             j["retention"] = {{"disk_full", true}};
+         },
+         "disk is full"},
+        {"archiver stopped",
+         [](auto& j) {
+             j["archive"] = {{"stopped", true}};
+         },
+         "the archiver has stopped"},
+        {"destination down",
+         [](auto& j) {
+             j["exporters"] = {{{"name", "siem"}, {"type", "relp"}, {"state", "down"}, {"last_error", "refused"}}};
+         },
+         "destination siem is down: refused"},
+        {"destination held by a damaged store",
+         [](auto& j) {
+             j["exporters"] = {{{"name", "siem"}, {"state", "up"}, {"store_held", true}}};
+         },
+         "destination siem is held by a damaged store"},
+        {"status not gathered", [](auto& j) { j["error"] = "cannot gather the status: boom"; }, "boom"},
+        {"no drain", [](auto& j) { j.erase("drain"); }, "the drain has not started"},
+    };
+    for (const auto& c : cases) {
+        const auto r = report(c.edit);
+        EXPECT_TRUE(r.running) << c.what;
+        EXPECT_EQ(status_exit_code(r), kStatusUnhealthy) << c.what;
+        EXPECT_NE(problems(r).find(c.reason), std::string::npos) << c.what << ": " << problems(r);
+        EXPECT_NE(render_status_text(r).find("UNHEALTHY: "), std::string::npos) << c.what;
+        EXPECT_EQ(render_status_json(r)["health"]["state"], "unhealthy") << c.what;
+    }
+    // A destination that is up (or starting) is not a problem.
+    const auto up = report([](auto& j) { j["exporters"] = {{{"name", "siem"}, {"state", "up"}}}; });
+    EXPECT_EQ(status_exit_code(up), kStatusHealthy) << problems(up);
+}
+
+TEST_F(StatusExitCode, ADeadAgentIsThreeWhateverItsLastReportSaid) {
+    // Stale: older than three status intervals (the agent's main loop or the agent is gone).
+    const auto stale = report([](auto& j) { j["drain"]["failing"] = true; }, kT0 + 3001);
+    EXPECT_FALSE(stale.running);
+    EXPECT_EQ(status_exit_code(stale), kStatusNotRunning);
+    EXPECT_EQ(render_status_json(stale)["health"]["state"], "not_running");
+    // Fresh, but its pid is gone.
+    const auto dead = report([](auto&) {}, kT0 + 100, false);
+    EXPECT_EQ(status_exit_code(dead), kStatusNotRunning);
+    EXPECT_EQ(render_status_json(dead)["health"]["exit_code"], 3);
+}
+
+// The shared definitions behind /health and /ready (agent/api/agent_health.h).
+TEST(AgentHealth, LivenessAndReadinessFromTheSnapshot) {
+    EXPECT_FALSE(assess_liveness(nullptr, kT0).ok);
+    AgentStatus s;
+    s.time_ms = kT0;
+    s.drain = DrainStatus{};
+    s.drain->last_step_ms = kT0 - 100;
+    EXPECT_TRUE(assess_liveness(&s, kT0 + 500).ok);
+    EXPECT_TRUE(assess_readiness(&s, kT0 + 500).ok);
+    // The main loop stopped publishing.
+    const auto stuck = assess_liveness(&s, kT0 + kMainLoopSilenceMs + 1);
+    EXPECT_FALSE(stuck.ok);
+    EXPECT_NE(stuck.reason.find("main loop is stuck"), std::string::npos) << stuck.reason;
+    // The drain stopped stepping while the main loop goes on.
+    s.drain->last_step_ms = kT0 - kDrainSilenceMs - 1;
+    const auto drain = assess_liveness(&s, kT0);
+    EXPECT_FALSE(drain.ok);
+    EXPECT_NE(drain.reason.find("drain is stuck"), std::string::npos) << drain.reason;
+    EXPECT_FALSE(assess_readiness(&s, kT0).ok);
+    // Live but failing: not ready.
+    s.drain->last_step_ms = kT0;
+    s.drain->failing = true;
+    EXPECT_TRUE(assess_liveness(&s, kT0).ok);
+    const auto failing = assess_readiness(&s, kT0);
+    EXPECT_FALSE(failing.ok);
+    EXPECT_NE(failing.reason.find("last step failed"), std::string::npos) << failing.reason;
 }
 
 }  // namespace

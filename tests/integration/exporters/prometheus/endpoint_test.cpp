@@ -3,6 +3,8 @@
 // refused), client certificates, and the errors a bad setup gets.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "agent/engine/pipeline/probe.h"
 #include "collectors/module/probe.h"
 #include "collectors/syslog/probe_collector.h"
@@ -119,6 +121,63 @@ TEST_F(MetricsEndpointTest, BasicAuthRefusesWrongPasswords) {
     const auto ok = http_get(url, dir_ / "ok", {"-u", "prometheus:s3cret"});
     EXPECT_EQ(ok.status, 200);
     EXPECT_NE(ok.body.find("hsmaudit_build_info"), std::string::npos);
+}
+
+// /health and /ready beside /metrics (issue 16 item 4): 200 "ok" or 503 with the reason, from the
+// checks the owner gives, asked on every request (a change shows at the next request); a path
+// without a check, or unknown, is 404.
+TEST_F(MetricsEndpointTest, HealthAndReadyAnswer200OrA503WithTheReason) {
+    std::atomic<bool> live{true};
+    std::atomic<bool> ready{false};
+    ep::HealthChecks checks{[&] {
+                                return ep::HealthAnswer{live.load(), live ? "" : "the drain is stuck"};
+                            },
+                            [&] {
+                                return ep::HealthAnswer{ready.load(), ready ? "" : "the drain's last step failed"};
+                            }};
+    ep::EndpointOptions o;
+    o.listen = "127.0.0.1:0";
+    auto e = ep::MetricsEndpoint::start(o, {std::make_shared<FakeAgent>()}, checks);
+    ASSERT_TRUE(e) << e.error().describe();
+    const std::string base = "http://127.0.0.1:" + std::to_string((*e)->port());
+    auto h = http_get(base + "/health", dir_ / "h1");
+    EXPECT_EQ(h.status, 200);
+    EXPECT_EQ(h.body, "ok\n");
+    auto r = http_get(base + "/ready", dir_ / "r1");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, "the drain's last step failed\n");
+    ready = true;
+    live = false;
+    r = http_get(base + "/ready", dir_ / "r2");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "ok\n");
+    h = http_get(base + "/health", dir_ / "h2");
+    EXPECT_EQ(h.status, 503);
+    EXPECT_EQ(h.body, "the drain is stuck\n");
+    EXPECT_EQ(http_get(base + "/metrics", dir_ / "m").status, 200);
+    EXPECT_EQ(http_get(base + "/nothing", dir_ / "n").status, 404);
+    EXPECT_EQ(http_get(base + "/health/x", dir_ / "hx").status, 404);
+
+    // Without checks (an endpoint of metrics only) the paths do not exist.
+    auto bare = start();
+    ASSERT_TRUE(bare) << bare.error().describe();
+    EXPECT_EQ(http_get("http://127.0.0.1:" + std::to_string((*bare)->port()) + "/health", dir_ / "b").status, 404);
+}
+
+TEST_F(MetricsEndpointTest, HealthAndReadyNeedTheSameBasicAuthAsMetrics) {
+    write(dir_ / "web.yml", "basic_auth_users:\n  prometheus: '" + ep::bcrypt_hash("s3cret", 4) + "'\n");
+    ep::EndpointOptions o;
+    o.listen = "127.0.0.1:0";
+    o.web_config = dir_ / "web.yml";
+    ep::HealthChecks checks{[] { return ep::HealthAnswer{true, ""}; }, [] { return ep::HealthAnswer{true, ""}; }};
+    auto e = ep::MetricsEndpoint::start(o, {std::make_shared<FakeAgent>()}, checks);
+    ASSERT_TRUE(e) << e.error().describe();
+    const std::string base = "http://127.0.0.1:" + std::to_string((*e)->port());
+    for (const char* path : {"/health", "/ready", "/metrics"}) {
+        EXPECT_EQ(http_get(base + path, dir_ / "none").status, 401) << path;
+        EXPECT_EQ(http_get(base + path, dir_ / "wrong", {"-u", "prometheus:wrong"}).status, 401) << path;
+        EXPECT_EQ(http_get(base + path, dir_ / "ok", {"-u", "prometheus:s3cret"}).status, 200) << path;
+    }
 }
 
 TEST_F(MetricsEndpointTest, WebConfigReadableByOthersIsRefused) {
