@@ -107,6 +107,10 @@ if eventually 20 '(( $(records) >= 500 ))'; then
 else
     fail drain "drain.records is $(records) after the load: $(hsmaudit status -c "$conf" 2>&1 | head -20)"
 fi
+# Issue 16 item 6: the first start against a freshly initialised module raises no module.boot_changed.
+boot_alerts=$(hsmaudit status -c "$conf" --json | jq -r '.alerts.counts["module.boot_changed"] // 0')
+[[ $boot_alerts == 0 ]] && pass "no module.boot_changed on the first start against a fresh module" ||
+    fail "boot counter" "$boot_alerts module.boot_changed alert(s) on the first start: $(since "$c0" -u hsmauditd | grep -m1 boot_changed)"
 hsmaudit status -c "$conf"
 rc=$?
 [[ $rc == 0 ]] && pass "hsmaudit status exits 0 while the agent runs" || fail "hsmaudit status" "exit $rc while running"
