@@ -24,27 +24,45 @@ endif()
 set(HSMAUDIT_INSTALL_UNITDIR "${hsmaudit_usr_lib}/systemd/system")
 set(HSMAUDIT_INSTALL_DOCDIR "${CMAKE_INSTALL_DATADIR}/doc/hsmaudit")
 
-# Programs.
+# Programs. They carry the build's version (git describe: base/version/CMakeLists.txt); tests and tools
+# the project VERSION, so that a commit relinks these three only.
+set_target_properties(hsmauditd hsmaudit hsmcore PROPERTIES HSMAUDIT_RELEASE_PROGRAM ON)
+# Full RELRO (lintian's hardening-no-bindnow): relocations resolved at start, then read-only.
+foreach(prog hsmauditd hsmaudit hsmcore)
+  target_link_options(${prog} PRIVATE "LINKER:-z,relro,-z,now")
+endforeach()
 install(TARGETS hsmauditd hsmaudit hsmcore RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
 
-# Manual pages, generated from the programs' option tables (base/program/program.h) after they link.
+# Manual pages and bash completions, generated from the programs' option tables (base/program/program.h)
+# after they link: build/man/<prog>.<section>.gz, build/completions/<prog>.
 set(man_dir "${CMAKE_BINARY_DIR}/man")
-file(MAKE_DIRECTORY "${man_dir}")
-set(man_pages "")
+set(completion_dir "${CMAKE_BINARY_DIR}/completions")
+file(MAKE_DIRECTORY "${man_dir}" "${completion_dir}")
+set(generated_help "")
+set(help_script "${HSMAUDIT_ROOT}/cmake/generated_help.cmake")
 foreach(page hsmauditd:8 hsmaudit:1 hsmcore:8)
   string(REPLACE ":" ";" parts "${page}")
   list(GET parts 0 prog)
   list(GET parts 1 section)
-  set(out "${man_dir}/${prog}.${section}.gz")
-  add_custom_command(OUTPUT "${out}"
-    COMMAND "${CMAKE_COMMAND}" -DPROGRAM=$<TARGET_FILE:${prog}> -DOUT=${out} -P "${HSMAUDIT_ROOT}/cmake/man_page.cmake"
-    DEPENDS ${prog} "${HSMAUDIT_ROOT}/cmake/man_page.cmake"
+  set(man "${man_dir}/${prog}.${section}.gz")
+  add_custom_command(OUTPUT "${man}"
+    COMMAND "${CMAKE_COMMAND}" -DPROGRAM=$<TARGET_FILE:${prog}> -DARG=--help-man -DOUT=${man} -DGZIP=ON
+            -P "${help_script}"
+    DEPENDS ${prog} "${help_script}"
     COMMENT "Manual page ${prog}(${section}) from ${prog} --help-man"
     VERBATIM)
-  list(APPEND man_pages "${out}")
-  install(FILES "${out}" DESTINATION "${CMAKE_INSTALL_MANDIR}/man${section}")
+  set(completion "${completion_dir}/${prog}")
+  add_custom_command(OUTPUT "${completion}"
+    COMMAND "${CMAKE_COMMAND}" -DPROGRAM=$<TARGET_FILE:${prog}> -DARG=--help-bash-completion -DOUT=${completion}
+            -P "${help_script}"
+    DEPENDS ${prog} "${help_script}"
+    COMMENT "Bash completion for ${prog} from ${prog} --help-bash-completion"
+    VERBATIM)
+  list(APPEND generated_help "${man}" "${completion}")
+  install(FILES "${man}" DESTINATION "${CMAKE_INSTALL_MANDIR}/man${section}")
+  install(FILES "${completion}" DESTINATION "${CMAKE_INSTALL_DATADIR}/bash-completion/completions")
 endforeach()
-add_custom_target(man_pages ALL DEPENDS ${man_pages})
+add_custom_target(man_pages ALL DEPENDS ${generated_help})
 
 # Configuration: the appliance configuration as /etc/hsmaudit/hsmauditd.yaml (a conffile).
 install(FILES config/hsmauditd-appliance.yaml DESTINATION "${CMAKE_INSTALL_SYSCONFDIR}/hsmaudit"

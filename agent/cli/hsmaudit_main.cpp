@@ -274,7 +274,7 @@ int run(int argc, char** argv) {
     verify_proof->add_option("proof", vp_args.proof_file, "the proof file")->required();
 
     base::add_version_flag(app, "hsmaudit");
-    if (base::emit_man_page_if_asked(argc, argv, app, agent::hsmaudit_man_page(), std::cout)) return kExitOk;
+    if (base::emit_generated_help(argc, argv, app, agent::hsmaudit_man_page(), std::cout)) return kExitOk;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -59,7 +59,7 @@ int run(int argc, char** argv) {
     app.add_flag("--check-config", check, "validate the configuration and exit");
     app.add_flag("--config-reference", reference, "print the configuration reference (docs/CONFIG.md) and exit");
     base::add_version_flag(app, "hsmauditd");
-    if (base::emit_man_page_if_asked(argc, argv, app, hsmauditd_man_page(), std::cout)) return 0;
+    if (base::emit_generated_help(argc, argv, app, hsmauditd_man_page(), std::cout)) return 0;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -1,9 +1,9 @@
 // What every program of the project shares on its command line: --version (base/version) and the
 // manual page, generated from the program's own CLI11 option tables so it cannot drift from --help.
 // Each program builds its CLI::App, then calls add_version_flag() before parsing and
-// emit_man_page_if_asked() with its sections; the build runs `<program> --help-man` and installs the
-// roff it prints (base/program/CMakeLists.txt). Thread-safety: free functions over the caller's App,
-// called from main's thread only.
+// emit_generated_help() with its sections; the build runs `<program> --help-man` and
+// `<program> --help-bash-completion` and installs what they print (cmake/HsmauditInstall.cmake). Thread-safety: free
+// functions over the caller's App, called from main's thread only.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -39,9 +39,14 @@ void add_version_flag(CLI::App& app, const std::string& program);
 /// description, type and default as --help shows them.
 std::string man_page(const CLI::App& app, const ManPage& page);
 
-/// If the command line is exactly `<program> --help-man`, prints man_page() on `out` and returns true.
-/// Not a CLI11 option, so it never shows in --help and does not clash with required subcommands.
-bool emit_man_page_if_asked(int argc, const char* const* argv, const CLI::App& app, const ManPage& page,
-                            std::ostream& out);
+/// A bash completion script for `app` (complete -F): subcommands, each one's options, file names
+/// after an option that takes a value and for positional arguments.
+std::string bash_completion(const CLI::App& app, const std::string& program);
+
+/// If the command line is exactly `<program> --help-man` or `<program> --help-bash-completion`, prints
+/// man_page() or bash_completion() on `out` and returns true (the build runs both and installs the
+/// output). Not CLI11 options, so they never show in --help and do not clash with required subcommands.
+bool emit_generated_help(int argc, const char* const* argv, const CLI::App& app, const ManPage& page,
+                         std::ostream& out);
 
 }  // namespace hsmaudit::base

@@ -1,8 +1,10 @@
 // The build's version, from one place: `git describe` of the source tree when it was built (or the
-// project VERSION of CMakeLists.txt outside a git checkout), written into version.cpp at build time by
-// cmake/version.cmake only when it changed (so a commit relinks three programs, not the world).
-// hsmauditd, hsmaudit and hsmcore print it with --version; the CEF/LEEF header, hsmaudit_build_info
-// and the agent's status report it. Thread-safety: constants, readable from any thread.
+// project VERSION of CMakeLists.txt outside a git checkout), written into version_build.cpp at build
+// time by cmake/version.cmake only when it changed. hsmauditd, hsmaudit and hsmcore link that
+// definition and print it with --version; the CEF/LEEF header, hsmaudit_build_info and the agent's
+// status report it. Tests and tools link a definition that returns the project VERSION, so a commit
+// relinks three programs, not every test (base/version/CMakeLists.txt).
+// Thread-safety: constants, readable from any thread.
 #pragma once
 
 #include <string_view>

@@ -291,7 +291,7 @@ int run(int argc, char** argv) {
     pubkey->add_option("--out", out, "file to write")->required();
 
     base::add_version_flag(app, "hsmcore");
-    if (base::emit_man_page_if_asked(argc, argv, app, man_page(), std::cout)) return 0;
+    if (base::emit_generated_help(argc, argv, app, man_page(), std::cout)) return 0;
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

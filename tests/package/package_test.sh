@@ -10,6 +10,7 @@
 #   package_test.sh ROOT BUILD version    --version of the three programs: one version, the package's
 #   package_test.sh ROOT BUILD man        the man pages render with groff -ww without a warning, and
 #                                         name every option --help lists
+#   package_test.sh ROOT BUILD completion the bash completions complete subcommands and options
 #   package_test.sh ROOT BUILD scripts    the maintainer scripts, as dpkg runs them for a root that is not
 #                                         the running system (DPKG_ROOT: no systemd as PID 1, as in a
 #                                         chroot or an image build): install, upgrade, remove, purge
@@ -41,6 +42,9 @@ expected_files() {
 ./usr/share/man/man1/hsmaudit.1.gz -rw-r--r--
 ./usr/share/man/man8/hsmcore.8.gz -rw-r--r--
 ./usr/share/snmp/mibs/HSMAUDIT-MIB.txt -rw-r--r--
+./usr/share/bash-completion/completions/hsmauditd -rw-r--r--
+./usr/share/bash-completion/completions/hsmaudit -rw-r--r--
+./usr/share/bash-completion/completions/hsmcore -rw-r--r--
 ./usr/share/hsmaudit/grafana/hsmaudit.json -rw-r--r--
 ./usr/share/hsmaudit/prometheus/hsmaudit-rules.yml -rw-r--r--
 ./usr/share/doc/hsmaudit/copyright -rw-r--r--
@@ -156,6 +160,34 @@ man)
         done
     done
     echo "man: three pages, no groff warning, every --help option present"
+    ;;
+completion)
+    # complete WORDS...: what the completion function offers for the last word (COMP_CWORD).
+    complete_words() {
+        local prog=$1
+        shift
+        bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _$0 2>/dev/null; printf "%s\n" "${COMPREPLY[@]}"' \
+            "$prog" "$build/completions/$prog" "$prog" "$@"
+    }
+    expect() { # want prog words...
+        local want=$1
+        shift
+        grep -qxF -- "$want" <<<"$(complete_words "$@")" || fail "completing '$*' does not offer $want: $(complete_words "$@" | tr '\n' ' ')"
+    }
+    for prog in hsmauditd hsmaudit hsmcore; do
+        bash -n "$build/completions/$prog" || fail "completions/$prog: syntax error"
+    done
+    expect --check-config hsmauditd --che
+    expect --version hsmauditd --ver
+    expect verify hsmaudit ver
+    expect verify-proof hsmaudit ver
+    expect --require-sealed hsmaudit verify --req
+    expect init hsmaudit secret ''
+    expect --kdf-cost hsmaudit secret export --kdf
+    expect serve hsmcore se
+    expect --seal-at-end hsmcore drain --seal-at
+    [ -z "$(complete_words hsmaudit verify --dir)" ] || fail "verify offers --dir, which only other commands take"
+    echo "completion: subcommands and options of the three programs"
     ;;
 scripts)
     [ "$(id -u)" = 0 ] || { echo "SKIP: the maintainer scripts' chown needs root"; exit 77; }
