@@ -100,13 +100,19 @@ else
 fi
 
 # --- records drained into /var/lib/hsmaudit and delivered to the destination.
-runuser -u hsmcore -- hsmcore load --dir /var/lib/hsmcore --rate 500 --duration 1 --seed 7
+# "achieved R ops/s: N ops done in ...": each operation reported done has its record (and more: logins).
+done_ops=$(runuser -u hsmcore -- hsmcore load --dir /var/lib/hsmcore --rate 500 --duration 1 --seed 7 |
+    tee /dev/stderr | sed -n 's/.*: \([0-9]*\) ops done.*/\1/p')
 records() { hsmaudit status -c "$conf" --json 2>/dev/null | jq -r '.drain.records // 0'; }
-if eventually 20 '(( $(records) >= 500 ))'; then
+if (( ${done_ops:-0} > 0 )) && eventually 20 '(( $(records) >= done_ops ))'; then
     pass "records drained into /var/lib/hsmaudit (drain.records $(records), store $(du -sh /var/lib/hsmaudit/audit | cut -f1))"
 else
-    fail drain "drain.records is $(records) after the load: $(hsmaudit status -c "$conf" 2>&1 | head -20)"
+    fail drain "drain.records is $(records) after $done_ops operations: $(hsmaudit status -c "$conf" 2>&1 | head -20)"
 fi
+# Issue 16 item 6: the first start against a freshly initialised module raises no module.boot_changed.
+boot_alerts=$(hsmaudit status -c "$conf" --json | jq -r '.alerts.counts["module.boot_changed"] // 0')
+[[ $boot_alerts == 0 ]] && pass "no module.boot_changed on the first start against a fresh module" ||
+    fail "boot counter" "$boot_alerts module.boot_changed alert(s) on the first start: $(since "$c0" -u hsmauditd | grep -m1 boot_changed)"
 hsmaudit status -c "$conf"
 rc=$?
 [[ $rc == 0 ]] && pass "hsmaudit status exits 0 while the agent runs" || fail "hsmaudit status" "exit $rc while running"
