@@ -98,7 +98,8 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
 set(CPACK_DEBIAN_PACKAGE_SECTION "admin")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd")
+# procps: /bin/kill, which the unit's ExecReload runs (not in a minimal Debian root).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd, procps")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "audit agent of a network HSM appliance
  hsmauditd drains the HSM module's audit NVRAM ring before the module blocks,
  verifies the MAC chain of every record, stores sealed and encrypted segment

@@ -91,7 +91,7 @@ control)
         dpkg-deb -I "$deb" "$script" | sh -n || fail "$script: syntax error"
     done
     depends=$(dpkg-deb -f "$deb" Depends)
-    for dep in 'libc6 (' 'libssl3' 'libsystemd0' 'systemd'; do
+    for dep in 'libc6 (' 'libssl3' 'libsystemd0' 'systemd' 'procps'; do
         grep -qF "$dep" <<<"$depends" || fail "Depends lacks $dep: $depends"
     done
     [ "$(dpkg-deb -f "$deb" Section)" = admin ] || fail "Section is not admin"
@@ -210,7 +210,7 @@ scripts)
     grep -Eq '^hsmcore:x:[0-9]+:(.*,)?hsmaudit(,|$)' "$r/etc/group" || fail "postinst: hsmaudit is not in group hsmcore"
     [ "$(owner "$r/var/lib/hsmaudit")" = "$(uid_of hsmaudit) 700" ] || fail "/var/lib/hsmaudit: $(owner "$r/var/lib/hsmaudit")"
     [ "$(owner "$r/var/log/hsmaudit")" = "$(uid_of hsmaudit) 700" ] || fail "/var/log/hsmaudit: $(owner "$r/var/log/hsmaudit")"
-    [ "$(owner "$r/run/hsmaudit")" = "$(uid_of hsmaudit) 750" ] || fail "/run/hsmaudit: $(owner "$r/run/hsmaudit")"
+    [ "$(owner "$r/run/hsmaudit")" = "$(uid_of hsmaudit) 700" ] || fail "/run/hsmaudit: $(owner "$r/run/hsmaudit")"
     [ "$(owner "$r/var/lib/hsmcore")" = "$(uid_of hsmcore) 750" ] || fail "/var/lib/hsmcore: $(owner "$r/var/lib/hsmcore")"
     for unit in hsmauditd.service hsmcore.service; do
         [ -L "$r/etc/systemd/system/multi-user.target.wants/$unit" ] || fail "postinst did not enable $unit"
