@@ -119,8 +119,8 @@ Status Drain::restore(bool started_module) {
         if (auto s = source_.status(); s && s->boot != 0) {
             if (last_boot_ == 0)
                 boot_baseline_ = s->boot;
-            else if (s->boot == last_boot_ + 1)
-                own_start_boot_ = s->boot;  // embedded: the module restarted with the agent, by the agent
+            else
+                own_start_boot_ = s->boot;  // embedded: the boot the agent's own start gave the module
         }
     }
     return {};
@@ -446,7 +446,7 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq) {
             // start is the baseline): the module restarted before the agent watched it.
             base::logger().info("module: boot {} at record {}, before the agent first ran (the module is at boot {})",
                                 boot, seq, boot_baseline_);
-        } else if (last_boot_ != 0 && boot == own_start_boot_ && boot == last_boot_ + 1) {
+        } else if (last_boot_ != 0 && boot == own_start_boot_ && boot > last_boot_) {
             base::logger().info("module: boot {} at record {}: the module restarted with the agent (embedded mode)",
                                 boot, seq);
         } else if (last_boot_ != 0 && boot != last_boot_) {

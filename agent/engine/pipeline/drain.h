@@ -118,8 +118,9 @@ public:
     /// the store (a first start), the module's current boot is the baseline: records of earlier
     /// boots still in the ring predate the agent and are logged at info ("first seen boot N"),
     /// not alerted. `started_module`: the agent itself started the module just now (embedded
-    /// mode), so one boot more than the store's last record is its own doing (info, no alert);
-    /// any other change is alerted. Call once before step() or start().
+    /// mode), so the change to the boot that start gave the module is its own doing (info, no
+    /// alert); any other change (a start by someone else while the agent was down) is alerted.
+    /// Call once before step() or start().
     Status restore(bool started_module = false);
     /// One iteration: read, store, commit, verify, acknowledge; rotation and ring watch.
     /// Returns the number of entries moved. A failure is alerted here (drain.failed, rate-limited;

@@ -2,6 +2,7 @@
 // level, the fields of a line, the structured fields of log_fields(), the fallback to stderr, and
 // the start-up choice (JOURNAL_STREAM against stderr's device and inode). The real journal is the
 // systemd test's (it reads `journalctl -p err` in a booted container).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <sys/stat.h>
@@ -104,9 +105,10 @@ TEST(JournalSink, ALineTheJournalRefusesGoesToStderrWithItsPriorityPrefix) {
     const std::string path = (std::filesystem::path(::testing::TempDir()) / "journal_sink_stderr.txt").string();
     (void)std::fflush(stderr);
     const int saved = ::dup(STDERR_FILENO);
-    FILE* f = std::fopen(path.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    ::dup2(::fileno(f), STDERR_FILENO);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
     {
         LoggerSinks swap(std::make_shared<JournalSink>("hsmauditd", rec.send()));
         logger().error("cannot write {}", "alerts.jsonl");
@@ -114,7 +116,6 @@ TEST(JournalSink, ALineTheJournalRefusesGoesToStderrWithItsPriorityPrefix) {
     (void)std::fflush(stderr);
     ::dup2(saved, STDERR_FILENO);
     ::close(saved);
-    std::fclose(f);
     std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();

@@ -71,15 +71,20 @@ protected:
             ASSERT_EQ(code, 0) << cmd << "\n" << out;
         };
         const std::string d = dir_.path();
-        ok(o + " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + d + "/ca.key -out " + d +
-           "/ca.pem -days 2 -subj /CN=test-ca");
+        auto cat = [](const auto&... parts) {
+            std::string out;
+            ((out += parts), ...);
+            return out;
+        };
+        ok(cat(o, " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ", d, "/ca.key -out ", d,
+               "/ca.pem -days 2 -subj /CN=test-ca"));
         for (const std::string who : {"server", "client"}) {
             const std::string san = who == "server" ? "IP:127.0.0.1" : "DNS:client.test";
-            ok(o + " req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + d + "/" + who + ".key -out " +
-               d + "/" + who + ".csr -subj /CN=" + who);
-            write(dir_ / (who + ".ext"), "subjectAltName=" + san + "\n");
-            ok(o + " x509 -req -in " + d + "/" + who + ".csr -CA " + d + "/ca.pem -CAkey " + d +
-               "/ca.key -CAcreateserial -days 2 -out " + d + "/" + who + ".pem -extfile " + d + "/" + who + ".ext");
+            ok(cat(o, " req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ", d, "/", who, ".key -out ", d,
+                   "/", who, ".csr -subj /CN=", who));
+            write(dir_ / (who + ".ext"), cat("subjectAltName=", san, "\n"));
+            ok(cat(o, " x509 -req -in ", d, "/", who, ".csr -CA ", d, "/ca.pem -CAkey ", d,
+                   "/ca.key -CAcreateserial -days 2 -out ", d, "/", who, ".pem -extfile ", d, "/", who, ".ext"));
             fs::permissions(dir_ / (who + ".key"), fs::perms::owner_read | fs::perms::owner_write);
         }
     }
