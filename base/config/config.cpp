@@ -279,7 +279,13 @@ std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bo
     for (const auto& s : specs) {
         const auto p = segments(s.key);
         if (sections ? p.size() <= k.size() : p.size() != k.size()) {
-            if (!sections && p.back() == k.back() && p.size() != k.size()) same_leaf.insert(std::string(s.key));
+            if (!sections && p.back() == k.back() && p.size() != k.size()) {
+                // Another depth: the declared key as written, its instances shown as <name>.
+                std::string declared(s.key);
+                for (auto at = declared.find(".*."); at != std::string::npos; at = declared.find(".*.", at))
+                    declared.replace(at + 1, 1, "<name>");
+                same_leaf.insert(std::move(declared));
+            }
             continue;
         }
         const std::string candidate = instantiate(p, k, k.size());
