@@ -358,9 +358,16 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             const YAML::Node& val = kv.second;
             const int line = kv.first.Mark().line + 1;
             if (const auto [first, inserted] = seen.emplace(key, line); !inserted) {
-                error = where(kv.first) + ": duplicate key '" + key + "' (first at " + name + ":" +
-                        std::to_string(first->second) + ", again at line " + std::to_string(line) +
-                        "): each key may appear once";
+                error = where(kv.first)
+                            .append(": duplicate key '")
+                            .append(key)
+                            .append("' (first at ")
+                            .append(name)
+                            .append(":")
+                            .append(std::to_string(first->second))
+                            .append(", again at line ")
+                            .append(std::to_string(line))
+                            .append("): each key may appear once");
                 return;
             }
             if (val.IsMap()) {
