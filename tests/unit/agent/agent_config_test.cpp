@@ -43,7 +43,7 @@ protected:
     }
     [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
     std::string write(const std::string& name, const std::string& text, fs::perms mode = fs::perms(0600)) {
-        const std::string p = path(name);
+        std::string p = path(name);
         std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
         fs::permissions(p, mode);
         return p;
