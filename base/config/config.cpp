@@ -223,22 +223,27 @@ bool is_prefix_of_some_key(std::span<const KeySpec> specs, const std::string& pr
 }
 
 constexpr std::size_t kMaxSuggestedKey = 160;
+constexpr std::size_t kMaxSuggestedEdits = 3;
 
 /// Damerau-Levenshtein distance (optimal string alignment: insert, delete, substitute, swap two
-/// neighbours), bounded to small strings by the callers (keys are short).
+/// neighbours), three rolling rows.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    std::vector<std::size_t> before(b.size() + 1);
+    std::vector<std::size_t> previous(b.size() + 1);
+    std::vector<std::size_t> current(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) previous[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
+        current[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
             const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            current[j] = std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost});
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+                current[j] = std::min(current[j], before[j - 2] + 1);
         }
+        std::swap(before, previous);
+        std::swap(previous, current);
     }
-    return d[a.size()][b.size()];
+    return previous[b.size()];
 }
 
 /// `pattern`'s first `n` segments with each "*" replaced by the segment `key` has there.
@@ -274,11 +279,20 @@ std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bo
     for (const auto& s : specs) {
         const auto p = segments(s.key);
         if (sections ? p.size() <= k.size() : p.size() != k.size()) {
-            if (!sections && p.back() == k.back() && p.size() != k.size()) same_leaf.insert(std::string(s.key));
+            if (!sections && p.back() == k.back() && p.size() != k.size()) {
+                // Another depth: the declared key as written, its instances shown as <name>.
+                std::string declared(s.key);
+                for (auto at = declared.find(".*."); at != std::string::npos; at = declared.find(".*.", at))
+                    declared.replace(at + 1, 1, "<name>");
+                same_leaf.insert(std::move(declared));
+            }
             continue;
         }
         const std::string candidate = instantiate(p, k, k.size());
         if (!sections && p.back() == k.back()) same_leaf.insert(candidate);
+        // The distance is at least the difference in length: skip what cannot be near enough.
+        const std::size_t longer = std::max(candidate.size(), key.size());
+        if (longer - std::min(candidate.size(), key.size()) > kMaxSuggestedEdits) continue;
         const std::size_t d = edit_distance(candidate, key);
         if (d < best_distance || (d == best_distance && candidate < best)) {
             best_distance = d;
@@ -286,7 +300,7 @@ std::string nearest_key(std::span<const KeySpec> specs, std::string_view key, bo
         }
     }
     // Near enough: at most 3 edits, and at most a third of the key (so "x" does not suggest "agent").
-    if (best_distance > 0 && best_distance <= 3 && best_distance * 3 <= key.size()) return best;
+    if (best_distance > 0 && best_distance <= kMaxSuggestedEdits && best_distance * 3 <= key.size()) return best;
     // A key in the wrong section ("quota" for "store.quota"): the one declared key with that name.
     same_leaf.erase(std::string(key));
     if (same_leaf.size() == 1) return *same_leaf.begin();
@@ -344,9 +358,16 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             const YAML::Node& val = kv.second;
             const int line = kv.first.Mark().line + 1;
             if (const auto [first, inserted] = seen.emplace(key, line); !inserted) {
-                error = where(kv.first) + ": duplicate key '" + key + "' (first at " + name + ":" +
-                        std::to_string(first->second) + ", again at line " + std::to_string(line) +
-                        "): each key may appear once";
+                error = where(kv.first)
+                            .append(": duplicate key '")
+                            .append(key)
+                            .append("' (first at ")
+                            .append(name)
+                            .append(":")
+                            .append(std::to_string(first->second))
+                            .append(", again at line ")
+                            .append(std::to_string(line))
+                            .append("): each key may appear once");
                 return;
             }
             if (val.IsMap()) {

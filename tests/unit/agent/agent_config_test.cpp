@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
+#include <vector>
 
 #include "agent/daemon/agent_config.h"
 #include "agent/daemon/exporter_registry.h"
@@ -41,7 +43,7 @@ protected:
     }
     [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
     std::string write(const std::string& name, const std::string& text, fs::perms mode = fs::perms(0600)) {
-        const std::string p = path(name);
+        std::string p = path(name);
         std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
         fs::permissions(p, mode);
         return p;
@@ -222,6 +224,12 @@ TEST_F(AgentConfig, TyposGetTheNearestKey) {
     // Instance-aware: the destination's own name in the suggestion.
     expect_refused("exporters:\n  siem:\n    type: relp\n    relp:\n      tyls: true\n", 5,
                    "unknown key 'exporters.siem.relp.tyls' (did you mean exporters.siem.relp.tls?)");
+    // A key of another depth: the declared key, its instance shown as <name>.
+    expect_refused("agent:\n  log_level: info\nrules:\n  x: 1\n", 3, "unknown section 'rules'");
+    auto rules = load("rules: 1\n");
+    ASSERT_FALSE(rules.has_value());
+    EXPECT_NE(rules.error().message.find("(did you mean exporters.<name>.snmp.rules?)"), std::string::npos)
+        << rules.error().message;
     // Nothing near: no suggestion.
     auto c = load("agent:\n  zzzzzzzzzzzz: 1\n");
     ASSERT_FALSE(c.has_value());
@@ -295,6 +303,31 @@ TEST_F(AgentConfig, TheShippedConfigurationsPass) {
         auto c = load_agent_config(p, plugins());
         EXPECT_TRUE(c.has_value()) << f << ": " << c.error().message;
     }
+}
+
+TEST_F(AgentConfig, TheYamlBlocksOfTheDocsParse) {
+    // The agent configurations the docs show (```yaml blocks) hold only declared keys, each once.
+    // Their files (/etc/hsmaudit/...) are not here: the full check is for the shipped files above.
+    const auto keys = all_config_keys(exporters::exporter_config_keys());
+    std::vector<fs::path> docs = {fs::path(HSMAUDIT_SOURCE_DIR) / "README.md"};
+    for (const auto& e : fs::directory_iterator(fs::path(HSMAUDIT_SOURCE_DIR) / "docs"))
+        if (e.path().extension() == ".md") docs.push_back(e.path());
+    int blocks = 0;
+    for (const auto& doc : docs) {
+        std::ifstream in(doc);
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        for (auto at = text.find("```yaml\n"); at != std::string::npos; at = text.find("```yaml\n", at)) {
+            at += 8;
+            const auto end = text.find("```", at);
+            ASSERT_NE(end, std::string::npos) << doc;
+            const std::string yaml = text.substr(at, end - at);
+            if (yaml.starts_with("rules:")) continue;  // an SNMP rules file (exporters/snmp/rules.h), not the agent's
+            ++blocks;
+            auto c = base::Config::parse(yaml, doc.filename().string(), keys);
+            EXPECT_TRUE(c.has_value()) << doc << ":\n" << yaml << "\n" << c.error().message;
+        }
+    }
+    EXPECT_GE(blocks, 4) << "the docs' configuration examples were not found";
 }
 
 }  // namespace
