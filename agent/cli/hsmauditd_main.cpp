@@ -91,17 +91,23 @@ int run(int argc, char** argv) {
         std::cerr << "hsmauditd: give a configuration file with -c FILE (see config/hsmauditd.yaml)\n";
         return kExitUsage;
     }
-    auto config = load(config_path);
-    if (!config) {
-        std::cerr << "hsmauditd: " << config.error().message << "\n";
+    // Under systemd with stderr on journald (the service and its ExecStartPre --check-config): the
+    // journal, with priorities and fields (chosen once, here, before any other thread logs).
+    const bool journal = base::use_journal_if_connected(base::logger(), "hsmauditd");
+    // A configuration error: at error priority in the journal (journalctl -p err), else stderr text.
+    auto refuse = [journal](const std::string& message) {
+        if (journal)
+            base::logger().error("{}", message);
+        else
+            std::cerr << "hsmauditd: " << message << "\n";
         return kExitUsage;
-    }
+    };
+    auto config = load(config_path);
+    if (!config) return refuse(config.error().message);
     if (check) {
         std::cout << config_path << ": configuration OK\n";
         return 0;
     }
-    // Under systemd with stderr on journald: the journal, with priorities and fields (once, here).
-    (void)base::use_journal_if_connected(base::logger(), "hsmauditd");
     base::logger().set_level(spdlog::level::from_str(config->str("agent.log_level")));
 
     // Signals are taken synchronously by this thread only; every thread started later inherits the mask.
@@ -115,10 +121,7 @@ int run(int argc, char** argv) {
     std::optional<exporters::prometheus::EndpointOptions> metrics_options;
     if (config->boolean("metrics.enabled")) metrics_options = exporters::prometheus::make_endpoint_options(*config);
     auto service = Service::create(std::move(*config), plugins());
-    if (!service) {
-        std::cerr << "hsmauditd: " << service.error().describe() << "\n";
-        return kExitUsage;
-    }
+    if (!service) return refuse(service.error().describe());
     // The configuration was checked whole by load(): what fails from here may pass on retry.
     auto started = (*service)->start();
     if (!started) {

@@ -113,6 +113,15 @@ fi
 boot_alerts=$(hsmaudit status -c "$conf" --json | jq -r '.alerts.counts["module.boot_changed"] // 0')
 [[ $boot_alerts == 0 ]] && pass "no module.boot_changed on the first start against a fresh module" ||
     fail "boot counter" "$boot_alerts module.boot_changed alert(s) on the first start: $(since "$c0" -u hsmauditd | grep -m1 boot_changed)"
+# The journal's native transport with the agent's structured fields (base/journal_sink.h).
+started=$(journalctl -q --no-pager -o json -u hsmauditd HSMAUDIT_ALERT=agent.started | tail -1)
+if jq -e '._TRANSPORT == "journal" and .SYSLOG_IDENTIFIER == "hsmauditd" and .PRIORITY == "6"' <<<"$started" >/dev/null; then
+    pass "journal: native entries with HSMAUDIT_ALERT=agent.started at PRIORITY=6"
+else
+    fail "journal fields" "no native HSMAUDIT_ALERT=agent.started entry at info: '$started'"
+fi
+[[ -z $(journalctl -q --no-pager -u hsmauditd HSMAUDIT_ALERT=module.boot_changed) ]] &&
+    pass "journal: no HSMAUDIT_ALERT=module.boot_changed" || fail "boot counter" "the journal has module.boot_changed"
 hsmaudit status -c "$conf"
 rc=$?
 [[ $rc == 0 ]] && pass "hsmaudit status exits 0 while the agent runs" || fail "hsmaudit status" "exit $rc while running"
@@ -171,7 +180,9 @@ else
     fail stop "$(systemctl show -p ActiveState,Result,ExecMainCode,ExecMainStatus hsmauditd | tr '\n' ' ')"
 fi
 hsmaudit status -c "$conf" >/dev/null 2>&1
-note "hsmaudit status" "exits $? while the agent is stopped"
+rc=$?
+[[ $rc == 3 ]] && pass "hsmaudit status exits 3 (not running) once the agent stopped" ||
+    fail "hsmaudit status" "exit $rc while the agent is stopped (3 expected)"
 
 # --- a failure that may pass on retry (exit 1: cannot bind, the port is taken) is restarted until it passes.
 cp /root/hsmauditd.yaml.orig "$conf"
@@ -225,7 +236,7 @@ c4=$(cursor)
 systemctl start hsmauditd.service && fail "config error" "systemctl start succeeded with a broken file"
 pre=$(systemctl show -p ExecStartPre --value hsmauditd)
 state="$(show hsmauditd ActiveState)/$(show hsmauditd SubState)/$(show hsmauditd Result)"
-said=$(since "$c4" -u hsmauditd | grep -m1 'hsmauditd.yaml:[0-9]')
+said=$(since "$c4" -u hsmauditd -p err | grep -m1 'hsmauditd.yaml:[0-9]')
 echo "ExecStartPre: $pre"
 if [[ $pre =~ status=2[^0-9] && -n $said ]]; then
     pass "a broken file is refused by ExecStartPre with exit 2: $said"
