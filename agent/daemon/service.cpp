@@ -206,6 +206,9 @@ namespace {
 /// Keys a SIGHUP applies at once: the drain's batching, rotation and alert thresholds, and the log
 /// level; the destinations (exporters.*) are compared and rebuilt on their own. Every other key
 /// (directories, module, keys, store, archives, syslog, metrics) needs a restart.
+/// How long a reload that adds a destination waits for an archiver pass under way.
+constexpr std::chrono::milliseconds kReloadArchiverWait{5'000};
+
 bool reloadable(std::string_view key) {
     return key.starts_with("drain.") || key.starts_with("rotation.") || key.starts_with("alerts.") ||
            key.starts_with("checkpoint.") || key == "agent.log_level";
@@ -235,7 +238,17 @@ Result<std::string> Service::reload(base::Config next) {
         return next.boolean("exporters." + name + ".enabled") && !running_names.contains(name);
     });
     std::unique_lock<std::mutex> archive_hold;
-    if (adds && archiver_) archive_hold = archiver_->hold_passes();
+    if (adds && archiver_) {
+        // Bounded: a pass bundling many large segments may take long, and the main thread must
+        // keep feeding the watchdog. Refused rather than racing the pass; the operator retries.
+        archive_hold = archiver_->hold_passes(kReloadArchiverWait);
+        if (!archive_hold.owns_lock())
+            return make_error(errc::internal,
+                              "the archiver is bundling segments (a pass under way for more than " +
+                                  std::to_string(kReloadArchiverWait.count() / 1000) +
+                                  " s) and a new destination must resolve its start outside it; nothing "
+                                  "changed: reload again");
+    }
     auto plan = exports_->prepare(next, plugins_.exporters);
     if (!plan) return std::move(plan).error();
     drain_->set_options(make_drain_options(next));

@@ -349,7 +349,7 @@ Result<ExportManager::Plan> ExportManager::prepare(const base::Config& next,
 
 std::string ExportManager::apply(Plan plan) {
     plan.cleanup_.clear();  // applied: the cursor files stay
-    const std::string summary = plan.summary();
+    std::string summary = plan.summary();
     auto index_of = [this](const std::string& name) -> std::size_t {
         for (std::size_t i = 0; i < runners_.size(); ++i)
             if (runners_[i].name == name) return i;

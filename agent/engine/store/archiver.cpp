@@ -745,6 +745,17 @@ Status Archiver::bundle(const std::vector<Segment>& group, ArchiveRun& run) {
     return {};
 }
 
+std::unique_lock<std::mutex> Archiver::hold_passes(std::chrono::milliseconds wait) {
+    // Polls try_lock rather than a timed mutex: ThreadSanitizer does not intercept
+    // pthread_mutex_clocklock (try_lock_for), and would report every unlock as wrong.
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+        std::unique_lock lock(pass_mutex_, std::try_to_lock);
+        if (lock.owns_lock() || std::chrono::steady_clock::now() >= deadline) return lock;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
 Result<ArchiveRun> Archiver::run_once() {
     const std::lock_guard pass(pass_mutex_);
     ArchiveRun run;

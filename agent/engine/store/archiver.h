@@ -157,10 +157,11 @@ public:
     using DeliveredThrough = std::function<std::optional<std::uint64_t>()>;
     /// Call before start().
     void set_delivery_gate(DeliveredThrough delivered) { delivered_ = std::move(delivered); }
-    /// Holds passes off while the returned lock lives (waits for a pass under way to finish): a
-    /// reload that adds a destination resolves its start (the oldest record outside archives)
-    /// and puts it in the delivery gate before a pass may archive that record. Any thread.
-    [[nodiscard]] std::unique_lock<std::mutex> hold_passes() { return std::unique_lock(pass_mutex_); }
+    /// Holds passes off while the returned lock lives, waiting up to `wait` for a pass under way
+    /// to finish (the lock does not own the mutex if it did not): a reload that adds a
+    /// destination resolves its start (the oldest record outside archives) and puts it in the
+    /// delivery gate before a pass may archive that record. Any thread.
+    [[nodiscard]] std::unique_lock<std::mutex> hold_passes(std::chrono::milliseconds wait);
 
     /// One pass now: clean up after a crash, then bundle every archivable segment.
     Result<ArchiveRun> run_once();
