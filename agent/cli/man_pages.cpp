@@ -45,11 +45,14 @@ base::ManPage hsmaudit_man_page() {
     page.sections = {
         {"EXIT STATUS",
          "",
-         {{"0", "success; verify: the trail verified"},
-          {"1", "an integrity fault was found (verify, fsck; verify-proof: the proof is invalid)"},
-          {"2", "usage or I/O error"},
+         {{"0", "success; verify: the trail verified; status: the agent runs and is healthy"},
+          {"1",
+           "an integrity fault was found (verify, fsck; verify-proof: the proof is invalid); status: the agent "
+           "runs but is unhealthy (the reasons are printed)"},
+          {"2", "usage or I/O error; status: status.json is damaged or not the agent's"},
           {"3",
-           "verify: no fault, but records are not authenticated (the open tail, checked without the audit secret)"}}},
+           "verify: no fault, but records are not authenticated (the open tail, checked without the audit "
+           "secret); status: the agent is not running (no status file, its process gone, or the file stale)"}}},
         {"FILES",
          "",
          {{"/etc/hsmaudit/hsmauditd.yaml", "the agent's configuration, read by status, tail and fsck with -c"},

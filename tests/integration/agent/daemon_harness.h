@@ -274,4 +274,18 @@ inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseco
     }
 }
 
+/// A NotifyListener predicate: the message sets `k` to `v` ("READY", "1").
+inline auto field_is(const std::string& k, const std::string& v) {
+    return [k, v](const NotifyMessage& m) { return m.has(k, v); };
+}
+
+/// The regular files directly in `dir` (0 if it cannot be read).
+inline std::size_t count_files(const std::string& dir) {
+    std::error_code ec;
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.is_regular_file()) ++n;
+    return n;
+}
+
 }  // namespace hsmaudit::testing

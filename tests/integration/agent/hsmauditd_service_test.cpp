@@ -45,18 +45,6 @@ std::string agent_config(const TempDir& dir, const std::string& max_segment_byte
            "  encrypt: true\n";
 }
 
-auto field_is(const std::string& k, const std::string& v) {
-    return [k, v](const NotifyMessage& m) { return m.has(k, v); };
-}
-
-std::size_t count_files(const std::string& dir) {
-    std::error_code ec;
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.is_regular_file()) ++n;
-    return n;
-}
-
 class HsmauditdService : public ::testing::Test {
 protected:
     void SetUp() override {

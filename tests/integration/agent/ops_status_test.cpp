@@ -5,13 +5,12 @@
 // tests/integration/exporters/prometheus/endpoint_test.cpp). The agent's stderr is a file and
 // JOURNAL_STREAM names another stream: its log stays text, exactly as before.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include "daemon_harness.h"
+#include "tests/integration/common/ports.h"
 
 namespace {
 
@@ -19,21 +18,6 @@ using namespace hsmaudit::testing;
 using nlohmann::json;
 
 const std::string kCurl = "/usr/bin/curl";
-
-/// A TCP port on 127.0.0.1 that nothing listens on (bound, read back, closed).
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-        port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
 
 class OpsStatus : public ::testing::Test {
 protected:
@@ -156,7 +140,7 @@ TEST_F(OpsStatus, ADestinationDownIsOneAndTheAgentStaysReady) {
     start(
         "exporters:\n  siem:\n    type: syslog\n    backoff_initial: 50ms\n    backoff_max: 200ms\n"
         "    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +
-        std::to_string(closed_port()) + "\n");
+        std::to_string(free_port()) + "\n");
     ASSERT_FALSE(HasFailure());
     CommandResult r;
     ASSERT_TRUE(eventually([&] { return (r = status()).exit_code == 1; })) << r.exit_code << "\n"

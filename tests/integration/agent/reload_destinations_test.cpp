@@ -176,18 +176,6 @@ std::string tcp_destination(const std::string& name, int port, const std::string
            std::to_string(port) + "\n";
 }
 
-auto field_is(const std::string& k, const std::string& v) {
-    return [k, v](const NotifyMessage& m) { return m.has(k, v); };
-}
-
-std::size_t count_files(const std::string& dir) {
-    std::error_code ec;
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.is_regular_file()) ++n;
-    return n;
-}
-
 std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
     std::vector<std::uint64_t> out;
     for (std::uint64_t i = first; i <= last; ++i) out.push_back(i);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/common/ports.h"
 #include "tests/integration/common/process.h"
 
 namespace hsmaudit::testing::prom {
@@ -53,20 +54,7 @@ inline std::string read(const std::string& path) {
     return Process::slurp(path);
 }
 
-/// A TCP port on 127.0.0.1 free right now (bound, read back, closed).
-inline int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-        port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
+using hsmaudit::testing::free_port;  // tests/integration/common/ports.h
 
 struct HttpResult {
     int curl_exit = -1;

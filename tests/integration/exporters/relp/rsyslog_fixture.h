@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agent/api/event.h"
+#include "tests/integration/common/ports.h"
 #include "tests/integration/common/process.h"
 
 namespace hsmaudit::testing::relp {
@@ -109,18 +110,7 @@ $ossl x509 -in server.pem -noout -fingerprint -sha256 > server.sha256
     }
 };
 
-/// A free TCP port on 127.0.0.1 (bound and released; rsyslog binds it with SO_REUSEADDR).
-inline int free_port(int type = SOCK_STREAM) {
-    const int fd = ::socket(AF_INET, type, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
+using hsmaudit::testing::free_port;  // tests/integration/common/ports.h (rsyslog binds it with SO_REUSEADDR)
 
 /// True if a socket listens on TCP `port` (from /proc/net/tcp and tcp6). Deliberately not a probe
 /// connection: a TCP connection closed during imrelp's TLS handshake can leave an error in
