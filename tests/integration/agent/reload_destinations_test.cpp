@@ -261,6 +261,14 @@ protected:
     bool receives(const SyslogReceiver& r, std::size_t n) {
         return eventually([&] { return r.count() >= n; });
     }
+    /// After stop(): the agent wrote everything to the kernel before it exited, but the receiver's
+    /// thread may not have read it all yet. Waits until `r` has read record `last`.
+    bool received_through(const SyslogReceiver& r, std::uint64_t last) {
+        return eventually([&] {
+            const auto seqs = r.seqs();
+            return !seqs.empty() && seqs.back() >= last;
+        });
+    }
 
     TempDir dir_;
     std::optional<NotifyListener> listener_;
@@ -289,6 +297,7 @@ TEST_F(ReloadDestinations, AnAddedDestinationReceivesTheTrailFromItsStart) {
 
     const std::uint64_t last = last_seq();
     ASSERT_GT(last, 300u);
+    EXPECT_TRUE(received_through(second, last) && received_through(first, last));
     EXPECT_EQ(second.seqs(), range(1, last)) << "the added destination: the whole trail, from its start, once";
     EXPECT_EQ(first.seqs(), range(1, last));
     EXPECT_EQ(first.connections(), 1) << "the destination already running was reconnected";
@@ -330,6 +339,7 @@ TEST_F(ReloadDestinations, ARemovedDestinationStopsAndNoLongerHoldsTheArchiverBa
     EXPECT_TRUE(fs::exists(dir_ / "state/export/b/cursor")) << "a removed destination's cursor stays";
     stop();
     ASSERT_FALSE(HasFailure());
+    EXPECT_TRUE(received_through(live, last_seq()));
     EXPECT_EQ(live.seqs(), range(1, last_seq()));
     // What 'b' got before it was removed: a prefix of the trail, in order, once.
     EXPECT_EQ(leaving.seqs(), range(1, leaving.seqs().size()));
@@ -352,6 +362,7 @@ TEST_F(ReloadDestinations, AChangedDestinationMovesToTheNewReceiverWithoutLossOr
     EXPECT_EQ(first.count(), at_change) << "the first receiver got records after the change";
 
     const std::uint64_t last = last_seq();
+    EXPECT_TRUE(received_through(second, last) && received_through(other, last));
     const auto a = first.seqs();
     const auto b = second.seqs();
     ASSERT_FALSE(a.empty());
