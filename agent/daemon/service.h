@@ -36,6 +36,7 @@
 #include "agent/engine/store/audit_store.h"
 #include "agent/engine/store/retention.h"
 #include "base/config/config.h"
+#include "base/published.h"
 #include "collectors/module/ring_source.h"
 #include "hsmcore/module/module.h"
 #include "mac/keys.h"
@@ -97,7 +98,7 @@ private:
     void make_probes();
     [[nodiscard]] AgentStatus build_status(std::int64_t now_ms);
 
-    std::atomic<std::shared_ptr<const base::Config>> config_;
+    base::Published<base::Config> config_;
     std::string state_dir_;
     std::string module_dir_;
     std::int64_t started_ms_ = 0;
@@ -119,7 +120,7 @@ private:
     std::vector<std::shared_ptr<prometheus::Collectable>> probes_;
     mutable StatusFile status_file_;                     // write_status(): counts, backoff, rate-limited log
     std::atomic<std::uint64_t> checkpoint_failures_{0};  // the drain thread's checkpoint sink counts
-    std::atomic<std::shared_ptr<const AgentStatus>> status_;
+    base::Published<AgentStatus> status_;
     // The status producer's own state (main thread): the drain rate and the last acknowledgement.
     std::int64_t last_publish_ms_ = 0;
     std::int64_t last_write_ms_ = 0;

@@ -176,6 +176,19 @@ std::string tcp_destination(const std::string& name, int port, const std::string
            std::to_string(port) + "\n";
 }
 
+/// Where a received sequence departs from 1, 2, 3, ...: its length and the first places it skips or repeats.
+std::string describe_seqs(const std::vector<std::uint64_t>& seqs) {
+    std::string out = std::to_string(seqs.size()) + " records";
+    int shown = 0;
+    for (std::size_t i = 0; i < seqs.size() && shown < 5; ++i)
+        if (i == 0 ? seqs[0] != 1 : seqs[i] != seqs[i - 1] + 1) {
+            out += "; at index " + std::to_string(i) + ": " + (i ? std::to_string(seqs[i - 1]) : "-") + " then " +
+                   std::to_string(seqs[i]);
+            ++shown;
+        }
+    return out;
+}
+
 std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
     std::vector<std::uint64_t> out;
     for (std::uint64_t i = first; i <= last; ++i) out.push_back(i);
@@ -340,9 +353,9 @@ TEST_F(ReloadDestinations, ARemovedDestinationStopsAndNoLongerHoldsTheArchiverBa
     stop();
     ASSERT_FALSE(HasFailure());
     EXPECT_TRUE(received_through(live, last_seq()));
-    EXPECT_EQ(live.seqs(), range(1, last_seq()));
+    EXPECT_EQ(live.seqs(), range(1, last_seq())) << describe_seqs(live.seqs());
     // What 'b' got before it was removed: a prefix of the trail, in order, once.
-    EXPECT_EQ(leaving.seqs(), range(1, leaving.seqs().size()));
+    EXPECT_EQ(leaving.seqs(), range(1, leaving.seqs().size())) << describe_seqs(leaving.seqs()) << daemon_->log();
 }
 
 TEST_F(ReloadDestinations, AChangedDestinationMovesToTheNewReceiverWithoutLossOrDuplicatesBeyondInFlight) {
