@@ -112,7 +112,7 @@ bool wait_for(Pred pred, std::chrono::milliseconds timeout) {
 
 TEST(HecRunner, KilledAndRestartedWhileAcksComeOutOfOrderLosesNothing) {
     ASSERT_TRUE(Pki::get().ok) << Pki::get().log;
-    constexpr std::uint64_t kRecords = 20'000;
+    constexpr std::uint64_t kRecords = 10'000;
     constexpr int kKills = 5;
     constexpr std::size_t kInFlight = 2'000;
 
