@@ -49,8 +49,8 @@ constexpr base::KeySpec kKeys[] = {
      std::int64_t{64} * 1024 * 1024},
     {"exporters.*.splunk_hec.timeout", base::KeyType::duration, "10s",
      "bound on each HTTP request (a POST of events, an ack poll) including the connect", 1000, 600'000},
-    {"exporters.*.splunk_hec.connect_timeout", base::KeyType::duration, "5s", "bound on the TCP connect and TLS handshake",
-     100, 600'000},
+    {"exporters.*.splunk_hec.connect_timeout", base::KeyType::duration, "5s",
+     "bound on the TCP connect and TLS handshake", 100, 600'000},
     {"exporters.*.splunk_hec.ack_timeout", base::KeyType::duration, "20s",
      "an ackId not reported indexed within this breaks the connection: the unacknowledged events are sent again "
      "(keep it below the destination's ack_timeout)",
@@ -76,8 +76,7 @@ bool valid_server_name(std::string_view s) {
 }  // namespace
 
 std::string HecOptions::base_url() const {
-    return std::string(tls ? "https://" : "http://") + bracketed(server_name.empty() ? host : server_name) + ":" +
-           port;
+    return std::string(tls ? "https://" : "http://") + bracketed(server_name.empty() ? host : server_name) + ":" + port;
 }
 
 std::string HecOptions::peer() const {
@@ -93,8 +92,8 @@ Result<std::string> read_token(const std::string& path, std::string_view key) {
     auto secret = base::read_secret_file(path, 4096);
     if (!secret) return make_error(errc::config_error, std::string(key) + ": " + secret.error().describe());
     std::string token = std::move(*secret);
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' ||
-                              token.back() == '\t'))
+    while (!token.empty() &&
+           (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' || token.back() == '\t'))
         token.pop_back();
     const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
         const auto u = static_cast<unsigned char>(c);
@@ -224,7 +223,8 @@ Status HecExporter::connect() {
     detail::HttpSettings s;
     s.base_url = options_.base_url();
     if (!options_.server_name.empty() && options_.server_name != options_.host)
-        s.connect_to = options_.server_name + ":" + options_.port + ":" + bracketed(options_.host) + ":" + options_.port;
+        s.connect_to =
+            options_.server_name + ":" + options_.port + ":" + bracketed(options_.host) + ":" + options_.port;
     s.tls = options_.tls;
     s.ca = options_.ca;
     s.cert = options_.cert;
@@ -271,8 +271,9 @@ Status HecExporter::post_batch() {
     if (options_.ack) {
         if (!reply->ack_id)
             return fail(make_error(errc::ack_disabled,
-                                   url + ": HTTP 200 without an ackId: indexer acknowledgement is not enabled on the "
-                                         "token (enable it, or set " +
+                                   url +
+                                       ": HTTP 200 without an ackId: indexer acknowledgement is not enabled on the "
+                                       "token (enable it, or set " +
                                        options_.destination + ".splunk_hec.ack: false)"));
         if (auto st = tracker_.add_pending(body_events_, *reply->ack_id, std::chrono::steady_clock::now()); !st)
             return fail(std::move(st).error());
@@ -341,12 +342,11 @@ Result<std::uint64_t> HecExporter::acknowledged(std::chrono::milliseconds wait) 
         }
         if (auto oldest = tracker_.oldest_pending(); oldest && now - *oldest > options_.ack_timeout) {
             count("ack_timeouts");
-            return fail(make_error(errc::ack_timeout,
-                                   options_.base_url() + std::string(kAckPath) + ": " +
-                                       std::to_string(tracker_.pending_count()) +
-                                       " batch(es) not reported indexed within " +
-                                       std::to_string(options_.ack_timeout.count()) + " ms (channel " + channel_ +
-                                       "); sending them again"));
+            return fail(make_error(errc::ack_timeout, options_.base_url() + std::string(kAckPath) + ": " +
+                                                          std::to_string(tracker_.pending_count()) +
+                                                          " batch(es) not reported indexed within " +
+                                                          std::to_string(options_.ack_timeout.count()) +
+                                                          " ms (channel " + channel_ + "); sending them again"));
         }
         if (tracker_.pending_count() == 0 || now >= deadline) break;
         const auto next_poll = last_poll_ + options_.ack_poll_interval;

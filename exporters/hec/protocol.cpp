@@ -62,14 +62,13 @@ bool depth_ok(std::string_view body) {
 
 Result<Json> parse_bounded(std::string_view body, std::string_view what) {
     if (body.size() > kMaxReplyBytes)
-        return make_error(errc::protocol_error, std::string(what) + ": answer longer than " +
-                                                    std::to_string(kMaxReplyBytes) + " bytes");
+        return make_error(errc::protocol_error,
+                          std::string(what) + ": answer longer than " + std::to_string(kMaxReplyBytes) + " bytes");
     if (!depth_ok(body)) return make_error(errc::protocol_error, std::string(what) + ": answer nested too deep");
     Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded())
         return make_error(errc::protocol_error, std::string(what) + ": answer is not JSON: '" + printable(body) + "'");
-    if (!j.is_object())
-        return make_error(errc::protocol_error, std::string(what) + ": answer is not a JSON object");
+    if (!j.is_object()) return make_error(errc::protocol_error, std::string(what) + ": answer is not a JSON object");
     return j;
 }
 

@@ -58,8 +58,8 @@ enum class HecCode : int {
 
 /// An answer of /services/collector/event (or health): {"text":"Success","code":0,"ackId":7}.
 struct EventReply {
-    std::optional<int> code;           // HEC code, if the body had one
-    std::string text;                  // printable ASCII, at most 200 characters
+    std::optional<int> code;  // HEC code, if the body had one
+    std::string text;         // printable ASCII, at most 200 characters
     std::optional<std::uint64_t> ack_id;
     std::optional<std::uint64_t> invalid_event_number;  // HEC names the bad event of a batch
 };
@@ -122,8 +122,8 @@ private:
     };
     void advance();
 
-    std::deque<Request> requests_;  // not yet in the prefix
-    std::uint64_t first_ = 0;        // sequence number of requests_.front()
+    std::deque<Request> requests_;                  // not yet in the prefix
+    std::uint64_t first_ = 0;                       // sequence number of requests_.front()
     std::map<std::uint64_t, std::uint64_t> by_id_;  // awaited ackId -> request sequence number
     std::uint64_t prefix_ = 0;
     std::uint64_t added_ = 0;

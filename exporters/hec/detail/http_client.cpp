@@ -51,10 +51,8 @@ bool is_connect_error(CURLcode rc) {
         case CURLE_SSL_CRL_BADFILE:
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         case CURLE_SSL_INVALIDCERTSTATUS:
-        case CURLE_SSL_ENGINE_INITFAILED:
-            return true;
-        default:
-            return false;
+        case CURLE_SSL_ENGINE_INITFAILED: return true;
+        default: return false;
     }
 }
 
@@ -79,7 +77,8 @@ Result<SlistPtr> make_headers(const std::vector<std::string>& lines) {
     return list;
 }
 
-HttpClient::HttpClient(HttpSettings settings) : settings_(std::move(settings)), error_buffer_(CURL_ERROR_SIZE + 1, '\0') {}
+HttpClient::HttpClient(HttpSettings settings)
+    : settings_(std::move(settings)), error_buffer_(CURL_ERROR_SIZE + 1, '\0') {}
 
 HttpClient::~HttpClient() = default;
 

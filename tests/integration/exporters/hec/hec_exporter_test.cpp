@@ -218,8 +218,8 @@ TEST_F(HecExporterTest, BusyIsAnErrorToBackOffOn) {
     ASSERT_TRUE(n);
     EXPECT_EQ(*n, 5u);
     const auto stats = e->stats();
-    const auto busy = std::find_if(stats.counters.begin(), stats.counters.end(),
-                                   [](const auto& c) { return c.first == "busy"; });
+    const auto busy =
+        std::find_if(stats.counters.begin(), stats.counters.end(), [](const auto& c) { return c.first == "busy"; });
     ASSERT_NE(busy, stats.counters.end());
     EXPECT_EQ(busy->second, 2u);
 }

@@ -26,7 +26,7 @@ using relp::Pki;
 struct HecReceiverOptions {
     std::string mode = "normal";  // normal | late | out_of_order | never | refuse | no_ack
     int late_ms = 300;
-    int busy = 0;                  // the first N event POSTs answer 503 code 9
+    int busy = 0;  // the first N event POSTs answer 503 code 9
     bool require_client_cert = true;
     bool plain = false;  // HTTP
 };
@@ -57,18 +57,32 @@ public:
         std::vector<std::string> argv;
         if (::access("/usr/bin/setpriv", X_OK) == 0) argv = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"};
         for (const std::string& a :
-             {std::string("/usr/bin/python3"), std::string(HSMAUDIT_SOURCE_DIR) + "/tests/integration/exporters/hec/hec_receiver.py",
-              std::string("--port"), std::to_string(port_), std::string("--token-file"), token_path(),
-              std::string("--mode"), options_.mode, std::string("--late-ms"), std::to_string(options_.late_ms),
-              std::string("--busy"), std::to_string(options_.busy), std::string("--received"), dir_ + "/received",
-              std::string("--indexed"), dir_ + "/indexed", std::string("--requests"), dir_ + "/requests",
-              std::string("--ready"), ready})
+             {std::string("/usr/bin/python3"),
+              std::string(HSMAUDIT_SOURCE_DIR) + "/tests/integration/exporters/hec/hec_receiver.py",
+              std::string("--port"),
+              std::to_string(port_),
+              std::string("--token-file"),
+              token_path(),
+              std::string("--mode"),
+              options_.mode,
+              std::string("--late-ms"),
+              std::to_string(options_.late_ms),
+              std::string("--busy"),
+              std::to_string(options_.busy),
+              std::string("--received"),
+              dir_ + "/received",
+              std::string("--indexed"),
+              dir_ + "/indexed",
+              std::string("--requests"),
+              dir_ + "/requests",
+              std::string("--ready"),
+              ready})
             argv.push_back(a);
         if (options_.plain) {
             argv.emplace_back("--plain");
         } else {
-            for (const std::string& a : {std::string("--cert"), Pki::get().server_cert, std::string("--key"),
-                                         Pki::get().server_key})
+            for (const std::string& a :
+                 {std::string("--cert"), Pki::get().server_cert, std::string("--key"), Pki::get().server_key})
                 argv.push_back(a);
             if (options_.require_client_cert) {
                 argv.emplace_back("--client-ca");

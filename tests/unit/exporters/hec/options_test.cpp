@@ -61,8 +61,8 @@ protected:
         return "";
     }
     std::string base() const {
-        return "      target: splunk.example.com:8088\n      ca: " + path("ca.pem") + "\n      token_file: " +
-               path("token") + "\n";
+        return "      target: splunk.example.com:8088\n      ca: " + path("ca.pem") +
+               "\n      token_file: " + path("token") + "\n";
     }
     std::string dir_;
 };
@@ -155,10 +155,11 @@ TEST_F(HecOptionsTest, FactoryValidatesFormatTlsFilesAndEndpoint) {
     keys.insert(keys.end(), fk.begin(), fk.end());
     const auto hk = hec_config_keys();
     keys.insert(keys.end(), hk.begin(), hk.end());
-    auto cef = base::Config::parse("exporters:\n  splunk:\n    format: cef\n    splunk_hec:\n      target: "
-                                   "127.0.0.1:8088\n      tls: false\n      token_file: " +
-                                       path("token") + "\n",
-                                   "test.yaml", keys);
+    auto cef = base::Config::parse(
+        "exporters:\n  splunk:\n    format: cef\n    splunk_hec:\n      target: "
+        "127.0.0.1:8088\n      tls: false\n      token_file: " +
+            path("token") + "\n",
+        "test.yaml", keys);
     ASSERT_TRUE(cef) << cef.error().message;
     agent::ExporterContext cef_ctx{"splunk", *cef, "", alerts, {}};
     auto bad = f.validate(cef_ctx);

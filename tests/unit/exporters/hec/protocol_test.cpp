@@ -30,9 +30,9 @@ TEST(HecReply, ParsesSuccessWithAckId) {
 }
 
 TEST(HecReply, RefusesWhatIsNotAHecAnswer) {
-    for (const char* body : {"", "null", "[]", "\"x\"", "{", "{\"code\":\"0\"}", "{\"code\":1.5}", "{\"code\":-1}",
-                             "{\"text\":5}", "{\"ackId\":-1}", "{\"ackId\":\"3\"}", "{\"ackId\":1e3}",
-                             "<html>busy</html>"}) {
+    for (const char* body :
+         {"", "null", "[]", "\"x\"", "{", "{\"code\":\"0\"}", "{\"code\":1.5}", "{\"code\":-1}", "{\"text\":5}",
+          "{\"ackId\":-1}", "{\"ackId\":\"3\"}", "{\"ackId\":1e3}", "<html>busy</html>"}) {
         auto r = parse_event_reply(body);
         EXPECT_FALSE(r) << body;
         if (!r) {
@@ -59,9 +59,9 @@ TEST(HecAckReply, ParsesAndRefusesHostileAnswers) {
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_EQ(r->size(), 3u);
     EXPECT_EQ((*r)[1], std::make_pair(std::uint64_t{1}, false));
-    for (const char* body : {"{}", R"({"acks":[1,2]})", R"({"acks":{"x":true}})", R"({"acks":{"-1":true}})",
-                             R"({"acks":{"1":1}})", R"({"acks":{"99999999999999999999999":true}})",
-                             R"({"acks":{"":true}})"})
+    for (const char* body :
+         {"{}", R"({"acks":[1,2]})", R"({"acks":{"x":true}})", R"({"acks":{"-1":true}})", R"({"acks":{"1":1}})",
+          R"({"acks":{"99999999999999999999999":true}})", R"({"acks":{"":true}})"})
         EXPECT_FALSE(parse_ack_reply(body)) << body;
     EXPECT_EQ(render_ack_request({}), R"({"acks":[]})");
     EXPECT_EQ(render_ack_request({3, 1, 2}), R"({"acks":[3,1,2]})");
@@ -80,14 +80,13 @@ TEST(HecClassify, StatusAndCodeToError) {
         int code;
         errc want;
     };
-    for (const Case c : {Case{401, 2, errc::token_refused}, Case{401, 3, errc::token_refused},
-                         Case{403, 4, errc::token_refused}, Case{403, 1, errc::token_refused},
-                         Case{503, 9, errc::busy}, Case{429, -1, errc::busy}, Case{200, 9, errc::busy},
-                         Case{503, 18, errc::busy}, Case{400, 6, errc::rejected}, Case{400, 7, errc::rejected},
-                         Case{400, 5, errc::rejected}, Case{413, -1, errc::rejected},
-                         Case{400, 14, errc::ack_disabled}, Case{500, 8, errc::server_error},
-                         Case{502, -1, errc::server_error}, Case{400, 10, errc::protocol_error},
-                         Case{404, -1, errc::protocol_error}}) {
+    for (const Case c :
+         {Case{401, 2, errc::token_refused}, Case{401, 3, errc::token_refused}, Case{403, 4, errc::token_refused},
+          Case{403, 1, errc::token_refused}, Case{503, 9, errc::busy}, Case{429, -1, errc::busy},
+          Case{200, 9, errc::busy}, Case{503, 18, errc::busy}, Case{400, 6, errc::rejected},
+          Case{400, 7, errc::rejected}, Case{400, 5, errc::rejected}, Case{413, -1, errc::rejected},
+          Case{400, 14, errc::ack_disabled}, Case{500, 8, errc::server_error}, Case{502, -1, errc::server_error},
+          Case{400, 10, errc::protocol_error}, Case{404, -1, errc::protocol_error}}) {
         auto st = classify(c.status, c.code < 0 ? std::nullopt : reply(c.code), "https://h:8088/x");
         ASSERT_FALSE(st) << c.status << " " << c.code;
         EXPECT_EQ(st.error().code, c.want) << c.status << " " << c.code << ": " << st.error().message;
