@@ -50,7 +50,7 @@ struct HecOptions {
     bool ack = true;         // indexer acknowledgement
     bool gzip = true;        // Content-Encoding: gzip
     std::size_t batch_events = 100;
-    std::size_t batch_bytes = 1024 * 1024;  // uncompressed body
+    std::size_t batch_bytes = std::size_t{1024} * 1024;  // uncompressed body
     std::chrono::milliseconds timeout{10'000};
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds ack_timeout{20'000};

@@ -27,7 +27,7 @@
 namespace hsmaudit::exporters::hec {
 
 /// Longest HEC answer read (the writer callback aborts the transfer beyond it).
-inline constexpr std::size_t kMaxReplyBytes = 64 * 1024;
+inline constexpr std::size_t kMaxReplyBytes = std::size_t{64} * 1024;
 /// Most ackIds asked for in one /services/collector/ack request.
 inline constexpr std::size_t kMaxAcksPerPoll = 1000;
 

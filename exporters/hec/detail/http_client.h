@@ -43,7 +43,7 @@ struct HttpSettings {
     std::string key;   // its key (PEM)
     std::chrono::milliseconds timeout{10'000};
     std::chrono::milliseconds connect_timeout{5'000};
-    std::size_t max_response = 64 * 1024;
+    std::size_t max_response = std::size_t{64} * 1024;
 };
 
 struct HttpResponse {
