@@ -37,8 +37,29 @@ from urllib.parse import parse_qs, urlparse
 MAX_BODY = 64 * 1024 * 1024
 
 
+def append(f, data):
+    """All of `data` (a raw file's write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[f.write(view):]
+
+
+def drop_torn_line(path):
+    """A SIGKILL can cut a write short: drop a last line without its LF (its request was never
+    answered, so the client sends those events again) before appending after it."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
+
+
 class State:
     def __init__(self, args):
+        for path in (args.received, args.indexed, args.requests):
+            drop_torn_line(path)
         self.args = args
         self.lock = threading.Lock()
         self.next_id = {}  # channel -> next ackId
@@ -51,7 +72,7 @@ class State:
             self.token = f.read().strip()
 
     def log_request(self, entry):
-        self.requests.write((json.dumps(entry, sort_keys=True) + "\n").encode())
+        append(self.requests, (json.dumps(entry, sort_keys=True) + "\n").encode())
 
 
 def split_events(text):
@@ -162,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             ev = e["event"]
             ids.append(str(ev.get("event_id", "?")) if isinstance(ev, dict) else "?")
-        st.received.write(("".join(i + "\n" for i in ids)).encode())
+        append(st.received, ("".join(i + "\n" for i in ids)).encode())
         entry.update(status=200, events=len(ids))
         if not acks:
             st.log_request(entry)
@@ -211,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
                     done.extend(p[1])
                     del st.pending[(channel, i)]
             if done:
-                st.indexed.write(("".join(i + "\n" for i in done)).encode())
+                append(st.indexed, ("".join(i + "\n" for i in done)).encode())
         entry.update(status=200, asked=len(wanted), confirmed=sum(out.values()))
         st.log_request(entry)
         self.reply(200, {"acks": out})
