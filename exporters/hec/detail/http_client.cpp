@@ -96,6 +96,7 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(HttpSettings settings) {
     set(CURLOPT_ERRORBUFFER, c->error_buffer_.data());
     set(CURLOPT_PROXY, "");  // never a proxy from http_proxy / https_proxy
     set(CURLOPT_FOLLOWLOCATION, 0L);
+    set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));  // HEC's protocol; no h2 via ALPN
     set(CURLOPT_PROTOCOLS_STR, s.tls ? "https" : "http");
     set(CURLOPT_TIMEOUT_MS, static_cast<long>(s.timeout.count()));
     set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(s.connect_timeout.count()));

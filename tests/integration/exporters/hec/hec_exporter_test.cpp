@@ -224,6 +224,22 @@ TEST_F(HecExporterTest, BusyIsAnErrorToBackOffOn) {
     EXPECT_EQ(busy->second, 2u);
 }
 
+TEST_F(HecExporterTest, RefusedDataBlocksNeverDrops) {
+    HecReceiver r(HecReceiverOptions{.mode = "reject"});
+    ASSERT_TRUE(r.start()) << r.diagnostics();
+    auto e = make_exporter(r.exporter_options());
+    ASSERT_TRUE(e->connect());
+    auto st = e->send(make_audit_events(1, 5));
+    ASSERT_FALSE(st) << "a batch Splunk refuses is an error, not skipped";
+    EXPECT_EQ(st.error().code, errc::rejected);
+    EXPECT_NE(st.error().message.find("HEC code 6 'Invalid data format' (event 0 of the batch)"), std::string::npos)
+        << st.error().message;
+    EXPECT_NE(st.error().message.find("blocks"), std::string::npos) << st.error().message;
+    // Nothing counts: the runner resends the same events after its back-off.
+    auto n = e->acknowledged(0ms);
+    EXPECT_FALSE(n);
+}
+
 TEST_F(HecExporterTest, TokenWithoutIndexerAcknowledgement) {
     HecReceiver r(HecReceiverOptions{.mode = "no_ack"});
     ASSERT_TRUE(r.start()) << r.diagnostics();

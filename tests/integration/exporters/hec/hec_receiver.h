@@ -24,7 +24,7 @@ namespace hsmaudit::testing::hec {
 using relp::Pki;
 
 struct HecReceiverOptions {
-    std::string mode = "normal";  // normal | late | out_of_order | never | refuse | no_ack
+    std::string mode = "normal";  // normal | late | out_of_order | never | refuse | reject | no_ack
     int late_ms = 300;
     int busy = 0;  // the first N event POSTs answer 503 code 9
     bool require_client_cert = true;

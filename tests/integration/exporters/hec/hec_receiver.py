@@ -16,7 +16,8 @@ Event Collector Indexer Acknowledgment", "Troubleshoot HTTP Event Collector"):
 
 Modes (--mode): normal (an ack is true at the first poll), late (true --late-ms after the
 request), out_of_order (odd ids at once, even ids --late-ms later), never (no ack ever true),
-refuse (every request 403 code 4), no_ack (the token has acknowledgement disabled: no ackId;
+refuse (every request 403 code 4), reject (every event POST 400 code 6, as Splunk answers a
+batch it cannot parse), no_ack (the token has acknowledgement disabled: no ackId;
 ack polls answer 400 code 14). --busy N answers the first N event POSTs with 503 code 9.
 
 Files: --received gets one line per event received (its event_id), written before the answer;
@@ -166,6 +167,11 @@ class Handler(BaseHTTPRequestHandler):
                 st.log_request(entry)
                 self.reply(503, {"text": "Server is busy", "code": 9})
                 return
+        if st.args.mode == "reject":
+            entry["status"] = 400
+            st.log_request(entry)
+            self.reply(400, {"text": "Invalid data format", "code": 6, "invalid-event-number": 0})
+            return
         if acks and not channel:
             self.reply(400, {"text": "Data channel is missing", "code": 10})
             return
@@ -247,7 +253,7 @@ def main():
     p.add_argument("--plain", action="store_true", help="HTTP without TLS")
     p.add_argument("--token-file", required=True)
     p.add_argument("--mode", default="normal",
-                   choices=["normal", "late", "out_of_order", "never", "refuse", "no_ack"])
+                   choices=["normal", "late", "out_of_order", "never", "refuse", "reject", "no_ack"])
     p.add_argument("--late-ms", type=int, default=300)
     p.add_argument("--busy", type=int, default=0)
     p.add_argument("--received", required=True)
