@@ -230,5 +230,27 @@ TEST(HecRunner, RefusedTokenAlertsAndBlocksUntilFixed) {
     EXPECT_TRUE(alerts.has("exporter.up"));
 }
 
+TEST(HecRunner, BusyServerIsRetriedWithBackOff) {
+    ASSERT_TRUE(Pki::get().ok) << Pki::get().log;
+    constexpr std::uint64_t kRecords = 200;
+    HecReceiver r(HecReceiverOptions{.busy = 4});
+    ASSERT_TRUE(r.start()) << r.diagnostics();
+    Alerts alerts;
+    auto runner = agent::ExportRunner::open(runner_options(10'000), make_exporter(r.exporter_options()),
+                                            std::make_unique<SyntheticSource>(kRecords), alerts, now_ms);
+    ASSERT_TRUE(runner) << runner.error().describe();
+    (*runner)->start();
+    ASSERT_TRUE(wait_for([&] { return (*runner)->delivered_through(agent::Stream::audit) >= kRecords; }, 15s))
+        << (*runner)->stats().last_error;
+    (*runner)->stop();
+    const auto stats = (*runner)->stats();
+    EXPECT_EQ(stats.failures, 4u) << "each 503 is one failure, backed off and retried";
+    EXPECT_NE(stats.last_error.find("busy"), std::string::npos) << stats.last_error;
+    std::uint64_t missing = 0;
+    EXPECT_TRUE(covers(r.indexed(), kRecords, &missing)) << missing;
+    EXPECT_TRUE(alerts.has("exporter.down"));
+    EXPECT_TRUE(alerts.has("exporter.up"));
+}
+
 }  // namespace
 }  // namespace hsmaudit::exporters::hec
