@@ -8,7 +8,7 @@ Event Collector Indexer Acknowledgment", "Troubleshoot HTTP Event Collector"):
                                    a body of concatenated JSON event objects, each with "event".
                                    -> 200 {"text":"Success","code":0,"ackId":N} (N per channel, from 0)
   POST /services/collector/ack?channel=<uuid>   {"acks":[0,1]} -> {"acks":{"0":true,"1":false}};
-                                   an id reported true is forgotten (as Splunk does)
+                                   an id reported true is forgotten (the strictest reading of Splunk's docs)
   GET  /services/collector/health  -> 200 {"text":"HEC is healthy","code":17}
   errors: 401 {"code":2} no token, 401 {"code":3} malformed header, 403 {"code":4} wrong token,
           503 {"code":9} server busy, 400 {"code":6,"invalid-event-number":i} invalid data,
