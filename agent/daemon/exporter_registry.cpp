@@ -1,6 +1,7 @@
 #include "agent/daemon/exporter_registry.h"
 
 #include "exporters/formats/formatter.h"
+#include "exporters/hec/hec_exporter.h"
 #include "exporters/kafka/kafka_exporter.h"
 #include "exporters/prometheus/endpoint.h"
 #include "exporters/relp/relp_exporter.h"
@@ -16,6 +17,7 @@ std::span<const agent::ExporterFactory> builtin_exporters() {
         relp::factory(),
         syslog::factory(),
         snmp::factory(),
+        hec::factory(),
     };
     return kFactories;
 }

@@ -71,7 +71,8 @@ Result<Parsed> parse_common(const base::Config& c, const std::string& name) {
 std::span<const base::KeySpec> export_config_keys() {
     static constexpr base::KeySpec kKeys[] = {
         {"exporters.*.type", base::KeyType::string, "",
-         "The destination's kind: `relp`, `syslog` (RFC 5425 TLS, RFC 6587 TCP, or UDP), `kafka`, `snmp`. Each "
+         "The destination's kind: `relp`, `syslog` (RFC 5425 TLS, RFC 6587 TCP, or UDP), `kafka`, `snmp`, `splunk_hec` "
+         "(Splunk HTTP Event Collector). Each "
          "destination is a section `exporters.<name>` with a name you choose (lower-case letters, digits, `-`, `_`). A "
          "reload (SIGHUP) adds, removes and rebuilds destinations (docs/ARCHITECTURE.md, \"Reloading destinations\")."},
         {"exporters.*.enabled", base::KeyType::boolean, "true",
