@@ -291,7 +291,6 @@ TEST_F(JournalSourceTest, ADamagedCursorFileIsAlertedAndTheSelectionReadAgainFro
         ASSERT_TRUE(wait_for([&] { return sink.size() == 3; }));
         s->stop();
     }
-    std::string text = cursor_file_text("s=x;i=1");
     {
         std::fstream f(options().cursor_file, std::ios::in | std::ios::out | std::ios::binary);
         f.seekp(30);
