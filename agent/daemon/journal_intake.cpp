@@ -49,8 +49,7 @@ Result<std::unique_ptr<JournalIntake>> JournalIntake::start(const base::Config& 
     std::unique_ptr<JournalIntake> in(new JournalIntake(spool));
     const std::string what = options->directory.empty() ? "the system journal" : options->directory;
     auto source = jn::JournalSource::start(std::move(*options), in->sink_, in->probe_);
-    if (!source)
-        return make_error(errc::config_error, "syslog.journal (" + what + "): " + source.error().describe());
+    if (!source) return make_error(errc::config_error, "syslog.journal (" + what + "): " + source.error().describe());
     in->source_ = std::move(*source);
     base::logger().info("reading {} (cursor in {})", what, cursor_path(dir));
     return in;

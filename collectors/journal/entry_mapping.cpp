@@ -14,10 +14,20 @@ namespace {
 namespace sl = collectors::syslog;
 
 constexpr std::array<std::string_view, 14> kFields = {
-    "MESSAGE",       "PRIORITY",   "SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "_COMM",
-    "_PID",          "SYSLOG_PID", "_HOSTNAME",
+    "MESSAGE",
+    "PRIORITY",
+    "SYSLOG_FACILITY",
+    "SYSLOG_IDENTIFIER",
+    "_COMM",
+    "_PID",
+    "SYSLOG_PID",
+    "_HOSTNAME",
     // Kept as structured data:
-    "_SYSTEMD_UNIT", "MESSAGE_ID", "CODE_FILE",       "CODE_LINE",         "CODE_FUNC",
+    "_SYSTEMD_UNIT",
+    "MESSAGE_ID",
+    "CODE_FILE",
+    "CODE_LINE",
+    "CODE_FUNC",
     "_TRANSPORT",
 };
 constexpr std::size_t kFirstSd = 8;
@@ -56,9 +66,9 @@ std::string rfc3339_usec(std::uint64_t usec) {
     std::tm tm{};
     if (gmtime_r(&secs, &tm) == nullptr) return {};
     std::array<char, 40> buf{};
-    const int n = std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                                static_cast<unsigned>(usec % 1'000'000));
+    const int n =
+        std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(usec % 1'000'000));
     return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string{};
 }
 

@@ -58,8 +58,8 @@ Result<JournalOptions> journal_options(const base::Config& c) {
     o.cursor_sync = std::chrono::milliseconds(c.integer("syslog.journal.cursor_sync"));
     o.max_message_bytes = static_cast<std::size_t>(c.integer("syslog.max_message_bytes"));
     if (auto st = validate(o); !st) {
-        const char* key = st.error().message.find("match") != std::string::npos ? "syslog.journal.matches"
-                                                                                : "syslog.journal.units";
+        const char* key =
+            st.error().message.find("match") != std::string::npos ? "syslog.journal.matches" : "syslog.journal.units";
         return make_error(errc::invalid_argument, c.locate(key) + ": " + key + ": " + st.error().describe());
     }
     return o;

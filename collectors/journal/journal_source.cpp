@@ -75,6 +75,10 @@ public:
                                                      (o_.directory.empty() ? std::string{} : " in " + o_.directory) +
                                                      ": " + sd_error(r));
         j_.reset(j);
+        if (sd_journal_has_runtime_files(j) <= 0 && sd_journal_has_persistent_files(j) <= 0)
+            base::logger().warn("no journal files {} are readable yet{}",
+                                o_.directory.empty() ? std::string("of the system journal") : "in " + o_.directory,
+                                o_.directory.empty() ? " (is the agent's user in the systemd-journal group?)" : "");
         // A MESSAGE longer than the maximum is cut anyway; one byte more tells that it was longer.
         (void)sd_journal_set_data_threshold(j, o_.max_message_bytes + 1);
         // Installs the change notification now, so nothing written from here on goes unnoticed.
@@ -317,16 +321,16 @@ private:
     void wait_for_change(Clock::time_point last_commit) {
         auto timeout = o_.wait_interval;
         if (dirty_) {
-            const auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
-                last_commit + o_.cursor_sync - Clock::now());
+            const auto due =
+                std::chrono::duration_cast<std::chrono::milliseconds>(last_commit + o_.cursor_sync - Clock::now());
             timeout = std::clamp(due, std::chrono::milliseconds(0), timeout);
         }
         std::uint64_t until = 0;
         if (sd_journal_get_timeout(j(), &until) >= 0 && until != UINT64_MAX) {
             timespec now{};
             clock_gettime(CLOCK_MONOTONIC, &now);
-            const auto now_us = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 +
-                                static_cast<std::uint64_t>(now.tv_nsec) / 1000;
+            const auto now_us =
+                static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 + static_cast<std::uint64_t>(now.tv_nsec) / 1000;
             const auto left = std::chrono::milliseconds(until > now_us ? (until - now_us + 999) / 1000 : 0);
             timeout = std::min(timeout, left);
         }
@@ -357,9 +361,9 @@ private:
                 log.warn("{}: {}", kind, message);
             return;
         }
-        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+        const auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         o_.alerts->alert(agent::Alert{kind, severity, message, 0, now});
     }
 
@@ -379,15 +383,15 @@ private:
 JournalSource::JournalSource(JournalOptions options, JournalSink& sink, Probe& probe)
     : options_(std::move(options)), sink_(sink), probe_(probe) {}
 
-Result<std::unique_ptr<JournalSource>> JournalSource::start(JournalOptions options, JournalSink& sink,
-                                                            Probe& probe) {
+Result<std::unique_ptr<JournalSource>> JournalSource::start(JournalOptions options, JournalSink& sink, Probe& probe) {
     HSMAUDIT_TRY(validate(options));
     std::unique_ptr<JournalSource> s(new JournalSource(std::move(options), sink, probe));
     if (!s->waker_.valid()) return make_error(errc::open_failed, std::string("eventfd: ") + std::strerror(errno));
     std::promise<Status> opened;
     auto ready = opened.get_future();
     JournalSource* self = s.get();
-    s->thread_ = std::jthread([self, &opened] {
+    // The thread owns the promise: it stays alive until set_value has returned, whatever start() does.
+    s->thread_ = std::jthread([self, opened = std::move(opened)]() mutable {
         bool told = false;
         std::string failure;
         try {

@@ -47,9 +47,9 @@ protected:
     }
 
     base::Config config(const std::string& cursor_sync = "1s") const {
-        const std::string yaml = "syslog:\n  journal:\n    enabled: true\n    directory: " +
-                                 (dir_ / "journal").string() + "\n    units: hsm.service\n    cursor_sync: " +
-                                 cursor_sync + "\n";
+        const std::string yaml =
+            "syslog:\n  journal:\n    enabled: true\n    directory: " + (dir_ / "journal").string() +
+            "\n    units: hsm.service\n    cursor_sync: " + cursor_sync + "\n";
         auto c = base::Config::parse(yaml, "test.yaml", all_config_keys(exporters::exporter_config_keys()));
         EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().describe());
         return *c;
@@ -92,7 +92,8 @@ protected:
         for (const auto& j : spooled()) out.push_back(j.value("msg", std::string("?")));
         return out;
     }
-    static bool wait_for(const std::function<bool()>& condition, std::chrono::seconds limit = std::chrono::seconds(15)) {
+    static bool wait_for(const std::function<bool()>& condition,
+                         std::chrono::seconds limit = std::chrono::seconds(15)) {
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (!condition() && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -17,7 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kCursor =
-    "s=8c5052e3ac5e4518a7e39eb1d7cdfa43;i=2;b=0123456789abcdef0123456789abcdef;m=7d0;t=60a24182d8240;x=686104fe5b2b53e1";
+    "s=8c5052e3ac5e4518a7e39eb1d7cdfa43;i=2;b=0123456789abcdef0123456789abcdef;m=7d0;t=60a24182d8240;x="
+    "686104fe5b2b53e1";
 
 class CursorFileTest : public ::testing::Test {
 protected:

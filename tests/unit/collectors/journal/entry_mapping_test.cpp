@@ -39,10 +39,16 @@ const sl::SdParam* sd_param(const sl::SyslogMessage& m, const std::string& name)
 TEST(JournalMapping, EveryMappedFieldGoesWhereItBelongs) {
     RawEntry e;
     e.realtime_usec = 1'700'000'000'123'456ULL;
-    e.fields = {{"MESSAGE", "login ok for admin"}, {"PRIORITY", "5"},           {"SYSLOG_FACILITY", "10"},
-                {"SYSLOG_IDENTIFIER", "sshd"},     {"_COMM", "sshd-session"},  {"_PID", "4242"},
-                {"_HOSTNAME", "luna1"},            {"_SYSTEMD_UNIT", "ssh.service"},
-                {"MESSAGE_ID", "8d45620c1a4348dbb17410da57c60c66"},             {"CODE_FILE", "auth.c"}};
+    e.fields = {{"MESSAGE", "login ok for admin"},
+                {"PRIORITY", "5"},
+                {"SYSLOG_FACILITY", "10"},
+                {"SYSLOG_IDENTIFIER", "sshd"},
+                {"_COMM", "sshd-session"},
+                {"_PID", "4242"},
+                {"_HOSTNAME", "luna1"},
+                {"_SYSTEMD_UNIT", "ssh.service"},
+                {"MESSAGE_ID", "8d45620c1a4348dbb17410da57c60c66"},
+                {"CODE_FILE", "auth.c"}};
     const auto m = map_entry(e, MappingOptions{});
     EXPECT_EQ(m.transport, sl::Transport::journal);
     EXPECT_EQ(m.format, sl::SyslogFormat::journal);
