@@ -11,7 +11,7 @@ struct ProbeStats {
     std::uint64_t received = 0;              // entries handed to the sink (accepted)
     std::uint64_t skipped = 0;               // entries below the priority floor (read, not delivered)
     std::uint64_t oversized = 0;             // of the received, MESSAGE longer than the maximum (cut, flagged)
-    std::uint64_t escaped = 0;               // of the received, MESSAGE not valid UTF-8 text (binary, kept escaped)
+    std::uint64_t escaped = 0;               // of the received, MESSAGE with control or non-UTF-8 bytes (escaped)
     std::uint64_t refused = 0;               // times the sink refused an entry (queue full): the source waited
     std::uint64_t read_errors = 0;           // sd-journal calls that failed (retried after a pause)
     std::uint64_t gaps = 0;                  // the saved or last cursor's entry was gone: read again from the head

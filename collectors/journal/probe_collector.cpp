@@ -19,7 +19,8 @@ std::vector<prometheus::MetricFamily> journal_families(const ProbeStats& s) {
         {"hsmaudit_journal_entries_oversized_total",
          "Spooled entries whose MESSAGE was cut to syslog.max_message_bytes.", &ProbeStats::oversized},
         {"hsmaudit_journal_entries_escaped_total",
-         "Spooled entries whose MESSAGE was binary (not UTF-8 text; kept escaped, exactly recoverable).",
+         "Spooled entries whose MESSAGE held control characters (a line break) or bytes that are not UTF-8 (kept "
+         "escaped, exactly recoverable).",
          &ProbeStats::escaped},
         {"hsmaudit_journal_refused_total", "Times the spool's queue was full and the source waited (nothing dropped).",
          &ProbeStats::refused},

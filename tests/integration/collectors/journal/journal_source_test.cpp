@@ -48,7 +48,6 @@ public:
     Status commit() override {
         std::lock_guard lock(mutex_);
         ++commits_;
-        committed_ = taken_.size();
         return {};
     }
     std::vector<std::string> messages() const {
@@ -73,11 +72,14 @@ public:
         std::lock_guard lock(mutex_);
         return refused_;
     }
+    int commits() const {
+        std::lock_guard lock(mutex_);
+        return commits_;
+    }
 
 private:
     mutable std::mutex mutex_;
     std::vector<sl::SyslogMessage> taken_;
-    std::size_t committed_ = 0;
     int commits_ = 0;
     int refuse_ = 0;
     int refused_ = 0;
@@ -169,7 +171,7 @@ TEST_F(JournalSourceTest, EntriesOfTheSelectedUnitsAreMappedInOrder) {
     first.emplace_back("MESSAGE_ID", "8d45620c1a4348dbb17410da57c60c66");
     entries.push_back(first);
     entries.push_back(journal_entry("other unit", kT0 + 2'000'000, "cron.service"));
-    std::string binary("bin\x00\xff\x01 end", 11);
+    std::string binary("bin\x00\xff\x01 end", 10);
     entries.push_back(journal_entry(binary, kT0 + 3'000'000, "hsm.service", 6));
     entries.push_back(journal_entry("debug noise", kT0 + 4'000'000, "hsm.service", 7));
     ASSERT_EQ(append_journal(dir_ / "journal" / "a.journal", entries), 0);
@@ -207,7 +209,7 @@ TEST_F(JournalSourceTest, EntriesOfTheSelectedUnitsAreMappedInOrder) {
     EXPECT_EQ(taken[1].msg, "bin\\x00\\xFF\\x01 end") << "binary bytes kept, escaped";
     EXPECT_TRUE(taken[1].raw_escaped);
     EXPECT_EQ(probe_.received.load(), 2U);
-    EXPECT_EQ(probe_.escaped.load(), 1U);
+    EXPECT_EQ(probe_.escaped.load(), 2U) << "the multi-line and the binary message";
     EXPECT_TRUE(alerts_.kinds().empty());
 }
 
@@ -247,6 +249,8 @@ TEST_F(JournalSourceTest, ARefusingSinkStallsTheSourceWithoutLosingOrReordering)
     s->stop();
     EXPECT_EQ(sink.messages(), names("m", 0, 20));
     EXPECT_EQ(probe_.refused.load(), 7U);
+    EXPECT_EQ(sink.refused(), 7);
+    EXPECT_GE(sink.commits(), 1) << "the cursor is saved only after a commit";
 }
 
 TEST_F(JournalSourceTest, ACursorNeverSavedAfterTheCommitMeansDuplicatesNeverLoss) {

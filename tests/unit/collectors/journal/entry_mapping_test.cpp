@@ -74,8 +74,8 @@ TEST(JournalMapping, EveryMappedFieldGoesWhereItBelongs) {
 }
 
 TEST(JournalMapping, ABinaryMessageIsKeptExactlyAndFlagged) {
-    std::string bytes = "key\x00\x01\xff\xfe tail \\x41 \\ end";
-    bytes[3] = '\0';
+    const std::string bytes("key\x00\x01\xff\xfe tail \\x41 \\ end", 23);
+    ASSERT_EQ(bytes.substr(19), " end");
     RawEntry e;
     e.fields = {{"MESSAGE", bytes}};
     MappingNotes notes;
