@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include "agent/api/errc.h"
-#include "agent/daemon/journal_intake.h"
 #include "agent/daemon/service.h"
 #include "base/files.h"
 #include "base/logger.h"

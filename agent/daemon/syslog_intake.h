@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/api/alerts.h"
+#include "agent/daemon/journal_intake.h"
 #include "agent/engine/store/event_spool.h"
 #include "base/config/config.h"
 #include "collectors/journal/probe.h"
@@ -23,8 +24,6 @@
 #include "collectors/syslog/probe.h"
 
 namespace hsmaudit::agent {
-
-class JournalIntake;
 
 class SyslogIntake final : public collectors::syslog::SyslogSink {
 public:
