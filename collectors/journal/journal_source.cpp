@@ -202,10 +202,15 @@ private:
         }
         if (!exists) {
             Probe::add(probe_.gaps);
-            alert("journal.gap", agent::Severity::critical,
-                  "the journal entry at the saved cursor is no longer in the journal (rotated away or vacuumed): "
-                  "reading the selected entries again from the oldest one that remains; entries written after "
-                  "the cursor and deleted since may be missing");
+            alert(
+                "journal.gap", agent::Severity::critical,
+                "the journal entry at the cursor (the last read or saved) is no longer in the journal (rotated away or "
+                "vacuumed): "
+                "reading the selected entries again from the oldest one that remains; entries written after "
+                "the cursor and deleted since may be missing");
+            // Nothing left to check against until the next entry is read: one alert per gap.
+            last_cursor_.clear();
+            dirty_ = false;
             seek_head();
             return;
         }

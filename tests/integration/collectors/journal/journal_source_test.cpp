@@ -342,6 +342,20 @@ TEST_F(JournalSourceTest, AVacuumedCursorIsAlertedAsAPossibleGapAndWhatRemainsIs
     EXPECT_EQ(sink.messages(), (std::vector<std::string>{"new0", "new1", "more0", "more0"}));
 }
 
+TEST_F(JournalSourceTest, TheFileOfTheLastEntryReadVacuumedWhileFollowingIsAGap) {
+    write("a.journal", "old", 2);
+    FakeSink sink;
+    auto s = start(options(), sink);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(wait_for([&] { return sink.size() == 2; }));
+    fs::remove(dir_ / "journal" / "a.journal");  // the last entry read goes with it
+    write("b.journal", "new", 2, 10'000'000);
+    ASSERT_TRUE(wait_for([&] { return sink.size() == 4; })) << sink.size();
+    s->stop();
+    EXPECT_EQ(sink.messages(), (std::vector<std::string>{"old0", "old1", "new0", "new1"}));
+    EXPECT_EQ(alerts_.count("journal.gap"), 1U);
+}
+
 TEST_F(JournalSourceTest, TailStartsAfterWhatTheJournalHoldsOnTheFirstStartOnly) {
     write("a.journal", "old", 3);
     FakeSink sink;
