@@ -37,7 +37,10 @@ struct JournalCloser {
 using JournalPtr = std::unique_ptr<sd_journal, JournalCloser>;
 
 struct FreeCloser {
-    void operator()(char* p) const noexcept { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc)
+    // sd_journal_get_cursor's string is malloc'ed: free(3) is its owner's API.
+    void operator()(char* p) const noexcept {
+        std::free(p);  // NOLINT(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory)
+    }
 };
 
 }  // namespace

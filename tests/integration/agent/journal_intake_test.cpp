@@ -140,6 +140,7 @@ TEST_F(JournalIntakeTest, EntriesReachTheSpoolMappedAndARestartResumesFromTheCur
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a repeat would arrive meanwhile
     again->stop();
     std::vector<std::string> expected;
+    expected.reserve(8);
     for (int i = 0; i < 8; ++i) expected.push_back("m" + std::to_string(i));
     EXPECT_EQ(messages(), expected);
 }

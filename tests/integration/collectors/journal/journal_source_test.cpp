@@ -139,6 +139,7 @@ protected:
     void write(const std::string& file, const std::string& prefix, int n, std::uint64_t offset = 0,
                const std::string& unit = "hsm.service") const {
         std::vector<JournalFields> entries;
+        entries.reserve(static_cast<std::size_t>(n));
         for (int i = 0; i < n; ++i)
             entries.push_back(journal_entry(prefix + std::to_string(i),
                                             kT0 + offset + static_cast<std::uint64_t>(i) * 1'000'000, unit));
