@@ -1,5 +1,6 @@
 #include "agent/daemon/exporter_registry.h"
 
+#include "collectors/journal/journal_config.h"
 #include "exporters/formats/formatter.h"
 #include "exporters/hec/hec_exporter.h"
 #include "exporters/kafka/kafka_exporter.h"
@@ -32,6 +33,10 @@ std::vector<base::KeySpec> exporter_config_keys() {
     }
     const auto metrics = prometheus::metrics_config_keys();  // the /metrics endpoint (not an event exporter)
     keys.insert(keys.end(), metrics.begin(), metrics.end());
+    // The journal source's keys (syslog.journal.*, not an exporter): agent/engine's key list cannot name a
+    // collector, and every program that checks or documents the configuration passes this list.
+    const auto journal = collectors::journal::journal_config_keys();
+    keys.insert(keys.end(), journal.begin(), journal.end());
     return keys;
 }
 

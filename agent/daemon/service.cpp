@@ -16,6 +16,7 @@
 #include "base/files.h"
 #include "base/logger.h"
 #include "base/version/version.h"
+#include "collectors/journal/probe_collector.h"
 #include "collectors/syslog/probe_collector.h"
 #include "hsmcore/host/module_host.h"
 #include "mac/record.h"
@@ -189,6 +190,8 @@ void Service::make_probes() {
         // One probe counts every syslog source of the intake together.
         probes_.push_back(std::make_shared<collectors::syslog::ProbeCollector>(
             std::vector<std::pair<std::string, const collectors::syslog::Probe*>>{{"all", &syslog_->probe()}}));
+        if (const auto* journal = syslog_->journal_probe())
+            probes_.push_back(std::make_shared<collectors::journal::ProbeCollector>(*journal));
     }
     probes_.push_back(std::move(store));
     // The destinations as they are at each scrape: a reload adds and removes some.

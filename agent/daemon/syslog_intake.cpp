@@ -6,6 +6,7 @@
 #include "agent/daemon/service.h"
 #include "base/files.h"
 #include "base/logger.h"
+#include "collectors/journal/journal_config.h"
 #include "mac/crypto.h"
 
 namespace hsmaudit::agent {
@@ -50,7 +51,8 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
                                                           AlertSink* alerts) {
     const auto endpoints = base::split_list(config.str("syslog.listen"));
     const auto files = base::split_list(config.str("syslog.files"));
-    if (endpoints.empty() && files.empty()) return std::unique_ptr<SyslogIntake>{};
+    const bool journal = collectors::journal::journal_enabled(config);
+    if (endpoints.empty() && files.empty() && !journal) return std::unique_ptr<SyslogIntake>{};
     std::unique_ptr<SyslogIntake> in(new SyslogIntake(dir));
     SpoolOptions spool_options = make_spool_options(config, (fs::path(dir) / "spool").string());
     spool_options.alerts = alerts;
@@ -102,7 +104,19 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
         base::logger().info("following {}", f);
         in->followers_.emplace_back(f, std::move(*t));
     }
+    if (journal) HSMAUDIT_TRY(in->start_journal(config, alerts));
     return in;
+}
+
+Status SyslogIntake::start_journal(const base::Config& config, AlertSink* alerts) {
+    auto j = JournalIntake::start(config, dir_, *spool_, alerts);
+    if (!j) return std::move(j).error();
+    journal_ = std::move(*j);
+    return {};
+}
+
+const collectors::journal::Probe* SyslogIntake::journal_probe() const {
+    return journal_ ? &journal_->probe() : nullptr;
 }
 
 SyslogIntake::~SyslogIntake() {
@@ -123,6 +137,8 @@ void SyslogIntake::on_message(sl::SyslogMessage&& message) {
 void SyslogIntake::stop() {
     for (auto& l : listeners_) l->stop();
     for (auto& [path, t] : followers_) t->stop();
+    // The journal source commits (a spool flush) and saves its cursor as it stops: before the spool stops.
+    if (journal_) journal_->stop();
     // A follower's position may only be saved once every line it read is durable in the spool:
     // saved before, a spool write that then fails would lose those lines for good. So the spool
     // is flushed first; should that fail, the old positions stay, and the next start re-reads
@@ -160,6 +176,7 @@ void SyslogIntake::stop() {
     }
     followers_.clear();
     listeners_.clear();
+    journal_.reset();
 }
 
 std::vector<std::uint16_t> SyslogIntake::ports() const {

@@ -14,8 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/api/alerts.h"
+#include "agent/daemon/journal_intake.h"
 #include "agent/engine/store/event_spool.h"
 #include "base/config/config.h"
+#include "collectors/journal/probe.h"
 #include "collectors/syslog/file_follower.h"
 #include "collectors/syslog/listener.h"
 #include "collectors/syslog/message.h"
@@ -46,16 +48,21 @@ public:
     }
     /// The bound ports of network listeners, in configuration order (0 for unix sockets).
     [[nodiscard]] std::vector<std::uint16_t> ports() const;
+    /// The journal source's counters (syslog.journal.enabled), nullptr without it; any thread.
+    [[nodiscard]] const collectors::journal::Probe* journal_probe() const;
 
 private:
     explicit SyslogIntake(std::string dir) : dir_(std::move(dir)) {}
     std::string position_file(const std::string& path) const;
+    /// The journal source (syslog.journal.*; agent/daemon/journal_intake.h), spooling with the others.
+    Status start_journal(const base::Config& config, AlertSink* alerts);
 
     std::string dir_;
     collectors::syslog::Probe probe_;
     std::unique_ptr<EventSpool> spool_;
     std::vector<std::unique_ptr<collectors::syslog::SyslogListener>> listeners_;
     std::vector<std::pair<std::string, std::unique_ptr<collectors::syslog::FollowerThread>>> followers_;
+    std::unique_ptr<JournalIntake> journal_;
 };
 
 /// One syslog message as the spool's JSON payload.

@@ -11,7 +11,7 @@
 namespace hsmaudit::collectors::syslog {
 
 /// How a message reached us.
-enum class Transport : std::uint8_t { none, unix_datagram, udp, tcp, file };
+enum class Transport : std::uint8_t { none, unix_datagram, udp, tcp, file, journal };
 
 /// Which grammar the message matched.
 enum class SyslogFormat : std::uint8_t {
@@ -20,6 +20,7 @@ enum class SyslogFormat : std::uint8_t {
     rfc3164,     // <PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG (also with an RFC 3339 timestamp)
     luna_file,   // 2012 Feb 29 12:05:01 myLuna local5 info NTLS [1234]: MSG (appliance log files)
     plain_file,  // Mmm dd hh:mm:ss HOST TAG[PID]: MSG or an RFC 3339 timestamp first, no PRI (log files)
+    journal,     // an entry of the systemd journal, mapped field by field (collectors/journal)
 };
 
 const char* to_string(Transport t) noexcept;

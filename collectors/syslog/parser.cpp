@@ -354,6 +354,7 @@ const char* to_string(Transport t) noexcept {
         case Transport::udp: return "udp";
         case Transport::tcp: return "tcp";
         case Transport::file: return "file";
+        case Transport::journal: return "journal";
     }
     return "unknown";
 }
@@ -365,6 +366,7 @@ const char* to_string(SyslogFormat f) noexcept {
         case SyslogFormat::rfc3164: return "rfc3164";
         case SyslogFormat::luna_file: return "luna_file";
         case SyslogFormat::plain_file: return "plain_file";
+        case SyslogFormat::journal: return "journal";
     }
     return "unknown";
 }
