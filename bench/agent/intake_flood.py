@@ -63,7 +63,8 @@ def main():
         return "min " + fmt.format(min(values)) + ", median " + fmt.format(statistics.median(values)) + \
             ", max " + fmt.format(max(values))
 
-    print("normal messages arrived: " + ", ".join(f"{r['normal_arrived']}/{r['normal_messages']}" for r in runs))
+    print("normal messages arrived: " + ", ".join(f"{r['normal_arrived']}/{r['normal_messages']}" for r in runs) +
+          "; from the last send until all were in the spool, s: " + spread("arrival_wait_s", "{:.2f}"))
     print("peak RSS (VmHWM) MiB: " + spread("vm_hwm_mib") + f" (before the load: {spread('rss_before_mib')})")
     print("slowest scrape s: " + spread("scrape_worst_s", "{:.3f}") + "; answered: " +
           ", ".join(f"{r['scrapes_answered']}/{r['scrapes']}" for r in runs))

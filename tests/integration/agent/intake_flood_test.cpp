@@ -242,7 +242,9 @@ TEST(IntakeFlood, NormalSenderArrivesRssBoundedScrapesAnswer) {
         }
         return seen.size() == static_cast<std::size_t>(count);
     };
+    const auto sent_all = Clock::now();
     const bool arrived = sender_error.empty() && eventually(scan, 120s);
+    const double arrival_wait = std::chrono::duration<double>(Clock::now() - sent_all).count();
     stop = true;
     for (auto& t : flood) t.join();
     scraper.join();
@@ -262,6 +264,7 @@ TEST(IntakeFlood, NormalSenderArrivesRssBoundedScrapesAnswer) {
         {"seconds", seconds},
         {"normal_messages", count},
         {"normal_arrived", seen.size()},
+        {"arrival_wait_s", arrival_wait},  // from the last normal send until all were seen in the spool
         {"flooded_mib", static_cast<double>(flooded.load()) / (1 << 20)},
         {"rss_before_mib", static_cast<double>(rss_before) / 1024},
         {"vm_hwm_mib", static_cast<double>(hwm) / 1024},
