@@ -64,7 +64,8 @@ def main():
             ", max " + fmt.format(max(values))
 
     print("normal messages arrived: " + ", ".join(f"{r['normal_arrived']}/{r['normal_messages']}" for r in runs) +
-          "; from the last send until all were in the spool, s: " + spread("arrival_wait_s", "{:.2f}"))
+          "; latency send -> spool line, s: p50 " + spread("normal_latency_p50_s", "{:.2f}") +
+          "; max " + spread("normal_latency_max_s", "{:.2f}"))
     print("peak RSS (VmHWM) MiB: " + spread("vm_hwm_mib") + f" (before the load: {spread('rss_before_mib')})")
     print("slowest scrape s: " + spread("scrape_worst_s", "{:.3f}") + "; answered: " +
           ", ".join(f"{r['scrapes_answered']}/{r['scrapes']}" for r in runs))

@@ -480,6 +480,7 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
     // for a while instead of spinning.
     bool accept_paused = false;
     int notice_timeout = -1;
+    std::size_t next_first = 0;  // the connection a round of reads starts with
     while (!stop.stop_requested()) {
         // A full sink: connections are not polled (their bytes wait in the kernel, whose window then
         // closes); the sink's room descriptor wakes the loop when it has drained.
@@ -506,10 +507,19 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
         const auto now = Clock::now();
         // Connections first (their indices match pfds as built), then accept. One read per ready
         // connection per round, so no sender starves another; none once the sink is full (the
-        // frames of a read already made are delivered: the sink takes them over its bound).
-        for (std::size_t i = 0; i < conns.size(); ++i) {
+        // frames of a read already made are delivered: the sink takes them over its bound). The
+        // round starts where the last one ran out of room: with the sink full most of the time
+        // (a flood), the connections first in the list would otherwise take all the room there is.
+        const std::size_t count = conns.size();
+        std::size_t first = count == 0 ? 0 : next_first % count;
+        next_first = first + 1;
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::size_t i = (first + k) % count;
             if (pfds[i + 3].revents == 0) continue;
-            if (!has_room()) break;
+            if (!has_room()) {
+                next_first = i;  // served first once there is room again
+                break;
+            }
             Connection& c = *conns[i];
             const auto n = ::recv(c.fd.get(), chunk.data(), chunk.size(), MSG_DONTWAIT);
             if (n > 0) {
