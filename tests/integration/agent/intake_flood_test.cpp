@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -35,7 +36,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kIdle = 200;
 constexpr int kFlooders = 8;
-constexpr std::size_t kFloodLine = 64 * 1024;
+constexpr std::size_t kFloodLine = std::size_t{64} * 1024;
 constexpr std::uint64_t kRssLimit = 128ULL << 20;
 constexpr auto kScrapeBound = 5s;  // metrics.request_timeout (2 s) plus slack for a loaded machine
 
@@ -149,7 +150,7 @@ std::int64_t parse_time_ms(const std::string& t) {
 double percentile(std::vector<double> v, double q) {
     if (v.empty()) return -1;
     std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(std::lround(q * static_cast<double>(v.size() - 1))))];
 }
 
 std::uint64_t vm_kib(pid_t pid, const std::string& field) {
@@ -207,6 +208,7 @@ TEST(IntakeFlood, NormalSenderArrivesRssBoundedScrapesAnswer) {
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> flooded{0};
     std::vector<std::thread> flood;
+    flood.reserve(kFlooders);
     for (int i = 0; i < kFlooders; ++i) {
         flood.emplace_back([&, i] {
             std::mt19937 rng(static_cast<unsigned>(i));
@@ -238,8 +240,9 @@ TEST(IntakeFlood, NormalSenderArrivesRssBoundedScrapesAnswer) {
         const auto t_start = Clock::now();
         for (int i = 0; i < count && normal >= 0; ++i) {
             char msg[128];
-            std::snprintf(msg, sizeof msg, "<13>1 2026-12-04T12:00:00Z appliance app - - - normal-sender %06d %lld\n",
-                          i, static_cast<long long>(wall_ms()));
+            (void)std::snprintf(msg, sizeof msg,
+                                "<13>1 2026-12-04T12:00:00Z appliance app - - - normal-sender %06d %lld\n", i,
+                                static_cast<long long>(wall_ms()));
             if (!send_all(normal, msg)) {
                 sender_error = "message " + std::to_string(i) + ": " + std::strerror(errno);
                 break;

@@ -39,7 +39,7 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 }
 
 constexpr std::uint64_t kBound = 1 << 20;
-const std::string kPayload(16 * 1024 - EventSpool::kLineOverhead, 'p');  // costs 16 KiB: 64 fill the bound
+const std::string kPayload(std::size_t{16} * 1024 - EventSpool::kLineOverhead, 'p');  // costs 16 KiB: 64 fill the bound
 
 class SpoolQueueTest : public ::testing::Test {
 protected:

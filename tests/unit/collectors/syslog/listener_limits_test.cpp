@@ -43,14 +43,14 @@ public:
         sockaddr_in local{};
         local.sin_family = AF_INET;
         ::inet_pton(AF_INET, from, &local.sin_addr);
-        ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&local), sizeof local);
+        bound_ = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) == 0;
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(port);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         ok_ = ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     }
-    [[nodiscard]] bool ok() const { return ok_; }
+    [[nodiscard]] bool ok() const { return bound_ && ok_; }
     bool send(std::string_view data) {
         while (!data.empty()) {
             const auto n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
@@ -74,6 +74,7 @@ public:
 
 private:
     UniqueFd fd_;
+    bool bound_ = false;
     bool ok_ = false;
 };
 
