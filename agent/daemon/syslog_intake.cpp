@@ -1,5 +1,9 @@
 #include "agent/daemon/syslog_intake.h"
 
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "agent/api/errc.h"
@@ -16,6 +20,36 @@ namespace fs = std::filesystem;
 namespace sl = collectors::syslog;
 
 }  // namespace
+
+void apply_listener_limits(sl::ListenerOptions& options, const base::Config& config,
+                           const sl::Backpressure* backpressure, AlertSink* alerts) {
+    options.max_connections = static_cast<std::size_t>(config.integer("syslog.max_connections"));
+    options.max_connections_per_peer = static_cast<std::size_t>(config.integer("syslog.max_connections_per_peer"));
+    options.idle_timeout = std::chrono::milliseconds(config.integer("syslog.tcp_idle_timeout"));
+    options.backpressure = backpressure;
+    options.alerts = alerts;
+}
+
+std::uint64_t ensure_descriptor_limit(std::uint64_t needed) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= needed) return rl.rlim_cur;
+    const rlim_t want = rl.rlim_max == RLIM_INFINITY ? needed : std::min<rlim_t>(needed, rl.rlim_max);
+    const rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        base::logger().warn("cannot raise the open-file limit from {} to {}: {}", was, want, std::strerror(errno));
+        return was;
+    }
+    if (want < needed)
+        base::logger().warn(
+            "the open-file limit is {} (the hard limit), below the {} the syslog connection limits need: raise "
+            "LimitNOFILE= or lower syslog.max_connections",
+            want, needed);
+    else
+        base::logger().info("raised the open-file limit from {} to {} for the syslog connection limits", was, want);
+    return want;
+}
 
 nlohmann::json syslog_message_json(const sl::SyslogMessage& m) {
     nlohmann::json j;
@@ -68,11 +102,18 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
                                 what + "; this syslog source stopped (restart the agent to resume it)", 0,
                                 wall_clock_ms()});
     };
+    // Every TCP connection is a descriptor: room for all of them, and for the agent's own (store,
+    // spool, destinations, metrics) beside them.
+    std::uint64_t descriptors = 1024;
+    for (const auto& ep : endpoints)
+        if (ep.starts_with("tcp:")) descriptors += static_cast<std::uint64_t>(config.integer("syslog.max_connections"));
+    ensure_descriptor_limit(descriptors);
     for (const auto& ep : endpoints) {
         sl::ListenerOptions opt;
         opt.endpoint = ep;
         opt.max_message_bytes = max_bytes;
         opt.on_failure = on_failure;
+        apply_listener_limits(opt, config, in.get(), alerts);
         auto l = sl::SyslogListener::start(opt, *in, in->probe_);
         if (!l) return make_error(errc::config_error, "syslog.listen '" + ep + "': " + l.error().describe());
         base::logger().info("receiving syslog on {}{}", ep,
@@ -99,6 +140,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
         sl::FollowerOptions opt;
         opt.max_line_bytes = max_bytes;
         opt.on_failure = on_failure;
+        opt.backpressure = in.get();
         auto t = sl::FollowerThread::start(f, *in, in->probe_, std::chrono::milliseconds(200), opt, resume);
         if (!t) return make_error(errc::config_error, "syslog.files '" + f + "': " + t.error().describe());
         base::logger().info("following {}", f);

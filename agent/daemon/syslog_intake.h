@@ -25,7 +25,7 @@
 
 namespace hsmaudit::agent {
 
-class SyslogIntake final : public collectors::syslog::SyslogSink {
+class SyslogIntake final : public collectors::syslog::SyslogSink, public collectors::syslog::Backpressure {
 public:
     /// Opens the spool under `dir` and starts every listener and follower the configuration names.
     /// Returns nullptr (no error) when the configuration names none.
@@ -37,6 +37,9 @@ public:
     SyslogIntake& operator=(const SyslogIntake&) = delete;
 
     void on_message(collectors::syslog::SyslogMessage&& message) override;
+    /// The spool's room (EventSpool::has_room, room_fd): the listeners and followers hold back on it.
+    [[nodiscard]] bool has_room() const override { return !spool_ || spool_->has_room(); }
+    [[nodiscard]] int room_fd() const override { return spool_ ? spool_->room_fd() : -1; }
     /// Stops sources first (nothing new arrives), then flushes and closes the spool; saves the
     /// followers' positions so a restart resumes without re-reading.
     void stop();
@@ -64,6 +67,14 @@ private:
     std::vector<std::pair<std::string, std::unique_ptr<collectors::syslog::FollowerThread>>> followers_;
     std::unique_ptr<JournalIntake> journal_;
 };
+
+/// The TCP limits, the backpressure and the alerts of a listener from the syslog.* keys (issue 17).
+void apply_listener_limits(collectors::syslog::ListenerOptions& options, const base::Config& config,
+                           const collectors::syslog::Backpressure* backpressure, AlertSink* alerts);
+
+/// Raises the soft RLIMIT_NOFILE (up to the hard one) so that `needed` descriptors fit; returns the
+/// soft limit in force after. Logs what it did, or that it could not.
+std::uint64_t ensure_descriptor_limit(std::uint64_t needed);
 
 /// One syslog message as the spool's JSON payload.
 nlohmann::json syslog_message_json(const collectors::syslog::SyslogMessage& m);

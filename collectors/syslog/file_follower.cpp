@@ -187,20 +187,22 @@ Result<std::unique_ptr<FollowerThread>> FollowerThread::start(std::filesystem::p
     if (interval.count() < 1) return make_error(errc::invalid_argument, "follower interval must be at least 1 ms");
     if (path.empty()) return make_error(errc::invalid_argument, "follower path is empty");
     ThreadFailureHandler on_failure = options.on_failure;
+    const Backpressure* backpressure = options.backpressure;
     std::string who = "syslog follower " + path.string();
     std::unique_ptr<FollowerThread> t(
         new FollowerThread(FileFollower(std::move(path), sink, probe, std::move(options), std::move(resume)), interval,
-                           probe, std::move(on_failure), std::move(who)));
+                           probe, std::move(on_failure), backpressure, std::move(who)));
     t->thread_ = std::jthread([raw = t.get()](const std::stop_token& st) { raw->run(st); });
     return t;
 }
 
 FollowerThread::FollowerThread(FileFollower follower, std::chrono::milliseconds interval, Probe& probe,
-                               ThreadFailureHandler on_failure, std::string who)
+                               ThreadFailureHandler on_failure, const Backpressure* backpressure, std::string who)
     : follower_(std::move(follower)),
       interval_(interval),
       probe_(probe),
       on_failure_(std::move(on_failure)),
+      backpressure_(backpressure),
       who_(std::move(who)),
       position_(follower_.position()) {}
 
@@ -227,7 +229,9 @@ void FollowerThread::run(const std::stop_token& stop) {
         [&] {
             std::mutex wait_mutex;
             while (!stop.stop_requested()) {
-                (void)follower_.poll();  // errors are counted in the probe; the next round retries
+                // A full sink: the lines wait in the file (the next round reads them).
+                if (backpressure_ == nullptr || backpressure_->has_room())
+                    (void)follower_.poll();  // errors are counted in the probe; the next round retries
                 {
                     std::lock_guard lock(mutex_);
                     position_ = follower_.position();

@@ -15,6 +15,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "collectors/syslog/backpressure.h"
 #include "collectors/syslog/detail/thread_guard.h"
 #include "collectors/syslog/message.h"
 #include "collectors/syslog/parser.h"
@@ -39,6 +40,8 @@ struct FollowerOptions {
     /// FollowerThread: an exception that escapes its thread (from the sink, or out of memory) stops
     /// the follower: counted in Probe::thread_failures and told here (the owner alerts).
     ThreadFailureHandler on_failure = {};
+    /// FollowerThread: while it has no room the file is not read (its lines wait in the file).
+    const Backpressure* backpressure = nullptr;
 };
 
 /// Reads new lines of one log file and delivers them, parsed, to a sink. The file is identified by its
@@ -109,13 +112,14 @@ public:
 
 private:
     FollowerThread(FileFollower follower, std::chrono::milliseconds interval, Probe& probe,
-                   ThreadFailureHandler on_failure, std::string who);
+                   ThreadFailureHandler on_failure, const Backpressure* backpressure, std::string who);
     void run(const std::stop_token& stop);
 
     FileFollower follower_;  // follower thread only
     std::chrono::milliseconds interval_;
     Probe& probe_;
     ThreadFailureHandler on_failure_;
+    const Backpressure* backpressure_;
     std::string who_;  // "syslog follower <path>", for the failure message
     mutable std::mutex mutex_;
     FollowerPosition position_;

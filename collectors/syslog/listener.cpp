@@ -1,17 +1,21 @@
 #include "collectors/syslog/listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <vector>
 
+#include "base/logger.h"
 #include "collectors/syslog/errc.h"
 #include "collectors/syslog/framing.h"
 
@@ -25,6 +29,48 @@ constexpr int kAcceptPauseMs = 100;  // datagrams read per wake-up before checki
 
 std::string errno_text() {
     return std::strerror(errno);
+}
+
+using Clock = std::chrono::steady_clock;
+
+/// The source address without the port: what the per-peer limit counts.
+std::string peer_address(const sockaddr_storage& ss) {
+    char host[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET)
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+    else if (ss.ss_family == AF_INET6)
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+    return host;
+}
+
+/// Bytes the kernel holds unread for a connection (a connection held back by a full sink is busy,
+/// not idle).
+bool has_unread(int fd) {
+    int n = 0;
+    return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/// Moves a connection's descriptor to 1024 or above when the limit allows: librelp and net-snmp
+/// (destinations in the same process) use select(), which cannot take descriptors from 1024 on, so
+/// the many syslog connections stay out of the range they need. Keeps it where it is otherwise.
+void move_above_select_range(UniqueFd& fd) {
+    constexpr int kSelectLimit = 1024;  // FD_SETSIZE
+    if (fd.get() >= kSelectLimit) return;
+    const int high = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, kSelectLimit);
+    if (high >= 0) fd.reset(high);  // O_NONBLOCK is the open file's: the copy has it too
+}
+
+int ms_until(Clock::time_point when, Clock::time_point now) {
+    if (when <= now) return 0;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(when - now).count();
+    return static_cast<int>(std::min<std::int64_t>(ms, 60'000));
+}
+
+/// The smaller poll timeout (-1: none).
+int min_timeout(int a, int b) {
+    if (a < 0) return b;
+    if (b < 0) return a;
+    return std::min(a, b);
 }
 
 std::string peer_name(const sockaddr_storage& ss) {
@@ -45,7 +91,9 @@ std::string peer_name(const sockaddr_storage& ss) {
 struct Connection {
     UniqueFd fd;
     StreamFramer framer;
-    std::string peer;
+    std::string peer;     // address:port
+    std::string address;  // the per-peer limit's key
+    Clock::time_point last_active;
 };
 
 }  // namespace
@@ -55,6 +103,8 @@ Result<std::unique_ptr<SyslogListener>> SyslogListener::start(ListenerOptions op
         return make_error(errc::invalid_argument, "listener max_message_bytes must be within 16..16777216");
     }
     if (options.max_connections == 0) return make_error(errc::invalid_argument, "listener max_connections is 0");
+    if (options.idle_timeout.count() < 0 || options.evict_min_idle.count() < 0 || options.notify_interval.count() < 0)
+        return make_error(errc::invalid_argument, "listener timeouts must not be negative");
     std::unique_ptr<SyslogListener> l(new SyslogListener(std::move(options), sink, probe));
     if (!l->waker_.valid()) return make_error(errc::io_error, "eventfd: " + errno_text());
     HSMAUDIT_TRY(l->bind_socket());
@@ -63,7 +113,12 @@ Result<std::unique_ptr<SyslogListener>> SyslogListener::start(ListenerOptions op
 }
 
 SyslogListener::SyslogListener(ListenerOptions options, SyslogSink& sink, Probe& probe)
-    : options_(std::move(options)), sink_(sink), probe_(probe) {}
+    : options_(std::move(options)),
+      sink_(sink),
+      probe_(probe),
+      refused_(options_.notify_interval),
+      evicted_(options_.notify_interval),
+      dropped_(options_.notify_interval) {}
 
 SyslogListener::~SyslogListener() {
     stop();
@@ -241,13 +296,63 @@ void SyslogListener::run(const std::stop_token& stop) {
         "syslog listener " + options_.endpoint, probe_.thread_failures, options_.on_failure);
 }
 
+void SyslogListener::notice(agent::NoticeLimiter& limiter, std::string_view kind, agent::Severity severity,
+                            const std::string& what, const std::string& detail) {
+    const std::uint64_t n = limiter.take();
+    std::string message = std::to_string(n) + " " + what + " on " + options_.endpoint + " since the last notice";
+    if (!detail.empty()) message += " (" + detail + ")";
+    try {
+        if (options_.alerts != nullptr) {
+            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+            options_.alerts->alert(agent::Alert{std::string(kind), severity, message, 0, now_ms});
+        } else {
+            base::logger().warn("{}: {}", kind, message);
+        }
+    } catch (...) {
+        // The owner's hook failed: the listener keeps serving (the probe still counts).
+    }
+}
+
+int SyslogListener::report_notices() {
+    using agent::Severity;
+    const auto now = Clock::now();
+    int timeout = -1;
+    struct Kind {
+        agent::NoticeLimiter& limiter;
+        std::string_view kind;
+        Severity severity;
+        const char* what;
+        const std::string& detail;
+    };
+    const Kind kinds[] = {
+        {refused_, "syslog.connection_refused", Severity::warning,
+         "TCP connection(s) refused (every connection busy at a limit: their senders' messages wait or are lost)",
+         refused_detail_},
+        {evicted_, "syslog.connection_evicted", Severity::warning,
+         "idle TCP connection(s) closed to admit new senders at a connection limit", evicted_detail_},
+        {dropped_, "syslog.datagrams_dropped", Severity::critical, "syslog datagram(s) dropped", dropped_detail_},
+    };
+    for (const Kind& k : kinds) {
+        if (k.limiter.unreported() == 0) continue;
+        if (k.limiter.due(now)) {
+            notice(k.limiter, k.kind, k.severity, k.what, k.detail);
+        } else {
+            timeout = min_timeout(timeout, ms_until(k.limiter.next_allowed(), now));
+        }
+    }
+    return timeout;
+}
+
 void SyslogListener::run_datagram(const std::stop_token& stop) {
     std::string buf(options_.max_message_bytes, '\0');
     std::uint32_t last_overflow = 0;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint32_t))];
+    int timeout = -1;
     while (!stop.stop_requested()) {
         pollfd p[2] = {{fd_.get(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
-        if (::poll(p, 2, -1) < 0) {
+        if (::poll(p, 2, timeout) < 0) {
             if (errno == EINTR) continue;
             Probe::add(probe_.read_errors);
             return;
@@ -272,20 +377,43 @@ void SyslogListener::run_datagram(const std::stop_token& stop) {
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                     std::uint32_t total = 0;
                     std::memcpy(&total, CMSG_DATA(c), sizeof total);
-                    Probe::add(probe_.dropped, total - last_overflow);  // cumulative, wraps modulo 2^32
+                    const std::uint32_t lost = total - last_overflow;  // cumulative, wraps modulo 2^32
+                    if (lost != 0) {
+                        Probe::add(probe_.dropped, lost);
+                        dropped_.count(lost);
+                        dropped_detail_ = "the socket's receive queue was full: raise syslog.receive_buffer_bytes";
+                    }
                     last_overflow = total;
                 }
+            }
+            if (!has_room()) {
+                // The spool is full: a datagram cannot wait (the kernel would drop the newest
+                // instead, unseen until the next one arrives); drop it here, counted.
+                Probe::add(probe_.dropped_full);
+                dropped_.count();
+                dropped_detail_ = "the spool is full: its writer is behind or failing (syslog.spool_queue_bytes)";
+                continue;
             }
             const auto got = static_cast<std::size_t>(n);
             const bool oversized = got > buf.size() || (mh.msg_flags & MSG_TRUNC) != 0;
             std::string peer = transport_ == Transport::udp ? peer_name(from) : unix_path_;
             deliver(std::string_view(buf.data(), std::min(got, buf.size())), oversized, false, false, std::move(peer));
         }
+        timeout = report_notices();
     }
 }
 
 void SyslogListener::run_stream(const std::stop_token& stop) {
     std::vector<std::unique_ptr<Connection>> conns;
+    // However the loop ends, the connections it leaves open no longer count as open.
+    struct OpenGauge {
+        OpenGauge(Probe& p, const std::vector<std::unique_ptr<Connection>>& c) : probe(p), conns(c) {}
+        OpenGauge(const OpenGauge&) = delete;
+        OpenGauge& operator=(const OpenGauge&) = delete;
+        ~OpenGauge() { probe.connections_open.fetch_sub(conns.size(), std::memory_order_relaxed); }
+        Probe& probe;
+        const std::vector<std::unique_ptr<Connection>>& conns;
+    } open_gauge{probe_, conns};
     std::vector<pollfd> pfds;
     std::vector<Frame> frames;
     std::string chunk(kReadChunk, '\0');
@@ -293,15 +421,82 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
         for (auto& f : frames) deliver(f.bytes, f.oversized, f.truncated, f.framing_error, c.peer);
         frames.clear();
     };
+    // Closing a connection delivers what its framer holds (a frame cut short comes out truncated).
+    auto close = [&](Connection& c) {
+        c.framer.finish(frames);
+        flush(c);
+        c.fd.reset();
+        probe_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    };
+    // The connection idle longest among `candidates` (no byte for evict_min_idle, none unread), or null.
+    auto idle_victim = [&](const std::string* address, Clock::time_point now) -> Connection* {
+        std::vector<Connection*> idle;
+        for (const auto& c : conns)
+            if ((address == nullptr || c->address == *address) && now - c->last_active >= options_.evict_min_idle)
+                idle.push_back(c.get());
+        std::sort(idle.begin(), idle.end(), [](auto* a, auto* b) { return a->last_active < b->last_active; });
+        for (Connection* c : idle)
+            if (!has_unread(c->fd.get())) return c;
+        return nullptr;
+    };
+    // At a limit: drop the idle victim, or refuse (false).
+    auto make_room = [&](const std::string* address, const std::string& limit, const std::string& from,
+                         Clock::time_point now) {
+        Connection* victim = idle_victim(address, now);
+        if (victim == nullptr) {
+            Probe::add(probe_.connections_rejected);
+            refused_.count();
+            refused_detail_ = "last from " + from + " at " + limit;
+            return false;
+        }
+        Probe::add(probe_.connections_evicted);
+        evicted_.count();
+        evicted_detail_ =
+            "last " + victim->peer + ", idle " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - victim->last_active).count()) +
+            " s, for " + from + " at " + limit;
+        close(*victim);
+        std::erase_if(conns, [](const auto& c) { return !c->fd.valid(); });
+        return true;
+    };
+    auto admit = [&](const std::string& address, const std::string& from, Clock::time_point now) {
+        if (options_.max_connections_per_peer > 0) {
+            const auto same = static_cast<std::size_t>(
+                std::count_if(conns.begin(), conns.end(), [&](const auto& c) { return c->address == address; }));
+            if (same >= options_.max_connections_per_peer &&
+                !make_room(
+                    &address,
+                    "syslog.max_connections_per_peer (" + std::to_string(options_.max_connections_per_peer) + ")", from,
+                    now))
+                return false;
+        }
+        if (conns.size() >= options_.max_connections &&
+            !make_room(nullptr, "syslog.max_connections (" + std::to_string(options_.max_connections) + ")", from, now))
+            return false;
+        return true;
+    };
+    const bool idle_timeouts = options_.idle_timeout.count() > 0;
     // Out of file descriptors, accept() fails while the listening socket stays readable: stop polling it
     // for a while instead of spinning.
     bool accept_paused = false;
+    int notice_timeout = -1;
+    std::size_t next_first = 0;  // the connection a round of reads starts with
     while (!stop.stop_requested()) {
+        // A full sink: connections are not polled (their bytes wait in the kernel, whose window then
+        // closes); the sink's room descriptor wakes the loop when it has drained.
+        const bool room = has_room();
         pfds.clear();
         pfds.push_back({waker_.fd(), POLLIN, 0});
         pfds.push_back({accept_paused ? -1 : fd_.get(), POLLIN, 0});
-        for (const auto& c : conns) pfds.push_back({c->fd.get(), POLLIN, 0});
-        const int ready = ::poll(pfds.data(), pfds.size(), accept_paused ? kAcceptPauseMs : -1);
+        pfds.push_back({room || options_.backpressure == nullptr ? -1 : options_.backpressure->room_fd(), POLLIN, 0});
+        for (const auto& c : conns) pfds.push_back({room ? c->fd.get() : -1, POLLIN, 0});
+        int timeout = min_timeout(accept_paused ? kAcceptPauseMs : -1, notice_timeout);
+        if (idle_timeouts && !conns.empty()) {
+            auto oldest = conns.front()->last_active;
+            for (const auto& c : conns) oldest = std::min(oldest, c->last_active);
+            timeout = min_timeout(timeout, ms_until(oldest + options_.idle_timeout, Clock::now()));
+        }
+        const int ready = ::poll(pfds.data(), pfds.size(), timeout);
         if (ready < 0) {
             if (errno == EINTR) continue;
             Probe::add(probe_.read_errors);
@@ -309,22 +504,46 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
         }
         if (ready == 0) accept_paused = false;
         if (pfds[0].revents) return;  // stop: open connections close without delivering partial frames
-        // Connections first (their indices match pfds as built), then accept.
-        for (std::size_t i = 0; i < conns.size(); ++i) {
-            if (pfds[i + 2].revents == 0) continue;
+        const auto now = Clock::now();
+        // Connections first (their indices match pfds as built), then accept. One read per ready
+        // connection per round, so no sender starves another; none once the sink is full (the
+        // frames of a read already made are delivered: the sink takes them over its bound). The
+        // round starts where the last one ran out of room: with the sink full most of the time
+        // (a flood), the connections first in the list would otherwise take all the room there is.
+        const std::size_t count = conns.size();
+        std::size_t first = count == 0 ? 0 : next_first % count;
+        next_first = first + 1;
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::size_t i = (first + k) % count;
+            if (pfds[i + 3].revents == 0) continue;
+            if (!has_room()) {
+                next_first = i;  // served first once there is room again
+                break;
+            }
             Connection& c = *conns[i];
             const auto n = ::recv(c.fd.get(), chunk.data(), chunk.size(), MSG_DONTWAIT);
             if (n > 0) {
+                c.last_active = now;
                 c.framer.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)), frames);
                 flush(c);
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
             if (n < 0) Probe::add(probe_.read_errors);
-            c.framer.finish(frames);
-            flush(c);
-            c.fd.reset();
+            close(c);
             accept_paused = false;  // a descriptor was freed
+        }
+        if (idle_timeouts) {
+            for (auto& c : conns) {
+                if (!c->fd.valid() || now - c->last_active < options_.idle_timeout) continue;
+                if (has_unread(c->fd.get())) {
+                    c->last_active = now;  // held back by a full sink, not idle
+                    continue;
+                }
+                Probe::add(probe_.connections_idle_closed);
+                close(*c);
+                accept_paused = false;
+            }
         }
         std::erase_if(conns, [](const auto& c) { return !c->fd.valid(); });
         if (pfds[1].revents & POLLIN) {
@@ -340,15 +559,18 @@ void SyslogListener::run_stream(const std::stop_token& stop) {
                     }
                     break;
                 }
-                if (conns.size() >= options_.max_connections) {
-                    Probe::add(probe_.connections_rejected);
-                    continue;  // closed by cfd's destructor
-                }
+                std::string address = peer_address(from);
+                std::string peer = peer_name(from);
+                if (!admit(address, peer, now)) continue;  // closed by cfd's destructor
+                move_above_select_range(cfd);
                 Probe::add(probe_.connections_accepted);
-                conns.push_back(std::make_unique<Connection>(
-                    Connection{std::move(cfd), StreamFramer(options_.max_message_bytes), peer_name(from)}));
+                Probe::add(probe_.connections_open);
+                conns.push_back(
+                    std::make_unique<Connection>(Connection{std::move(cfd), StreamFramer(options_.max_message_bytes),
+                                                            std::move(peer), std::move(address), now}));
             }
         }
+        notice_timeout = report_notices();
     }
 }
 

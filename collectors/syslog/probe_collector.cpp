@@ -29,8 +29,18 @@ std::vector<prometheus::MetricFamily> syslog_families(const std::vector<std::pai
         {"hsmaudit_syslog_framing_errors_total", "TCP frames with a bad octet count or cut by a closed connection.",
          &ProbeStats::framing_errors},
         {"hsmaudit_syslog_connections_accepted_total", "TCP connections accepted.", &ProbeStats::connections_accepted},
-        {"hsmaudit_syslog_connections_rejected_total", "TCP connections closed at once (over the listener's limit).",
+        {"hsmaudit_syslog_connections_rejected_total",
+         "TCP connections refused (closed at once): at syslog.max_connections or syslog.max_connections_per_peer "
+         "with no idle connection to drop.",
          &ProbeStats::connections_rejected},
+        {"hsmaudit_syslog_connections_evicted_total",
+         "Idle TCP connections closed to admit a new sender at a connection limit (the longest idle first).",
+         &ProbeStats::connections_evicted},
+        {"hsmaudit_syslog_connections_idle_closed_total",
+         "TCP connections closed after syslog.tcp_idle_timeout without a byte.", &ProbeStats::connections_idle_closed},
+        {"hsmaudit_syslog_datagrams_dropped_full_total",
+         "Datagrams (UDP, unix socket) dropped because the spool was full (syslog.spool_queue_bytes).",
+         &ProbeStats::dropped_full},
         {"hsmaudit_syslog_read_errors_total", "Failed reads on sockets or followed files.", &ProbeStats::read_errors},
         {"hsmaudit_syslog_thread_failures_total",
          "Listener or follower threads ended by an unexpected exception (the source stopped; see the log).",
@@ -42,6 +52,9 @@ std::vector<prometheus::MetricFamily> syslog_families(const std::vector<std::pai
         for (const auto& [listener, s] : stats) add(f, s.*(d.field), {{"listener", listener}});
         out.push_back(std::move(f));
     }
+    auto open = gauge_family("hsmaudit_syslog_connections_open", "TCP connections open now.");
+    for (const auto& [listener, s] : stats) add(open, s.connections_open, {{"listener", listener}});
+    out.push_back(std::move(open));
     return out;
 }
 

@@ -227,10 +227,15 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
         web = std::move(*w);
     }
     std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());
-    std::vector<std::string> civet = {"listening_ports", options.listen + (web.tls ? "s" : ""), "num_threads",
-                                      std::to_string(options.threads),
-                                      // A scrape is one small request: do not let a slow client hold a worker.
-                                      "request_timeout_ms", "10000"};
+    if (options.threads < 1 || options.request_timeout_ms < 1)
+        return make_error(errc::config_error, "metrics.threads and metrics.request_timeout must be positive");
+    // A scrape is one small request: a client that has not sent it within request_timeout_ms gives
+    // its worker back; no keep-alive, so no idle connection holds a worker between scrapes.
+    std::vector<std::string> civet = {"listening_ports",       options.listen + (web.tls ? "s" : ""),
+                                      "num_threads",           std::to_string(options.threads),
+                                      "request_timeout_ms",    std::to_string(options.request_timeout_ms),
+                                      "enable_keep_alive",     "no",
+                                      "keep_alive_timeout_ms", "0"};
     UniqueFd memfd;
     if (web.tls && !civetweb_tls_usable())
         return make_error(errc::tls_error,

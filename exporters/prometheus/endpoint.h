@@ -17,6 +17,8 @@
 // 1.15 cannot do TLS with OpenSSL 3 (it crashes on the first handshake, see civetweb_tls_usable()),
 // so there tls_server_config is refused and a TLS-terminating proxy is the documented way.
 //
+// Idle or slow connections cannot starve the scrapes (issue 17): see EndpointOptions.
+//
 // Thread-safety: start() and destruction from the owner's thread; add() from any thread. The
 // server's worker threads call the collectables' Collect() and the health checks. Lifetime:
 // destroying the endpoint stops the server and joins its threads, so destroy it before anything a
@@ -43,10 +45,18 @@ namespace hsmaudit::exporters::prometheus {
 
 inline constexpr char kDefaultListen[] = "127.0.0.1:8479";
 
+/// civetweb gives each connection a worker thread from accept to close: `threads` bounds the
+/// connections served at once, and `request_timeout_ms` how long one that sends no complete request
+/// (an idle or slow client) holds its worker. Connections beyond the workers wait in civetweb's
+/// queue, so with N idle connections a scrape is answered within about
+/// request_timeout_ms * ceil((N + 1) / threads) (tests/integration/exporters/prometheus/endpoint_test.cpp).
+/// Keep-alive is off: every scrape is one connection, closed after the answer, so a scraper's idle
+/// pooled connection holds no worker either.
 struct EndpointOptions {
     std::string listen = kDefaultListen;  // "HOST:PORT", "[v6]:PORT"; port 0 picks a free one
     std::string web_config;               // "" : plain HTTP, no authentication
-    int threads = 2;
+    int threads = 8;
+    int request_timeout_ms = 2000;
 };
 
 class BasicAuth;

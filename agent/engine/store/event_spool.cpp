@@ -1,6 +1,7 @@
 #include "agent/engine/store/event_spool.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,9 @@ namespace hsmaudit::agent {
 namespace {
 
 namespace fs = std::filesystem;
+
+// write_pending() writes in pieces of about this size, so a batch is not copied whole once more.
+constexpr std::size_t kWriteChunk = std::size_t{1} << 20;
 
 Error io(const std::string& what) {
     return make_error(errc::io_error, what + ": " + std::strerror(errno));
@@ -121,7 +125,10 @@ EventSpool::EventSpool(SpoolOptions options, std::int64_t (*now_ms)())
     : options_(std::move(options)),
       fs_(options_.fs != nullptr ? *options_.fs : base::posix_file_system()),
       now_ms_(now_ms),
-      sha_(*mac::Sha256::create()) {}
+      sha_(*mac::Sha256::create()),
+      notices_{NoticeLimiter(options_.notify_interval), NoticeLimiter(options_.notify_interval),
+               NoticeLimiter(options_.notify_interval)},
+      room_(::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)) {}  // readable: there is room
 
 EventSpool::~EventSpool() {
     stop();
@@ -129,7 +136,10 @@ EventSpool::~EventSpool() {
 
 Result<std::unique_ptr<EventSpool>> EventSpool::open(SpoolOptions options, std::int64_t (*now_ms)()) {
     if (!mac::Sha256::create()) return make_error(errc::internal, "SHA-256 is unavailable");
+    if (options.queue_max_bytes == 0 || options.queue_max == 0)
+        return make_error(errc::invalid_argument, "the spool's queue bounds must not be 0");
     std::unique_ptr<EventSpool> s(new EventSpool(std::move(options), now_ms));
+    if (!s->room_.valid()) return io("eventfd");
     std::lock_guard wl(s->write_mutex_);
     HSMAUDIT_TRY(s->recover());
     s->durable_head_ = s->head_;
@@ -287,12 +297,7 @@ Status EventSpool::fail(Error e) {
 }
 
 bool EventSpool::notice_due(std::size_t kind) {
-    const auto now = std::chrono::steady_clock::now();
-    if (last_notice_[kind] != std::chrono::steady_clock::time_point{} &&
-        now - last_notice_[kind] < options_.notify_interval)
-        return false;
-    last_notice_[kind] = now;
-    return true;
+    return notices_[kind].due();
 }
 
 void EventSpool::notify(std::string_view kind, const std::string& message, Severity severity) {
@@ -325,8 +330,11 @@ Status EventSpool::sync_current() {
     if (written_ > 0) {
         durable_head_ = pending_[written_ - 1].head;
         durable_next_ += written_;
+        std::uint64_t cost = 0;
+        for (std::size_t i = 0; i < written_; ++i) cost += pending_[i].cost;
         pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(written_));
         std::lock_guard lock(mutex_);
+        release(cost);
         stats_.appended += written_;
         stats_.next_line = durable_next_;
         stats_.waiting = pending_.size();
@@ -384,6 +392,7 @@ Status EventSpool::write_pending() {
         }
         out += pending_[written_ + in_out].text;
         ++in_out;
+        if (out.size() >= kWriteChunk) HSMAUDIT_TRY(write_out());  // no second copy of a whole batch
     }
     HSMAUDIT_TRY(write_out());
     return sync_current();
@@ -409,14 +418,40 @@ void EventSpool::enforce_quota() {
 }
 
 bool EventSpool::push(std::string payload) {
+    const std::uint64_t cost = payload.size() + kLineOverhead;
     std::lock_guard lock(mutex_);
-    if (queue_.size() >= options_.queue_max) {
+    if (queue_.size() >= options_.queue_max || stats_.held_bytes + cost > 2 * options_.queue_max_bytes) {
         ++stats_.dropped;
         return false;
     }
     queue_.push_back(std::move(payload));
-    cv_.notify_one();
+    queued_bytes_ += cost;
+    stats_.held_bytes += cost;
+    if (stats_.held_bytes >= options_.queue_max_bytes && !stats_.full) {
+        // Full: the eventfd is emptied (unreadable) so the held-back sources sleep in poll.
+        std::uint64_t v = 0;
+        [[maybe_unused]] auto n = ::read(room_.get(), &v, sizeof v);
+        stats_.full = true;
+        ++stats_.full_spells;
+        full_.store(true, std::memory_order_release);
+    }
+    if (writer_wanted()) cv_.notify_one();
     return true;
+}
+
+bool EventSpool::writer_wanted() const {
+    return writer_early_ && queued_bytes_ >= options_.queue_max_bytes / 2;
+}
+
+void EventSpool::release(std::uint64_t bytes) {
+    stats_.held_bytes -= std::min(bytes, stats_.held_bytes);
+    // Room again at 3/4 of the bound, not at once: the sources resume with room for a good batch.
+    if (stats_.full && stats_.held_bytes <= options_.queue_max_bytes / 4 * 3) {
+        stats_.full = false;
+        full_.store(false, std::memory_order_release);
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(room_.get(), &one, sizeof one);
+    }
 }
 
 Status EventSpool::flush() {
@@ -431,8 +466,10 @@ Status EventSpool::flush() {
     {
         std::lock_guard lock(mutex_);
         work.swap(queue_);
+        queued_bytes_ = 0;  // still held (stats_.held_bytes) until durable
     }
     for (auto& payload : work) {
+        const std::uint64_t cost = payload.size() + kLineOverhead;
         for (char& c : payload)
             if (c == '\n' || c == '\r') c = ' ';  // one line per event, whatever the payload held
         Pending p;
@@ -445,6 +482,8 @@ Status EventSpool::flush() {
         p.text += " h=";
         mac::hex_append(p.head, p.text);
         p.text += '\n';
+        p.cost = cost;
+        std::string().swap(payload);  // freed as it is copied: the batch is not held twice
         pending_head_ = p.head;
         pending_.push_back(std::move(p));
     }
@@ -471,8 +510,8 @@ void EventSpool::report_drops() {
     if (dropped == dropped_noticed_ || !notice_due(1)) return;
     notify("spool.dropped",
            std::to_string(dropped - dropped_noticed_) + " syslog line(s) dropped since the last notice (" +
-               std::to_string(dropped) + " in all): the spool's queue of " + std::to_string(options_.queue_max) +
-               " lines is full",
+               std::to_string(dropped) + " in all): the spool's queue (" + std::to_string(options_.queue_max) +
+               " lines, " + std::to_string(options_.queue_max_bytes) + " bytes) is full",
            Severity::critical);
     dropped_noticed_ = dropped;
 }
@@ -481,15 +520,22 @@ void EventSpool::writer_loop(const std::stop_token& stop) {
     auto delay = options_.flush_interval;
     while (!stop.stop_requested()) {
         {
+            // Woken early when the queue reaches half the byte bound (never while backing off,
+            // when a full queue is the normal state): a flood is written in batches of that size.
             std::unique_lock lock(mutex_);
-            cv_.wait_for(lock, delay, [&] { return stop.stop_requested(); });
+            cv_.wait_for(lock, delay, [&] { return stop.stop_requested() || writer_wanted(); });
         }
         if (stop.stop_requested()) break;  // stop() writes the rest
-        if (flush()) {
+        const bool ok = static_cast<bool>(flush());
+        if (ok) {
             delay = options_.flush_interval;
         } else {
             // Back off while the disk is full or failing: no spinning, and the kept lines wait.
             delay = std::min(std::max(delay * 2, options_.flush_interval), options_.retry_max);
+        }
+        {
+            std::lock_guard lock(mutex_);
+            writer_early_ = ok;
         }
         report_drops();
     }

@@ -17,11 +17,20 @@
 // order, exactly once. While broken it takes nothing more from the queue (which stays bounded:
 // pushes beyond it are dropped and counted) and the writer thread backs off.
 //
-// Thread-safety: push() and stats() from any thread (a bounded queue; push never blocks on I/O);
-// flush() from one thread at a time (the writer thread, or a test without one); stop() from the
-// owner.
+// Memory (issue 17): what the spool holds (queued lines and lines taken but not yet durable) is
+// bounded in bytes (`queue_max_bytes`) as well as in lines. At that bound the spool is "full":
+// has_room() turns false and room_fd() unreadable, and the TCP listeners stop reading (the kernel's
+// window closes and the senders slow down) until it has drained to 3/4 of the bound; datagram
+// listeners drop and count. push() itself never waits: it takes a line over the bound (a listener
+// finishes the frames of the read it is in), and drops only beyond twice the bound or the line
+// count, for a source that does not watch has_room().
+//
+// Thread-safety: push(), has_room(), room_fd() and stats() from any thread (a bounded queue; push
+// never blocks); flush() from one thread at a time (the writer thread, or a test without one);
+// stop() from the owner.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -35,6 +44,7 @@
 #include <vector>
 
 #include "agent/api/alerts.h"
+#include "agent/api/notice_limiter.h"
 #include "base/config/config.h"
 #include "base/file_system.h"
 #include "base/result.h"
@@ -82,6 +92,9 @@ struct SpoolOptions {
     std::uint64_t segment_max_bytes = 16ULL << 20;
     std::uint64_t quota_bytes = 9'700'000'000ULL;  // the appliance's 9.7 GB syslog folder
     std::size_t queue_max = 65536;
+    /// Bytes the spool may hold (queued and not yet durable, each line counted as its payload plus
+    /// kLineOverhead): the bound of the backpressure; twice it, pushes are dropped.
+    std::uint64_t queue_max_bytes = 16ULL << 20;
     std::chrono::milliseconds flush_interval{100};
     /// While writes fail the writer retries after flush_interval, doubling up to this.
     std::chrono::milliseconds retry_max{5000};
@@ -103,6 +116,9 @@ struct SpoolStats {
     std::uint64_t recoveries = 0;        // times the spool was re-opened after a failure
     std::uint64_t waiting = 0;           // lines numbered but not yet durable (kept for the retry)
     std::uint64_t next_line = 1;         // the next line number to become durable
+    std::uint64_t held_bytes = 0;        // bytes held: queued plus not yet durable (SpoolOptions::queue_max_bytes)
+    std::uint64_t full_spells = 0;       // times the spool became full (its sources were held back)
+    bool full = false;                   // the spool is full now: TCP is not read, datagrams are dropped
     bool broken = false;                 // the last write failed; the writer is recovering
     std::string last_error;
 };
@@ -117,9 +133,20 @@ public:
     EventSpool(const EventSpool&) = delete;
     EventSpool& operator=(const EventSpool&) = delete;
 
-    /// Queues one payload (one line of text, no LF; it is escaped if it holds one). False if the
-    /// queue is full: the line is counted as dropped.
+    /// What one line costs against queue_max_bytes besides its payload (the number, time and hash
+    /// it gets, the string and queue overhead).
+    static constexpr std::uint64_t kLineOverhead = 128;
+
+    /// Queues one payload (one line of text, no LF; it is escaped if it holds one). Never waits.
+    /// False if the spool holds queue_max lines or twice queue_max_bytes: the line is counted as
+    /// dropped (a source that honours has_room() never gets there).
     bool push(std::string payload);
+    /// False while the spool is full (it holds queue_max_bytes; true again at 3/4 of it): sources
+    /// that can wait (TCP, files) stop reading, datagram sources drop and count.
+    [[nodiscard]] bool has_room() const noexcept { return !full_.load(std::memory_order_acquire); }
+    /// An eventfd that is readable exactly while has_room() is true (level-triggered): a source
+    /// held back polls it with its other descriptors. Never read it; valid until the spool goes.
+    [[nodiscard]] int room_fd() const noexcept { return room_.get(); }
     /// Starts the writer thread.
     void start();
     /// Writes what is queued, fsyncs, and joins the writer.
@@ -133,8 +160,9 @@ public:
 
 private:
     struct Pending {
-        std::string text;   // the whole line with its LF
-        mac::Bytes32 head;  // h of this line
+        std::string text;        // the whole line with its LF
+        mac::Bytes32 head;       // h of this line
+        std::uint64_t cost = 0;  // what it counts against queue_max_bytes (its payload's cost)
     };
 
     EventSpool(SpoolOptions options, std::int64_t (*now_ms)());
@@ -149,6 +177,8 @@ private:
     bool notice_due(std::size_t kind);
     void notify(std::string_view kind, const std::string& message, Severity severity);
     void report_drops();
+    void release(std::uint64_t bytes);         // with mutex_ held: lines left the spool's hands
+    [[nodiscard]] bool writer_wanted() const;  // with mutex_ held: the queue is half the bound
     void writer_loop(const std::stop_token& stop);
 
     SpoolOptions options_;
@@ -173,7 +203,7 @@ private:
     bool dir_sync_needed_ = false;       // the current segment's directory entry is not known durable
     bool broken_ = false;
     // Notices (rate-limited per kind: write failures, drops, quota failures).
-    std::chrono::steady_clock::time_point last_notice_[3]{};
+    NoticeLimiter notices_[3];
     std::uint64_t errors_since_notice_ = 0;
     bool failing_noticed_ = false;
     std::uint64_t dropped_noticed_ = 0;
@@ -181,7 +211,11 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::string> queue_;
+    std::uint64_t queued_bytes_ = 0;  // the cost of queue_ (stats_.held_bytes adds the writer's)
     SpoolStats stats_;
+    std::atomic<bool> full_{false};  // set and cleared under mutex_, with room_'s state
+    UniqueFd room_;                  // eventfd: readable while !full_
+    bool writer_early_ = true;       // the writer may be woken before its interval (not backing off)
     std::jthread writer_;
 };
 

@@ -102,13 +102,27 @@ std::vector<prometheus::MetricFamily> store_families(const std::optional<Retenti
         out.push_back(counter("hsmaudit_syslog_spool_lines_total", "Syslog messages durable in the spool.",
                               static_cast<double>(s.appended)));
         out.push_back(counter("hsmaudit_syslog_spool_dropped_total",
-                              "Syslog messages refused because the spool's queue was full.",
+                              "Syslog messages the spool refused: it held twice syslog.spool_queue_bytes or 65,536 "
+                              "lines (sources hold back at the bound first; datagrams dropped at the bound are "
+                              "hsmaudit_syslog_datagrams_dropped_full_total).",
                               static_cast<double>(s.dropped)));
         out.push_back(counter("hsmaudit_syslog_spool_segments_deleted_total",
                               "Spool files deleted by the spool's quota (oldest first).",
                               static_cast<double>(s.deleted_segments)));
         out.push_back(counter("hsmaudit_syslog_spool_write_errors_total", "Failed spool writes.",
                               static_cast<double>(s.write_errors)));
+        out.push_back(
+            gauge("hsmaudit_syslog_spool_held_bytes",
+                  "Bytes the spool holds: received and not yet durable (bounded by syslog.spool_queue_bytes).",
+                  static_cast<double>(s.held_bytes)));
+        out.push_back(gauge("hsmaudit_syslog_spool_full",
+                            "1 while the spool is full: TCP and files are not read (senders slowed down), datagrams "
+                            "are dropped.",
+                            s.full ? 1.0 : 0.0));
+        out.push_back(counter("hsmaudit_syslog_spool_full_spells_total",
+                              "Times the spool became full (syslog.spool_queue_bytes reached) and held its sources "
+                              "back.",
+                              static_cast<double>(s.full_spells)));
     }
     return out;
 }

@@ -193,6 +193,7 @@ TEST(SyslogListener, ConnectionsOverTheLimitAreRejected) {
     ListenerOptions o;
     o.endpoint = "tcp:127.0.0.1:0";
     o.max_connections = 2;
+    o.evict_min_idle = std::chrono::hours(1);  // both busy: none makes room (tests/.../listener_limits_test.cpp)
     auto l = SyslogListener::start(o, sink, probe);
     ASSERT_TRUE(l);
     auto a = Client::tcp((*l)->port());
