@@ -28,6 +28,7 @@ std::string type_name(const KeySpec& s) {
         case KeyType::duration: return "duration";
         case KeyType::ratio: return "ratio";
         case KeyType::choice: return "one of " + std::string(s.choices);
+        case KeyType::list: return "list";
     }
     return "?";
 }
@@ -173,10 +174,40 @@ std::string convert(const KeySpec& spec, const std::string& text, std::int64_t& 
             if (!in_choices(spec.choices, text))
                 return "expected one of " + std::string(spec.choices) + ", got '" + text + "'";
             return {};
+        case KeyType::list: return {};
     }
     if (number < spec.min || number > spec.max)
         return "must be between " + human_number(spec, spec.min) + " and " + human_number(spec, spec.max) + ", got '" +
                text + "'";
+    return {};
+}
+
+/// A KeyType::list value as its text: the items of a YAML list (each a plain value, not empty,
+/// without a comma), or of a comma-separated string, joined with ",". Returns a message naming the
+/// bad item ("file:line:col: key 'k' item 2 ...") or "".
+template <typename Where>
+std::string list_text(const YAML::Node& val, const std::string& key, const Where& where, std::string& text) {
+    std::vector<std::string> items;
+    if (val.IsScalar()) {
+        items = split_list(val.Scalar());
+    } else {
+        std::size_t n = 0;
+        for (const auto& item : val) {
+            ++n;
+            const std::string which = where(item) + ": key '" + key + "' item " + std::to_string(n);
+            if (!item.IsScalar())
+                return which + ": expected a plain value, found a " +
+                       (item.IsSequence() ? "list" : item.IsMap() ? "mapping" : "null");
+            const std::string& s = item.Scalar();
+            if (s.find(',') != std::string::npos)
+                return which + " ('" + s + "') holds a comma: write each value as its own item";
+            const auto parts = split_list(s);
+            if (parts.empty()) return which + " is empty";
+            items.push_back(parts.front());
+        }
+    }
+    text.clear();
+    for (const auto& item : items) text += (text.empty() ? "" : ",") + item;
     return {};
 }
 
@@ -392,13 +423,21 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 error = where(kv.first) + ": unknown key '" + key + "'" + suggest(key, false);
                 return;
             }
-            if (!val.IsScalar()) {
-                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a list or null";
-                return;
-            }
             Value v;
-            v.text = val.Scalar();
             v.line = val.Mark().line + 1;
+            if (spec->type == KeyType::list && (val.IsSequence() || val.IsScalar())) {
+                if (std::string msg = list_text(val, key, where, v.text); !msg.empty()) {
+                    error = std::move(msg);
+                    return;
+                }
+            } else if (!val.IsScalar()) {
+                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a " +
+                        (val.IsSequence() ? "list" : val.IsMap() ? "mapping" : "null") +
+                        (val.IsSequence() ? " (write one value)" : "");
+                return;
+            } else {
+                v.text = val.Scalar();
+            }
             if (std::string msg = convert(*spec, v.text, v.number, v.real); !msg.empty()) {
                 error = where(val).append(": key '").append(key).append("': ").append(msg);
                 return;
