@@ -50,8 +50,8 @@ protected:
                                     TapSource{store_.state_dir(), &store_.key(), "150123", "hsm-x.example", only});
     }
     void alert(const std::string& kind, const std::string& severity) {
-        std::filesystem::create_directories(std::filesystem::path(alerts_path_of(store_.state_dir())).parent_path());
-        std::ofstream(alerts_path_of(store_.state_dir()), std::ios::app)
+        std::filesystem::create_directories(std::filesystem::path(alerts_file_of(store_.state_dir())).parent_path());
+        std::ofstream(alerts_file_of(store_.state_dir()), std::ios::app)
             << R"({"kind":")" << kind << R"(","severity":")" << severity
             << R"(","message":"m","time":"2026-11-24T06:00:00.000Z"})" << "\n";
     }
