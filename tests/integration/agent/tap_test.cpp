@@ -145,7 +145,7 @@ protected:
                           (dir_ / "module") +
                           "\n  serial: \"150888\"\n  ring_size: 1MiB\n  workload:\n    rate: 300\n"
                           "exporters:\n"
-                          "  siem:\n    type: syslog\n    format: cef\n    streams: [audit, alerts]\n"
+                          "  qradar:\n    type: syslog\n    format: cef\n    streams: [audit, alerts]\n"
                           "    cursor_sync: 50ms\n    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +
                           std::to_string(receiver_.port()) +
                           "\n"
@@ -165,7 +165,7 @@ protected:
         EXPECT_EQ(*code, 0) << daemon_->log();
     }
     CommandResult tap(std::vector<std::string> extra) {
-        std::vector<std::string> args = {kHsmaudit, "tap", "siem", "-c", config_};
+        std::vector<std::string> args = {kHsmaudit, "tap", "qradar", "-c", config_};
         args.insert(args.end(), extra.begin(), extra.end());
         return run_command(args, dir_.path());
     }
@@ -185,7 +185,7 @@ TEST_F(Tap, ShowsExactlyWhatTheDestinationReceivedWithoutMovingItsCursor) {
     stop();  // the destination delivers what is stored, then the store stays still
     ASSERT_FALSE(HasFailure());
     const auto before = snapshot(dir_ / "state");
-    ASSERT_TRUE(before.contains(dir_ / "state/export/siem/cursor"));
+    ASSERT_TRUE(before.contains(dir_ / "state/export/qradar/cursor"));
 
     const auto all = tap({"--from-start", "--raw"});
     ASSERT_EQ(all.exit_code, 0) << all.err;
@@ -218,13 +218,34 @@ TEST_F(Tap, ShowsExactlyWhatTheDestinationReceivedWithoutMovingItsCursor) {
     ASSERT_EQ(last.exit_code, 0) << last.err;
     EXPECT_EQ(lines(last.out), std::vector<std::string>(audit.end() - 5, audit.end()));
 
+    // The command docs/SIEM.md shows ("Checking a destination before wiring it"), on this agent.
+    const std::string doc = slurp(std::string(HSMAUDIT_SOURCE_DIR) + "/docs/SIEM.md");
+    const std::string open_tag = "<!-- tap:begin -->\n```sh\n";
+    const auto begin = doc.find(open_tag);
+    const auto end = doc.find("\n```\n<!-- tap:end -->");
+    ASSERT_TRUE(begin != std::string::npos && end != std::string::npos && begin < end) << "no tap block in SIEM.md";
+    std::string command = doc.substr(begin + open_tag.size(), end - begin - open_tag.size());
+    const std::string shipped = "/etc/hsmaudit/hsmauditd.yaml";
+    ASSERT_EQ(command.rfind("hsmaudit tap ", 0), 0u) << command;
+    ASSERT_NE(command.find(shipped), std::string::npos) << command;
+    command.replace(command.find(shipped), shipped.size(), config_);
+    std::vector<std::string> argv = {kHsmaudit};
+    for (std::size_t at = command.find(' ') + 1; at < command.size();) {
+        const std::size_t sp = std::min(command.find(' ', at), command.size());
+        argv.push_back(command.substr(at, sp - at));
+        at = sp + 1;
+    }
+    const auto documented = run_command(argv, dir_.path());
+    EXPECT_EQ(documented.exit_code, 0) << command << "\n" << documented.err;
+    EXPECT_EQ(lines(documented.out), lines(last.out)) << command;
+
     // Nothing was written: the cursor file and every file of the state directory are as they were.
     EXPECT_EQ(snapshot(dir_ / "state"), before);
 
     // Usage errors: an unknown destination names the configured ones; a kind with no rendering.
-    const auto unknown = run_command({kHsmaudit, "tap", "qradar", "-c", config_}, dir_.path());
+    const auto unknown = run_command({kHsmaudit, "tap", "siem", "-c", config_}, dir_.path());
     EXPECT_EQ(unknown.exit_code, 2);
-    EXPECT_NE(unknown.err.find("no destination 'qradar' in " + config_ + " (configured: siem, traps)"),
+    EXPECT_NE(unknown.err.find("no destination 'siem' in " + config_ + " (configured: qradar, traps)"),
               std::string::npos)
         << unknown.err;
     const auto snmp = run_command({kHsmaudit, "tap", "traps", "-c", config_}, dir_.path());
@@ -236,14 +257,14 @@ TEST_F(Tap, ShowsExactlyWhatTheDestinationReceivedWithoutMovingItsCursor) {
               std::string::npos)
         << stream.err;
     EXPECT_EQ(tap({"--from-start", "--last", "3"}).exit_code, 2);
-    EXPECT_EQ(run_command({kHsmaudit, "tap", "siem"}, dir_.path()).exit_code, 2);  // no -c
+    EXPECT_EQ(run_command({kHsmaudit, "tap", "qradar"}, dir_.path()).exit_code, 2);  // no -c
 }
 
 TEST_F(Tap, FollowsWhatTheAgentStoresNextAsTheDestinationReceivesIt) {
     start();
     ASSERT_FALSE(HasFailure());
     ASSERT_TRUE(eventually([&] { return !of_stream(receiver_.messages(), "audit").empty(); })) << daemon_->log();
-    Process follow({kHsmaudit, "tap", "siem", "-c", config_, "--follow", "--raw", "--last", "0", "--stream", "audit"},
+    Process follow({kHsmaudit, "tap", "qradar", "-c", config_, "--follow", "--raw", "--last", "0", "--stream", "audit"},
                    dir_ / "follow.out", dir_ / "follow.err");
     // The records stored after the tap started reach both.
     ASSERT_TRUE(eventually([&] { return lines(follow.out()).size() >= 100; })) << follow.err();
