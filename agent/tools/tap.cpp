@@ -43,7 +43,8 @@ struct DestinationTap::Impl {
     std::unique_ptr<EventSource> source;
     std::array<std::uint64_t, 4> after{};  // shown through, per stream
     std::size_t next_stream = 0;
-    std::vector<std::string> held;  // stream hold messages since the last take_warnings()
+    std::vector<std::string> held;             // stream hold messages since the last take_warnings()
+    std::array<std::string, 4> last_hold{};    // per stream: the hold last reported (each once, not every poll)
 };
 
 DestinationTap::DestinationTap(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -182,9 +183,12 @@ Result<std::vector<TapMessage>> DestinationTap::poll() {
         if (!got) {
             // Held at damage, as the runner holds the stream: the other streams go on.
             incomplete_ = true;
-            m.held.push_back(std::string(to_string(s)) + " stream held: " + got.error().describe());
+            std::string hold = std::string(to_string(s)) + " stream held: " + got.error().describe();
+            if (hold != m.last_hold[idx(s)]) m.held.push_back(hold);
+            m.last_hold[idx(s)] = std::move(hold);
             continue;
         }
+        m.last_hold[idx(s)].clear();
         if (*got > 0) caught_up_ = false;
         for (const auto& e : batch) {
             m.after[idx(s)] = e.position;

@@ -122,6 +122,39 @@ TEST_F(TapLib, LastCountsMessagesTheFilterPassesAndPollFollows) {
     EXPECT_TRUE(all(**audit).empty());
 }
 
+TEST_F(TapLib, DamageHoldsTheStreamAsTheRunnerDoesNamedOnceAndNothingIsWritten) {
+    store_.produce(3);
+    store_.produce(3);
+    const std::string path = store_.current_path();
+    std::string data = StoreFixture::slurp(path);
+    data[data.size() - 5] ^= 0x01;  // the last chunk's tag: records 4-6 fail authentication
+    StoreFixture::spit(path, data);
+    alert("exporter.up", "info");
+    auto tap = open("  siem:\n    type: fake\n    streams: [audit, alerts]\n    fake:\n      target: T\n");
+    ASSERT_TRUE(tap.has_value()) << tap.error().describe();
+    ASSERT_TRUE((*tap)->seek_oldest().has_value());
+    const auto shown = all(**tap);
+    // What the reader can prove is shown, the other stream goes on, and the open segment's damaged
+    // end holds (no later segment shows where good data resumes).
+    std::vector<std::string> audit;
+    std::vector<std::string> alerts;
+    for (const auto& m : shown) (m.starts_with("T audit ") ? audit : alerts).push_back(m);
+    EXPECT_EQ(audit, (std::vector<std::string>{"T audit 1 150123 hsm-x.example", "T audit 2 150123 hsm-x.example",
+                                               "T audit 3 150123 hsm-x.example"}));
+    EXPECT_EQ(alerts, std::vector<std::string>{"T alerts 1 exporter.up"});
+    EXPECT_TRUE((*tap)->incomplete());
+    const auto warnings = (*tap)->take_warnings();
+    ASSERT_EQ(warnings.size(), 2u) << ::testing::PrintToString(warnings);
+    EXPECT_EQ(warnings[0].rfind("store.damaged: ", 0), 0u) << warnings[0];
+    EXPECT_EQ(warnings[1].rfind("audit stream held: ", 0), 0u) << warnings[1];
+    // Polled again (tap -f), the same hold is not repeated.
+    EXPECT_TRUE(all(**tap).empty());
+    EXPECT_TRUE((*tap)->take_warnings().empty());
+    // The tap wrote nothing: no export/ directory, no alert line.
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(store_.state_dir()) / "export"));
+    EXPECT_EQ(StoreFixture::slurp(alerts_file_of(store_.state_dir())).find("store.damaged"), std::string::npos);
+}
+
 TEST_F(TapLib, ErrorsNameTheConfiguredDestinationsAndWhatIsMissing) {
     const std::string two = "  siem:\n    type: fake\n  traps:\n    type: mute\n";
     auto unknown = open(two, "qradar");
