@@ -98,11 +98,11 @@ TEST_F(TapLib, LastCountsMessagesTheFilterPassesAndPollFollows) {
     alert("ring.fill_warning", "warning");
     for (int i = 0; i < 40; ++i) alert("exporter.up", "info");
     alert("store.damaged", "critical");
-    auto tap = open("  siem:\n    type: fake\n    streams: [audit, alerts]\n    min_severity: warning\n"
+    auto tap = open("  siem:\n    type: fake\n    streams: [alerts]\n    min_severity: warning\n"
                     "    fake:\n      target: T\n");
     ASSERT_TRUE(tap.has_value()) << tap.error().describe();
     ASSERT_TRUE((*tap)->seek_last(2).has_value());
-    // Both wanted alerts although 40 skipped ones lie between them; audit records are info: none.
+    // Both wanted alerts although 40 skipped ones lie between them.
     EXPECT_EQ(all(**tap), (std::vector<std::string>{"T alerts 41 ring.fill_warning", "T alerts 82 store.damaged"}));
     // Then what is stored next, once.
     alert("exporter.down", "warning");
