@@ -402,6 +402,10 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 return;
             }
             if (val.IsMap()) {
+                if (const KeySpec* spec = find_spec(specs, key); spec != nullptr && !is_prefix_of_some_key(specs, key)) {
+                    error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a mapping";
+                    return;
+                }
                 if (!is_prefix_of_some_key(specs, key)) {
                     // Name the rule when the section is an instance whose name is not allowed.
                     const auto dot = key.rfind('.');
@@ -426,6 +430,7 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
             Value v;
             v.line = val.Mark().line + 1;
             if (spec->type == KeyType::list && (val.IsSequence() || val.IsScalar())) {
+                v.line = line;  // a block list starts on the next line: name the key's
                 if (std::string msg = list_text(val, key, where, v.text); !msg.empty()) {
                     error = std::move(msg);
                     return;
