@@ -250,9 +250,9 @@ int run(int argc, char** argv) {
     tap->add_option("destination", tap_args.destination, "the destination's name (exporters.<name>)")->required();
     tap->add_option("-c,--config", tap_args.config, "the agent's configuration file")->required();
     tap->add_option("--key", tap_args.key, "audit.key (default: the configuration's audit key)");
-    auto* tap_last = tap->add_option("-n,--last,--lines", tap_args.last,
-                                     "print the last N messages of each stream first")
-                         ->capture_default_str();
+    auto* tap_last =
+        tap->add_option("-n,--last,--lines", tap_args.last, "print the last N messages of each stream first")
+            ->capture_default_str();
     tap->add_flag("--from-start", tap_args.from_start, "print everything the store holds first")->excludes(tap_last);
     tap->add_flag("-f,--follow", tap_args.follow, "keep printing what is stored, as the destination would be sent it");
     tap->add_option("--stream", tap_args.streams,

@@ -43,8 +43,8 @@ struct DestinationTap::Impl {
     std::unique_ptr<EventSource> source;
     std::array<std::uint64_t, 4> after{};  // shown through, per stream
     std::size_t next_stream = 0;
-    std::vector<std::string> held;             // stream hold messages since the last take_warnings()
-    std::array<std::string, 4> last_hold{};    // per stream: the hold last reported (each once, not every poll)
+    std::vector<std::string> held;           // stream hold messages since the last take_warnings()
+    std::array<std::string, 4> last_hold{};  // per stream: the hold last reported (each once, not every poll)
 };
 
 DestinationTap::DestinationTap(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -63,8 +63,8 @@ Result<std::unique_ptr<DestinationTap>> DestinationTap::open(const base::Config&
     // The checks the agent makes at start (a known kind, streams and filters, endpoints).
     HSMAUDIT_TRY(validate_exporters(config, factories));
     const std::string& type = config.str("exporters." + name + ".type");
-    const auto f = std::find_if(factories.begin(), factories.end(),
-                                [&](const ExporterFactory& k) { return k.type == type; });
+    const auto f =
+        std::find_if(factories.begin(), factories.end(), [&](const ExporterFactory& k) { return k.type == type; });
     if (f == factories.end())
         return make_error(errc::invalid_argument, "exporters." + name + ": unknown kind '" + type + "'");
     if (f->renderer == nullptr)

@@ -103,12 +103,12 @@ std::string terminal_line(std::string_view message);
 /// `hsmaudit tap` as the CLI runs it.
 struct TapArgs : StoreArgs {
     std::string destination;
-    std::size_t last = 10;    // -n/--last: the last N messages of each stream first
-    bool from_start = false;  // --from-start: everything the store holds
-    bool follow = false;      // -f/--follow: then keep printing what is stored
-    bool raw = false;         // --raw: the exact bytes, one message per line (LF after each)
-    std::vector<std::string> streams;                     // --stream: only these of the destination's
-    std::span<const ExporterFactory> factories;           // the kinds built in (the CLI's registration list)
+    std::size_t last = 10;                       // -n/--last: the last N messages of each stream first
+    bool from_start = false;                     // --from-start: everything the store holds
+    bool follow = false;                         // -f/--follow: then keep printing what is stored
+    bool raw = false;                            // --raw: the exact bytes, one message per line (LF after each)
+    std::vector<std::string> streams;            // --stream: only these of the destination's
+    std::span<const ExporterFactory> factories;  // the kinds built in (the CLI's registration list)
     unsigned poll_ms = 250;
 };
 /// Exit 0: shown (perhaps nothing); 1: a stream was held at damage in the store (warnings on

@@ -182,6 +182,13 @@ std::string convert(const KeySpec& spec, const std::string& text, std::int64_t& 
     return {};
 }
 
+/// "list", "mapping" or "null": what a YAML node that is not a plain value is, for messages.
+const char* node_kind(const YAML::Node& n) {
+    if (n.IsSequence()) return "list";
+    if (n.IsMap()) return "mapping";
+    return "null";
+}
+
 /// A KeyType::list value as its text: the items of a YAML list (each a plain value, not empty,
 /// without a comma), or of a comma-separated string, joined with ",". Returns a message naming the
 /// bad item ("file:line:col: key 'k' item 2 ...") or "".
@@ -195,9 +202,7 @@ std::string list_text(const YAML::Node& val, const std::string& key, const Where
         for (const auto& item : val) {
             ++n;
             const std::string which = where(item) + ": key '" + key + "' item " + std::to_string(n);
-            if (!item.IsScalar())
-                return which + ": expected a plain value, found a " +
-                       (item.IsSequence() ? "list" : item.IsMap() ? "mapping" : "null");
+            if (!item.IsScalar()) return which + ": expected a plain value, found a " + node_kind(item);
             const std::string& s = item.Scalar();
             if (s.find(',') != std::string::npos)
                 return which + " ('" + s + "') holds a comma: write each value as its own item";
@@ -402,7 +407,8 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 return;
             }
             if (val.IsMap()) {
-                if (const KeySpec* spec = find_spec(specs, key); spec != nullptr && !is_prefix_of_some_key(specs, key)) {
+                if (const KeySpec* spec = find_spec(specs, key);
+                    spec != nullptr && !is_prefix_of_some_key(specs, key)) {
                     error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a mapping";
                     return;
                 }
@@ -436,8 +442,7 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                     return;
                 }
             } else if (!val.IsScalar()) {
-                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a " +
-                        (val.IsSequence() ? "list" : val.IsMap() ? "mapping" : "null") +
+                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a " + node_kind(val) +
                         (val.IsSequence() ? " (write one value)" : "");
                 return;
             } else {

@@ -67,9 +67,9 @@ struct FormatOptions {
     int facility = 19;                  // local3: the appliance's remote audit facility
     char leef_delimiter = '^';          // LEEF 2.0 attribute delimiter
     std::string hec_sourcetype = "hsmaudit:json";
-    std::string hec_index;                 // "" = the HEC token's default index
-    std::size_t max_message_bytes = 8192;  // the whole rendering
-    std::string product_version;           // CEF/LEEF header Version; "" = this build's (product_version())
+    std::string hec_index;                            // "" = the HEC token's default index
+    std::size_t max_message_bytes = 8192;             // the whole rendering
+    std::string product_version;                      // CEF/LEEF header Version; "" = this build's (product_version())
     SyslogHeader syslog_header = SyslogHeader::none;  // before a cef, leef or json message
 };
 

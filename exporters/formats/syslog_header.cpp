@@ -35,8 +35,8 @@ void append_5424_host(std::string_view v, std::string& out) {
 }
 
 bool legacy_safe(char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-           ch == '-' || ch == '_';
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+           ch == '_';
 }
 
 /// RFC 3164 HOSTNAME or TAG: letters, digits, '.', '-', '_' (others become '_': a space, ':' or
@@ -61,8 +61,9 @@ void append_3164_time(std::int64_t time_ms, std::string& out) {
     if (::gmtime_r(&t, &tm) == nullptr) tm = std::tm{};
     const int month = tm.tm_mon >= 0 && tm.tm_mon < 12 ? tm.tm_mon : 0;
     char buf[32];
-    const int n = std::snprintf(buf, sizeof buf, "%s %2d %02d:%02d:%02d", kMonths[static_cast<std::size_t>(month)].data(),
-                                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    const int n =
+        std::snprintf(buf, sizeof buf, "%s %2d %02d:%02d:%02d", kMonths[static_cast<std::size_t>(month)].data(),
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (n > 0) out.append(buf, std::min(static_cast<std::size_t>(n), sizeof buf - 1));
 }
 

@@ -77,17 +77,17 @@ std::span<const base::KeySpec> export_config_keys() {
         {"exporters.*.enabled", base::KeyType::boolean, "true",
          "A disabled destination is not built and keeps its cursor."},
         {"exporters.*.streams", base::KeyType::list, "audit,alerts,checkpoints",
-         "What the destination receives, a YAML list (`[audit, alerts]`) or a comma-separated string: `audit` (the module's records), `syslog` (the appliance's "
-         "syslog), `alerts` (the agent's alerts), `checkpoints` (the module's signed chain heads). A destination "
-         "carries audit or syslog, not both, and two destinations at one host:port may not carry one audit and the "
-         "other syslog (as on the appliance)."},
+         "What the destination receives, a YAML list (`[audit, alerts]`) or a comma-separated string: `audit` (the "
+         "module's records), `syslog` (the appliance's syslog), `alerts` (the agent's alerts), `checkpoints` (the "
+         "module's signed chain heads). A destination carries audit or syslog, not both, and two destinations at one "
+         "host:port may not carry one audit and the other syslog (as on the appliance)."},
         {"exporters.*.min_severity", base::KeyType::choice, "debug",
          "Deliver only events at least this severe (docs/SIEM.md, \"Severities\"); the others are skipped and count "
          "as delivered.",
          0, INT64_MAX, "emerg|alert|crit|err|warning|notice|info|debug"},
         {"exporters.*.classes", base::KeyType::list, "",
-         "Audit records of these event classes only (a YAML list or a comma-separated string of: failure, success, access, manage, keymanage, "
-         "usage, first, external, logmanage); empty: all."},
+         "Audit records of these event classes only, a YAML list or a comma-separated string of: failure, success, "
+         "access, manage, keymanage, usage, first, external, logmanage; empty: all."},
         {"exporters.*.start", base::KeyType::choice, "oldest",
          "Where a destination without a cursor starts: `oldest` (everything the store still holds) or `newest` "
          "(only what arrives from now on).",

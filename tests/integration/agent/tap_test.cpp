@@ -253,8 +253,7 @@ TEST_F(Tap, ShowsExactlyWhatTheDestinationReceivedWithoutMovingItsCursor) {
     EXPECT_NE(snmp.err.find("sends no rendered message"), std::string::npos) << snmp.err;
     const auto stream = tap({"--stream", "syslog"});
     EXPECT_EQ(stream.exit_code, 2);
-    EXPECT_NE(stream.err.find("receives none of the streams asked for (it receives: audit, alerts)"),
-              std::string::npos)
+    EXPECT_NE(stream.err.find("receives none of the streams asked for (it receives: audit, alerts)"), std::string::npos)
         << stream.err;
     EXPECT_EQ(tap({"--from-start", "--last", "3"}).exit_code, 2);
     EXPECT_EQ(run_command({kHsmaudit, "tap", "qradar"}, dir_.path()).exit_code, 2);  // no -c

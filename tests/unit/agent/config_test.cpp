@@ -68,9 +68,10 @@ TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
 // comma-separated string; both give the same value. A bad item is named with its line and column.
 TEST(Config, ListKeysTakeAYamlListOrACommaSeparatedString) {
     const std::string head = "exporters:\n  siem:\n    type: relp\n";
-    for (const std::string form : {"    streams: [audit, alerts, checkpoints]\n",
-                                   "    streams:\n      - audit\n      - alerts\n      - checkpoints\n",
-                                   "    streams: audit, alerts,checkpoints\n", "    streams: \"audit,alerts,checkpoints\"\n"}) {
+    for (const std::string form :
+         {"    streams: [audit, alerts, checkpoints]\n",
+          "    streams:\n      - audit\n      - alerts\n      - checkpoints\n",
+          "    streams: audit, alerts,checkpoints\n", "    streams: \"audit,alerts,checkpoints\"\n"}) {
         auto c = parse(head + form);
         ASSERT_TRUE(c.has_value()) << form << c.error().message;
         EXPECT_EQ(c->str("exporters.siem.streams"), "audit,alerts,checkpoints") << form;
@@ -87,8 +88,9 @@ TEST(Config, ListKeysTakeAYamlListOrACommaSeparatedString) {
         const char* expect;
     };
     const Case cases[] = {
-        {"    streams: [audit, [alerts]]\n", "test.yaml:4:22: key 'exporters.siem.streams' item 2: expected a plain "
-                                            "value, found a list"},
+        {"    streams: [audit, [alerts]]\n",
+         "test.yaml:4:22: key 'exporters.siem.streams' item 2: expected a plain "
+         "value, found a list"},
         {"    streams: [audit, {a: b}]\n", "item 2: expected a plain value, found a mapping"},
         {"    streams:\n      - audit\n      -\n", "item 2: expected a plain value, found a null"},
         {"    streams: [audit, \"alerts,checkpoints\"]\n",

@@ -53,7 +53,8 @@ protected:
         std::filesystem::create_directories(std::filesystem::path(alerts_file_of(store_.state_dir())).parent_path());
         std::ofstream(alerts_file_of(store_.state_dir()), std::ios::app)
             << R"({"kind":")" << kind << R"(","severity":")" << severity
-            << R"(","message":"m","time":"2026-11-24T06:00:00.000Z"})" << "\n";
+            << R"(","message":"m","time":"2026-11-24T06:00:00.000Z"})"
+            << "\n";
     }
     static std::vector<std::string> all(DestinationTap& tap) {
         std::vector<std::string> out;
@@ -76,8 +77,9 @@ TEST_F(TapLib, ShowsTheDestinationsStreamsFilteredAndRenderedByItsKind) {
     alert("exporter.up", "info");
     alert("store.damaged", "critical");
     // min_severity warning: the info alert is skipped, as the runner skips it; records are info.
-    auto tap = open("  siem:\n    type: fake\n    streams: [alerts]\n    min_severity: warning\n"
-                    "    fake:\n      target: T\n");
+    auto tap = open(
+        "  siem:\n    type: fake\n    streams: [alerts]\n    min_severity: warning\n"
+        "    fake:\n      target: T\n");
     ASSERT_TRUE(tap.has_value()) << tap.error().describe();
     ASSERT_TRUE((*tap)->seek_oldest().has_value());
     EXPECT_EQ(all(**tap), (std::vector<std::string>{"T alerts 1 ring.fill_warning", "T alerts 3 store.damaged"}));
@@ -98,8 +100,9 @@ TEST_F(TapLib, LastCountsMessagesTheFilterPassesAndPollFollows) {
     alert("ring.fill_warning", "warning");
     for (int i = 0; i < 40; ++i) alert("exporter.up", "info");
     alert("store.damaged", "critical");
-    auto tap = open("  siem:\n    type: fake\n    streams: [alerts]\n    min_severity: warning\n"
-                    "    fake:\n      target: T\n");
+    auto tap = open(
+        "  siem:\n    type: fake\n    streams: [alerts]\n    min_severity: warning\n"
+        "    fake:\n      target: T\n");
     ASSERT_TRUE(tap.has_value()) << tap.error().describe();
     ASSERT_TRUE((*tap)->seek_last(2).has_value());
     // Both wanted alerts although 40 skipped ones lie between them.
@@ -176,7 +179,9 @@ TEST(TapTerminalLine, ControlBytesC1AndBadUtf8AreEscapedEverythingElseKept) {
     EXPECT_EQ(terminal_line("CEF:0|a\\|b|c=d\\=e Z\xC3\xBCrich \xE2\x9C\x93"),
               "CEF:0|a\\|b|c=d\\=e Z\xC3\xBCrich \xE2\x9C\x93");  // unchanged: backslashes too
     EXPECT_EQ(terminal_line("a\tb\nc\rd\x1B[31me\x7F"), "a\\x09b\\x0ac\\x0dd\\x1b[31me\\x7f");
-    EXPECT_EQ(terminal_line("csi\xC2\x9B" "2J nel\xC2\x85 nbsp\xC2\xA0"), "csi\\xc2\\x9b2J nel\\xc2\\x85 nbsp\xC2\xA0");
+    EXPECT_EQ(terminal_line("csi\xC2\x9B"
+                            "2J nel\xC2\x85 nbsp\xC2\xA0"),
+              "csi\\xc2\\x9b2J nel\\xc2\\x85 nbsp\xC2\xA0");
     EXPECT_EQ(terminal_line("bad\xFF\xC3(\xE2\x82 over\xC0\xAF sur\xED\xA0\x80"),
               "bad\\xff\\xc3(\\xe2\\x82 over\\xc0\\xaf sur\\xed\\xa0\\x80");
     EXPECT_EQ(terminal_line(std::string("nul\0end", 7)), "nul\\x00end");

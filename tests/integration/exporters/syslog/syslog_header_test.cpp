@@ -220,7 +220,8 @@ TEST_F(SyslogHeaderRsyslog, NoneSendsTheBareFormatAsBefore) {
     deliver(*config, sent);
     if (HasFailure()) return;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (testing::relp::received_seqs(r.received()).size() < sent.size() && std::chrono::steady_clock::now() < deadline)
+    while (testing::relp::received_seqs(r.received()).size() < sent.size() &&
+           std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(20ms);
     std::string want;
     for (const auto& e : sent) want += body(*config, e) + "\n";

@@ -115,7 +115,8 @@ TEST(SyslogHeader, NeverBeforeRfc5424OrHecEvenIfAskedInCode) {
     const agent::Event e = test::audit_event();
     EXPECT_EQ(render(with_header(FormatKind::rfc5424, SyslogHeader::rfc3164), e),
               render(test::options(FormatKind::rfc5424), e));
-    EXPECT_EQ(render(with_header(FormatKind::hec, SyslogHeader::rfc5424), e), render(test::options(FormatKind::hec), e));
+    EXPECT_EQ(render(with_header(FormatKind::hec, SyslogHeader::rfc5424), e),
+              render(test::options(FormatKind::hec), e));
 }
 
 // ---- the key ----
