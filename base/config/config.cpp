@@ -204,8 +204,11 @@ std::string list_text(const YAML::Node& val, const std::string& key, const Where
             const std::string which = where(item) + ": key '" + key + "' item " + std::to_string(n);
             if (!item.IsScalar()) return which + ": expected a plain value, found a " + node_kind(item);
             const std::string& s = item.Scalar();
-            if (s.find(',') != std::string::npos)
-                return which + " ('" + s + "') holds a comma: write each value as its own item";
+            if (s.find(',') != std::string::npos) {
+                std::string msg = which;
+                msg.append(" ('").append(s).append("') holds a comma: write each value as its own item");
+                return msg;
+            }
             const auto parts = split_list(s);
             if (parts.empty()) return which + " is empty";
             items.push_back(parts.front());
