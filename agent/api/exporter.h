@@ -78,6 +78,11 @@ public:
     [[nodiscard]] virtual TransportStats stats() const = 0;
 };
 
+/// Renders one event as a destination's exporter sends it: the message (the destination's format,
+/// its syslog header included), without the transport's framing (octet count, RELP frame, Kafka
+/// record). What `hsmaudit tap` prints. Callable from the thread that made it.
+using EventRenderer = std::function<void(const Event& event, std::string& out)>;
+
 /// What a factory gets to build one destination.
 struct ExporterContext {
     std::string name;  // the destination's name: its keys are "exporters.<name>.*"
@@ -109,6 +114,10 @@ struct ExporterFactory {
     /// ("exporters.siem.relp.key: ..."); the caller adds the file and line. nullptr: nothing
     /// beyond create() (which is then not called by the check).
     Status (*validate)(const ExporterContext& context) = nullptr;
+    /// How the destination renders its events: the formatter built from the configuration exactly
+    /// as create() builds it, for `hsmaudit tap`. No connection, no file, no log line. An error
+    /// names the key that is wrong. nullptr: the kind sends no rendered message (snmp: varbinds).
+    Result<EventRenderer> (*renderer)(const base::Config& config, std::string_view name) = nullptr;
 };
 
 }  // namespace hsmaudit::agent

@@ -5,6 +5,7 @@
 //   hsmaudit verify         verify segment files and archives of them offline
 //   hsmaudit status         what the running agent reports (agent/tools/status.h)
 //   hsmaudit tail [-f]      stored audit events, decrypted and formatted (agent/tools/tail.h)
+//   hsmaudit tap DEST [-f]  what a destination is sent, rendered, without sending (agent/tools/tap.h)
 //   hsmaudit fsck           check (and --repair) a stopped agent's store (agent/tools/fsck.h)
 //   hsmaudit prove          Merkle inclusion / consistency proofs; verify-proof checks one (agent/tools/proof.h)
 // Exit codes: 0 success / verified, 1 integrity fault found, 2 usage or I/O error.
@@ -26,6 +27,7 @@
 #include "agent/engine/verify_output.h"
 #include "agent/tools/commands.h"
 #include "agent/tools/proof.h"
+#include "agent/tools/tap.h"
 #include "base/files.h"
 #include "base/json_text.h"
 #include "exporters/kafka/fleet_verify_cli.h"
@@ -237,6 +239,30 @@ int run(int argc, char** argv) {
     tail->add_flag("-f,--follow", tail_args.follow, "keep printing new records, across segment rotation");
     tail->add_flag("--json", tail_args.json, "one JSON object per record");
 
+    agent::tools::TapArgs tap_args;
+    tap_args.plugin_keys = plugin_keys;
+    tap_args.factories = exporters::builtin_exporters();
+    auto* tap = app.add_subcommand(
+        "tap",
+        "print what a destination is sent, rendered as its exporter renders it (format, syslog header, filters), "
+        "one message per line, without sending anything or moving its cursor (exit 0 shown, 1 part of the store "
+        "held at damage, 2 usage, configuration or I/O error, or an unknown destination)");
+    tap->add_option("destination", tap_args.destination, "the destination's name (exporters.<name>)")->required();
+    tap->add_option("-c,--config", tap_args.config, "the agent's configuration file")->required();
+    tap->add_option("--key", tap_args.key, "audit.key (default: the configuration's audit key)");
+    auto* tap_last =
+        tap->add_option("-n,--last,--lines", tap_args.last, "print the last N messages of each stream first")
+            ->capture_default_str();
+    tap->add_flag("--from-start", tap_args.from_start, "print everything the store holds first")->excludes(tap_last);
+    tap->add_flag("-f,--follow", tap_args.follow, "keep printing what is stored, as the destination would be sent it");
+    tap->add_option("--stream", tap_args.streams,
+                    "only these of the destination's streams (audit, syslog, alerts, checkpoints; repeat or "
+                    "comma-separate)")
+        ->allow_extra_args(false);
+    tap->add_flag("--raw", tap_args.raw,
+                  "the exact bytes of each message, then LF (default: control bytes shown as \\xNN, safe for a "
+                  "terminal)");
+
     agent::tools::FsckArgs fsck_args;
     fsck_args.plugin_keys = plugin_keys;
     auto* fsck =
@@ -306,6 +332,7 @@ int run(int argc, char** argv) {
     if (*verify) return cmd_verify(va);
     if (*status) return agent::tools::run_status(status_args);
     if (*tail) return agent::tools::run_tail(tail_args);
+    if (*tap) return agent::tools::run_tap(tap_args);
     if (*fsck) return agent::tools::run_fsck(fsck_args);
     if (*prove) return agent::tools::run_prove(prove_args);
     if (*verify_proof) return agent::tools::run_verify_proof(vp_args);

@@ -48,14 +48,18 @@ base::ManPage hsmaudit_man_page() {
          {{"0", "success; verify: the trail verified; status: the agent runs and is healthy"},
           {"1",
            "an integrity fault was found (verify, fsck; verify-proof: the proof is invalid); status: the agent "
-           "runs but is unhealthy (the reasons are printed)"},
-          {"2", "usage or I/O error; status: status.json is damaged or not the agent's"},
+           "runs but is unhealthy (the reasons are printed); tap: a stream was held at damage in the store (named "
+           "on stderr; what could be read was shown)"},
+          {"2",
+           "usage or I/O error; status: status.json is damaged or not the agent's; tap: also a configuration "
+           "error, an unknown destination (the configured ones are named) or a kind that renders no message "
+           "(snmp)"},
           {"3",
            "verify: no fault, but records are not authenticated (the open tail, checked without the audit "
            "secret); status: the agent is not running (no status file, its process gone, or the file stale)"}}},
         {"FILES",
          "",
-         {{"/etc/hsmaudit/hsmauditd.yaml", "the agent's configuration, read by status, tail and fsck with -c"},
+         {{"/etc/hsmaudit/hsmauditd.yaml", "the agent's configuration, read by status, tail, tap and fsck with -c"},
           {"/var/lib/hsmaudit", "the agent's state directory"}}},
         {"SEE ALSO", "hsmauditd(8), hsmcore(8)", {}},
     };

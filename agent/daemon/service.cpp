@@ -133,11 +133,7 @@ Result<std::string> Service::start() {
     } else if (module_status) {
         serial_ = module_status->serial;
     }
-    std::string hostname = cfg.str("agent.hostname");
-    if (hostname.empty()) {
-        char name[256] = {};
-        if (::gethostname(name, sizeof name - 1) == 0) hostname = name;
-    }
+    const std::string hostname = appliance_host_name(cfg);
     auto exports = ExportManager::create(
         cfg, plugins_.exporters,
         ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_, [this] { return status(); }, wall_clock_ms});

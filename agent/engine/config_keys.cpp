@@ -1,5 +1,7 @@
 #include "agent/engine/config_keys.h"
 
+#include <unistd.h>
+
 #include "agent/engine/export/manager.h"
 
 namespace hsmaudit::agent {
@@ -34,6 +36,15 @@ std::span<const base::KeySpec> agent_config_keys() {
          "Empty: module.dir/audit.key."},
     };
     return kKeys;
+}
+
+std::string appliance_host_name(const base::Config& config) {
+    std::string hostname = config.str("agent.hostname");
+    if (hostname.empty()) {
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0) hostname = name;
+    }
+    return hostname;
 }
 
 std::vector<base::KeySpec> all_config_keys(std::span<const base::KeySpec> plugins) {

@@ -2,6 +2,7 @@
 // concatenated in one place (no static self-registration).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "base/config/config.h"
@@ -20,6 +21,10 @@ std::span<const base::KeySpec> syslog_config_keys();
 
 /// Keys of archiving and retention: schedule, compression, quota (agent/engine/store/archive_config.cpp).
 std::span<const base::KeySpec> archive_config_keys();
+
+/// The appliance's host name in exported events (Event::host): agent.hostname, else the system's
+/// (gethostname). hsmauditd and `hsmaudit tap` take it from here.
+std::string appliance_host_name(const base::Config& config);
 
 /// Every key hsmauditd accepts, in documentation order: the agent's own, the exporters' common
 /// keys (agent/engine/export/manager.cpp) and `plugins`, the keys of the exporter kinds built in

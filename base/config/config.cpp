@@ -28,6 +28,7 @@ std::string type_name(const KeySpec& s) {
         case KeyType::duration: return "duration";
         case KeyType::ratio: return "ratio";
         case KeyType::choice: return "one of " + std::string(s.choices);
+        case KeyType::list: return "list";
     }
     return "?";
 }
@@ -173,10 +174,48 @@ std::string convert(const KeySpec& spec, const std::string& text, std::int64_t& 
             if (!in_choices(spec.choices, text))
                 return "expected one of " + std::string(spec.choices) + ", got '" + text + "'";
             return {};
+        case KeyType::list: return {};
     }
     if (number < spec.min || number > spec.max)
         return "must be between " + human_number(spec, spec.min) + " and " + human_number(spec, spec.max) + ", got '" +
                text + "'";
+    return {};
+}
+
+/// "list", "mapping" or "null": what a YAML node that is not a plain value is, for messages.
+const char* node_kind(const YAML::Node& n) {
+    if (n.IsSequence()) return "list";
+    if (n.IsMap()) return "mapping";
+    return "null";
+}
+
+/// A KeyType::list value as its text: the items of a YAML list (each a plain value, not empty,
+/// without a comma), or of a comma-separated string, joined with ",". Returns a message naming the
+/// bad item ("file:line:col: key 'k' item 2 ...") or "".
+template <typename Where>
+std::string list_text(const YAML::Node& val, const std::string& key, const Where& where, std::string& text) {
+    std::vector<std::string> items;
+    if (val.IsScalar()) {
+        items = split_list(val.Scalar());
+    } else {
+        std::size_t n = 0;
+        for (const auto& item : val) {
+            ++n;
+            const std::string which = where(item) + ": key '" + key + "' item " + std::to_string(n);
+            if (!item.IsScalar()) return which + ": expected a plain value, found a " + node_kind(item);
+            const std::string& s = item.Scalar();
+            if (s.find(',') != std::string::npos) {
+                std::string msg = which;
+                msg.append(" ('").append(s).append("') holds a comma: write each value as its own item");
+                return msg;
+            }
+            const auto parts = split_list(s);
+            if (parts.empty()) return which + " is empty";
+            items.push_back(parts.front());
+        }
+    }
+    text.clear();
+    for (const auto& item : items) text += (text.empty() ? "" : ",") + item;
     return {};
 }
 
@@ -371,6 +410,11 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 return;
             }
             if (val.IsMap()) {
+                if (const KeySpec* spec = find_spec(specs, key);
+                    spec != nullptr && !is_prefix_of_some_key(specs, key)) {
+                    error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a mapping";
+                    return;
+                }
                 if (!is_prefix_of_some_key(specs, key)) {
                     // Name the rule when the section is an instance whose name is not allowed.
                     const auto dot = key.rfind('.');
@@ -392,13 +436,21 @@ Result<Config> Config::parse(std::string_view yaml, const std::string& name, std
                 error = where(kv.first) + ": unknown key '" + key + "'" + suggest(key, false);
                 return;
             }
-            if (!val.IsScalar()) {
-                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a list or null";
-                return;
-            }
             Value v;
-            v.text = val.Scalar();
             v.line = val.Mark().line + 1;
+            if (spec->type == KeyType::list && (val.IsSequence() || val.IsScalar())) {
+                v.line = line;  // a block list starts on the next line: name the key's
+                if (std::string msg = list_text(val, key, where, v.text); !msg.empty()) {
+                    error = std::move(msg);
+                    return;
+                }
+            } else if (!val.IsScalar()) {
+                error = where(val) + ": key '" + key + "' takes a " + type_name(*spec) + ", not a " + node_kind(val) +
+                        (val.IsSequence() ? " (write one value)" : "");
+                return;
+            } else {
+                v.text = val.Scalar();
+            }
             if (std::string msg = convert(*spec, v.text, v.number, v.real); !msg.empty()) {
                 error = where(val).append(": key '").append(key).append("': ").append(msg);
                 return;

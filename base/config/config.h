@@ -28,6 +28,7 @@ enum class KeyType : std::uint8_t {
     duration,  // "60s", "500ms", "1h"; stored in milliseconds
     ratio,     // 0.0 .. 1.0
     choice,    // one of `choices` ("a|b|c")
+    list,      // a YAML list of plain values, or one comma-separated string; read it with split_list()
 };
 
 /// One configuration key, declared by the component that reads it.
@@ -102,7 +103,8 @@ private:
 };
 
 /// The items of a comma-separated list value ("audit, alerts,,checkpoints"), each trimmed of
-/// spaces and tabs, empty items dropped.
+/// spaces and tabs, empty items dropped. A KeyType::list key's value is kept in this form (its
+/// items joined with ","), whether the file wrote a YAML list or a string.
 std::vector<std::string> split_list(std::string_view text);
 
 /// True if `name` may name an instance: [a-z0-9][a-z0-9_-]{0,63}.

@@ -32,18 +32,23 @@ Render renderer(FormatKind k) {
     return detail::render_json;
 }
 
-/// Renders with the limits that keep the message within max_message_bytes: first unlimited;
-/// then the largest value cap that fits (binary search: the length grows with the cap); then
-/// the same without details and foreign structured data; as a last resort (fixed fields alone
-/// longer than the maximum, which the key's minimum of 1 KiB makes impossible for our own fields)
-/// the rendering is cut at a UTF-8 boundary.
+/// Renders with the limits that keep the message within max_message_bytes, the syslog header
+/// included (it is rendered first, whole: at most about 350 bytes, and max_message_bytes is at
+/// least 1 KiB): the message body gets what the header leaves. The body is first rendered
+/// unlimited; then with the largest value cap that fits (binary search: the length grows with the
+/// cap); then the same without details and foreign structured data; as a last resort (fixed
+/// fields alone longer than the maximum, which the key's minimum of 1 KiB makes impossible for our
+/// own fields) the rendering is cut at a UTF-8 boundary.
 class FormatterImpl final : public Formatter {
 public:
     explicit FormatterImpl(FormatOptions o) : options_(std::move(o)), render_(renderer(options_.kind)) {}
 
     void format(const agent::Event& e, std::string& out) const override {
+        const std::size_t message_start = out.size();
+        detail::render_syslog_header(e, options_, out);
         const std::size_t start = out.size();
-        const std::size_t max = options_.max_message_bytes;
+        const std::size_t header = start - message_start;
+        const std::size_t max = options_.max_message_bytes > header ? options_.max_message_bytes - header : 0;
         detail::RenderLimits limits;
         render_(e, options_, limits, out);
         if (out.size() - start <= max) return;
@@ -108,6 +113,15 @@ std::string_view to_string(FormatKind k) {
     return "?";
 }
 
+std::string_view to_string(SyslogHeader h) {
+    switch (h) {
+        case SyslogHeader::none: return "none";
+        case SyslogHeader::rfc5424: return "rfc5424";
+        case SyslogHeader::rfc3164: return "rfc3164";
+    }
+    return "?";
+}
+
 int facility_from_name(std::string_view name) {
     for (std::size_t i = 0; i < kFacilities.size(); ++i)
         if (kFacilities[i] == name) return static_cast<int>(i);
@@ -162,14 +176,24 @@ std::span<const base::KeySpec> format_config_keys() {
          "Splunk HEC envelope: the index (lower-case letters, digits, `_` and `-`). Empty: the token's default "
          "index."},
         {"exporters.*.max_message_bytes", KeyType::bytes, "8KiB",
-         "Longest rendered event; longer free-text values are cut (UTF-8 safe, ending with U+2026) and the "
-         "event is marked truncated. At least 1 KiB: the fixed fields of a HEC envelope take about 700 bytes.",
+         "Longest rendered event, its syslog header included; longer free-text values are cut (UTF-8 safe, ending "
+         "with U+2026) and the event is marked truncated. At least 1 KiB: the fixed fields of a HEC envelope take "
+         "about 700 bytes.",
          1024, 16 << 20},
+        {"exporters.*.syslog_header", KeyType::choice, "auto",
+         "The syslog header before a `cef`, `leef` or `json` message (docs/SIEM.md, \"Syslog header\"): `rfc5424` "
+         "(`<PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - `), `rfc3164` (`<PRI>Mmm dd hh:mm:ss HOSTNAME TAG: `, UTC), "
+         "or `none`. HOSTNAME is the appliance's host name (agent.hostname), TIMESTAMP the event's own time, "
+         "APP-NAME and TAG `app_name`, PRI `facility` and the event's severity. `auto`: rfc5424 on `relp` and "
+         "`syslog` destinations, none on the others (`kafka`). The `rfc5424` format has its own header and `hec` is "
+         "an HTTP envelope: neither takes one.",
+         0, INT64_MAX, "auto|rfc5424|rfc3164|none"},
     };
     return kKeys;
 }
 
-Result<FormatOptions> read_format_options(const base::Config& c, std::string_view destination) {
+Result<FormatOptions> read_format_options(const base::Config& c, std::string_view destination,
+                                          SyslogHeader auto_header) {
     const std::string prefix = "exporters." + std::string(destination) + ".";
     FormatOptions o;
 
@@ -240,7 +264,29 @@ Result<FormatOptions> read_format_options(const base::Config& c, std::string_vie
     const std::int64_t max = c.integer(max_key);
     if (max < 1024 || max > (16 << 20)) return key_error(c, max_key, "must be between 1 KiB and 16 MiB");
     o.max_message_bytes = static_cast<std::size_t>(max);
+
+    const std::string header_key = prefix + "syslog_header";
+    const std::string& header = c.str(header_key);
+    const bool takes_header = o.kind == FormatKind::cef || o.kind == FormatKind::leef || o.kind == FormatKind::json;
+    if (header == "auto") {
+        o.syslog_header = takes_header ? auto_header : SyslogHeader::none;
+    } else if (header == "none") {
+        o.syslog_header = SyslogHeader::none;
+    } else {
+        o.syslog_header = header == "rfc3164" ? SyslogHeader::rfc3164 : SyslogHeader::rfc5424;
+        if (!takes_header)
+            return key_error(c, header_key,
+                             "format " + std::string(to_string(o.kind)) +
+                                 (o.kind == FormatKind::rfc5424 ? " has its own syslog header"
+                                                                : " is an HTTP envelope, not a syslog message") +
+                                 ": use a header with cef, leef or json, or set none");
+    }
     return o;
+}
+
+agent::EventRenderer as_renderer(std::unique_ptr<Formatter> formatter) {
+    std::shared_ptr<const Formatter> f(std::move(formatter));
+    return [f](const agent::Event& e, std::string& out) { f->format(e, out); };
 }
 
 std::unique_ptr<Formatter> make_formatter(const FormatOptions& options) {
@@ -249,8 +295,9 @@ std::unique_ptr<Formatter> make_formatter(const FormatOptions& options) {
     return std::make_unique<FormatterImpl>(std::move(o));
 }
 
-Result<std::unique_ptr<Formatter>> make_formatter(const base::Config& config, std::string_view destination) {
-    auto o = read_format_options(config, destination);
+Result<std::unique_ptr<Formatter>> make_formatter(const base::Config& config, std::string_view destination,
+                                                  SyslogHeader auto_header) {
+    auto o = read_format_options(config, destination, auto_header);
     if (!o) return std::move(o).error();
     return make_formatter(*o);
 }

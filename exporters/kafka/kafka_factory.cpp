@@ -9,14 +9,27 @@
 namespace hsmaudit::exporters::kafka {
 namespace {
 
+/// The destination's format options: a Kafka topic carries JSON unless the destination names
+/// another format, and no syslog header unless `syslog_header` names one.
+Result<formats::FormatOptions> format_of(const base::Config& config, std::string_view name) {
+    auto format = formats::read_format_options(config, name, formats::SyslogHeader::none);
+    if (!format) return std::move(format).error();
+    if (config.origin("exporters." + std::string(name) + ".format") == "default")
+        format->kind = formats::FormatKind::json;
+    return format;
+}
+
+Result<agent::EventRenderer> renderer(const base::Config& config, std::string_view name) {
+    auto format = format_of(config, name);
+    if (!format) return std::move(format).error();
+    return formats::as_renderer(formats::make_formatter(*format));
+}
+
 Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
     auto options = producer_options(context.config, context.name);
     if (!options) return std::move(options).error();
-    auto format = formats::read_format_options(context.config, context.name);
+    auto format = format_of(context.config, context.name);
     if (!format) return std::move(format).error();
-    // A Kafka topic carries JSON unless the destination names another format.
-    if (context.config.origin("exporters." + context.name + ".format") == "default")
-        format->kind = formats::FormatKind::json;
     base::logger().info("{}", options->describe());  // secrets masked
     return std::unique_ptr<agent::Exporter>(
         std::make_unique<KafkaExporter>(std::move(*options), formats::make_formatter(*format)));
@@ -32,7 +45,7 @@ std::string endpoint(const base::Config& config, std::string_view name) {
 Status validate(const agent::ExporterContext& context) {
     auto options = producer_options(context.config, context.name);
     if (!options) return std::move(options).error();
-    auto format = formats::read_format_options(context.config, context.name);
+    auto format = format_of(context.config, context.name);
     if (!format) return std::move(format).error();
     return {};
 }
@@ -40,7 +53,7 @@ Status validate(const agent::ExporterContext& context) {
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"kafka", &kafka_config_keys, &create, &endpoint, &validate};
+    return {"kafka", &kafka_config_keys, &create, &endpoint, &validate, &renderer};
 }
 
 }  // namespace hsmaudit::exporters::kafka

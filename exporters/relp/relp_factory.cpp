@@ -14,6 +14,18 @@ std::string key_of(std::string_view name, std::string_view k) {
     return "exporters." + std::string(name) + ".relp." + std::string(k);
 }
 
+/// The destination's formatter: a syslog receiver, so CEF, LEEF and JSON get an RFC 5424 header
+/// unless `syslog_header` says otherwise.
+Result<std::unique_ptr<formats::Formatter>> formatter_of(const base::Config& config, std::string_view name) {
+    return formats::make_formatter(config, name, formats::SyslogHeader::rfc5424);
+}
+
+Result<agent::EventRenderer> renderer(const base::Config& config, std::string_view name) {
+    auto f = formatter_of(config, name);
+    if (!f) return std::move(f).error();
+    return formats::as_renderer(std::move(*f));
+}
+
 Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
     auto options = read_relp_options(context.config, context.name);
     if (!options) return std::move(options).error();
@@ -30,7 +42,7 @@ Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& co
                                                       key_of(other, "ca") + " is '" + other_ca +
                                                       "'): librelp keeps one process-wide OpenSSL context");
     }
-    auto formatter = formats::make_formatter(context.config, context.name);
+    auto formatter = formatter_of(context.config, context.name);
     if (!formatter) return std::move(formatter).error();
     return std::unique_ptr<agent::Exporter>(std::make_unique<RelpExporter>(std::move(*options), std::move(*formatter)));
 }
@@ -55,7 +67,7 @@ Status validate(const agent::ExporterContext& context) {
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"relp", relp_config_keys, create, endpoint, validate};
+    return {"relp", relp_config_keys, create, endpoint, validate, renderer};
 }
 
 }  // namespace hsmaudit::exporters::relp

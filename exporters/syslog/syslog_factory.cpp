@@ -10,10 +10,22 @@
 namespace hsmaudit::exporters::syslog {
 namespace {
 
+/// The destination's formatter: a syslog receiver, so CEF, LEEF and JSON get an RFC 5424 header
+/// unless `syslog_header` says otherwise.
+Result<std::unique_ptr<formats::Formatter>> formatter_of(const base::Config& config, std::string_view name) {
+    return formats::make_formatter(config, name, formats::SyslogHeader::rfc5424);
+}
+
+Result<agent::EventRenderer> renderer(const base::Config& config, std::string_view name) {
+    auto f = formatter_of(config, name);
+    if (!f) return std::move(f).error();
+    return formats::as_renderer(std::move(*f));
+}
+
 Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
     auto options = read_syslog_options(context.config, context.name);
     if (!options) return std::move(options).error();
-    auto formatter = formats::make_formatter(context.config, context.name);
+    auto formatter = formatter_of(context.config, context.name);
     if (!formatter) return std::move(formatter).error();
     return std::unique_ptr<agent::Exporter>(
         std::make_unique<SyslogExporter>(std::move(*options), std::move(*formatter)));
@@ -41,7 +53,7 @@ Status validate(const agent::ExporterContext& context) {
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"syslog", syslog_config_keys, create, endpoint, validate};
+    return {"syslog", syslog_config_keys, create, endpoint, validate, renderer};
 }
 
 }  // namespace hsmaudit::exporters::syslog

@@ -77,18 +77,18 @@ std::span<const base::KeySpec> export_config_keys() {
          "reload (SIGHUP) adds, removes and rebuilds destinations (docs/ARCHITECTURE.md, \"Reloading destinations\")."},
         {"exporters.*.enabled", base::KeyType::boolean, "true",
          "A disabled destination is not built and keeps its cursor."},
-        {"exporters.*.streams", base::KeyType::string, "audit,alerts,checkpoints",
-         "What the destination receives, comma-separated: `audit` (the module's records), `syslog` (the appliance's "
-         "syslog), `alerts` (the agent's alerts), `checkpoints` (the module's signed chain heads). A destination "
-         "carries audit or syslog, not both, and two destinations at one host:port may not carry one audit and the "
-         "other syslog (as on the appliance)."},
+        {"exporters.*.streams", base::KeyType::list, "audit,alerts,checkpoints",
+         "What the destination receives, a YAML list (`[audit, alerts]`) or a comma-separated string: `audit` (the "
+         "module's records), `syslog` (the appliance's syslog), `alerts` (the agent's alerts), `checkpoints` (the "
+         "module's signed chain heads). A destination carries audit or syslog, not both, and two destinations at one "
+         "host:port may not carry one audit and the other syslog (as on the appliance)."},
         {"exporters.*.min_severity", base::KeyType::choice, "debug",
          "Deliver only events at least this severe (docs/SIEM.md, \"Severities\"); the others are skipped and count "
          "as delivered.",
          0, INT64_MAX, "emerg|alert|crit|err|warning|notice|info|debug"},
-        {"exporters.*.classes", base::KeyType::string, "",
-         "Audit records of these event classes only (comma-separated: failure, success, access, manage, keymanage, "
-         "usage, first, external, logmanage); empty: all."},
+        {"exporters.*.classes", base::KeyType::list, "",
+         "Audit records of these event classes only, a YAML list or a comma-separated string of: failure, success, "
+         "access, manage, keymanage, usage, first, external, logmanage; empty: all."},
         {"exporters.*.start", base::KeyType::choice, "oldest",
          "Where a destination without a cursor starts: `oldest` (everything the store still holds) or `newest` "
          "(only what arrives from now on).",
@@ -162,6 +162,31 @@ Status validate_exporters(const base::Config& c, std::span<const ExporterFactory
                                                       ": remote audit and remote syslog must not share a host:port");
     }
     return {};
+}
+
+Result<DestinationSettings> read_destination_settings(const base::Config& c, const std::string& name) {
+    auto p = parse_common(c, name);
+    if (!p) return std::move(p).error();
+    DestinationSettings s;
+    RunnerOptions& o = s.runner;
+    o.name = name;
+    o.streams = p->streams;
+    o.max_severity = p->max_severity;
+    o.classes = p->classes;
+    o.start_newest = c.str(key(name, "start")) == "newest";
+    o.batch = static_cast<std::size_t>(c.integer(key(name, "batch")));
+    o.max_in_flight = static_cast<std::size_t>(c.integer(key(name, "max_in_flight")));
+    o.backoff_initial = std::chrono::milliseconds(c.integer(key(name, "backoff_initial")));
+    o.backoff_max = std::chrono::milliseconds(c.integer(key(name, "backoff_max")));
+    o.stop_timeout = std::chrono::milliseconds(c.integer(key(name, "stop_timeout")));
+    o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
+    o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
+    s.chain_lines = c.boolean(key(name, "chain_lines"));
+    return s;
+}
+
+std::string cursor_path_of(const std::string& state_dir, const std::string& name) {
+    return (fs::path(state_dir) / "export" / name / "cursor").string();
 }
 
 /// One destination built from the configuration, not yet running.
@@ -252,8 +277,8 @@ Result<std::unique_ptr<ExportManager::Pending>> ExportManager::build(const base:
     const ExporterFactory* f = find_factory(factories, pending->type);
     if (f == nullptr)
         return make_error(errc::config_error, "exporters." + name + ": unknown kind '" + pending->type + "'");
-    auto p = parse_common(c, name);
-    if (!p) return std::move(p).error();
+    auto settings = read_destination_settings(c, name);
+    if (!settings) return std::move(settings).error();
     const std::string dir = (fs::path(ctx.state_dir) / "export" / name).string();
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -263,22 +288,10 @@ Result<std::unique_ptr<ExportManager::Pending>> ExportManager::build(const base:
     auto exporter = f->create(ec_ctx);
     if (!exporter) return make_error(errc::config_error, "exporters." + name + ": " + exporter.error().describe());
     pending->exporter = std::move(*exporter);
-    RunnerOptions& o = pending->options;
-    o.name = name;
-    o.streams = p->streams;
-    o.max_severity = p->max_severity;
-    o.classes = p->classes;
-    o.start_newest = c.str(key(name, "start")) == "newest";
-    o.batch = static_cast<std::size_t>(c.integer(key(name, "batch")));
-    o.max_in_flight = static_cast<std::size_t>(c.integer(key(name, "max_in_flight")));
-    o.backoff_initial = std::chrono::milliseconds(c.integer(key(name, "backoff_initial")));
-    o.backoff_max = std::chrono::milliseconds(c.integer(key(name, "backoff_max")));
-    o.stop_timeout = std::chrono::milliseconds(c.integer(key(name, "stop_timeout")));
-    o.cursor_sync = std::chrono::milliseconds(c.integer(key(name, "cursor_sync")));
-    o.ack_timeout = std::chrono::milliseconds(c.integer(key(name, "ack_timeout")));
-    o.cursor_path = (fs::path(dir) / "cursor").string();
+    pending->options = std::move(settings->runner);
+    pending->options.cursor_path = cursor_path_of(ctx.state_dir, name);
     pending->source = make_store_event_source(
-        StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, c.boolean(key(name, "chain_lines")), damage});
+        StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, settings->chain_lines, damage});
     return pending;
 }
 

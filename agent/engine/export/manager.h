@@ -47,6 +47,18 @@ std::span<const base::KeySpec> export_config_keys();
 /// appliance). An error names the destination and the key.
 Status validate_exporters(const base::Config& config, std::span<const ExporterFactory> factories);
 
+/// A destination's common keys (exporters.<name>.streams, min_severity, classes, start, batch,
+/// back-off, chain_lines) as its runner and its store reader use them: what `hsmaudit tap` reads
+/// to show exactly what the runner would send. An error names the key and the bad entry.
+struct DestinationSettings {
+    RunnerOptions runner;  // every field the keys set; cursor_path and file_system left as defaults
+    bool chain_lines = false;
+};
+Result<DestinationSettings> read_destination_settings(const base::Config& config, const std::string& name);
+
+/// <state>/export/<name>/cursor: the destination's cursor file (runner.h has its format).
+std::string cursor_path_of(const std::string& state_dir, const std::string& name);
+
 struct ExportContext {
     std::string state_dir;
     const mac::AuditKey* key = nullptr;  // decrypts the store; must outlive the manager

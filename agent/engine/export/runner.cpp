@@ -147,12 +147,15 @@ Result<std::unique_ptr<ExportRunner>> ExportRunner::open(RunnerOptions options, 
     return r;
 }
 
-bool ExportRunner::wanted(const Event& e) const {
-    if (syslog_severity(e) > options_.max_severity) return false;
-    if (e.stream == Stream::audit && e.entry == EntryKind::record && !options_.classes.empty())
-        return std::find(options_.classes.begin(), options_.classes.end(), e.record.event_class) !=
-               options_.classes.end();
+bool event_wanted(const RunnerOptions& o, const Event& e) {
+    if (syslog_severity(e) > o.max_severity) return false;
+    if (e.stream == Stream::audit && e.entry == EntryKind::record && !o.classes.empty())
+        return std::find(o.classes.begin(), o.classes.end(), e.record.event_class) != o.classes.end();
     return true;
+}
+
+bool ExportRunner::wanted(const Event& e) const {
+    return event_wanted(options_, e);
 }
 
 Result<bool> ExportRunner::read_more() {

@@ -133,6 +133,10 @@ struct RunnerOptions {
     std::optional<Resume> resume;
 };
 
+/// Whether a destination with these options delivers `e` (min_severity, classes); the runner
+/// skips the others (they count as delivered). `hsmaudit tap` applies the same filter.
+bool event_wanted(const RunnerOptions& options, const Event& e);
+
 enum class RunnerState : std::uint8_t { starting, up, down, stopped };
 std::string_view to_string(RunnerState s);
 

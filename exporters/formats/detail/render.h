@@ -19,4 +19,10 @@ void render_leef(const agent::Event& e, const FormatOptions& o, const RenderLimi
 void render_json(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
 void render_hec(const agent::Event& e, const FormatOptions& o, const RenderLimits& limits, std::string& out);
 
+/// The syslog header o.syslog_header names (syslog_header.cpp), appended before the message;
+/// nothing for SyslogHeader::none.
+void render_syslog_header(const agent::Event& e, const FormatOptions& o, std::string& out);
+/// The header's PRI: facility * 8 + severity (a syslog message keeps its own facility).
+int header_pri(const agent::Event& e, const FormatOptions& o);
+
 }  // namespace hsmaudit::exporters::formats::detail

@@ -306,12 +306,14 @@ TEST_F(AgentConfig, TheShippedConfigurationsPass) {
 }
 
 TEST_F(AgentConfig, TheYamlBlocksOfTheDocsParse) {
-    // The agent configurations the docs show (```yaml blocks) hold only declared keys, each once.
+    // The agent configurations the docs and the receiver pages of config/examples/ show (```yaml
+    // blocks) hold only declared keys, each once; list keys in either form (`streams: [a, b]`).
     // Their files (/etc/hsmaudit/...) are not here: the full check is for the shipped files above.
     const auto keys = all_config_keys(exporters::exporter_config_keys());
     std::vector<fs::path> docs = {fs::path(HSMAUDIT_SOURCE_DIR) / "README.md"};
-    for (const auto& e : fs::directory_iterator(fs::path(HSMAUDIT_SOURCE_DIR) / "docs"))
-        if (e.path().extension() == ".md") docs.push_back(e.path());
+    for (const char* dir : {"docs", "config/examples"})  // the receiver pages show the agent's side too
+        for (const auto& e : fs::directory_iterator(fs::path(HSMAUDIT_SOURCE_DIR) / dir))
+            if (e.path().extension() == ".md") docs.push_back(e.path());
     int blocks = 0;
     for (const auto& doc : docs) {
         std::ifstream in(doc);

@@ -64,6 +64,48 @@ TEST(Config, BadValuesNameTheKeyAndWhatIsExpected) {
     }
 }
 
+// A list key (KeyType::list, such as exporters.*.streams) takes a YAML list (flow or block) or a
+// comma-separated string; both give the same value. A bad item is named with its line and column.
+TEST(Config, ListKeysTakeAYamlListOrACommaSeparatedString) {
+    const std::string head = "exporters:\n  siem:\n    type: relp\n";
+    for (const std::string form :
+         {"    streams: [audit, alerts, checkpoints]\n",
+          "    streams:\n      - audit\n      - alerts\n      - checkpoints\n",
+          "    streams: audit, alerts,checkpoints\n", "    streams: \"audit,alerts,checkpoints\"\n"}) {
+        auto c = parse(head + form);
+        ASSERT_TRUE(c.has_value()) << form << c.error().message;
+        EXPECT_EQ(c->str("exporters.siem.streams"), "audit,alerts,checkpoints") << form;
+        EXPECT_EQ(base::split_list(c->str("exporters.siem.streams")),
+                  (std::vector<std::string>{"audit", "alerts", "checkpoints"}));
+        EXPECT_EQ(c->origin("exporters.siem.streams"), "test.yaml:4") << form;
+    }
+    auto empty = parse(head + "    streams: []\n");
+    ASSERT_TRUE(empty.has_value()) << empty.error().message;  // the destination check refuses it (names no stream)
+    EXPECT_EQ(empty->str("exporters.siem.streams"), "");
+
+    struct Case {
+        const char* yaml;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"    streams: [audit, [alerts]]\n",
+         "test.yaml:4:22: key 'exporters.siem.streams' item 2: expected a plain "
+         "value, found a list"},
+        {"    streams: [audit, {a: b}]\n", "item 2: expected a plain value, found a mapping"},
+        {"    streams:\n      - audit\n      -\n", "item 2: expected a plain value, found a null"},
+        {"    streams: [audit, \"alerts,checkpoints\"]\n",
+         "item 2 ('alerts,checkpoints') holds a comma: write each value as its own item"},
+        {"    streams: [audit, \" \"]\n", "item 2 is empty"},
+        {"    streams: {audit: true}\n", "takes a list, not a mapping"},
+        {"    batch: [1]\n", "key 'exporters.siem.batch' takes a integer, not a list (write one value)"},
+    };
+    for (const auto& k : cases) {
+        auto c = parse(head + k.yaml);
+        ASSERT_FALSE(c.has_value()) << k.yaml;
+        EXPECT_NE(c.error().message.find(k.expect), std::string::npos) << c.error().message;
+    }
+}
+
 TEST(Config, SizesAndDurations) {
     EXPECT_EQ(*base::parse_bytes("220GB"), 220'000'000'000);
     EXPECT_EQ(*base::parse_bytes("16MiB"), 16 << 20);

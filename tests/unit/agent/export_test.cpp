@@ -1275,6 +1275,53 @@ TEST(ExportConfig, BadDestinationsAreRefusedWithTheKeyNamed) {
                     .has_value());
 }
 
+TEST(ExportConfig, StreamsAndClassesTakeAListOrAStringAndTheRunnerGetsTheSame) {
+    for (const std::string form :
+         {"    streams: [audit, alerts]\n    classes: [access, manage]\n",
+          "    streams:\n      - audit\n      - alerts\n    classes:\n      - access\n      - manage\n",
+          "    streams: audit, alerts\n    classes: access,manage\n"}) {
+        auto c = parse("exporters:\n  siem:\n    type: fake\n" + form);
+        ASSERT_TRUE(c.has_value()) << form << c.error().message;
+        auto s = read_destination_settings(*c, "siem");
+        ASSERT_TRUE(s.has_value()) << s.error().message;
+        EXPECT_EQ(s->runner.streams, (std::array<bool, 4>{true, false, true, false})) << form;
+        EXPECT_EQ(s->runner.classes, (std::vector<std::string>{"access", "manage"})) << form;
+        EXPECT_EQ(s->runner.name, "siem");
+    }
+    // A bad entry is named, in either form.
+    for (const std::string form : {"    streams: [audit, telepathy]\n", "    streams: audit, telepathy\n"}) {
+        auto r = parse("exporters:\n  siem:\n    type: fake\n" + form);
+        ASSERT_FALSE(r.has_value()) << form;
+        EXPECT_NE(r.error().message.find("exporters.siem.streams (test.yaml:4): unknown stream 'telepathy'"),
+                  std::string::npos)
+            << r.error().message;
+    }
+    auto cls = parse("exporters:\n  siem:\n    type: fake\n    classes: [usage, nonsense]\n");
+    ASSERT_FALSE(cls.has_value());
+    EXPECT_NE(cls.error().message.find("unknown event class 'nonsense'"), std::string::npos) << cls.error().message;
+    auto none = parse("exporters:\n  siem:\n    type: fake\n    streams: []\n");
+    ASSERT_FALSE(none.has_value());
+    EXPECT_NE(none.error().message.find("names no stream"), std::string::npos) << none.error().message;
+}
+
+TEST(ExportFilter, TheRunnersFilterIsEventWanted) {
+    RunnerOptions o;
+    o.max_severity = 4;
+    o.classes = {"access"};
+    Event e;
+    e.stream = Stream::audit;
+    e.record.event_class = "access";
+    e.record.result = 1;  // a failed access: 3
+    EXPECT_TRUE(event_wanted(o, e));
+    e.record.event_class = "manage";  // not a wanted class
+    EXPECT_FALSE(event_wanted(o, e));
+    e.stream = Stream::alerts;
+    e.alert.severity = Severity::info;  // 6 > 4
+    EXPECT_FALSE(event_wanted(o, e));
+    e.alert.severity = Severity::critical;
+    EXPECT_TRUE(event_wanted(o, e));
+}
+
 // The cursor file's format, owned by runner.h (parse_cursor_file / render_cursor_file).
 TEST(CursorFile, RoundTripsEveryStream) {
     const std::array<std::uint64_t, 4> positions{42, 7, 0, UINT64_MAX};

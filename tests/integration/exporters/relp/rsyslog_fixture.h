@@ -139,6 +139,8 @@ enum class Listener { relp_tls, relp_plain, syslog_tls, syslog_tcp, syslog_udp }
 struct ReceiverOptions {
     Listener listener = Listener::relp_tls;
     std::string permitted_client = "client.test";  // the client name the receiver accepts
+    /// The rsyslog string template of each line of received.log (default: the raw message).
+    std::string line_template = "%rawmsg%\\n";
 };
 
 /// rsyslogd with one input writing every raw message as one line to `received_path()`. The
@@ -224,7 +226,7 @@ private:
                  pki.server_key + "\"";
         }
         c += ")\nmain_queue(queue.type=\"Direct\")\n";
-        c += "template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n";
+        c += "template(name=\"raw\" type=\"string\" string=\"" + options_.line_template + "\")\n";
         switch (options_.listener) {
             case Listener::relp_tls:
                 c += "module(load=\"imrelp\" tls.tlslib=\"openssl\")\n"

@@ -25,7 +25,7 @@ std::string error_for(const std::string& key, const std::string& value) {
 
 TEST(FormatKeys, EveryKeyIsAnInstanceKeyWithTypeDefaultAndDescription) {
     const auto keys = format_config_keys();
-    ASSERT_EQ(keys.size(), 9u);
+    ASSERT_EQ(keys.size(), 10u);
     for (const auto& k : keys) {
         EXPECT_EQ(k.key.rfind("exporters.*.", 0), 0u) << k.key;
         EXPECT_FALSE(k.description.empty()) << k.key;

@@ -44,6 +44,12 @@ TEST(Golden, DocumentedExamplesAreTheFormattersOutput) {
     expect_example(doc, "LEEF", test::render(test::options(FormatKind::leef), login));
     expect_example(doc, "JSON", test::render(test::options(FormatKind::json), login));
     expect_example(doc, "HEC", test::render(test::options(FormatKind::hec), login));
+    FormatOptions cef5424 = test::options(FormatKind::cef);
+    cef5424.syslog_header = SyslogHeader::rfc5424;
+    expect_example(doc, "CEF after an RFC 5424 header", test::render(cef5424, login));
+    FormatOptions leef3164 = test::options(FormatKind::leef);
+    leef3164.syslog_header = SyslogHeader::rfc3164;
+    expect_example(doc, "LEEF after an RFC 3164 header", test::render(leef3164, login));
 }
 
 }  // namespace
