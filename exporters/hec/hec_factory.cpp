@@ -15,16 +15,31 @@ std::string key_of(std::string_view name, std::string_view k) {
 }
 
 /// HEC's event endpoint takes HEC envelopes only: another format would be refused by Splunk
-/// (HEC code 6) and block the destination at its first batch.
-Result<std::unique_ptr<formats::Formatter>> hec_formatter(const agent::ExporterContext& context) {
-    auto options = formats::read_format_options(context.config, context.name);
+/// (HEC code 6) and block the destination at its first batch. Without a format key, hec.
+Result<formats::FormatOptions> hec_format(const base::Config& config, std::string_view name) {
+    auto options = formats::read_format_options(config, name, formats::SyslogHeader::none);
     if (!options) return std::move(options).error();
+    if (config.origin("exporters." + std::string(name) + ".format") == "default")
+        options->kind = formats::FormatKind::hec;
     if (options->kind != formats::FormatKind::hec)
-        return make_error(errc::config_error, "exporters." + context.name +
+        return make_error(errc::config_error, "exporters." + std::string(name) +
                                                   ".format: a splunk_hec destination sends HEC envelopes: set "
                                                   "format: hec (got '" +
                                                   std::string(formats::to_string(options->kind)) + "')");
+    return options;
+}
+
+Result<std::unique_ptr<formats::Formatter>> hec_formatter(const agent::ExporterContext& context) {
+    auto options = hec_format(context.config, context.name);
+    if (!options) return std::move(options).error();
     return formats::make_formatter(*options);
+}
+
+/// What `hsmaudit tap` shows: the envelope each event becomes (batching and gzip aside).
+Result<agent::EventRenderer> renderer(const base::Config& config, std::string_view name) {
+    auto options = hec_format(config, name);
+    if (!options) return std::move(options).error();
+    return formats::as_renderer(formats::make_formatter(*options));
 }
 
 Result<std::unique_ptr<agent::Exporter>> create(const agent::ExporterContext& context) {
@@ -58,7 +73,7 @@ Status validate(const agent::ExporterContext& context) {
 }  // namespace
 
 agent::ExporterFactory factory() {
-    return {"splunk_hec", hec_config_keys, create, endpoint, validate};
+    return {"splunk_hec", hec_config_keys, create, endpoint, validate, renderer};
 }
 
 }  // namespace hsmaudit::exporters::hec
