@@ -26,6 +26,15 @@ std::size_t utf8_sequence_length(std::string_view in, std::size_t i) {
     return 0;
 }
 
+bool is_valid_utf8(std::string_view in) {
+    for (std::size_t i = 0; i < in.size();) {
+        const std::size_t n = utf8_sequence_length(in, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
 std::string_view clean(std::string_view in, std::size_t cap, std::string& scratch) {
     // Fast path: valid and short enough.
     std::size_t i = 0;
