@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "agent/daemon/syslog_intake.h"
 #include "agent/engine/export/store_source.h"
@@ -177,6 +179,19 @@ TEST_F(SyslogSpoolTest, TheReaderTakesTheLongestLineTheWriterCanProduce) {
     EXPECT_EQ(events[0].syslog.sd.size(), sd_heavy.structured_data.size());
     EXPECT_EQ(events[1].syslog.raw, binary);
     EXPECT_EQ(events[2].syslog.msg.size(), std::size_t{64} * 1024 * 4);
+}
+
+TEST(SyslogPayloadDoc, TheExampleInFormatMdIsWhatTheIntakeWrites) {
+    auto m = sl::parse_message("<13>1 2026-11-24T08:15:19.250+02:00 myLuna app - - [x@1 a=\"1\" a=\"2\"] C:\\\\dir\nline 2");
+    m.transport = sl::Transport::tcp;
+    m.peer = "127.0.0.1:40522";
+    const std::string payload = syslog_spool_payload(m, sl::kDefaultMaxMessageBytes);
+    std::ifstream in(std::string(HSMAUDIT_SOURCE_DIR) + "/docs/FORMAT.md");
+    std::stringstream doc;
+    doc << in.rdbuf();
+    EXPECT_NE(doc.str().find("1 2026-11-24T06:15:19.251Z " + payload + " h=..."), std::string::npos)
+        << "docs/FORMAT.md section 11 should show this payload:\n"
+        << payload;
 }
 
 }  // namespace
