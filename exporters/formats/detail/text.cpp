@@ -72,6 +72,11 @@ std::string_view clean(std::string_view in, std::size_t cap, std::string& scratc
     return scratch;
 }
 
+const std::string& syslog_text(const agent::SyslogFields& s) {
+    // Every message now carries raw; it stands in for the MSG only when nothing parsed.
+    return s.msg.empty() && !s.malformed.empty() ? s.raw : s.msg;
+}
+
 std::string_view entry_name(agent::EntryKind k) {
     switch (k) {
         case agent::EntryKind::record: return "record";
@@ -119,7 +124,7 @@ std::string event_title(const agent::Event& e) {
     switch (e.stream) {
         case agent::Stream::audit: return event_type(e) + (e.record.result == 0 ? " succeeded" : " failed");
         case agent::Stream::syslog: {
-            const std::string& m = e.syslog.msg.empty() ? e.syslog.raw : e.syslog.msg;
+            const std::string& m = syslog_text(e.syslog);
             std::string scratch;
             return std::string(clean(m, 128, scratch));
         }
@@ -144,7 +149,7 @@ std::string event_message(const agent::Event& e) {
             if (!r.details.empty()) m += ", " + details_text(r);
             return m;
         }
-        case agent::Stream::syslog: return e.syslog.msg.empty() ? e.syslog.raw : e.syslog.msg;
+        case agent::Stream::syslog: return syslog_text(e.syslog);
         case agent::Stream::alerts:
             return std::string(agent::to_string(e.alert.severity)) + " " + e.alert.kind + ": " + e.alert.message;
         case agent::Stream::checkpoints: return e.checkpoint;

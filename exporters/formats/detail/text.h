@@ -46,6 +46,9 @@ inline std::string_view clean(std::string_view in, const RenderLimits& l, std::s
     return clean(in, l.value_cap, scratch);
 }
 
+/// A syslog message's text for titles and messages: its MSG, or its raw bytes when it did not parse.
+const std::string& syslog_text(const agent::SyslogFields& s);
+
 /// An audit event that is a segment's open or seal entry (destinations with chain_lines), not a record.
 inline bool is_chain_entry(const agent::Event& e) {
     return e.stream == agent::Stream::audit && e.entry != agent::EntryKind::record;
