@@ -9,7 +9,7 @@
 namespace hsmaudit::agent {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;  // keys in the documented order
 
 /// The length of `s` once JSON-escaped (nlohmann's dump: two-character escapes for " \ \b \f \n
 /// \r \t, \u00XX for the other control characters).

@@ -616,7 +616,7 @@ TEST(FaithfulSyslog, JsonCarriesTheExactBytesAndBase64WhereTheyAreNotUtf8) {
 TEST(FaithfulSyslog, Rfc5424KeepsTheMessageBytesAndEscapesSdOnce) {
     const auto e = faithful_syslog_event();
     const std::string out = render(test::options(FormatKind::rfc5424), e);
-    EXPECT_EQ(out.rfind("<164>1 2026-11-24T04:29:00.123Z ", 0), 0u) << out;
+    EXPECT_EQ(out.rfind("<172>1 2026-11-24T04:29:00.123Z ", 0), 0u) << out;
     EXPECT_NE(out.find("a=\"q\\\"\\]\\\\\nx\""), std::string::npos) << "only \" \\ ] escaped: " << out;
     const auto m = parse5424(out);
     EXPECT_EQ(m.msg, e.syslog.msg) << "LF, CR, NUL, TAB and backslashes as they came (octet counting frames them)";
