@@ -72,8 +72,8 @@ struct SyslogFields {
     std::string msg;        // the MSG (without one trailing line end: LF, CR LF or NUL)
     std::string transport;  // "udp", "tcp", "unix", "file"
     std::string peer;
-    std::string format;     // "rfc5424", "rfc3164", "luna_file", "plain_file", "unknown" ("" if not known)
-    std::string malformed;  // why it did not parse ("" if it did)
+    std::string format;      // "rfc5424", "rfc3164", "luna_file", "plain_file", "unknown" ("" if not known)
+    std::string malformed;   // why it did not parse ("" if it did)
     bool oversized = false;  // longer than syslog.max_message_bytes: raw holds the first bytes
     std::string raw;         // the message exactly as received (version 1 lines: only when malformed)
 
@@ -89,8 +89,8 @@ struct Event {
     std::int64_t time_ms = 0;
     /// syslog: when the agent received (spooled) it, UTC ms; other streams: 0 (see arrival_ms()).
     std::int64_t received_ms = 0;
-    std::string serial;          // the module's serial (the appliance's identity)
-    std::string host;            // the appliance's host name (agent.hostname, or the system's)
+    std::string serial;  // the module's serial (the appliance's identity)
+    std::string host;    // the appliance's host name (agent.hostname, or the system's)
 
     // stream == audit
     /// record, or (only for destinations with `exporters.<name>.chain_lines: true`, such as a

@@ -116,7 +116,8 @@ Json event_object(const agent::Event& e, const RenderLimits& limits) {
             // text that is not valid UTF-8 is written with U+FFFD and its bytes again in base64
             // (not when the event is cut: a cut base64 value would decode to nothing useful).
             o["msg"] = b.text(s.msg);
-            if (!limits.truncated() && !is_valid_utf8(s.msg)) o["msg_base64"] = mac::base64_encode(mac::as_bytes(s.msg));
+            if (!limits.truncated() && !is_valid_utf8(s.msg))
+                o["msg_base64"] = mac::base64_encode(mac::as_bytes(s.msg));
             o["transport"] = b.short_text(s.transport);
             o["peer"] = b.short_text(s.peer);
             if (e.received_ms != 0) o["received"] = mac::format_time(e.received_ms);

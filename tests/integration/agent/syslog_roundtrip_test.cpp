@@ -170,7 +170,9 @@ std::string random_message(std::mt19937_64& rng) {
     };
     std::string m;
     switch (rng() % 4) {
-        case 0: m = "<" + std::to_string(rng() % 192) + ">1 2026-11-24T06:29:00.123+02:00 myLuna app 1 ID [x@1 a=\"v\"] "; break;
+        case 0:
+            m = "<" + std::to_string(rng() % 192) + ">1 2026-11-24T06:29:00.123+02:00 myLuna app 1 ID [x@1 a=\"v\"] ";
+            break;
         case 1: m = "<13>Nov 24 06:29:00 myLuna tag[42]: "; break;
         case 2: m = "2026 Nov 24 06:29:00 myLuna local5 info NTLS [1234]: "; break;
         default: break;  // no grammar at all
@@ -277,7 +279,8 @@ TEST_F(SyslogRoundTrip, TenThousandRandomMessagesArriveByteForByte) {
             }
         if (via == Via::udp && (udp_window_bytes + m.size() + 1024 > 96 * 1024 || udp_window_count >= 64)) {
             // Wait until the agent has everything sent so far (its socket buffer is empty again).
-            ASSERT_TRUE(eventually([&] { return received() >= total; })) << "received " << received() << " of " << total;
+            ASSERT_TRUE(eventually([&] { return received() >= total; }))
+                << "received " << received() << " of " << total;
             udp_window_bytes = 0;
             udp_window_count = 0;
         }
@@ -297,8 +300,7 @@ TEST_F(SyslogRoundTrip, TenThousandRandomMessagesArriveByteForByte) {
     ::close(udp);
     ::close(unx);
     const bool all = eventually([&] { return receiver.count() >= kMessages; }, std::chrono::seconds(90));
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const json st = status();
     ASSERT_TRUE(all) << "the receiver has " << receiver.count() << " of " << kMessages << " events; agent status "
                      << st.dump() << "\nlog:\n"

@@ -182,7 +182,8 @@ TEST_F(SyslogSpoolTest, TheReaderTakesTheLongestLineTheWriterCanProduce) {
 }
 
 TEST(SyslogPayloadDoc, TheExampleInFormatMdIsWhatTheIntakeWrites) {
-    auto m = sl::parse_message("<13>1 2026-11-24T08:15:19.250+02:00 myLuna app - - [x@1 a=\"1\" a=\"2\"] C:\\\\dir\nline 2");
+    auto m =
+        sl::parse_message("<13>1 2026-11-24T08:15:19.250+02:00 myLuna app - - [x@1 a=\"1\" a=\"2\"] C:\\\\dir\nline 2");
     m.transport = sl::Transport::tcp;
     m.peer = "127.0.0.1:40522";
     const std::string payload = syslog_spool_payload(m, sl::kDefaultMaxMessageBytes);

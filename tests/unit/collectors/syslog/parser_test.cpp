@@ -193,7 +193,6 @@ TEST(SafeText, InvalidUtf8AndControlsAreEscapedReversibly) {
     EXPECT_EQ(testing::unescape(out), in);
     EXPECT_EQ(to_safe_text("plain \\ text", &escaped), "plain \\ text");
     EXPECT_FALSE(escaped);
-
 }
 
 TEST(Faithful, FieldsKeepTheReceivedBytesExactly) {

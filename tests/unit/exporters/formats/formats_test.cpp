@@ -578,8 +578,9 @@ agent::Event faithful_syslog_event() {
     e.syslog.timestamp = "2026-11-24T06:29:00.123+02:00";
     e.syslog.msg = std::string("C:\\\\dir \\x0A one\ntwo\r\nnul:") + '\0' + "\ttab";
     e.syslog.sd = {{"z@1", {{"b", "1"}, {"a", "q\"]\\\nx"}, {"b", "3"}}}};
-    e.syslog.raw = "<164>1 2026-11-24T06:29:00.123+02:00 myLuna lunash 1234 - [z@1 b=\"1\" a=\"q\\\"\\]\\\\\nx\" b=\"3\"] " +
-                   e.syslog.msg;
+    e.syslog.raw =
+        "<164>1 2026-11-24T06:29:00.123+02:00 myLuna lunash 1234 - [z@1 b=\"1\" a=\"q\\\"\\]\\\\\nx\" b=\"3\"] " +
+        e.syslog.msg;
     return e;
 }
 
