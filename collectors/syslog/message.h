@@ -48,9 +48,6 @@ struct SyslogMessage {
     int severity = -1;  // 0..7, -1 when unknown
     /// UTC, when the message carried a full date (RFC 3164 has no year: then only timestamp_text is set).
     std::optional<std::chrono::sys_time<std::chrono::microseconds>> timestamp;
-    /// The timestamp named its UTC offset (RFC 3339: RFC 5424's, or in an RFC 3164 or file line); a
-    /// "YYYY Mmm dd hh:mm:ss" one has none (timestamp then reads it as if UTC) and is not the event time.
-    bool timestamp_has_zone = false;
     std::string timestamp_text;
     std::string hostname;
     std::string app_name;
@@ -60,7 +57,11 @@ struct SyslogMessage {
     std::string msg;
 
     std::string raw;
-    bool malformed = false;        // did not follow the grammar it started with, or no grammar at all
+    bool malformed = false;  // did not follow the grammar it started with, or no grammar at all
+    /// `timestamp` named its UTC offset (RFC 3339: RFC 5424's, or in an RFC 3164 or file line); a
+    /// "YYYY Mmm dd hh:mm:ss" one has none (timestamp then reads it as if UTC) and is not the event time.
+    /// (Beside `malformed`: in its padding.)
+    bool timestamp_has_zone = false;
     std::string malformed_reason;  // names what is wrong, e.g. "PRI 192 is out of range 0..191"
     bool oversized = false;        // longer than the configured maximum: raw holds the first max bytes
 };
