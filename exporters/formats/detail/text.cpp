@@ -115,7 +115,7 @@ std::string event_type(const agent::Event& e) {
 
 std::string result_hex(std::uint32_t result) {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", result);
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", result);
     return buf;
 }
 
