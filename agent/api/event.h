@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,31 +49,48 @@ inline bool parse_stream(std::string_view text, Stream& out) {
     return false;
 }
 
-/// A syslog message as the agent's collector parsed and spooled it (agent/daemon/syslog_intake.cpp).
+/// A syslog message as the agent's collector parsed and spooled it (agent/daemon/syslog_intake.cpp;
+/// the spool's payload: agent/engine/store/syslog_payload.h, docs/FORMAT.md section 11).
+/// Every text field holds the received bytes exactly (any byte: LF, CR, NUL, backslashes, bytes that
+/// are not UTF-8): each format escapes once, when it renders. Lines spooled before issue 17 (payload
+/// version 1) read back as they were then: their text had control characters and invalid bytes as
+/// \xNN (backslashes doubled only then), and `raw` only when malformed.
 struct SyslogFields {
     int facility = -1;      // 0..23, -1 unknown
     int severity = -1;      // 0..7, -1 unknown
     std::string timestamp;  // as received ("" if none)
+    /// The message's own time, UTC microseconds, when its timestamp named its zone (RFC 3339);
+    /// then Event::time_ms is this time (else the receive time).
+    std::optional<std::int64_t> time_us;
     std::string host;
     std::string app;
     std::string procid;
     std::string msgid;
-    /// Structured data as received: SD-ID -> params (name, unescaped value), in order.
+    /// Structured data as received: SD-ID -> params (name, unescaped value), in received order,
+    /// duplicates kept.
     std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sd;
-    std::string msg;
-    std::string transport;  // "udp", "tcp", "unix_datagram", "file"
+    std::string msg;        // the MSG (without one trailing line end: LF, CR LF or NUL)
+    std::string transport;  // "udp", "tcp", "unix", "file"
     std::string peer;
-    std::string malformed;  // why it did not parse ("" if it did); then `raw` holds it
-    std::string raw;
+    std::string format;      // "rfc5424", "rfc3164", "luna_file", "plain_file", "unknown" ("" if not known)
+    std::string malformed;   // why it did not parse ("" if it did)
+    bool oversized = false;  // longer than syslog.max_message_bytes: raw holds the first bytes
+    std::string raw;         // the message exactly as received (version 1 lines: only when malformed)
+
+    bool operator==(const SyslogFields&) const = default;
 };
 
 struct Event {
     Stream stream = Stream::audit;
     std::uint64_t position = 0;  // audit: sequence number; other streams: line number, 1-based
     std::string event_id;        // stable across redeliveries (see the file comment)
-    std::int64_t time_ms = 0;    // when it happened (record: module clock; syslog: received), UTC ms
-    std::string serial;          // the module's serial (the appliance's identity)
-    std::string host;            // the appliance's host name (agent.hostname, or the system's)
+    /// When it happened, UTC ms: a record's module clock; a syslog message's own timestamp when it
+    /// names its zone (RFC 3339), else received_ms.
+    std::int64_t time_ms = 0;
+    /// syslog: when the agent received (spooled) it, UTC ms; other streams: 0 (see arrival_ms()).
+    std::int64_t received_ms = 0;
+    std::string serial;  // the module's serial (the appliance's identity)
+    std::string host;    // the appliance's host name (agent.hostname, or the system's)
 
     // stream == audit
     /// record, or (only for destinations with `exporters.<name>.chain_lines: true`, such as a
@@ -104,6 +122,12 @@ inline std::string make_event_id(const Event& e) {
     if (e.stream == Stream::audit)
         return e.serial + "-" + std::to_string(e.record.boot) + "-" + std::to_string(e.record.seq);
     return e.serial + "-" + std::string(to_string(e.stream)) + "-" + std::to_string(e.position);
+}
+
+/// When the agent had the event, UTC ms, for delivery latency and lag: a syslog message's receive
+/// time (its own timestamp may be anything the sender's clock said), otherwise time_ms.
+inline std::int64_t arrival_ms(const Event& e) {
+    return e.received_ms != 0 ? e.received_ms : e.time_ms;
 }
 
 /// The event's syslog severity, 0 (emergency) .. 7 (debug): the one mapping every format and

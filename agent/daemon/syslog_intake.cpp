@@ -51,34 +51,47 @@ std::uint64_t ensure_descriptor_limit(std::uint64_t needed) {
     return want;
 }
 
-nlohmann::json syslog_message_json(const sl::SyslogMessage& m) {
-    nlohmann::json j;
-    j["transport"] = sl::to_string(m.transport);
-    j["peer"] = m.peer;
-    j["format"] = sl::to_string(m.format);
-    if (m.facility >= 0) j["facility"] = m.facility;
-    if (m.severity >= 0) j["severity"] = m.severity;
-    if (!m.timestamp_text.empty()) j["timestamp"] = m.timestamp_text;
-    if (!m.hostname.empty()) j["host"] = m.hostname;
-    if (!m.app_name.empty()) j["app"] = m.app_name;
-    if (!m.procid.empty()) j["procid"] = m.procid;
-    if (!m.msgid.empty()) j["msgid"] = m.msgid;
-    if (!m.structured_data.empty()) {
-        nlohmann::json sd = nlohmann::json::object();
-        for (const auto& e : m.structured_data) {
-            nlohmann::json params = nlohmann::json::object();
-            for (const auto& p : e.params) params[p.name] = p.value;
-            sd[e.id] = std::move(params);
-        }
-        j["sd"] = std::move(sd);
+SyslogFields syslog_fields_of(const sl::SyslogMessage& m) {
+    SyslogFields f;
+    f.transport = sl::to_string(m.transport);
+    f.peer = m.peer;
+    f.format = sl::to_string(m.format);
+    f.facility = m.facility;
+    f.severity = m.severity;
+    f.timestamp = m.timestamp_text;
+    if (m.timestamp && m.timestamp_has_zone) f.time_us = m.timestamp->time_since_epoch().count();
+    f.host = m.hostname;
+    f.app = m.app_name;
+    f.procid = m.procid;
+    f.msgid = m.msgid;
+    f.sd.reserve(m.structured_data.size());
+    for (const auto& e : m.structured_data) {
+        std::vector<std::pair<std::string, std::string>> params;
+        params.reserve(e.params.size());
+        for (const auto& p : e.params) params.emplace_back(p.name, p.value);
+        f.sd.emplace_back(e.id, std::move(params));
     }
-    j["msg"] = m.msg;
-    if (m.malformed) {
-        j["malformed"] = m.malformed_reason.empty() ? "yes" : m.malformed_reason;
-        j["raw"] = m.raw;
-    }
-    if (m.oversized) j["oversized"] = true;
-    return j;
+    f.msg = m.msg;
+    f.raw = m.raw;
+    if (m.malformed) f.malformed = m.malformed_reason.empty() ? "yes" : m.malformed_reason;
+    f.oversized = m.oversized;
+    return f;
+}
+
+std::string syslog_spool_payload(const sl::SyslogMessage& m, std::size_t max_message_bytes) {
+    const SyslogFields f = syslog_fields_of(m);
+    std::string payload = encode_syslog_payload(f);
+    if (payload.size() <= max_syslog_payload_bytes(max_message_bytes)) return payload;
+    // Cannot happen for what the collector delivers (raw is at most max_message_bytes, and every
+    // field is cut from it): kept anyway so the reader's line bound can never be exceeded. The
+    // exact message stays; the parsed fields, which it holds, go.
+    SyslogFields bare;
+    bare.transport = f.transport;
+    bare.peer = f.peer.substr(0, 4096);
+    bare.raw = f.raw.substr(0, max_message_bytes);
+    bare.malformed = "the parsed fields did not fit the spool line; raw holds the message";
+    bare.oversized = f.oversized || f.raw.size() > max_message_bytes;
+    return encode_syslog_payload(bare);
 }
 
 Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& config, const std::string& dir,
@@ -95,6 +108,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
     in->spool_ = std::move(*spool);
     in->spool_->start();
     const auto max_bytes = static_cast<std::size_t>(config.integer("syslog.max_message_bytes"));
+    in->max_message_bytes_ = max_bytes;
     // A source whose thread failed (a bug: an exception escaped) has stopped; say so loudly.
     auto on_failure = [alerts](const std::string& what) {
         if (alerts != nullptr)
@@ -173,7 +187,7 @@ std::string SyslogIntake::position_file(const std::string& path) const {
 
 void SyslogIntake::on_message(sl::SyslogMessage&& message) {
     if (!spool_) return;
-    spool_->push(syslog_message_json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    spool_->push(syslog_spool_payload(message, max_message_bytes_));
 }
 
 void SyslogIntake::stop() {

@@ -1,6 +1,7 @@
 // SyslogIntake: receives the appliance's syslog stream (listeners and file followers from
 // collectors/syslog) and spools every message durably (agent/engine/store/event_spool.h) as one JSON
-// line. Malformed, oversized and binary input is spooled too, flagged, with its raw text.
+// line that keeps its exact bytes (agent/engine/store/syslog_payload.h). Malformed, oversized and
+// binary input is spooled too, flagged.
 //
 // Thread-safety: on_message() is called from the listeners' and followers' threads (the spool's
 // queue is thread-safe); start()/stop() from the owner.
@@ -14,8 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/api/alerts.h"
+#include "agent/api/event.h"
 #include "agent/daemon/journal_intake.h"
 #include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/syslog_payload.h"
 #include "base/config/config.h"
 #include "collectors/journal/probe.h"
 #include "collectors/syslog/file_follower.h"
@@ -61,6 +64,7 @@ private:
     Status start_journal(const base::Config& config, AlertSink* alerts);
 
     std::string dir_;
+    std::size_t max_message_bytes_ = kMaxSyslogMessageBytes;
     collectors::syslog::Probe probe_;
     std::unique_ptr<EventSpool> spool_;
     std::vector<std::unique_ptr<collectors::syslog::SyslogListener>> listeners_;
@@ -76,7 +80,10 @@ void apply_listener_limits(collectors::syslog::ListenerOptions& options, const b
 /// soft limit in force after. Logs what it did, or that it could not.
 std::uint64_t ensure_descriptor_limit(std::uint64_t needed);
 
-/// One syslog message as the spool's JSON payload.
-nlohmann::json syslog_message_json(const collectors::syslog::SyslogMessage& m);
+/// One received message as the agent's event fields: every byte kept (docs/FORMAT.md section 11).
+SyslogFields syslog_fields_of(const collectors::syslog::SyslogMessage& m);
+/// The spool line payload of one message (agent/engine/store/syslog_payload.h), at most
+/// max_syslog_payload_bytes(max_message_bytes) long.
+std::string syslog_spool_payload(const collectors::syslog::SyslogMessage& m, std::size_t max_message_bytes);
 
 }  // namespace hsmaudit::agent

@@ -28,7 +28,7 @@ const char* to_string(SyslogFormat f) noexcept;
 
 struct SdParam {
     std::string name;
-    std::string value;  // unescaped
+    std::string value;  // unescaped (\" \\ \] as " \ ]), otherwise the received bytes
 };
 
 struct SdElement {
@@ -36,10 +36,10 @@ struct SdElement {
     std::vector<SdParam> params;
 };
 
-/// One received syslog message. Every text field is valid UTF-8: bytes that are not (and control
-/// characters other than tab) are written as \xNN. `raw` is the received message exactly as it came
-/// unless `raw_escaped` is set, in which case the escaping above applies and a backslash is written "\\",
-/// so the original bytes can always be recovered.
+/// One received syslog message. Every field holds the bytes it was cut from, exactly (any byte: LF, CR,
+/// NUL, backslashes, invalid UTF-8; nothing is escaped here: each output format escapes once, by its own
+/// rules). `raw` is the message exactly as received (a datagram, an octet-counted or LF-framed frame
+/// without its LF, a file line without its LF). The MSG excludes one trailing line end (LF, CR LF, NUL).
 /// A value type; safe to move between threads.
 struct SyslogMessage {
     Transport transport = Transport::none;
@@ -54,12 +54,15 @@ struct SyslogMessage {
     std::string app_name;
     std::string procid;
     std::string msgid;
-    std::vector<SdElement> structured_data;
+    std::vector<SdElement> structured_data;  // in received order, duplicates kept
     std::string msg;
 
     std::string raw;
-    bool raw_escaped = false;
-    bool malformed = false;        // did not follow the grammar it started with, or no grammar at all
+    bool malformed = false;  // did not follow the grammar it started with, or no grammar at all
+    /// `timestamp` named its UTC offset (RFC 3339: RFC 5424's, or in an RFC 3164 or file line); a
+    /// "YYYY Mmm dd hh:mm:ss" one has none (timestamp then reads it as if UTC) and is not the event time.
+    /// (Beside `malformed`: in its padding.)
+    bool timestamp_has_zone = false;
     std::string malformed_reason;  // names what is wrong, e.g. "PRI 192 is out of range 0..191"
     bool oversized = false;        // longer than the configured maximum: raw holds the first max bytes
 };

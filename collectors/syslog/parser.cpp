@@ -127,7 +127,7 @@ bool parse_tag(std::string_view s, SyslogMessage& m) {
     if (p < s.size() && s[p] == ' ') ++p;
     m.app_name = std::string(tag);
     m.procid = std::string(pid);
-    m.msg = to_safe_text(s.substr(p));
+    m.msg = std::string(s.substr(p));
     return true;
 }
 
@@ -135,11 +135,11 @@ void parse_host_tag_msg(std::string_view rest, SyslogMessage& m) {
     std::string_view r = rest;
     const std::string_view host = next_token(r);
     if (host.empty() || !printusascii(host) || host.size() > 255) {
-        m.msg = to_safe_text(rest);
+        m.msg = std::string(rest);
         return;
     }
     m.hostname = std::string(host);
-    if (!parse_tag(r, m)) m.msg = to_safe_text(r);
+    if (!parse_tag(r, m)) m.msg = std::string(r);
 }
 
 // Structured data: "-" or one or more [id name="value" ...]. Advances s past it.
@@ -207,7 +207,7 @@ bool parse_sd(std::string_view& s, SyslogMessage& m) {
                 set_malformed(m, "STRUCTURED-DATA param '" + p.name + "' value is not closed by '\"'");
                 return false;
             }
-            p.value = to_safe_text(value);
+            p.value = std::move(value);
             e.params.push_back(std::move(p));
         }
         m.structured_data.push_back(std::move(e));
@@ -223,9 +223,10 @@ void parse_5424(std::string_view s, SyslogMessage& m) {
         std::string* out;
     };
     const std::string_view ts = next_token(s);
-    m.timestamp_text = to_safe_text(ts);
+    m.timestamp_text = std::string(ts);
     if (ts != "-") {
         m.timestamp = parse_rfc3339(ts);
+        m.timestamp_has_zone = m.timestamp.has_value();
         if (!m.timestamp) set_malformed(m, "TIMESTAMP " + quoted(ts) + " is not RFC 3339");
     }
     const Field fields[] = {{"HOSTNAME", 255, &m.hostname},
@@ -241,7 +242,7 @@ void parse_5424(std::string_view s, SyslogMessage& m) {
         if (tok.empty() || tok.size() > f.max || !printusascii(tok)) {
             set_malformed(m, std::string(f.name) + " " + quoted(tok) + " is empty, longer than " +
                                  std::to_string(f.max) + " or not printable US-ASCII");
-            m.msg = to_safe_text(s);
+            m.msg = std::string(s);
             return;
         }
         if (tok != "-") *f.out = std::string(tok);
@@ -251,18 +252,18 @@ void parse_5424(std::string_view s, SyslogMessage& m) {
         return;
     }
     if (!parse_sd(s, m)) {
-        m.msg = to_safe_text(s);
+        m.msg = std::string(s);
         return;
     }
     if (s.empty()) return;
     if (s[0] != ' ') {
         set_malformed(m, "no space between STRUCTURED-DATA and MSG");
-        m.msg = to_safe_text(s);
+        m.msg = std::string(s);
         return;
     }
     s.remove_prefix(1);
     if (s.substr(0, 3) == "\xEF\xBB\xBF") s.remove_prefix(3);  // BOM: the MSG is UTF-8
-    m.msg = to_safe_text(s);
+    m.msg = std::string(s);
 }
 
 void parse_3164(std::string_view s, SyslogMessage& m) {
@@ -282,13 +283,14 @@ void parse_3164(std::string_view s, SyslogMessage& m) {
         if (auto t3339 = parse_rfc3339(tok)) {
             m.timestamp_text = std::string(tok);
             m.timestamp = t3339;
+            m.timestamp_has_zone = true;
             s = r;
         } else {
-            m.msg = to_safe_text(s);  // RFC 3164 4.3.2: no valid TIMESTAMP, the whole is the MSG
+            m.msg = std::string(s);  // RFC 3164 4.3.2: no valid TIMESTAMP, the whole is the MSG
             return;
         }
     } else {
-        m.msg = to_safe_text(s);
+        m.msg = std::string(s);
         return;
     }
     parse_host_tag_msg(s, m);
@@ -310,7 +312,7 @@ void parse_file_line(std::string_view s, SyslogMessage& m) {
         if (host.empty() || !printusascii(host)) {
             m.format = SyslogFormat::luna_file;
             set_malformed(m, "no HOSTNAME after the timestamp");
-            m.msg = to_safe_text(s.substr(l + 1));
+            m.msg = std::string(s.substr(l + 1));
             return;
         }
         m.hostname = std::string(host);
@@ -318,10 +320,10 @@ void parse_file_line(std::string_view s, SyslogMessage& m) {
             m.format = SyslogFormat::luna_file;
             m.facility = f;
             m.severity = v;
-            if (!parse_tag(r, m)) m.msg = to_safe_text(r);
+            if (!parse_tag(r, m)) m.msg = std::string(r);
         } else {
             m.format = SyslogFormat::plain_file;  // a year but no facility/severity words
-            if (!parse_tag(after_host, m)) m.msg = to_safe_text(after_host);
+            if (!parse_tag(after_host, m)) m.msg = std::string(after_host);
         }
         return;
     }
@@ -337,15 +339,24 @@ void parse_file_line(std::string_view s, SyslogMessage& m) {
     if (auto t3339 = parse_rfc3339(tok)) {
         m.format = SyslogFormat::plain_file;
         m.timestamp = t3339;
+        m.timestamp_has_zone = true;
         m.timestamp_text = std::string(tok);
         parse_host_tag_msg(r, m);
         return;
     }
     set_malformed(m, "no PRI and no recognized log-file timestamp");
-    m.msg = to_safe_text(s);
+    m.msg = std::string(s);
 }
 
 }  // namespace
+
+std::string_view without_line_end(std::string_view in) noexcept {
+    if (!in.empty() && (in.back() == '\0' || in.back() == '\n')) {
+        in.remove_suffix(1);
+        if (!in.empty() && in.back() == '\r') in.remove_suffix(1);
+    }
+    return in;
+}
 
 const char* to_string(Transport t) noexcept {
     switch (t) {
@@ -486,12 +497,9 @@ std::string to_safe_text(std::string_view in, bool* escaped) {
 }
 
 SyslogMessage parse_message(std::string_view in) {
-    if (!in.empty() && (in.back() == '\0' || in.back() == '\n')) {
-        in.remove_suffix(1);
-        if (!in.empty() && in.back() == '\r') in.remove_suffix(1);
-    }
     SyslogMessage m;
-    m.raw = to_safe_text(in, &m.raw_escaped);
+    m.raw = std::string(in);  // exactly as received, its line end too: the spool keeps these bytes
+    in = without_line_end(in);
     if (in.empty()) {
         set_malformed(m, "empty message");
         return m;
@@ -506,17 +514,17 @@ SyslogMessage parse_message(std::string_view in) {
     const std::size_t ndigits = p - 1;
     if (ndigits == 0 || ndigits > 3 || p >= in.size() || in[p] != '>') {
         set_malformed(m, "PRI is not 1 to 3 digits between '<' and '>'");
-        m.msg = to_safe_text(in);
+        m.msg = std::string(in);
         return m;
     }
     if (ndigits > 1 && in[1] == '0') {
         set_malformed(m, "PRI " + std::string(in.substr(1, ndigits)) + " has a leading zero");
-        m.msg = to_safe_text(in);
+        m.msg = std::string(in);
         return m;
     }
     if (value > 191) {
         set_malformed(m, "PRI " + std::to_string(value) + " is out of range 0..191");
-        m.msg = to_safe_text(in);
+        m.msg = std::string(in);
         return m;
     }
     m.facility = value / 8;
@@ -527,7 +535,7 @@ SyslogMessage parse_message(std::string_view in) {
     } else if (rest.size() >= 2 && is_digit(rest[0]) && rest[1] == ' ') {
         m.format = SyslogFormat::rfc5424;
         set_malformed(m, "syslog VERSION " + std::string(1, rest[0]) + " is not supported (only 1)");
-        m.msg = to_safe_text(rest);
+        m.msg = std::string(rest);
     } else {
         parse_3164(rest, m);
     }

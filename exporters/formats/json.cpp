@@ -4,6 +4,8 @@
 #include <string_view>
 
 #include "exporters/formats/detail/render.h"
+#include "mac/crypto.h"
+#include "mac/note.h"
 #include "mac/record.h"
 
 namespace hsmaudit::exporters::formats::detail {
@@ -110,12 +112,23 @@ Json event_object(const agent::Event& e, const RenderLimits& limits) {
                 }
                 o["sd"] = std::move(sd);
             }
+            // The exact bytes: JSON escapes every control character (LF, CR, NUL...) losslessly;
+            // text that is not valid UTF-8 is written with U+FFFD and its bytes again in base64
+            // (not when the event is cut: a cut base64 value would decode to nothing useful).
             o["msg"] = b.text(s.msg);
+            if (!limits.truncated() && !is_valid_utf8(s.msg))
+                o["msg_base64"] = mac::base64_encode(mac::as_bytes(s.msg));
             o["transport"] = b.short_text(s.transport);
             o["peer"] = b.short_text(s.peer);
-            if (!s.malformed.empty()) {
-                o["malformed"] = b.text(s.malformed);
+            if (e.received_ms != 0) o["received"] = mac::format_time(e.received_ms);
+            if (!s.malformed.empty()) o["malformed"] = b.text(s.malformed);
+            if (s.oversized) o["oversized"] = true;
+            // The message exactly as received (header, structured data and MSG): dropped with the
+            // structured data when the event does not fit.
+            if (!s.raw.empty() && !limits.minimal) {
                 o["raw"] = b.text(s.raw);
+                if (!limits.truncated() && !is_valid_utf8(s.raw))
+                    o["raw_base64"] = mac::base64_encode(mac::as_bytes(s.raw));
             }
             j["syslog"] = std::move(o);
             break;

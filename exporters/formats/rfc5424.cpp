@@ -45,11 +45,13 @@ void append_sd_name(std::string_view v, std::string& out) {
     }
 }
 
-/// Valid UTF-8 text with control characters as spaces; `escape_sd` adds the PARAM-VALUE escapes.
-void append_text(std::string_view clean_text, bool escape_sd, std::string& out) {
+/// Valid UTF-8 text; `escape_sd` adds the PARAM-VALUE escapes (" \ ] only, RFC 5424 6.3.3).
+/// Control characters become spaces, except with `keep_controls` (a forwarded syslog message's own
+/// text: its bytes go as they came, LF included; the transports' octet counting frames them).
+void append_text(std::string_view clean_text, bool escape_sd, std::string& out, bool keep_controls = false) {
     for (char ch : clean_text) {
         const auto c = static_cast<unsigned char>(ch);
-        if (is_control(c)) {
+        if (is_control(c) && !keep_controls) {
             out += ' ';
             continue;
         }
@@ -60,7 +62,8 @@ void append_text(std::string_view clean_text, bool escape_sd, std::string& out) 
 
 class SdWriter {
 public:
-    SdWriter(const RenderLimits& limits, std::string& out) : limits_(limits), out_(out) {}
+    SdWriter(const RenderLimits& limits, std::string& out, bool keep_controls)
+        : limits_(limits), out_(out), keep_controls_(keep_controls) {}
 
     void open(std::string_view id) {
         out_ += '[';
@@ -86,12 +89,13 @@ private:
         out_ += ' ';
         append_sd_name(name, out_);
         out_ += "=\"";
-        append_text(clean(value, cap, scratch_), true, out_);
+        append_text(clean(value, cap, scratch_), true, out_, keep_controls_);
         out_ += '"';
     }
 
     const RenderLimits& limits_;
     std::string& out_;
+    bool keep_controls_;
     std::string scratch_;
 };
 
@@ -131,7 +135,7 @@ void render_rfc5424(const agent::Event& e, const FormatOptions& o, const RenderL
 
     const std::string id = event_id(e);
     const std::string_view serial = event_serial(e);
-    SdWriter sd(limits, out);
+    SdWriter sd(limits, out, syslog);
     switch (e.stream) {
         case agent::Stream::audit: {
             if (is_chain_entry(e)) {
@@ -225,7 +229,7 @@ void render_rfc5424(const agent::Event& e, const FormatOptions& o, const RenderL
     out += ' ';
     if (o.bom) out += "\xEF\xBB\xBF";
     std::string scratch;
-    append_text(clean(msg, limits, scratch), false, out);
+    append_text(clean(msg, limits, scratch), false, out, syslog);
 }
 
 }  // namespace hsmaudit::exporters::formats::detail

@@ -1,7 +1,9 @@
 // libFuzzer target for the syslog collector's parsers of outside input: parse_message (RFC 5424,
 // RFC 3164, the appliance's file lines) and the TCP StreamFramer (octet counting / LF, per connection).
-// Properties checked besides "no crash": text fields are safe text (to_safe_text is the identity on
-// them), raw is the input when nothing was escaped, and no frame exceeds the maximum.
+// Properties checked besides "no crash": raw is the input exactly (any bytes), the MSG is the input's
+// tail (less one line end), every SD value and header field is a slice of it or an unescaping of one
+// (never longer than the input), and no frame exceeds the maximum. The spool round trip of what this
+// parser produces is syslog_spool_fuzz.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -18,8 +20,17 @@ using namespace hsmaudit::collectors::syslog;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view in(reinterpret_cast<const char*>(data), size);
     const SyslogMessage m = parse_message(in);
-    if (to_safe_text(m.msg) != m.msg || to_safe_text(m.hostname) != m.hostname) std::abort();
-    if (!m.raw_escaped && in.substr(0, m.raw.size()) != m.raw) std::abort();
+    if (m.raw != in) std::abort();
+    if (!without_line_end(in).ends_with(m.msg)) std::abort();
+    if (in.find(m.hostname) == std::string_view::npos || in.find(m.timestamp_text) == std::string_view::npos)
+        std::abort();
+    std::size_t sd_bytes = 0;
+    for (const auto& e : m.structured_data) {
+        sd_bytes += e.id.size();
+        for (const auto& p : e.params) sd_bytes += p.name.size() + p.value.size();
+    }
+    if (sd_bytes > in.size()) std::abort();
+    if (m.timestamp_has_zone && !m.timestamp) std::abort();
 
     constexpr std::size_t kMax = 256;
     StreamFramer framer(kMax);

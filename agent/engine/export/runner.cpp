@@ -265,7 +265,7 @@ Result<bool> ExportRunner::collect_acks(std::chrono::milliseconds wait) {
             local_.delivered[idx(b.stream)] += take;
             const Event& last = b.events[b.acked - 1];
             cursor_[idx(b.stream)] = last.position;
-            local_.last_delivered_event_ms = std::max(local_.last_delivered_event_ms, last.time_ms);
+            local_.last_delivered_event_ms = std::max(local_.last_delivered_event_ms, arrival_ms(last));
             local_.last_delivery_ms = now;
             cursor_dirty_ = true;
             progress = true;
@@ -384,7 +384,7 @@ void ExportRunner::publish() {
     local_.oldest_undelivered_ms = 0;
     for (const auto& b : unacked_) {
         if (b.acked < b.events.size()) {
-            local_.oldest_undelivered_ms = b.events[b.acked].time_ms;
+            local_.oldest_undelivered_ms = arrival_ms(b.events[b.acked]);
             break;
         }
     }

@@ -15,6 +15,7 @@
 #include "agent/api/errc.h"
 #include "agent/engine/store/audit_store.h"
 #include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/syslog_payload.h"
 #include "base/logger.h"
 #include "base/unique_fd.h"
 #include "mac/encrypted_file.h"
@@ -26,6 +27,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t kReadBytes = 1 << 20;
+
+/// The longest spool line the syslog intake can write (its payload bound for the largest message
+/// syslog.max_message_bytes allows, plus the line's number, time and hash): the spool reader takes
+/// every such line, where segment files keep mac::kMaxLineBytes.
+constexpr std::size_t kMaxSpoolLineBytes = max_syslog_payload_bytes(kMaxSyslogMessageBytes) + kSpoolLineOverheadBytes;
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    const std::int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
 
 Error io(const std::string& what) {
     return make_error(errc::store_unreadable, what + ": " + std::strerror(errno));
@@ -45,25 +56,29 @@ struct FileDamage {
 /// length): what it reads is then durable, and damage in it is real, not a write in progress.
 class FileFollower {
 public:
-    static Result<std::unique_ptr<FileFollower>> open(const std::string& path, const mac::Bytes32* store_key) {
+    /// `max_line`: a longer line without its LF is damage (segments: mac::kMaxLineBytes).
+    static Result<std::unique_ptr<FileFollower>> open(const std::string& path, const mac::Bytes32* store_key,
+                                                      std::size_t max_line = mac::kMaxLineBytes) {
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd.valid()) return io("cannot open " + path);
-        return std::unique_ptr<FileFollower>(new FileFollower(path, std::move(fd), store_key));
+        return std::unique_ptr<FileFollower>(new FileFollower(path, std::move(fd), store_key, max_line));
     }
 
     /// The next complete line (without LF), or nullopt if there is none yet. The view is valid
     /// until the next call. An errc::store_damaged error leaves damage() set.
     Result<std::optional<std::string_view>> peek() {
         for (;;) {
-            const auto lf = buf_.find('\n', pos_);
+            const auto lf = buf_.find('\n', std::max(pos_, scanned_));
             if (lf != std::string::npos) {
+                scanned_ = 0;
                 peeked_ = lf + 1 - pos_;
                 return std::optional<std::string_view>(std::string_view(buf_).substr(pos_, lf - pos_));
             }
-            if (buf_.size() - pos_ > mac::kMaxLineBytes) {
-                damage_ = FileDamage{
-                    line_offset(), "a line longer than " + std::to_string(mac::kMaxLineBytes) + " bytes (no line end)",
-                    std::nullopt};
+            scanned_ = buf_.size();  // a long line is searched once, not once per read
+            if (buf_.size() - pos_ > max_line_) {
+                damage_ = FileDamage{line_offset(),
+                                     "a line longer than " + std::to_string(max_line_) + " bytes (no line end)",
+                                     std::nullopt};
                 return damaged();
             }
             auto more = fill();
@@ -97,6 +112,7 @@ public:
         buf_.clear();
         chunk_starts_.clear();
         pos_ = 0;
+        scanned_ = 0;
         peeked_ = 0;
         damage_.reset();
         return true;
@@ -117,8 +133,8 @@ public:
     [[nodiscard]] std::uint64_t lines_consumed() const { return lines_; }
 
 private:
-    FileFollower(std::string path, UniqueFd fd, const mac::Bytes32* store_key)
-        : path_(std::move(path)), fd_(std::move(fd)), store_key_(store_key) {}
+    FileFollower(std::string path, UniqueFd fd, const mac::Bytes32* store_key, std::size_t max_line)
+        : path_(std::move(path)), fd_(std::move(fd)), store_key_(store_key), max_line_(max_line) {}
 
     Error damaged() const {
         return make_error(errc::store_damaged,
@@ -136,6 +152,7 @@ private:
     Result<bool> fill() {
         if (pos_ > 0) {
             buf_.erase(0, pos_);
+            scanned_ = scanned_ > pos_ ? scanned_ - pos_ : 0;
             for (auto& c : chunk_starts_) c.first = c.first > pos_ ? c.first - pos_ : 0;
             while (chunk_starts_.size() > 1 && chunk_starts_[1].first == 0) chunk_starts_.erase(chunk_starts_.begin());
             pos_ = 0;
@@ -207,6 +224,7 @@ private:
     std::string path_;
     UniqueFd fd_;
     const mac::Bytes32* store_key_;
+    std::size_t max_line_;
     bool kind_known_ = false;
     std::optional<mac::ChunkDecoder> decoder_;
     std::optional<std::uint64_t> limit_;
@@ -215,6 +233,7 @@ private:
     std::unique_ptr<char[]> scratch_;                                  // kReadBytes, for plaintext reads
     std::vector<std::pair<std::size_t, std::uint64_t>> chunk_starts_;  // (index in buf_, file offset) per chunk
     std::size_t pos_ = 0;
+    std::size_t scanned_ = 0;  // buf_[pos_, scanned_) holds no LF
     std::size_t peeked_ = 0;
     std::uint64_t lines_ = 0;
     std::optional<FileDamage> damage_;
@@ -268,33 +287,6 @@ std::vector<std::pair<std::uint64_t, std::string>> list_spool(const std::string&
     }
     std::sort(out.begin(), out.end());
     return out;
-}
-
-SyslogFields syslog_fields(const nlohmann::json& j) {
-    SyslogFields f;
-    auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
-    if (j.contains("facility") && j["facility"].is_number_integer()) f.facility = j["facility"].get<int>();
-    if (j.contains("severity") && j["severity"].is_number_integer()) f.severity = j["severity"].get<int>();
-    f.timestamp = str("timestamp");
-    f.host = str("host");
-    f.app = str("app");
-    f.procid = str("procid");
-    f.msgid = str("msgid");
-    f.msg = str("msg");
-    f.transport = str("transport");
-    f.peer = str("peer");
-    f.malformed = str("malformed");
-    f.raw = str("raw");
-    if (j.contains("sd") && j["sd"].is_object()) {
-        for (const auto& [id, params] : j["sd"].items()) {
-            std::vector<std::pair<std::string, std::string>> ps;
-            if (params.is_object())
-                for (const auto& [name, value] : params.items())
-                    ps.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
-            f.sd.emplace_back(id, std::move(ps));
-        }
-    }
-    return f;
 }
 
 class StoreEventSource final : public EventSource {
@@ -816,7 +808,7 @@ private:
                     if (f.first > spool_.last + 1) break;
                 }
                 if (pick == nullptr || (pick->first <= spool_.file_first && spool_.file_first != 0)) break;
-                auto f = FileFollower::open(pick->second, nullptr);
+                auto f = FileFollower::open(pick->second, nullptr, kMaxSpoolLineBytes);
                 if (!f) return errno == ENOENT ? Result<std::size_t>(std::size_t{0}) : std::move(f).error();
                 spool_.file = std::move(*f);
                 spool_.file_first = pick->first;
@@ -850,11 +842,13 @@ private:
                 e.position = n;
                 e.serial = o_.serial;
                 e.host = o_.host;
-                if (auto t = mac::parse_time(fields->time); t) e.time_ms = *t;
+                if (auto t = mac::parse_time(fields->time); t) e.received_ms = *t;
+                e.time_ms = e.received_ms;
                 const std::string_view rest = fields->payload;
-                const auto j = nlohmann::json::parse(rest, nullptr, false);
-                if (j.is_object()) {
-                    e.syslog = syslog_fields(j);
+                if (auto f = decode_syslog_payload(rest)) {
+                    e.syslog = std::move(*f);
+                    // The message's own time when its timestamp named its zone (RFC 3339).
+                    if (e.syslog.time_us) e.time_ms = floor_div(*e.syslog.time_us, 1000);
                 } else {
                     e.syslog.malformed = "not a spooled message";
                     e.syslog.raw = std::string(rest);

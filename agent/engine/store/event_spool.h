@@ -73,6 +73,11 @@ struct SpoolHeader {
 /// Parses a header line (without LF); nullopt if it is not a valid one.
 std::optional<SpoolHeader> parse_spool_header(std::string_view line);
 
+/// What a spool line holds besides its payload: "<n> " (at most 20 digits), "<time> " (the
+/// agent's time format, about 30), " h=<64 hex>" and LF; rounded up. A reader takes lines of the
+/// payload's bound plus this.
+inline constexpr std::size_t kSpoolLineOverheadBytes = 256;
+
 /// A spool line "<n> <time> <payload> h=<64 hex>" (without LF), split into its fields. Lenient:
 /// a line that starts with a number is split even if its other fields are missing or damaged;
 /// `h` says whether the chain hash parsed (check_spool insists on it, the reader does not).

@@ -2,6 +2,7 @@
 // agent/daemon/syslog_intake.cpp) and its spool (read here, make_spool_options).
 #include "agent/engine/config_keys.h"
 #include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/syslog_payload.h"
 
 namespace hsmaudit::agent {
 
@@ -13,7 +14,8 @@ std::span<const base::KeySpec> syslog_config_keys() {
         {"syslog.files", base::KeyType::string, "",
          "Comma-separated log files to follow across rotation (rename, truncation, inode reuse). Empty: none."},
         {"syslog.max_message_bytes", base::KeyType::bytes, "64KiB",
-         "Longer messages are cut, flagged oversized and kept.", 480, 16 << 20},
+         "Longer messages are cut, flagged oversized and kept.", 480,
+         static_cast<std::int64_t>(kMaxSyslogMessageBytes)},
         {"syslog.spool_quota", base::KeyType::bytes, "9700MB",
          "Size of the syslog spool; when full the oldest spool files are deleted first, as on the appliance.", 1 << 20,
          1LL << 50},

@@ -26,6 +26,15 @@ std::size_t utf8_sequence_length(std::string_view in, std::size_t i) {
     return 0;
 }
 
+bool is_valid_utf8(std::string_view in) {
+    for (std::size_t i = 0; i < in.size();) {
+        const std::size_t n = utf8_sequence_length(in, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
 std::string_view clean(std::string_view in, std::size_t cap, std::string& scratch) {
     // Fast path: valid and short enough.
     std::size_t i = 0;
@@ -61,6 +70,11 @@ std::string_view clean(std::string_view in, std::size_t cap, std::string& scratc
         }
     }
     return scratch;
+}
+
+const std::string& syslog_text(const agent::SyslogFields& s) {
+    // Every message now carries raw; it stands in for the MSG only when nothing parsed.
+    return s.msg.empty() && !s.malformed.empty() ? s.raw : s.msg;
 }
 
 std::string_view entry_name(agent::EntryKind k) {
@@ -101,7 +115,7 @@ std::string event_type(const agent::Event& e) {
 
 std::string result_hex(std::uint32_t result) {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", result);
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", result);
     return buf;
 }
 
@@ -110,7 +124,7 @@ std::string event_title(const agent::Event& e) {
     switch (e.stream) {
         case agent::Stream::audit: return event_type(e) + (e.record.result == 0 ? " succeeded" : " failed");
         case agent::Stream::syslog: {
-            const std::string& m = e.syslog.msg.empty() ? e.syslog.raw : e.syslog.msg;
+            const std::string& m = syslog_text(e.syslog);
             std::string scratch;
             return std::string(clean(m, 128, scratch));
         }
@@ -135,7 +149,7 @@ std::string event_message(const agent::Event& e) {
             if (!r.details.empty()) m += ", " + details_text(r);
             return m;
         }
-        case agent::Stream::syslog: return e.syslog.msg.empty() ? e.syslog.raw : e.syslog.msg;
+        case agent::Stream::syslog: return syslog_text(e.syslog);
         case agent::Stream::alerts:
             return std::string(agent::to_string(e.alert.severity)) + " " + e.alert.kind + ": " + e.alert.message;
         case agent::Stream::checkpoints: return e.checkpoint;

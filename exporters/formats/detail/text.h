@@ -35,6 +35,9 @@ struct RenderLimits {
 /// U+10FFFF) starting at in[i]; 0 if the byte does not start one.
 std::size_t utf8_sequence_length(std::string_view in, std::size_t i);
 
+/// True if every byte of `in` is part of a valid UTF-8 sequence.
+bool is_valid_utf8(std::string_view in);
+
 /// `in` as valid UTF-8: every byte that does not start a valid sequence becomes U+FFFD. At most
 /// `cap` bytes: a longer value is cut at a code point boundary and ends with U+2026 (counted in
 /// the cap). Returns a view of `in` when nothing changed, else of `scratch`.
@@ -42,6 +45,9 @@ std::string_view clean(std::string_view in, std::size_t cap, std::string& scratc
 inline std::string_view clean(std::string_view in, const RenderLimits& l, std::string& scratch) {
     return clean(in, l.value_cap, scratch);
 }
+
+/// A syslog message's text for titles and messages: its MSG, or its raw bytes when it did not parse.
+const std::string& syslog_text(const agent::SyslogFields& s);
 
 /// An audit event that is a segment's open or seal entry (destinations with chain_lines), not a record.
 inline bool is_chain_entry(const agent::Event& e) {

@@ -178,7 +178,7 @@ TEST_F(FileFollowerTest, HugeAndBinaryLinesAreCutFlaggedAndBounded) {
     EXPECT_TRUE(got[0].oversized);
     EXPECT_EQ(got[0].raw.size(), 1000u);
     EXPECT_TRUE(got[1].malformed);
-    EXPECT_TRUE(got[1].raw_escaped);
+    EXPECT_EQ(got[1].raw, std::string("\xFF\xFE\x00zz", 5)) << "the line's bytes exactly";
     EXPECT_EQ(got[2].msg, "ok");
     EXPECT_EQ(probe_.snapshot().oversized, 1u);
     EXPECT_EQ(probe_.snapshot().received, 3u);

@@ -10,6 +10,7 @@
 
 #include "collectors/syslog/parser.h"
 #include "exporters/formats/formatter.h"
+#include "mac/note.h"
 #include "tests/unit/exporters/formats/test_events.h"
 
 namespace hsmaudit::exporters::formats {
@@ -564,6 +565,88 @@ TEST(AllFormats, ManyDetailsBeyondTheBudgetAreDroppedNotTheIdentity) {
         }
         if (kind == FormatKind::rfc5424) (void)parse5424(out);
     }
+}
+
+// ---------------------------------------------------------------- faithful syslog (issue 17)
+
+/// A syslog message the collector kept byte for byte: backslashes (doubled, and a literal "\x0A"),
+/// LF, CR LF, NUL and TAB inside, a bad UTF-8 byte; its own SD with escapes and a control character.
+agent::Event faithful_syslog_event() {
+    auto e = test::syslog_event();
+    e.time_ms = 1795494540123;  // its own RFC 3339 time
+    e.received_ms = 1795500919250;
+    e.syslog.timestamp = "2026-11-24T06:29:00.123+02:00";
+    e.syslog.msg = std::string("C:\\\\dir \\x0A one\ntwo\r\nnul:") + '\0' + "\ttab";
+    e.syslog.sd = {{"z@1", {{"b", "1"}, {"a", "q\"]\\\nx"}, {"b", "3"}}}};
+    e.syslog.raw =
+        "<164>1 2026-11-24T06:29:00.123+02:00 myLuna lunash 1234 - [z@1 b=\"1\" a=\"q\\\"\\]\\\\\nx\" b=\"3\"] " +
+        e.syslog.msg;
+    return e;
+}
+
+TEST(FaithfulSyslog, JsonCarriesTheExactBytesAndBase64WhereTheyAreNotUtf8) {
+    auto e = faithful_syslog_event();
+    auto j = nlohmann::json::parse(render(test::options(FormatKind::json), e));
+    const auto& s = j.at("syslog");
+    EXPECT_EQ(s.at("msg").get<std::string>(), e.syslog.msg) << "JSON escapes once: LF, CR, NUL, backslashes exact";
+    EXPECT_EQ(s.at("raw").get<std::string>(), e.syslog.raw);
+    EXPECT_FALSE(s.contains("msg_base64")) << "valid UTF-8 needs no second copy";
+    EXPECT_EQ(s.at("received"), "2026-11-24T06:15:19.250Z");
+    EXPECT_EQ(j.at("time"), "2026-11-24T04:29:00.123Z") << "the message's own time";
+    EXPECT_EQ(s.at("sd").at("z@1").at("a"), "q\"]\\\nx");
+
+    e.syslog.msg += "\xFF\xC0 end";
+    e.syslog.raw += "\xFF\xC0 end";
+    j = nlohmann::json::parse(render(test::options(FormatKind::json), e));
+    const auto msg64 = mac::base64_decode(j.at("syslog").at("msg_base64").get<std::string>());
+    const auto raw64 = mac::base64_decode(j.at("syslog").at("raw_base64").get<std::string>());
+    ASSERT_TRUE(msg64.has_value() && raw64.has_value());
+    EXPECT_EQ(*msg64, e.syslog.msg);
+    EXPECT_EQ(*raw64, e.syslog.raw);
+    EXPECT_TRUE(valid_utf8(j.at("syslog").at("msg").get<std::string>()));
+
+    // Cut to fit: no base64 (a cut one decodes to nothing useful), marked truncated.
+    auto o = test::options(FormatKind::json);
+    o.max_message_bytes = 1024;
+    e.syslog.msg += std::string(4000, 'x');
+    const auto cut = nlohmann::json::parse(render(o, e));
+    EXPECT_TRUE(cut.at("truncated").get<bool>());
+    EXPECT_FALSE(cut.at("syslog").contains("msg_base64"));
+}
+
+TEST(FaithfulSyslog, Rfc5424KeepsTheMessageBytesAndEscapesSdOnce) {
+    const auto e = faithful_syslog_event();
+    const std::string out = render(test::options(FormatKind::rfc5424), e);
+    EXPECT_EQ(out.rfind("<172>1 2026-11-24T04:29:00.123Z ", 0), 0u) << out;
+    EXPECT_NE(out.find("a=\"q\\\"\\]\\\\\nx\""), std::string::npos) << "only \" \\ ] escaped: " << out;
+    const auto m = parse5424(out);
+    EXPECT_EQ(m.msg, e.syslog.msg) << "LF, CR, NUL, TAB and backslashes as they came (octet counting frames them)";
+    const auto* sd = find_sd(m, "z@1");
+    ASSERT_NE(sd, nullptr);
+    ASSERT_EQ(sd->params.size(), 3u);
+    EXPECT_EQ(sd->params[1].value, "q\"]\\\nx");
+    EXPECT_EQ(sd->params[2].name, "b") << "order and duplicates kept";
+    // The agent's own events still write control characters as spaces.
+    auto a = test::audit_event();
+    a.record.details = {{"d", "x\ny"}};
+    EXPECT_FALSE(has_control(render(test::options(FormatKind::rfc5424), a)));
+}
+
+TEST(FaithfulSyslog, CefAndLeefEscapeByTheirOwnRules) {
+    const auto e = faithful_syslog_event();
+    const std::string cef = render(test::options(FormatKind::cef), e);
+    EXPECT_NE(cef.find("msg=C:\\\\\\\\dir \\\\x0A one\\ntwo\\r\\nnul:"), std::string::npos)
+        << "a backslash is \\\\ (once), LF \\n, CR \\r: " << cef;
+    const Cef c = parse_cef(cef);
+    EXPECT_EQ(c.get("rt"), "1795494540123") << "the message's own time";
+    // NUL and TAB have no CEF escape: a space.
+    EXPECT_EQ(c.get("msg"), "C:\\\\dir \\x0A one\ntwo\r\nnul:  tab");
+
+    const std::string leef = render(test::options(FormatKind::leef), e);
+    const Leef l = parse_leef(leef, '^');
+    EXPECT_EQ(l.get("devTime"), "2026-11-24T04:29:00.123+0000");
+    // LEEF has no escaping: backslashes as they are, control characters as spaces.
+    EXPECT_EQ(l.get("msg"), "C:\\\\dir \\x0A one two  nul:  tab");
 }
 
 }  // namespace
