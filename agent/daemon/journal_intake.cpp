@@ -16,8 +16,7 @@ bool JournalSpoolSink::offer(const collectors::syslog::SyslogMessage& message) {
     if (uncommitted_ >= kMaxUncommitted) {
         if (!commit()) return false;  // the source waits and offers it again
     }
-    if (!spool_.push(syslog_message_json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)))
-        return false;
+    if (!spool_.push(syslog_spool_payload(message, max_message_bytes_))) return false;
     ++uncommitted_;
     return true;
 }
@@ -46,7 +45,7 @@ Result<std::unique_ptr<JournalIntake>> JournalIntake::start(const base::Config& 
                                 what + "; the journal source stopped (restart the agent to resume it)", 0,
                                 wall_clock_ms()});
     };
-    std::unique_ptr<JournalIntake> in(new JournalIntake(spool));
+    std::unique_ptr<JournalIntake> in(new JournalIntake(spool, options->max_message_bytes));
     const std::string what = options->directory.empty() ? "the system journal" : options->directory;
     auto source = jn::JournalSource::start(std::move(*options), in->sink_, in->probe_);
     if (!source) return make_error(errc::config_error, "syslog.journal (" + what + "): " + source.error().describe());

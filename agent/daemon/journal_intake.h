@@ -1,5 +1,5 @@
 // JournalIntake: the journal source (collectors/journal) wired to the syslog spool: what the source
-// offers is pushed as the spool's JSON line (syslog_message_json), and its commit is a spool flush,
+// offers is pushed as the spool's JSON line (syslog_spool_payload), and its commit is a spool flush,
 // so the cursor (<state>/syslog/journal-cursor, beside the followers' positions) is saved only once
 // the spool has made the entries before it durable.
 //
@@ -25,12 +25,15 @@ namespace hsmaudit::agent {
 class JournalSpoolSink final : public collectors::journal::JournalSink {
 public:
     static constexpr std::size_t kMaxUncommitted = 1024;
-    explicit JournalSpoolSink(EventSpool& spool) : spool_(spool) {}
+    /// `max_message_bytes`: syslog.max_message_bytes, the bound of a spooled payload (syslog_payload.h).
+    JournalSpoolSink(EventSpool& spool, std::size_t max_message_bytes)
+        : spool_(spool), max_message_bytes_(max_message_bytes) {}
     bool offer(const collectors::syslog::SyslogMessage& message) override;
     Status commit() override;
 
 private:
     EventSpool& spool_;
+    std::size_t max_message_bytes_;
     std::size_t uncommitted_ = 0;
 };
 
@@ -50,7 +53,7 @@ public:
     [[nodiscard]] const collectors::journal::Probe& probe() const { return probe_; }
 
 private:
-    explicit JournalIntake(EventSpool& spool) : sink_(spool) {}
+    JournalIntake(EventSpool& spool, std::size_t max_message_bytes) : sink_(spool, max_message_bytes) {}
     JournalSpoolSink sink_;
     collectors::journal::Probe probe_;
     std::unique_ptr<collectors::journal::JournalSource> source_;  // last: stopped first

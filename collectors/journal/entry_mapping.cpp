@@ -92,6 +92,7 @@ sl::SyslogMessage map_entry(const RawEntry& e, const MappingOptions& o, MappingN
         m.timestamp = std::chrono::sys_time<std::chrono::microseconds>(
             std::chrono::microseconds(static_cast<std::int64_t>(*e.realtime_usec)));
         m.timestamp_text = rfc3339_usec(*e.realtime_usec);
+        m.timestamp_has_zone = true;  // __REALTIME_TIMESTAMP is UTC: the event's own time
     }
 
     if (const auto* msg = e.find("MESSAGE")) {
@@ -100,18 +101,22 @@ sl::SyslogMessage map_entry(const RawEntry& e, const MappingOptions& o, MappingN
             bytes = bytes.substr(0, o.max_message_bytes);
             m.oversized = true;
         }
-        bool escaped = false;
-        m.msg = sl::to_safe_text(bytes, &escaped);
+        // The bytes exactly (the spool keeps them, base64 where they are not UTF-8: docs/FORMAT.md
+        // section 11); `escaped` still counts a MESSAGE with control characters or invalid UTF-8.
+        m.msg.assign(bytes);
         m.raw = m.msg;
-        m.raw_escaped = escaped;
-        if (notes != nullptr) notes->escaped = escaped;
+        if (notes != nullptr) {
+            bool escaped = false;
+            (void)sl::to_safe_text(bytes, &escaped);
+            notes->escaped = escaped;
+        }
     }
     if (notes != nullptr) notes->oversized = m.oversized;
 
     sl::SdElement sd;
     sd.id = std::string(kSdId);
     for (const auto name : sd_fields())
-        if (const auto* v = e.find(name)) sd.params.push_back({std::string(name), sl::to_safe_text(*v)});
+        if (const auto* v = e.find(name)) sd.params.push_back({std::string(name), *v});
     // A PRIORITY or SYSLOG_FACILITY that is not a number in range is not lost.
     if (const auto* p = e.find("PRIORITY"); p != nullptr && m.severity < 0)
         sd.params.push_back({"PRIORITY", sl::to_safe_text(*p)});

@@ -47,14 +47,14 @@ struct MappingOptions {
 /// What the mapping noticed, for the probe.
 struct MappingNotes {
     bool oversized = false;
-    bool escaped = false;  // MESSAGE was not valid UTF-8 text (binary, control characters): kept escaped
+    bool escaped = false;  // MESSAGE was not plain UTF-8 text (binary, control characters): kept exactly
 };
 
 /// The entry as a syslog message (transport and format `journal`). Never fails: missing fields stay
 /// unknown (-1, ""), a PRIORITY or SYSLOG_FACILITY that is not a number in range is ignored (and
-/// kept in the structured data as it was), MESSAGE is kept byte for byte through
-/// syslog::to_safe_text (exactly recoverable; `raw` holds the same text, `raw_escaped` set when
-/// escaping changed anything). An entry with no MESSAGE has an empty msg.
+/// kept in the structured data as it was), MESSAGE is kept byte for byte (`msg` and `raw`, the
+/// spool keeps them exactly: docs/FORMAT.md section 11), as are the structured data's values;
+/// __REALTIME_TIMESTAMP (UTC) is the message's own time. An entry with no MESSAGE has an empty msg.
 syslog::SyslogMessage map_entry(const RawEntry& entry, const MappingOptions& options, MappingNotes* notes = nullptr);
 
 /// PRIORITY's value as a severity 0..7, nullopt if it is not exactly one such number.

@@ -20,6 +20,7 @@
 #include "agent/daemon/syslog_intake.h"
 #include "agent/engine/config_keys.h"
 #include "agent/engine/store/event_spool.h"
+#include "agent/engine/store/syslog_payload.h"
 #include "tests/support/journal_files.h"
 
 namespace hsmaudit::agent {
@@ -66,22 +67,24 @@ protected:
         }
         ASSERT_EQ(append_journal(dir_ / "journal" / file, entries), 0);
     }
-    /// The spooled payloads, in spool order.
-    std::vector<nlohmann::json> spooled() const {
+    /// The spooled messages, in spool order, read through the payload's owner (syslog_payload.h).
+    std::vector<SyslogFields> spooled() const {
         std::vector<std::string> files;
         const fs::path spool = dir_ / "state" / "spool";
         if (!fs::exists(spool)) return {};
         for (const auto& e : fs::directory_iterator(spool))
             if (parse_spool_file_name(e.path().filename().string())) files.push_back(e.path().string());
         std::sort(files.begin(), files.end());
-        std::vector<nlohmann::json> out;
+        std::vector<SyslogFields> out;
         for (const auto& f : files) {
             std::ifstream in(f, std::ios::binary);
             std::string line;
             while (std::getline(in, line)) {
                 const auto v = parse_spool_line(line);
                 if (!v || !v->h) continue;  // the header, or a line being written
-                out.push_back(nlohmann::json::parse(v->payload, nullptr, false));
+                auto fields = decode_syslog_payload(v->payload);
+                EXPECT_TRUE(fields.has_value()) << v->payload;
+                if (fields) out.push_back(std::move(*fields));
             }
         }
         return out;
@@ -99,7 +102,7 @@ protected:
     }
     std::vector<std::string> messages() const {
         std::vector<std::string> out;
-        for (const auto& j : spooled()) out.push_back(j.value("msg", std::string("?")));
+        for (const auto& f : spooled()) out.push_back(f.msg);
         return out;
     }
     static bool wait_for(const std::function<bool()>& condition,

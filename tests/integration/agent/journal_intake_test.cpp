@@ -16,14 +16,19 @@ TEST_F(JournalIntakeTest, EntriesReachTheSpoolMappedAndARestartResumesFromTheCur
     in->stop();
     const auto lines = spooled();
     ASSERT_EQ(lines.size(), 5U);
-    const auto& j = lines[0];
-    EXPECT_EQ(j.value("transport", ""), "journal");
-    EXPECT_EQ(j.value("format", ""), "journal");
-    EXPECT_EQ(j.value("msg", ""), "m0");
-    EXPECT_EQ(j.value("severity", -1), 6);
-    EXPECT_EQ(j.value("host", ""), "luna1");
-    EXPECT_EQ(j.value("timestamp", ""), "2023-11-14T22:13:20.000000Z");
-    EXPECT_EQ(j["sd"]["journal@32473"].value("_SYSTEMD_UNIT", ""), "hsm.service");
+    const auto& f = lines[0];
+    EXPECT_EQ(f.transport, "journal");
+    EXPECT_EQ(f.format, "journal");
+    EXPECT_EQ(f.msg, "m0");
+    EXPECT_EQ(f.severity, 6);
+    EXPECT_EQ(f.host, "luna1");
+    EXPECT_EQ(f.timestamp, "2023-11-14T22:13:20.000000Z");
+    EXPECT_EQ(f.time_us, 1'700'000'000'000'000) << "the entry's own time (UTC)";
+    ASSERT_EQ(f.sd.size(), 1U);
+    EXPECT_EQ(f.sd[0].first, "journal@32473");
+    bool unit = false;
+    for (const auto& [name, value] : f.sd[0].second) unit = unit || (name == "_SYSTEMD_UNIT" && value == "hsm.service");
+    EXPECT_TRUE(unit);
     EXPECT_TRUE(fs::exists(JournalIntake::cursor_path((dir_ / "state").string())));
 
     write("m", 5, 8);

@@ -190,7 +190,7 @@ TEST_F(JournalSourceTest, EntriesOfTheSelectedUnitsAreMappedInOrder) {
     const auto& m = taken[0];
     EXPECT_EQ(m.transport, sl::Transport::journal);
     EXPECT_EQ(m.peer, "journal:" + (dir_ / "journal").string());
-    EXPECT_EQ(m.msg, "first line\\x0Asecond line");
+    EXPECT_EQ(m.msg, "first line\nsecond line");
     EXPECT_EQ(m.severity, 3);
     EXPECT_EQ(m.facility, 4);
     EXPECT_EQ(m.app_name, "hsmd");
@@ -207,8 +207,8 @@ TEST_F(JournalSourceTest, EntriesOfTheSelectedUnitsAreMappedInOrder) {
     }
     EXPECT_TRUE(unit);
     EXPECT_TRUE(msgid);
-    EXPECT_EQ(taken[1].msg, "bin\\x00\\xFF\\x01 end") << "binary bytes kept, escaped";
-    EXPECT_TRUE(taken[1].raw_escaped);
+    EXPECT_EQ(taken[1].msg, std::string("bin\x00\xFF\x01 end", 10)) << "binary bytes kept exactly";
+    EXPECT_EQ(taken[1].raw, taken[1].msg);
     EXPECT_EQ(probe_.received.load(), 2U);
     EXPECT_EQ(probe_.escaped.load(), 2U) << "the multi-line and the binary message";
     EXPECT_TRUE(alerts_.kinds().empty());
