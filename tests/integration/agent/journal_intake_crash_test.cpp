@@ -23,7 +23,7 @@ TEST_F(JournalIntakeTest, AKillBetweenTheSpoolAndTheCursorSaveRepeatsEntriesNeve
     // Killed as soon as the first lines are in the spool: the first cursor save waits until the source has
     // caught up (or a minute), so the kill falls between the spool's writes and that save.
     const bool some =
-        wait_for([&] { return spool_text().find("\"msg\":\"m") != std::string::npos; }, std::chrono::seconds(60));
+        wait_for([&] { return spool_text().find("\"raw\":\"m") != std::string::npos; }, std::chrono::seconds(60));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
@@ -33,7 +33,9 @@ TEST_F(JournalIntakeTest, AKillBetweenTheSpoolAndTheCursorSaveRepeatsEntriesNeve
 
     auto in = start(config());
     ASSERT_NE(in, nullptr);
-    const std::string last = "\"msg\":\"m" + std::to_string(kEntries - 1) + "\"";  // entries arrive in order
+    // Entries arrive in order; the spool's payload keeps a journal MESSAGE as `raw` (docs/FORMAT.md
+    // section 11), a JSON string for this text.
+    const std::string last = "\"raw\":\"m" + std::to_string(kEntries - 1) + "\"";
     ASSERT_TRUE(wait_for([&] { return spool_text().find(last) != std::string::npos; }, std::chrono::seconds(60)));
     std::map<std::string, int> seen;
     for (const auto& m : messages()) ++seen[m];

@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "daemon_harness.h"
+#include "tests/integration/common/frame_receiver.h"
 
 namespace {
 
@@ -41,31 +42,8 @@ constexpr const char* kSerial = "150777";
 /// Thread-safety: the accessors from any thread.
 class SyslogReceiver {
 public:
-    SyslogReceiver() {
-        listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(listen_fd_, 16) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-            return;
-        port_ = ntohs(addr.sin_port);
-        thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
-    }
-    ~SyslogReceiver() {
-        thread_ = {};  // stops and joins
-        for (auto& c : conns_) ::close(c.fd);
-        if (listen_fd_ >= 0) ::close(listen_fd_);
-    }
-    SyslogReceiver(const SyslogReceiver&) = delete;
-    SyslogReceiver& operator=(const SyslogReceiver&) = delete;
-
-    [[nodiscard]] int port() const { return port_; }
-    [[nodiscard]] int connections() const {
-        std::lock_guard lock(mutex_);
-        return accepted_;
-    }
+    [[nodiscard]] int port() const { return receiver_.port(); }
+    [[nodiscard]] int connections() const { return receiver_.connections(); }
     [[nodiscard]] std::vector<std::uint64_t> seqs() const {
         std::lock_guard lock(mutex_);
         return seqs_;
@@ -76,73 +54,26 @@ public:
     }
 
 private:
-    struct Conn {
-        int fd;
-        std::string buffer;
-    };
-    void run(const std::stop_token& stop) {
-        while (!stop.stop_requested()) {
-            std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
-            for (const auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
-            if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
-            if ((fds[0].revents & POLLIN) != 0) {
-                const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-                if (fd >= 0) {
-                    conns_.push_back(Conn{fd, {}});
-                    std::lock_guard lock(mutex_);
-                    ++accepted_;
-                }
-            }
-            for (std::size_t i = 1; i < fds.size(); ++i) {
-                if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-                Conn& c = conns_[i - 1];
-                char buf[65536];
-                const ssize_t n = ::read(c.fd, buf, sizeof buf);
-                if (n <= 0) {
-                    ::close(c.fd);
-                    c.fd = -1;
-                    continue;
-                }
-                c.buffer.append(buf, static_cast<std::size_t>(n));
-                take_frames(c.buffer);
-            }
-            std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
+    void take(std::string_view msg) {
+        // <serial>-<boot>-<seq>
+        const std::string needle = std::string(kSerial) + "-";
+        for (std::size_t at = msg.find(needle); at != std::string_view::npos; at = msg.find(needle, at + 1)) {
+            std::size_t i = at + needle.size();
+            const std::size_t boot_start = i;
+            while (i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])) != 0) ++i;
+            if (i == boot_start || i >= msg.size() || msg[i] != '-') continue;
+            const std::size_t seq_start = ++i;
+            while (i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])) != 0) ++i;
+            if (i == seq_start) continue;
+            std::lock_guard lock(mutex_);
+            seqs_.push_back(std::stoull(std::string(msg.substr(seq_start, i - seq_start))));
+            break;
         }
-    }
-    void take_frames(std::string& b) {
-        std::size_t pos = 0;
-        for (;;) {
-            const std::size_t sp = b.find(' ', pos);
-            if (sp == std::string::npos) break;
-            const std::size_t len = std::stoul(b.substr(pos, sp - pos));
-            if (b.size() < sp + 1 + len) break;
-            const std::string_view msg(b.data() + sp + 1, len);
-            pos = sp + 1 + len;
-            // <serial>-<boot>-<seq>
-            const std::string needle = std::string(kSerial) + "-";
-            for (std::size_t at = msg.find(needle); at != std::string_view::npos; at = msg.find(needle, at + 1)) {
-                std::size_t i = at + needle.size();
-                const std::size_t boot_start = i;
-                while (i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])) != 0) ++i;
-                if (i == boot_start || i >= msg.size() || msg[i] != '-') continue;
-                const std::size_t seq_start = ++i;
-                while (i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])) != 0) ++i;
-                if (i == seq_start) continue;
-                std::lock_guard lock(mutex_);
-                seqs_.push_back(std::stoull(std::string(msg.substr(seq_start, i - seq_start))));
-                break;
-            }
-        }
-        b.erase(0, pos);
     }
 
-    int listen_fd_ = -1;
-    int port_ = 0;
-    std::vector<Conn> conns_;  // the thread's
     mutable std::mutex mutex_;
-    int accepted_ = 0;
     std::vector<std::uint64_t> seqs_;
-    std::jthread thread_;
+    hsmaudit::testing::OctetCountedReceiver receiver_{[this](std::string_view frame) { take(frame); }};  // last
 };
 
 /// A loopback port nothing listens on (connections are refused).

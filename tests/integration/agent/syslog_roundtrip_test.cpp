@@ -24,6 +24,7 @@
 
 #include "daemon_harness.h"
 #include "mac/note.h"
+#include "tests/integration/common/frame_receiver.h"
 #include "tests/integration/common/ports.h"
 
 namespace {
@@ -39,27 +40,7 @@ constexpr std::size_t kMaxMessage = 65'000;  // syslog.max_message_bytes; fits o
 /// Thread-safety: the accessors from any thread.
 class JsonReceiver {
 public:
-    JsonReceiver() {
-        listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(listen_fd_, 16) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-            return;
-        port_ = ntohs(addr.sin_port);
-        thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
-    }
-    ~JsonReceiver() {
-        thread_ = {};
-        for (auto& c : conns_) ::close(c.fd);
-        if (listen_fd_ >= 0) ::close(listen_fd_);
-    }
-    JsonReceiver(const JsonReceiver&) = delete;
-    JsonReceiver& operator=(const JsonReceiver&) = delete;
-
-    [[nodiscard]] int port() const { return port_; }
+    [[nodiscard]] int port() const { return receiver_.port(); }
     [[nodiscard]] std::size_t count() const {
         std::lock_guard lock(mutex_);
         return by_id_.size();
@@ -74,47 +55,6 @@ public:
     }
 
 private:
-    struct Conn {
-        int fd;
-        std::string buffer;
-    };
-    void run(const std::stop_token& stop) {
-        std::vector<char> buf(1 << 20);
-        while (!stop.stop_requested()) {
-            std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
-            for (const auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
-            if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
-            if ((fds[0].revents & POLLIN) != 0) {
-                const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-                if (fd >= 0) conns_.push_back(Conn{fd, {}});
-            }
-            for (std::size_t i = 1; i < fds.size(); ++i) {
-                if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-                Conn& c = conns_[i - 1];
-                const ssize_t n = ::read(c.fd, buf.data(), buf.size());
-                if (n <= 0) {
-                    ::close(c.fd);
-                    c.fd = -1;
-                    continue;
-                }
-                c.buffer.append(buf.data(), static_cast<std::size_t>(n));
-                take_frames(c.buffer);
-            }
-            std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
-        }
-    }
-    void take_frames(std::string& b) {
-        std::size_t pos = 0;
-        for (;;) {
-            const std::size_t sp = b.find(' ', pos);
-            if (sp == std::string::npos) break;
-            const std::size_t len = std::stoul(b.substr(pos, sp - pos));
-            if (b.size() < sp + 1 + len) break;
-            take(std::string_view(b.data() + sp + 1, len));
-            pos = sp + 1 + len;
-        }
-        b.erase(0, pos);
-    }
     void take(std::string_view frame) {
         const json j = json::parse(frame, nullptr, false);
         std::lock_guard lock(mutex_);
@@ -138,13 +78,10 @@ private:
         by_id_[j.value("event_id", "")] = std::move(bytes);
     }
 
-    int listen_fd_ = -1;
-    int port_ = 0;
-    std::vector<Conn> conns_;  // the thread's
     mutable std::mutex mutex_;
     std::map<std::string, std::string> by_id_;
     std::vector<std::string> problems_;
-    std::jthread thread_;
+    hsmaudit::testing::OctetCountedReceiver receiver_{[this](std::string_view frame) { take(frame); }};  // last
 };
 
 enum class Via { tcp, udp, unix_dgram };
@@ -226,6 +163,8 @@ TEST_F(SyslogRoundTrip, TenThousandRandomMessagesArriveByteForByte) {
         "\"\n  max_message_bytes: " + std::to_string(kMaxMessage) +
         "\n"
         "exporters:\n  siem:\n    type: syslog\n    streams: syslog\n    format: json\n"
+        // The JSON alone in each frame (no RFC 5424 header before it: docs/SIEM.md, "Syslog header").
+        "    syslog_header: none\n"
         "    max_message_bytes: 16MiB\n    batch: 1000\n    max_in_flight: 4000\n    cursor_sync: 50ms\n"
         "    backoff_initial: 50ms\n    backoff_max: 200ms\n"
         "    syslog:\n      protocol: tcp\n      target: 127.0.0.1:" +

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "daemon_harness.h"
+#include "tests/integration/common/frame_receiver.h"
 #include "tests/integration/common/process.h"
 
 namespace {
@@ -27,76 +28,19 @@ using namespace hsmaudit::testing;
 /// message exactly as it arrived. Its thread stops with it. Thread-safety: messages() from any thread.
 class FrameReceiver {
 public:
-    FrameReceiver() {
-        listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(listen_fd_, 4) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-            return;
-        port_ = ntohs(addr.sin_port);
-        thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
-    }
-    ~FrameReceiver() {
-        thread_ = {};
-        for (int fd : fds_) ::close(fd);
-        if (listen_fd_ >= 0) ::close(listen_fd_);
-    }
-    FrameReceiver(const FrameReceiver&) = delete;
-    FrameReceiver& operator=(const FrameReceiver&) = delete;
-
-    [[nodiscard]] int port() const { return port_; }
+    [[nodiscard]] int port() const { return receiver_.port(); }
     [[nodiscard]] std::vector<std::string> messages() const {
         std::lock_guard lock(mutex_);
         return messages_;
     }
 
 private:
-    void run(const std::stop_token& stop) {
-        std::map<int, std::string> buffers;
-        while (!stop.stop_requested()) {
-            std::vector<pollfd> p{{listen_fd_, POLLIN, 0}};
-            for (int fd : fds_) p.push_back({fd, POLLIN, 0});
-            if (::poll(p.data(), p.size(), 20) <= 0) continue;
-            if ((p[0].revents & POLLIN) != 0) {
-                const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-                if (fd >= 0) fds_.push_back(fd);
-            }
-            for (std::size_t i = 1; i < p.size(); ++i) {
-                if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-                char buf[65536];
-                const ssize_t n = ::read(p[i].fd, buf, sizeof buf);
-                if (n <= 0) {
-                    ::close(p[i].fd);
-                    std::erase(fds_, p[i].fd);
-                    buffers.erase(p[i].fd);
-                    continue;
-                }
-                std::string& b = buffers[p[i].fd];
-                b.append(buf, static_cast<std::size_t>(n));
-                std::size_t pos = 0;
-                for (;;) {
-                    const std::size_t sp = b.find(' ', pos);
-                    if (sp == std::string::npos) break;
-                    const std::size_t len = std::stoul(b.substr(pos, sp - pos));
-                    if (b.size() < sp + 1 + len) break;
-                    std::lock_guard lock(mutex_);
-                    messages_.push_back(b.substr(sp + 1, len));
-                    pos = sp + 1 + len;
-                }
-                b.erase(0, pos);
-            }
-        }
-    }
-
-    int listen_fd_ = -1;
-    int port_ = 0;
-    std::vector<int> fds_;  // the thread's
     mutable std::mutex mutex_;
     std::vector<std::string> messages_;
-    std::jthread thread_;
+    hsmaudit::testing::OctetCountedReceiver receiver_{[this](std::string_view frame) {
+        std::lock_guard lock(mutex_);
+        messages_.emplace_back(frame);
+    }};  // last: its thread stops before the messages go
 };
 
 std::vector<std::string> lines(const std::string& text) {
