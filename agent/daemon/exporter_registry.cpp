@@ -14,11 +14,11 @@ namespace hsmaudit::exporters {
 std::span<const agent::ExporterFactory> builtin_exporters() {
     static const agent::ExporterFactory kFactories[] = {
         // One line per kind.
-        kafka::factory(),
-        relp::factory(),
-        syslog::factory(),
-        snmp::factory(),
-        hec::factory(),
+        kafka::factory(),   // kafka
+        relp::factory(),    // relp
+        syslog::factory(),  // syslog
+        snmp::factory(),    // snmp
+        hec::factory(),     // splunk_hec
     };
     return kFactories;
 }
