@@ -98,7 +98,7 @@ std::string random_message(std::mt19937_64& rng) {
         len = 4096 + rng() % (kMaxMessage - 4096);
     else
         len = kMaxMessage;  // exactly the limit
-    static const std::string kSpecial = std::string("\r\n\\\"]=|^\t", 10) + std::string(1, '\0');
+    static const std::string kSpecial = std::string("\r\n\\\"]=|^\t\0", 10);
     auto byte = [&]() -> char {
         const auto k = rng() % 10;
         if (k < 3) return kSpecial[rng() % kSpecial.size()];
@@ -216,7 +216,8 @@ TEST_F(SyslogRoundTrip, TenThousandRandomMessagesArriveByteForByte) {
                 ++binary;
                 break;
             }
-        if (via == Via::udp && (udp_window_bytes + m.size() + 1024 > 96 * 1024 || udp_window_count >= 64)) {
+        if (via == Via::udp &&
+            (udp_window_bytes + m.size() + 1024 > std::size_t{96} * 1024 || udp_window_count >= 64)) {
             // Wait until the agent has everything sent so far (its socket buffer is empty again).
             ASSERT_TRUE(eventually([&] { return received() >= total; }))
                 << "received " << received() << " of " << total;

@@ -60,7 +60,7 @@ protected:
         return out;
     }
 
-    static sl::SyslogMessage received(std::string bytes, sl::Transport t = sl::Transport::tcp) {
+    static sl::SyslogMessage received(const std::string& bytes, sl::Transport t = sl::Transport::tcp) {
         auto m = sl::parse_message(bytes);
         m.transport = t;
         m.peer = "127.0.0.1:5514";
@@ -171,7 +171,7 @@ TEST_F(SyslogSpoolTest, TheReaderTakesTheLongestLineTheWriterCanProduce) {
     for (int i = 0; i < 64 * 1024; ++i) escaped += "\\\\xFF";
     const std::string v1 = R"({"transport":"udp","msg":")" + escaped + R"(","malformed":"x","raw":")" + escaped + "\"}";
     ASSERT_GT(v1.size(), std::size_t{600} * 1024);
-    ASSERT_LE(v1.size(), max_syslog_payload_bytes(64 * 1024));
+    ASSERT_LE(v1.size(), max_syslog_payload_bytes(std::size_t{64} * 1024));
 
     const auto events = round_trip({p1, p2, v1});
     ASSERT_EQ(events.size(), 3u);

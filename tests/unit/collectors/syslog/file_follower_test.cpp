@@ -167,7 +167,7 @@ TEST_F(FileFollowerTest, HugeAndBinaryLinesAreCutFlaggedAndBounded) {
     const auto log = dir_ / "messages";
     FollowerOptions o;
     o.max_line_bytes = 1000;
-    o.max_bytes_per_poll = 256 * 1024;
+    o.max_bytes_per_poll = std::size_t{256} * 1024;
     FileFollower f(log, sink_, probe_, o);
     append(log, std::string(1 << 20, 'q') + "\n" + std::string("\xFF\xFE\x00zz\n", 6) + "Nov 24 06:29:00 h a: ok\n");
     std::size_t total = 0;

@@ -22,7 +22,7 @@ using test::kHostileSpaced;
 using test::render;
 using test::valid_utf8;
 
-const std::string kBig(64 * 1024, 'x');  // a 64 KiB value
+const std::string kBig(std::size_t{64} * 1024, 'x');  // a 64 KiB value
 
 bool has_control(std::string_view s, bool allow_tab = false) {
     for (char ch : s) {
