@@ -218,6 +218,7 @@ TEST(ListenerLimits, BusyConnectionsAreKeptAndRefusalsAlertedRateLimited) {
     Conn a(l->port()), b(l->port());
     ASSERT_TRUE(eventually([&] { return probe.connections_open.load() == 2; }));
     std::vector<std::unique_ptr<Conn>> refused;
+    const auto first_refused = std::chrono::steady_clock::now();
     for (int i = 0; i < 4; ++i) {
         refused.push_back(std::make_unique<Conn>(l->port()));
         EXPECT_TRUE(refused.back()->closed_by_peer()) << i;
@@ -225,9 +226,10 @@ TEST(ListenerLimits, BusyConnectionsAreKeptAndRefusalsAlertedRateLimited) {
     EXPECT_EQ(probe.connections_rejected.load(), 4u);
     EXPECT_EQ(probe.connections_evicted.load(), 0u);
     EXPECT_FALSE(a.closed_by_peer(0ms));
-    // The first refusal is told at once; the others are counted and told when the interval has
-    // passed, with no new event to trigger it: every refusal is told, in at most one alert per
-    // interval (how the four split depends on how fast the loop above ran on a loaded machine).
+    // The first refusal is told at once (with the refusals of the same accept round: how the four
+    // split depends on how fast the loop above and the listener ran); the rest are counted and told
+    // when the interval has passed, with no new event to trigger it. Every refusal is told, in at
+    // most one alert per interval.
     const auto told_count = [&] {
         std::uint64_t n = 0;
         for (const auto& told_one : alerts.of("syslog.connection_refused")) n += std::stoull(told_one.message);
@@ -235,12 +237,11 @@ TEST(ListenerLimits, BusyConnectionsAreKeptAndRefusalsAlertedRateLimited) {
     };
     ASSERT_TRUE(eventually([&] { return told_count() == 4; }, 10s)) << told_count();
     const auto told = alerts.of("syslog.connection_refused");
-    ASSERT_GE(told.size(), 2u);
     EXPECT_EQ(told[0].severity, agent::Severity::warning);
-    EXPECT_EQ(told[0].message.rfind("1 TCP connection(s) refused", 0), 0u) << told[0].message;
-    for (std::size_t i = 1; i < told.size(); ++i)
-        EXPECT_NE(told[i].message.find("syslog.max_connections (2)"), std::string::npos) << told[i].message;
+    EXPECT_NE(told[0].message.find("TCP connection(s) refused"), std::string::npos) << told[0].message;
+    EXPECT_NE(told.back().message.find("syslog.max_connections (2)"), std::string::npos) << told.back().message;
     const auto at = alerts.arrivals("syslog.connection_refused");
+    EXPECT_LT(at[0] - first_refused, 1500ms) << "the first refusal is told at once, not after the 2 s interval";
     for (std::size_t i = 1; i < at.size(); ++i)
         EXPECT_GE(at[i] - at[i - 1], 1900ms) << "alert " << i << " came sooner than the interval after the one before";
     const std::size_t before = told.size();
