@@ -118,10 +118,9 @@ sl::SyslogMessage map_entry(const RawEntry& e, const MappingOptions& o, MappingN
     for (const auto name : sd_fields())
         if (const auto* v = e.find(name)) sd.params.push_back({std::string(name), *v});
     // A PRIORITY or SYSLOG_FACILITY that is not a number in range is not lost.
-    if (const auto* p = e.find("PRIORITY"); p != nullptr && m.severity < 0)
-        sd.params.push_back({"PRIORITY", sl::to_safe_text(*p)});
+    if (const auto* p = e.find("PRIORITY"); p != nullptr && m.severity < 0) sd.params.push_back({"PRIORITY", *p});
     if (const auto* f = e.find("SYSLOG_FACILITY"); f != nullptr && m.facility < 0)
-        sd.params.push_back({"SYSLOG_FACILITY", sl::to_safe_text(*f)});
+        sd.params.push_back({"SYSLOG_FACILITY", *f});
     if (!sd.params.empty()) m.structured_data.push_back(std::move(sd));
     return m;
 }

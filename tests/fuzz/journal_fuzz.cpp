@@ -1,9 +1,10 @@
 // libFuzzer target for the journal collector's parsers of outside input: a journal entry's fields (any
 // local process writes them; sd-journal hands them over as bytes) mapped to a syslog message, and the
 // cursor file read back at start. The input is the cursor file's text, then, after the first NUL, the
-// entry's fields "FIELD=value" separated by NUL. Properties besides "no crash": text fields are safe
-// text, MESSAGE is recoverable from msg (to_safe_text of its bytes), a severity is 0..7, and a cursor
-// file that parses writes back to the same text.
+// entry's fields "FIELD=value" separated by NUL. Properties besides "no crash": the header fields (app,
+// procid, host) are safe text, MESSAGE's bytes are msg and raw exactly (cut at the maximum, flagged),
+// the structured data's values are the fields' bytes, a severity is 0..7, and a cursor file that parses
+// writes back to the same text.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -39,12 +40,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     journal::MappingOptions o;
     o.max_message_bytes = 64;
     const auto m = journal::map_entry(e, o);
-    for (const std::string* t : {&m.msg, &m.app_name, &m.procid, &m.hostname})
+    for (const std::string* t : {&m.app_name, &m.procid, &m.hostname})
         if (syslog::to_safe_text(*t) != *t) std::abort();
+    for (const auto& sd : m.structured_data)
+        for (const auto& p : sd.params) {
+            const std::string* v = e.find(p.name);
+            if (v == nullptr || *v != p.value) std::abort();
+        }
     if (m.severity < -1 || m.severity > 7 || m.facility < -1 || m.facility > 23) std::abort();
     if (const auto* msg = e.find("MESSAGE")) {
         const std::string_view kept = std::string_view(*msg).substr(0, o.max_message_bytes);
-        if (syslog::to_safe_text(kept) != m.msg || m.oversized != (msg->size() > o.max_message_bytes)) std::abort();
+        if (kept != m.msg || m.raw != m.msg || m.oversized != (msg->size() > o.max_message_bytes)) std::abort();
     }
     return 0;
 }
