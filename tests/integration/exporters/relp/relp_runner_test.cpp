@@ -10,33 +10,16 @@
 #include "exporters/formats/formatter.h"
 #include "exporters/relp/relp_exporter.h"
 #include "tests/integration/exporters/relp/rsyslog_fixture.h"
+#include "tests/integration/exporters/relp/synthetic_source.h"
 
 namespace hsmaudit::exporters::relp {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::relp::make_audit_event;
 using testing::relp::Pki;
 using testing::relp::received_seqs;
 using testing::relp::Rsyslog;
-
-/// Synthetic audit records 1..N (what a store would hold), nothing on the other streams.
-class SyntheticSource final : public agent::EventSource {
-public:
-    explicit SyntheticSource(std::uint64_t n) : n_(n) {}
-    Result<std::size_t> read(agent::Stream stream, std::uint64_t after, std::size_t max,
-                             std::vector<agent::Event>& out) override {
-        if (stream != agent::Stream::audit) return std::size_t{0};
-        std::size_t added = 0;
-        for (std::uint64_t s = after + 1; s <= n_ && added < max; ++s, ++added) out.push_back(make_audit_event(s));
-        return added;
-    }
-    Result<std::uint64_t> newest(agent::Stream stream) override { return stream == agent::Stream::audit ? n_ : 0; }
-    Result<std::uint64_t> before_oldest(agent::Stream) override { return std::uint64_t{0}; }
-
-private:
-    std::uint64_t n_;
-};
+using testing::relp::SyntheticSource;
 
 class Alerts final : public agent::AlertSink {
 public:
