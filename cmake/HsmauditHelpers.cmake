@@ -144,6 +144,14 @@ function(hsmaudit_add_test name)
   # gtest_discover_tests flattens PROPERTIES (a list value would misalign every pair after it),
   # so the labels are set by a script ctest includes after the discovered tests (their names are
   # in ${name}_TESTS there).
+  # One aggregate target per label (hsmaudit_tests_unit, ...): CI's ASan stage runs only the unit
+  # tests, so it builds only them (and what they depend on) instead of the whole tree.
+  foreach(label ${ARG_LABELS})
+    if(NOT TARGET hsmaudit_tests_${label})
+      add_custom_target(hsmaudit_tests_${label})
+    endif()
+    add_dependencies(hsmaudit_tests_${label} ${name})
+  endforeach()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_TESTS
                        PROPERTIES TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
   set(labels_script "${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake")
