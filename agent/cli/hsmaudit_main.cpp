@@ -218,7 +218,7 @@ int run(int argc, char** argv) {
     exporters::kafka::add_fleet_options(*verify, fleet_args);
 
     // A full agent configuration names destinations: the tools accept the keys of every kind built in.
-    const auto plugin_keys = exporters::exporter_config_keys();
+    const auto plugin_keys = exporters::component_config_keys();
     agent::tools::StoreArgs status_args;
     status_args.plugin_keys = plugin_keys;
     auto* status = app.add_subcommand(

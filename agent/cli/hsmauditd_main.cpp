@@ -42,7 +42,7 @@ constexpr int kExitUsage = 2;    // usage or configuration error
 
 /// The exporter kinds built into this program (its registration list) and their keys.
 ServicePlugins plugins() {
-    return ServicePlugins{hsmaudit::exporters::builtin_exporters(), hsmaudit::exporters::exporter_config_keys()};
+    return ServicePlugins{hsmaudit::exporters::builtin_exporters(), hsmaudit::exporters::component_config_keys()};
 }
 
 /// The one load path of --check-config, the start and SIGHUP (agent/daemon/agent_config.h).

@@ -23,7 +23,7 @@ std::span<const agent::ExporterFactory> builtin_exporters() {
     return kFactories;
 }
 
-std::vector<base::KeySpec> exporter_config_keys() {
+std::vector<base::KeySpec> component_config_keys() {
     std::vector<base::KeySpec> keys;
     const auto formats = formats::format_config_keys();
     keys.insert(keys.end(), formats.begin(), formats.end());

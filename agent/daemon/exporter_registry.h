@@ -15,8 +15,9 @@ namespace hsmaudit::exporters {
 /// Every exporter kind built into hsmauditd.
 std::span<const agent::ExporterFactory> builtin_exporters();
 
-/// The configuration keys of the exporters: the shared format keys and every kind's own keys; also the
-/// metrics endpoint's and the journal source's (collectors/journal), which agent/engine cannot name.
-std::vector<base::KeySpec> exporter_config_keys();
+/// The configuration keys of the components this composition root names and agent/engine cannot:
+/// the shared format keys, every exporter kind's own keys, the metrics endpoint's and the journal
+/// source's (collectors/journal).
+std::vector<base::KeySpec> component_config_keys();
 
 }  // namespace hsmaudit::exporters

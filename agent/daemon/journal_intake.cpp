@@ -16,6 +16,9 @@ bool JournalSpoolSink::offer(const collectors::syslog::SyslogMessage& message) {
     if (uncommitted_ >= kMaxUncommitted) {
         if (!commit()) return false;  // the source waits and offers it again
     }
+    // A full spool makes the source wait and offer the entry again (its cursor has not moved past
+    // it): that is backpressure, not a drop, so the spool's `dropped` counter is not touched.
+    if (!spool_.has_room()) return false;
     if (!spool_.push(syslog_spool_payload(message, max_message_bytes_))) return false;
     ++uncommitted_;
     return true;
@@ -45,7 +48,7 @@ Result<std::unique_ptr<JournalIntake>> JournalIntake::start(const base::Config& 
                                 what + "; the journal source stopped (restart the agent to resume it)", 0,
                                 wall_clock_ms()});
     };
-    std::unique_ptr<JournalIntake> in(new JournalIntake(spool, options->max_message_bytes));
+    auto in = std::make_unique<JournalIntake>(Token{}, spool, options->max_message_bytes);
     const std::string what = options->directory.empty() ? "the system journal" : options->directory;
     auto source = jn::JournalSource::start(std::move(*options), in->sink_, in->probe_);
     if (!source) return make_error(errc::config_error, "syslog.journal (" + what + "): " + source.error().describe());

@@ -38,7 +38,14 @@ private:
 };
 
 class JournalIntake {
+    struct Token {
+        explicit Token() = default;
+    };
+
 public:
+    /// Built by start() only (the token is private); public so that std::make_unique can call it.
+    JournalIntake(Token /*only start()*/, EventSpool& spool, std::size_t max_message_bytes)
+        : sink_(spool, max_message_bytes) {}
     /// The cursor file in the intake's directory.
     static std::string cursor_path(const std::string& dir);
     /// Starts the source the syslog.journal.* keys describe, spooling into `spool`.
@@ -53,7 +60,6 @@ public:
     [[nodiscard]] const collectors::journal::Probe& probe() const { return probe_; }
 
 private:
-    JournalIntake(EventSpool& spool, std::size_t max_message_bytes) : sink_(spool, max_message_bytes) {}
     JournalSpoolSink sink_;
     collectors::journal::Probe probe_;
     std::unique_ptr<collectors::journal::JournalSource> source_;  // last: stopped first

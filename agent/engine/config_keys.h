@@ -28,7 +28,7 @@ std::string appliance_host_name(const base::Config& config);
 
 /// Every key hsmauditd accepts, in documentation order: the agent's own, the exporters' common
 /// keys (agent/engine/export/manager.cpp) and `plugins`, the keys of the exporter kinds built in
-/// (exporters::exporter_config_keys(), passed by the programs that link them).
+/// (exporters::component_config_keys(), passed by the programs that link them).
 std::vector<base::KeySpec> all_config_keys(std::span<const base::KeySpec> plugins = {});
 
 }  // namespace hsmaudit::agent

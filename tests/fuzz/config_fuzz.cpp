@@ -25,7 +25,7 @@ using namespace hsmaudit;
 using namespace hsmaudit::agent;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const std::vector<base::KeySpec> keys = all_config_keys(exporters::exporter_config_keys());
+    static const std::vector<base::KeySpec> keys = all_config_keys(exporters::component_config_keys());
     const std::string_view yaml(reinterpret_cast<const char*>(data), size);
     auto c = base::Config::parse(yaml, "fuzz.yaml", keys);
     if (!c) {

@@ -50,7 +50,7 @@ protected:
         const std::string yaml =
             "syslog:\n  journal:\n    enabled: true\n    directory: " + (dir_ / "journal").string() +
             "\n    units: hsm.service\n    cursor_sync: " + cursor_sync + "\n";
-        auto c = base::Config::parse(yaml, "test.yaml", all_config_keys(exporters::exporter_config_keys()));
+        auto c = base::Config::parse(yaml, "test.yaml", all_config_keys(exporters::component_config_keys()));
         EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().describe());
         return *c;
     }

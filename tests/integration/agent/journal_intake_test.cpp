@@ -53,7 +53,7 @@ TEST_F(JournalIntakeTest, TheDocsExampleReadsTheAppliancesUnitsAtInfoAndAbove) {
     ASSERT_NE(end, std::string::npos);
     const auto from = text.find("```yaml\n", begin) + 8;
     const std::string yaml = text.substr(from, end - from) + "    directory: " + (dir_ / "journal").string() + "\n";
-    auto c = base::Config::parse(yaml, "ARCHITECTURE.md", all_config_keys(exporters::exporter_config_keys()));
+    auto c = base::Config::parse(yaml, "ARCHITECTURE.md", all_config_keys(exporters::component_config_keys()));
     ASSERT_TRUE(c.has_value()) << yaml << c.error().describe();
 
     ASSERT_EQ(append_journal(dir_ / "journal" / "a.journal",

@@ -27,7 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 ServicePlugins plugins() {
-    return ServicePlugins{exporters::builtin_exporters(), exporters::exporter_config_keys()};
+    return ServicePlugins{exporters::builtin_exporters(), exporters::component_config_keys()};
 }
 
 class AgentConfig : public ::testing::Test {
@@ -309,7 +309,7 @@ TEST_F(AgentConfig, TheYamlBlocksOfTheDocsParse) {
     // The agent configurations the docs and the receiver pages of config/examples/ show (```yaml
     // blocks) hold only declared keys, each once; list keys in either form (`streams: [a, b]`).
     // Their files (/etc/hsmaudit/...) are not here: the full check is for the shipped files above.
-    const auto keys = all_config_keys(exporters::exporter_config_keys());
+    const auto keys = all_config_keys(exporters::component_config_keys());
     std::vector<fs::path> docs = {fs::path(HSMAUDIT_SOURCE_DIR) / "README.md"};
     for (const char* dir : {"docs", "config/examples"})  // the receiver pages show the agent's side too
         for (const auto& e : fs::directory_iterator(fs::path(HSMAUDIT_SOURCE_DIR) / dir))

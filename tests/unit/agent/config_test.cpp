@@ -12,7 +12,7 @@ namespace hsmaudit::agent {
 namespace {
 
 Result<base::Config> parse(std::string_view yaml) {
-    const auto keys = all_config_keys(exporters::exporter_config_keys());
+    const auto keys = all_config_keys(exporters::component_config_keys());
     return base::Config::parse(yaml, "test.yaml", keys);
 }
 
@@ -122,13 +122,13 @@ TEST(Config, DocsConfigMdIsGeneratedFromTheKeySpecs) {
     ASSERT_TRUE(in) << "docs/CONFIG.md is missing";
     std::stringstream ss;
     ss << in.rdbuf();
-    const auto keys = all_config_keys(exporters::exporter_config_keys());
+    const auto keys = all_config_keys(exporters::component_config_keys());
     EXPECT_EQ(ss.str(), base::config_reference_markdown(keys))
         << "docs/CONFIG.md is out of date: regenerate it with `hsmauditd --config-reference > docs/CONFIG.md`";
 }
 
 TEST(Config, EveryKeyHasAValidDefaultAndADescription) {
-    const auto keys = all_config_keys(exporters::exporter_config_keys());
+    const auto keys = all_config_keys(exporters::component_config_keys());
     for (const auto& k : keys) {
         EXPECT_FALSE(k.description.empty()) << k.key;
         std::string yaml;
