@@ -15,7 +15,9 @@ Printed per run and as medians (min-max spread): records/s; the sender's CPU tim
 (user+sys): rsyslogd's from /proc/<pid>/stat when the receiver holds the last record, relp_bench's
 from getrusage(RUSAGE_SELF) when the last acknowledgement arrived, also shown without its synthetic
 record generation (measured on the runner thread around EventSource::read, CLOCK_THREAD_CPUTIME_ID);
-the receiver's CPU time per record (/proc/<pid>/stat). Load average at start and end.
+the receiver's CPU time per record (/proc/<pid>/stat) and that of its imrelp input thread, which
+handles every frame of a session (read, submit, acknowledgement) and so bounds one session's rate
+whatever the sender does. Load average at start and end.
 After the first run it checks that both receivers wrote byte-identical files.
 
     bench/exporters/relp/relp_vs_rsyslog.py --build-dir build/ci [--records 200000] [--runs 3]
@@ -146,6 +148,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of proc(5)
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: utime+stime} of each thread of a process (/proc/<pid>/task/<tid>/stat)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 class Rsyslogd:
     def __init__(self, d, name, conf):
         self.path = os.path.join(d, name + ".conf")
@@ -159,6 +176,11 @@ class Rsyslogd:
 
     def cpu(self):
         return cpu_seconds(self.proc.pid)
+
+    def imrelp_cpu(self):
+        """CPU of the receiver's imrelp input thread ("in:imrelp"), which reads every frame of a session,
+        submits it and writes its acknowledgement: a session's frames cannot go faster than it."""
+        return thread_cpu_seconds(self.proc.pid).get("in:imrelp", 0.0)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -209,7 +231,8 @@ def run_hsmaudit(d, bench, n, run, extra):
         cpu = float(kv["cpu_seconds"])
         gen = float(kv["generation_cpu_seconds"])
         return {"rate": n / (t1 - t0), "cpu_us": cpu / n * 1e6, "cpu_nogen_us": (cpu - gen) / n * 1e6,
-                "recv_us": recv.cpu() / n * 1e6, "file": os.path.join(d, "received-%s.log" % tag)}
+                "recv_us": recv.cpu() / n * 1e6, "imrelp_us": recv.imrelp_cpu() / n * 1e6,
+                "file": os.path.join(d, "received-%s.log" % tag)}
     finally:
         recv.stop()
 
@@ -227,7 +250,7 @@ def run_rsyslog(d, lines, n, run):
         t1 = wait_lines(os.path.join(d, "received-%s.log" % tag), n)
         cpu = fwd.cpu()
         return {"rate": n / (t1 - t0), "cpu_us": cpu / n * 1e6, "recv_us": recv.cpu() / n * 1e6,
-                "file": os.path.join(d, "received-%s.log" % tag)}
+                "imrelp_us": recv.imrelp_cpu() / n * 1e6, "file": os.path.join(d, "received-%s.log" % tag)}
     finally:
         if fwd:
             fwd.stop()
@@ -280,9 +303,11 @@ def main():
             for r in (ours[-1], theirs[-1]):
                 os.unlink(r["file"])
             print("run %d (load %s): hsmaudit %.0f records/s, %.2f us CPU/record (%.2f without generation), "
-                  "receiver %.2f us/record | rsyslog %.0f records/s, %.2f us CPU/record, receiver %.2f us/record" %
+                  "receiver %.2f us/record (imrelp thread %.2f) | rsyslog %.0f records/s, %.2f us CPU/record, receiver "
+                  "%.2f us/record (imrelp thread %.2f)" %
                   (run + 1, loadavg(), ours[-1]["rate"], ours[-1]["cpu_us"], ours[-1]["cpu_nogen_us"],
-                   ours[-1]["recv_us"], theirs[-1]["rate"], theirs[-1]["cpu_us"], theirs[-1]["recv_us"]), flush=True)
+                   ours[-1]["recv_us"], ours[-1]["imrelp_us"], theirs[-1]["rate"], theirs[-1]["cpu_us"],
+                   theirs[-1]["recv_us"], theirs[-1]["imrelp_us"]), flush=True)
 
         def med(v):
             s = sorted(v)
@@ -295,6 +320,7 @@ def main():
         o, t = col(ours, "rate"), col(theirs, "rate")
         oc, on, tc = col(ours, "cpu_us"), col(ours, "cpu_nogen_us"), col(theirs, "cpu_us")
         orc, trc = col(ours, "recv_us"), col(theirs, "recv_us")
+        oim, tim = col(ours, "imrelp_us"), col(theirs, "imrelp_us")
         window = ("%d (NOT the shipped default)" % a.window) if a.window else "the shipped default"
         print()
         print("==== RELP/TLS delivery, hsmaudit vs tuned rsyslog (summary) ====")
@@ -321,6 +347,10 @@ def main():
         print("%-34s %12.2f" % ("  without record generation", on[0] / tc[0]))
         print("%-34s %12.2f %9.2f - %.2f" % ("receiver CPU us/record (hsmaudit)", *orc))
         print("%-34s %12.2f %9.2f - %.2f" % ("receiver CPU us/record (rsyslog)", *trc))
+        print("%-34s %12.2f %9.2f - %.2f" % ("  its in:imrelp thread (hsmaudit)", *oim))
+        print("%-34s %12.2f %9.2f - %.2f" % ("  its in:imrelp thread (rsyslog)", *tim))
+        print("%-34s %12.0f records/s (1e6 / the imrelp thread's us per record, hsmaudit runs)" %
+              ("receiver ceiling, one session", 1e6 / oim[0] if oim[0] else 0))
     finally:
         if a.keep:
             print("kept", d)
