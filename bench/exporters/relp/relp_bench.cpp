@@ -165,8 +165,9 @@ int main(int argc, char** argv) {
     };
     auto source = std::make_unique<Source>(count);
     const Source* source_view = source.get();
-    auto runner = agent::ExportRunner::open(
-        ro, std::make_unique<exporters::relp::RelpExporter>(o, std::move(formatter)), std::move(source), alerts, now_ms);
+    auto runner =
+        agent::ExportRunner::open(ro, std::make_unique<exporters::relp::RelpExporter>(o, std::move(formatter)),
+                                  std::move(source), alerts, now_ms);
     if (!runner) {
         std::cerr << runner.error().describe() << "\n";
         return 1;
@@ -185,7 +186,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::printf(
-        "records=%llu seconds=%.3f records_per_second=%.0f failures=%llu cpu_seconds=%.3f generation_cpu_seconds=%.3f\n",
+        "records=%llu seconds=%.3f records_per_second=%.0f failures=%llu cpu_seconds=%.3f "
+        "generation_cpu_seconds=%.3f\n",
         static_cast<unsigned long long>(count), seconds, static_cast<double>(count) / seconds,
         static_cast<unsigned long long>(stats.failures), cpu, source_view->generation_cpu());
     return 0;
