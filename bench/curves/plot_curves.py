@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Draws the cost curves measured by bench/curves/cost_curves.py (its OUT/results.json) as PNG
+charts, one point per run so the spread shows:
+
+  DOCS/curves-trail-size.png     verification time, drain rate and peak memory against the
+                                 number of records in the trail (log-log where it reads best)
+  DOCS/curves-destinations.png   the agent's peak memory, CPU per 10,000 records and catch-up
+                                 time against the number of destinations
+
+    bench/curves/plot_curves.py --in /tmp/curves [--docs docs]
+
+Needs matplotlib (Debian: python3-matplotlib, installed by scripts/setup). When the python3 on
+PATH lacks it (a pyenv interpreter, say), the script runs itself again with /usr/bin/python3.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+try:
+    import matplotlib
+except ImportError:
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    sys.exit("matplotlib not found: apt-get install python3-matplotlib (scripts/setup installs it)")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+CONFIG = "encryption at rest on, online verification on, Merkle tree on, default destination settings"
+
+
+def si(x, _pos=None):
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            v = x / div
+            return ("%.0f%s" if v >= 10 or v == int(v) else "%.1f%s") % (v, suf)
+    return "%g" % x
+
+
+def jitter(i, n, spread):
+    """Offsets of the runs at one x so that equal values do not hide each other."""
+    return 0 if n <= 1 else (i / (n - 1) - 0.5) * spread
+
+
+def subtitle(res):
+    m = res["machine"]
+    loads = [p["load_avg"][0][0] for p in res["points"]] + [p["load_avg"][1][0] for p in res["points"]]
+    load = "load %.1f-%.1f" % (min(loads), max(loads)) if loads else ""
+    return "%s, %s cores, %s; %s; %s" % (m["cpu"], m["cores"], res["date"], res.get("version", ""), load)
+
+
+def by(points, key):
+    out = {}
+    for p in points:
+        out.setdefault(p[key], []).append(p)
+    return dict(sorted(out.items()))
+
+
+def plot_trail(res, path):
+    pts = res["points"]
+    trail = [p for p in pts if p["curve"] == "trail"]
+    drain = [p for p in pts if p["curve"] == "drain"]
+    fig, ax = plt.subplots(1, 3, figsize=(17, 5.6))
+    fig.suptitle("hsmaudit cost against trail size: %s\n%s" % (CONFIG, subtitle(res)), fontsize=11)
+
+    # (a) verification time, log-log, with a line of slope 1 through the medians' largest point.
+    a = ax[0]
+    groups = by(trail, "target_records")
+    first = True
+    for n, ps in groups.items():
+        vs = [(p["records"], v) for p in ps for v in p["verify"]]
+        for i, (rec, v) in enumerate(vs):
+            f = 1 + jitter(i, len(vs), 0.12)
+            a.scatter(rec * f, v["wall_s"], marker="o", s=22, color="tab:blue", alpha=0.75,
+                      label="wall clock" if first else None)
+            a.scatter(rec * f, v["cpu_s"], marker="^", s=22, color="tab:orange", alpha=0.75,
+                      label="CPU (user+sys)" if first else None)
+            first = False
+    if groups:
+        n_max = max(groups)
+        big = groups[n_max]
+        rec = statistics.median(p["records"] for p in big)
+        cpu = statistics.median(v["cpu_s"] for p in big for v in p["verify"])
+        xs = [min(p["records"] for p in trail), max(p["records"] for p in trail)]
+        a.plot(xs, [cpu * x / rec for x in xs], ls="--", lw=1, color="gray",
+               label="linear: %.2f M records per CPU second" % (rec / cpu / 1e6))
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel("records in the trail")
+    a.set_ylabel("seconds (log)")
+    a.set_title("hsmaudit verify --key on the agent's encrypted store", fontsize=10)
+    a.xaxis.set_major_formatter(FuncFormatter(si))
+    a.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: "%g" % y))
+    a.grid(True, which="both", alpha=0.3)
+    a.legend(fontsize=8, loc="upper left")
+
+    # (b) drain rate: the drain's ceiling (bench) and what the agent achieved behind the module.
+    b = ax[1]
+    plotted = False
+    if drain:
+        first = True
+        for n, ps in by(drain, "records").items():
+            xs = [x for p in ps for x in p["records_per_s"]]
+            for i, x in enumerate(xs):
+                b.scatter(n * (1 + jitter(i, len(xs), 0.12)), x, marker="s", s=24, color="tab:green", alpha=0.8,
+                          label="drain ceiling: hsmaudit_bench_agent, one drain thread" if first else None)
+                first = False
+        plotted = True
+    first = True
+    for n, ps in groups.items():
+        for i, p in enumerate(ps):
+            if p.get("agent_records_per_s"):
+                b.scatter(p["records"] * (1 + jitter(i, len(ps), 0.12)), p["agent_records_per_s"], marker="o", s=24,
+                          color="tab:purple", alpha=0.8,
+                          label="hsmauditd behind its embedded module\n(bounded by the module's workload)"
+                          if first else None)
+                first = False
+                plotted = True
+    b.set_xscale("log")
+    b.set_yscale("log")
+    b.set_xlabel("records drained")
+    b.set_ylabel("records per second (log)")
+    b.set_title("drain + verify + store (encrypted)" + ("" if drain else "\n(drain bench without a record count: "
+                                                             "ceiling not plotted)"), fontsize=10)
+    b.xaxis.set_major_formatter(FuncFormatter(si))
+    b.yaxis.set_major_formatter(FuncFormatter(si))
+    b.grid(True, which="both", alpha=0.3)
+    if plotted:
+        b.legend(fontsize=8, loc="lower left")
+
+    # (c) peak memory: the agent (module included) and the verifier, linear from 0.
+    c = ax[2]
+    first = True
+    for n, ps in groups.items():
+        for i, p in enumerate(ps):
+            f = 1 + jitter(i, len(ps), 0.12)
+            c.scatter(p["records"] * f, p["agent_vmhwm_mib"], marker="o", s=24, color="tab:red", alpha=0.8,
+                      label="hsmauditd VmHWM (embedded module and\nits 16 MiB ring included; 1 destination down)"
+                      if first else None)
+            for j, v in enumerate(p["verify"]):
+                c.scatter(v["records"] * f * (1 + jitter(j, len(p["verify"]), 0.05)), v["maxrss_mib"], marker="^",
+                          s=22, color="tab:blue", alpha=0.7, label="hsmaudit verify peak RSS" if first else None)
+                first = False
+    c.set_xscale("log")
+    c.set_ylim(bottom=0, top=max([p["agent_vmhwm_mib"] for p in trail] +
+                                 [v["maxrss_mib"] for p in trail for v in p["verify"]] + [1]) * 1.3)
+    c.set_xlabel("records in the trail")
+    c.set_ylabel("MiB")
+    c.set_title("peak memory (resident set, MiB)", fontsize=10)
+    c.xaxis.set_major_formatter(FuncFormatter(si))
+    c.grid(True, which="both", alpha=0.3)
+    c.legend(fontsize=8, loc="upper left")
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_dests(res, path):
+    ds = [p for p in res["points"] if p["curve"] == "dests"]
+    cf = res["config"]
+    fig, ax = plt.subplots(1, 3, figsize=(17, 5.6))
+    fig.suptitle("hsmauditd against the number of destinations: %s\nhsmcore load at %g ops/s for %g s (%d client "
+                 "threads, default mix), N RELP/TLS destinations (mutual auth) to one rsyslogd; %s"
+                 % (CONFIG, cf["rate"], cf["duration"], cf["threads"], subtitle(res)), fontsize=11)
+    groups = by(ds, "destinations")
+    panels = [
+        ("agent_vmhwm_mib", "MiB", "peak memory of hsmauditd (VmHWM)", "tab:red", True),
+        ("agent_cpu_per_10k", "CPU seconds (user+sys) per 10,000 records", "agent CPU per 10,000 module records",
+         "tab:orange", True),
+        ("catch_up_s", "seconds", "last destination's catch-up after the load ended", "tab:blue", True),
+    ]
+    for a, (key, ylabel, title, color, from_zero) in zip(ax, panels):
+        for n, ps in groups.items():
+            for i, p in enumerate(ps):
+                if p.get(key) is not None:
+                    a.scatter(n * 2 ** jitter(i, len(ps), 0.3), p[key], s=26, color=color, alpha=0.8)
+            vals = [p[key] for p in ps if p.get(key) is not None]
+            if vals:
+                a.plot([n / 2 ** 0.22, n * 2 ** 0.22], [statistics.median(vals)] * 2, color="black", lw=1.2)
+        a.set_xscale("log", base=2)
+        a.set_xticks(list(groups))
+        a.set_xticklabels([str(n) for n in groups])
+        a.set_xlim(min(groups, default=1) / 1.35, max(groups, default=8) * 1.35)
+        if from_zero:
+            a.set_ylim(bottom=0, top=max([p[key] for p in ds if p.get(key) is not None] + [0]) * 1.15 or 1)
+        a.set_xlabel("destinations (log2)")
+        a.set_ylabel(ylabel)
+        a.set_title(title + "\n(dots: runs, bars: medians)", fontsize=10)
+        a.grid(True, alpha=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--in", dest="src", required=True, help="the --out directory of cost_curves.py")
+    ap.add_argument("--docs", default="docs", help="where the PNG files go")
+    ap.add_argument("--prefix", default="curves", help="file name prefix")
+    a = ap.parse_args()
+    with open(os.path.join(a.src, "results.json")) as f:
+        res = json.load(f)
+    os.makedirs(a.docs, exist_ok=True)
+    written = []
+    if any(p["curve"] in ("trail", "drain") for p in res["points"]):
+        path = os.path.join(a.docs, a.prefix + "-trail-size.png")
+        plot_trail(res, path)
+        written.append(path)
+    if any(p["curve"] == "dests" for p in res["points"]):
+        path = os.path.join(a.docs, a.prefix + "-destinations.png")
+        plot_dests(res, path)
+        written.append(path)
+    if not written:
+        sys.exit("no points in " + os.path.join(a.src, "results.json"))
+    for p in written:
+        print("wrote", p)
+
+
+if __name__ == "__main__":
+    main()
