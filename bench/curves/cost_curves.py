@@ -59,12 +59,12 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,7 +106,6 @@ def timed(cmd, **kw):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
     out, err = [], []
     # Read both pipes without blocking the child (verify --json output can be large).
-    import threading
     te = threading.Thread(target=lambda: err.append(p.stderr.read()))
     te.start()
     out.append(p.stdout.read())
@@ -218,7 +217,7 @@ def dir_bytes(path):
 
 
 def drain_bench_path(a):
-    return os.path.join(a.build_dir, "bench/agent/hsmaudit_bench_agent")
+    return a.drain_bench or os.path.join(a.build_dir, "bench/agent/hsmaudit_bench_agent")
 
 
 def drain_bench_supported(a):
@@ -485,6 +484,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="dests: hsmcore load --threads")
     ap.add_argument("--catch-up-timeout", type=float, default=300)
     ap.add_argument("--drain-sizes", help="drain bench record counts (default: the trail sizes)")
+    ap.add_argument("--drain-bench", help="hsmaudit_bench_agent to run (default: BUILD/bench/agent/)")
     ap.add_argument("--drain-records-arg", default="--records {n}",
                     help="how hsmaudit_bench_agent takes its record count ({n} replaced)")
     ap.add_argument("--drain-filter", default="BM_DrainVerifyStore/1/1",

@@ -39,6 +39,11 @@ def si(x, _pos=None):
     return "%g" % x
 
 
+def legend(ax, **kw):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, **kw)
+
+
 def jitter(i, n, spread):
     """Offsets of the runs at one x so that equal values do not hide each other."""
     return 0 if n <= 1 else (i / (n - 1) - 0.5) * spread
@@ -94,7 +99,7 @@ def plot_trail(res, path):
     a.xaxis.set_major_formatter(FuncFormatter(si))
     a.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: "%g" % y))
     a.grid(True, which="both", alpha=0.3)
-    a.legend(fontsize=8, loc="upper left")
+    legend(a, loc="upper left")
 
     # (b) drain rate: the drain's ceiling (bench) and what the agent achieved behind the module.
     b = ax[1]
@@ -128,7 +133,7 @@ def plot_trail(res, path):
     b.yaxis.set_major_formatter(FuncFormatter(si))
     b.grid(True, which="both", alpha=0.3)
     if plotted:
-        b.legend(fontsize=8, loc="lower left")
+        legend(b, loc="lower left")
 
     # (c) peak memory: the agent (module included) and the verifier, linear from 0.
     c = ax[2]
@@ -151,7 +156,7 @@ def plot_trail(res, path):
     c.set_title("peak memory (resident set, MiB)", fontsize=10)
     c.xaxis.set_major_formatter(FuncFormatter(si))
     c.grid(True, which="both", alpha=0.3)
-    c.legend(fontsize=8, loc="upper left")
+    legend(c, loc="upper left")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(path, dpi=110)
     plt.close(fig)
