@@ -343,6 +343,12 @@ def dests_point(a, n, rnd, work, pki):
         # The module's first records (init, start) delivered everywhere: every destination is up.
         st0 = c.wait_until(caught_up, 60, "every destination delivered the first records", agent.proc)
         rec0 = st0["drain"]["records"]
+        perf = None
+        if a.profile_dests == n and rnd == 1:
+            perf_data = os.path.join(os.path.abspath(a.out), "perf-dests-%d.data" % n)
+            perf = c.Proc(["perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(agent.pid), "-o",
+                           perf_data], os.path.join(d, "perf.err"))
+            time.sleep(0.5)  # perf attaches
         cpu0 = c.cpu_seconds(agent.pid)
         t0 = time.monotonic()
         load = subprocess.run([hsmcore, "load", "--dir", module_dir, "--rate", str(a.rate), "--duration",
@@ -366,6 +372,16 @@ def dests_point(a, n, rnd, work, pki):
         cpu1 = c.cpu_seconds(agent.pid)
         hwm = c.proc_status_kb(agent.pid, "VmHWM") / 1024.0
         rss = c.proc_status_kb(agent.pid, "VmRSS") / 1024.0
+        if perf is not None:
+            perf.stop(sig=signal.SIGINT, timeout=60)
+            report = os.path.join(os.path.abspath(a.out), "perf-dests-%d.txt" % n)
+            with open(report, "w") as f:
+                subprocess.run(["perf", "report", "-i", perf_data, "--no-children", "--stdio", "-g", "none",
+                                "--percent-limit", "0.7", "--sort", "dso,symbol"], stdout=f, stderr=subprocess.DEVNULL)
+            log("  perf profile of hsmauditd with %d destinations (cpu-clock, --no-children): %s" % (n, report))
+            with open(report) as f:
+                for line in [x for x in f if x.strip() and not x.startswith("#")][:25]:
+                    log("    " + line.rstrip().rstrip("- ").rstrip())
         records = st1["drain"]["records"] - rec0
         dl = delivered_all(st1, names)
         return {"curve": "dests", "round": rnd, "destinations": n, "records": records,
@@ -483,6 +499,9 @@ def main():
     ap.add_argument("--duration", type=float, default=20, help="dests: hsmcore load --duration (s)")
     ap.add_argument("--threads", type=int, default=2, help="dests: hsmcore load --threads")
     ap.add_argument("--catch-up-timeout", type=float, default=300)
+    ap.add_argument("--profile-dests", type=int, default=0,
+                    help="perf record -g the agent in round 1's run with this many destinations (perf.data and the"
+                         " report under --out)")
     ap.add_argument("--drain-sizes", help="drain bench record counts (default: the trail sizes)")
     ap.add_argument("--drain-bench", help="hsmaudit_bench_agent to run (default: BUILD/bench/agent/)")
     ap.add_argument("--drain-records-arg", default="--records {n}",
@@ -509,6 +528,7 @@ def main():
                                                                                                     a.build_dir))
     if "dests" in curves and not os.access(c.RSYSLOGD, os.X_OK):
         sys.exit(c.RSYSLOGD + " not found (packages rsyslog rsyslog-relp rsyslog-openssl)")
+    os.makedirs(a.out, exist_ok=True)
     work = a.workdir or tempfile.mkdtemp(prefix="hsmaudit-curves-")
     os.makedirs(work, exist_ok=True)
     version = subprocess.run([os.path.join(a.build_dir, "agent/hsmauditd"), "--version"], capture_output=True,

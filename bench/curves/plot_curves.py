@@ -131,6 +131,7 @@ def plot_trail(res, path):
                                                              "ceiling not plotted)"), fontsize=10)
     b.xaxis.set_major_formatter(FuncFormatter(si))
     b.yaxis.set_major_formatter(FuncFormatter(si))
+    b.yaxis.set_minor_formatter(FuncFormatter(lambda y, _p: si(y) if str(int(y))[0] in "25" else ""))
     b.grid(True, which="both", alpha=0.3)
     if plotted:
         legend(b, loc="lower left")
