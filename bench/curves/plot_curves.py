@@ -7,7 +7,7 @@ charts, one point per run so the spread shows:
   DOCS/curves-destinations.png   the agent's peak memory, CPU per 10,000 records and catch-up
                                  time against the number of destinations
 
-    bench/curves/plot_curves.py --in /tmp/curves [--docs docs]
+    bench/curves/plot_curves.py --in /tmp/curves [--in /tmp/curves-drain ...] [--docs docs]
 
 Needs matplotlib (Debian: python3-matplotlib, installed by scripts/setup). When the python3 on
 PATH lacks it (a pyenv interpreter, say), the script runs itself again with /usr/bin/python3.
@@ -202,12 +202,21 @@ def plot_dests(res, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--in", dest="src", required=True, help="the --out directory of cost_curves.py")
+    ap.add_argument("--in", dest="src", required=True, action="append",
+                    help="the --out directory of cost_curves.py; repeat it to draw the points of several runs"
+                         " (e.g. the trail and destination curves from one, the drain curve from another)")
     ap.add_argument("--docs", default="docs", help="where the PNG files go")
     ap.add_argument("--prefix", default="curves", help="file name prefix")
     a = ap.parse_args()
-    with open(os.path.join(a.src, "results.json")) as f:
-        res = json.load(f)
+    res = None
+    for src in a.src:
+        with open(os.path.join(src, "results.json")) as f:
+            r = json.load(f)
+        if res is None:
+            res = r
+        else:
+            res["points"] += r["points"]
+            res["date"] = res["date"] if res["date"] == r["date"] else res["date"] + " / " + r["date"]
     os.makedirs(a.docs, exist_ok=True)
     written = []
     if any(p["curve"] in ("trail", "drain") for p in res["points"]):
@@ -219,7 +228,7 @@ def main():
         plot_dests(res, path)
         written.append(path)
     if not written:
-        sys.exit("no points in " + os.path.join(a.src, "results.json"))
+        sys.exit("no points in " + ", ".join(a.src))
     for p in written:
         print("wrote", p)
 
