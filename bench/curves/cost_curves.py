@@ -106,11 +106,16 @@ def timed(cmd, **kw):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
     out, err = [], []
     # Read both pipes without blocking the child (verify --json output can be large).
-    te = threading.Thread(target=lambda: err.append(p.stderr.read()))
-    te.start()
-    out.append(p.stdout.read())
-    te.join()
-    _, status, ru = os.wait4(p.pid, 0)
+    try:
+        te = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
+        te.start()
+        out.append(p.stdout.read())
+        te.join()
+        _, status, ru = os.wait4(p.pid, 0)
+    except BaseException:  # SIGTERM (SystemExit) or ^C: do not leave the child running
+        p.kill()
+        p.wait()
+        raise
     wall = time.monotonic() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     return p.returncode, out[0], err[0], wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
@@ -241,15 +246,20 @@ def drain_point(a, n, rnd):
     if rc != 0:
         raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), rc, err.decode()[-800:]))
     rep = json.loads(out)
-    rates = []
+    rates, cpu_rates = [], []
+    unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
     for b in rep.get("benchmarks", []):
         if b.get("error_occurred"):
             raise RuntimeError("%s: %s" % (b.get("name"), b.get("error_message")))
         if b.get("run_type", "iteration") == "iteration" and "records/s" in b:
             rates.append(b["records/s"])
+            # cpu_time: the benchmark's own thread (the drain), per iteration; the Merkle tree's helper
+            # thread is not in it. Less sensitive to a loaded machine than the wall-clock rate.
+            cpu_rates.append(n / (b["cpu_time"] * unit[b.get("time_unit", "ns")]))
     if not rates:
         raise RuntimeError("no records/s in the output of " + " ".join(cmd))
-    return {"curve": "drain", "round": rnd, "records": n, "records_per_s": rates, "bench_wall_s": wall,
+    return {"curve": "drain", "round": rnd, "records": n, "records_per_s": rates,
+            "records_per_drain_cpu_s": cpu_rates, "bench_wall_s": wall,
             "bench_cpu_s": cpu, "bench_maxrss_mib": maxrss, "command": " ".join(cmd), "load_avg": [la0, loadavg()]}
 
 
@@ -431,11 +441,17 @@ def summary(res):
                                for n in sorted({p["target_records"] for p in tr})))
     dr = [p for p in pts if p["curve"] == "drain"]
     if dr:
-        lines.append("drain ceiling (hsmaudit_bench_agent %s, records/s):" % res["config"]["drain_filter"])
+        lines.append("drain ceiling (hsmaudit_bench_agent %s: encrypted at rest, Merkle tree on):"
+                     % res["config"]["drain_filter"])
+        lines.append("  %12s %5s %34s %34s" % ("records", "runs", "records/s wall, med (min-max)",
+                                                "records/s per drain-thread CPU s"))
         for n in sorted({p["records"] for p in dr}):
             v = [x for p in dr if p["records"] == n for x in p["records_per_s"]]
-            lines.append("  %12s  median %s (%s-%s), %d runs" % ("{:,}".format(n), "{:,.0f}".format(med(v)),
-                                                               "{:,.0f}".format(min(v)), "{:,.0f}".format(max(v)), len(v)))
+            u = [x for p in dr if p["records"] == n for x in p.get("records_per_drain_cpu_s", [])] or [float("nan")]
+            lines.append("  %12s %5d %34s %34s" % (
+                "{:,}".format(n), len(v), "%s (%s-%s)" % ("{:,.0f}".format(med(v)), "{:,.0f}".format(min(v)),
+                                                         "{:,.0f}".format(max(v))),
+                "%s (%s-%s)" % ("{:,.0f}".format(med(u)), "{:,.0f}".format(min(u)), "{:,.0f}".format(max(u)))))
     elif res.get("drain_skipped"):
         lines.append("drain ceiling: skipped: " + res["drain_skipped"])
     ds = [p for p in pts if p["curve"] == "dests"]
@@ -576,9 +592,11 @@ def main():
                 for n in (drain_sizes if rnd % 2 else list(reversed(drain_sizes))):
                     p = drain_point(a, n, rnd)
                     res["points"].append(p)
-                    log("round %d drain %s records: %s records/s; load %.2f" % (
-                        rnd, "{:,}".format(n), ", ".join("{:,.0f}".format(x) for x in p["records_per_s"]),
-                        p["load_avg"][1][0]))
+                    log("round %d drain %s records: %s records/s wall, %s per drain-thread CPU second; bench peak RSS"
+                        " %.0f MiB; load %.2f" % (
+                            rnd, "{:,}".format(n), ", ".join("{:,.0f}".format(x) for x in p["records_per_s"]),
+                            ", ".join("{:,.0f}".format(x) for x in p["records_per_drain_cpu_s"]),
+                            p["bench_maxrss_mib"], p["load_avg"][1][0]))
                     write_out(a, res)
             if "dests" in curves:
                 for n in (dests if rnd % 2 else list(reversed(dests))):

@@ -110,8 +110,14 @@ def plot_trail(res, path):
             xs = [x for p in ps for x in p["records_per_s"]]
             for i, x in enumerate(xs):
                 b.scatter(n * (1 + jitter(i, len(xs), 0.12)), x, marker="s", s=24, color="tab:green", alpha=0.8,
-                          label="drain ceiling: hsmaudit_bench_agent, one drain thread" if first else None)
+                          label="drain ceiling, wall clock (fsync included):\nhsmaudit_bench_agent, one drain thread"
+                          if first else None)
                 first = False
+            us = [x for p in ps for x in p.get("records_per_drain_cpu_s", [])]
+            for i, x in enumerate(us):
+                b.scatter(n * (1 + jitter(i, len(us), 0.12)), x, marker="s", s=24, facecolors="none",
+                          edgecolors="tab:green", label="the same per CPU second of the drain thread" if i == 0 and
+                          n == min(p2["records"] for p2 in drain) else None)
         plotted = True
     first = True
     for n, ps in groups.items():
@@ -134,7 +140,9 @@ def plot_trail(res, path):
     b.yaxis.set_minor_formatter(FuncFormatter(lambda y, _p: si(y) if str(int(y))[0] in "25" else ""))
     b.grid(True, which="both", alpha=0.3)
     if plotted:
-        legend(b, loc="lower left")
+        lo, hi = b.get_ylim()
+        b.set_ylim(lo, hi * 6)  # room for the legend above the points
+        legend(b, loc="upper right")
 
     # (c) peak memory: the agent (module included) and the verifier, linear from 0.
     c = ax[2]
