@@ -208,6 +208,61 @@ def plot_dests(res, path):
     plt.close(fig)
 
 
+def rng(v, fmt):
+    v = [x for x in v if x is not None]
+    if not v:
+        return "n/a"
+    if fmt == ",":  # thousands separated
+        return "%s (%s-%s)" % tuple("{:,.0f}".format(x) for x in (statistics.median(v), min(v), max(v)))
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (statistics.median(v), min(v), max(v))
+
+
+def markdown(res):
+    """Tables of the points: medians, (min-max) and the number of runs."""
+    out = []
+    pts = res["points"]
+    trail = by([p for p in pts if p["curve"] == "trail"], "target_records")
+    if trail:
+        out.append("| records (verified) | runs | verify wall s | verify CPU s | M records per verify CPU s | verify peak "
+                   "RSS MiB | agent VmHWM MiB | agent records/s while generating (module-bound) | segments | store GB |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for n, ps in trail.items():
+            vs = [v for p in ps for v in p["verify"]]
+            out.append("| %s | %d trails x %d | %s | %s | %s | %s | %s | %s | %d | %.2f |" % (
+                "{:,.0f}".format(statistics.median(p["records"] for p in ps)), len(ps), len(ps[0]["verify"]),
+                rng([v["wall_s"] for v in vs], "%.3f"), rng([v["cpu_s"] for v in vs], "%.3f"),
+                rng([v["records"] / v["cpu_s"] / 1e6 for v in vs], "%.2f"), rng([v["maxrss_mib"] for v in vs], "%.1f"),
+                rng([p["agent_vmhwm_mib"] for p in ps], "%.1f"),
+                rng([p["agent_records_per_s"] for p in ps], ","), ps[0]["verify"][0]["segments"],
+                statistics.median(p["store_bytes"] for p in ps) / 1e9))
+        out.append("")
+    drain = by([p for p in pts if p["curve"] == "drain"], "records")
+    if drain:
+        out.append("| records per drain | runs | records/s, wall (fsync included) | records per drain-thread CPU s | "
+                   "bench peak RSS MiB (the trail is held in memory) |")
+        out.append("|---|---|---|---|---|")
+        for n, ps in drain.items():
+            out.append("| %s | %d | %s | %s | %s |" % (
+                "{:,}".format(n), len(ps), rng([x for p in ps for x in p["records_per_s"]], ","),
+                rng([x for p in ps for x in p.get("records_per_drain_cpu_s", [])], ","),
+                rng([p["bench_maxrss_mib"] for p in ps], ",")))
+        out.append("")
+    ds = by([p for p in pts if p["curve"] == "dests"], "destinations")
+    if ds:
+        out.append("| destinations | runs | records | ops/s achieved | deliveries | agent VmHWM MiB | agent CPU s per "
+                   "10,000 records | per 10,000 deliveries | catch-up after the load, s | ring peak |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for n, ps in ds.items():
+            out.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                n, len(ps), rng([p["records"] for p in ps], ","), rng([p["ops_per_s"] for p in ps], ","),
+                rng([p["deliveries"] for p in ps], ","), rng([p["agent_vmhwm_mib"] for p in ps], "%.1f"),
+                rng([p["agent_cpu_per_10k"] for p in ps], "%.3f"),
+                rng([p["agent_cpu_s"] / p["deliveries"] * 1e4 for p in ps if p["deliveries"]], "%.3f"),
+                rng([p["catch_up_s"] for p in ps], "%.1f"),
+                rng([(p.get("ring_fill_peak") or 0) * 100 for p in ps], "%.2f%%")))
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--in", dest="src", required=True, action="append",
@@ -215,6 +270,7 @@ def main():
                          " (e.g. the trail and destination curves from one, the drain curve from another)")
     ap.add_argument("--docs", default="docs", help="where the PNG files go")
     ap.add_argument("--prefix", default="curves", help="file name prefix")
+    ap.add_argument("--markdown", action="store_true", help="also print Markdown tables of the points")
     a = ap.parse_args()
     res = None
     for src in a.src:
@@ -239,6 +295,9 @@ def main():
         sys.exit("no points in " + ", ".join(a.src))
     for p in written:
         print("wrote", p)
+    if a.markdown:
+        print()
+        print(markdown(res))
 
 
 if __name__ == "__main__":
