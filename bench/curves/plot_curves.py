@@ -49,11 +49,13 @@ def jitter(i, n, spread):
     return 0 if n <= 1 else (i / (n - 1) - 0.5) * spread
 
 
-def subtitle(res):
+def subtitle(res, points):
+    """Machine, dates, version and load average range of the runs that made these points."""
     m = res["machine"]
-    loads = [p["load_avg"][0][0] for p in res["points"]] + [p["load_avg"][1][0] for p in res["points"]]
-    load = "load %.1f-%.1f" % (min(loads), max(loads)) if loads else ""
-    return "%s, %s cores, %s; %s; %s" % (m["cpu"], m["cores"], res["date"], res.get("version", ""), load)
+    loads = [p["load_avg"][0][0] for p in points] + [p["load_avg"][1][0] for p in points]
+    load = "load average %.1f-%.1f" % (min(loads), max(loads)) if loads else ""
+    dates = sorted({p.get("date", res["date"]) for p in points})
+    return "%s, %s cores; %s; %s; %s" % (m["cpu"], m["cores"], " and ".join(dates), res.get("version", ""), load)
 
 
 def by(points, key):
@@ -68,7 +70,7 @@ def plot_trail(res, path):
     trail = [p for p in pts if p["curve"] == "trail"]
     drain = [p for p in pts if p["curve"] == "drain"]
     fig, ax = plt.subplots(1, 3, figsize=(17, 5.6))
-    fig.suptitle("hsmaudit cost against trail size: %s\n%s" % (CONFIG, subtitle(res)), fontsize=11)
+    fig.suptitle("hsmaudit cost against trail size: %s\n%s" % (CONFIG, subtitle(res, trail + drain)), fontsize=11)
 
     # (a) verification time, log-log, with a line of slope 1 through the medians' largest point.
     a = ax[0]
@@ -176,8 +178,8 @@ def plot_dests(res, path):
     cf = res["config"]
     fig, ax = plt.subplots(1, 3, figsize=(17, 5.6))
     fig.suptitle("hsmauditd against the number of destinations: %s\nhsmcore load at %g ops/s for %g s (%d client "
-                 "threads, default mix), N RELP/TLS destinations (mutual auth) to one rsyslogd; %s"
-                 % (CONFIG, cf["rate"], cf["duration"], cf["threads"], subtitle(res)), fontsize=11)
+                 "threads, default mix), N RELP/TLS destinations (mutual auth) to one rsyslogd\n%s"
+                 % (CONFIG, cf["rate"], cf["duration"], cf["threads"], subtitle(res, ds)), fontsize=11)
     groups = by(ds, "destinations")
     panels = [
         ("agent_vmhwm_mib", "MiB", "peak memory of hsmauditd (VmHWM)", "tab:red", True),
@@ -203,7 +205,7 @@ def plot_dests(res, path):
         a.set_ylabel(ylabel)
         a.set_title(title + "\n(dots: runs, bars: medians)", fontsize=10)
         a.grid(True, alpha=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -276,11 +278,12 @@ def main():
     for src in a.src:
         with open(os.path.join(src, "results.json")) as f:
             r = json.load(f)
+        for p in r["points"]:
+            p.setdefault("date", r["date"])
         if res is None:
             res = r
         else:
             res["points"] += r["points"]
-            res["date"] = res["date"] if res["date"] == r["date"] else res["date"] + " / " + r["date"]
     os.makedirs(a.docs, exist_ok=True)
     written = []
     if any(p["curve"] in ("trail", "drain") for p in res["points"]):
