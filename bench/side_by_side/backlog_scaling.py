@@ -13,6 +13,10 @@ Memory must stay flat: the store buffers on disk, the runner holds at most max_i
 The agent's RSS includes the embedded module (its 16 MiB ring is mapped into the same process).
 
     bench/side_by_side/backlog_scaling.py --build-dir build/bench [--records 10000000] [--max-seconds 840]
+    bench/side_by_side/backlog_scaling.py --build-dir build/ci --records 20000 --interval 0.5   # quick, < 15 s
+
+The same agent and workload make the trails of bench/curves/cost_curves.py (its "trail" curve: agent
+memory and offline verification against the trail's size).
 """
 import argparse
 import os
@@ -99,6 +103,9 @@ def main():
     conf = os.path.join(d, "hsmauditd.yaml")
     with open(conf, "w") as f:
         f.write(agent_conf(module_dir, state_dir, dead, mport, a.rate, a.mix))
+    load_start = " ".join(open("/proc/loadavg").read().split()[:3])
+    command = " ".join(sys.argv)
+    print("backlog scaling: %s; load average %s" % (command, load_start), flush=True)
     agent = c.Proc([agentd, "-c", conf], os.path.join(d, "hsmauditd.err"))
     rows = []
     try:
@@ -148,6 +155,10 @@ def main():
         last = [r[3] for r in rows[1:] if r[1] >= rows[-1][1] * 0.8]
         elapsed = rows[-1][0]
         print()
+        print("=== backlog scaling summary (%s UTC) ===" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+        print("command: %s" % command)
+        print("configuration: embedded module, module.workload.rate %d mix %s, store encrypted at rest, online"
+              " verification, Merkle tree on, 1 RELP destination down" % (a.rate, a.mix))
         print("stored %s records in %.0f s (%.0f records/s overall); backlog of the down destination %s"
               " (stored minus hsmaudit_exporter_events_delivered_total)" %
               ("{:,}".format(rows[-1][1]), elapsed, rows[-1][1] / elapsed, "{:,.0f}".format(rows[-1][2])))
@@ -155,8 +166,8 @@ def main():
               % (c.median(first) if first else float("nan"), c.median(last) if last else float("nan")))
         print("agent RSS: min %.1f MiB, max %.1f MiB after the first 10%% (%.1f-%.1f), VmHWM %.1f MiB" %
               (min(rss_all), max(rss_all), min(early), max(early), hwm))
-        print("ring: peak fill %.1f%%, module blocked at the end: %s; load average %s" %
-              (st.get("ring", {}).get("fill_peak", 0) * 100, st.get("ring", {}).get("blocked"),
+        print("ring: peak fill %.1f%%, module blocked at the end: %s; load average start %s, end %s" %
+              (st.get("ring", {}).get("fill_peak", 0) * 100, st.get("ring", {}).get("blocked"), load_start,
                " ".join(open("/proc/loadavg").read().split()[:3])))
         if rows[-1][1] < a.records:
             print("NOTE: stopped at %s records after --max-seconds %g (asked for %s)" %
