@@ -271,6 +271,7 @@ Result<std::size_t> Drain::step_once() {
         }
         if (pending_) tree_ = std::move(pending_);
         pending_.reset();
+        if (commit_listener_) commit_listener_();  // durable: the destinations may read it now
         (void)verify_durable(batch_);  // the whole batch: its records are counted below
         HSMAUDIT_TRY(acknowledge_durable());
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());

@@ -3,12 +3,26 @@
 // acks=all). Reference in the same run: the same messages produced by a plain librdkafka producer
 // (acks=1, no idempotence, no headers, no delivery-report callback; flushed at the end).
 //
-//   kafka_produce_bench [records] [serials]      (defaults: 1000000 3)
+// The mock cluster runs in this process and takes CPU from the producer; each side's own CPU is
+// reported apart: the producer's (the calling thread plus the threads its rd_kafka_t started,
+// from /proc/self/task) and the mock cluster's (the threads that existed before the producer).
+// Rounds run the sides interleaved (raw, exporter, exporter without the line header, ...) and
+// the summary prints medians, min-max and the ratio of medians.
+//
+//   kafka_produce_bench [records] [serials] [rounds]      (defaults: 1000000 3 3)
+//   kafka_produce_bench 20000 3 1                          (quick: well under 15 s)
 //
 // Figures: docs/BENCHMARKS.md, "Kafka export".
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,13 +47,63 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header) {
+/// CPU seconds (utime + stime) of each thread of this process, by thread id.
+std::map<long, double> thread_cpu() {
+    std::map<long, double> out;
+    static const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+    DIR* d = opendir("/proc/self/task");
+    if (!d) return out;
+    while (const dirent* ent = readdir(d)) {
+        if (ent->d_name[0] == '.') continue;
+        std::ifstream f(std::string("/proc/self/task/") + ent->d_name + "/stat");
+        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(text.substr(close + 2));
+        std::string field;
+        unsigned long utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && rest >> field; ++i) {
+            if (i == 14) utime = std::stoul(field);
+            if (i == 15) stime = std::stoul(field);
+        }
+        out[std::stol(ent->d_name)] = static_cast<double>(utime + stime) / tck;
+    }
+    closedir(d);
+    return out;
+}
+
+/// One side's run: wall seconds, and CPU seconds of the producer and of the mock cluster.
+struct Sample {
+    double seconds = 0;
+    double producer_cpu = 0;
+    double mock_cpu = 0;
+};
+
+/// Splits the CPU used between `before` and now: threads that existed before (the mock cluster's,
+/// except this one) and the others (this thread and the producer's own, started since).
+Sample split(const std::map<long, double>& before, double seconds) {
+    Sample s;
+    s.seconds = seconds;
+    const long self = static_cast<long>(gettid());
+    for (const auto& [tid, cpu] : thread_cpu()) {
+        const auto b = before.find(tid);
+        const double used = cpu - (b == before.end() ? 0.0 : b->second);
+        if (b == before.end() || tid == self)
+            s.producer_cpu += used;
+        else
+            s.mock_cpu += used;
+    }
+    return s;
+}
+
+Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header) {
     auto o = testing::kafka::mock_options(brokers);
     o.line_header = line_header;
     // Extra pass-through properties for experiments: KAFKA_BENCH_PROPS="k=v,k=v".
     if (const char* extra = std::getenv("KAFKA_BENCH_PROPS"))
         if (auto p = exporters::kafka::parse_property_list(extra, "KAFKA_BENCH_PROPS"))
             o.properties.insert(o.properties.end(), p->begin(), p->end());
+    const auto before = thread_cpu();
     exporters::kafka::KafkaExporter exporter(o, std::make_unique<LineFormatter>());
     const auto t0 = Clock::now();
     const auto r = testing::kafka::drive(exporter, events, 2048, 90'000, {}, std::chrono::seconds(600));
@@ -51,17 +115,21 @@ double run_exporter(const std::string& brokers, const std::vector<agent::Event>&
         std::exit(1);
     }
     const auto ks = exporter.kafka_stats();
-    std::printf("  exporter: %llu persisted, %llu queue-full waits\n", static_cast<unsigned long long>(ks.persisted),
-                static_cast<unsigned long long>(ks.queue_full_waits));
-    return s;
+    if (ks.persisted < events.size()) {
+        std::fprintf(stderr, "exporter: %llu persisted reports for %zu records\n",
+                     static_cast<unsigned long long>(ks.persisted), events.size());
+        std::exit(1);
+    }
+    return split(before, s);  // the exporter's threads still run: their CPU is counted
 }
 
-double run_raw(const std::string& brokers, const std::vector<agent::Event>& events) {
+Sample run_raw(const std::string& brokers, const std::vector<agent::Event>& events) {
     exporters::kafka::detail::ConfPtr conf(rd_kafka_conf_new());
     char err[512];
     for (auto [k, v] : {std::pair{"bootstrap.servers", brokers.c_str()}, std::pair{"acks", "1"},
                         std::pair{"enable.idempotence", "false"}, std::pair{"log_level", "3"}})
         if (rd_kafka_conf_set(conf.get(), k, v, err, sizeof err) != RD_KAFKA_CONF_OK) std::exit(2);
+    const auto before = thread_cpu();
     exporters::kafka::detail::KafkaPtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
     if (!rk) std::exit(2);
     (void)conf.release();
@@ -78,7 +146,36 @@ double run_raw(const std::string& brokers, const std::vector<agent::Event>& even
         rd_kafka_poll(rk.get(), 0);
     }
     if (rd_kafka_flush(rk.get(), 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR) std::exit(3);
-    return seconds_since(t0);
+    return split(before, seconds_since(t0));
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct Side {
+    const char* name;
+    std::vector<Sample> samples;
+    [[nodiscard]] std::vector<double> rates(std::size_t records) const {
+        std::vector<double> out;
+        for (const auto& s : samples) out.push_back(static_cast<double>(records) / s.seconds);
+        return out;
+    }
+    [[nodiscard]] std::vector<double> us_per_record(std::size_t records, bool producer) const {
+        std::vector<double> out;
+        for (const auto& s : samples)
+            out.push_back((producer ? s.producer_cpu : s.mock_cpu) * 1e6 / static_cast<double>(records));
+        return out;
+    }
+};
+
+std::string loadavg() {
+    std::ifstream f("/proc/loadavg");
+    std::string a, b, c;
+    f >> a >> b >> c;
+    return a + " " + b + " " + c;
 }
 
 }  // namespace
@@ -86,6 +183,8 @@ double run_raw(const std::string& brokers, const std::vector<agent::Event>& even
 int main(int argc, char** argv) {
     const std::size_t records = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
     const std::size_t serials = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 3;
+    const std::size_t rounds = argc > 3 ? std::max<std::size_t>(1, std::strtoull(argv[3], nullptr, 10)) : 3;
+    const std::string load_start = loadavg();
     std::vector<testing::kafka::Appliance> fleet;
     for (std::size_t i = 0; i < serials; ++i) fleet.emplace_back(std::to_string(150000 + i), 10'000, i + 1);
     std::vector<agent::Event> events;
@@ -97,19 +196,44 @@ int main(int argc, char** argv) {
     testing::kafka::MockCluster cluster(3);
     for (const char* t : {"hsm.audit", "hsm.syslog", "hsm.alerts", "hsm.checkpoints", "hsm.raw"})
         cluster.create_topic(t, 6, 3);
-    std::printf("%zu records from %zu appliances, %.0f bytes/record, mock cluster of 3 brokers, 6 partitions\n",
-                records, serials, static_cast<double>(bytes) / static_cast<double>(records));
-    const double raw = run_raw(cluster.bootstraps(), events);
-    const double exp = run_exporter(cluster.bootstraps(), events, true);
-    const double exp_noline = run_exporter(cluster.bootstraps(), events, false);
-    std::printf(
-        "kafka exporter (idempotent, acks=all, 8 headers incl. the line, persisted delivery reports): %.0f "
-        "records/s (%.2f s)\n",
-        static_cast<double>(records) / exp, exp);
-    std::printf("kafka exporter, line_header off (7 headers): %.0f records/s (%.2f s)\n",
-                static_cast<double>(records) / exp_noline, exp_noline);
-    std::printf(
-        "reference: plain librdkafka producer (acks=1, no headers, no reports waited): %.0f records/s (%.2f s)\n",
-        static_cast<double>(records) / raw, raw);
+    std::printf("%zu records from %zu appliances, %.0f bytes/record, mock cluster of 3 brokers, 6 partitions, "
+                "%zu rounds\n",
+                records, serials, static_cast<double>(bytes) / static_cast<double>(records), rounds);
+    Side raw{"plain librdkafka producer (acks=1, no idempotence, no headers, no reports waited)", {}};
+    Side exp{"KafkaExporter, default configuration (idempotent, acks=all, line header on, persisted reports)", {}};
+    Side noline{"KafkaExporter, line_header off", {}};
+    for (std::size_t r = 0; r < rounds; ++r) {
+        raw.samples.push_back(run_raw(cluster.bootstraps(), events));
+        exp.samples.push_back(run_exporter(cluster.bootstraps(), events, true));
+        noline.samples.push_back(run_exporter(cluster.bootstraps(), events, false));
+        std::printf("round %zu: raw %.0f/s, exporter %.0f/s, exporter without line %.0f/s; load %s\n", r + 1,
+                    static_cast<double>(records) / raw.samples.back().seconds,
+                    static_cast<double>(records) / exp.samples.back().seconds,
+                    static_cast<double>(records) / noline.samples.back().seconds, loadavg().c_str());
+        std::fflush(stdout);
+    }
+    auto line = [&](const Side& s) {
+        const auto rates = s.rates(records);
+        const auto prod = s.us_per_record(records, true);
+        const auto mock = s.us_per_record(records, false);
+        std::printf("  %s:\n    %.0f records/s (%.0f-%.0f); producer CPU %.2f us/record (%.2f-%.2f); mock cluster "
+                    "CPU %.2f us/record\n",
+                    s.name, median(rates), *std::min_element(rates.begin(), rates.end()),
+                    *std::max_element(rates.begin(), rates.end()), median(prod),
+                    *std::min_element(prod.begin(), prod.end()), *std::max_element(prod.begin(), prod.end()),
+                    median(mock));
+    };
+    std::printf("\n=== kafka_produce_bench summary: medians (min-max) of %zu interleaved rounds ===\n", rounds);
+    std::printf("command: %s %zu %zu %zu; load average at start %s, at end %s\n", argv[0], records, serials, rounds,
+                load_start.c_str(), loadavg().c_str());
+    if (const char* extra = std::getenv("KAFKA_BENCH_PROPS")) std::printf("KAFKA_BENCH_PROPS=%s\n", extra);
+    line(exp);
+    line(noline);
+    line(raw);
+    const double e = median(exp.rates(records)), n = median(noline.rates(records)), w = median(raw.rates(records));
+    std::printf("  ratio exporter / plain producer %.2f (line header off: %.2f); producer CPU per record, exporter / "
+                "plain %.2f\n",
+                e / w, n / w, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
+    std::printf("  target 300,000 records/s (default configuration): %s\n", e >= 300'000 ? "met" : "NOT met");
     return 0;
 }
