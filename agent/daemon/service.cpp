@@ -135,10 +135,9 @@ Result<std::string> Service::start() {
         serial_ = module_status->serial;
     }
     const std::string hostname = appliance_host_name(cfg);
-    auto exports = ExportManager::create(
-        cfg, plugins_.exporters,
-        ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_, [this] { return status(); }, wall_clock_ms,
-                      &store_appended_});
+    auto exports = ExportManager::create(cfg, plugins_.exporters,
+                                         ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_,
+                                                       [this] { return status(); }, wall_clock_ms, &store_appended_});
     if (!exports) return std::move(exports).error();
     exports_ = std::move(*exports);  // built here, started last (below)
 

@@ -89,7 +89,7 @@ private:
 
     // Runner thread only (delivery reports are served by rd_kafka_poll/flush on that thread).
     detail::KafkaPtr rk_;
-    detail::QueuePtr main_queue_;  // rk_'s main queue, while the doorbell is rung from it
+    detail::QueuePtr main_queue_;             // rk_'s main queue, while the doorbell is rung from it
     std::array<detail::TopicPtr, 4> topics_;  // indexed by agent::Stream
     std::deque<Delivery> deliveries_;         // index base_ + i: the (base_ + i)-th message of the connection
     std::uint64_t base_ = 0;                  // == the persisted prefix

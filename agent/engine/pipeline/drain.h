@@ -135,9 +135,10 @@ public:
     using CheckpointSink = std::function<void(const std::string& line)>;
     /// The same sink receives the module's signed tree heads as "@treehead <base64 note> time=<t>" lines.
     void set_checkpoint_sink(CheckpointSink sink) { checkpoint_sink_ = std::move(sink); }
-    /// Called on the drain's thread right after each batch became durable in the store (its
-    /// commit, fsync included): the export runners' wake-up (agent/api/doorbell.h), so they read
-    /// new records without polling. Once per batch, never per record. Set before start().
+    /// Called on the drain's thread after each batch became durable in the store (its commit,
+    /// fsync included) and was acknowledged to the module: the export runners' wake-up
+    /// (agent/api/doorbell.h), so they read new records without polling. Once per batch, never
+    /// per record. Set before start().
     void set_commit_listener(std::function<void()> listener) { commit_listener_ = std::move(listener); }
     /// The drain's own Merkle tree over the stored records (nullopt while off or unavailable).
     /// The drain thread only (or while it is stopped).
