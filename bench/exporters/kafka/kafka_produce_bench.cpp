@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -126,15 +127,15 @@ Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>&
     const auto r = testing::kafka::drive(exporter, events, 2048, 90'000, {}, std::chrono::seconds(600));
     const double s = seconds_since(t0);
     if (r.delivered != events.size() || r.failures != 0) {
-        std::fprintf(stderr, "exporter: delivered %llu of %zu, %llu failures\n",
-                     static_cast<unsigned long long>(r.delivered), events.size(),
-                     static_cast<unsigned long long>(r.failures));
+        (void)std::fprintf(stderr, "exporter: delivered %llu of %zu, %llu failures\n",
+                           static_cast<unsigned long long>(r.delivered), events.size(),
+                           static_cast<unsigned long long>(r.failures));
         std::exit(1);
     }
     const auto ks = exporter.kafka_stats();
     if (ks.persisted < events.size()) {
-        std::fprintf(stderr, "exporter: %llu persisted reports for %zu records\n",
-                     static_cast<unsigned long long>(ks.persisted), events.size());
+        (void)std::fprintf(stderr, "exporter: %llu persisted reports for %zu records\n",
+                           static_cast<unsigned long long>(ks.persisted), events.size());
         std::exit(1);
     }
     return split(before, s);
@@ -200,9 +201,7 @@ std::string loadavg() {
     return a + " " + b + " " + c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     const std::size_t records = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
     const std::size_t serials = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 3;
     const std::size_t rounds = argc > 3 ? std::max<std::size_t>(1, std::strtoull(argv[3], nullptr, 10)) : 3;
@@ -236,7 +235,7 @@ int main(int argc, char** argv) {
                     static_cast<double>(records) / raw.samples.back().seconds,
                     static_cast<double>(records) / exp.samples.back().seconds,
                     static_cast<double>(records) / noline.samples.back().seconds, loadavg().c_str());
-        std::fflush(stdout);
+        (void)std::fflush(stdout);
     }
     auto line = [&](const Side& s) {
         const auto rates = s.rates(records);
@@ -263,4 +262,17 @@ int main(int argc, char** argv) {
         e / w, n / w, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
     std::printf("  target 300,000 records/s (default configuration): %s\n", e >= 300'000 ? "met" : "NOT met");
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "kafka_produce_bench: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        return 1;
+    }
 }
