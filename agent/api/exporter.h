@@ -28,6 +28,7 @@
 
 #include "agent/api/agent_status.h"
 #include "agent/api/alerts.h"
+#include "agent/api/doorbell.h"
 #include "agent/api/event.h"
 #include "base/config/config.h"
 #include "base/result.h"
@@ -71,6 +72,18 @@ public:
     /// weaker guarantee in docs/SIEM.md).
     virtual Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) = 0;
 
+    /// Optional: asks the exporter to ring `doorbell` whenever acknowledgements may have advanced
+    /// (from any thread: its transport's own, e.g. librdkafka's when a delivery report is queued).
+    /// Returns true if it will: the runner then never waits inside acknowledged() (it passes 0)
+    /// and waits on the doorbell instead, which the store's commits ring too, so neither a new
+    /// event nor an acknowledgement waits for the other's timeout. It still calls acknowledged(0)
+    /// at least every idle wait while events are in flight, so time-driven confirmations happen.
+    /// Returns false (the default): the runner waits inside acknowledged() when idle. Called once,
+    /// before the runner's thread starts; `doorbell` outlives the exporter.
+    virtual bool set_doorbell(Doorbell* doorbell) {
+        (void)doorbell;
+        return false;
+    }
     /// Closes the connection, gracefully if it still works. Unacknowledged events are sent again
     /// after the next connect().
     virtual void disconnect() = 0;

@@ -106,6 +106,7 @@ Result<std::string> Service::start() {
     auto checkpoints = LineLog::open((fs::path(state_dir_) / "checkpoints").string(), "checkpoints.log");
     if (!checkpoints) return std::move(checkpoints).error();
     checkpoints_ = std::move(*checkpoints);
+    drain_->set_commit_listener([this] { store_appended_.ring(); });
     drain_->set_checkpoint_sink([this](const std::string& line) {
         if (auto st = checkpoints_->append(line); !st) {
             checkpoint_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -134,9 +135,9 @@ Result<std::string> Service::start() {
         serial_ = module_status->serial;
     }
     const std::string hostname = appliance_host_name(cfg);
-    auto exports = ExportManager::create(
-        cfg, plugins_.exporters,
-        ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_, [this] { return status(); }, wall_clock_ms});
+    auto exports = ExportManager::create(cfg, plugins_.exporters,
+                                         ExportContext{state_dir_, &*key_, serial_, hostname, *alerts_,
+                                                       [this] { return status(); }, wall_clock_ms, &store_appended_});
     if (!exports) return std::move(exports).error();
     exports_ = std::move(*exports);  // built here, started last (below)
 

@@ -26,6 +26,7 @@
 #include <prometheus/collectable.h>
 
 #include "agent/api/agent_status.h"
+#include "agent/api/doorbell.h"
 #include "agent/daemon/embedded_workload.h"
 #include "agent/daemon/syslog_intake.h"
 #include "agent/engine/alert_log.h"
@@ -104,6 +105,9 @@ private:
     std::int64_t started_ms_ = 0;
     bool stopped_ = false;
     std::optional<mac::AuditKey> key_;
+    // Rung by the drain after each commit, heard by every export runner (declared before both:
+    // it outlives the drain's thread and the runners).
+    DoorbellSet store_appended_;
     std::unique_ptr<hsmcore::module::Module> module_;
     std::unique_ptr<EmbeddedWorkload> workload_;
     std::unique_ptr<collectors::ModuleRingSource> source_;

@@ -16,7 +16,14 @@ so read them with the bucket bounds printed next to them); the drain's record la
 the ring's peak fill; the agent's CPU per 10,000 records (utime+stime of hsmauditd over the load,
 from /proc) and its peak RSS (VmHWM). Medians over --runs fresh runs.
 
-    bench/side_by_side/end_to_end.py --build-dir build/bench [--rate 20000] [--duration 30] [--runs 3]
+    bench/side_by_side/end_to_end.py --build-dir build/ci [--rate 20000] [--duration 30] [--runs 3]
+        [--baseline-build-dir OTHER_BUILD]   # both builds interleaved, ratio of medians
+    bench/side_by_side/end_to_end.py --quick  # smoke test (one 1-s run at 5,000 ops/s, < 15 s)
+
+Peers' settings, named: rsyslogd imrelp (tls="on", tls.tlslib="openssl", tls.authmode="name", default main
+queue) writing with omfile; the agent's RELP destination with its defaults (window 128, as the relp exporter
+ships) and its Kafka destination with its defaults (enable.idempotence=true, hence acks=all; librdkafka's
+linger.ms default, 5 ms in 2.0.2); the mock cluster's consumer with fetch.wait.max.ms=1.
 """
 import argparse
 import datetime
@@ -152,14 +159,14 @@ def max_seq_in(path, kafka):
     return best
 
 
-def one_run(a, d, r):
+def one_run(a, d, r, build_dir):
     rd = os.path.join(d, "run%d" % r)
     os.makedirs(rd)
     for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key"):
         shutil.copy(os.path.join(d, f), rd)
-    hsmcore = os.path.join(a.build_dir, "hsmcore/hsmcore")
-    agentd = os.path.join(a.build_dir, "agent/hsmauditd")
-    receiver = os.path.join(a.build_dir, "bench/side_by_side/hsmaudit_kafka_mock_receiver")
+    hsmcore = os.path.join(build_dir, "hsmcore/hsmcore")
+    agentd = os.path.join(build_dir, "agent/hsmauditd")
+    receiver = os.path.join(build_dir, "bench/side_by_side/hsmaudit_kafka_mock_receiver")
     module_dir, state_dir = os.path.join(rd, "module"), os.path.join(rd, "state")
     procs = []
     try:
@@ -269,54 +276,113 @@ def fmt_hist(x):
     return "%.0f ms (bucket %g-%g ms)" % (est * 1000, lo * 1000, hi * 1000)
 
 
+def spread(values, fmt="%.2f"):
+    """median (min-max) of a list."""
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (c.median(values), min(values), max(values))
+
+
+def print_run(tag, r, res):
+    print("%s run %d: %.0f ops/s achieved (%s refused), %d records, ring peak %.1f%%, agent CPU %.3f s per 10k "
+          "records (%.0f%% of a core), VmHWM %.1f MiB, load avg %s" %
+          (tag, r + 1, res["load"]["ops_per_s"], res["load"]["refused_log_full"], res["records"],
+           res["ring_fill_peak"] * 100, res["cpu_per_10k"], res["cpu_share"] * 100, res["vmhwm_mib"],
+           " ".join(res["load_avg"])), flush=True)
+    for name in ("relp", "kafka"):
+        x = res[name]
+        print("  %-5s received %d (missing %d, duplicates %d): p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms;"
+              " agent histogram to ack: p50 %s, p99 %s, p99.9 %s" %
+              (name, x["received"], x["missing"], x["duplicates"], x["p50"], x["p99"], x["p999"], x["max"],
+               fmt_hist(x["agent_hist"][0.5]), fmt_hist(x["agent_hist"][0.99]), fmt_hist(x["agent_hist"][0.999])),
+              flush=True)
+    print("  drain record latency histogram (module record -> durable in the store): p50 %s, p99 %s" %
+          (fmt_hist(res["drain_hist"][0.5]), fmt_hist(res["drain_hist"][0.99])), flush=True)
+
+
+def summary(tag, results):
+    med = c.median
+    out = ["%s: %d runs" % (tag, len(results))]
+    out.append("  achieved ops/s %s; records per run %s" %
+               (spread([x["load"]["ops_per_s"] for x in results], "%.0f"),
+                spread([x["records"] for x in results], "%.0f")))
+    for name in ("relp", "kafka"):
+        out.append("  %-5s p50 %s ms  p99 %s ms  p99.9 %s ms  (max of maxima %.1f ms); missing %d, duplicates %d "
+                   "(sums over runs)" %
+                   (name, spread([x[name]["p50"] for x in results]), spread([x[name]["p99"] for x in results]),
+                    spread([x[name]["p999"] for x in results]), max(x[name]["max"] for x in results),
+                    sum(x[name]["missing"] for x in results), sum(x[name]["duplicates"] for x in results)))
+    out.append("  agent CPU s per 10,000 records %s; share of a core %s" %
+               (spread([x["cpu_per_10k"] for x in results], "%.3f"),
+                spread([x["cpu_share"] * 100 for x in results], "%.0f%%")))
+    out.append("  agent peak RSS (VmHWM) MiB %s; ring peak fill %s" %
+               (spread([x["vmhwm_mib"] for x in results], "%.1f"),
+                spread([x["ring_fill_peak"] * 100 for x in results], "%.2f%%")))
+    return out, {name: {k: med([x[name][k] for x in results]) for k in ("p50", "p99", "p999")}
+                 for name in ("relp", "kafka")} | {"cpu_per_10k": med([x["cpu_per_10k"] for x in results])}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-dir", default="build/release")
+    ap.add_argument("--build-dir", default="build/ci")
+    ap.add_argument("--baseline-build-dir", default="",
+                    help="also run this build's binaries, interleaved with --build-dir's (B A B A ...), and print "
+                         "the ratio of medians")
     ap.add_argument("--rate", type=float, default=20000)
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="smoke test: --rate 5000 --duration 1 --runs 1")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args()
-    for t in ("hsmcore/hsmcore", "agent/hsmauditd", "bench/side_by_side/hsmaudit_kafka_mock_receiver"):
-        if not os.access(os.path.join(a.build_dir, t), os.X_OK):
-            sys.exit("%s not found in %s: cmake --build %s --target hsmcore hsmauditd hsmaudit_kafka_mock_receiver"
-                     % (t, a.build_dir, a.build_dir))
+    if a.quick:
+        a.rate, a.duration, a.runs = 5000, 1, 1
+    sides = [("after", a.build_dir)]
+    if a.baseline_build_dir:
+        sides.insert(0, ("baseline", a.baseline_build_dir))
+    for _, bd in sides:
+        for t in ("hsmcore/hsmcore", "agent/hsmauditd", "bench/side_by_side/hsmaudit_kafka_mock_receiver"):
+            if not os.access(os.path.join(bd, t), os.X_OK):
+                sys.exit("%s not found in %s: cmake --build %s --target hsmcore hsmauditd hsmaudit_kafka_mock_receiver"
+                         % (t, bd, bd))
+    command = " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    load_start = open("/proc/loadavg").read().split()[:3]
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     d = tempfile.mkdtemp(prefix="hsmaudit-e2e-")
-    results = []
+    results = {tag: [] for tag, _ in sides}
     try:
         c.make_pki(d)
+        n = 0
         for r in range(a.runs):
-            res = one_run(a, d, r)
-            results.append(res)
-            print("run %d: %.0f ops/s achieved (%s refused), %d records, ring peak %.1f%%, agent CPU %.3f s per 10k "
-                  "records (%.0f%% of a core), VmHWM %.1f MiB, load avg %s" %
-                  (r + 1, res["load"]["ops_per_s"],
-                   res["load"]["refused_log_full"], res["records"], res["ring_fill_peak"] * 100, res["cpu_per_10k"],
-                   res["cpu_share"] * 100, res["vmhwm_mib"], " ".join(res["load_avg"])), flush=True)
-            for name in ("relp", "kafka"):
-                x = res[name]
-                print("  %-5s received %d (missing %d, duplicates %d): p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms;"
-                      " agent histogram to ack: p50 %s, p99 %s, p99.9 %s" %
-                      (name, x["received"], x["missing"], x["duplicates"], x["p50"], x["p99"], x["p999"], x["max"],
-                       fmt_hist(x["agent_hist"][0.5]), fmt_hist(x["agent_hist"][0.99]),
-                       fmt_hist(x["agent_hist"][0.999])), flush=True)
-            print("  drain record latency histogram: p50 %s, p99 %s" %
-                  (fmt_hist(res["drain_hist"][0.5]), fmt_hist(res["drain_hist"][0.99])), flush=True)
-            if r == 0:
-                print("  load json: " + json.dumps(res["load"]))
-        med = c.median
+            for tag, bd in sides:
+                res = one_run(a, d, n, bd)
+                n += 1
+                results[tag].append(res)
+                print_run(tag, r, res)
+                if r == 0 and tag == sides[-1][0]:
+                    print("  load json: " + json.dumps(res["load"]))
+        load_end = open("/proc/loadavg").read().split()[:3]
         print()
-        print("medians of %d runs at --rate %g --threads %d --duration %g:" % (a.runs, a.rate, a.threads, a.duration))
+        print("=== end to end summary (medians (min-max) of %d runs per side, interleaved) ===" % a.runs)
+        print("command: " + command)
+        print("started %s; load average at start %s, at end %s; %d CPUs" %
+              (started, " ".join(load_start), " ".join(load_end), os.cpu_count()))
+        print("module: hsmcore load --rate %g --threads %d --duration %g; agent: default configuration (store "
+              "encrypted at rest, online verification), destinations relp (RELP/TLS, mutual auth, to rsyslogd imrelp) "
+              "and kafka (defaults: idempotent, acks=all, to the mock cluster); latency = receiver's stamp - the "
+              "record's module timestamp, over every record" % (a.rate, a.threads, a.duration))
+        meds = {}
+        for tag, _ in sides:
+            lines, meds[tag] = summary(tag + " (" + dict(sides)[tag] + ")", results[tag])
+            print("\n".join(lines))
+        if a.baseline_build_dir:
+            b, f = meds["baseline"], meds["after"]
+            for name in ("relp", "kafka"):
+                print("  ratio after/baseline %-5s p50 %.2f  p99 %.2f  p99.9 %.2f" %
+                      (name, f[name]["p50"] / b[name]["p50"], f[name]["p99"] / b[name]["p99"],
+                       f[name]["p999"] / b[name]["p999"]))
+            print("  ratio after/baseline agent CPU per 10,000 records %.2f" % (f["cpu_per_10k"] / b["cpu_per_10k"]))
         for name in ("relp", "kafka"):
-            print("  %-5s p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  (max of maxima %.1f ms)" %
-                  (name, med([x[name]["p50"] for x in results]), med([x[name]["p99"] for x in results]),
-                   med([x[name]["p999"] for x in results]), max(x[name]["max"] for x in results)))
-        print("  ring peak fill %.2f%% (max %.2f%%)" % (med([x["ring_fill_peak"] for x in results]) * 100,
-                                                       max(x["ring_fill_peak"] for x in results) * 100))
-        print("  agent CPU %.3f s per 10,000 records; peak RSS (VmHWM) %.1f MiB (max %.1f)" %
-              (med([x["cpu_per_10k"] for x in results]), med([x["vmhwm_mib"] for x in results]),
-               max(x["vmhwm_mib"] for x in results)))
+            p99 = meds["after"][name]["p99"]
+            print("target p99 < 50 ms, %-5s: %s (median p99 %.1f ms)" % (name, "met" if p99 < 50 else "NOT met", p99))
     finally:
         if a.keep:
             print("kept", d)

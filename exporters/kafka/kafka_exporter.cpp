@@ -1,6 +1,7 @@
 #include "exporters/kafka/kafka_exporter.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <utility>
@@ -41,6 +42,12 @@ std::string_view entry_name(agent::EntryKind k) {
 void add_header(rd_kafka_headers_t* h, std::string_view name, std::string_view value) {
     rd_kafka_header_add(h, name.data(), static_cast<ssize_t>(name.size()), value.data(),
                         static_cast<ssize_t>(value.size()));
+}
+
+void add_header(rd_kafka_headers_t* h, std::string_view name, std::uint64_t value) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value);
+    add_header(h, name, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
 }
 
 }  // namespace
@@ -97,6 +104,16 @@ void KafkaExporter::on_log(const rd_kafka_t* rk, int level, const char* fac, con
         const auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : spdlog::level::debug;
         base::logger().log(lvl, "{}: {} {}", rd_kafka_name(rk), fac, buf);
     });
+}
+
+void KafkaExporter::on_queue_event(rd_kafka_t* /*rk*/, void* opaque) {
+    // librdkafka's thread: only the doorbell (an atomic increment, a notification if the runner waits).
+    static_cast<agent::Doorbell*>(opaque)->ring();
+}
+
+bool KafkaExporter::set_doorbell(agent::Doorbell* doorbell) {
+    doorbell_ = doorbell;
+    return doorbell_ != nullptr;
 }
 
 void KafkaExporter::delivered(const rd_kafka_message_t& msg) {
@@ -179,6 +196,11 @@ Status KafkaExporter::connect() {
                 "kafka " + options_.name + ": topic '" + options_.topics[i] + "': " +
                     rd_kafka_err2str(md->topic_cnt < 1 ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART : md->topics[0].err)));
     }
+    if (doorbell_) {
+        // Delivery reports wake the runner as they are queued (it never waits in rd_kafka_poll).
+        main_queue_.reset(rd_kafka_queue_get_main(rk.get()));
+        rd_kafka_queue_cb_event_enable(main_queue_.get(), &KafkaExporter::on_queue_event, doorbell_);
+    }
     rk_ = std::move(rk);
     topics_ = std::move(topics);
     deliveries_.clear();
@@ -192,19 +214,24 @@ Status KafkaExporter::connect() {
 Status KafkaExporter::produce_one(const agent::Event& e) {
     value_.clear();
     formatter_->format(e, value_);
-    detail::HeadersPtr headers(rd_kafka_headers_new(8));
-    const std::string id = e.event_id.empty() ? agent::make_event_id(e) : e.event_id;
-    add_header(headers.get(), "event_id", id);
+    // Eleven headers at most (an audit record's): the list is allocated once, never grown.
+    detail::HeadersPtr headers(rd_kafka_headers_new(11));
+    if (e.event_id.empty()) {
+        scratch_ = agent::make_event_id(e);
+        add_header(headers.get(), "event_id", scratch_);
+    } else {
+        add_header(headers.get(), "event_id", e.event_id);
+    }
     add_header(headers.get(), "kind", agent::to_string(e.stream));
     add_header(headers.get(), "format", formatter_->name());
     if (e.stream == agent::Stream::audit) {
         add_header(headers.get(), "entry", entry_name(e.entry));
-        add_header(headers.get(), "epoch", std::to_string(e.epoch));
+        add_header(headers.get(), "epoch", e.epoch);
         if (e.entry == agent::EntryKind::record) {
-            add_header(headers.get(), "seq", std::to_string(e.record.seq));
+            add_header(headers.get(), "seq", e.record.seq);
             if (e.record.seq != 0) {
-                add_header(headers.get(), "tlog_index", std::to_string(e.record.seq - 1));
-                add_header(headers.get(), "tlog_size", std::to_string(e.record.seq));
+                add_header(headers.get(), "tlog_index", e.record.seq - 1);
+                add_header(headers.get(), "tlog_size", e.record.seq);
             }
             add_header(headers.get(), "mac", e.mac_hex);
             add_header(headers.get(), "class", e.record.event_class);
@@ -312,6 +339,10 @@ void KafkaExporter::disconnect() {
     rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(rk_.get(), 0);  // purged messages' reports
     publish_stats();
+    if (main_queue_) {
+        rd_kafka_queue_cb_event_enable(main_queue_.get(), nullptr, nullptr);
+        main_queue_.reset();  // before the handle it refers to
+    }
     for (auto& t : topics_) t.reset();
     rk_.reset();
     deliveries_.clear();

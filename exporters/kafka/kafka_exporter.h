@@ -64,6 +64,10 @@ public:
     Status send(std::span<const agent::Event> events) override;
     Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) override;
     void disconnect() override;
+    /// Rings `doorbell` from librdkafka's threads when its main queue (delivery reports, errors)
+    /// goes from empty to non-empty (rd_kafka_queue_cb_event_enable): the runner waits there
+    /// instead of inside rd_kafka_poll. Returns true.
+    bool set_doorbell(agent::Doorbell* doorbell) override;
     [[nodiscard]] agent::TransportStats stats() const override;
     [[nodiscard]] KafkaStats kafka_stats() const;
 
@@ -72,6 +76,7 @@ private:
     static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
     static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
     static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
+    static void on_queue_event(rd_kafka_t* rk, void* opaque);
     void delivered(const rd_kafka_message_t& msg);
     Status produce_one(const agent::Event& e);
     Status failure_status() const;
@@ -80,8 +85,11 @@ private:
     ProducerOptions options_;
     std::unique_ptr<formats::Formatter> formatter_;
 
+    agent::Doorbell* doorbell_ = nullptr;  // rung by librdkafka's threads (set_doorbell)
+
     // Runner thread only (delivery reports are served by rd_kafka_poll/flush on that thread).
     detail::KafkaPtr rk_;
+    detail::QueuePtr main_queue_;             // rk_'s main queue, while the doorbell is rung from it
     std::array<detail::TopicPtr, 4> topics_;  // indexed by agent::Stream
     std::deque<Delivery> deliveries_;         // index base_ + i: the (base_ + i)-th message of the connection
     std::uint64_t base_ = 0;                  // == the persisted prefix

@@ -290,6 +290,7 @@ Result<std::unique_ptr<ExportManager::Pending>> ExportManager::build(const base:
     pending->exporter = std::move(*exporter);
     pending->options = std::move(settings->runner);
     pending->options.cursor_path = cursor_path_of(ctx.state_dir, name);
+    pending->options.store_appended = ctx.store_appended;
     pending->source = make_store_event_source(
         StoreSourceOptions{ctx.state_dir, ctx.key, ctx.serial, ctx.host, settings->chain_lines, damage});
     return pending;

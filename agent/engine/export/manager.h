@@ -67,6 +67,9 @@ struct ExportContext {
     AlertSink& alerts;
     AgentStatusProvider agent_status;  // the agent's status snapshot, for exporters (any thread)
     std::function<std::int64_t()> now_ms;
+    /// Rung after each commit of the drain; every runner listens (RunnerOptions::store_appended).
+    /// Null: runners notice new events within their idle wait. Must outlive the manager.
+    DoorbellSet* store_appended = nullptr;
 };
 
 class ExportManager final : public DeliveryCursors {

@@ -65,7 +65,9 @@ ExportRunner::ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> expo
       alerts_(alerts),
       now_ms_(std::move(now_ms)),
       jitter_(std::random_device{}()),
-      delivery_latency_(kDeliveryLatencyBounds) {}
+      delivery_latency_(kDeliveryLatencyBounds) {
+    exporter_rings_ = exporter_->set_doorbell(&bell_);
+}
 
 ExportRunner::~ExportRunner() {
     stop();
@@ -342,7 +344,9 @@ Result<bool> ExportRunner::run_once() {
         if (!read) return std::move(read).error();
         progress = progress || *read;
         HSMAUDIT_TRY(send_unsent());
-        const bool idle = !progress;
+        // Idle: wait here for acknowledgements, unless the exporter rings the doorbell when they
+        // come (then the loop waits on the doorbell, which new stored events ring too).
+        const bool idle = !progress && !exporter_rings_;
         auto acked = collect_acks(idle ? options_.idle_wait : std::chrono::milliseconds(0));
         if (!acked) return std::move(acked).error();
         progress = progress || *acked;
@@ -444,15 +448,17 @@ Status ExportRunner::write_cursor(bool force) {
 
 void ExportRunner::loop(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
+        // Taken before looking for work: a ring while run_once() looks is not lost.
+        const std::uint64_t seen = bell_.generation();
         auto r = run_once();
         if (!r) fail(r.error());
         if (r && *r) continue;
-        // Idle or backing off: sleep a little (stop wakes us).
+        // Idle or backing off: until the store appends, the exporter has acknowledgements, the
+        // retry is due, or idle_wait passed (stop wakes us too).
         auto wait = options_.idle_wait;
         if (!connected_)
             wait = std::min(wait, std::chrono::milliseconds(std::max<std::int64_t>(1, retry_at_ms_ - now_ms_())));
-        std::unique_lock lock(wake_mutex_);
-        wake_.wait_for(lock, stop, wait, [] { return false; });
+        (void)bell_.wait(seen, wait, stop);
     }
     // Stopping: the service stops the destinations after the drain's last commit, so deliver
     // what is stored and outstanding, for up to stop_timeout, then close.
@@ -520,15 +526,16 @@ void ExportRunner::run_thread(std::stop_token stop) {
 
 void ExportRunner::start() {
     if (thread_.joinable()) return;
+    if (options_.store_appended) options_.store_appended->add(bell_);
     thread_ = std::jthread([this](std::stop_token st) { run_thread(std::move(st)); });
 }
 
 void ExportRunner::stop(StopMode mode) {
     if (!thread_.joinable()) return;
     in_flight_only_.store(mode == StopMode::in_flight_only);
-    thread_.request_stop();
-    wake_.notify_all();
+    thread_.request_stop();  // ends bell_.wait()
     thread_.join();
+    if (options_.store_appended) options_.store_appended->remove(bell_);
 }
 
 RunnerStats ExportRunner::stats() const {

@@ -39,7 +39,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -53,6 +52,7 @@
 #include <vector>
 
 #include "agent/api/alerts.h"
+#include "agent/api/doorbell.h"
 #include "agent/api/event.h"
 #include "agent/api/exporter.h"
 #include "agent/api/latency_histogram.h"
@@ -107,7 +107,11 @@ struct RunnerOptions {
     std::size_t batch = 512;                               // events per send()
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
-    std::chrono::milliseconds idle_wait{50};        // wait for acks / new events when idle
+    /// Idle (nothing new read, nothing acknowledged): the longest wait before looking again. New
+    /// events end the wait at once when `store_appended` rings (the drain's commits), and so do
+    /// acknowledgements from an exporter that rings (Exporter::set_doorbell); otherwise this is
+    /// also the longest an acknowledgement or a new event waits to be noticed.
+    std::chrono::milliseconds idle_wait{50};
     std::chrono::milliseconds cursor_sync{250};     // write the cursor file at most this often
     std::chrono::milliseconds stop_timeout{5'000};  // at stop: wait this long for outstanding acks
     std::size_t max_in_flight = 10'000;
@@ -131,6 +135,9 @@ struct RunnerOptions {
         std::array<std::uint64_t, 4> durable{};  // as the cursor file holds it
     };
     std::optional<Resume> resume;
+    /// Rung after each commit of the store (the drain's): the runner adds its doorbell at start()
+    /// and removes it at stop(). Null: new events are noticed within idle_wait (tests, tools).
+    DoorbellSet* store_appended = nullptr;
 };
 
 /// Whether a destination with these options delivers `e` (min_severity, classes); the runner
@@ -235,6 +242,9 @@ private:
     };
 
     RunnerOptions options_;
+    // Before exporter_: an exporter may ring it from its transport's threads until it is destroyed.
+    Doorbell bell_;
+    bool exporter_rings_ = false;  // the exporter rings bell_ when acknowledgements may have advanced
     std::unique_ptr<Exporter> exporter_;
     std::unique_ptr<EventSource> source_;
     AlertSink& alerts_;
@@ -271,8 +281,6 @@ private:
 
     mutable std::mutex mutex_;
     RunnerStats stats_;
-    std::condition_variable_any wake_;
-    std::mutex wake_mutex_;
     std::atomic<bool> in_flight_only_{false};  // stop(): how the loop ends delivery
     std::jthread thread_;
 };

@@ -273,6 +273,9 @@ Result<std::size_t> Drain::step_once() {
         pending_.reset();
         (void)verify_durable(batch_);  // the whole batch: its records are counted below
         HSMAUDIT_TRY(acknowledge_durable());
+        // Durable and acknowledged: the destinations' runners wake up to read it. After the
+        // module's acknowledgement, so that a woken runner taking this CPU never delays it.
+        if (commit_listener_) commit_listener_();
         batch_latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
         if (!batch_record_ms_.empty()) {
             const std::int64_t acked_ms = now_ms_();

@@ -135,6 +135,11 @@ public:
     using CheckpointSink = std::function<void(const std::string& line)>;
     /// The same sink receives the module's signed tree heads as "@treehead <base64 note> time=<t>" lines.
     void set_checkpoint_sink(CheckpointSink sink) { checkpoint_sink_ = std::move(sink); }
+    /// Called on the drain's thread after each batch became durable in the store (its commit,
+    /// fsync included) and was acknowledged to the module: the export runners' wake-up
+    /// (agent/api/doorbell.h), so they read new records without polling. Once per batch, never
+    /// per record. Set before start().
+    void set_commit_listener(std::function<void()> listener) { commit_listener_ = std::move(listener); }
     /// The drain's own Merkle tree over the stored records (nullopt while off or unavailable).
     /// The drain thread only (or while it is stopped).
     [[nodiscard]] const std::optional<mac::tlog::CompactTree>& tree() const { return tree_; }
@@ -207,6 +212,7 @@ private:
     std::string failed_condition_;                    // the error class it named ("" while healthy)
     std::uint64_t failures_since_alert_ = 0;
     CheckpointSink checkpoint_sink_;
+    std::function<void()> commit_listener_;
     std::optional<mac::tlog::CompactTree> tree_;     // the durable records' tree (nullopt: off or lost)
     std::optional<mac::tlog::CompactTree> pending_;  // tree_ plus the batch being committed
     /// The tree after a batch: leaves appended in sequence order; it stops at a gap (gap_seq) and

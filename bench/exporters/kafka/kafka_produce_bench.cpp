@@ -3,12 +3,28 @@
 // acks=all). Reference in the same run: the same messages produced by a plain librdkafka producer
 // (acks=1, no idempotence, no headers, no delivery-report callback; flushed at the end).
 //
-//   kafka_produce_bench [records] [serials]      (defaults: 1000000 3)
+// The mock cluster runs in this process and takes CPU from the producer; each side's own CPU is
+// reported apart: the producer's (the calling thread plus the threads its rd_kafka_t started,
+// from /proc/self/task) and the mock cluster's (the threads that existed before the producer).
+// Rounds run the sides interleaved (raw, exporter, exporter without the line header, ...) and
+// the summary prints medians, min-max and the ratio of medians.
+//
+//   kafka_produce_bench [records] [serials] [rounds]      (defaults: 1000000 3 3)
+//   kafka_produce_bench 20000 3 1                          (quick: well under 15 s)
 //
 // Figures: docs/BENCHMARKS.md, "Kafka export".
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,35 +49,105 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header) {
+/// CPU seconds (utime + stime) of each thread of this process, by thread id.
+std::map<long, double> thread_cpu() {
+    std::map<long, double> out;
+    static const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+    DIR* d = opendir("/proc/self/task");
+    if (!d) return out;
+    while (const dirent* ent = readdir(d)) {
+        if (ent->d_name[0] == '.') continue;
+        std::ifstream f(std::string("/proc/self/task/") + ent->d_name + "/stat");
+        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(text.substr(close + 2));
+        std::string field;
+        unsigned long utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && rest >> field; ++i) {
+            if (i == 14) utime = std::stoul(field);
+            if (i == 15) stime = std::stoul(field);
+        }
+        out[std::stol(ent->d_name)] = static_cast<double>(utime + stime) / tck;
+    }
+    closedir(d);
+    return out;
+}
+
+/// One side's run: wall seconds, and CPU seconds of the producer and of the mock cluster.
+struct Sample {
+    double seconds = 0;
+    double producer_cpu = 0;
+    double caller_cpu = 0;  // of producer_cpu: the calling thread's (the runner's, in the agent)
+    double mock_cpu = 0;
+};
+
+double process_cpu() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);  // exited threads included (the producer's, after its destruction)
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct CpuMark {
+    std::map<long, double> threads = thread_cpu();
+    double process = process_cpu();
+};
+
+/// Splits the CPU used since `before`: the mock cluster's threads (those that existed before,
+/// except this one) and the producer's (the rest of the process: this thread and the threads its
+/// rd_kafka_t started and ended).
+Sample split(const CpuMark& before, double seconds) {
+    Sample s;
+    s.seconds = seconds;
+    const long self = static_cast<long>(gettid());
+    const double total = process_cpu() - before.process;
+    for (const auto& [tid, cpu] : thread_cpu()) {
+        const auto b = before.threads.find(tid);
+        if (b == before.threads.end()) continue;
+        if (tid == self)
+            s.caller_cpu = cpu - b->second;
+        else
+            s.mock_cpu += cpu - b->second;
+    }
+    s.producer_cpu = total - s.mock_cpu;
+    return s;
+}
+
+Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header) {
     auto o = testing::kafka::mock_options(brokers);
     o.line_header = line_header;
     // Extra pass-through properties for experiments: KAFKA_BENCH_PROPS="k=v,k=v".
     if (const char* extra = std::getenv("KAFKA_BENCH_PROPS"))
         if (auto p = exporters::kafka::parse_property_list(extra, "KAFKA_BENCH_PROPS"))
             o.properties.insert(o.properties.end(), p->begin(), p->end());
+    const CpuMark before;
     exporters::kafka::KafkaExporter exporter(o, std::make_unique<LineFormatter>());
     const auto t0 = Clock::now();
     const auto r = testing::kafka::drive(exporter, events, 2048, 90'000, {}, std::chrono::seconds(600));
     const double s = seconds_since(t0);
     if (r.delivered != events.size() || r.failures != 0) {
-        std::fprintf(stderr, "exporter: delivered %llu of %zu, %llu failures\n",
-                     static_cast<unsigned long long>(r.delivered), events.size(),
-                     static_cast<unsigned long long>(r.failures));
+        (void)std::fprintf(stderr, "exporter: delivered %llu of %zu, %llu failures\n",
+                           static_cast<unsigned long long>(r.delivered), events.size(),
+                           static_cast<unsigned long long>(r.failures));
         std::exit(1);
     }
     const auto ks = exporter.kafka_stats();
-    std::printf("  exporter: %llu persisted, %llu queue-full waits\n", static_cast<unsigned long long>(ks.persisted),
-                static_cast<unsigned long long>(ks.queue_full_waits));
-    return s;
+    if (ks.persisted < events.size()) {
+        (void)std::fprintf(stderr, "exporter: %llu persisted reports for %zu records\n",
+                           static_cast<unsigned long long>(ks.persisted), events.size());
+        std::exit(1);
+    }
+    return split(before, s);
 }
 
-double run_raw(const std::string& brokers, const std::vector<agent::Event>& events) {
+Sample run_raw(const std::string& brokers, const std::vector<agent::Event>& events) {
     exporters::kafka::detail::ConfPtr conf(rd_kafka_conf_new());
     char err[512];
     for (auto [k, v] : {std::pair{"bootstrap.servers", brokers.c_str()}, std::pair{"acks", "1"},
                         std::pair{"enable.idempotence", "false"}, std::pair{"log_level", "3"}})
         if (rd_kafka_conf_set(conf.get(), k, v, err, sizeof err) != RD_KAFKA_CONF_OK) std::exit(2);
+    const CpuMark before;
     exporters::kafka::detail::KafkaPtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
     if (!rk) std::exit(2);
     (void)conf.release();
@@ -78,14 +164,48 @@ double run_raw(const std::string& brokers, const std::vector<agent::Event>& even
         rd_kafka_poll(rk.get(), 0);
     }
     if (rd_kafka_flush(rk.get(), 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR) std::exit(3);
-    return seconds_since(t0);
+    const double s = seconds_since(t0);
+    rk.reset();  // its threads end: counted in the process's CPU as for the exporter
+    return split(before, s);
 }
 
-}  // namespace
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
-int main(int argc, char** argv) {
+struct Side {
+    const char* name;
+    std::vector<Sample> samples;
+    [[nodiscard]] std::vector<double> rates(std::size_t records) const {
+        std::vector<double> out;
+        for (const auto& s : samples) out.push_back(static_cast<double>(records) / s.seconds);
+        return out;
+    }
+    [[nodiscard]] std::vector<double> us_per_record(std::size_t records, bool producer, bool caller = false) const {
+        std::vector<double> out;
+        for (const auto& s : samples)
+            out.push_back((caller     ? s.caller_cpu
+                           : producer ? s.producer_cpu
+                                      : s.mock_cpu) *
+                          1e6 / static_cast<double>(records));
+        return out;
+    }
+};
+
+std::string loadavg() {
+    std::ifstream f("/proc/loadavg");
+    std::string a, b, c;
+    f >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+int run(int argc, char** argv) {
     const std::size_t records = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
     const std::size_t serials = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 3;
+    const std::size_t rounds = argc > 3 ? std::max<std::size_t>(1, std::strtoull(argv[3], nullptr, 10)) : 3;
+    const std::string load_start = loadavg();
     std::vector<testing::kafka::Appliance> fleet;
     for (std::size_t i = 0; i < serials; ++i) fleet.emplace_back(std::to_string(150000 + i), 10'000, i + 1);
     std::vector<agent::Event> events;
@@ -97,19 +217,62 @@ int main(int argc, char** argv) {
     testing::kafka::MockCluster cluster(3);
     for (const char* t : {"hsm.audit", "hsm.syslog", "hsm.alerts", "hsm.checkpoints", "hsm.raw"})
         cluster.create_topic(t, 6, 3);
-    std::printf("%zu records from %zu appliances, %.0f bytes/record, mock cluster of 3 brokers, 6 partitions\n",
-                records, serials, static_cast<double>(bytes) / static_cast<double>(records));
-    const double raw = run_raw(cluster.bootstraps(), events);
-    const double exp = run_exporter(cluster.bootstraps(), events, true);
-    const double exp_noline = run_exporter(cluster.bootstraps(), events, false);
     std::printf(
-        "kafka exporter (idempotent, acks=all, 8 headers incl. the line, persisted delivery reports): %.0f "
-        "records/s (%.2f s)\n",
-        static_cast<double>(records) / exp, exp);
-    std::printf("kafka exporter, line_header off (7 headers): %.0f records/s (%.2f s)\n",
-                static_cast<double>(records) / exp_noline, exp_noline);
+        "%zu records from %zu appliances, %.0f bytes/record, mock cluster of 3 brokers, 6 partitions, "
+        "%zu rounds\n",
+        records, serials, static_cast<double>(bytes) / static_cast<double>(records), rounds);
+    Side raw{"plain librdkafka producer (acks=1, no idempotence, no headers, no reports waited)", {}};
+    Side exp{"KafkaExporter, default configuration (idempotent, acks=all, line header on, persisted reports)", {}};
+    Side noline{"KafkaExporter, line_header off", {}};
+    // KAFKA_BENCH_ONLY=exporter: the default exporter side alone (for a profile of it).
+    const char* only = std::getenv("KAFKA_BENCH_ONLY");
+    const bool all = only == nullptr || std::string(only) != "exporter";
+    for (std::size_t r = 0; r < rounds; ++r) {
+        raw.samples.push_back(all ? run_raw(cluster.bootstraps(), events) : Sample{1, 0, 0, 0});
+        exp.samples.push_back(run_exporter(cluster.bootstraps(), events, true));
+        noline.samples.push_back(all ? run_exporter(cluster.bootstraps(), events, false) : Sample{1, 0, 0, 0});
+        std::printf("round %zu: raw %.0f/s, exporter %.0f/s, exporter without line %.0f/s; load %s\n", r + 1,
+                    static_cast<double>(records) / raw.samples.back().seconds,
+                    static_cast<double>(records) / exp.samples.back().seconds,
+                    static_cast<double>(records) / noline.samples.back().seconds, loadavg().c_str());
+        (void)std::fflush(stdout);
+    }
+    auto line = [&](const Side& s) {
+        const auto rates = s.rates(records);
+        const auto prod = s.us_per_record(records, true);
+        const auto mock = s.us_per_record(records, false);
+        std::printf(
+            "  %s:\n    %.0f records/s (%.0f-%.0f); producer CPU %.2f us/record (%.2f-%.2f), of which the "
+            "calling thread %.2f; mock cluster CPU %.2f us/record\n",
+            s.name, median(rates), *std::min_element(rates.begin(), rates.end()),
+            *std::max_element(rates.begin(), rates.end()), median(prod), *std::min_element(prod.begin(), prod.end()),
+            *std::max_element(prod.begin(), prod.end()), median(s.us_per_record(records, true, true)), median(mock));
+    };
+    std::printf("\n=== kafka_produce_bench summary: medians (min-max) of %zu interleaved rounds ===\n", rounds);
+    std::printf("command: %s %zu %zu %zu; load average at start %s, at end %s\n", argv[0], records, serials, rounds,
+                load_start.c_str(), loadavg().c_str());
+    if (const char* extra = std::getenv("KAFKA_BENCH_PROPS")) std::printf("KAFKA_BENCH_PROPS=%s\n", extra);
+    line(exp);
+    line(noline);
+    line(raw);
+    const double e = median(exp.rates(records)), n = median(noline.rates(records)), w = median(raw.rates(records));
     std::printf(
-        "reference: plain librdkafka producer (acks=1, no headers, no reports waited): %.0f records/s (%.2f s)\n",
-        static_cast<double>(records) / raw, raw);
+        "  ratio exporter / plain producer %.2f (line header off: %.2f); producer CPU per record, exporter / "
+        "plain %.2f\n",
+        e / w, n / w, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
+    std::printf("  target 300,000 records/s (default configuration): %s\n", e >= 300'000 ? "met" : "NOT met");
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "kafka_produce_bench: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        return 1;
+    }
 }
