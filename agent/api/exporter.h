@@ -74,10 +74,12 @@ public:
 
     /// Optional: asks the exporter to ring `doorbell` whenever acknowledgements may have advanced
     /// (from any thread: its transport's own, e.g. librdkafka's when a delivery report is queued).
-    /// Returns true if it will: the runner then never waits inside acknowledged() (it passes 0)
-    /// and waits on the doorbell instead, which the store's commits ring too, so neither a new
-    /// event nor an acknowledgement waits for the other's timeout. It still calls acknowledged(0)
-    /// at least every idle wait while events are in flight, so time-driven confirmations happen.
+    /// Returns true if it will, or if its acknowledgements advance only inside its own calls (RELP:
+    /// it accepts and never rings): the runner then never waits inside acknowledged() while it
+    /// runs (it passes 0; a wait only when it stops) and waits on the doorbell instead, which the
+    /// store's commits ring too, so neither a new event nor an acknowledgement waits for the
+    /// other's timeout. It still calls acknowledged(0) at least every idle wait while events are
+    /// in flight, so time-driven confirmations happen.
     /// Returns false (the default): the runner waits inside acknowledged() when idle. Called once,
     /// before the runner's thread starts; `doorbell` outlives the exporter.
     virtual bool set_doorbell(Doorbell* doorbell) {

@@ -372,17 +372,29 @@ Status RelpExporter::send(std::span<const agent::Event> events) {
         if (in_session > static_cast<std::uint64_t>(options_.window))
             confirmed_ = std::max(confirmed_, sent_ - static_cast<std::uint64_t>(options_.window));
     }
+    if (!events.empty()) last_send_ = std::chrono::steady_clock::now();
     std::lock_guard lock(stats_mutex_);
     stats_.bytes_sent += bytes;
     return {};
 }
 
+bool RelpExporter::set_doorbell(agent::Doorbell* doorbell) {
+    runner_driven_ = doorbell != nullptr;
+    return runner_driven_;
+}
+
 Result<std::uint64_t> RelpExporter::acknowledged(std::chrono::milliseconds wait) {
     if (!connected_) return make_error(errc::send_failed, options_.peer() + ": not connected");
-    if (confirmed_ == sent_ || !client_ || wait.count() <= 0) return confirmed_;
+    if (confirmed_ == sent_ || !client_) return confirmed_;
     const auto due = session_opened_ + options_.confirm_interval;
     auto now = std::chrono::steady_clock::now();
-    if (now < due) {
+    if (runner_driven_) {
+        // The runner calls with no wait at least every idle wait while frames are unconfirmed, and
+        // with a wait only when it stops: then the tail is confirmed at once.
+        if (wait.count() <= 0 && (now < due || now - last_send_ < kQuietBeforeClose)) return confirmed_;
+    } else if (wait.count() <= 0) {
+        return confirmed_;
+    } else if (now < due) {
         const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
         if (remaining > wait) {
             std::this_thread::sleep_for(wait);

@@ -11,8 +11,12 @@
 //   2. The tail (the last `window` frames) is confirmed by closing the session: the server answers
 //      "close" after every earlier frame, so a close handshake that completes without any librelp
 //      error means every frame of the session was acknowledged. The exporter then opens a new
-//      session on the next send(). It confirms the tail when the runner waits for acknowledgements
-//      (acknowledged() with a non-zero wait), at most once per `confirm_interval`.
+//      session on the next send(). It confirms the tail at most once per `confirm_interval`, and
+//      only when the destination is quiet: driven by an ExportRunner (set_doorbell(): the runner
+//      waits on its doorbell, never inside acknowledged()), once nothing was sent for
+//      kQuietBeforeClose, or at once when the runner stops (it passes a wait only then); driven
+//      directly, when acknowledged() is given a non-zero wait. A busy session is never closed: its
+//      acknowledged prefix advances with every send.
 // Any librelp error (a non-200 response, a broken or timed-out session, an error reported during the
 // close) fails the call; the client object is destroyed, never reconnected, so librelp never
 // resends anything by itself: the runner resends everything after the acknowledged prefix, and at
@@ -83,7 +87,17 @@ public:
     Status connect() override;
     Status send(std::span<const agent::Event> events) override;
     Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) override;
+    /// Accepts (returns true) without ever ringing: librelp reports acknowledgements only inside
+    /// send(). Accepting tells the runner to wait on its doorbell (rung by the store's commits), so
+    /// a new record never waits for a sleep inside acknowledged(); the tail is then confirmed once
+    /// the session has been quiet for kQuietBeforeClose (see the header's comment).
+    bool set_doorbell(agent::Doorbell* doorbell) override;
     void disconnect() override;
+
+    /// How long nothing must have been sent before the tail is confirmed by a close handshake
+    /// (runner-driven mode). Short against confirm_interval, long against the gap between two
+    /// commits of a busy store.
+    static constexpr std::chrono::milliseconds kQuietBeforeClose{100};
     [[nodiscard]] agent::TransportStats stats() const override;
 
     [[nodiscard]] const RelpOptions& options() const { return options_; }
@@ -107,7 +121,9 @@ private:
     std::uint64_t confirmed_ = 0;     // of those, acknowledged (a prefix)
     std::uint64_t session_base_ = 0;  // sent_ when the current session was opened
     std::chrono::steady_clock::time_point session_opened_{};
-    bool connected_ = false;  // between connect() and disconnect() (sessions come and go)
+    std::chrono::steady_clock::time_point last_send_{};  // when send() last sent a frame
+    bool runner_driven_ = false;                         // set_doorbell() was called
+    bool connected_ = false;                             // between connect() and disconnect() (sessions come and go)
     std::uint64_t librelp_errors_ = 0;
     std::string first_error_;  // the first librelp error message since the last reset
     std::string buffer_;
