@@ -132,8 +132,8 @@ struct SegmentJob {
     std::set<std::uint64_t> hit_seqs;  // anchored records seen: only the first of each counts
     SegmentTotals totals;
     std::optional<ChainEnd> end;
-    bool checked_macs = false;  // its records' MACs were checked from its start
-    bool wrong_key = false;     // it gave the wrong-key verdict
+    bool checked_macs = false;         // its records' MACs were checked from its start
+    bool wrong_key = false;            // it gave the wrong-key verdict
     std::optional<std::string> error;  // an exception in its worker (out of memory)
 
     void add_fault(Fault&& f, std::size_t max_faults) {
@@ -705,8 +705,9 @@ private:
                 continue;
             }
             const MacMode required = !macs_on ? MacMode::none : key_checked ? MacMode::assumed : MacMode::checker;
-            const bool usable = job.predicted && (job.mode == required || (required == MacMode::assumed &&
-                                                                           job.mode == MacMode::checker && !job.wrong_key));
+            const bool usable =
+                job.predicted && (job.mode == required ||
+                                  (required == MacMode::assumed && job.mode == MacMode::checker && !job.wrong_key));
             if (!usable) {
                 job.reset_results();
                 job.mode = required;
@@ -864,7 +865,7 @@ private:
     }
 
     const VerifyOptions& opt_;
-    const AuditPub* pub_ = nullptr;         // verify_chain_parallel(): what checks seals without MACs
+    const AuditPub* pub_ = nullptr;           // verify_chain_parallel(): what checks seals without MACs
     std::vector<std::uint64_t> anchor_seqs_;  // verify_chain_parallel(): the records checkpoints name
     std::string current_file_;
     std::vector<Input> inputs_;  // stable: heads point into it

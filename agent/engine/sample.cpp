@@ -1,10 +1,10 @@
 #include "agent/engine/sample.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <algorithm>
 
 #include "agent/api/errc.h"
 #include "mac/encrypted_file.h"

@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <stop_token>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include "exporters/kafka/detail/rdkafka_handles.h"
 #include "exporters/kafka/errc.h"

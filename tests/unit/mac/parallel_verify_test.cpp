@@ -27,10 +27,9 @@ using namespace hsmaudit::mac::testing;
 std::string fingerprint(const VerifyReport& r) {
     std::string s = describe(r);
     for (const auto& g : r.segments)
-        s += "segment " + g.file + " " + g.serial + " e" + std::to_string(g.epoch) + " " +
-             std::to_string(g.first_seq) + ".." + std::to_string(g.last_seq) + " n" + std::to_string(g.records) +
-             " b" + std::to_string(g.bytes) + (g.sealed ? " sealed" : "") + (g.open_tail ? " open" : "") +
-             (g.authenticated ? " auth" : "") + "\n";
+        s += "segment " + g.file + " " + g.serial + " e" + std::to_string(g.epoch) + " " + std::to_string(g.first_seq) +
+             ".." + std::to_string(g.last_seq) + " n" + std::to_string(g.records) + " b" + std::to_string(g.bytes) +
+             (g.sealed ? " sealed" : "") + (g.open_tail ? " open" : "") + (g.authenticated ? " auth" : "") + "\n";
     for (std::size_t k = 0; k < kFaultKindCount; ++k)
         if (r.fault_counts[k] != 0)
             s += std::string(to_string(static_cast<FaultKind>(k))) + "=" + std::to_string(r.fault_counts[k]) + "\n";
@@ -113,16 +112,22 @@ TEST_F(ParallelVerify, EveryFaultKindGivesTheSameReportOnAnyNumberOfThreads) {
         change(lines);
         write_lines(path, lines);
     };
-    const std::string before_link = read_lines(f[6])[5];  // the last record of segment 6
-    edit(f[1], [](auto& l) { l[2] = bump_time(l[2]); });                        // record_mac_mismatch
-    edit(f[2], [](auto& l) { l.erase(l.begin() + 3); });                        // sequence_gap, seal_mismatch
-    edit(f[3], [](auto& l) { std::swap(l[2], l[3]); });                         // sequence_reordered
-    edit(f[4], [](auto& l) { l.insert(l.begin() + 3, l[2]); });                 // sequence_duplicate
-    edit(f[5], [](auto& l) { l.resize(5); l[4].resize(l[4].size() / 2); });     // torn_line, seal_missing
-    edit(f[6], [](auto& l) { l[5][l[5].size() - 3] ^= 1; });                    // the link to segment 7 breaks
-    fs::remove(f[8]);                                                           // segment_missing
-    fs::copy_file(f[9], dir_.sub("t/zz_replayed.log"));                         // segment_duplicate
-    edit(f[10], [](auto& l) { l[0] = bump_boot(l[0]); l.push_back("after\n"); });  // open line, data after seal
+    const std::string before_link = read_lines(f[6])[5];         // the last record of segment 6
+    edit(f[1], [](auto& l) { l[2] = bump_time(l[2]); });         // record_mac_mismatch
+    edit(f[2], [](auto& l) { l.erase(l.begin() + 3); });         // sequence_gap, seal_mismatch
+    edit(f[3], [](auto& l) { std::swap(l[2], l[3]); });          // sequence_reordered
+    edit(f[4], [](auto& l) { l.insert(l.begin() + 3, l[2]); });  // sequence_duplicate
+    edit(f[5], [](auto& l) {
+        l.resize(5);
+        l[4].resize(l[4].size() / 2);
+    });                                                       // torn_line, seal_missing
+    edit(f[6], [](auto& l) { l[5][l[5].size() - 3] ^= 1; });  // the link to segment 7 breaks
+    fs::remove(f[8]);                                         // segment_missing
+    fs::copy_file(f[9], dir_.sub("t/zz_replayed.log"));       // segment_duplicate
+    edit(f[10], [](auto& l) {
+        l[0] = bump_boot(l[0]);
+        l.push_back("after\n");
+    });  // open line, data after seal
     edit(f[11], [](auto& l) {
         l.insert(l.begin() + 2, "not a line\n");
         const std::size_t pos = l.back().find(" sig=") + 15;
@@ -266,7 +271,10 @@ TEST_F(ParallelVerify, RandomlyDamagedTrailsGiveTheSameReport) {
                 case 1: lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(i), lines[rnd(lines.size())]); break;
                 case 2: std::swap(lines[i], lines[rnd(lines.size())]); break;
                 case 3: lines[i][rnd(lines[i].size())] ^= static_cast<char>(1 + rnd(100)); break;
-                case 4: lines.resize(i + 1); lines[i].resize(rnd(lines[i].size())); break;
+                case 4:
+                    lines.resize(i + 1);
+                    lines[i].resize(rnd(lines[i].size()));
+                    break;
                 case 5: fs::remove(path); continue;
                 default: fs::copy_file(path, dir + "/copy" + std::to_string(m) + ".log"); continue;
             }
