@@ -13,7 +13,8 @@ namespace hsmaudit::agent {
 namespace {
 
 struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): the deleter of the FilePtr that owns `f`
+    void operator()(std::FILE* f) const { (void)std::fclose(f); }
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
@@ -156,7 +157,7 @@ Result<std::vector<std::string>> write_sample_trail(const mac::AuditKey& key, co
     auto open_next = [&]() -> Status {
         const std::string path =
             (fs::path(out_dir) / mac::segment_file_name(opt.serial, writer->head().epoch)).string();
-        file.reset(std::fopen(path.c_str(), "wx"));
+        file.reset(std::fopen(path.c_str(), "wx"));  // NOLINT(cppcoreguidelines-owning-memory): FilePtr owns it
         if (!file) return make_error(errc::io_error, "cannot create " + path);
         paths.push_back(path);
         if (store_key) {

@@ -48,7 +48,7 @@ std::string fingerprint(const VerifyReport& r) {
 /// Returns the one-thread report.
 VerifyReport same_for_every_jobs(const std::vector<std::string>& paths, VerifyOptions opt) {
     opt.jobs = 1;
-    const VerifyReport one = verify_ok(paths, opt);
+    VerifyReport one = verify_ok(paths, opt);
     const std::string expected = fingerprint(one);
     for (const unsigned jobs : {2U, 3U, 4U}) {
         opt.jobs = jobs;
