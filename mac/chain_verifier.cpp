@@ -96,7 +96,7 @@ bool ChainVerifier::begin_segment(const OpenLine& open, std::string_view open_te
     check_macs_ = deriver_.has_value() && macs_enabled_;
     open_mac_ok_ = true;
     if (check_macs_) {
-        if (!hmac_->rekey(deriver_->key_for(open.epoch))) {
+        if (!hmac_->rekey(key_for(open.epoch))) {
             check_macs_ = false;
         } else {
             const std::string_view body = open_text.substr(0, open_text.size() - 69);  // " mac=" + 64
@@ -140,7 +140,7 @@ bool ChainVerifier::begin_at(const ChainPosition& at, std::string_view file, std
     open_.first_seq = at.next_seq;
     open_.prev = at.prev.value_or(Mac{});
     open_line_ = line_no;
-    check_macs_ = deriver_.has_value() && macs_enabled_ && hmac_->rekey(deriver_->key_for(at.epoch));
+    check_macs_ = deriver_.has_value() && macs_enabled_ && hmac_->rekey(key_for(at.epoch));
     open_mac_ok_ = true;
     first_record_ = false;  // the wrong-key verdict needs the open line: a full segment gives it
     compute_digest_ = false;
@@ -165,7 +165,7 @@ bool ChainVerifier::record_verifies(std::string_view line, std::uint64_t epoch, 
         if (!h) return false;
         probe_.emplace(std::move(*h));
     }
-    if (!probe_->rekey(deriver_->key_for(epoch))) return false;
+    if (!probe_->rekey(key_for(epoch))) return false;
     return equal_ct(probe_->compute(as_bytes(rec->body), prev), rec->mac);
 }
 

@@ -119,6 +119,12 @@ public:
     /// Lets epochs up to kMaxEpochGap beyond `epoch` be accepted: a checkpoint signed by the
     /// chain's key names it (the caller checks the signature).
     void justify_epoch(std::uint64_t epoch) { justified_ = std::max(justified_.value_or(0), epoch); }
+    /// For a verifier of one segment of a chain verified in parallel (verify_paths() with jobs > 1):
+    /// K_epoch as the chain's own deriver derived it, so this verifier need not walk from K_0.
+    void seed_epoch_key(std::uint64_t epoch, const Bytes32& key_epoch) { seeded_.emplace(epoch, key_epoch); }
+    /// For a verifier of one segment of a chain verified in parallel: the chain's wrong-key verdict
+    /// (the first record of the chain read) belongs to an earlier segment; this one checks MACs only.
+    void assume_key_checked() { wrong_key_checked_ = true; }
 
     /// The chain's end after the last segment (nullopt before the first).
     [[nodiscard]] const std::optional<ChainEnd>& chain_end() const { return end_; }
@@ -161,6 +167,19 @@ private:
     FaultSink sink_;
     RecordObserver observer_;
     std::optional<EpochKeyDeriver> deriver_;
+    /// K_epoch given by seed_epoch_key() (wiped at destruction); other epochs come from deriver_.
+    struct SeededKey {
+        SeededKey(std::uint64_t e, const Bytes32& k) : epoch(e), key(k) {}
+        SeededKey(const SeededKey&) = delete;
+        SeededKey& operator=(const SeededKey&) = delete;
+        ~SeededKey() { secure_zero(key.data(), key.size()); }
+        std::uint64_t epoch;
+        Bytes32 key;
+    };
+    std::optional<SeededKey> seeded_;
+    const Bytes32& key_for(std::uint64_t epoch) {
+        return seeded_ && seeded_->epoch == epoch ? seeded_->key : deriver_->key_for(epoch);
+    }
     std::optional<HmacSha256> hmac_;
     std::optional<HmacSha256> probe_;  // record_verifies(): keyed apart from the open segment's hmac_
     std::optional<Sha256> sha_;

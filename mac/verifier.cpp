@@ -1,9 +1,16 @@
 #include "mac/verifier.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <thread>
+#include <variant>
 
 #include "base/line_reader.h"
 #include "mac/anchors.h"
@@ -81,6 +88,138 @@ struct SegmentHead {
     OpenLine open;
     std::uint64_t size = 0;
     const Input* input = nullptr;
+};
+
+/// How a segment verified apart from its chain checks MACs: what the chain's verifier would have
+/// done at that point of the chain. `checker`: the audit secret, and this segment's first record
+/// gives the chain's wrong-key verdict; `assumed`: the secret, the verdict given by an earlier
+/// segment; `none`: no MACs (no secret, or a wrong-key verdict before), digests and seals only.
+enum class MacMode : std::uint8_t { checker, assumed, none };
+
+/// A record of the segment whose sequence number a checkpoint (--anchors) names: the anchor
+/// checker sees it, in chain order, when the segment is merged.
+struct AnchorHit {
+    std::uint64_t seq = 0;
+    Mac mac{};
+    std::uint64_t line = 0;
+};
+
+/// One segment verified apart from the chain (by a worker of SegmentPool, or inline), and what
+/// verify_chain_parallel() merges in chain order: its faults in the order found (at most
+/// max_faults kept in full, the rest counted: no merged report keeps more of one segment),
+/// anchor hits among them, its totals and where it ends the chain.
+struct SegmentJob {
+    SegmentJob() = default;
+    SegmentJob(const SegmentJob&) = delete;
+    SegmentJob& operator=(const SegmentJob&) = delete;
+    ~SegmentJob() { secure_zero(epoch_key.data(), epoch_key.size()); }
+
+    // Set before it runs.
+    const SegmentHead* seg = nullptr;
+    bool newest = false;
+    bool predicted = false;  // expected to be accepted by the chain: run ahead
+    MacMode mode = MacMode::none;
+    Bytes32 epoch_key{};  // K_epoch (modes checker and assumed)
+    bool has_key = false;
+
+    // Its results.
+    bool done = false;     // guarded by SegmentPool's mutex while in the pool
+    bool skipped = false;  // could not be opened or read again: its path faults only
+    std::string open_text;
+    std::vector<std::variant<Fault, AnchorHit>> events;
+    std::size_t kept = 0;
+    std::array<std::uint64_t, kFaultKindCount> dropped{};
+    std::set<std::uint64_t> hit_seqs;  // anchored records seen: only the first of each counts
+    SegmentTotals totals;
+    std::optional<ChainEnd> end;
+    bool checked_macs = false;         // its records' MACs were checked from its start
+    bool wrong_key = false;            // it gave the wrong-key verdict
+    std::optional<std::string> error;  // an exception in its worker (out of memory)
+
+    void add_fault(Fault&& f, std::size_t max_faults) {
+        if (kept < max_faults) {
+            ++kept;
+            events.emplace_back(std::move(f));
+        } else {
+            ++dropped[static_cast<std::size_t>(f.kind)];
+        }
+    }
+    void reset_results() {
+        skipped = false;
+        open_text.clear();
+        events.clear();
+        kept = 0;
+        dropped = {};
+        hit_seqs.clear();
+        totals = SegmentTotals{};
+        end.reset();
+        checked_macs = false;
+        wrong_key = false;
+    }
+};
+
+/// The worker threads of one parallel verify_paths() call: they take jobs in the order pushed and
+/// run `work` on each. Thread-safety: push() and wait() are called by the owning thread; a worker
+/// touches only the job it took (and its `done` under the mutex). The destructor stops and joins
+/// the workers (a job being run is finished first; jobs not taken yet are dropped).
+class SegmentPool {
+public:
+    SegmentPool(unsigned threads, std::function<void(SegmentJob&)> work) : work_(std::move(work)) {
+        threads_.reserve(threads);
+        for (unsigned i = 0; i < threads; ++i)
+            threads_.emplace_back([this](const std::stop_token& stop) { loop(stop); });
+    }
+    ~SegmentPool() {
+        for (auto& t : threads_) t.request_stop();
+        threads_.clear();  // joins
+    }
+    SegmentPool(const SegmentPool&) = delete;
+    SegmentPool& operator=(const SegmentPool&) = delete;
+
+    void push(SegmentJob* job) {
+        {
+            const std::lock_guard lock(mutex_);
+            queue_.push_back(job);
+        }
+        wake_.notify_one();
+    }
+    /// Blocks until `job` (pushed before) is done.
+    void wait(const SegmentJob& job) {
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, [&job] { return job.done; });
+    }
+
+private:
+    void loop(const std::stop_token& stop) {
+        for (;;) {
+            SegmentJob* job = nullptr;
+            {
+                std::unique_lock lock(mutex_);
+                if (!wake_.wait(lock, stop, [this] { return !queue_.empty(); })) return;
+                job = queue_.front();
+                queue_.pop_front();
+            }
+            try {
+                work_(*job);
+            } catch (const std::exception& e) {
+                job->error = std::string("verifying ") + job->seg->path + ": " + e.what();
+            } catch (...) {
+                job->error = "verifying " + job->seg->path + ": unexpected error";
+            }
+            {
+                const std::lock_guard lock(mutex_);
+                job->done = true;
+            }
+            done_.notify_all();
+        }
+    }
+
+    std::function<void(SegmentJob&)> work_;
+    std::mutex mutex_;
+    std::condition_variable_any wake_;
+    std::condition_variable done_;
+    std::deque<SegmentJob*> queue_;
+    std::vector<std::jthread> threads_;  // last: joined before the rest is destroyed
 };
 
 class Verifier {
@@ -303,7 +442,7 @@ private:
         chain = std::move(kept);
     }
 
-    Result<Opened> open_input(const Input& in) {
+    Result<Opened> open_input(const Input& in) const {
         if (!in.open_member) {
             auto src = open_segment_source(in.name, key());
             if (!src) return std::move(src).error();
@@ -392,6 +531,8 @@ private:
             probe.resume(ChainEnd{chain[i].open.epoch, 1, Mac{}, {}});
             newest_index = i;
         }
+        if (opt_.jobs > 1 && !opt_.on_record_line)
+            return verify_chain_parallel(chain, expected, anchors, newest_index, justified);
         for (std::size_t i = 0; i < chain.size(); ++i) {
             const SegmentHead& seg = chain[i];
             const bool newest = i == newest_index;
@@ -458,6 +599,249 @@ private:
         return {};
     }
 
+    /// verify_chain() on opt_.jobs threads: each segment is verified apart (SegmentJob, its epoch
+    /// key derived here in chain order and handed over) while this thread merges the results in
+    /// chain order through `linker`, a verifier without the secret that sees only the open lines and
+    /// the segments' ends: it checks the links, the epochs, duplicates and serials exactly as
+    /// verify_chain()'s verifier, in the same order. A segment verified in a mode the chain did
+    /// not reach it in (a wrong-key verdict before it, the chain's first record not where
+    /// expected), or not run because it was not expected to be accepted, is verified again here
+    /// in the right one: the report is verify_chain()'s.
+    Status verify_chain_parallel(const std::vector<SegmentHead>& chain, const ChainId& expected,
+                                 const AnchorRecordObserver& anchors, std::size_t newest_index,
+                                 std::optional<std::uint64_t> justified) {
+        const AuditPub pub = opt_.pub ? *opt_.pub : opt_.key->pub();
+        pub_ = &pub;
+        anchor_seqs_.clear();
+        if (anchors)
+            for (const Checkpoint& c : opt_.anchors)
+                if (c.chain == expected && c.seq != 0) anchor_seqs_.push_back(c.seq);
+        std::sort(anchor_seqs_.begin(), anchor_seqs_.end());
+
+        ChainVerifier linker(nullptr, &pub, [this](Fault&& f) { fault(std::move(f)); });
+        if (opt_.expect_serial) linker.expect_serial(*opt_.expect_serial);
+        if (justified) linker.justify_epoch(*justified);
+        // Predicts which segments the linker will accept (the same epoch bound, ignoring segments
+        // that turn out unreadable): those are run ahead; a wrong guess costs a run here, never a
+        // derivation towards an epoch the bound refuses.
+        ChainVerifier predict(nullptr, &pub, [](Fault&&) {});
+        if (justified) predict.justify_epoch(*justified);
+        std::optional<std::uint64_t> predicted_end;
+        std::optional<EpochKeyDeriver> deriver;
+        if (opt_.key) deriver.emplace(*opt_.key);
+        bool macs_on = opt_.key.has_value();  // no wrong-key verdict yet
+        bool key_checked = false;             // the wrong-key verdict was given (it passed)
+        bool checker_sent = false;
+
+        const std::size_t in_flight = std::size_t{2} * opt_.jobs;
+        std::deque<std::unique_ptr<SegmentJob>> window;  // before the pool: the pool stops first
+        SegmentPool pool(opt_.jobs, [this](SegmentJob& job) { run_segment(job); });
+        std::size_t next = 0;
+        std::uint64_t last_progress = 0;
+
+        auto key_for = [&](SegmentJob& job) {
+            if (job.mode != MacMode::none && !job.has_key) {
+                job.epoch_key = deriver->key_for(job.seg->open.epoch);
+                job.has_key = true;
+            }
+        };
+        auto submit = [&](std::size_t i) {
+            auto job = std::make_unique<SegmentJob>();
+            job->seg = &chain[i];
+            job->newest = i == newest_index;
+            const std::uint64_t epoch = chain[i].open.epoch;
+            job->predicted = !(predicted_end && epoch <= *predicted_end) && predict.epoch_in_range(epoch);
+            if (job->predicted) {
+                predict.resume(ChainEnd{epoch, 1, Mac{}, {}});
+                predicted_end = epoch;
+                if (!macs_on) {
+                    job->mode = MacMode::none;
+                } else if (!checker_sent) {
+                    job->mode = MacMode::checker;
+                    checker_sent = true;
+                } else {
+                    job->mode = MacMode::assumed;
+                }
+                key_for(*job);
+                if (chain[i].input->open_member) {
+                    run_segment(*job);  // a container's members: this thread only
+                    job->done = true;
+                } else {
+                    pool.push(job.get());
+                }
+            } else {
+                job->done = true;
+            }
+            window.push_back(std::move(job));
+        };
+
+        while (next < chain.size() || !window.empty()) {
+            while (next < chain.size() && window.size() < in_flight) submit(next++);
+            SegmentJob& job = *window.front();
+            if (job.predicted) pool.wait(job);
+            if (job.error) return make_error(errc::io_error, *job.error);
+            const SegmentHead& seg = *job.seg;
+            current_file_ = seg.path;
+            // Not run ahead: its open line read here first, as verify_chain() does before the link.
+            if (!job.predicted) {
+                job.mode = MacMode::none;
+                open_segment(job);
+            }
+            const auto close = [&] {
+                bytes_done_ += seg.size;
+                if (opt_.progress && bytes_done_ - last_progress > (8u << 20)) {
+                    last_progress = bytes_done_;
+                    opt_.progress(bytes_done_, total_bytes_);
+                }
+                window.pop_front();
+            };
+            if (job.skipped) {
+                replay(job, anchors);
+                close();
+                continue;
+            }
+            if (!linker.begin_segment(seg.open, job.open_text, seg.path)) {
+                close();
+                continue;
+            }
+            const MacMode required = !macs_on ? MacMode::none : key_checked ? MacMode::assumed : MacMode::checker;
+            const bool usable =
+                job.predicted && (job.mode == required ||
+                                  (required == MacMode::assumed && job.mode == MacMode::checker && !job.wrong_key));
+            if (!usable) {
+                job.reset_results();
+                job.mode = required;
+                key_for(job);
+                run_segment(job);
+                if (job.error) return make_error(errc::io_error, *job.error);
+                if (job.skipped) {  // it changed since: as verify_chain() would have found it
+                    replay(job, anchors);
+                    linker.end_segment(true);
+                    close();
+                    continue;
+                }
+            }
+            replay(job, anchors);
+            if (required == MacMode::checker && job.checked_macs && job.totals.records > 0) key_checked = true;
+            if (job.wrong_key) macs_on = false;
+            linker.end_segment(true);
+            if (job.end) linker.resume(*job.end);
+            const SegmentTotals& t = job.totals;
+            SegmentReport sr;
+            sr.file = seg.path;
+            sr.serial = seg.open.serial;
+            sr.epoch = seg.open.epoch;
+            sr.first_seq = seg.open.first_seq;
+            sr.last_seq = t.last_seq;
+            sr.records = t.records;
+            sr.bytes = seg.size;
+            sr.sealed = t.sealed;
+            sr.open_tail = job.newest && !t.sealed && !opt_.require_sealed;
+            sr.authenticated = t.authenticated;
+            add_segment(sr, t);
+            close();
+        }
+        return {};
+    }
+
+    /// Hands a job's faults and anchor hits to the report and the anchor checker, in its order.
+    void replay(SegmentJob& job, const AnchorRecordObserver& anchors) {
+        for (auto& e : job.events) {
+            if (auto* f = std::get_if<Fault>(&e)) {
+                fault(std::move(*f));
+            } else if (anchors) {
+                const auto& hit = std::get<AnchorHit>(e);
+                anchors(job.seg->path, hit.seq, hit.mac, hit.line);
+            }
+        }
+        for (std::size_t k = 0; k < kFaultKindCount; ++k) {
+            report_.faults_total += job.dropped[k];
+            report_.fault_counts[k] += job.dropped[k];
+        }
+        job.events.clear();
+        job.dropped = {};
+    }
+
+    /// A job's segment opened and its open line read (what verify_chain() does before the link);
+    /// what cannot be: `skipped`, with its fault. The reader stays in `open_reader_` for the rest.
+    struct OpenedSegment {
+        std::unique_ptr<base::LineReader> reader;
+        base::ByteSource* raw = nullptr;
+        base::ByteSource* member = nullptr;
+    };
+    OpenedSegment open_segment(SegmentJob& job) const {
+        const SegmentHead& seg = *job.seg;
+        auto path_fault_to = [&](std::string message) {
+            job.add_fault(Fault{FaultKind::unreadable_path, seg.path, 0, 0, std::move(message)}, opt_.max_faults);
+            job.skipped = true;
+        };
+        auto opened = open_input(*seg.input);
+        if (!opened) {
+            path_fault_to("cannot open: " + opened.error().message);
+            return {};
+        }
+        OpenedSegment out;
+        out.raw = opened->plain.get();
+        out.member = opened->member;
+        out.reader = std::make_unique<base::LineReader>(std::move(opened->plain), kMaxLineBytes);
+        base::Line line;
+        auto got = out.reader->next(line);
+        if (!got || !*got) {
+            path_fault_to("cannot read it again: " + (got ? std::string("it is empty now") : got.error().message));
+            return {};
+        }
+        job.open_text.assign(line.text);
+        return out;
+    }
+
+    /// Verifies one segment apart from the chain, as verify_chain()'s verifier would at its place
+    /// in the chain in job.mode; faults and anchor hits go into the job. Runs on a worker thread
+    /// (files) or on the calling thread (members, re-runs): touches nothing of the Verifier's but
+    /// what is const during the run.
+    void run_segment(SegmentJob& job) const {
+        const SegmentHead& seg = *job.seg;
+        OpenedSegment opened = open_segment(job);
+        if (job.skipped) return;
+        const bool macs = job.mode != MacMode::none;
+        ChainVerifier cv(macs ? key() : nullptr, macs ? (opt_.pub ? &*opt_.pub : nullptr) : pub_,
+                         [this, &job](Fault&& f) { job.add_fault(std::move(f), opt_.max_faults); });
+        if (macs) cv.seed_epoch_key(seg.open.epoch, job.epoch_key);
+        if (job.mode == MacMode::assumed) cv.assume_key_checked();
+        // The links, the epoch bound and the serial are the merging linker's to check.
+        cv.justify_epoch(seg.open.epoch);
+        cv.expect_serial(seg.open.serial);
+        if (!anchor_seqs_.empty())
+            cv.set_record_observer([this, &job](std::uint64_t seq, const Mac& mac, std::uint64_t line) {
+                if (std::binary_search(anchor_seqs_.begin(), anchor_seqs_.end(), seq) &&
+                    job.hit_seqs.insert(seq).second)
+                    job.events.emplace_back(AnchorHit{seq, mac, line});
+            });
+        if (!cv.begin_segment(seg.open, job.open_text, seg.path)) {
+            job.error = "verifying " + seg.path + ": the segment's own verifier refused its open line";
+            return;
+        }
+        job.checked_macs = cv.checks_macs();
+        base::Line line;
+        for (;;) {
+            auto got = opened.reader->next(line);
+            if (!got) {
+                job.add_fault(Fault{FaultKind::unreadable_path, seg.path, 0, 0,
+                                    "cannot read it to its end: " + got.error().message},
+                              opt_.max_faults);
+                break;
+            }
+            if (!*got) break;
+            cv.line(line.text, line.number, line.terminated, line.too_long);
+        }
+        if (auto cut = opened.member != nullptr ? opened.member->damage() : std::nullopt)
+            job.add_fault(Fault{FaultKind::archive_damaged, seg.path, 0, 0, *cut}, opt_.max_faults);
+        else if (auto damage = opened.raw->damage())
+            job.add_fault(Fault{FaultKind::encrypted_damaged, seg.path, 0, 0, *damage}, opt_.max_faults);
+        job.totals = cv.end_segment(job.newest && !opt_.require_sealed);
+        job.end = cv.chain_end();
+        job.wrong_key = macs && cv.wrong_key();
+    }
+
     void add_segment(const SegmentReport& sr, const SegmentTotals& t) {
         if (sr.records > 0) {
             if (report_.records == 0 || t.first_time_ms < report_.first_time_ms)
@@ -481,6 +865,8 @@ private:
     }
 
     const VerifyOptions& opt_;
+    const AuditPub* pub_ = nullptr;           // verify_chain_parallel(): what checks seals without MACs
+    std::vector<std::uint64_t> anchor_seqs_;  // verify_chain_parallel(): the records checkpoints name
     std::string current_file_;
     std::vector<Input> inputs_;  // stable: heads point into it
     std::uint64_t total_bytes_ = 0;

@@ -2,7 +2,9 @@
 // reports every fault with file, line and sequence number. It streams: memory stays bounded
 // by the number of files and the fault cap, not by their size.
 //
-// Thread-safety: verify_paths() is reentrant; one call uses one thread.
+// Thread-safety: verify_paths() is reentrant. With VerifyOptions::jobs > 1 one call starts that
+// many worker threads, joined before it returns; every callback of VerifyOptions (progress,
+// containers, on_record_line) is still called on the calling thread only.
 #pragma once
 
 #include <array>
@@ -139,6 +141,14 @@ struct VerifyOptions {
     /// still be found faulty: act on it only if the report is clean). `hsmaudit prove` builds its
     /// Merkle leaves (docs/FORMAT.md section 10) from these.
     std::function<void(std::string_view line)> on_record_line;
+    /// Threads verifying segment files at once (`hsmaudit verify --jobs`). 1: the calling thread
+    /// alone, segment after segment. More: segments are verified by a pool of that many threads,
+    /// at most 2 * jobs segments in flight, and their results merged in chain order, so the report
+    /// is the one a single thread gives, byte for byte (the links between segments are checked
+    /// in order as they are merged). Members of containers are read on the calling thread (a
+    /// container reads its members through one sequential reader). With on_record_line set the
+    /// call runs as with 1 (records are handed over in chain order as they are read).
+    unsigned jobs = 1;
 };
 
 /// The checkpoints of another chain among the anchors (VerifyOptions::all_chains).

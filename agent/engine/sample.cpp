@@ -1,16 +1,20 @@
 #include "agent/engine/sample.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "agent/api/errc.h"
+#include "mac/encrypted_file.h"
 
 namespace hsmaudit::agent {
 namespace {
 
 struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): the deleter of the FilePtr that owns `f`
+    void operator()(std::FILE* f) const { (void)std::fclose(f); }
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
@@ -115,23 +119,53 @@ Result<std::vector<std::string>> write_sample_trail(const mac::AuditKey& key, co
     auto writer = mac::ChainWriter::create(key.chain(), opt.serial, opt.boot, signer, mac::genesis_head(key));
     if (!writer) return make_error(errc::invalid_argument, writer.error().message);
 
+    std::optional<mac::Bytes32> store_key;
+    if (opt.encrypt) {
+        auto k = mac::store_key(key);
+        if (!k) return make_error(errc::internal, k.error().message);
+        store_key = *k;
+    }
     SampleWorkload workload(opt.seed, opt.start_time_ms);
     std::vector<std::string> paths;
     FilePtr file;
     std::string buf;
     buf.reserve(1 << 20);
-    auto flush = [&]() -> Status {
-        if (!buf.empty() && std::fwrite(buf.data(), 1, buf.size(), file.get()) != buf.size())
+    std::optional<mac::ChunkSealer> sealer;
+    std::string sealed;
+    auto write = [&](const std::string& bytes) -> Status {
+        if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
             return make_error(errc::io_error, "cannot write " + paths.back());
+        return {};
+    };
+    auto flush = [&]() -> Status {
+        if (sealer && !buf.empty()) {
+            sealed.clear();
+            std::string_view rest = buf;
+            while (!rest.empty()) {
+                const std::size_t n = std::min(rest.size(), mac::kMaxChunkBytes);
+                if (auto st = sealer->seal(rest.substr(0, n), sealed); !st)
+                    return make_error(errc::internal, st.error().message);
+                rest.remove_prefix(n);
+            }
+            HSMAUDIT_TRY(write(sealed));
+        } else {
+            HSMAUDIT_TRY(write(buf));
+        }
         buf.clear();
         return {};
     };
     auto open_next = [&]() -> Status {
         const std::string path =
             (fs::path(out_dir) / mac::segment_file_name(opt.serial, writer->head().epoch)).string();
-        file.reset(std::fopen(path.c_str(), "wx"));
+        file.reset(std::fopen(path.c_str(), "wx"));  // NOLINT(cppcoreguidelines-owning-memory): FilePtr owns it
         if (!file) return make_error(errc::io_error, "cannot create " + path);
         paths.push_back(path);
+        if (store_key) {
+            auto s = mac::ChunkSealer::create(*store_key);
+            if (!s) return make_error(errc::internal, s.error().message);
+            sealer.emplace(std::move(*s));
+            HSMAUDIT_TRY(write(sealer->header()));
+        }
         auto line = writer->open_segment(workload.now_ms());
         if (!line) return make_error(errc::internal, line.error().message);
         buf += *line;
@@ -159,6 +193,7 @@ Result<std::vector<std::string>> write_sample_trail(const mac::AuditKey& key, co
         if (buf.size() > (1u << 20)) HSMAUDIT_TRY(flush());
     }
     HSMAUDIT_TRY(close_file());
+    if (store_key) mac::secure_zero(store_key->data(), store_key->size());
     return paths;
 }
 

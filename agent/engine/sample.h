@@ -21,6 +21,9 @@ struct SampleOptions {
     std::uint32_t boot = 1;
     std::int64_t start_time_ms = 1'795'500'000'000;  // 2026-11-24T..Z; injected, never the wall clock
     std::uint64_t seed = 1;
+    /// Encrypt the segments at rest as the agent does by default (store.encrypt: AES-256-GCM under
+    /// the store key of the audit secret, docs/FORMAT.md section 8), one chunk per MiB written.
+    bool encrypt = false;
 };
 
 /// Produces the records of a sample trail, deterministically from `seed`.

@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
-"""Offline verification side by side, in one run, on the same records (issue 9):
+"""Offline verification side by side, in one run, on the same records (issues 9 and 18):
 
-  (a) `hsmaudit verify --key audit.key DIR` over N records written by `hsmaudit sample`;
-  (r) raw HMAC-SHA256 over the same record bytes: hsmaudit_hmac_lines reads the same files and
-      computes one HMAC(K, body || previous MAC) per record line and nothing else (the reference);
-      plus `openssl dgst -sha256 -hmac` over the same files (one HMAC per file: bulk SHA-256 speed,
-      an upper bound no per-record verifier can reach);
+  (a) `hsmaudit verify --key audit.key DIR` over N records written by `hsmaudit sample --encrypt`:
+      segments encrypted at rest as the agent writes them by default (store.encrypt: true), with
+      the default --jobs (every CPU online: segments verified in parallel, merged in chain order)
+      and with --jobs 1 (one thread, as before issue 18); `--pubkey` with the default jobs on the
+      plain copy (a public key cannot decrypt: labelled, not the default configuration);
+  (r) raw HMAC-SHA256 over the same record bytes, one core: hsmaudit_hmac_lines reads the same
+      records (from a plain copy of the trail, written by `hsmaudit sample` with the same keys and
+      seed, so the record lines are byte for byte the same) and computes one HMAC(K, body ||
+      previous MAC) per record line and nothing else (the reference);
   (j) systemd's Forward Secure Sealing: the same N record lines as journal entries (MESSAGE=line,
       the record's module time as __REALTIME_TIMESTAMP), written by `systemd-journal-remote --seal`
       with a sealing key from `journalctl --setup-keys --interval=15min`, verified by
-      `journalctl --verify --verify-key=KEY --directory=DIR`.
+      `journalctl --verify --verify-key=KEY --directory=DIR` (journald as shipped: one thread).
 
-Each tool runs as a process, single-threaded, from the page cache; the runs are interleaved
-(r a j r a j ...) so drift in the machine's load hits all sides alike. Records/s are reported per
-wall-clock second and per CPU second of the process (user+sys from wait4), medians of the runs,
-and the ratios. Needs root for the FSS key (journald keeps it in /var/log/journal/MACHINE-ID/fss:
-an existing file is moved aside and put back, a directory created here is removed).
+Each tool runs as a process from the page cache; the runs are interleaved (r a a1 p j r a a1 p j
+...) so drift in the machine's load hits all sides alike. Records/s are reported per wall-clock
+second and per CPU second of the process (user+sys of it and its threads, from wait4), medians of
+the runs with the min-max spread, and the ratios of the medians. The load average is printed at
+the start and at the end. Needs root for the FSS key (journald keeps it in
+/var/log/journal/MACHINE-ID/fss: an existing file is moved aside and put back, a directory
+created here is removed).
 
-    bench/side_by_side/verify_side_by_side.py --build-dir build/bench [--records 2000000] [--runs 5]
+    bench/side_by_side/verify_side_by_side.py --build-dir build/ci [--records 1000000] [--runs 5]
+    bench/side_by_side/verify_side_by_side.py --build-dir build/ci --quick     (a smoke test, < 15 s)
 """
 import argparse
 import calendar
@@ -122,6 +129,11 @@ class FssKey:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def median(v):
     s = sorted(v)
     n = len(s)
@@ -130,13 +142,17 @@ def median(v):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-dir", default="build/release")
-    ap.add_argument("--records", type=int, default=2_000_000)
+    ap.add_argument("--build-dir", default="build/ci")
+    ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--segment-records", type=int, default=50_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=0, help="--jobs of the parallel side (default: hsmaudit's, the CPUs online)")
+    ap.add_argument("--quick", action="store_true", help="a smoke test: 2,000 records, 1 run")
     ap.add_argument("--workdir", help="where to put the data (default: a temp dir, removed at the end)")
     ap.add_argument("--keep", action="store_true", help="keep the data")
     a = ap.parse_args()
+    if a.quick:
+        a.records, a.segment_records, a.runs = 2_000, 200, 1
     hsmaudit = os.path.join(a.build_dir, "agent/hsmaudit")
     hmac = os.path.join(a.build_dir, "bench/side_by_side/hsmaudit_hmac_lines")
     for p, t in ((hsmaudit, "hsmaudit"), (hmac, "hsmaudit_hmac_lines")):
@@ -149,24 +165,29 @@ def main():
     if not os.path.exists("/etc/machine-id"):
         sys.exit("/etc/machine-id is missing: journald's FSS keys are filed under the machine id")
 
+    load_start = loadavg()
+    print("command: " + " ".join(sys.argv))
+    print("load average at start: %s; CPUs online: %d" % (load_start, os.cpu_count()), flush=True)
     d = a.workdir or tempfile.mkdtemp(prefix="hsmaudit-verify-sbs-")
     os.makedirs(d, exist_ok=True)
     fss = None
     try:
         fss = FssKey("15min")
-        keys, trail = os.path.join(d, "keys"), os.path.join(d, "trail")
-        shutil.rmtree(keys, ignore_errors=True)
-        shutil.rmtree(trail, ignore_errors=True)
+        keys, trail, plain = os.path.join(d, "keys"), os.path.join(d, "trail"), os.path.join(d, "plain")
+        for p in (keys, trail, plain):
+            shutil.rmtree(p, ignore_errors=True)
         subprocess.run([hsmaudit, "secret", "init", "--dir", keys], check=True, capture_output=True)
         # Records start now (the FSS key's epochs start at now rounded down to 15 min).
         start = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        sample = [hsmaudit, "sample", "--dir", keys, "--records", str(a.records), "--segment-records",
+                  str(a.segment_records), "--start-time", start]
         t0 = time.monotonic()
-        subprocess.run([hsmaudit, "sample", "--dir", keys, "--records", str(a.records), "--segment-records",
-                        str(a.segment_records), "--out", trail, "--start-time", start], check=True,
-                       capture_output=True)
-        print("sample: %d records in %.1f s" % (a.records, time.monotonic() - t0), flush=True)
+        subprocess.run(sample + ["--out", trail, "--encrypt"], check=True, capture_output=True)
+        subprocess.run(sample + ["--out", plain], check=True, capture_output=True)
+        print("sample: %d records, encrypted at rest and a plain copy, in %.1f s" % (a.records, time.monotonic() - t0),
+              flush=True)
         export = os.path.join(d, "export.txt")
-        n = write_export(trail, export)
+        n = write_export(plain, export)
         if n != a.records:
             raise RuntimeError("export: %d record lines, expected %d" % (n, a.records))
         jdir = os.path.join(d, "journal")
@@ -179,25 +200,33 @@ def main():
         os.remove(export)
 
         trail_bytes = sum(os.path.getsize(os.path.join(trail, f)) for f in os.listdir(trail))
+        plain_bytes = sum(os.path.getsize(os.path.join(plain, f)) for f in os.listdir(plain))
         journal_bytes = sum(os.path.getsize(os.path.join(jdir, f)) for f in os.listdir(jdir))
-        segs = [os.path.join(trail, f) for f in sorted(os.listdir(trail))]
-        print("trail: %d files, %.1f MB (%.1f bytes per record line); journal: %d files, %.1f MB" %
-              (len(segs), trail_bytes / 1e6, trail_bytes / n, len(os.listdir(jdir)), journal_bytes / 1e6))
+        print("trail: %d segment files, %.1f MB encrypted at rest (%.1f MB plain, %.1f bytes per record line); "
+              "journal: %d files, %.1f MB" % (len(os.listdir(trail)), trail_bytes / 1e6, plain_bytes / 1e6,
+                                              plain_bytes / n, len(os.listdir(jdir)), journal_bytes / 1e6))
 
+        key = os.path.join(keys, "audit.key")
+        jobs = ["--jobs", str(a.jobs)] if a.jobs else []
+        RAW, PAR, ONE = ("raw HMAC-SHA256, 1 core (hsmaudit_hmac_lines)", "hsmaudit verify --key (default jobs)",
+                         "hsmaudit verify --key --jobs 1")
+        PUB, JD = "verify --pubkey, default jobs (plain copy)", "journalctl --verify --verify-key (FSS)"
         sides = {
-            "raw HMAC-SHA256 per record (hsmaudit_hmac_lines)": [hmac, "--key", os.path.join(keys, "audit.key"), trail],
-            "hsmaudit verify --key": [hsmaudit, "verify", "-q", "--key", os.path.join(keys, "audit.key"), trail],
-            "hsmaudit verify --pubkey": [hsmaudit, "verify", "-q", "--pubkey", os.path.join(keys, "audit.pub"),
-                                         "--accept-unproven-tail", trail],  # sample leaves an open tail: exit 3
-            "journalctl --verify --verify-key (FSS)": ["journalctl", "--verify", "--verify-key=" + fss.key,
-                                                      "--directory=" + jdir],
-            "openssl dgst -sha256 -hmac (one HMAC per file)": ["openssl", "dgst", "-sha256", "-hmac",
-                                                               "side-by-side"] + segs,
+            RAW: [hmac, "--key", key, plain],
+            PAR: [hsmaudit, "verify", "-q", "--key", key] + jobs + [trail],
+            ONE: [hsmaudit, "verify", "-q", "--key", key, "--jobs", "1", trail],
+            # sample leaves an open tail, which the public key cannot authenticate: exit 3 without the flag
+            # (segments encrypted at rest need the audit secret: the public key checks the plain copy)
+            PUB: [hsmaudit, "verify", "-q", "--pubkey", os.path.join(keys, "audit.pub"), "--accept-unproven-tail"] +
+                 jobs + [plain],
+            JD: ["journalctl", "--verify", "--verify-key=" + fss.key, "--directory=" + jdir],
         }
+        for k, cmd in sides.items():
+            print("  %-44s %s" % (k + ":", " ".join(cmd)))
         # Warm the page cache, and check every side succeeds, once before measuring.
         for cmd in sides.values():
             timed(cmd)
-        _, _, _, err = timed(sides["journalctl --verify --verify-key (FSS)"])
+        _, _, _, err = timed(sides[JD])
         jd_out = err.decode(errors="replace").strip().splitlines()
         print("journalctl says: " + " | ".join(l for l in jd_out if "PASS" in l or "Validated" in l)[:400])
         wall = {k: [] for k in sides}
@@ -209,25 +238,39 @@ def main():
                 wall[k].append(w)
                 cpu[k].append(c)
                 parts.append("%.2f/%.2f" % (w, c))
-            print("run %d (wall/cpu s): %s" % (r + 1, "  ".join(parts)), flush=True)
-        print()
-        print("records: %d (%.1f bytes per record line); medians of %d interleaved runs; load average before: %s" %
-              (n, trail_bytes / n, a.runs, open("/proc/loadavg").read().split()[:3]))
-        print("%-52s %15s %15s" % ("side", "records/s wall", "records/s CPU"))
+            print("run %d (wall/cpu s, in the order above): %s" % (r + 1, "  ".join(parts)), flush=True)
+        load_end = loadavg()
+
+        def spread(v):
+            return "%.3f-%.3f" % (min(v), max(v))
+
         rate_w = {k: n / median(v) for k, v in wall.items()}
         rate_c = {k: n / median(v) for k, v in cpu.items()}
-        for k in sides:
-            print("%-52s %15s %15s" % (k, "{:,.0f}".format(rate_w[k]), "{:,.0f}".format(rate_c[k])))
-        ref = "raw HMAC-SHA256 per record (hsmaudit_hmac_lines)"
-        ver = "hsmaudit verify --key"
-        jd = "journalctl --verify --verify-key (FSS)"
         print()
-        print("ratio hsmaudit verify --key / raw HMAC:        %.2f (CPU)  %.2f (wall)" %
-              (rate_c[ver] / rate_c[ref], rate_w[ver] / rate_w[ref]))
-        print("ratio hsmaudit verify --key / journalctl FSS:  %.2f (CPU)  %.2f (wall)" %
-              (rate_c[ver] / rate_c[jd], rate_w[ver] / rate_w[jd]))
-        print("ratio hsmaudit verify --pubkey / journalctl:   %.2f (CPU)  %.2f (wall)" %
-              (rate_c["hsmaudit verify --pubkey"] / rate_c[jd], rate_w["hsmaudit verify --pubkey"] / rate_w[jd]))
+        print("==== verify_side_by_side summary ====")
+        print("records: %d in %d segments of %d, encrypted at rest (the default); %.1f bytes per record line" %
+              (n, len(os.listdir(trail)), a.segment_records, plain_bytes / n))
+        print("medians of %d interleaved runs; CPUs online: %d; load average: %s at start, %s at end" %
+              (a.runs, os.cpu_count(), load_start, load_end))
+        print("%-46s %14s %14s %17s %17s" % ("side", "records/s wall", "records/s CPU", "wall s (min-max)",
+                                              "CPU s (min-max)"))
+        for k in sides:
+            print("%-46s %14s %14s %17s %17s" % (k, "{:,.0f}".format(rate_w[k]), "{:,.0f}".format(rate_c[k]),
+                                                  spread(wall[k]), spread(cpu[k])))
+        print()
+        print("verify --key (default jobs) / raw HMAC 1 core:  %.2f (wall)   target >= 1.6" %
+              (rate_w[PAR] / rate_w[RAW]))
+        print("verify --key (default jobs) / --jobs 1:          %.2f (wall)   %.2f (CPU)" %
+              (rate_w[PAR] / rate_w[ONE], rate_c[PAR] / rate_c[ONE]))
+        print("verify --key --jobs 1 / raw HMAC 1 core:         %.2f (wall)   %.2f (CPU)" %
+              (rate_w[ONE] / rate_w[RAW], rate_c[ONE] / rate_c[RAW]))
+        print("verify --key (default jobs) / journalctl FSS:    %.2f (wall)   %.2f (CPU)" %
+              (rate_w[PAR] / rate_w[JD], rate_c[PAR] / rate_c[JD]))
+        print("verify --key --jobs 1 / journalctl FSS:          %.2f (wall)   %.2f (CPU)" %
+              (rate_w[ONE] / rate_w[JD], rate_c[ONE] / rate_c[JD]))
+        print("verify --pubkey (plain copy) / journalctl FSS:   %.2f (wall)   %.2f (CPU)" %
+              (rate_w[PUB] / rate_w[JD], rate_c[PUB] / rate_c[JD]))
+        print("=====================================")
     finally:
         if fss:
             fss.close()

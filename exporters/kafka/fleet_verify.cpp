@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include "exporters/kafka/detail/rdkafka_handles.h"
 #include "exporters/kafka/errc.h"
@@ -230,6 +235,109 @@ struct PartitionState {
     bool dirty = false;
 };
 
+/// The threads verifying the messages of a run with jobs > 1: every message of a partition goes
+/// to one lane, in the order consumed, so each chain is fed as one thread would feed it.
+/// Thread-safety: post(), flush() and drain() are called by the consuming thread only. A lane's
+/// thread touches only the ApplianceStreams of the messages posted to it; the consuming thread
+/// touches those again (state, finish, report) only after drain(). The destructor stops and joins
+/// the lanes (messages not verified yet are dropped: the run failed).
+class FleetLanes {
+public:
+    explicit FleetLanes(unsigned lanes) {
+        lanes_.reserve(lanes);
+        for (unsigned i = 0; i < lanes; ++i) {
+            lanes_.push_back(std::make_unique<Lane>());
+            Lane* lane = lanes_.back().get();
+            lane->thread = std::jthread([lane](const std::stop_token& stop) { lane->loop(stop); });
+        }
+    }
+    ~FleetLanes() {
+        for (auto& l : lanes_) l->thread.request_stop();
+        for (auto& l : lanes_)
+            if (l->thread.joinable()) l->thread.join();
+    }
+    FleetLanes(const FleetLanes&) = delete;
+    FleetLanes& operator=(const FleetLanes&) = delete;
+
+    void post(std::int32_t partition, ApplianceStream* chain, StreamMessage&& m) {
+        Lane& lane = *lanes_[static_cast<std::size_t>(partition < 0 ? 0 : partition) % lanes_.size()];
+        lane.pending.push_back(Item{chain, std::move(m)});
+        if (lane.pending.size() >= kBatch) lane.hand_over();
+    }
+    /// Hands the messages posted so far to their lanes.
+    void flush() {
+        for (auto& l : lanes_)
+            if (!l->pending.empty()) l->hand_over();
+    }
+    /// Waits until every message posted was verified; an error if a lane failed.
+    Status drain() {
+        flush();
+        for (auto& l : lanes_) {
+            std::unique_lock lock(l->mutex);
+            l->changed.wait(lock, [&] { return l->queue.empty() && !l->busy; });
+            if (l->error) return make_error(errc::consume_failed, *l->error);
+        }
+        return {};
+    }
+
+private:
+    static constexpr std::size_t kBatch = 256;      // messages handed over at once
+    static constexpr std::size_t kMaxBatches = 16;  // per lane in flight: bounds memory
+
+    struct Item {
+        ApplianceStream* chain = nullptr;
+        StreamMessage m;
+    };
+    struct Lane {
+        std::mutex mutex;
+        std::condition_variable_any wake;
+        std::condition_variable changed;
+        std::deque<std::vector<Item>> queue;
+        bool busy = false;
+        std::optional<std::string> error;
+        std::vector<Item> pending;  // the consuming thread's
+        std::jthread thread;        // joined by ~FleetLanes
+
+        void hand_over() {
+            {
+                std::unique_lock lock(mutex);
+                changed.wait(lock, [&] { return queue.size() < kMaxBatches; });
+                queue.push_back(std::move(pending));
+            }
+            pending.clear();
+            pending.reserve(kBatch);
+            wake.notify_one();
+        }
+        void loop(const std::stop_token& stop) {
+            for (;;) {
+                std::vector<Item> batch;
+                {
+                    std::unique_lock lock(mutex);
+                    if (!wake.wait(lock, stop, [&] { return !queue.empty(); })) return;
+                    batch = std::move(queue.front());
+                    queue.pop_front();
+                    busy = true;
+                }
+                try {
+                    for (auto& item : batch) item.chain->feed(item.m);
+                } catch (const std::exception& e) {
+                    const std::lock_guard lock(mutex);
+                    if (!error) error = std::string("verifying messages: ") + e.what();
+                } catch (...) {
+                    const std::lock_guard lock(mutex);
+                    if (!error) error = "verifying messages: unexpected error";
+                }
+                {
+                    const std::lock_guard lock(mutex);
+                    busy = false;
+                }
+                changed.notify_all();
+            }
+        }
+    };
+    std::vector<std::unique_ptr<Lane>> lanes_;
+};
+
 class FleetRun {
 public:
     explicit FleetRun(const FleetOptions& o) : o_(o) {}
@@ -253,6 +361,7 @@ private:
     std::vector<SerialReport> done_;  // chains of partitions revoked during the run
     std::optional<Error> error_;
     FleetReport report_;
+    std::unique_ptr<FleetLanes> lanes_;  // jobs > 1; last: joined before the chains go
 };
 
 void FleetRun::on_rebalance(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -299,6 +408,8 @@ void FleetRun::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
 void FleetRun::retire(std::int32_t p) {
     auto it = parts_.find(p);
     if (it == parts_.end()) return;
+    if (lanes_)
+        if (auto st = lanes_->drain(); !st && !error_) error_ = st.error();
     for (auto& [serial, chain] : it->second.chains) {
         chain->finish(o_.stale ? std::optional<std::int64_t>(o_.stale->count()) : std::nullopt, o_.now_ms());
         done_.push_back(chain->report());
@@ -340,7 +451,7 @@ void FleetRun::handle(const rd_kafka_message_t& msg) {
     const std::string serial(static_cast<const char*>(msg.key), msg.key_len);
     rd_kafka_headers_t* hdrs = nullptr;
     if (rd_kafka_message_headers(&msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = nullptr;
-    const StreamMessage m = stream_message(
+    StreamMessage m = stream_message(
         o_.topic + "[" + std::to_string(msg.partition) + "]", static_cast<std::uint64_t>(msg.offset),
         [&](const char* name) -> std::optional<std::string_view> {
             const void* v = nullptr;
@@ -361,11 +472,15 @@ void FleetRun::handle(const rd_kafka_message_t& msg) {
         if (auto c = ps.committed.find(serial); c != ps.committed.end()) (*chain)->resume(c->second);
         it = ps.chains.emplace(serial, std::move(*chain)).first;
     }
-    it->second->feed(m);
+    if (lanes_)
+        lanes_->post(msg.partition, it->second.get(), std::move(m));
+    else
+        it->second->feed(m);
 }
 
 Status FleetRun::commit(const std::vector<std::int32_t>& partitions) {
     if (o_.group.empty()) return {};
+    if (lanes_) HSMAUDIT_TRY(lanes_->drain());  // the state committed is that of every message consumed
     detail::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
     for (auto p : partitions) {
         auto it = parts_.find(p);
@@ -444,11 +559,17 @@ Result<FleetReport> FleetRun::run() {
         }
     }
 
+    if (o_.jobs > 1) lanes_ = std::make_unique<FleetLanes>(o_.jobs);
     using Clock = std::chrono::steady_clock;
     auto last_activity = Clock::now();
     auto last_commit = Clock::now();
     while (!error_) {
-        detail::MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), 100));
+        detail::MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), lanes_ ? 0 : 100));
+        if (!msg && lanes_) {
+            // Nothing waiting: let the lanes verify what is pending while librdkafka fetches.
+            lanes_->flush();
+            msg.reset(rd_kafka_consumer_poll(rk_.get(), 100));
+        }
         const auto now = Clock::now();
         if (msg) {
             last_activity = now;
@@ -473,6 +594,8 @@ Result<FleetReport> FleetRun::run() {
         });
         if (all_eof || now - last_activity > o_.idle_timeout) break;
     }
+    if (lanes_ && !error_)
+        if (auto st = lanes_->drain(); !st) error_ = st.error();
     if (error_) return *error_;
     if (auto st = commit(all_partitions()); !st) return st.error();
     for (auto p : all_partitions()) retire(p);

@@ -21,7 +21,13 @@
 // verification state of every serial in that partition (epoch, next seq, last MAC, boot, last time)
 // in the commit's metadata, so whichever member gets the partition next resumes exactly there.
 //
-// Thread-safety: verify_fleet() runs on the calling thread; ApplianceStream is single-threaded.
+// Parallel: with FleetOptions::jobs > 1 the messages are verified on that many threads, every
+// partition's messages on one of them in the order consumed (a partition's chains are
+// independent of the others'); offsets and state are committed, and chains finished, only once
+// every message consumed before was verified. The report is the one a single thread gives.
+//
+// Thread-safety: verify_fleet() consumes on the calling thread and joins the threads it starts
+// before it returns; ApplianceStream is used by one thread at a time.
 #pragma once
 
 #include <chrono>
@@ -171,6 +177,7 @@ struct FleetOptions {
     Properties secret_properties;                    // from a 0600 file
     std::size_t max_faults_per_serial = 1000;
     std::function<std::int64_t()> now_ms;  // wall clock (injected in tests)
+    unsigned jobs = 1;                     // threads verifying messages (1: the consuming thread)
 };
 
 /// Consumes and verifies until every assigned partition is at its end (or idle_timeout passes

@@ -41,6 +41,7 @@ int run_fleet_verify(const FleetArgs& a, bool json) {
     o.group = a.group;
     o.keys_dir = a.keys_dir;
     o.from_beginning = a.from_beginning;
+    o.jobs = a.jobs == 0 ? 1 : a.jobs;
     if (a.idle_timeout_s <= 0) return fail("--idle-timeout must be positive");
     o.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(a.idle_timeout_s * 1000));
     if (a.stale_s > 0) o.stale = std::chrono::milliseconds(static_cast<std::int64_t>(a.stale_s * 1000));

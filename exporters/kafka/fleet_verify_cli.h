@@ -22,6 +22,7 @@ struct FleetArgs {
     std::vector<std::string> properties;  // k=v
     std::string properties_file;
     std::string secret_properties_file;
+    unsigned jobs = 1;  // `verify --jobs`: threads verifying partitions (set by the CLI's main)
 };
 
 /// Adds --kafka, --topic, --group, --keys, --from-beginning, --idle-timeout, --stale,

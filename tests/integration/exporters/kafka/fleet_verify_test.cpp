@@ -119,6 +119,13 @@ TEST_F(FleetVerify, ThreeAppliancesOneTamperedTheTamperedOneIsNamedTheOthersPass
     ASSERT_EQ((*rc)["faults_total"], 1) << rc->dump(2);
     EXPECT_EQ((*rc)["faults"][0]["kind"], "record_mac_mismatch");
     EXPECT_EQ((*rc)["faults"][0]["seq"], tampered_seq);
+    // Issue 18: the partitions verified on one thread and on three give the same report (the run
+    // above used the default, every CPU online).
+    for (const char* jobs : {"1", "3"}) {
+        auto [jcode, jreport] = verify({"--jobs", jobs});
+        EXPECT_EQ(jcode, code) << "--jobs " << jobs;
+        EXPECT_EQ(jreport.dump(2), report.dump(2)) << "--jobs " << jobs;
+    }
 
     // The text report names it too.
     auto [tcode, text] = run({kHsmaudit, "verify", "--kafka", cluster_.bootstraps(), "--topic", "hsm.audit", "--keys",
@@ -163,6 +170,9 @@ TEST_F(FleetVerify, GapsRedeliveriesBootAndMissingKeysAreToldApart) {
     EXPECT_EQ((*rb)["seals"], 2);
     EXPECT_EQ((*rc)["verdict"], "failed");
     EXPECT_EQ((*rc)["faults"][0]["kind"], "no_key");
+    auto [one_code, one] = verify({"--jobs", "1"});  // issue 18: the same report on one thread
+    EXPECT_EQ(one_code, code);
+    EXPECT_EQ(one.dump(2), report.dump(2));
 }
 
 TEST_F(FleetVerify, AGroupResumesWhereItStoppedWithTheChainStateCommittedWithItsOffsets) {
