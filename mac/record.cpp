@@ -201,10 +201,16 @@ bool valid_detail_key(std::string_view k) {
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
     if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;
-    for (char c : text)
+    // One pass (it runs several times per record): digits only, overflow refused.
+    std::uint64_t v = 0;
+    for (char c : text) {
         if (c < '0' || c > '9') return false;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc{} && p == text.data() + text.size();
+        if (__builtin_mul_overflow(v, std::uint64_t{10}, &v) ||
+            __builtin_add_overflow(v, static_cast<std::uint64_t>(c - '0'), &v))
+            return false;
+    }
+    out = v;
+    return true;
 }
 
 void append_escaped(std::string_view value, std::string& out) {
