@@ -99,6 +99,19 @@ TEST(HmacSha256, RekeyReplacesTheKeyAndMovesKeepIt) {
     EXPECT_EQ(moved.compute(msg), evp_hmac(k2, msg));
 }
 
+TEST(Sha256, KnownAnswersAndSplitInput) {
+    auto sha = Sha256::create();
+    ASSERT_TRUE(sha);
+    EXPECT_EQ(hex_encode(sha->compute(as_bytes("abc"))),
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(hex_encode(sha->compute(as_bytes("ab"), as_bytes("c"))),
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(hex_encode(sha->compute(as_bytes(""))),
+              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(hex_encode(sha->compute(as_bytes("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
 // hex_decode decodes eight digits at a time: every byte value at every position of a 64-digit
 // MAC (and of lengths that leave a tail) is accepted exactly when it is a lowercase hex digit.
 TEST(HexDecode, EveryByteAtEveryPosition) {
