@@ -146,15 +146,26 @@ Status checked_num(std::string_view& rest, std::string_view key, std::uint64_t m
 
 }  // namespace
 
+// Both run on every record (the field-syntax check): switched on the length first, so a value
+// is compared with at most two candidates, inline, instead of a memcmp call per list entry.
 bool valid_role(std::string_view role) {
-    static constexpr std::string_view kRoles[] = {"SO", "AU", "PSO", "CO", "LCO", "CU", "BO", "-"};
-    return std::find(std::begin(kRoles), std::end(kRoles), role) != std::end(kRoles);
+    switch (role.size()) {
+        case 1: return role == "-";
+        case 2: return role == "SO" || role == "AU" || role == "CO" || role == "CU" || role == "BO";
+        case 3: return role == "PSO" || role == "LCO";
+        default: return false;
+    }
 }
 
 bool valid_event_class(std::string_view cls) {
-    static constexpr std::string_view kClasses[] = {"failure", "success", "access",   "manage",   "keymanage",
-                                                    "usage",   "first",   "external", "logmanage"};
-    return std::find(std::begin(kClasses), std::end(kClasses), cls) != std::end(kClasses);
+    switch (cls.size()) {
+        case 5: return cls == "usage" || cls == "first";
+        case 6: return cls == "access" || cls == "manage";
+        case 7: return cls == "failure" || cls == "success";
+        case 8: return cls == "external";
+        case 9: return cls == "keymanage" || cls == "logmanage";
+        default: return false;
+    }
 }
 
 Result<std::int64_t> validate_record_body(std::string_view body) {
