@@ -177,8 +177,8 @@ struct HmacSha256::Pads {
 };
 
 void HmacSha256::PadsDeleter::operator()(Pads* p) const {
+    const std::unique_ptr<Pads> owned(p);  // freed after the cleanse
     OPENSSL_cleanse(p, sizeof *p);
-    delete p;
 }
 
 HmacSha256::~HmacSha256() = default;

@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -312,17 +313,10 @@ struct Side {
 };
 
 std::string load_average() {
-    std::FILE* f = std::fopen("/proc/loadavg", "r");
-    if (f == nullptr) return "?";
-    char buf[128] = {};
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    std::string s(buf, n);
-    // "1.23 4.56 7.89 2/345 6789": the three averages.
-    std::size_t cut = 0;
-    for (int spaces = 0; cut < s.size() && spaces < 3; ++cut)
-        if (s[cut] == ' ') ++spaces;
-    return s.substr(0, cut == 0 ? 0 : cut - 1);
+    std::ifstream f("/proc/loadavg");
+    std::string one, five, fifteen;
+    if (!(f >> one >> five >> fifteen)) return "?";
+    return one + " " + five + " " + fifteen;
 }
 
 double median(std::vector<double> v) {
@@ -386,7 +380,7 @@ int side_by_side(int runs, const std::string& command, std::string_view only) {
     if (!only.empty()) {  // --only: one side alone (for profiling); no summary of the others
         const std::size_t i = only == "enc" ? 0 : only == "enc1" ? 1 : only == "plain" ? 2 : only == "hmac" ? 3 : 4;
         if (i == 4) {
-            std::fprintf(stderr, "--only takes enc, enc1, plain or hmac\n");
+            (void)std::fprintf(stderr, "--only takes enc, enc1, plain or hmac\n");
             return 2;
         }
         sides = {sides[i]};
@@ -406,7 +400,7 @@ int side_by_side(int runs, const std::string& command, std::string_view only) {
                 if (side.pin && !pin.pinned()) pin_failed = true;
                 std::string error;
                 if (drain_once(side.encrypt, true, &error, &run) == 0) {
-                    std::fprintf(stderr, "%s: %s\n", side.name, error.c_str());
+                    (void)std::fprintf(stderr, "%s: %s\n", side.name, error.c_str());
                     return 1;
                 }
             }
@@ -494,11 +488,11 @@ int main(int argc, char** argv) {
         }
     }
     if (g_records == 0 || runs <= 0) {
-        std::fprintf(stderr, "--records and --runs must be positive\n");
+        (void)std::fprintf(stderr, "--records and --runs must be positive\n");
         return 2;
     }
     if (!gbench && rest.size() > 1) {
-        std::fprintf(stderr, "unknown argument %s (see --help)\n", rest[1]);
+        (void)std::fprintf(stderr, "unknown argument %s (see --help)\n", rest[1]);
         return 2;
     }
     if (!gbench) return hsmaudit::agent::side_by_side(runs, command, only);

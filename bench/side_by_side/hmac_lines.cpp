@@ -87,14 +87,14 @@ template <typename Hmac>
 bool hmac_file(const std::string& path, Hmac& h, std::vector<char>& buf, Totals& t) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
+        (void)std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
         return false;
     }
     std::size_t have = 0;  // bytes of an unfinished line at the start of buf
     for (;;) {
         const ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
         if (n < 0) {
-            std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
+            (void)std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
             ::close(fd);
             return false;
         }
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
         } else if (a == "--impl" && i + 1 < argc) {
             impl = argv[++i];
             if (impl != "pads" && impl != "evp") {
-                std::fprintf(stderr, "--impl takes pads or evp\n");
+                (void)std::fprintf(stderr, "--impl takes pads or evp\n");
                 return 2;
             }
         } else if (a == "-h" || a == "--help") {
@@ -147,12 +147,12 @@ int main(int argc, char** argv) {
         }
     }
     if (key_path.empty() || files.empty()) {
-        std::fprintf(stderr, "usage: %s --key audit.key PATH...\n", argv[0]);
+        (void)std::fprintf(stderr, "usage: %s --key audit.key PATH...\n", argv[0]);
         return 2;
     }
     auto key = mac::load_audit_key(key_path);
     if (!key) {
-        std::fprintf(stderr, "%s: %s\n", key_path.c_str(), key.error().message.c_str());
+        (void)std::fprintf(stderr, "%s: %s\n", key_path.c_str(), key.error().message.c_str());
         return 2;
     }
     auto h = mac::HmacSha256::create(key->secret());
