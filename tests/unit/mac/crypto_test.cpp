@@ -37,7 +37,7 @@ Bytes32 evp_hmac(ByteView key, ByteView msg) {
 
 std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
     std::vector<std::uint8_t> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>((i * 131 + seed * 17 + 7) & 0xFF);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>((i * 131 + std::size_t{seed} * 17 + 7) & 0xFF);
     return v;
 }
 
