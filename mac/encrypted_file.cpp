@@ -114,14 +114,23 @@ Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
         return make_error(errc::invalid_argument, "an encrypted chunk holds 1 byte to 16 MiB");
     Nonce nonce = counter_nonce(index_);
     if (header_.version != 1) HSMAUDIT_TRY(random_bytes(nonce));
-    std::array<std::uint8_t, 16> tag{};
-    auto ct = aes256gcm_seal(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(plaintext), tag);
-    if (!ct) return std::move(ct).error();
+    // Framed in place: length, nonce (version 2), the ciphertext sealed straight into `out`, tag.
+    const std::size_t base = out.size();
+    out.resize(base + chunk_overhead(header_.version) + plaintext.size());
+    auto* p = reinterpret_cast<std::uint8_t*>(out.data()) + base;
     const auto len = static_cast<std::uint32_t>(plaintext.size());
-    for (int i = 3; i >= 0; --i) out += static_cast<char>((len >> (8 * i)) & 0xFF);
-    if (header_.version != 1) out.append(reinterpret_cast<const char*>(nonce.data()), nonce.size());
-    out += *ct;
-    out.append(reinterpret_cast<const char*>(tag.data()), tag.size());
+    for (int i = 3; i >= 0; --i) *p++ = static_cast<std::uint8_t>((len >> (8 * i)) & 0xFF);
+    if (header_.version != 1) {
+        std::memcpy(p, nonce.data(), nonce.size());
+        p += nonce.size();
+    }
+    std::array<std::uint8_t, 16> tag{};
+    if (auto st = aes256gcm_seal_to(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(plaintext), p, tag);
+        !st) {
+        out.resize(base);
+        return st;
+    }
+    std::memcpy(p + plaintext.size(), tag.data(), tag.size());
     ++index_;
     return {};
 }

@@ -1,12 +1,18 @@
 // The raw HMAC-SHA256 reference of bench/side_by_side/verify_side_by_side.py: reads the same
 // segment files `hsmaudit verify` reads (1 MiB read() buffer, page cache) and computes one
-// HMAC(K, body_i || MAC_{i-1}) per record line with mac::HmacSha256 (EVP_MAC keyed once,
-// re-initialised per message), as the verifier does per record; nothing else (no MAC comparison,
-// no parsing, no seals, no key evolution).
+// HMAC(K, body_i || MAC_{i-1}) per record line; nothing else (no MAC comparison, no parsing, no
+// seals, no key evolution).
 //
-//   hsmaudit_hmac_lines --key audit.key PATH...     (files or directories of *.log segments)
+// The HMAC is the fastest honest way through OpenSSL (issue 18): mac::HmacSha256, whose key's
+// inner and outer pad blocks are hashed once and each message starts from a copy of those two
+// SHA-256 states (OpenSSL's SHA256_CTX with SHA-NI): the message's blocks plus one outer block,
+// no allocation. `--impl evp` is the reference as it was before issue 18: one EVP_MAC "HMAC"
+// context keyed once and re-initialised per message (EVP_MAC_init with a null key), which in
+// OpenSSL 3.0 duplicates two provider digest contexts (malloc + free) per message.
 //
-// Prints one line of JSON: records, bytes, cpu_seconds (process CPU), wall_seconds, records_per_s.
+//   hsmaudit_hmac_lines [--impl pads|evp] --key audit.key PATH...   (files or directories of *.log segments)
+//
+// Prints one line of JSON: impl, records, bytes, cpu_seconds (process CPU), wall_seconds, records_per_s.
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +25,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "mac/crypto.h"
 #include "mac/keys.h"
@@ -37,23 +47,54 @@ double process_cpu_seconds() {
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+/// The pre-issue-18 reference: EVP_MAC keyed once, re-initialised per message.
+class EvpHmac {
+public:
+    explicit EvpHmac(mac::ByteView key) {
+        EVP_MAC* m = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+        ctx_ = m != nullptr ? EVP_MAC_CTX_new(m) : nullptr;
+        EVP_MAC_free(m);
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
+        ok_ = ctx_ != nullptr && EVP_MAC_init(ctx_, key.data(), key.size(), params) == 1;
+    }
+    ~EvpHmac() { EVP_MAC_CTX_free(ctx_); }
+    EvpHmac(const EvpHmac&) = delete;
+    EvpHmac& operator=(const EvpHmac&) = delete;
+    [[nodiscard]] bool ok() const { return ok_; }
+    mac::Bytes32 compute(mac::ByteView a, mac::ByteView b) {
+        mac::Bytes32 out{};
+        std::size_t len = 0;
+        if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1 || EVP_MAC_update(ctx_, a.data(), a.size()) != 1 ||
+            EVP_MAC_update(ctx_, b.data(), b.size()) != 1 || EVP_MAC_final(ctx_, out.data(), &len, out.size()) != 1)
+            out.fill(0);
+        return out;
+    }
+
+private:
+    EVP_MAC_CTX* ctx_ = nullptr;
+    bool ok_ = false;
+};
+
 struct Totals {
     std::uint64_t records = 0;
     std::uint64_t bytes = 0;
     mac::Mac prev{};
 };
 
-bool hmac_file(const std::string& path, mac::HmacSha256& h, std::vector<char>& buf, Totals& t) {
+template <typename Hmac>
+bool hmac_file(const std::string& path, Hmac& h, std::vector<char>& buf, Totals& t) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
+        (void)std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
         return false;
     }
     std::size_t have = 0;  // bytes of an unfinished line at the start of buf
     for (;;) {
         const ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
         if (n < 0) {
-            std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
+            (void)std::fprintf(stderr, "%s: %s\n", path.c_str(), std::strerror(errno));
             ::close(fd);
             return false;
         }
@@ -80,13 +121,20 @@ bool hmac_file(const std::string& path, mac::HmacSha256& h, std::vector<char>& b
 
 int main(int argc, char** argv) {
     std::string key_path;
+    std::string impl = "pads";
     std::vector<std::string> files;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--key" && i + 1 < argc) {
             key_path = argv[++i];
+        } else if (a == "--impl" && i + 1 < argc) {
+            impl = argv[++i];
+            if (impl != "pads" && impl != "evp") {
+                (void)std::fprintf(stderr, "--impl takes pads or evp\n");
+                return 2;
+            }
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: %s --key audit.key PATH...\n", argv[0]);
+            std::printf("usage: %s [--impl pads|evp] --key audit.key PATH...\n", argv[0]);
             return 0;
         } else if (fs::is_directory(argv[i])) {
             std::vector<std::string> in_dir;
@@ -99,28 +147,29 @@ int main(int argc, char** argv) {
         }
     }
     if (key_path.empty() || files.empty()) {
-        std::fprintf(stderr, "usage: %s --key audit.key PATH...\n", argv[0]);
+        (void)std::fprintf(stderr, "usage: %s --key audit.key PATH...\n", argv[0]);
         return 2;
     }
     auto key = mac::load_audit_key(key_path);
     if (!key) {
-        std::fprintf(stderr, "%s: %s\n", key_path.c_str(), key.error().message.c_str());
+        (void)std::fprintf(stderr, "%s: %s\n", key_path.c_str(), key.error().message.c_str());
         return 2;
     }
     auto h = mac::HmacSha256::create(key->secret());
-    if (!h) return 2;
+    EvpHmac evp(key->secret());
+    if (!h || !evp.ok()) return 2;
     std::vector<char> buf(kBuffer);
     Totals t;
     const auto w0 = std::chrono::steady_clock::now();
     const double c0 = process_cpu_seconds();
     for (const auto& f : files)
-        if (!hmac_file(f, *h, buf, t)) return 2;
+        if (!(impl == "evp" ? hmac_file(f, evp, buf, t) : hmac_file(f, *h, buf, t))) return 2;
     const double cpu = process_cpu_seconds() - c0;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     std::printf(
-        "{\"records\": %llu, \"bytes\": %llu, \"cpu_seconds\": %.6f, \"wall_seconds\": %.6f, "
+        "{\"impl\": \"%s\", \"records\": %llu, \"bytes\": %llu, \"cpu_seconds\": %.6f, \"wall_seconds\": %.6f, "
         "\"records_per_s\": %.0f, \"last_mac_byte\": %u}\n",
-        static_cast<unsigned long long>(t.records), static_cast<unsigned long long>(t.bytes), cpu, wall,
+        impl.c_str(), static_cast<unsigned long long>(t.records), static_cast<unsigned long long>(t.bytes), cpu, wall,
         static_cast<double>(t.records) / cpu, static_cast<unsigned>(t.prev[0]));
     return 0;
 }

@@ -288,6 +288,8 @@ Status AuditStore::start_segment(std::string_view open_line) {
         HSMAUDIT_TRY(finish_sealed({}));
     }
     auto f = std::make_unique<OpenFile>();
+    f->pending = std::move(spare_pending_);  // the last segment's buffer, its capacity kept
+    f->pending.clear();
     f->name = mac::segment_file_name(open->serial, open->epoch);
     const std::string path = (fs::path(options_.dir) / kCurrentDir / f->name).string();
     f->fd.reset(fs_.open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
@@ -314,16 +316,15 @@ Status AuditStore::flush(OpenFile& f, bool sync) {
         // On failure nothing here is undone: the store is broken and reopen() re-derives the
         // written length and the chunk counter from disk.
         if (f.sealer) {
-            std::string chunk;
-            chunk.reserve(f.pending.size() + mac::kChunkOverheadBytes);
+            chunk_.clear();  // capacity kept from the last batch
             std::string_view rest = f.pending;
             while (!rest.empty()) {
                 const std::size_t n = std::min(rest.size(), mac::kMaxChunkBytes);
-                HSMAUDIT_TRY(f.sealer->seal(rest.substr(0, n), chunk));
+                HSMAUDIT_TRY(f.sealer->seal(rest.substr(0, n), chunk_));
                 rest.remove_prefix(n);
             }
-            HSMAUDIT_TRY(write_all(f.fd.get(), chunk, path, fs_));
-            f.written += chunk.size();
+            HSMAUDIT_TRY(write_all(f.fd.get(), chunk_, path, fs_));
+            f.written += chunk_.size();
         } else {
             HSMAUDIT_TRY(write_all(f.fd.get(), f.pending, path, fs_));
             f.written += f.pending.size();
@@ -342,6 +343,7 @@ Status AuditStore::finish_sealed(std::string_view seal_line) {
     if (fs_.rename(from.c_str(), to.c_str()) != 0) return io("cannot move " + from.string() + " to " + to.string());
     HSMAUDIT_TRY(fsync_dir((fs::path(options_.dir) / kReadyDir).string(), fs_));
     dir_dirty_ = true;
+    spare_pending_ = std::move(cur_->pending);
     cur_.reset();
     pos_.current.clear();
     pos_.current_bytes = 0;
@@ -350,19 +352,35 @@ Status AuditStore::finish_sealed(std::string_view seal_line) {
 
 Status AuditStore::append(const EntryBatch& batch) {
     if (broken_) return make_error(errc::io_error, "the store is broken by an earlier write failure; re-open it");
+    // Consecutive records are consecutive bytes of batch.text: each run is appended with one copy.
+    std::size_t run_begin = 0, run_end = 0;
+    auto append_run = [&] {
+        if (run_end > run_begin) cur_->pending.append(batch.text, run_begin, run_end - run_begin);
+        run_begin = run_end = 0;
+    };
+    if (cur_) cur_->pending.reserve(cur_->pending.size() + batch.text.size());
     for (const EntryRef& e : batch.entries) {
+        if (e.kind == EntryKind::record) {
+            if (!cur_) return fail(make_error(errc::internal, "a record arrived while no segment is open"));
+            if (run_end != e.offset) {
+                append_run();
+                run_begin = e.offset;
+            }
+            run_end = std::size_t{e.offset} + e.length;
+            pos_.next_seq = e.seq + 1;
+            pos_.entry_no = e.entry_no;
+            continue;
+        }
+        append_run();
         const std::string_view line = batch.line(e);
         switch (e.kind) {
             case EntryKind::open: {
                 if (auto st = start_segment(line); !st) return fail(std::move(st).error());
+                cur_->pending.reserve(batch.text.size());
                 cur_->pending += line;
                 break;
             }
-            case EntryKind::record:
-                if (!cur_) return fail(make_error(errc::internal, "a record arrived while no segment is open"));
-                cur_->pending += line;
-                pos_.next_seq = e.seq + 1;
-                break;
+            case EntryKind::record: break;  // above
             case EntryKind::seal: {
                 if (!cur_) return fail(make_error(errc::internal, "a seal arrived while no segment is open"));
                 auto seal = mac::parse_seal_line(line.substr(0, line.size() - 1));
@@ -379,6 +397,7 @@ Status AuditStore::append(const EntryBatch& batch) {
         }
         pos_.entry_no = e.entry_no;
     }
+    append_run();
     return {};
 }
 

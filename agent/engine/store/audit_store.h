@@ -224,6 +224,11 @@ private:
     std::string annex_;          // for pos_ (the next commit)
     std::string durable_annex_;  // committed with durable_
     std::unique_ptr<OpenFile> cur_;
+    // Buffers kept across commits and segments (their capacity: one batch), so a batch neither
+    // allocates nor page-faults fresh memory: the next segment's pending plaintext, and the
+    // sealed chunk being written.
+    std::string spare_pending_;
+    std::string chunk_;
     bool dir_dirty_ = false;
     bool broken_ = false;
     std::string recovery_;

@@ -323,5 +323,17 @@ TEST(SegmentLines, FileNames) {
     EXPECT_EQ(segment_file_name("x", 0x1'0000'0000ULL), "hsm_x_100000000.log");
 }
 
+// The roles and classes of FORMAT.md 2.5, exactly: each accepted, near misses refused.
+TEST(RecordSyntax, RolesAndClassesExactly) {
+    for (const char* r : {"SO", "AU", "PSO", "CO", "LCO", "CU", "BO", "-"}) EXPECT_TRUE(valid_role(r)) << r;
+    for (const char* r : {"", "so", "S", "SO ", "PS", "PSOO", "--", "LC", "XX", "AUD"})
+        EXPECT_FALSE(valid_role(r)) << r;
+    for (const char* c :
+         {"failure", "success", "access", "manage", "keymanage", "usage", "first", "external", "logmanage"})
+        EXPECT_TRUE(valid_event_class(c)) << c;
+    for (const char* c : {"", "Usage", "usagE", "firsts", "manag", "keymanag", "logmanagE", "externals", "all"})
+        EXPECT_FALSE(valid_event_class(c)) << c;
+}
+
 }  // namespace
 }  // namespace hsmaudit::mac
