@@ -12,7 +12,7 @@
 //   kafka_produce_bench [records] [serials] [rounds]      (defaults: 1000000 3 3)
 //   kafka_produce_bench 20000 3 1                          (quick: well under 15 s)
 //
-// Figures: docs/BENCHMARKS.md, "Kafka export".
+// Figures: docs/BENCHMARKS.md, "Kafka with delivery reports".
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
