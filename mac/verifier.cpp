@@ -98,6 +98,22 @@ enum class MacMode : std::uint8_t { checker, assumed, none };
 
 /// A record of the segment whose sequence number a checkpoint (--anchors) names: the anchor
 /// checker sees it, in chain order, when the segment is merged.
+/// The report line of one verified segment (the one-thread and the parallel paths give the same).
+SegmentReport segment_report(const SegmentHead& seg, const SegmentTotals& t, bool open_tail) {
+    SegmentReport sr;
+    sr.file = seg.path;
+    sr.serial = seg.open.serial;
+    sr.epoch = seg.open.epoch;
+    sr.first_seq = seg.open.first_seq;
+    sr.last_seq = t.last_seq;
+    sr.records = t.records;
+    sr.bytes = seg.size;
+    sr.sealed = t.sealed;
+    sr.open_tail = open_tail;
+    sr.authenticated = t.authenticated;
+    return sr;
+}
+
 struct AnchorHit {
     std::uint64_t seq = 0;
     Mac mac{};
@@ -583,18 +599,7 @@ private:
                 fault(Fault{FaultKind::encrypted_damaged, seg.path, 0, 0, *damage});
             const SegmentTotals t = cv.end_segment(newest && !opt_.require_sealed);
             bytes_done_ += seg.size;
-            SegmentReport sr;
-            sr.file = seg.path;
-            sr.serial = seg.open.serial;
-            sr.epoch = seg.open.epoch;
-            sr.first_seq = seg.open.first_seq;
-            sr.last_seq = t.last_seq;
-            sr.records = t.records;
-            sr.bytes = seg.size;
-            sr.sealed = t.sealed;
-            sr.open_tail = newest && !t.sealed && !opt_.require_sealed;
-            sr.authenticated = t.authenticated;
-            add_segment(sr, t);
+            add_segment(segment_report(seg, t, newest && !t.sealed && !opt_.require_sealed), t);
         }
         return {};
     }
@@ -727,18 +732,7 @@ private:
             linker.end_segment(true);
             if (job.end) linker.resume(*job.end);
             const SegmentTotals& t = job.totals;
-            SegmentReport sr;
-            sr.file = seg.path;
-            sr.serial = seg.open.serial;
-            sr.epoch = seg.open.epoch;
-            sr.first_seq = seg.open.first_seq;
-            sr.last_seq = t.last_seq;
-            sr.records = t.records;
-            sr.bytes = seg.size;
-            sr.sealed = t.sealed;
-            sr.open_tail = job.newest && !t.sealed && !opt_.require_sealed;
-            sr.authenticated = t.authenticated;
-            add_segment(sr, t);
+            add_segment(segment_report(seg, t, job.newest && !t.sealed && !opt_.require_sealed), t);
             close();
         }
         return {};
