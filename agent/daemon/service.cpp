@@ -124,7 +124,10 @@ Result<std::string> Service::start() {
     drain_->start();
 
     // The appliance's syslog stream, spooled on its own (it is not part of the module's chain).
-    auto intake = SyslogIntake::start(cfg, (fs::path(state_dir_) / "syslog").string(), alerts_.get());
+    // The spool's flushes ring the runners like the drain's commits: a destination reading the
+    // syslog stream notices new lines as soon as they are durable.
+    auto intake = SyslogIntake::start(cfg, (fs::path(state_dir_) / "syslog").string(), alerts_.get(),
+                                      [this] { store_appended_.ring(); });
     if (!intake) return std::move(intake).error();
     syslog_ = std::move(*intake);
 

@@ -105,8 +105,8 @@ private:
     std::int64_t started_ms_ = 0;
     bool stopped_ = false;
     std::optional<mac::AuditKey> key_;
-    // Rung by the drain after each commit, heard by every export runner (declared before both:
-    // it outlives the drain's thread and the runners).
+    // Rung by the drain after each commit and by the syslog spool after each flush, heard by every
+    // export runner (declared before all three: it outlives their threads).
     DoorbellSet store_appended_;
     std::unique_ptr<hsmcore::module::Module> module_;
     std::unique_ptr<EmbeddedWorkload> workload_;

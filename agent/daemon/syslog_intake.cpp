@@ -95,7 +95,7 @@ std::string syslog_spool_payload(const sl::SyslogMessage& m, std::size_t max_mes
 }
 
 Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& config, const std::string& dir,
-                                                          AlertSink* alerts) {
+                                                          AlertSink* alerts, std::function<void()> on_durable) {
     const auto endpoints = base::split_list(config.str("syslog.listen"));
     const auto files = base::split_list(config.str("syslog.files"));
     const bool journal = collectors::journal::journal_enabled(config);
@@ -103,6 +103,7 @@ Result<std::unique_ptr<SyslogIntake>> SyslogIntake::start(const base::Config& co
     std::unique_ptr<SyslogIntake> in(new SyslogIntake(dir));
     SpoolOptions spool_options = make_spool_options(config, (fs::path(dir) / "spool").string());
     spool_options.alerts = alerts;
+    spool_options.on_durable = std::move(on_durable);
     auto spool = EventSpool::open(std::move(spool_options), wall_clock_ms);
     if (!spool) return std::move(spool).error();
     in->spool_ = std::move(*spool);

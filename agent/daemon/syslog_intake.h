@@ -7,6 +7,7 @@
 // queue is thread-safe); start()/stop() from the owner.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,8 +34,10 @@ public:
     /// Opens the spool under `dir` and starts every listener and follower the configuration names.
     /// Returns nullptr (no error) when the configuration names none.
     /// `alerts` receives the spool's write-failure, drop and recovery alerts (rate-limited there).
+    /// `on_durable` is called after each spool flush that made lines durable (SpoolOptions).
     static Result<std::unique_ptr<SyslogIntake>> start(const base::Config& config, const std::string& dir,
-                                                       AlertSink* alerts = nullptr);
+                                                       AlertSink* alerts = nullptr,
+                                                       std::function<void()> on_durable = {});
     ~SyslogIntake() override;
     SyslogIntake(const SyslogIntake&) = delete;
     SyslogIntake& operator=(const SyslogIntake&) = delete;

@@ -487,12 +487,14 @@ Status EventSpool::flush() {
         pending_head_ = p.head;
         pending_.push_back(std::move(p));
     }
-    if (!pending_.empty()) HSMAUDIT_TRY(write_pending());
+    const bool wrote = !pending_.empty();
+    if (wrote) HSMAUDIT_TRY(write_pending());
     {
         std::lock_guard lock(mutex_);
         stats_.broken = false;
         stats_.waiting = 0;
     }
+    if (wrote && options_.on_durable) options_.on_durable();
     if (failing_noticed_) {
         failing_noticed_ = false;
         notify("spool.recovered", "the spool in " + options_.dir + " is written again", Severity::info);

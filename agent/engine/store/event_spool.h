@@ -111,6 +111,10 @@ struct SpoolOptions {
     std::chrono::milliseconds notify_interval{60'000};
     /// Every write, fsync, create, truncate and unlink of the spool goes through this.
     base::FileSystem* fs = &base::posix_file_system();
+    /// Called after a flush made new lines durable (the writer's thread, the write lock held; it
+    /// must not call back into the spool): the export runners' wake-up, as after the drain's
+    /// commits (agent/api/doorbell.h). Once per flush, never per line. Must outlive the spool.
+    std::function<void()> on_durable;
 };
 
 struct SpoolStats {

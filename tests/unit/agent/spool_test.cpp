@@ -56,6 +56,29 @@ TEST_F(SpoolTest, LinesAreNumberedHashChainedAndContinueAcrossRestarts) {
     EXPECT_EQ(c->last_line, 4u);
 }
 
+TEST_F(SpoolTest, OnDurableIsCalledOncePerFlushThatMadeLinesDurableAndOnlyThen) {
+    SpoolOptions o;
+    o.dir = dir_.string();
+    int calls = 0;
+    std::uint64_t durable_at_call = 0;
+    EventSpool* self = nullptr;
+    o.on_durable = [&] {
+        ++calls;
+        durable_at_call = self->stats().appended;  // the lines are durable when it is called
+    };
+    auto s = EventSpool::open(o, fixed_now);
+    ASSERT_TRUE(s.has_value());
+    self = s->get();
+    ASSERT_TRUE((*s)->flush().has_value());
+    EXPECT_EQ(calls, 0) << "a flush with nothing to write wakes nobody";
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*s)->push("{\"msg\":\"line " + std::to_string(i) + "\"}"));
+    ASSERT_TRUE((*s)->flush().has_value());
+    EXPECT_EQ(calls, 1) << "once per flush, not once per line";
+    EXPECT_EQ(durable_at_call, 3u);
+    ASSERT_TRUE((*s)->flush().has_value());
+    EXPECT_EQ(calls, 1);
+}
+
 TEST_F(SpoolTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
     auto s = open();
     int accepted = 0;
