@@ -405,7 +405,9 @@ Result<std::string> aes256gcm_seal(ByteView key, ByteView nonce, ByteView aad, B
     return out;
 }
 
-Result<std::string> aes256gcm_open(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag) {
+Status aes256gcm_open_to(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag,
+                         std::string& out) {
+    out.clear();
     if (key.size() != 32 || nonce.size() != 12 || tag.size() != 16)
         return make_error(errc::invalid_argument, "AES-256-GCM key/nonce/tag size");
     std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
@@ -415,20 +417,35 @@ Result<std::string> aes256gcm_open(ByteView key, ByteView nonce, ByteView aad, B
     int len = 0;
     if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
         return crypto_failure("EVP_DecryptUpdate(aad)");
-    std::string out(ciphertext.size() + 16, '\0');
+    // Unauthenticated plaintext is written here before the tag is checked: wiped on any failure.
+    const auto wipe = [&out] {
+        secure_zero(out.data(), out.size());
+        out.clear();
+    };
+    out.resize(ciphertext.size() + 16);  // capacity kept across calls: no allocation per chunk
     auto* o = reinterpret_cast<unsigned char*>(out.data());
-    if (EVP_DecryptUpdate(ctx.get(), o, &len, ciphertext.data(), static_cast<int>(ciphertext.size())) != 1)
+    if (EVP_DecryptUpdate(ctx.get(), o, &len, ciphertext.data(), static_cast<int>(ciphertext.size())) != 1) {
+        wipe();
         return crypto_failure("EVP_DecryptUpdate");
+    }
     int total = len;
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<std::uint8_t*>(tag.data())) != 1)
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<std::uint8_t*>(tag.data())) != 1) {
+        wipe();
         return crypto_failure("EVP_CTRL_GCM_SET_TAG");
+    }
     if (EVP_DecryptFinal_ex(ctx.get(), o + total, &len) != 1) {
         ERR_clear_error();
-        secure_zero(out.data(), out.size());
+        wipe();
         return make_error(errc::bad_passphrase, "authentication tag mismatch");
     }
     total += len;
     out.resize(static_cast<std::size_t>(total));
+    return {};
+}
+
+Result<std::string> aes256gcm_open(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag) {
+    std::string out;
+    HSMAUDIT_TRY(aes256gcm_open_to(key, nonce, aad, ciphertext, tag, out));
     return out;
 }
 

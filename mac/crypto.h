@@ -146,6 +146,10 @@ Result<std::string> aes256gcm_seal(ByteView key, ByteView nonce, ByteView aad, B
 Status aes256gcm_seal_to(ByteView key, ByteView nonce, ByteView aad, ByteView plaintext, std::uint8_t* out,
                          std::array<std::uint8_t, 16>& tag_out);
 Result<std::string> aes256gcm_open(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag);
+/// The same, into `out` (resized to the plaintext; its capacity is kept, so a reader of many chunks
+/// reuses one buffer). On failure `out` is wiped and empty.
+Status aes256gcm_open_to(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag,
+                         std::string& out);
 
 /// The last OpenSSL error as text (and clears the queue).
 std::string openssl_error();

@@ -157,6 +157,13 @@ ChunkDecoder::~ChunkDecoder() {
 }
 
 ChunkStep ChunkDecoder::decode(std::string_view bytes) {
+    std::string plaintext;
+    ChunkStep step = decode(bytes, plaintext);
+    step.plaintext = std::move(plaintext);
+    return step;
+}
+
+ChunkStep ChunkDecoder::decode(std::string_view bytes, std::string& plaintext) {
     ChunkStep step;
     if (bytes.size() < 4) {
         step.bytes = 4;
@@ -182,15 +189,14 @@ ChunkStep ChunkDecoder::decode(std::string_view bytes) {
         std::memcpy(nonce.data(), bytes.data() + at, nonce.size());
         at += nonce.size();
     }
-    auto plain = aes256gcm_open(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(bytes.substr(at, len)),
-                                as_bytes(bytes.substr(at + len, 16)));
-    if (!plain) {
+    auto opened = aes256gcm_open_to(file_key_, nonce, as_bytes(aad_of(header_, index_)),
+                                    as_bytes(bytes.substr(at, len)), as_bytes(bytes.substr(at + len, 16)), plaintext);
+    if (!opened) {
         step.status = ChunkStatus::damaged;
         step.why = "chunk " + std::to_string(index_) + " fails authentication (altered, or another chain's key)";
         return step;
     }
     step.status = ChunkStatus::chunk;
-    step.plaintext = std::move(*plain);
     ++index_;
     return step;
 }
@@ -230,11 +236,13 @@ Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::uniq
 
 Result<bool> EncryptedFileSource::next_chunk() {
     // The decoder says how many bytes the chunk needs: its length first, then the whole chunk.
-    std::string bytes;
+    std::string& bytes = chunk_;  // capacity kept across chunks (1 MiB each): no allocation per chunk
+    bytes.clear();
+    plain_.clear();  // consumed (read() calls this only then); a damaged chunk leaves it empty
+    plain_pos_ = 0;
     for (;;) {
-        auto step = decoder_.decode(bytes);
+        auto step = decoder_.decode(bytes, plain_);
         if (step.status == ChunkStatus::chunk) {
-            plain_ = std::move(step.plaintext);
             plain_pos_ = 0;
             valid_bytes_ += step.bytes;
             return true;

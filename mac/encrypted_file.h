@@ -120,6 +120,9 @@ public:
     /// Decodes the chunk at the start of `bytes` (which begin at a chunk boundary). A chunk that
     /// authenticates advances next_index(); need_more and damaged leave it.
     ChunkStep decode(std::string_view bytes);
+    /// The same, decrypting into `plaintext` instead of step.plaintext (a reader of many chunks
+    /// reuses one buffer: no allocation per chunk). `plaintext` is meaningful only for `chunk`.
+    ChunkStep decode(std::string_view bytes, std::string& plaintext);
     /// Passes over a damaged chunk whose length was intact: the next chunk has the next index.
     void skip() { ++index_; }
     [[nodiscard]] std::uint64_t next_index() const { return index_; }
@@ -155,7 +158,8 @@ private:
     std::unique_ptr<base::ByteSource> file_;
     ChunkDecoder decoder_;
     std::string path_;
-    std::string plain_;
+    std::string chunk_;  // the current chunk's bytes as read, reused across chunks
+    std::string plain_;  // its plaintext, reused across chunks
     std::size_t plain_pos_ = 0;
     std::uint64_t valid_bytes_ = kEncryptedHeaderBytes;
     std::optional<std::string> damage_;
