@@ -3,6 +3,7 @@
 Every process is started by the caller and stopped by pid (never by name)."""
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -95,6 +96,21 @@ def cpu_seconds(pid):
     return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15
 
 
+def machine_cpu():
+    """(busy, total) CPU seconds of the whole machine since boot, all CPUs (/proc/stat's cpu line:
+    busy is everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v) - idle) / CLK_TCK, sum(v) / CLK_TCK
+
+
+def children_cpu_seconds():
+    """utime + stime of this process's waited-for children (RUSAGE_CHILDREN), seconds."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def proc_status_kb(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -114,6 +130,14 @@ def read_status(state_dir):
 def scrape(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         return r.read().decode()
+
+
+def counter(text, name):
+    """The value of an unlabelled Prometheus counter or gauge (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def histogram(text, name, labels=None):

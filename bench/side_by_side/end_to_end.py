@@ -55,8 +55,9 @@ ruleset(name="out") {{ action(type="omfile" file="{d}/relp-received.log" templat
 """
 
 
-def agent_conf(d, module_dir, state_dir, relp_port, brokers, metrics_port):
-    return f"""agent:
+def agent_conf(d, module_dir, state_dir, relp_port, brokers, metrics_port, commit_interval=""):
+    drain = f"drain:\n  commit_interval: {commit_interval}\n" if commit_interval else ""
+    return drain + f"""agent:
   state_dir: {state_dir}
   log_level: info
 module:
@@ -197,7 +198,7 @@ def one_run(a, d, r, build_dir):
         mport = c.free_port()
         aconf = os.path.join(rd, "hsmauditd.yaml")
         with open(aconf, "w") as f:
-            f.write(agent_conf(rd, module_dir, state_dir, relp_port, brokers, mport))
+            f.write(agent_conf(rd, module_dir, state_dir, relp_port, brokers, mport, a.commit_interval))
         agent = c.Proc([agentd, "-c", aconf], os.path.join(rd, "hsmauditd.err"))
         procs.append(agent)
         c.wait_until(lambda: (c.read_status(state_dir) or {}).get("drain"), 30, "hsmauditd status", agent.proc)
@@ -213,9 +214,20 @@ def one_run(a, d, r, build_dir):
         seq0, rec0 = st0["drain"]["last_seq"], st0["drain"]["records"]
         cpu0 = c.cpu_seconds(agent.pid)
         m0 = c.scrape(mport)
+        # The machine's CPU budget while the module is under load: who uses the two cores.
+        parts = {"module (hsmcore serve)": serve, "agent (hsmauditd)": agent, "rsyslogd (RELP receiver)": rsyslog,
+                 "kafka mock cluster + consumer": kafka}
+        budget0 = {k: c.cpu_seconds(p.pid) for k, p in parts.items()}
+        machine0, children0 = c.machine_cpu(), c.children_cpu_seconds()
         t0 = time.monotonic()
         load = subprocess.run([hsmcore, "load", "--dir", module_dir, "--rate", str(a.rate), "--duration",
                                str(a.duration), "--threads", str(a.threads), "--json"], capture_output=True, text=True)
+        load_s = time.monotonic() - t0
+        machine1, children1 = c.machine_cpu(), c.children_cpu_seconds()
+        budget = {k: (c.cpu_seconds(p.pid) - budget0[k]) / load_s for k, p in parts.items()}
+        budget["load generator (hsmcore load)"] = (children1 - children0) / load_s
+        budget["machine busy, all processes"] = (machine1[0] - machine0[0]) / load_s
+        budget["machine capacity"] = (machine1[1] - machine0[1]) / load_s
         if load.returncode != 0:
             raise RuntimeError("hsmcore load: " + load.stdout + load.stderr)
         lj = json.loads(load.stdout.strip().splitlines()[-1])
@@ -247,6 +259,7 @@ def one_run(a, d, r, build_dir):
             "cpu_per_10k": (cpu1 - cpu0) / records * 10000 if records else float("nan"),
             "cpu_share": (cpu1 - cpu0) / (t1 - t0),
             "vmhwm_mib": hwm / 1024.0,
+            "budget": budget,
         }
         for name, path, kafka_side in (("relp", relp_file, False), ("kafka", kafka_file, True)):
             lat, dups = (kafka_latencies if kafka_side else relp_latencies)(path, seq0)
@@ -262,6 +275,9 @@ def one_run(a, d, r, build_dir):
         h = c.histogram_delta(c.histogram(m1, "hsmaudit_drain_record_latency_seconds"),
                               c.histogram(m0, "hsmaudit_drain_record_latency_seconds"))
         res["drain_hist"] = {q: c.histogram_quantile(h, q) for q in (0.5, 0.99, 0.999)}
+        commits = c.counter(m1, "hsmaudit_drain_commits_total") - c.counter(m0, "hsmaudit_drain_commits_total")
+        res["commits_per_s"] = commits / (t1 - t0)
+        res["records_per_commit"] = records / commits if commits else float("nan")
         res["drain_hist_bounds"] = sorted(h)
         return res
     finally:
@@ -296,6 +312,10 @@ def print_run(tag, r, res):
               flush=True)
     print("  drain record latency histogram (module record -> durable in the store): p50 %s, p99 %s" %
           (fmt_hist(res["drain_hist"][0.5]), fmt_hist(res["drain_hist"][0.99])), flush=True)
+    print("  drain commits (fsync + acknowledgement): %.0f a second, %.1f records each" %
+          (res["commits_per_s"], res["records_per_commit"]), flush=True)
+    print("  CPU while the module is under load, in cores: " +
+          ", ".join("%s %.2f" % (k, v) for k, v in res["budget"].items()), flush=True)
 
 
 def summary(tag, results):
@@ -313,6 +333,8 @@ def summary(tag, results):
     out.append("  agent CPU s per 10,000 records %s; share of a core %s" %
                (spread([x["cpu_per_10k"] for x in results], "%.3f"),
                 spread([x["cpu_share"] * 100 for x in results], "%.0f%%")))
+    out.append("  CPU while the module is under load, in cores: " +
+               ", ".join("%s %s" % (k, spread([x["budget"][k] for x in results])) for k in results[0]["budget"]))
     out.append("  agent peak RSS (VmHWM) MiB %s; ring peak fill %s" %
                (spread([x["vmhwm_mib"] for x in results], "%.1f"),
                 spread([x["ring_fill_peak"] * 100 for x in results], "%.2f%%")))
@@ -330,6 +352,8 @@ def main():
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--commit-interval", default="",
+                    help="the agent's drain.commit_interval (default: the agent's own default); labelled when set")
     ap.add_argument("--quick", action="store_true", help="smoke test: --rate 5000 --duration 1 --runs 1")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args()
@@ -365,7 +389,9 @@ def main():
         print("command: " + command)
         print("started %s; load average at start %s, at end %s; %d CPUs" %
               (started, " ".join(load_start), " ".join(load_end), os.cpu_count()))
-        print("module: hsmcore load --rate %g --threads %d --duration %g; agent: default configuration (store "
+        config = ("default configuration" if not a.commit_interval else
+                  "default configuration except drain.commit_interval %s" % a.commit_interval)
+        print("module: hsmcore load --rate %g --threads %d --duration %g; agent: " + config + " (store "
               "encrypted at rest, online verification), destinations relp (RELP/TLS, mutual auth, to rsyslogd imrelp) "
               "and kafka (defaults: idempotent, acks=all, to the mock cluster); latency = receiver's stamp - the "
               "record's module timestamp, over every record" % (a.rate, a.threads, a.duration))

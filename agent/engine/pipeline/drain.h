@@ -56,6 +56,10 @@ std::int64_t next_rotation_ms(RotationPeriod period, std::int64_t time_ms);
 struct DrainOptions {
     std::size_t batch_max_entries = 16384;
     std::chrono::milliseconds poll_wait{20};
+    // Group commit: while the module writes less than a batch, a step starts at most this often
+    // (start()'s loop; step() itself never waits), so that one fsync, one acknowledgement and one
+    // wake-up of the destinations serve every record that arrived meanwhile. 0: at once.
+    std::chrono::milliseconds commit_interval{10};
     std::uint64_t segment_max_bytes = 64ULL << 20;  // ask for a seal once the open segment is this big
     RotationPeriod rotation = RotationPeriod::hourly;
     std::chrono::milliseconds status_interval{1000};  // how often the ring's fill is read
@@ -64,11 +68,9 @@ struct DrainOptions {
     double predict_warning_s = 60;   // alert when the ring is predicted to reach the reserve this soon
     double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
     std::chrono::milliseconds predict_window{10'000};  // the fill trend is measured over this window
-    std::chrono::milliseconds checkpoint_interval{60'000};
+    std::chrono::milliseconds checkpoint_interval{60'000};  // a signed chain-head checkpoint this often, and at every seal
     bool merkle_tree = true;  // keep the Merkle tree and take the module's signed tree head with each checkpoint
-    std::chrono::milliseconds clock_backwards_tolerance{
-        1000};  // a record older than its predecessor by more: alert  // a signed chain-head checkpoint this often, and
-                // at every seal
+    std::chrono::milliseconds clock_backwards_tolerance{1000};  // a record older than its predecessor by more: alert
 };
 
 /// Counters the drain keeps; read with stats().
@@ -127,7 +129,9 @@ public:
     /// drain.recovered at the next success) and never throws.
     Result<std::size_t> step();
     /// Runs step() on an owned thread until stop(). A failing step is retried with back-off
-    /// and alerted; the module keeps everything until it is acknowledged.
+    /// and alerted; the module keeps everything until it is acknowledged. Steps that moved less
+    /// than a full batch start at most once per DrainOptions::commit_interval (group commit); a
+    /// full batch (a backlog) is followed by the next step at once.
     void start();
     /// Finishes the current batch, commits it and joins the thread.
     void stop();
