@@ -68,7 +68,8 @@ struct DrainOptions {
     double predict_warning_s = 60;   // alert when the ring is predicted to reach the reserve this soon
     double reserve_fraction = 0.05;  // the module blocks with this much left (its LOG_FULL reserve)
     std::chrono::milliseconds predict_window{10'000};  // the fill trend is measured over this window
-    std::chrono::milliseconds checkpoint_interval{60'000};  // a signed chain-head checkpoint this often, and at every seal
+    std::chrono::milliseconds checkpoint_interval{
+        60'000};              // a signed chain-head checkpoint this often, and at every seal
     bool merkle_tree = true;  // keep the Merkle tree and take the module's signed tree head with each checkpoint
     std::chrono::milliseconds clock_backwards_tolerance{1000};  // a record older than its predecessor by more: alert
 };

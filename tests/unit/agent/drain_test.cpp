@@ -3,7 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "agent/engine/pipeline/drain.h"
 #include "agent/engine/store/audit_store.h"
@@ -468,6 +470,119 @@ TEST_P(DrainTest, AnEmbeddedModuleRestartedByTheAgentsOwnStartIsNotAnAlert) {
     EXPECT_EQ(alerts_.alerts().size(), 1u);  // 3 to 4 is the agent's own start
     EXPECT_NE(alerts_.alerts().front().message.find("from 2 to 3"), std::string::npos)
         << alerts_.alerts().front().message;
+}
+
+/// The module stand-in shared by the drain's own thread and the test thread (FakeModule is not
+/// thread-safe), noting when each read that found entries began.
+class LockedModule : public AuditSource {
+public:
+    explicit LockedModule(FakeModule& m) : m_(m) {}
+    void produce(std::size_t n) {
+        const std::lock_guard lock(mutex_);
+        m_.produce(n);
+    }
+    bool all_acked() {
+        const std::lock_guard lock(mutex_);
+        return m_.acked() == m_.size();
+    }
+    std::vector<std::chrono::steady_clock::time_point> reads() {
+        const std::lock_guard lock(mutex_);
+        return reads_;
+    }
+    Result<std::size_t> read(std::uint64_t after, std::size_t max, std::chrono::milliseconds wait,
+                             EntryBatch& out) override {
+        const auto at = std::chrono::steady_clock::now();
+        {
+            const std::lock_guard lock(mutex_);
+            auto n = m_.read(after, max, wait, out);
+            if (!n || *n != 0) {
+                if (n) reads_.push_back(at);
+                return n;
+            }
+        }
+        std::this_thread::sleep_for(wait);  // an empty ring: the module's read waits for new entries
+        return std::size_t{0};
+    }
+    Status acknowledge(std::uint64_t entry_no) override {
+        const std::lock_guard lock(mutex_);
+        return m_.acknowledge(entry_no);
+    }
+    Status request_seal() override {
+        const std::lock_guard lock(mutex_);
+        return m_.request_seal();
+    }
+    Result<SourceStatus> status() override {
+        const std::lock_guard lock(mutex_);
+        return m_.status();
+    }
+    Result<std::string> checkpoint(std::uint64_t retained) override {
+        const std::lock_guard lock(mutex_);
+        return m_.checkpoint(retained);
+    }
+
+private:
+    FakeModule& m_;
+    std::mutex mutex_;
+    std::vector<std::chrono::steady_clock::time_point> reads_;
+};
+
+// Group commit: while the module writes less than a batch, the drain's thread starts a step that
+// moves entries at most once per commit_interval; every record is still stored and acknowledged.
+TEST_P(DrainTest, WhileTheModuleWritesLessThanABatchStepsStartAtMostOncePerCommitInterval) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(2);
+    opt.commit_interval = std::chrono::milliseconds(60);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    ASSERT_TRUE(drain.restore().has_value());
+    drain.start();
+    // The module writes a record every 2 ms for about 0.4 s (the workload, not a wait).
+    for (int i = 0; i < 200; ++i) {
+        module.produce(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    drain.stop();
+    ASSERT_TRUE(module.all_acked());
+    const auto reads = module.reads();
+    ASSERT_GE(reads.size(), 2u);
+    for (std::size_t i = 1; i < reads.size(); ++i)
+        EXPECT_GE(reads[i] - reads[i - 1], std::chrono::milliseconds(55)) << "read " << i << " of " << reads.size();
+    EXPECT_LT(reads.size(), 200u / 4);  // many records a commit, not one
+    EXPECT_EQ(drain.stats().records, 200u);
+    EXPECT_TRUE(verify().verified());
+}
+
+// A backlog (full batches) is drained without pausing between batches, and stop() does not wait
+// out a pause.
+TEST_P(DrainTest, ABacklogIsDrainedWithoutPauseAndStopEndsAPause) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(2);
+    opt.batch_max_entries = 10;
+    opt.commit_interval = std::chrono::milliseconds(1000);
+    module.produce(95);  // 96 entries with the open line: nine full batches, then six
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    ASSERT_TRUE(drain.restore().has_value());
+    const auto started = std::chrono::steady_clock::now();
+    drain.start();
+    const auto deadline = started + std::chrono::seconds(20);
+    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(module.all_acked());
+    // Paced full batches would take nine pauses of a second each.
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+    const auto reads = module.reads();
+    ASSERT_EQ(reads.size(), 10u);
+    // The drain now waits out its pause after the short last batch: stop() ends it.
+    const auto stopping = std::chrono::steady_clock::now();
+    drain.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::milliseconds(900));
+    EXPECT_EQ(drain.stats().records, 95u);
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
