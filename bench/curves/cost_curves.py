@@ -181,7 +181,7 @@ def trail_point(a, n, rnd, work):
         "generate_seconds": t1 - t0, "stored_at_stop": rec,
         "agent_records_per_s": (rec - first) / (t1 - t0) if t1 > t0 else None,
         "agent_cpu_s": cpu1 - cpu0, "agent_vmhwm_mib": hwm, "agent_vmrss_mib": rss,
-        "ring_fill_peak": st.get("ring", {}).get("fill_peak"), "store_bytes": dir_bytes(os.path.join(state_dir, "audit")),
+        "ring_fill_peak": st.get("ring", {}).get("fill_peak"), "store_bytes": c.dir_bytes(os.path.join(state_dir, "audit")),
         "reached_target": rec >= n,
     })
     if rec < n:
@@ -204,17 +204,6 @@ def trail_point(a, n, rnd, work):
     point["load_avg"] = [la0, loadavg()]
     shutil.rmtree(d, ignore_errors=True)
     return point
-
-
-def dir_bytes(path):
-    n = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                n += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,20 +311,11 @@ def dests_point(a, n, rnd, work, pki):
     procs = []
     la0 = loadavg()
     try:
-        subprocess.run([hsmcore, "init", "--dir", module_dir], check=True, capture_output=True)
-        serve = c.Proc([hsmcore, "serve", "--dir", module_dir], os.path.join(d, "serve.err"))
+        serve = c.start_module(hsmcore, module_dir, d)
         procs.append(serve)
-        c.wait_until(lambda: os.path.exists(os.path.join(module_dir, "control.sock")), 30, "hsmcore serve", serve.proc)
         port = c.free_port()
-        conf = os.path.join(d, "rsyslog.conf")
-        with open(conf, "w") as f:
-            f.write(rsyslog_conf(d, port))
-        chk = subprocess.run([c.RSYSLOGD, "-N1", "-f", conf], capture_output=True, text=True)
-        if chk.returncode != 0:
-            raise RuntimeError("rsyslog config: " + chk.stdout + chk.stderr)
-        rsyslog = c.Proc([c.RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(d, "rsyslog.pid")], os.path.join(d, "rsyslog.err"))
+        rsyslog = c.start_rsyslog(rsyslog_conf(d, port), d, port)
         procs.append(rsyslog)
-        c.wait_until(lambda: c.port_listening(port), 30, "rsyslogd listening", rsyslog.proc)
         aconf = os.path.join(d, "hsmauditd.yaml")
         with open(aconf, "w") as f:
             f.write(dests_conf(d, module_dir, state_dir, port, n))

@@ -71,17 +71,6 @@ def gauge(text, name, labels=None):
     return total if found else None
 
 
-def dir_bytes(path):
-    n = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                n += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return n
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default="build/release")
@@ -134,7 +123,7 @@ def main():
             rss = c.proc_status_kb(agent.pid, "VmRSS") / 1024.0
             rate = (rec - prev_rec) / (now - prev_t)
             cpu = c.cpu_seconds(agent.pid)
-            row = (now - t_start, rec, rec - delivered, rate, rss, dir_bytes(os.path.join(state_dir, "audit")) / 1e9,
+            row = (now - t_start, rec, rec - delivered, rate, rss, c.dir_bytes(os.path.join(state_dir, "audit")) / 1e9,
                    st.get("ring", {}).get("fill", 0) * 100, (cpu - cpu_start) / (now - t_start) * 100)
             rows.append(row)
             backlog = rec - delivered  # records stored and not delivered

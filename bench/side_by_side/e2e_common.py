@@ -48,6 +48,49 @@ def wait_until(pred, timeout, what, proc=None):
     raise RuntimeError("timed out waiting for " + what)
 
 
+def dir_bytes(path):
+    """Bytes of every file below `path` (files that vanish meanwhile count 0)."""
+    n = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                n += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return n
+
+
+def start_module(hsmcore, module_dir, log_dir):
+    """`hsmcore init` then `hsmcore serve` on module_dir; returns the serving Proc once its control
+    socket exists."""
+    subprocess.run([hsmcore, "init", "--dir", module_dir], check=True, capture_output=True)
+    serve = Proc([hsmcore, "serve", "--dir", module_dir], os.path.join(log_dir, "serve.err"))
+    try:
+        wait_until(lambda: os.path.exists(os.path.join(module_dir, "control.sock")), 30, "hsmcore serve", serve.proc)
+    except Exception:
+        serve.stop()
+        raise
+    return serve
+
+
+def start_rsyslog(conf_text, d, port):
+    """rsyslogd in the foreground with conf_text (checked with -N1 first) written to d/rsyslog.conf;
+    returns its Proc once it listens on `port`."""
+    conf = os.path.join(d, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    chk = subprocess.run([RSYSLOGD, "-N1", "-f", conf], capture_output=True, text=True)
+    if chk.returncode != 0:
+        raise RuntimeError("rsyslog config: " + chk.stdout + chk.stderr)
+    rsyslog = Proc([RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(d, "rsyslog.pid")], os.path.join(d, "rsyslog.err"))
+    try:
+        wait_until(lambda: port_listening(port), 30, "rsyslogd listening", rsyslog.proc)
+    except Exception:
+        rsyslog.stop()
+        raise
+    return rsyslog
+
+
 def make_pki(d):
     script = r"""
 set -e

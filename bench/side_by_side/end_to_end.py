@@ -171,22 +171,11 @@ def one_run(a, d, r, build_dir):
     module_dir, state_dir = os.path.join(rd, "module"), os.path.join(rd, "state")
     procs = []
     try:
-        subprocess.run([hsmcore, "init", "--dir", module_dir], check=True, capture_output=True)
-        serve = c.Proc([hsmcore, "serve", "--dir", module_dir], os.path.join(rd, "serve.err"))
+        serve = c.start_module(hsmcore, module_dir, rd)
         procs.append(serve)
-        c.wait_until(lambda: os.path.exists(os.path.join(module_dir, "control.sock")), 30, "hsmcore serve", serve.proc)
-
         relp_port = c.free_port()
-        conf = os.path.join(rd, "rsyslog.conf")
-        with open(conf, "w") as f:
-            f.write(rsyslog_conf(rd, relp_port))
-        chk = subprocess.run([c.RSYSLOGD, "-N1", "-f", conf], capture_output=True, text=True)
-        if chk.returncode != 0:
-            raise RuntimeError("rsyslog config: " + chk.stdout + chk.stderr)
-        rsyslog = c.Proc([c.RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(rd, "rsyslog.pid")],
-                         os.path.join(rd, "rsyslog.err"))
+        rsyslog = c.start_rsyslog(rsyslog_conf(rd, relp_port), rd, relp_port)
         procs.append(rsyslog)
-        c.wait_until(lambda: c.port_listening(relp_port), 30, "rsyslogd listening", rsyslog.proc)
 
         bfile = os.path.join(rd, "bootstrap")
         kafka = c.Proc([receiver, "--bootstrap-file", bfile, "--out", os.path.join(rd, "kafka-received.log")],
@@ -391,10 +380,10 @@ def main():
               (started, " ".join(load_start), " ".join(load_end), os.cpu_count()))
         config = ("default configuration" if not a.commit_interval else
                   "default configuration except drain.commit_interval %s" % a.commit_interval)
-        print("module: hsmcore load --rate %g --threads %d --duration %g; agent: " + config + " (store "
+        print("module: hsmcore load --rate %g --threads %d --duration %g; agent: %s (store "
               "encrypted at rest, online verification), destinations relp (RELP/TLS, mutual auth, to rsyslogd imrelp) "
               "and kafka (defaults: idempotent, acks=all, to the mock cluster); latency = receiver's stamp - the "
-              "record's module timestamp, over every record" % (a.rate, a.threads, a.duration))
+              "record's module timestamp, over every record" % (a.rate, a.threads, a.duration, config))
         meds = {}
         for tag, _ in sides:
             lines, meds[tag] = summary(tag + " (" + dict(sides)[tag] + ")", results[tag])

@@ -35,6 +35,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "side_by_side"))
+from e2e_common import make_pki  # noqa: E402
+
 RSYSLOGD = "/usr/sbin/rsyslogd"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -91,21 +94,6 @@ def wait_port(port, proc, timeout=15):
         except OSError:
             time.sleep(0.02)
     raise RuntimeError("rsyslogd did not listen on %d" % port)
-
-
-def make_pki(d):
-    script = r"""
-set -e
-cd "$1"; umask 077
-mkca() { openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.pem \
-  -days 2 -subj "/CN=$1" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign; }
-mkleaf() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj "/CN=$2"
-  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' $2 > $1.ext
-  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile $1.ext -out $1.pem; }
-mkca ca; mkleaf server server.test; mkleaf client client.test
-chmod 644 *.pem
-"""
-    subprocess.run(["/bin/sh", "-c", script, "sh", d], check=True, capture_output=True)
 
 
 def receiver_conf(d, tag, port):
