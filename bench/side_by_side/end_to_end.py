@@ -18,6 +18,7 @@ from /proc) and its peak RSS (VmHWM). Medians over --runs fresh runs.
 
     bench/side_by_side/end_to_end.py --build-dir build/ci [--rate 20000] [--duration 30] [--runs 3]
         [--baseline-build-dir OTHER_BUILD]   # both builds interleaved, ratio of medians
+        [--baseline-commit-interval 0ms]     # the same build with commits as soon as records arrive
     bench/side_by_side/end_to_end.py --quick  # smoke test (one 1-s run at 5,000 ops/s, < 15 s)
 
 Peers' settings, named: rsyslogd imrelp (tls="on", tls.tlslib="openssl", tls.authmode="name", default main
@@ -160,7 +161,7 @@ def max_seq_in(path, kafka):
     return best
 
 
-def one_run(a, d, r, build_dir):
+def one_run(a, d, r, build_dir, commit_interval):
     rd = os.path.join(d, "run%d" % r)
     os.makedirs(rd)
     for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key"):
@@ -187,7 +188,7 @@ def one_run(a, d, r, build_dir):
         mport = c.free_port()
         aconf = os.path.join(rd, "hsmauditd.yaml")
         with open(aconf, "w") as f:
-            f.write(agent_conf(rd, module_dir, state_dir, relp_port, brokers, mport, a.commit_interval))
+            f.write(agent_conf(rd, module_dir, state_dir, relp_port, brokers, mport, commit_interval))
         agent = c.Proc([agentd, "-c", aconf], os.path.join(rd, "hsmauditd.err"))
         procs.append(agent)
         c.wait_until(lambda: (c.read_status(state_dir) or {}).get("drain"), 30, "hsmauditd status", agent.proc)
@@ -343,15 +344,22 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--commit-interval", default="",
                     help="the agent's drain.commit_interval (default: the agent's own default); labelled when set")
+    ap.add_argument("--baseline-commit-interval", default="",
+                    help="also run --build-dir's agent with this drain.commit_interval, interleaved, as the baseline "
+                         "side (e.g. 0ms: a commit as soon as records arrive)")
     ap.add_argument("--quick", action="store_true", help="smoke test: --rate 5000 --duration 1 --runs 1")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args()
     if a.quick:
         a.rate, a.duration, a.runs = 5000, 1, 1
-    sides = [("after", a.build_dir)]
+    sides = [("after", a.build_dir, a.commit_interval)]
+    if a.baseline_build_dir and a.baseline_commit_interval:
+        sys.exit("--baseline-build-dir and --baseline-commit-interval: one baseline at a time")
     if a.baseline_build_dir:
-        sides.insert(0, ("baseline", a.baseline_build_dir))
-    for _, bd in sides:
+        sides.insert(0, ("baseline", a.baseline_build_dir, a.commit_interval))
+    if a.baseline_commit_interval:
+        sides.insert(0, ("baseline", a.build_dir, a.baseline_commit_interval))
+    for _, bd, _ in sides:
         for t in ("hsmcore/hsmcore", "agent/hsmauditd", "bench/side_by_side/hsmaudit_kafka_mock_receiver"):
             if not os.access(os.path.join(bd, t), os.X_OK):
                 sys.exit("%s not found in %s: cmake --build %s --target hsmcore hsmauditd hsmaudit_kafka_mock_receiver"
@@ -360,13 +368,13 @@ def main():
     load_start = open("/proc/loadavg").read().split()[:3]
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     d = tempfile.mkdtemp(prefix="hsmaudit-e2e-")
-    results = {tag: [] for tag, _ in sides}
+    results = {tag: [] for tag, _, _ in sides}
     try:
         c.make_pki(d)
         n = 0
         for r in range(a.runs):
-            for tag, bd in sides:
-                res = one_run(a, d, n, bd)
+            for tag, bd, ci in sides:
+                res = one_run(a, d, n, bd, ci)
                 n += 1
                 results[tag].append(res)
                 print_run(tag, r, res)
@@ -385,10 +393,11 @@ def main():
               "and kafka (defaults: idempotent, acks=all, to the mock cluster); latency = receiver's stamp - the "
               "record's module timestamp, over every record" % (a.rate, a.threads, a.duration, config))
         meds = {}
-        for tag, _ in sides:
-            lines, meds[tag] = summary(tag + " (" + dict(sides)[tag] + ")", results[tag])
+        for tag, bd, ci in sides:
+            label = bd + (", drain.commit_interval " + ci if ci else "")
+            lines, meds[tag] = summary(tag + " (" + label + ")", results[tag])
             print("\n".join(lines))
-        if a.baseline_build_dir:
+        if "baseline" in meds:
             b, f = meds["baseline"], meds["after"]
             for name in ("relp", "kafka"):
                 print("  ratio after/baseline %-5s p50 %.2f  p99 %.2f  p99.9 %.2f" %
