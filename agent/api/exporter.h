@@ -72,19 +72,24 @@ public:
     /// weaker guarantee in docs/SIEM.md).
     virtual Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) = 0;
 
-    /// Optional: asks the exporter to ring `doorbell` whenever acknowledgements may have advanced
-    /// (from any thread: its transport's own, e.g. librdkafka's when a delivery report is queued).
-    /// Returns true if it will, or if its acknowledgements advance only inside its own calls (RELP:
-    /// it accepts and never rings): the runner then never waits inside acknowledged() while it
-    /// runs (it passes 0; a wait only when it stops) and waits on the doorbell instead, which the
-    /// store's commits ring too, so neither a new event nor an acknowledgement waits for the
-    /// other's timeout. It still calls acknowledged(0) at least every idle wait while events are
-    /// in flight, so time-driven confirmations happen.
-    /// Returns false (the default): the runner waits inside acknowledged() when idle. Called once,
-    /// before the runner's thread starts; `doorbell` outlives the exporter.
-    virtual bool set_doorbell(Doorbell* doorbell) {
+    /// How the runner learns that acknowledgements advanced: the exporter's answer to
+    /// attach_doorbell(). With `doorbell` or `on_calls`, the runner never waits inside
+    /// acknowledged() while it runs (it passes 0; a wait only when it stops) and waits on its
+    /// doorbell instead, which the store's commits ring too, so neither a new event nor an
+    /// acknowledgement waits for the other's timeout; it still calls acknowledged(0) at least every
+    /// idle wait while events are in flight, so time-driven confirmations happen.
+    enum class AckSignal {
+        wait_inside,  ///< acknowledged(wait) waits for them: the runner passes a wait when idle
+        doorbell,     ///< the exporter rings the doorbell when they may have advanced (any thread)
+        on_calls,     ///< they advance only inside the exporter's own calls (send, acknowledged)
+    };
+    /// Optional: offers the runner's doorbell, which the exporter may keep and ring from any thread
+    /// (its transport's own, e.g. librdkafka's when a delivery report is queued). Called once,
+    /// before the runner's thread starts; `doorbell` outlives the exporter. The default keeps
+    /// nothing and answers wait_inside.
+    virtual AckSignal attach_doorbell(Doorbell* doorbell) {
         (void)doorbell;
-        return false;
+        return AckSignal::wait_inside;
     }
     /// Closes the connection, gracefully if it still works. Unacknowledged events are sent again
     /// after the next connect().

@@ -111,9 +111,9 @@ void KafkaExporter::on_queue_event(rd_kafka_t* /*rk*/, void* opaque) {
     static_cast<agent::Doorbell*>(opaque)->ring();
 }
 
-bool KafkaExporter::set_doorbell(agent::Doorbell* doorbell) {
+agent::Exporter::AckSignal KafkaExporter::attach_doorbell(agent::Doorbell* doorbell) {
     doorbell_ = doorbell;
-    return doorbell_ != nullptr;
+    return doorbell_ != nullptr ? AckSignal::doorbell : AckSignal::wait_inside;
 }
 
 void KafkaExporter::delivered(const rd_kafka_message_t& msg) {

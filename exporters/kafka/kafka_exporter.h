@@ -66,8 +66,8 @@ public:
     void disconnect() override;
     /// Rings `doorbell` from librdkafka's threads when its main queue (delivery reports, errors)
     /// goes from empty to non-empty (rd_kafka_queue_cb_event_enable): the runner waits there
-    /// instead of inside rd_kafka_poll. Returns true.
-    bool set_doorbell(agent::Doorbell* doorbell) override;
+    /// instead of inside rd_kafka_poll. Answers AckSignal::doorbell.
+    AckSignal attach_doorbell(agent::Doorbell* doorbell) override;
     [[nodiscard]] agent::TransportStats stats() const override;
     [[nodiscard]] KafkaStats kafka_stats() const;
 
@@ -85,7 +85,7 @@ private:
     ProducerOptions options_;
     std::unique_ptr<formats::Formatter> formatter_;
 
-    agent::Doorbell* doorbell_ = nullptr;  // rung by librdkafka's threads (set_doorbell)
+    agent::Doorbell* doorbell_ = nullptr;  // rung by librdkafka's threads (attach_doorbell)
 
     // Runner thread only (delivery reports are served by rd_kafka_poll/flush on that thread).
     detail::KafkaPtr rk_;

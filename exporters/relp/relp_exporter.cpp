@@ -378,9 +378,9 @@ Status RelpExporter::send(std::span<const agent::Event> events) {
     return {};
 }
 
-bool RelpExporter::set_doorbell(agent::Doorbell* doorbell) {
+agent::Exporter::AckSignal RelpExporter::attach_doorbell(agent::Doorbell* doorbell) {
     runner_driven_ = doorbell != nullptr;
-    return runner_driven_;
+    return runner_driven_ ? AckSignal::on_calls : AckSignal::wait_inside;
 }
 
 Result<std::uint64_t> RelpExporter::acknowledged(std::chrono::milliseconds wait) {

@@ -12,7 +12,7 @@
 //      "close" after every earlier frame, so a close handshake that completes without any librelp
 //      error means every frame of the session was acknowledged. The exporter then opens a new
 //      session on the next send(). It confirms the tail at most once per `confirm_interval`, and
-//      only when the destination is quiet: driven by an ExportRunner (set_doorbell(): the runner
+//      only when the destination is quiet: driven by an ExportRunner (attach_doorbell(): the runner
 //      waits on its doorbell, never inside acknowledged()), once nothing was sent for
 //      kQuietBeforeClose, or at once when the runner stops (it passes a wait only then); driven
 //      directly, when acknowledged() is given a non-zero wait. A busy session is never closed: its
@@ -87,11 +87,11 @@ public:
     Status connect() override;
     Status send(std::span<const agent::Event> events) override;
     Result<std::uint64_t> acknowledged(std::chrono::milliseconds wait) override;
-    /// Accepts (returns true) without ever ringing: librelp reports acknowledgements only inside
-    /// send(). Accepting tells the runner to wait on its doorbell (rung by the store's commits), so
-    /// a new record never waits for a sleep inside acknowledged(); the tail is then confirmed once
-    /// the session has been quiet for kQuietBeforeClose (see the header's comment).
-    bool set_doorbell(agent::Doorbell* doorbell) override;
+    /// Keeps no doorbell and answers AckSignal::on_calls: librelp reports acknowledgements only
+    /// inside send() and the close handshake. The runner then waits on its doorbell (rung by the
+    /// store's commits), so a new record never waits for a sleep inside acknowledged(); the tail
+    /// is confirmed once the session has been quiet for kQuietBeforeClose (the header's comment).
+    AckSignal attach_doorbell(agent::Doorbell* doorbell) override;
     void disconnect() override;
 
     /// How long nothing must have been sent before the tail is confirmed by a close handshake
@@ -122,7 +122,7 @@ private:
     std::uint64_t session_base_ = 0;  // sent_ when the current session was opened
     std::chrono::steady_clock::time_point session_opened_{};
     std::chrono::steady_clock::time_point last_send_{};  // when send() last sent a frame
-    bool runner_driven_ = false;                         // set_doorbell() was called
+    bool runner_driven_ = false;                         // attach_doorbell() was called
     bool connected_ = false;                             // between connect() and disconnect() (sessions come and go)
     std::uint64_t librelp_errors_ = 0;
     std::string first_error_;  // the first librelp error message since the last reset

@@ -66,7 +66,7 @@ ExportRunner::ExportRunner(RunnerOptions options, std::unique_ptr<Exporter> expo
       now_ms_(std::move(now_ms)),
       jitter_(std::random_device{}()),
       delivery_latency_(kDeliveryLatencyBounds) {
-    exporter_rings_ = exporter_->set_doorbell(&bell_);
+    waits_on_doorbell_ = exporter_->attach_doorbell(&bell_) != Exporter::AckSignal::wait_inside;
 }
 
 ExportRunner::~ExportRunner() {
@@ -346,7 +346,7 @@ Result<bool> ExportRunner::run_once() {
         HSMAUDIT_TRY(send_unsent());
         // Idle: wait here for acknowledgements, unless the exporter rings the doorbell when they
         // come (then the loop waits on the doorbell, which new stored events ring too).
-        const bool idle = !progress && !exporter_rings_;
+        const bool idle = !progress && !waits_on_doorbell_;
         auto acked = collect_acks(idle ? options_.idle_wait : std::chrono::milliseconds(0));
         if (!acked) return std::move(acked).error();
         progress = progress || *acked;

@@ -109,7 +109,7 @@ struct RunnerOptions {
     std::chrono::milliseconds backoff_max{30'000};
     /// Idle (nothing new read, nothing acknowledged): the longest wait before looking again. New
     /// events end the wait at once when `store_appended` rings (the drain's commits), and so do
-    /// acknowledgements from an exporter that rings (Exporter::set_doorbell); otherwise this is
+    /// acknowledgements from an exporter that rings (Exporter::attach_doorbell); otherwise this is
     /// also the longest an acknowledgement or a new event waits to be noticed.
     std::chrono::milliseconds idle_wait{50};
     std::chrono::milliseconds cursor_sync{250};     // write the cursor file at most this often
@@ -244,7 +244,7 @@ private:
     RunnerOptions options_;
     // Before exporter_: an exporter may ring it from its transport's threads until it is destroyed.
     Doorbell bell_;
-    bool exporter_rings_ = false;  // the exporter rings bell_ when acknowledgements may have advanced
+    bool waits_on_doorbell_ = false;  // never inside acknowledged(): the exporter rings bell_ or needs no wait
     std::unique_ptr<Exporter> exporter_;
     std::unique_ptr<EventSource> source_;
     AlertSink& alerts_;

@@ -70,9 +70,9 @@ private:
 class TestExporter final : public Exporter {
 public:
     explicit TestExporter(bool rings) : rings_(rings) {}
-    bool set_doorbell(Doorbell* d) override {
+    AckSignal attach_doorbell(Doorbell* d) override {
         doorbell_ = rings_ ? d : nullptr;
-        return rings_;
+        return rings_ ? AckSignal::doorbell : AckSignal::wait_inside;
     }
     Status connect() override { return {}; }
     Status send(std::span<const Event> events) override {
