@@ -2,7 +2,6 @@
 
 #include <CivetServer.h>
 #include <dlfcn.h>
-#include <openssl/evp.h>
 #include <prometheus/text_serializer.h>
 #include <sys/mman.h>
 
@@ -19,6 +18,7 @@
 #include "exporters/prometheus/basic_auth.h"
 #include "exporters/prometheus/errc.h"
 #include "exporters/prometheus/process_collector.h"
+#include "mac/note.h"
 
 namespace hsmaudit::exporters::prometheus {
 
@@ -89,25 +89,18 @@ void respond(mg_connection* conn, int code, const char* reason, const char* cont
     (void)mg_write(conn, body.data(), body.size());
 }
 
-/// "Authorization: Basic <base64(user:password)>" -> user, password; nullopt if absent or malformed.
+/// "Authorization: Basic <base64(user:password)>" -> user, password; nullopt if absent or malformed
+/// (canonical standard base64 only, as mac::base64_decode reads it).
 std::optional<std::pair<std::string, std::string>> basic_credentials(const char* header) {
     if (header == nullptr) return std::nullopt;
     std::string_view h(header);
     constexpr std::string_view kBasic = "Basic ";
     if (h.size() <= kBasic.size() || h.substr(0, kBasic.size()) != kBasic || h.size() > 4096) return std::nullopt;
-    h.remove_prefix(kBasic.size());
-    if (h.size() % 4 != 0) return std::nullopt;
-    std::string out(h.size() / 4 * 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(h.data()), static_cast<int>(h.size()));
-    if (n < 0) return std::nullopt;
-    // EVP_DecodeBlock counts the padding's zero bytes: take them off again.
-    std::size_t len = static_cast<std::size_t>(n);
-    for (std::size_t i = h.size(); i > 0 && h[i - 1] == '=' && len > 0; --i) --len;
-    out.resize(len);
-    const auto colon = out.find(':');
+    auto out = mac::base64_decode(h.substr(kBasic.size()));
+    if (!out) return std::nullopt;
+    const auto colon = out->find(':');
     if (colon == std::string::npos) return std::nullopt;
-    return std::pair{out.substr(0, colon), out.substr(colon + 1)};
+    return std::pair{out->substr(0, colon), out->substr(colon + 1)};
 }
 
 }  // namespace

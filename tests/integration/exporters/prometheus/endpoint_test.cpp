@@ -126,6 +126,12 @@ TEST_F(MetricsEndpointTest, BasicAuthRefusesWrongPasswords) {
     EXPECT_EQ(http_get(url, dir_ / "none").status, 401);
     EXPECT_EQ(http_get(url, dir_ / "wrong", {"-u", "prometheus:wrong"}).status, 401);
     EXPECT_EQ(http_get(url, dir_ / "user", {"-u", "nobody:s3cret"}).status, 401);
+    // Malformed headers: not base64, no colon, non-zero pad bits (a lenient decoder would read the
+    // right credentials), no padding. Only canonical base64 is read.
+    for (const char* value : {"Basic !!!!", "Basic cHJvbWV0aGV1cw==", "Basic cHJvbWV0aGV1czpzM2NyZXR=",
+                              "Basic cHJvbWV0aGV1czpzM2NyZXQ", "Basic "})
+        EXPECT_EQ(http_get(url, dir_ / "bad", {"-H", std::string("Authorization: ") + value}).status, 401) << value;
+    EXPECT_EQ(http_get(url, dir_ / "canonical", {"-H", "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ="}).status, 200);
     const auto ok = http_get(url, dir_ / "ok", {"-u", "prometheus:s3cret"});
     EXPECT_EQ(ok.status, 200);
     EXPECT_NE(ok.body.find("hsmaudit_build_info"), std::string::npos);
