@@ -7,8 +7,9 @@
 //
 //   json_format_bench                  5 repetitions of 0.3 s each per side (about 20 s)
 //   json_format_bench --quick          3 repetitions of 0.05 s (about 3 s)
-//   json_format_bench --callgrind      each side renders every event once, no timing: run under
-//     valgrind --tool=callgrind --toggle-collect='*render_all_*' for instructions per event
+//   json_format_bench --callgrind[=SIDE]  each side (or SIDE, e.g. json/audit/writer) renders every
+//     event once, no timing: run under valgrind --tool=callgrind --toggle-collect='*render_all_*'
+//     for instructions per event (callgrind_annotate --inclusive=yes: render_all_dom, _writer)
 //   (any --benchmark_* flag is passed to Google Benchmark)
 //
 // Events: 4,096 audit records from 3 simulated appliances as the store serves them (exact line,
@@ -221,12 +222,16 @@ int main(int argc, char** argv) {
     std::vector<char*> args(argv, argv + argc);
     bool quick = false;
     bool callgrind = false;
+    std::string callgrind_side;
     bool repetitions = false;
     std::string command;
     for (int i = 0; i < argc; ++i) {
         command += (i ? " " : "") + std::string(argv[i]);
         quick = quick || std::strcmp(argv[i], "--quick") == 0;
-        callgrind = callgrind || std::strcmp(argv[i], "--callgrind") == 0;
+        if (std::strncmp(argv[i], "--callgrind", 11) == 0) {
+            callgrind = true;
+            if (argv[i][11] == '=') callgrind_side = argv[i] + 12;
+        }
         repetitions = repetitions || std::strncmp(argv[i], "--benchmark_repetitions", 23) == 0;
     }
     args.erase(
@@ -236,11 +241,13 @@ int main(int argc, char** argv) {
     if (callgrind) {
         std::size_t total = 0;
         for (const auto& s : sides()) {
+            if (!callgrind_side.empty() && callgrind_side != s.name) continue;
             (void)audit_events();
             (void)syslog_events();
             total += std::string(s.name).ends_with("/dom") ? render_all_dom(s) : render_all_writer(s);
         }
-        std::printf("rendered %zu events per side, %zu bytes in all\n", kEvents, total);
+        std::printf("rendered %zu events per side (%s), %zu bytes in all\n", kEvents,
+                    callgrind_side.empty() ? "every side" : callgrind_side.c_str(), total);
         return 0;
     }
     static char reps[] = "--benchmark_repetitions=5";
