@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <new>
@@ -42,6 +43,8 @@ namespace {
 std::atomic<std::uint64_t> g_allocs{0};  // operator new calls: this program's own instrument
 }  // namespace
 
+// The replaced allocation functions are the instrument: malloc and free by design.
+// NOLINTBEGIN(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory)
 void* operator new(std::size_t n) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
@@ -65,6 +68,8 @@ void operator delete[](void* p, std::size_t) noexcept {
     std::free(p);
 }
 
+// NOLINTEND(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory)
+
 namespace {
 
 using namespace hsmaudit;
@@ -78,6 +83,7 @@ constexpr std::size_t kEvents = 4096;
 const std::vector<agent::Event>& audit_events() {
     static const std::vector<agent::Event> events = [] {
         std::vector<testing::kafka::Appliance> fleet;
+        fleet.reserve(3);
         for (int i = 0; i < 3; ++i) fleet.emplace_back(std::to_string(150000 + i), 10'000, i + 1);
         std::vector<agent::Event> v;
         for (std::size_t i = 0; i < kEvents; ++i) v.push_back(fleet[i % 3].next());
@@ -216,9 +222,7 @@ std::string loadavg() {
     return a + " " + b + " " + c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     std::vector<char*> args(argv, argv + argc);
     bool quick = false;
     bool callgrind = false;
@@ -290,4 +294,17 @@ int main(int argc, char** argv) {
     }
     benchmark::Shutdown();
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "json_format_bench: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        return 1;
+    }
 }
