@@ -9,8 +9,17 @@
 // Rounds run the sides interleaved (raw, exporter, exporter without the line header, ...) and
 // the summary prints medians, min-max and the ratio of medians.
 //
+// The value: the exporter sides (a) and (b) send the record's segment line (219 bytes), as the
+// figures before issue 18 did. A Kafka destination's default format is JSON (kafka_factory.cpp):
+// sides (d) and (e) send the default configuration's real value, the event rendered by
+// make_formatter() with the default options (format json, no syslog header, 8 KiB), (d) with the
+// streaming JSON writer of exporters/formats/json.cpp, (e) with the nlohmann DOM renderer it
+// replaced (the test's frozen copy, tests/unit/exporters/formats/json_oracle.cpp), for the
+// difference in one run.
+//
 //   kafka_produce_bench [records] [serials] [rounds]      (defaults: 1000000 3 3)
 //   kafka_produce_bench 20000 3 1                          (quick: well under 15 s)
+//   KAFKA_BENCH_ONLY=exporter: side (a) alone; =json: side (d) alone; =json-dom: side (e) alone
 //
 // Figures: docs/BENCHMARKS.md, "Kafka with delivery reports".
 #include <dirent.h>
@@ -32,6 +41,7 @@
 #include "tests/integration/exporters/kafka/exporter_driver.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
 #include "tests/integration/exporters/kafka/kafka_test_util.h"
+#include "tests/unit/exporters/formats/json_oracle.h"
 
 namespace {
 
@@ -44,6 +54,40 @@ public:
     void format(const agent::Event& e, std::string& out) const override { out += e.line; }
     [[nodiscard]] std::string_view name() const override { return "line"; }
 };
+
+/// JSON by the nlohmann DOM renderer the streaming writer replaced (the default options; the
+/// Formatter's max_message_bytes search is not needed: every record here renders well below 8 KiB).
+class DomJsonFormatter final : public exporters::formats::Formatter {
+public:
+    void format(const agent::Event& e, std::string& out) const override {
+        const std::size_t start = out.size();
+        exporters::formats::test::oracle::render_json(e, options_, {}, out);
+        if (out.size() - start > options_.max_message_bytes) std::abort();  // not a case this bench has
+    }
+    [[nodiscard]] std::string_view name() const override { return "json (nlohmann DOM)"; }
+
+private:
+    exporters::formats::FormatOptions options_ = json_options();
+    static exporters::formats::FormatOptions json_options() {
+        exporters::formats::FormatOptions o;
+        o.kind = exporters::formats::FormatKind::json;
+        return o;
+    }
+};
+
+/// The value a side sends.
+enum class Value : std::uint8_t { line, json, json_dom };
+
+std::unique_ptr<exporters::formats::Formatter> formatter(Value v) {
+    switch (v) {
+        case Value::line: return std::make_unique<LineFormatter>();
+        case Value::json_dom: return std::make_unique<DomJsonFormatter>();
+        case Value::json: break;
+    }
+    exporters::formats::FormatOptions o;  // what kafka_factory.cpp's format_of() gives by default
+    o.kind = exporters::formats::FormatKind::json;
+    return exporters::formats::make_formatter(o);
+}
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -114,7 +158,8 @@ Sample split(const CpuMark& before, double seconds) {
     return s;
 }
 
-Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header) {
+Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header,
+                    Value value = Value::line) {
     auto o = testing::kafka::mock_options(brokers);
     o.line_header = line_header;
     // Extra pass-through properties for experiments: KAFKA_BENCH_PROPS="k=v,k=v".
@@ -122,7 +167,7 @@ Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>&
         if (auto p = exporters::kafka::parse_property_list(extra, "KAFKA_BENCH_PROPS"))
             o.properties.insert(o.properties.end(), p->begin(), p->end());
     const CpuMark before;
-    exporters::kafka::KafkaExporter exporter(o, std::make_unique<LineFormatter>());
+    exporters::kafka::KafkaExporter exporter(o, formatter(value));
     const auto t0 = Clock::now();
     const auto r = testing::kafka::drive(exporter, events, 2048, 90'000, {}, std::chrono::seconds(600));
     const double s = seconds_since(t0);
@@ -213,6 +258,17 @@ int run(int argc, char** argv) {
     for (std::size_t i = 0; i < records; ++i) events.push_back(fleet[i % serials].next());
     std::size_t bytes = 0;
     for (const auto& e : events) bytes += e.line.size();
+    double json_bytes = 0;
+    {
+        const auto f = formatter(Value::json);
+        std::string out;
+        for (const auto& e : events) {
+            out.clear();
+            f->format(e, out);
+            json_bytes += static_cast<double>(out.size());
+        }
+        json_bytes /= static_cast<double>(records);
+    }
 
     testing::kafka::MockCluster cluster(3);
     for (const char* t : {"hsm.audit", "hsm.syslog", "hsm.alerts", "hsm.checkpoints", "hsm.raw"})
@@ -222,19 +278,36 @@ int run(int argc, char** argv) {
         "%zu rounds\n",
         records, serials, static_cast<double>(bytes) / static_cast<double>(records), rounds);
     Side raw{"plain librdkafka producer (acks=1, no idempotence, no headers, no reports waited)", {}};
-    Side exp{"KafkaExporter, default configuration (idempotent, acks=all, line header on, persisted reports)", {}};
-    Side noline{"KafkaExporter, line_header off", {}};
-    // KAFKA_BENCH_ONLY=exporter: the default exporter side alone (for a profile of it).
-    const char* only = std::getenv("KAFKA_BENCH_ONLY");
-    const bool all = only == nullptr || std::string(only) != "exporter";
+    Side exp{
+        "KafkaExporter, default producer settings (idempotent, acks=all, line header on, persisted reports), value: "
+        "the segment line, not the default format",
+        {}};
+    Side noline{"KafkaExporter, line_header off, value: the segment line", {}};
+    Side json{
+        "KafkaExporter, default configuration with its default value: format json by the streaming writer "
+        "(line header on)",
+        {}};
+    Side dom{"KafkaExporter, default configuration, format json by the nlohmann DOM renderer (before)", {}};
+    // KAFKA_BENCH_ONLY=exporter, json or json-dom: that side alone (for a profile of it).
+    const char* only_env = std::getenv("KAFKA_BENCH_ONLY");
+    const std::string only = only_env == nullptr ? "" : only_env;
+    const bool all = only.empty();
+    const Sample none{1, 0, 0, 0};
     for (std::size_t r = 0; r < rounds; ++r) {
-        raw.samples.push_back(all ? run_raw(cluster.bootstraps(), events) : Sample{1, 0, 0, 0});
-        exp.samples.push_back(run_exporter(cluster.bootstraps(), events, true));
-        noline.samples.push_back(all ? run_exporter(cluster.bootstraps(), events, false) : Sample{1, 0, 0, 0});
-        std::printf("round %zu: raw %.0f/s, exporter %.0f/s, exporter without line %.0f/s; load %s\n", r + 1,
-                    static_cast<double>(records) / raw.samples.back().seconds,
-                    static_cast<double>(records) / exp.samples.back().seconds,
-                    static_cast<double>(records) / noline.samples.back().seconds, loadavg().c_str());
+        const std::string& b = cluster.bootstraps();
+        raw.samples.push_back(all ? run_raw(b, events) : none);
+        exp.samples.push_back(all || only == "exporter" ? run_exporter(b, events, true) : none);
+        noline.samples.push_back(all ? run_exporter(b, events, false) : none);
+        json.samples.push_back(all || only == "json" ? run_exporter(b, events, true, Value::json) : none);
+        dom.samples.push_back(all || only == "json-dom" ? run_exporter(b, events, true, Value::json_dom) : none);
+        std::printf(
+            "round %zu: raw %.0f/s, exporter %.0f/s, exporter without line %.0f/s, json %.0f/s, json (DOM) %.0f/s; "
+            "load %s\n",
+            r + 1, static_cast<double>(records) / raw.samples.back().seconds,
+            static_cast<double>(records) / exp.samples.back().seconds,
+            static_cast<double>(records) / noline.samples.back().seconds,
+            static_cast<double>(records) / json.samples.back().seconds,
+            static_cast<double>(records) / dom.samples.back().seconds, loadavg().c_str());
         (void)std::fflush(stdout);
     }
     auto line = [&](const Side& s) {
@@ -255,12 +328,22 @@ int run(int argc, char** argv) {
     line(exp);
     line(noline);
     line(raw);
+    line(json);
+    line(dom);
     const double e = median(exp.rates(records)), n = median(noline.rates(records)), w = median(raw.rates(records));
     std::printf(
         "  ratio exporter / plain producer %.2f (line header off: %.2f); producer CPU per record, exporter / "
         "plain %.2f\n",
         e / w, n / w, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
-    std::printf("  target 300,000 records/s (default configuration): %s\n", e >= 300'000 ? "met" : "NOT met");
+    std::printf("  target 300,000 records/s (line value): %s\n", e >= 300'000 ? "met" : "NOT met");
+    const double j = median(json.rates(records)), d = median(dom.rates(records));
+    std::printf(
+        "  format json (the default value, %.0f bytes/record): writer / DOM records/s %.2f, producer CPU per record "
+        "DOM / writer %.2f, calling thread DOM / writer %.2f; ratio json / plain producer %.2f\n",
+        json_bytes, j / d, median(dom.us_per_record(records, true)) / median(json.us_per_record(records, true)),
+        median(dom.us_per_record(records, true, true)) / median(json.us_per_record(records, true, true)), j / w);
+    std::printf("  target 300,000 records/s (default configuration, format json): %s\n",
+                j >= 300'000 ? "met" : "NOT met");
     return 0;
 }
 

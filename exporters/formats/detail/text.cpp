@@ -1,6 +1,6 @@
 #include "exporters/formats/detail/text.h"
 
-#include <cstdio>
+#include <charconv>
 
 #include "mac/checkpoint.h"
 #include "mac/crypto.h"
@@ -102,21 +102,49 @@ std::string_view event_serial(const agent::Event& e) {
     return e.serial;
 }
 
-std::string event_type(const agent::Event& e) {
-    if (is_chain_entry(e)) return "segment." + std::string(entry_name(e.entry));
-    switch (e.stream) {
-        case agent::Stream::audit: return e.record.event.empty() ? "audit" : e.record.event;
-        case agent::Stream::syslog: return e.syslog.app.empty() ? "syslog" : "syslog:" + e.syslog.app;
-        case agent::Stream::alerts: return e.alert.kind.empty() ? "alert" : e.alert.kind;
-        case agent::Stream::checkpoints: return "checkpoint";
+void append_event_type(const agent::Event& e, std::string& out) {
+    if (is_chain_entry(e)) {
+        out += "segment.";
+        out += entry_name(e.entry);
+        return;
     }
-    return "event";
+    switch (e.stream) {
+        case agent::Stream::audit:
+            out += e.record.event.empty() ? std::string_view("audit") : std::string_view(e.record.event);
+            return;
+        case agent::Stream::syslog:
+            if (e.syslog.app.empty()) {
+                out += "syslog";
+            } else {
+                out += "syslog:";
+                out += e.syslog.app;
+            }
+            return;
+        case agent::Stream::alerts:
+            out += e.alert.kind.empty() ? std::string_view("alert") : std::string_view(e.alert.kind);
+            return;
+        case agent::Stream::checkpoints: out += "checkpoint"; return;
+    }
+    out += "event";
+}
+
+std::string event_type(const agent::Event& e) {
+    std::string out;
+    append_event_type(e, out);
+    return out;
+}
+
+void append_result_hex(std::uint32_t result, std::string& out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    char buf[10] = {'0', 'x'};
+    for (int i = 0; i < 8; ++i) buf[2 + i] = kHex[(result >> (28 - 4 * i)) & 0xF];
+    out.append(buf, sizeof buf);
 }
 
 std::string result_hex(std::uint32_t result) {
-    char buf[16];
-    (void)std::snprintf(buf, sizeof buf, "0x%08x", result);
-    return buf;
+    std::string out;
+    append_result_hex(result, out);
+    return out;
 }
 
 std::string event_title(const agent::Event& e) {
@@ -134,37 +162,74 @@ std::string event_title(const agent::Event& e) {
     return "Event";
 }
 
-std::string event_message(const agent::Event& e) {
-    if (is_chain_entry(e)) return e.line;
+void append_event_message(const agent::Event& e, std::string& out) {
+    if (is_chain_entry(e)) {
+        out += e.line;
+        return;
+    }
+    auto number = [&out](std::uint64_t v) {
+        char buf[24];
+        const auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out.append(buf, r.ptr);
+    };
     switch (e.stream) {
         case agent::Stream::audit: {
             const auto& r = e.record;
-            std::string m = event_type(e);
-            if (r.result == 0)
-                m += " succeeded";
-            else
-                m += " failed with result " + result_hex(r.result);
-            m += ": role " + r.role + ", partition " + std::to_string(r.partition) + ", session " +
-                 std::to_string(r.session) + ", class " + r.event_class + ", seq " + std::to_string(r.seq);
-            if (!r.details.empty()) m += ", " + details_text(r);
-            return m;
+            append_event_type(e, out);
+            if (r.result == 0) {
+                out += " succeeded";
+            } else {
+                out += " failed with result ";
+                append_result_hex(r.result, out);
+            }
+            out += ": role ";
+            out += r.role;
+            out += ", partition ";
+            number(r.partition);
+            out += ", session ";
+            number(r.session);
+            out += ", class ";
+            out += r.event_class;
+            out += ", seq ";
+            number(r.seq);
+            if (!r.details.empty()) {
+                out += ", ";
+                append_details_text(r, out);
+            }
+            return;
         }
-        case agent::Stream::syslog: return syslog_text(e.syslog);
+        case agent::Stream::syslog: out += syslog_text(e.syslog); return;
         case agent::Stream::alerts:
-            return std::string(agent::to_string(e.alert.severity)) + " " + e.alert.kind + ": " + e.alert.message;
-        case agent::Stream::checkpoints: return e.checkpoint;
+            out += agent::to_string(e.alert.severity);
+            out += ' ';
+            out += e.alert.kind;
+            out += ": ";
+            out += e.alert.message;
+            return;
+        case agent::Stream::checkpoints: out += e.checkpoint; return;
     }
-    return {};
 }
 
-std::string details_text(const mac::AuditRecord& r) {
+std::string event_message(const agent::Event& e) {
     std::string out;
+    append_event_message(e, out);
+    return out;
+}
+
+void append_details_text(const mac::AuditRecord& r, std::string& out) {
+    bool first = true;
     for (const auto& d : r.details) {
-        if (!out.empty()) out += ' ';
+        if (!first) out += ' ';
+        first = false;
         mac::append_escaped(d.key, out);
         out += '=';
         mac::append_escaped(d.value, out);
     }
+}
+
+std::string details_text(const mac::AuditRecord& r) {
+    std::string out;
+    append_details_text(r, out);
     return out;
 }
 

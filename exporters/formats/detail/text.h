@@ -66,6 +66,7 @@ std::string_view event_serial(const agent::Event& e);
 /// "syslog:<app>" (or "syslog"), "checkpoint", "segment.open" / "segment.seal". CEF Signature ID, LEEF EventID, RFC
 /// 5424 MSGID.
 std::string event_type(const agent::Event& e);
+void append_event_type(const agent::Event& e, std::string& out);
 /// A short title: "LUNA_SIGN succeeded", "LUNA_LOGIN failed", an alert's kind, "Chain-head
 /// checkpoint", "Segment open|seal", or a syslog message's first 128 bytes. CEF Name.
 std::string event_title(const agent::Event& e);
@@ -73,12 +74,15 @@ std::string event_title(const agent::Event& e);
 /// its signed line, so `hsmaudit verify --anchors` can read it back from a SIEM export; a
 /// segment open or seal entry's message is its exact segment line.
 std::string event_message(const agent::Event& e);
+void append_event_message(const agent::Event& e, std::string& out);
 /// An audit record's details in the record line's own escaping ("alg=ECDSA-P256 key=42").
 std::string details_text(const mac::AuditRecord& r);
+void append_details_text(const mac::AuditRecord& r, std::string& out);
 /// A syslog message's own structured data, RFC 5424 style ("[id a=\"1\"][id2 b=\"2\"]").
 std::string syslog_sd_text(const agent::SyslogFields& s);
 /// "0x000000a0", as in the record line.
 std::string result_hex(std::uint32_t result);
+void append_result_hex(std::uint32_t result, std::string& out);
 
 /// Parsed fields of a checkpoint line (`ok` false when it does not parse: then only the line).
 struct CheckpointFields {
