@@ -28,6 +28,7 @@
 
 #include "mac/crypto.h"
 #include "mac/keys.h"
+#include "mac/record_scan.h"
 #include "mac/segment_format.h"
 #include "mac/verifier.h"
 
@@ -212,6 +213,7 @@ private:
     bool torn_ = false;
     SegmentTotals totals_;
     std::string scratch_;
+    RecordScan scan_;  // the record line being checked (views into it; reused, nothing allocated)
 };
 
 }  // namespace hsmaudit::mac

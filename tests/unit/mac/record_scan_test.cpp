@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -578,6 +579,39 @@ TEST(RecordScan, MatchesTheSeveralPassOracleOnDamagedLines) {
     EXPECT_GT(split_ok, cases.size() / 2);
     EXPECT_GT(syntax_ok, 100u);
     EXPECT_LT(syntax_ok, split_ok / 2);
+}
+
+TEST(RecordScan, TimesAsParseTimeReadsThem) {
+    // Every month and day number around the calendar's edges, leap years, clock limits: the
+    // scan's own date arithmetic against parse_time() (std::chrono).
+    const std::string rest = " serial=150123 boot=1 part=1 role=CO sess=1 event=E class=usage result=0x00000000";
+    const std::string mac = " mac=" + std::string(64, '0');
+    std::size_t n = 0;
+    for (int y : {0, 1, 4, 100, 400, 1900, 1969, 1970, 1971, 1972, 2000, 2023, 2024, 2026, 2100, 2400, 9999}) {
+        for (int mo = 0; mo <= 13; ++mo) {
+            for (int d = 0; d <= 32; ++d) {
+                for (const char* clock : {"00:00:00.000", "23:59:59.999", "24:00:00.000", "12:60:00.000",
+                                          "12:00:60.000", "1a:00:00.000"}) {
+                    char t[64];
+                    (void)std::snprintf(t, sizeof t, "%04d-%02d-%02dT%sZ", y, mo, d, clock);
+                    const std::string line = "1 " + std::string(t) + rest + mac;
+                    RecordScan scan;
+                    scan_record_line(line, scan);
+                    ASSERT_TRUE(scan.split_ok()) << line;
+                    const auto want = parse_time(t);
+                    ASSERT_EQ(want.has_value(), scan.time_known) << t;
+                    ASSERT_EQ(want.has_value(), scan.syntax_ok()) << t;
+                    if (want) {
+                        ASSERT_EQ(*want, scan.time_ms) << t;
+                    } else {
+                        ASSERT_EQ(want.error().message, scan.syntax_error()) << t;
+                    }
+                    ++n;
+                }
+            }
+        }
+    }
+    EXPECT_EQ(n, 17u * 14 * 33 * 6);
 }
 
 TEST(RecordScan, ChainVerifierReportsWhatTheSeveralPassCodeReported) {
