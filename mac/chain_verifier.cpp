@@ -171,6 +171,7 @@ bool ChainVerifier::record_verifies(std::string_view line, std::uint64_t epoch, 
 }
 
 void ChainVerifier::line(std::string_view text, std::uint64_t line_no, bool terminated, bool too_long) {
+    last_record_ = false;
     if (!in_segment_ || torn_) return;
     if (!terminated) {
         fault(FaultKind::torn_line, line_no, 0,
@@ -211,6 +212,7 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
         fault(FaultKind::malformed_line, line_no, 0, rec.split_error());
         return;
     }
+    last_record_ = true;
     // A position begun without a MAC (begin_at): the first record is the start, as a file verifier
     // given a recent range takes the first record it reads; its MAC links it to nothing known.
     const bool start = start_unknown_;

@@ -75,7 +75,7 @@ inline const unsigned char* next_special(const unsigned char* p, const unsigned 
         if (s != 0) return p + (std::countr_zero(s) >> 3);
         p += 8;
     }
-    while (p < end && *p > 0x20 && *p < 0x7F && *p != '\\') ++p;
+    while (p<end&& * p> 0x20 && *p < 0x7F && *p != '\\') ++p;
     return p;
 }
 
@@ -181,8 +181,7 @@ inline const char* time_problem(const unsigned char* t, std::int64_t& ms) {
               milli = num(20, 3);
     if (!digits) return "time has a non-digit";
     static constexpr unsigned char kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const bool date_ok = mo >= 1 && mo <= 12 && d >= 1 &&
-                         d <= kDays[mo - 1] + (mo == 2 && leap(y) ? 1 : 0);
+    const bool date_ok = mo >= 1 && mo <= 12 && d >= 1 && d <= kDays[mo - 1] + (mo == 2 && leap(y) ? 1 : 0);
     if (!date_ok || h > 23 || mi > 59 || s > 59) return "time is out of range";
     const std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     if (days < 0) return "time is before 1970";
@@ -190,18 +189,27 @@ inline const char* time_problem(const unsigned char* t, std::int64_t& ms) {
     return nullptr;
 }
 
-/// Matches "key=" at p (within the body); false if the token there is another field.
-template <std::size_t N>
-inline bool key_at(const unsigned char* p, const unsigned char* end, const char (&key)[N]) {
-    static_assert(N - 1 <= 8, "keys of at most 8 bytes with their '='");
+/// A field's "key=" (at most 8 bytes) as the little-endian word load8() reads.
+constexpr std::uint64_t key_word(std::string_view key) {
+    std::uint64_t w = 0;
+    for (std::size_t i = 0; i < key.size(); ++i) w |= std::uint64_t{static_cast<unsigned char>(key[i])} << (8 * i);
+    return w;
+}
+
+/// Matches "key=" (kWord, kLen bytes) at p within the body: one load and compare (GCC calls
+/// memcmp for these short sizes); byte by byte only within 8 bytes of the body's end.
+template <std::uint64_t kWord, std::size_t kLen>
+inline bool key_at(const unsigned char* p, const unsigned char* end) {
+    static_assert(kLen >= 1 && kLen <= 8, "keys of at most 8 bytes with their '='");
     const auto left = static_cast<std::size_t>(end - p);
-    if (left < N - 1) return false;
-    if (left < 8) return std::memcmp(p, key, N - 1) == 0;
-    // One load and compare (GCC calls memcmp for these short sizes; the body always has 8 bytes here).
-    std::uint64_t want = 0;
-    for (std::size_t i = 0; i < N - 1; ++i) want |= std::uint64_t{static_cast<unsigned char>(key[i])} << (8 * i);
-    constexpr std::uint64_t kMask = N - 1 == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * (N - 1))) - 1;
-    return (load8(reinterpret_cast<const char*>(p)) & kMask) == want;
+    if (left < kLen) return false;
+    if (left < 8) {
+        for (std::size_t i = 0; i < kLen; ++i)
+            if (p[i] != static_cast<unsigned char>(kWord >> (8 * i))) return false;
+        return true;
+    }
+    constexpr std::uint64_t kMask = kLen == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * kLen)) - 1;
+    return (load8(reinterpret_cast<const char*>(p)) & kMask) == kWord;
 }
 
 /// The body after the sequence number and its space (p), checked as validate_record_body() checks
@@ -276,25 +284,39 @@ void scan_fields(const unsigned char* p, const unsigned char* end, RecordScan& o
     };
     std::string_view value;
     std::uint64_t n = 0;
-    if (!str_field("serial", [&] { return key_at(p, end, "serial="); }, 7, value)) return;
-    if (!num_field("boot", [&] { return key_at(p, end, "boot="); }, 5, UINT32_MAX, n)) return;
+    if (!str_field(
+            "serial", [&] { return key_at<key_word("serial="), 7>(p, end); }, 7, value))
+        return;
+    if (!num_field(
+            "boot", [&] { return key_at<key_word("boot="), 5>(p, end); }, 5, UINT32_MAX, n))
+        return;
     out.boot = static_cast<std::uint32_t>(n);
-    if (!num_field("part", [&] { return key_at(p, end, "part="); }, 5, UINT32_MAX, n)) return;
-    if (!str_field("role", [&] { return key_at(p, end, "role="); }, 5, value)) return;
+    if (!num_field(
+            "part", [&] { return key_at<key_word("part="), 5>(p, end); }, 5, UINT32_MAX, n))
+        return;
+    if (!str_field(
+            "role", [&] { return key_at<key_word("role="), 5>(p, end); }, 5, value))
+        return;
     if (!valid_role(value)) {
         out.syntax_ = Problem::unknown_role;
         out.token_ = value;
         return;
     }
-    if (!num_field("sess", [&] { return key_at(p, end, "sess="); }, 5, UINT64_MAX, n)) return;
-    if (!str_field("event", [&] { return key_at(p, end, "event="); }, 6, value)) return;
-    if (!str_field("class", [&] { return key_at(p, end, "class="); }, 6, value)) return;
+    if (!num_field(
+            "sess", [&] { return key_at<key_word("sess="), 5>(p, end); }, 5, UINT64_MAX, n))
+        return;
+    if (!str_field(
+            "event", [&] { return key_at<key_word("event="), 6>(p, end); }, 6, value))
+        return;
+    if (!str_field(
+            "class", [&] { return key_at<key_word("class="), 6>(p, end); }, 6, value))
+        return;
     if (!valid_event_class(value)) {
         out.syntax_ = Problem::unknown_class;
         out.token_ = value;
         return;
     }
-    if (!expect("result", [&] { return key_at(p, end, "result="); })) return;
+    if (!expect("result", [&] { return key_at<key_word("result="), 7>(p, end); })) return;
     p += 7;
     // "0x" and 8 lowercase hex digits, the token exactly 10 bytes.
     const bool ends_at_ten = end - p >= 10 && (end - p == 10 || p[10] == ' ');

@@ -52,17 +52,17 @@ struct RecordScan {
         no_sequence,
         // syntax (validate_record_body's order)
         trailing_space,
-        time,           // detail_: parse_time's message
-        expected_field, // field_ expected, token_ found
-        bad_value,      // field_ holds detail_
-        bad_number,     // field_
-        unknown_role,   // token_
-        unknown_class,  // token_
+        time,            // detail_: parse_time's message
+        expected_field,  // field_ expected, token_ found
+        bad_value,       // field_ holds detail_
+        bad_number,      // field_
+        unknown_role,    // token_
+        unknown_class,   // token_
         result_shape,
         result_hex,
         detail_no_eq,
         detail_key,
-        detail_value,   // detail_
+        detail_value,  // detail_
     };
     Problem split_ = Problem::none;
     Problem syntax_ = Problem::none;

@@ -246,8 +246,8 @@ std::string with_mac(std::string_view body, const Mac& mac) {
 
 struct Case {
     std::string name;
-    std::size_t index = 0;        // which record of the segment is damaged
-    std::string body;             // the damaged body (remac: MAC'd again, as a hostile module would)
+    std::size_t index = 0;            // which record of the segment is damaged
+    std::string body;                 // the damaged body (remac: MAC'd again, as a hostile module would)
     std::optional<std::string> line;  // or the damaged whole line (used as is)
     bool terminated = true;
     bool too_long = false;
@@ -275,9 +275,9 @@ std::string join(const std::vector<std::string>& t) {
 std::vector<Case> make_cases() {
     const Honest& h = honest();
     std::vector<Case> cases;
-    const std::vector<unsigned char> bytes = {' ',  '\\', 0x00, 0x09, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc3, 0xe0,
-                                              0xed, 0xf0, 0xf4, 0xf5, 0xff, '=',  'A',  '0',  '9',  'x',  'g',
-                                              '-',  '_',  '.',  ':',  'Z',  'T',  's',  'n'};
+    const std::vector<unsigned char> bytes = {' ',  '\\', 0x00, 0x09, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc3,
+                                              0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xff, '=',  'A',  '0',  '9',
+                                              'x',  'g',  '-',  '_',  '.',  ':',  'Z',  'T',  's',  'n'};
     for (std::size_t idx : {std::size_t{2}, std::size_t{4}}) {
         const std::string& b = h.bodies[idx];
         for (std::size_t p = 0; p < b.size(); ++p) {
@@ -354,8 +354,20 @@ std::vector<Case> make_cases() {
                                              "a=b",
                                              "=",
                                              "2026-11-24T06:15:17.123Z"};
-    const std::vector<std::string> keys_ = {"", "Serial", "seria", "serialx", "boot", "a", "k_9", "9k", "_k",
-                                            "K", std::string(32, 'k'), std::string(33, 'k'), "k-k", "k.k"};
+    const std::vector<std::string> keys_ = {"",
+                                            "Serial",
+                                            "seria",
+                                            "serialx",
+                                            "boot",
+                                            "a",
+                                            "k_9",
+                                            "9k",
+                                            "_k",
+                                            "K",
+                                            std::string(32, 'k'),
+                                            std::string(33, 'k'),
+                                            "k-k",
+                                            "k.k"};
     for (std::size_t idx : {std::size_t{1}, std::size_t{4}}) {
         const auto t = tokens(h.bodies[idx]);
         for (std::size_t a = 0; a < t.size(); ++a) {
@@ -387,12 +399,14 @@ std::vector<Case> make_cases() {
     }
     // Times, whole.
     const std::vector<std::string> times = {
-        "2026-11-24T06:15:17.123Z",  "2026-13-01T00:00:00.000Z", "2026-02-30T00:00:00.000Z", "2026-00-10T00:00:00.000Z",
-        "2026-01-00T00:00:00.000Z",  "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.000Z", "2026-11-24T24:00:00.000Z",
-        "2026-11-24T23:60:00.000Z",  "2026-11-24T23:59:60.000Z", "2026-11-24 06:15:17.123Z", "2026-11-24T06:15:17.123",
-        "2026-11-24T06:15:17.1234Z", "2026-11-24T06:15:17.123Zx", "0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z",
-        "2024-02-29T12:00:00.000Z",  "2023-02-29T12:00:00.000Z", "2O26-11-24T06:15:17.123Z", "2026/11/24T06:15:17.123Z",
-        "2026-11-24T06:15:17,123Z",  "2026-11-24t06:15:17.123Z", "2026-11-24T06:15:17.123z", "",
+        "2026-11-24T06:15:17.123Z",  "2026-13-01T00:00:00.000Z",  "2026-02-30T00:00:00.000Z",
+        "2026-00-10T00:00:00.000Z",  "2026-01-00T00:00:00.000Z",  "1969-12-31T23:59:59.999Z",
+        "1970-01-01T00:00:00.000Z",  "2026-11-24T24:00:00.000Z",  "2026-11-24T23:60:00.000Z",
+        "2026-11-24T23:59:60.000Z",  "2026-11-24 06:15:17.123Z",  "2026-11-24T06:15:17.123",
+        "2026-11-24T06:15:17.1234Z", "2026-11-24T06:15:17.123Zx", "0000-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",  "2024-02-29T12:00:00.000Z",  "2023-02-29T12:00:00.000Z",
+        "2O26-11-24T06:15:17.123Z",  "2026/11/24T06:15:17.123Z",  "2026-11-24T06:15:17,123Z",
+        "2026-11-24t06:15:17.123Z",  "2026-11-24T06:15:17.123z",  "",
         "2026-11-24T06:15:17.-12Z",  "+026-11-24T06:15:17.123Z"};
     for (std::size_t i = 0; i < times.size(); ++i) {
         for (std::size_t idx : {std::size_t{1}, std::size_t{3}}) {
@@ -402,14 +416,15 @@ std::vector<Case> make_cases() {
         }
     }
     // Sequence numbers: gaps, duplicates, reordering, malformed.
-    for (const std::string& s : std::vector<std::string>{"0", "01", "2", "3", "5", "9", "18446744073709551615", "18446744073709551616", "1a", ""}) {
+    for (const std::string& s : std::vector<std::string>{"0", "01", "2", "3", "5", "9", "18446744073709551615",
+                                                         "18446744073709551616", "1a", ""}) {
         auto t = tokens(h.bodies[3]);
         t[0] = s;
         cases.push_back({"seq " + s, 3, join(t), {}});
     }
     // Appended details and spacing.
-    for (const std::string& s : std::vector<std::string>{" k=v", " k", " =v", " K=v", " k==v", " k=", " ", "  k=v", " k=v ", " k=\\xzz",
-                                " k=a\\", " k=\\x0", " k=\xff"}) {
+    for (const std::string& s : std::vector<std::string>{" k=v", " k", " =v", " K=v", " k==v", " k=", " ", "  k=v",
+                                                         " k=v ", " k=\\xzz", " k=a\\", " k=\\x0", " k=\xff"}) {
         cases.push_back({"append '" + s + "'", 2, h.bodies[2] + s, {}});
     }
     // The MAC field and the line as a whole (not MAC'd again).
@@ -424,16 +439,18 @@ std::vector<Case> make_cases() {
             cases.push_back(c);
         }
     }
-    for (const std::string& tail : std::vector<std::string>{std::string(" mac=") + std::string(63, '0'), std::string(" mac=") + std::string(65, '0'),
-          std::string(" MAC=") + mac_hex, std::string(" mac:") + mac_hex, std::string("  mac=") + mac_hex,
-          std::string("mac=") + mac_hex, std::string(" mac=") + mac_hex + " ", std::string(""),
-          std::string(" mac=") + mac_hex + " mac=" + mac_hex}) {
+    for (const std::string& tail : std::vector<std::string>{
+             std::string(" mac=") + std::string(63, '0'), std::string(" mac=") + std::string(65, '0'),
+             std::string(" MAC=") + mac_hex, std::string(" mac:") + mac_hex, std::string("  mac=") + mac_hex,
+             std::string("mac=") + mac_hex, std::string(" mac=") + mac_hex + " ", std::string(""),
+             std::string(" mac=") + mac_hex + " mac=" + mac_hex}) {
         Case c{"tail " + std::to_string(cases.size()), 3, {}, {}};
         c.line = h.bodies[3] + tail;
         cases.push_back(c);
     }
-    for (const std::string& whole : std::vector<std::string>{"", "0 x mac=" + mac_hex, "@open v=1", "@seal v=1", "1", "1 mac=" + mac_hex,
-                                    " mac=" + mac_hex, "1  mac=" + mac_hex, "x"}) {
+    for (const std::string& whole :
+         std::vector<std::string>{"", "0 x mac=" + mac_hex, "@open v=1", "@seal v=1", "1", "1 mac=" + mac_hex,
+                                  " mac=" + mac_hex, "1  mac=" + mac_hex, "x"}) {
         Case c{"whole " + std::to_string(cases.size()), 3, {}, {}};
         c.line = whole;
         cases.push_back(c);
@@ -590,8 +607,8 @@ TEST(RecordScan, TimesAsParseTimeReadsThem) {
     for (int y : {0, 1, 4, 100, 400, 1900, 1969, 1970, 1971, 1972, 2000, 2023, 2024, 2026, 2100, 2400, 9999}) {
         for (int mo = 0; mo <= 13; ++mo) {
             for (int d = 0; d <= 32; ++d) {
-                for (const char* clock : {"00:00:00.000", "23:59:59.999", "24:00:00.000", "12:60:00.000",
-                                          "12:00:60.000", "1a:00:00.000"}) {
+                for (const char* clock :
+                     {"00:00:00.000", "23:59:59.999", "24:00:00.000", "12:60:00.000", "12:00:60.000", "1a:00:00.000"}) {
                     char t[64];
                     (void)std::snprintf(t, sizeof t, "%04d-%02d-%02dT%sZ", y, mo, d, clock);
                     const std::string line = "1 " + std::string(t) + rest + mac;
@@ -612,6 +629,30 @@ TEST(RecordScan, TimesAsParseTimeReadsThem) {
         }
     }
     EXPECT_EQ(n, 17u * 14 * 33 * 6);
+}
+
+TEST(RecordScan, TheVerifierSharesItsScanOfTheLastRecord) {
+    // What the drain's boot and clock watch can take instead of scanning the line again.
+    const Honest& h = honest();
+    ChainVerifier cv(&keys().key, nullptr, [](Fault&&) {});
+    auto open = parse_open_line(h.open);
+    ASSERT_TRUE(open.has_value());
+    EXPECT_EQ(cv.last_record(), nullptr);
+    ASSERT_TRUE(cv.begin_segment(*open, h.open, "seg", 1));
+    auto hmac = HmacSha256::create(h.key);
+    const std::string line = with_mac(h.bodies[0], hmac->compute(as_bytes(h.bodies[0]), h.prev));
+    cv.line(line, 2);
+    const RecordScan* r = cv.last_record();
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(r->syntax_ok());
+    EXPECT_EQ(r->seq, 1u);
+    EXPECT_EQ(r->boot, 7u);  // the writer's boot counter
+    const auto sp = line.find(' ');
+    EXPECT_EQ(r->time_ms, *parse_time(std::string_view(line).substr(sp + 1, 24)));
+    cv.line("not a record", 3);
+    EXPECT_EQ(cv.last_record(), nullptr);
+    cv.line("2 x mac=zz", 4);
+    EXPECT_EQ(cv.last_record(), nullptr);
 }
 
 TEST(RecordScan, ChainVerifierReportsWhatTheSeveralPassCodeReported) {
