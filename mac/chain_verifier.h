@@ -217,10 +217,10 @@ private:
     bool sealed_ = false;
     bool after_seal_reported_ = false;
     bool torn_ = false;
+    bool last_record_ = false;  // scan_ holds the last line fed (a record line that split)
     SegmentTotals totals_;
     std::string scratch_;
-    RecordScan scan_;           // the record line being checked (views into it; reused, nothing allocated)
-    bool last_record_ = false;  // scan_ holds the last line fed (a record line that split)
+    RecordScan scan_;  // the record line being checked (views into it; reused, nothing allocated)
 };
 
 }  // namespace hsmaudit::mac

@@ -20,6 +20,8 @@
 
 namespace hsmaudit::mac {
 
+/// What scan_record_line() found in one record line. A value owned by its caller (the verifier
+/// reuses one); its views point into the line scanned.
 struct RecordScan {
     /// Set when split_ok(): the line without " mac=<hex>" (what the MAC covers), the sequence
     /// number and the MAC as written.
@@ -29,9 +31,9 @@ struct RecordScan {
     /// The record's time in ms since 1970: the validated time when syntax_ok(), else as far as the
     /// 24 bytes after the first space parse as a time (time_known false if they do not).
     std::int64_t time_ms = 0;
-    bool time_known = false;
     /// The boot counter (`boot=`), when syntax_ok().
     std::uint32_t boot = 0;
+    bool time_known = false;
 
     /// The line ends with " mac=<64 lowercase hex>" and starts with a sequence number (what
     /// split_record_line() accepts).
@@ -71,7 +73,9 @@ struct RecordScan {
     std::string_view token_;
 };
 
-/// Scans a record line (without LF) into `out` (every member overwritten).
+/// Scans a record line (without LF) into `out`. The members split_ok(), syntax_ok() and
+/// time_known say are set are this line's; the others may hold an earlier line's (nothing is
+/// cleared that is not set).
 void scan_record_line(std::string_view line, RecordScan& out);
 
 }  // namespace hsmaudit::mac

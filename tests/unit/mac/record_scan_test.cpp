@@ -443,7 +443,7 @@ std::vector<Case> make_cases() {
              std::string(" mac=") + std::string(63, '0'), std::string(" mac=") + std::string(65, '0'),
              std::string(" MAC=") + mac_hex, std::string(" mac:") + mac_hex, std::string("  mac=") + mac_hex,
              std::string("mac=") + mac_hex, std::string(" mac=") + mac_hex + " ", std::string(""),
-             std::string(" mac=") + mac_hex + " mac=" + mac_hex}) {
+             std::string(" mac=").append(mac_hex).append(" mac=").append(mac_hex)}) {
         Case c{"tail " + std::to_string(cases.size()), 3, {}, {}};
         c.line = h.bodies[3] + tail;
         cases.push_back(c);
@@ -611,7 +611,8 @@ TEST(RecordScan, TimesAsParseTimeReadsThem) {
                      {"00:00:00.000", "23:59:59.999", "24:00:00.000", "12:60:00.000", "12:00:60.000", "1a:00:00.000"}) {
                     char t[64];
                     (void)std::snprintf(t, sizeof t, "%04d-%02d-%02dT%sZ", y, mo, d, clock);
-                    const std::string line = "1 " + std::string(t) + rest + mac;
+                    std::string line = "1 ";
+                    line.append(t).append(rest).append(mac);
                     RecordScan scan;
                     scan_record_line(line, scan);
                     ASSERT_TRUE(scan.split_ok()) << line;
