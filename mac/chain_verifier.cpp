@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "mac/record.h"
+#include "mac/record_scan.h"
 
 namespace hsmaudit::mac {
 namespace {
@@ -170,6 +171,7 @@ bool ChainVerifier::record_verifies(std::string_view line, std::uint64_t epoch, 
 }
 
 void ChainVerifier::line(std::string_view text, std::uint64_t line_no, bool terminated, bool too_long) {
+    last_record_ = false;
     if (!in_segment_ || torn_) return;
     if (!terminated) {
         fault(FaultKind::torn_line, line_no, 0,
@@ -203,26 +205,29 @@ void ChainVerifier::line(std::string_view text, std::uint64_t line_no, bool term
 }
 
 void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
-    auto rec = split_record_line(text);
-    if (!rec) {
-        fault(FaultKind::malformed_line, line_no, 0, rec.error().message);
+    // One pass over the line: the MAC, the sequence number, the field syntax and the time.
+    RecordScan& rec = scan_;
+    scan_record_line(text, rec);
+    if (!rec.split_ok()) {
+        fault(FaultKind::malformed_line, line_no, 0, rec.split_error());
         return;
     }
+    last_record_ = true;
     // A position begun without a MAC (begin_at): the first record is the start, as a file verifier
     // given a recent range takes the first record it reads; its MAC links it to nothing known.
     const bool start = start_unknown_;
     if (start) {
         start_unknown_ = false;
-        expected_ = rec->seq;
-        totals_.first_seq = rec->seq;
-        open_.first_seq = rec->seq;
+        expected_ = rec.seq;
+        totals_.first_seq = rec.seq;
+        open_.first_seq = rec.seq;
     }
-    const bool mac_ok = !check_macs_ || start || equal_ct(hmac_->compute(as_bytes(rec->body), prev_mac_), rec->mac);
+    const bool mac_ok = !check_macs_ || start || equal_ct(hmac_->compute(as_bytes(rec.body), prev_mac_), rec.mac);
     if (check_macs_ && first_record_ && !wrong_key_checked_) {
         wrong_key_checked_ = true;
         if (!mac_ok && !open_mac_ok_) {
             // Neither the open line nor the first record verify: the secret is not this chain's.
-            fault(FaultKind::wrong_key, line_no, rec->seq,
+            fault(FaultKind::wrong_key, line_no, rec.seq,
                   "the audit secret does not verify this chain (the open line and the first record both fail); "
                   "MAC checks stopped");
             macs_enabled_ = false;
@@ -235,50 +240,39 @@ void ChainVerifier::record_line(std::string_view text, std::uint64_t line_no) {
         fault(FaultKind::open_mac_mismatch, open_line_, 0, "the open line was modified (MAC mismatch)");
     first_record_ = false;
     const bool mac_bad = check_macs_ && !mac_ok;
-    const std::string suffix = mac_bad ? " (its MAC fails too)" : "";
+    const char* const suffix = mac_bad ? " (its MAC fails too)" : "";
     bool faulted = true;
-    if (rec->seq == expected_) {
+    if (rec.seq == expected_) {
         if (mac_bad)
-            fault(FaultKind::record_mac_mismatch, line_no, rec->seq,
+            fault(FaultKind::record_mac_mismatch, line_no, rec.seq,
                   "record modified, forged or inserted: MAC mismatch");
         faulted = mac_bad;
-    } else if (rec->seq > expected_) {
+    } else if (rec.seq > expected_) {
         fault(FaultKind::sequence_gap, line_no, expected_,
-              range_text(expected_, rec->seq - 1, "record") + " missing before record " + std::to_string(rec->seq) +
+              range_text(expected_, rec.seq - 1, "record") + " missing before record " + std::to_string(rec.seq) +
                   suffix);
-    } else if (rec->seq == last_seq_) {
-        fault(FaultKind::sequence_duplicate, line_no, rec->seq,
-              "record " + std::to_string(rec->seq) + " appears twice (duplicated or inserted)" + suffix);
+    } else if (rec.seq == last_seq_) {
+        fault(FaultKind::sequence_duplicate, line_no, rec.seq,
+              "record " + std::to_string(rec.seq) + " appears twice (duplicated or inserted)" + suffix);
     } else {
-        fault(FaultKind::sequence_reordered, line_no, rec->seq,
-              "record " + std::to_string(rec->seq) + " comes after record " + std::to_string(last_seq_) +
+        fault(FaultKind::sequence_reordered, line_no, rec.seq,
+              "record " + std::to_string(rec.seq) + " comes after record " + std::to_string(last_seq_) +
                   " (reordered or inserted)" + suffix);
     }
     // Field syntax (FORMAT.md 2.1, 2.2, 2.5): a record that verifies but breaks it was MAC'd by a
     // faulty or hostile module, or forged where nothing authenticates it. One fault per line: a
     // line already reported (MAC, sequence) is not reported again for its syntax.
-    std::optional<std::int64_t> time;
-    if (!faulted) {
-        auto syntax = validate_record_body(rec->body);
-        if (syntax)
-            time = *syntax;
-        else
-            fault(FaultKind::malformed_record, line_no, rec->seq,
-                  "record breaks the field syntax: " + syntax.error().message);
-    }
-    if (observer_) observer_(rec->seq, rec->mac, line_no);
-    expected_ = std::max(expected_, rec->seq + 1);
-    last_seq_ = rec->seq;
-    prev_mac_ = rec->mac;  // resynchronise on the MAC as written: one fault per damaged line
+    if (!faulted && !rec.syntax_ok())
+        fault(FaultKind::malformed_record, line_no, rec.seq, "record breaks the field syntax: " + rec.syntax_error());
+    if (observer_) observer_(rec.seq, rec.mac, line_no);
+    expected_ = std::max(expected_, rec.seq + 1);
+    last_seq_ = rec.seq;
+    prev_mac_ = rec.mac;  // resynchronise on the MAC as written: one fault per damaged line
     ++totals_.records;
-    if (!time) {  // not validated, or malformed: its time as far as it parses
-        const auto sp = rec->body.find(' ');
-        if (sp != std::string_view::npos)
-            if (auto t = parse_time(rec->body.substr(sp + 1, 24))) time = *t;
-    }
-    if (time) {
-        if (totals_.records == 1 || *time < totals_.first_time_ms) totals_.first_time_ms = *time;
-        if (totals_.records == 1 || *time > totals_.last_time_ms) totals_.last_time_ms = *time;
+    // Its time: validated, or (not validated, or malformed) as far as it parses.
+    if (rec.time_known) {
+        if (totals_.records == 1 || rec.time_ms < totals_.first_time_ms) totals_.first_time_ms = rec.time_ms;
+        if (totals_.records == 1 || rec.time_ms > totals_.last_time_ms) totals_.last_time_ms = rec.time_ms;
     }
 }
 

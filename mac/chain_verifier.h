@@ -28,6 +28,7 @@
 
 #include "mac/crypto.h"
 #include "mac/keys.h"
+#include "mac/record_scan.h"
 #include "mac/segment_format.h"
 #include "mac/verifier.h"
 
@@ -139,6 +140,12 @@ public:
     [[nodiscard]] bool mid_segment() const { return in_segment_ && mid_segment_; }
     /// True if the open segment's record MACs are being checked (the audit secret, not wrong).
     [[nodiscard]] bool checks_macs() const { return in_segment_ && check_macs_; }
+    /// The record line last fed to line(), as its one pass read it (views into that line: valid
+    /// while the caller keeps the line); nullptr if that line was not a record line that splits
+    /// (or was not checked: no open segment, after a seal or a torn line). A caller that needs the
+    /// record's time or boot counter takes them from here (when syntax_ok()) instead of scanning
+    /// the line again.
+    [[nodiscard]] const RecordScan* last_record() const { return last_record_ ? &scan_ : nullptr; }
     /// True if `epoch` may be accepted: within kMaxEpochStep of 0 before any epoch was accepted,
     /// then within kMaxEpochGap of the furthest accepted (or justified) epoch.
     [[nodiscard]] bool epoch_in_range(std::uint64_t epoch) const {
@@ -210,8 +217,10 @@ private:
     bool sealed_ = false;
     bool after_seal_reported_ = false;
     bool torn_ = false;
+    bool last_record_ = false;  // scan_ holds the last line fed (a record line that split)
     SegmentTotals totals_;
     std::string scratch_;
+    RecordScan scan_;  // the record line being checked (views into it; reused, nothing allocated)
 };
 
 }  // namespace hsmaudit::mac

@@ -155,7 +155,25 @@ void secure_zero(void* p, std::size_t n) {
 }
 
 bool equal_ct(ByteView a, ByteView b) {
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+    if (a.size() != b.size()) return false;
+    // Eight bytes a step (CRYPTO_memcmp goes byte by byte: 6% of a record's verification on a MAC
+    // of 32 bytes). Constant time in the contents: every byte is read, the differences are ORed,
+    // and the empty asm keeps the compiler from reasoning about `diff` (no early exit).
+    std::uint64_t diff = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= a.size(); i += 8) {
+        std::uint64_t x = 0;
+        std::uint64_t y = 0;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        diff |= x ^ y;
+        __asm__("" : "+r"(diff));
+    }
+    for (; i < a.size(); ++i) {
+        diff |= static_cast<std::uint64_t>(a[i] ^ b[i]);
+        __asm__("" : "+r"(diff));
+    }
+    return diff == 0;
 }
 
 // ---- HMAC-SHA256 ----
@@ -407,22 +425,27 @@ Result<std::string> aes256gcm_seal(ByteView key, ByteView nonce, ByteView aad, B
 
 Status aes256gcm_open_to(ByteView key, ByteView nonce, ByteView aad, ByteView ciphertext, ByteView tag,
                          std::string& out) {
-    out.clear();
-    if (key.size() != 32 || nonce.size() != 12 || tag.size() != 16)
-        return make_error(errc::invalid_argument, "AES-256-GCM key/nonce/tag size");
-    std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
-    if (!ctx) return crypto_failure("EVP_CIPHER_CTX_new");
-    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce.data(), nullptr) != 1)
-        return crypto_failure("EVP_DecryptInit_ex2");
-    int len = 0;
-    if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
-        return crypto_failure("EVP_DecryptUpdate(aad)");
-    // Unauthenticated plaintext is written here before the tag is checked: wiped on any failure.
+    // Unauthenticated plaintext is written here before the tag is checked: wiped on any failure
+    // (with what `out` held before).
     const auto wipe = [&out] {
         secure_zero(out.data(), out.size());
         out.clear();
     };
-    out.resize(ciphertext.size() + 16);  // capacity kept across calls: no allocation per chunk
+    if (key.size() != 32 || nonce.size() != 12 || tag.size() != 16) {
+        wipe();
+        return make_error(errc::invalid_argument, "AES-256-GCM key/nonce/tag size");
+    }
+    std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
+    int len = 0;
+    if (!ctx || EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce.data(), nullptr) != 1 ||
+        (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)) {
+        wipe();
+        return crypto_failure(!ctx ? "EVP_CIPHER_CTX_new" : "EVP_DecryptInit_ex2/EVP_DecryptUpdate(aad)");
+    }
+    // Resized from what it held (the previous chunk's plaintext, of about the same size), not from
+    // empty: std::string fills only the growth with zeros, so a reader of many chunks does not
+    // zero-fill a chunk's worth (1 MiB) before decrypting over it. Capacity kept: no allocation.
+    out.resize(ciphertext.size() + 16);
     auto* o = reinterpret_cast<unsigned char*>(out.data());
     if (EVP_DecryptUpdate(ctx.get(), o, &len, ciphertext.data(), static_cast<int>(ciphertext.size())) != 1) {
         wipe();

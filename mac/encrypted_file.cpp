@@ -236,32 +236,41 @@ Result<std::unique_ptr<EncryptedFileSource>> EncryptedFileSource::open(std::uniq
 
 Result<bool> EncryptedFileSource::next_chunk() {
     // The decoder says how many bytes the chunk needs: its length first, then the whole chunk.
+    // chunk_ and plain_ keep their size between chunks (only `have` and the plaintext's size say
+    // what is current): growing a std::string fills the growth with zeros, so a reader that
+    // cleared them would zero-fill two chunks' worth (2 MiB) per chunk before overwriting them.
     std::string& bytes = chunk_;  // capacity kept across chunks (1 MiB each): no allocation per chunk
-    bytes.clear();
-    plain_.clear();  // consumed (read() calls this only then); a damaged chunk leaves it empty
+    std::size_t have = 0;
     plain_pos_ = 0;
+    // Read by read() only as a chunk's plaintext: anything else leaves nothing to read.
+    const auto nothing = [this] { plain_.clear(); };
     for (;;) {
-        auto step = decoder_.decode(bytes, plain_);
+        auto step = decoder_.decode(std::string_view(bytes.data(), have), plain_);
         if (step.status == ChunkStatus::chunk) {
             plain_pos_ = 0;
             valid_bytes_ += step.bytes;
             return true;
         }
         if (step.status == ChunkStatus::damaged) {
+            nothing();
             damage_ = step.why + " at byte " + std::to_string(valid_bytes_);
             return false;
         }
-        const std::size_t have = bytes.size();
-        bytes.resize(step.bytes);
-        auto n = read_full(*file_, std::span<char>(bytes.data() + have, bytes.size() - have));
-        if (!n) return std::move(n).error();
-        if (have + *n < bytes.size()) {
+        if (bytes.size() < step.bytes) bytes.resize(step.bytes);
+        auto n = read_full(*file_, std::span<char>(bytes.data() + have, step.bytes - have));
+        if (!n) {
+            nothing();
+            return std::move(n).error();
+        }
+        if (have + *n < step.bytes) {
+            nothing();
             if (have + *n == 0) return false;  // the end, at a chunk boundary
             damage_ = (have + *n < 4 ? "torn chunk header at byte "
                                      : "torn chunk " + std::to_string(decoder_.next_index()) + " at byte ") +
                       std::to_string(valid_bytes_);
             return false;
         }
+        have = step.bytes;
     }
 }
 

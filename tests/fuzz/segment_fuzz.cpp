@@ -3,7 +3,8 @@
 //
 // Input: one segment file, or up to four separated by a line "%%" (to reach the rules between
 // segments: ordering, duplicates, gaps, links). Properties checked besides "no crash":
-// parse(encode(parse(x))) == parse(x) for records, and unescape(escape(v)) == v.
+// parse(encode(parse(x))) == parse(x) for records, unescape(escape(v)) == v, and the verifier's
+// one-pass record scan agrees with split_record_line() + validate_record_body().
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "mac/record.h"
+#include "mac/record_scan.h"
 #include "mac/segment_format.h"
 #include "mac/verifier.h"
 #include "tests/fuzz/fuzz_keys.h"
@@ -30,8 +32,29 @@ struct State {
 
 State* g_state = nullptr;
 
+/// The verifier's one-pass scan (mac/record_scan.h) says what split_record_line() then
+/// validate_record_body() say, with the same messages, and reads the time they read.
+void check_scan(std::string_view line) {
+    mac::RecordScan scan;
+    mac::scan_record_line(line, scan);
+    auto v = mac::split_record_line(line);
+    if (v.has_value() != scan.split_ok()) std::abort();
+    if (!v) {
+        if (v.error().message != scan.split_error()) std::abort();
+        return;
+    }
+    if (v->seq != scan.seq || v->mac != scan.mac || v->body.data() != scan.body.data() ||
+        v->body.size() != scan.body.size())
+        std::abort();
+    auto syntax = mac::validate_record_body(v->body);
+    if (syntax.has_value() != scan.syntax_ok()) std::abort();
+    if (syntax && (!scan.time_known || *syntax != scan.time_ms)) std::abort();
+    if (!syntax && syntax.error().message != scan.syntax_error()) std::abort();
+}
+
 void check_lines(std::string_view line) {
     (void)mac::classify_line(line);
+    check_scan(line);
     if (auto v = mac::split_record_line(line)) (void)mac::parse_record_body(v->body);
     (void)mac::parse_open_line(line);
     if (auto s = mac::parse_seal_line(line)) {
