@@ -186,7 +186,7 @@ void Drain::verify_entry(const EntryBatch& batch, const EntryRef& e) {
         case EntryKind::seal:
             ++segment_line_;
             verifier_->line(text, segment_line_);
-            if (e.kind == EntryKind::record) watch_record(text, e.seq);
+            if (e.kind == EntryKind::record) watch_record(text, e.seq, verifier_->last_record());
             if (e.kind == EntryKind::seal && verifier_->in_segment()) verifier_->end_segment(false);
             return;
     }
@@ -423,12 +423,21 @@ std::uint64_t Drain::record_boot(std::string_view line) {
     return boot;
 }
 
-void Drain::watch_record(std::string_view line, std::uint64_t seq) {
+void Drain::watch_record(std::string_view line, std::uint64_t seq, const mac::RecordScan* scan) {
     // "<seq> <time> serial=<s> boot=<b> ..." (docs/FORMAT.md 2.5); a malformed line is the verifier's to report.
-    const auto sp = line.find(' ');
-    if (sp == std::string_view::npos || line.size() < sp + 25) return;
-    auto t = mac::parse_time(line.substr(sp + 1, 24));
-    const std::uint64_t boot = record_boot(line);
+    std::optional<std::int64_t> t;
+    std::uint64_t boot = 0;
+    if (scan != nullptr && scan->syntax_ok()) {
+        // The verifier's one pass over this line read both (the same values: the time's 24 bytes
+        // after the first space, the first " boot=" after them, which is the boot field).
+        t = scan->time_ms;
+        boot = scan->boot;
+    } else {
+        const auto sp = line.find(' ');
+        if (sp == std::string_view::npos || line.size() < sp + 25) return;
+        if (auto parsed = mac::parse_time(line.substr(sp + 1, 24))) t = *parsed;
+        boot = record_boot(line);
+    }
     if (t) {
         if (last_record_ms_ != 0 && *t + options_.clock_backwards_tolerance.count() < last_record_ms_)
             raise("module.clock_backwards", Severity::warning,

@@ -189,7 +189,7 @@ private:
     void check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine);
     /// Stops keeping the tree (warning tree.unavailable, `why`; heads are still taken, not checked).
     void lose_tree(const std::string& why, std::uint64_t seq);
-    void watch_record(std::string_view line, std::uint64_t seq);
+    void watch_record(std::string_view line, std::uint64_t seq, const mac::RecordScan* scan);
     /// The boot counter of a record line ("... boot=<b> ..."), 0 if it has none.
     static std::uint64_t record_boot(std::string_view line);
     /// restore()'s re-verification of the open segment (and the last boot counter it holds).
