@@ -109,15 +109,19 @@ std::string ChunkSealer::header() const {
     return h;
 }
 
-Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
+std::size_t ChunkSealer::sealed_bytes(std::size_t plaintext_bytes) const {
+    return chunk_overhead(header_.version) + plaintext_bytes;
+}
+
+Result<std::size_t> ChunkSealer::seal_into(std::string_view plaintext, std::span<char> out) {
     if (plaintext.empty() || plaintext.size() > kMaxChunkBytes)
         return make_error(errc::invalid_argument, "an encrypted chunk holds 1 byte to 16 MiB");
+    const std::size_t bytes = sealed_bytes(plaintext.size());
+    if (out.size() < bytes) return make_error(errc::invalid_argument, "the buffer cannot hold the sealed chunk");
     Nonce nonce = counter_nonce(index_);
     if (header_.version != 1) HSMAUDIT_TRY(random_bytes(nonce));
     // Framed in place: length, nonce (version 2), the ciphertext sealed straight into `out`, tag.
-    const std::size_t base = out.size();
-    out.resize(base + chunk_overhead(header_.version) + plaintext.size());
-    auto* p = reinterpret_cast<std::uint8_t*>(out.data()) + base;
+    auto* p = reinterpret_cast<std::uint8_t*>(out.data());
     const auto len = static_cast<std::uint32_t>(plaintext.size());
     for (int i = 3; i >= 0; --i) *p++ = static_cast<std::uint8_t>((len >> (8 * i)) & 0xFF);
     if (header_.version != 1) {
@@ -125,13 +129,22 @@ Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
         p += nonce.size();
     }
     std::array<std::uint8_t, 16> tag{};
-    if (auto st = aes256gcm_seal_to(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(plaintext), p, tag);
-        !st) {
-        out.resize(base);
-        return st;
-    }
+    HSMAUDIT_TRY(aes256gcm_seal_to(file_key_, nonce, as_bytes(aad_of(header_, index_)), as_bytes(plaintext), p, tag));
     std::memcpy(p + plaintext.size(), tag.data(), tag.size());
     ++index_;
+    return bytes;
+}
+
+Status ChunkSealer::seal(std::string_view plaintext, std::string& out) {
+    if (plaintext.empty() || plaintext.size() > kMaxChunkBytes)
+        return make_error(errc::invalid_argument, "an encrypted chunk holds 1 byte to 16 MiB");
+    const std::size_t base = out.size();
+    out.resize(base + sealed_bytes(plaintext.size()));
+    auto n = seal_into(plaintext, std::span<char>(out.data() + base, out.size() - base));
+    if (!n) {
+        out.resize(base);
+        return std::move(n).error();
+    }
     return {};
 }
 

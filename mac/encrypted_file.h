@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -72,6 +73,12 @@ public:
     /// Appends the sealed chunk for `plaintext` (1 byte to kMaxChunkBytes) to `out`; version 2
     /// draws the chunk's nonce from the CSPRNG.
     Status seal(std::string_view plaintext, std::string& out);
+    /// The bytes seal_into() writes for a plaintext of `plaintext_bytes`.
+    [[nodiscard]] std::size_t sealed_bytes(std::size_t plaintext_bytes) const;
+    /// seal() into `out`, which must hold sealed_bytes(plaintext.size()) (a buffer the caller
+    /// keeps sized between calls, so no byte is zero-filled before the cipher overwrites it).
+    /// Returns the bytes written; on an error the chunk counter does not advance.
+    Result<std::size_t> seal_into(std::string_view plaintext, std::span<char> out);
     [[nodiscard]] std::uint64_t next_index() const { return index_; }
     [[nodiscard]] unsigned version() const { return header_.version; }
 

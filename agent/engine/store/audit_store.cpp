@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <span>
 
 #include "agent/api/errc.h"
 #include "agent/engine/store/state_layout.h"
@@ -316,15 +317,24 @@ Status AuditStore::flush(OpenFile& f, bool sync) {
         // On failure nothing here is undone: the store is broken and reopen() re-derives the
         // written length and the chunk counter from disk.
         if (f.sealer) {
-            chunk_.clear();  // capacity kept from the last batch
+            // The chunk buffer keeps its size between commits and only grows, so the bytes the
+            // cipher is about to overwrite are not zero-filled first (it holds ciphertext only).
+            std::size_t need = 0;
+            for (std::size_t at = 0; at < f.pending.size(); at += mac::kMaxChunkBytes)
+                need += f.sealer->sealed_bytes(std::min(f.pending.size() - at, mac::kMaxChunkBytes));
+            if (chunk_.size() < need) chunk_.resize(need);
+            std::size_t used = 0;
             std::string_view rest = f.pending;
             while (!rest.empty()) {
                 const std::size_t n = std::min(rest.size(), mac::kMaxChunkBytes);
-                HSMAUDIT_TRY(f.sealer->seal(rest.substr(0, n), chunk_));
+                auto sealed =
+                    f.sealer->seal_into(rest.substr(0, n), std::span<char>(chunk_.data() + used, need - used));
+                if (!sealed) return std::move(sealed).error();
+                used += *sealed;
                 rest.remove_prefix(n);
             }
-            HSMAUDIT_TRY(write_all(f.fd.get(), chunk_, path, fs_));
-            f.written += chunk_.size();
+            HSMAUDIT_TRY(write_all(f.fd.get(), std::string_view(chunk_.data(), used), path, fs_));
+            f.written += used;
         } else {
             HSMAUDIT_TRY(write_all(f.fd.get(), f.pending, path, fs_));
             f.written += f.pending.size();

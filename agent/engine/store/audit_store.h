@@ -226,7 +226,8 @@ private:
     std::unique_ptr<OpenFile> cur_;
     // Buffers kept across commits and segments (their capacity: one batch), so a batch neither
     // allocates nor page-faults fresh memory: the next segment's pending plaintext, and the
-    // sealed chunk being written.
+    // sealed chunks being written (chunk_ keeps its size, the largest batch's, and is never
+    // zero-filled again; only its first `used` bytes of a flush are written).
     std::string spare_pending_;
     std::string chunk_;
     bool dir_dirty_ = false;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -177,6 +178,36 @@ TEST(ChunkDecoder, RejectsImpossibleLengthsReorderedChunksAndAnotherKey) {
 // The flaw version 2 closes: recovery cuts an uncommitted chunk off and the next batch is
 // sealed at the same index. With counter nonces (version 1) both chunks shared a nonce under one
 // key, so C1 xor C2 = P1 xor P2. A resumed version 2 sealer draws a fresh nonce.
+// seal_into() writes into a buffer the caller keeps sized (the store's, holding older ciphertext
+// past the chunk): only the bytes it returns are the chunk, and they decode; a buffer too small is
+// an error that leaves the chunk counter where it was.
+TEST(ChunkSealer, SealIntoAReusedBufferWritesExactlyTheChunkAndRefusesATooSmallOne) {
+    const auto key = key_of(7);
+    auto sealer = ChunkSealer::create(key);
+    ASSERT_TRUE(sealer.has_value());
+    const auto hdr = parse_encrypted_header(sealer->header());
+    ASSERT_TRUE(hdr.has_value());
+    const std::vector<std::string> plain = {std::string(500, 'a') + "\n", "short\n", std::string(70, 'z') + "\n"};
+    std::string buf(4096, '\xAB');  // older bytes, as the store's buffer holds
+    ChunkDecoder d(key, *hdr);
+    for (const auto& p : plain) {
+        const std::size_t need = sealer->sealed_bytes(p.size());
+        EXPECT_EQ(need, kChunkOverheadBytes + p.size());
+        auto small = sealer->seal_into(p, std::span<char>(buf.data(), need - 1));
+        EXPECT_FALSE(small.has_value());
+        auto n = sealer->seal_into(p, std::span<char>(buf.data(), buf.size()));
+        ASSERT_TRUE(n.has_value()) << n.error().message;
+        EXPECT_EQ(*n, need);
+        // The chunk alone, then the buffer's stale tail: the decoder takes exactly the chunk.
+        const ChunkStep step = d.decode(std::string_view(buf.data(), buf.size()));
+        ASSERT_EQ(step.status, ChunkStatus::chunk) << step.why;
+        EXPECT_EQ(step.bytes, need);
+        EXPECT_EQ(step.plaintext, p);
+    }
+    EXPECT_EQ(sealer->next_index(), plain.size());  // the refused calls did not advance it
+    EXPECT_FALSE(sealer->seal_into("", std::span<char>(buf.data(), buf.size())).has_value());
+}
+
 TEST(ChunkSealer, AChunkSealedAgainAtTheSameIndexGetsANewNonce) {
     const auto key = key_of(8);
     auto first = ChunkSealer::create(key);
