@@ -98,52 +98,6 @@ Result<std::uint64_t> expect_num(std::string_view& rest, std::string_view key, s
     return n;
 }
 
-/// A well-formed escaped value (FORMAT.md 2.2): no raw byte below 0x20, no 0x7F, no space, raw
-/// bytes valid UTF-8, and only the escapes `\\ \s \t \n \r \xHH` (lowercase hex).
-const char* escaped_value_problem(std::string_view v) {
-    for (std::size_t i = 0; i < v.size();) {
-        const auto c = static_cast<unsigned char>(v[i]);
-        if (c > 0x20 && c < 0x7F && c != '\\') {  // printable ASCII: nearly every byte
-            ++i;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7F || c == ' ') return "a raw control byte or space";
-        if (c == '\\') {
-            if (i + 1 >= v.size()) return "a dangling backslash";
-            const char e = v[i + 1];
-            if (e == '\\' || e == 's' || e == 't' || e == 'n' || e == 'r') {
-                i += 2;
-                continue;
-            }
-            if (e != 'x') return "an unknown escape";
-            auto lower_hex = [](char h) { return (h >= '0' && h <= '9') || (h >= 'a' && h <= 'f'); };
-            if (i + 3 >= v.size() || !lower_hex(v[i + 2]) || !lower_hex(v[i + 3])) return "a bad \\x escape";
-            i += 4;
-            continue;
-        }
-        const std::size_t n = utf8_sequence_length(v, i);
-        if (n == 0) return "a byte that is not valid UTF-8";
-        i += n;
-    }
-    return nullptr;
-}
-
-/// Splits the next token and checks it is `key=<escaped value>`; returns the value.
-Result<std::string_view> checked_str(std::string_view& rest, std::string_view key) {
-    auto v = expect_key(next_token(rest), key);
-    if (!v) return std::move(v).error();
-    if (const char* p = escaped_value_problem(*v)) return bad("field '" + std::string(key) + "' holds " + p);
-    return *v;
-}
-
-Status checked_num(std::string_view& rest, std::string_view key, std::uint64_t max) {
-    auto v = expect_key(next_token(rest), key);
-    if (!v) return std::move(v).error();
-    std::uint64_t n = 0;
-    if (!parse_u64(*v, n) || n > max) return bad("field '" + std::string(key) + "' is not a valid number");
-    return {};
-}
-
 }  // namespace
 
 // Both run on every record (the field-syntax check): switched on the length first, so a value
@@ -166,41 +120,6 @@ bool valid_event_class(std::string_view cls) {
         case 9: return cls == "keymanage" || cls == "logmanage";
         default: return false;
     }
-}
-
-Result<std::int64_t> validate_record_body(std::string_view body) {
-    if (body.empty() || body.back() == ' ') return bad("record ends with a space");
-    std::string_view rest = body;
-    std::uint64_t seq = 0;
-    if (!parse_u64(next_token(rest), seq) || seq == 0) return bad("record does not start with a sequence number");
-    auto time = parse_time(next_token(rest));
-    if (!time) return std::move(time).error();
-    if (auto v = checked_str(rest, "serial"); !v) return std::move(v).error();
-    if (auto st = checked_num(rest, "boot", UINT32_MAX); !st) return std::move(st).error();
-    if (auto st = checked_num(rest, "part", UINT32_MAX); !st) return std::move(st).error();
-    auto role = checked_str(rest, "role");
-    if (!role) return std::move(role).error();
-    if (!valid_role(*role)) return bad("unknown role '" + std::string(role->substr(0, 40)) + "'");
-    if (auto st = checked_num(rest, "sess", UINT64_MAX); !st) return std::move(st).error();
-    auto event = checked_str(rest, "event");
-    if (!event) return std::move(event).error();
-    auto cls = checked_str(rest, "class");
-    if (!cls) return std::move(cls).error();
-    if (!valid_event_class(*cls)) return bad("unknown class '" + std::string(cls->substr(0, 40)) + "'");
-    auto res = expect_key(next_token(rest), "result");
-    if (!res) return std::move(res).error();
-    if (res->size() != 10 || (*res)[0] != '0' || (*res)[1] != 'x') return bad("result is not 0x and 8 hex digits");
-    for (char c : res->substr(2))
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad("result is not lowercase hex");
-    while (!rest.empty()) {
-        std::string_view tok = next_token(rest);
-        const auto eq = tok.find('=');
-        if (eq == std::string_view::npos) return bad("detail without '='");
-        if (!valid_detail_key(tok.substr(0, eq))) return bad("detail key does not match [a-z][a-z0-9_]{0,31}");
-        if (const char* p = escaped_value_problem(tok.substr(eq + 1)))
-            return bad(std::string("a detail value holds ") + p);
-    }
-    return *time;
 }
 
 bool valid_detail_key(std::string_view k) {

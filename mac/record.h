@@ -45,14 +45,6 @@ void encode_record_body(const AuditRecord& rec, std::string& out);
 /// Parses a record body produced by encode_record_body().
 Result<AuditRecord> parse_record_body(std::string_view body);
 
-/// Checks a record body (the line up to its last space) against the field syntax of
-/// docs/FORMAT.md 2.1, 2.2 and 2.5: sequence number, a possible time, the fields in order, each
-/// escaped value well formed (no raw control byte, space or invalid UTF-8; known escapes only),
-/// a known role and class, `result=0x` and 8 lowercase hex digits, detail keys
-/// `[a-z][a-z0-9_]{0,31}`. Allocates nothing: the drain runs it on every record. Returns the
-/// record's time (ms since 1970), or an error whose message names the first problem found.
-Result<std::int64_t> validate_record_body(std::string_view body);
-
 /// True if `role` is one FORMAT.md 2.5 lists (SO, AU, PSO, CO, LCO, CU, BO, -).
 bool valid_role(std::string_view role);
 /// True if `cls` is one FORMAT.md 2.5 lists (failure, success, access, ...).

@@ -1,9 +1,10 @@
 // One pass over a record line (issue 18): what the chain verifier needs of it, found by one scan
 // that splits the fields, checks the field syntax and decodes the MAC and the numbers together.
-// It reports exactly what split_record_line() then validate_record_body() report (the same
+// It reports exactly what split_record_line() then the several-pass syntax check it replaced
+// (kept as oracle::validate_record_body in tests/unit/mac/record_oracle.h) report (the same
 // first problem, the same message) and the time the verifier falls back to for a record whose
-// syntax was not checked or broke; tests/unit/mac/record_scan_test.cpp holds the several-pass
-// code as an oracle and compares them on thousands of damaged lines.
+// syntax was not checked or broke; tests/unit/mac/record_scan_test.cpp compares them with the
+// several-pass code on thousands of damaged lines, tests/fuzz/segment_fuzz.cpp on every input.
 //
 // It allocates nothing and fills nothing: on a line that parses, the result is a few views and
 // integers; an error keeps what it found (a code, the field, a view of the token) and renders its

@@ -4,7 +4,8 @@
 // Input: one segment file, or up to four separated by a line "%%" (to reach the rules between
 // segments: ordering, duplicates, gaps, links). Properties checked besides "no crash":
 // parse(encode(parse(x))) == parse(x) for records, unescape(escape(v)) == v, and the verifier's
-// one-pass record scan agrees with split_record_line() + validate_record_body().
+// one-pass record scan agrees with split_record_line() + the syntax check it replaced
+// (tests/unit/mac/record_oracle.h).
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "mac/segment_format.h"
 #include "mac/verifier.h"
 #include "tests/fuzz/fuzz_keys.h"
+#include "tests/unit/mac/record_oracle.h"
 
 namespace {
 
@@ -32,8 +34,9 @@ struct State {
 
 State* g_state = nullptr;
 
-/// The verifier's one-pass scan (mac/record_scan.h) says what split_record_line() then
-/// validate_record_body() say, with the same messages, and reads the time they read.
+/// The verifier's one-pass scan (mac/record_scan.h) says what split_record_line() then the
+/// syntax check it replaced (oracle::validate_record_body) say, with the same messages, and reads
+/// the time they read.
 void check_scan(std::string_view line) {
     mac::RecordScan scan;
     mac::scan_record_line(line, scan);
@@ -46,7 +49,7 @@ void check_scan(std::string_view line) {
     if (v->seq != scan.seq || v->mac != scan.mac || v->body.data() != scan.body.data() ||
         v->body.size() != scan.body.size())
         std::abort();
-    auto syntax = mac::validate_record_body(v->body);
+    auto syntax = mac::oracle::validate_record_body(v->body);
     if (syntax.has_value() != scan.syntax_ok()) std::abort();
     if (syntax && (!scan.time_known || *syntax != scan.time_ms)) std::abort();
     if (!syntax && syntax.error().message != scan.syntax_error()) std::abort();
