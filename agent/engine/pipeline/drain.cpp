@@ -477,19 +477,26 @@ void Drain::watch_record(std::string_view line, std::uint64_t seq, const mac::Re
 
 void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     if (!checkpoint_sink_) return;
+    release_checkpoint();
     // Version 2: the module signs the first sequence number the store still holds with the head,
     // so deleting the oldest segments or archives later shows (docs/FORMAT.md section 7). When
     // retention moves that number, a checkpoint stating it is taken at once (checked once a
     // second: a directory listing and one file's first line), so that the window in which the
     // newest checkpoint still names deleted records (trail_head_missing) stays short.
     constexpr std::int64_t kRetainedCheckMs = 1000;
-    const bool due = sealed || now - last_checkpoint_ms_ >= options_.checkpoint_interval.count();
+    const bool due = sealed || checkpoint_owed_ || now - last_checkpoint_ms_ >= options_.checkpoint_interval.count();
+    if (held_) {
+        // The held one names records not stored yet; a newer one would name more.
+        checkpoint_owed_ = checkpoint_owed_ || due;
+        return;
+    }
     if (!due && now - last_retained_check_ms_ < kRetainedCheckMs) return;
     last_retained_check_ms_ = now;
     const std::uint64_t retained = first_retained_seq(store_.dir(), key_).value_or(0);
     if (!due && retained == last_retained_) return;
     last_retained_ = retained;
     last_checkpoint_ms_ = now;
+    checkpoint_owed_ = false;
     auto line = source_.checkpoint(retained);
     if (!line && retained != 0) {
         raise("checkpoint.retained_refused", Severity::warning,
@@ -501,12 +508,23 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
         raise("checkpoint.failed", Severity::warning, "cannot get a chain-head checkpoint: " + line.error().describe());
         return;
     }
-    checkpoint_sink_(*line);
-    {
-        std::lock_guard lock(stats_mutex_);
-        ++stats_.checkpoints;
-    }
+    // A line that does not parse names nothing to wait for: kept at once, as received.
+    const auto parsed = mac::parse_checkpoint_line(*line);
+    held_ = HeldCheckpoint{parsed ? parsed->seq : 0, {std::move(*line)}, false};
     take_tree_head();
+    release_checkpoint();
+}
+
+void Drain::release_checkpoint() {
+    if (!held_) return;
+    const std::uint64_t stored = store_.durable().next_seq - 1;
+    if (held_->covers > stored) return;
+    HeldCheckpoint held = std::move(*held_);
+    held_.reset();
+    for (const std::string& line : held.lines) checkpoint_sink_(line);
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.checkpoints;
+    if (held.tree_head) ++stats_.tree_heads;
 }
 
 void Drain::restore_tree() {
@@ -655,14 +673,13 @@ void Drain::take_tree_head() {
     }
     tree_head_failed_alerted_ = false;
     // One line (the note spans several); the agent's clock after it, unsigned, for SIEMs' timestamps.
-    checkpoint_sink_("@treehead " + mac::base64_encode(mac::as_bytes(*note)) + " time=" + mac::format_time(now_ms_()));
-    {
-        std::lock_guard lock(stats_mutex_);
-        ++stats_.tree_heads;
-    }
+    held_->lines.push_back("@treehead " + mac::base64_encode(mac::as_bytes(*note)) +
+                           " time=" + mac::format_time(now_ms_()));
+    held_->tree_head = true;
     // Opened as any verifier opens it: the chain's origin, signed by the audit signing key (FORMAT.md 10.2).
     auto verifier = mac::tree_verifier(key_.pub());
     auto head = verifier ? mac::open_checkpoint(*note, *verifier) : Result<mac::TreeHead>(std::move(verifier).error());
+    if (head) held_->covers = std::max(held_->covers, head->size);  // its size is its newest record's seq
     if (!head) {
         raise(
             "treehead.bad_signature", Severity::critical,
@@ -786,8 +803,24 @@ void Drain::stop() {
     if (thread_.joinable()) {
         thread_.request_stop();
         thread_.join();
-        // A last chain head at a clean stop: what the module holds is on record off the box.
+        // A last chain head at a clean stop: what the module holds is on record off the box. It
+        // is kept once the store holds what it names: the records the module wrote since the
+        // last step (the built-in workload has stopped by now) are stored first. A module that
+        // goes on writing is followed for kStopDrainLimit at most; what is left stays in it.
         maybe_checkpoint(now_ms_(), true);
+        const auto until = std::chrono::steady_clock::now() + kStopDrainLimit;
+        while (held_ && std::chrono::steady_clock::now() < until) {
+            auto moved = step();
+            if (!moved || *moved == 0) break;  // step() ends with maybe_checkpoint(): kept if covered
+        }
+        if (held_) {
+            raise("checkpoint.not_kept", Severity::info,
+                  "the last chain-head checkpoint (record " + std::to_string(held_->covers) +
+                      ") is not kept: the store holds records through " +
+                      std::to_string(store_.durable().next_seq - 1) +
+                      "; the module keeps the rest, drained at the next start");
+            held_.reset();
+        }
     }
 }
 

@@ -18,6 +18,11 @@
 // to the checkpoint sink as one line "@treehead <base64 of the note> time=<agent time>" and checks the module's root
 // against its own at the same size (treehead.mismatch, critical, on a difference; the note is kept;
 // a note that does not open with the chain's key: treehead.bad_signature, critical, also kept).
+// A checkpoint (and the tree head taken with it) names the module's head, which may be ahead of
+// the store: it is held and handed to the sink once the store holds every record it names, so a
+// kept checkpoint never proves records the store lacks (the verifier would call that truncation).
+// At most one is held; one that falls due meanwhile is taken after it is kept. At stop() the
+// drain stores what the module wrote up to the last checkpoint (for at most kStopDrainLimit).
 //
 // Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
 #pragma once
@@ -134,8 +139,11 @@ public:
     /// than a full batch start at most once per DrainOptions::commit_interval (group commit); a
     /// full batch (a backlog) is followed by the next step at once.
     void start();
-    /// Finishes the current batch, commits it and joins the thread.
+    /// Finishes the current batch, commits it and joins the thread; then takes a last checkpoint
+    /// and stores the records it names before keeping it (for at most kStopDrainLimit; past that
+    /// it is not kept, the module keeps the rest for the next start).
     void stop();
+    static constexpr std::chrono::seconds kStopDrainLimit{2};
     /// Where signed chain-head checkpoints go (kept and sent off the box). Without one, none are taken.
     using CheckpointSink = std::function<void(const std::string& line)>;
     /// The same sink receives the module's signed tree heads as "@treehead <base64 note> time=<t>" lines.
@@ -179,12 +187,15 @@ private:
     void maybe_rotate(std::int64_t now);
     void watch_ring(std::int64_t now);
     void maybe_checkpoint(std::int64_t now, bool sealed);
+    /// Hands the held checkpoint lines to the sink once the store holds the records they name.
+    void release_checkpoint();
     /// Starts extending a copy of the tree by the batch's records (on a helper thread for a large
     /// batch); finish_tree() joins it and hands the tree to the store's next position write.
     void start_tree(std::size_t records);
     void finish_tree();
     /// The tree from the store's durable annex (a restart, a re-opened store).
     void restore_tree();
+    /// Takes the module's signed tree head into held_ (after its checkpoint) and checks it.
     void take_tree_head();
     void check_tree_head(std::uint64_t size, const mac::tlog::Hash& root, const mac::tlog::Hash& mine);
     /// Stops keeping the tree (warning tree.unavailable, `why`; heads are still taken, not checked).
@@ -217,6 +228,15 @@ private:
     std::string failed_condition_;                    // the error class it named ("" while healthy)
     std::uint64_t failures_since_alert_ = 0;
     CheckpointSink checkpoint_sink_;
+    /// A checkpoint and its tree head, kept once the store holds record `covers` (the highest
+    /// sequence number they name).
+    struct HeldCheckpoint {
+        std::uint64_t covers = 0;
+        std::vector<std::string> lines;
+        bool tree_head = false;  // lines.back() is the tree head
+    };
+    std::optional<HeldCheckpoint> held_;
+    bool checkpoint_owed_ = false;  // one fell due while another was held
     std::function<void()> commit_listener_;
     std::optional<mac::tlog::CompactTree> tree_;     // the durable records' tree (nullopt: off or lost)
     std::optional<mac::tlog::CompactTree> pending_;  // tree_ plus the batch being committed

@@ -517,12 +517,18 @@ public:
     }
     Result<std::string> checkpoint(std::uint64_t retained) override {
         const std::lock_guard lock(mutex_);
+        m_.produce(writes_before_checkpoint_);  // the module's clients ran between the drain's read and this
         return m_.checkpoint(retained);
+    }
+    void set_writes_before_checkpoint(std::size_t n) {
+        const std::lock_guard lock(mutex_);
+        writes_before_checkpoint_ = n;
     }
 
 private:
     FakeModule& m_;
     std::mutex mutex_;
+    std::size_t writes_before_checkpoint_ = 0;
     std::vector<std::chrono::steady_clock::time_point> reads_;
 };
 
@@ -583,6 +589,108 @@ TEST_P(DrainTest, ABacklogIsDrainedWithoutPauseAndStopEndsAPause) {
     drain.stop();
     EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::milliseconds(900));
     EXPECT_EQ(drain.stats().records, 95u);
+}
+
+// The module signs its head, which runs ahead of the drain: a checkpoint naming records the store
+// lacks is held and kept once they are stored. A kept checkpoint never proves records the store
+// does not hold (`hsmaudit verify --anchors` would call that trail_truncated).
+TEST_P(DrainTest, ACheckpointNamingRecordsNotYetStoredIsKeptOnceTheyAre) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    module.set_writes_before_checkpoint(5);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(0);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    std::vector<std::string> lines;
+    drain.set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    module.produce(10);
+    ASSERT_TRUE(drain.step().has_value());  // stores 10 records; the module signs record 15
+    EXPECT_TRUE(lines.empty());
+    EXPECT_EQ(drain.stats().checkpoints, 0u);
+    module.set_writes_before_checkpoint(0);
+    ASSERT_TRUE(drain.step().has_value());  // stores 11-15: kept
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(drain.stats().checkpoints, 1u);
+    auto c = mac::parse_checkpoint_line(lines.front());
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->seq, 15u);
+    mac::VerifyOptions vo;
+    vo.key.emplace(keys_->key);
+    vo.anchors.push_back(*c);
+    auto r = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
+    EXPECT_EQ(r->anchors_checked, 1u);
+}
+
+// The module's clients write while the drain waits out its commit interval, then the agent stops
+// (the demo's SIGTERM): the last checkpoint names those records, and stop() stores them first.
+TEST_P(DrainTest, AtStopTheRecordsTheLastCheckpointNamesAreStoredBeforeItIsKept) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(2);
+    opt.commit_interval = std::chrono::milliseconds(1000);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    std::vector<std::string> lines;
+    drain.set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    ASSERT_TRUE(drain.restore().has_value());
+    drain.start();
+    module.produce(10);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(module.all_acked());
+    module.produce(7);  // the drain is in its pause
+    drain.stop();
+    EXPECT_TRUE(module.all_acked());
+    ASSERT_FALSE(lines.empty());
+    auto c = mac::parse_checkpoint_line(lines.back());
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->seq, 17u);
+    mac::VerifyOptions vo;
+    vo.key.emplace(keys_->key);
+    for (const auto& l : lines) vo.anchors.push_back(*mac::parse_checkpoint_line(l));
+    auto r = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
+    EXPECT_EQ(r->last_seq, 17u);
+    EXPECT_FALSE(alerts_.has("checkpoint.not_kept"));
+}
+
+// A drain that cannot store at stop (acknowledgements paused here; a full disk alike) does not
+// keep a last checkpoint naming records it lacks: it says so, and the module keeps them.
+TEST_P(DrainTest, AtStopACheckpointWhoseRecordsCannotBeStoredIsNotKept) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(2);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    std::vector<std::string> lines;
+    drain.set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    ASSERT_TRUE(drain.restore().has_value());
+    drain.start();
+    module.produce(10);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(module.all_acked());
+    drain.set_ack_paused(true, "a test");
+    module.produce(3);
+    drain.stop();
+    EXPECT_FALSE(module.all_acked());
+    EXPECT_TRUE(alerts_.has("checkpoint.not_kept"));
+    mac::VerifyOptions vo;
+    vo.key.emplace(keys_->key);
+    for (const auto& l : lines) {
+        auto c = mac::parse_checkpoint_line(l);
+        ASSERT_TRUE(c.has_value());
+        EXPECT_LE(c->seq, 10u);
+        vo.anchors.push_back(*c);
+    }
+    auto r = mac::verify_paths({dir_.string()}, vo);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
