@@ -20,6 +20,9 @@
 //   kafka_produce_bench [records] [serials] [rounds]      (defaults: 1000000 3 3)
 //   kafka_produce_bench 20000 3 1                          (quick: well under 15 s)
 //   KAFKA_BENCH_ONLY=exporter: side (a) alone; =json: side (d) alone; =json-dom: side (e) alone
+//     (the summary then gives that side alone: no ratio, no target)
+//   KAFKA_BENCH_WINDOW=<batch>,<in flight>: the exporter sides' send batch and window (default:
+//     the runner's, exporters.*.batch 512 and exporters.*.max_in_flight 10000)
 //
 // Figures: docs/BENCHMARKS.md, "Kafka with delivery reports".
 #include <dirent.h>
@@ -37,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/engine/export/runner.h"
 #include "exporters/kafka/kafka_exporter.h"
 #include "tests/integration/exporters/kafka/exporter_driver.h"
 #include "tests/integration/exporters/kafka/kafka_test_support.h"
@@ -158,6 +162,27 @@ Sample split(const CpuMark& before, double seconds) {
     return s;
 }
 
+/// Events per send() and most events in flight: the runner's defaults (exporters.*.batch,
+/// exporters.*.max_in_flight), or KAFKA_BENCH_WINDOW=<batch>,<in flight> for an experiment.
+struct Window {
+    std::size_t batch = agent::RunnerOptions{}.batch;
+    std::size_t in_flight = agent::RunnerOptions{}.max_in_flight;
+};
+
+Window window() {
+    Window w;
+    if (const char* env = std::getenv("KAFKA_BENCH_WINDOW")) {
+        char* end = nullptr;
+        w.batch = std::strtoull(env, &end, 10);
+        w.in_flight = *end == ',' ? std::strtoull(end + 1, nullptr, 10) : 0;
+        if (w.batch == 0 || w.in_flight == 0) {
+            (void)std::fprintf(stderr, "KAFKA_BENCH_WINDOW: expected <batch>,<in flight>, got '%s'\n", env);
+            std::exit(2);
+        }
+    }
+    return w;
+}
+
 Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>& events, bool line_header,
                     Value value = Value::line) {
     auto o = testing::kafka::mock_options(brokers);
@@ -169,7 +194,8 @@ Sample run_exporter(const std::string& brokers, const std::vector<agent::Event>&
     const CpuMark before;
     exporters::kafka::KafkaExporter exporter(o, formatter(value));
     const auto t0 = Clock::now();
-    const auto r = testing::kafka::drive(exporter, events, 2048, 90'000, {}, std::chrono::seconds(600));
+    const Window w = window();
+    const auto r = testing::kafka::drive(exporter, events, w.batch, w.in_flight, {}, std::chrono::seconds(600));
     const double s = seconds_since(t0);
     if (r.delivered != events.size() || r.failures != 0) {
         (void)std::fprintf(stderr, "exporter: delivered %llu of %zu, %llu failures\n",
@@ -300,14 +326,20 @@ int run(int argc, char** argv) {
         noline.samples.push_back(all ? run_exporter(b, events, false) : none);
         json.samples.push_back(all || only == "json" ? run_exporter(b, events, true, Value::json) : none);
         dom.samples.push_back(all || only == "json-dom" ? run_exporter(b, events, true, Value::json_dom) : none);
-        std::printf(
-            "round %zu: raw %.0f/s, exporter %.0f/s, exporter without line %.0f/s, json %.0f/s, json (DOM) %.0f/s; "
-            "load %s\n",
-            r + 1, static_cast<double>(records) / raw.samples.back().seconds,
-            static_cast<double>(records) / exp.samples.back().seconds,
-            static_cast<double>(records) / noline.samples.back().seconds,
-            static_cast<double>(records) / json.samples.back().seconds,
-            static_cast<double>(records) / dom.samples.back().seconds, loadavg().c_str());
+        std::string round = "round " + std::to_string(r + 1) + ":";
+        auto add = [&](const char* name, const Side& side, bool ran) {
+            if (ran)
+                round +=
+                    std::string(" ") + name + " " +
+                    std::to_string(static_cast<long long>(static_cast<double>(records) / side.samples.back().seconds)) +
+                    "/s";
+        };
+        add("raw", raw, all);
+        add("exporter", exp, all || only == "exporter");
+        add("exporter-without-line", noline, all);
+        add("json", json, all || only == "json");
+        add("json-DOM", dom, all || only == "json-dom");
+        std::printf("%s; load %s\n", round.c_str(), loadavg().c_str());
         (void)std::fflush(stdout);
     }
     auto line = [&](const Side& s) {
@@ -321,27 +353,35 @@ int run(int argc, char** argv) {
             *std::max_element(rates.begin(), rates.end()), median(prod), *std::min_element(prod.begin(), prod.end()),
             *std::max_element(prod.begin(), prod.end()), median(s.us_per_record(records, true, true)), median(mock));
     };
+    const bool ran_exp = all || only == "exporter", ran_json = all || only == "json",
+               ran_dom = all || only == "json-dom";
+    const Window w = window();
     std::printf("\n=== kafka_produce_bench summary: medians (min-max) of %zu interleaved rounds ===\n", rounds);
     std::printf("command: %s %zu %zu %zu; load average at start %s, at end %s\n", argv[0], records, serials, rounds,
                 load_start.c_str(), loadavg().c_str());
+    std::printf(
+        "exporter sides: %zu events a send, at most %zu in flight%s\n", w.batch, w.in_flight,
+        std::getenv("KAFKA_BENCH_WINDOW") ? " (KAFKA_BENCH_WINDOW, not the defaults)" : " (the runner's defaults)");
     if (const char* extra = std::getenv("KAFKA_BENCH_PROPS")) std::printf("KAFKA_BENCH_PROPS=%s\n", extra);
-    line(exp);
-    line(noline);
-    line(raw);
-    line(json);
-    line(dom);
-    const double e = median(exp.rates(records)), n = median(noline.rates(records)), w = median(raw.rates(records));
+    if (!all) std::printf("KAFKA_BENCH_ONLY=%s: that side alone, no ratio and no target\n", only.c_str());
+    if (ran_exp) line(exp);
+    if (all) line(noline);
+    if (all) line(raw);
+    if (ran_json) line(json);
+    if (ran_dom) line(dom);
+    if (!all) return 0;
+    const double e = median(exp.rates(records)), n = median(noline.rates(records)), r = median(raw.rates(records));
     std::printf(
         "  ratio exporter / plain producer %.2f (line header off: %.2f); producer CPU per record, exporter / "
         "plain %.2f\n",
-        e / w, n / w, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
+        e / r, n / r, median(exp.us_per_record(records, true)) / median(raw.us_per_record(records, true)));
     std::printf("  target 300,000 records/s (line value): %s\n", e >= 300'000 ? "met" : "NOT met");
     const double j = median(json.rates(records)), d = median(dom.rates(records));
     std::printf(
         "  format json (the default value, %.0f bytes/record): writer / DOM records/s %.2f, producer CPU per record "
         "DOM / writer %.2f, calling thread DOM / writer %.2f; ratio json / plain producer %.2f\n",
         json_bytes, j / d, median(dom.us_per_record(records, true)) / median(json.us_per_record(records, true)),
-        median(dom.us_per_record(records, true, true)) / median(json.us_per_record(records, true, true)), j / w);
+        median(dom.us_per_record(records, true, true)) / median(json.us_per_record(records, true, true)), j / r);
     std::printf("  target 300,000 records/s (default configuration, format json): %s\n",
                 j >= 300'000 ? "met" : "NOT met");
     return 0;
