@@ -216,14 +216,11 @@ private:
     std::unique_ptr<mac::ChainVerifier> verifier_;
     std::uint64_t verified_entry_no_ = 0;  // the verifier has seen every stored entry through this one
     std::uint64_t acked_entry_no_ = 0;     // acknowledged to the module through this entry
-    int failures_ = 0;                     // consecutive failed steps
     EntryBatch batch_;
     std::uint64_t segment_line_ = 0;
     std::int64_t segment_opened_ms_ = 0;
     std::int64_t rotate_at_ms_ = INT64_MAX;
-    bool seal_requested_ = false;
     std::int64_t seal_requested_ms_ = 0;
-    bool seal_failed_alerted_ = false;
     std::int64_t failed_alerted_ms_ = INT64_MIN / 2;  // when drain.failed was last raised
     std::string failed_condition_;                    // the error class it named ("" while healthy)
     std::uint64_t failures_since_alert_ = 0;
@@ -236,7 +233,6 @@ private:
         bool tree_head = false;  // lines.back() is the tree head
     };
     std::optional<HeldCheckpoint> held_;
-    bool checkpoint_owed_ = false;  // one fell due while another was held
     std::function<void()> commit_listener_;
     std::optional<mac::tlog::CompactTree> tree_;     // the durable records' tree (nullopt: off or lost)
     std::optional<mac::tlog::CompactTree> pending_;  // tree_ plus the batch being committed
@@ -248,8 +244,8 @@ private:
         std::optional<mac::tlog::Hash> root_at_check;
     };
     static TreeExtension extend(const EntryBatch& batch, mac::tlog::CompactTree tree, std::uint64_t check_size);
-    // The batch's tree being computed, on tree_thread_ for a large batch (joined by finish_tree()).
-    bool tree_started_ = false;
+    // The batch's tree being computed, on tree_thread_ for a large batch (joined by finish_tree();
+    // tree_started_ below).
     std::optional<TreeExtension> tree_result_;
     std::optional<std::string> tree_failed_;  // what the helper's body threw
     std::jthread tree_thread_;
@@ -269,9 +265,14 @@ private:
     std::int64_t last_status_ms_ = 0;
     std::deque<std::pair<std::int64_t, std::uint64_t>> used_samples_;  // (time, used bytes) over predict_window
     int fill_level_ = 0;  // 0 ok, 1 warning, 2 critical: alerts fire on changes
+    int failures_ = 0;    // consecutive failed steps
+    bool seal_requested_ = false;
+    bool seal_failed_alerted_ = false;
+    bool tree_started_ = false;
     bool predicted_alerted_ = false;
     bool blocked_alerted_ = false;
     bool status_failed_alerted_ = false;
+    bool checkpoint_owed_ = false;  // one fell due while another was held
 
     std::atomic<bool> ack_paused_{false};
     std::mutex options_mutex_;
