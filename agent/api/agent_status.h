@@ -181,7 +181,7 @@ struct ExporterStatus {
 
 /// Signed chain-head checkpoints (kept in <state>/checkpoints).
 struct CheckpointStatus {
-    std::uint64_t taken = 0;
+    std::uint64_t taken = 0;           // taken and kept (once the store held the records they name)
     std::uint64_t store_failures = 0;  // checkpoints that could not be appended
     bool operator==(const CheckpointStatus&) const = default;
 };

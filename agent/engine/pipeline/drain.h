@@ -87,11 +87,11 @@ struct DrainStats {
     std::uint64_t commits = 0;
     std::uint64_t faults = 0;
     std::array<std::uint64_t, mac::kFaultKindCount> faults_by_kind{};  // indexed by mac::FaultKind
-    std::uint64_t records_verified = 0;  // records through the online verifier (stored ones: `records`)
-    std::uint64_t bytes_stored = 0;      // segment-line bytes committed (before encryption)
-    std::uint64_t step_failures = 0;     // failed steps (each alerted as drain.failed, then retried)
-    std::uint64_t checkpoints = 0;
-    std::uint64_t tree_heads = 0;            // the module's signed tree heads taken (and sunk)
+    std::uint64_t records_verified = 0;      // records through the online verifier (stored ones: `records`)
+    std::uint64_t bytes_stored = 0;          // segment-line bytes committed (before encryption)
+    std::uint64_t step_failures = 0;         // failed steps (each alerted as drain.failed, then retried)
+    std::uint64_t checkpoints = 0;           // chain-head checkpoints handed to the sink (kept)
+    std::uint64_t tree_heads = 0;            // the module's signed tree heads handed to the sink
     std::uint64_t tree_head_mismatches = 0;  // tree heads whose root differs from the drain's own tree
     std::uint64_t tree_size = 0;             // the drain's tree size (0 while off)
     std::uint64_t acked_entry_no = 0;

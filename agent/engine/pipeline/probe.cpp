@@ -37,7 +37,8 @@ std::vector<prometheus::MetricFamily> drain_families(const DrainStats& d, const 
                           static_cast<double>(d.commits)));
     out.push_back(counter("hsmaudit_drain_seals_total", "Segment seals drained (segments closed and rotated).",
                           static_cast<double>(d.seals)));
-    out.push_back(counter("hsmaudit_drain_checkpoints_total", "Signed chain-head checkpoints taken.",
+    out.push_back(counter("hsmaudit_drain_checkpoints_total",
+                          "Signed chain-head checkpoints kept (once the store holds the records they name).",
                           static_cast<double>(d.checkpoints)));
     out.push_back(counter("hsmaudit_drain_step_failures_total",
                           "Drain steps that failed (I/O, module unreachable); each is alerted and retried.",
