@@ -46,9 +46,15 @@ protected:
         for (int i = 0; i < 1000 && module_->acked() < module_->size(); ++i) ASSERT_TRUE(d.step().has_value());
         ASSERT_EQ(module_->acked(), module_->size());
     }
-    mac::VerifyReport verify() {
+    /// The store verified, with the checkpoint lines a sink received as anchors.
+    mac::VerifyReport verify(const std::vector<std::string>& checkpoint_lines = {}) {
         mac::VerifyOptions opt;
         opt.key.emplace(keys_->key);
+        for (const auto& l : checkpoint_lines) {
+            auto c = mac::parse_checkpoint_line(l);
+            EXPECT_TRUE(c.has_value()) << l;
+            if (c) opt.anchors.push_back(*c);
+        }
         auto r = mac::verify_paths({dir_.string()}, opt);
         EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
         return r ? *r : mac::VerifyReport{};
@@ -532,6 +538,14 @@ private:
     std::vector<std::chrono::steady_clock::time_point> reads_;
 };
 
+/// Polls until the drain's thread has acknowledged everything the module wrote (20 s at most).
+bool all_acked_within_20s(LockedModule& module) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return module.all_acked();
+}
+
 // Group commit: while the module writes less than a batch, the drain's thread starts a step that
 // moves entries at most once per commit_interval; every record is still stored and acknowledged.
 TEST_P(DrainTest, WhileTheModuleWritesLessThanABatchStepsStartAtMostOncePerCommitInterval) {
@@ -548,11 +562,9 @@ TEST_P(DrainTest, WhileTheModuleWritesLessThanABatchStepsStartAtMostOncePerCommi
         module.produce(1);
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const bool acked = all_acked_within_20s(module);
     drain.stop();
-    ASSERT_TRUE(module.all_acked());
+    ASSERT_TRUE(acked);
     const auto reads = module.reads();
     ASSERT_GE(reads.size(), 2u);
     for (std::size_t i = 1; i < reads.size(); ++i)
@@ -614,13 +626,9 @@ TEST_P(DrainTest, ACheckpointNamingRecordsNotYetStoredIsKeptOnceTheyAre) {
     auto c = mac::parse_checkpoint_line(lines.front());
     ASSERT_TRUE(c.has_value());
     EXPECT_EQ(c->seq, 15u);
-    mac::VerifyOptions vo;
-    vo.key.emplace(keys_->key);
-    vo.anchors.push_back(*c);
-    auto r = mac::verify_paths({dir_.string()}, vo);
-    ASSERT_TRUE(r.has_value());
-    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
-    EXPECT_EQ(r->anchors_checked, 1u);
+    const auto r = verify(lines);
+    EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
+    EXPECT_EQ(r.anchors_checked, 1u);
 }
 
 // The module's clients write while the drain waits out its commit interval, then the agent stops
@@ -637,10 +645,7 @@ TEST_P(DrainTest, AtStopTheRecordsTheLastCheckpointNamesAreStoredBeforeItIsKept)
     ASSERT_TRUE(drain.restore().has_value());
     drain.start();
     module.produce(10);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    ASSERT_TRUE(module.all_acked());
+    ASSERT_TRUE(all_acked_within_20s(module));
     module.produce(7);  // the drain is in its pause
     drain.stop();
     EXPECT_TRUE(module.all_acked());
@@ -648,13 +653,9 @@ TEST_P(DrainTest, AtStopTheRecordsTheLastCheckpointNamesAreStoredBeforeItIsKept)
     auto c = mac::parse_checkpoint_line(lines.back());
     ASSERT_TRUE(c.has_value());
     EXPECT_EQ(c->seq, 17u);
-    mac::VerifyOptions vo;
-    vo.key.emplace(keys_->key);
-    for (const auto& l : lines) vo.anchors.push_back(*mac::parse_checkpoint_line(l));
-    auto r = mac::verify_paths({dir_.string()}, vo);
-    ASSERT_TRUE(r.has_value());
-    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
-    EXPECT_EQ(r->last_seq, 17u);
+    const auto r = verify(lines);
+    EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
+    EXPECT_EQ(r.last_seq, 17u);
     EXPECT_FALSE(alerts_.has("checkpoint.not_kept"));
 }
 
@@ -671,26 +672,19 @@ TEST_P(DrainTest, AtStopACheckpointWhoseRecordsCannotBeStoredIsNotKept) {
     ASSERT_TRUE(drain.restore().has_value());
     drain.start();
     module.produce(10);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!module.all_acked() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    ASSERT_TRUE(module.all_acked());
+    ASSERT_TRUE(all_acked_within_20s(module));
     drain.set_ack_paused(true, "a test");
     module.produce(3);
     drain.stop();
     EXPECT_FALSE(module.all_acked());
     EXPECT_TRUE(alerts_.has("checkpoint.not_kept"));
-    mac::VerifyOptions vo;
-    vo.key.emplace(keys_->key);
     for (const auto& l : lines) {
         auto c = mac::parse_checkpoint_line(l);
         ASSERT_TRUE(c.has_value());
         EXPECT_LE(c->seq, 10u);
-        vo.anchors.push_back(*c);
     }
-    auto r = mac::verify_paths({dir_.string()}, vo);
-    ASSERT_TRUE(r.has_value());
-    EXPECT_TRUE(r->verified()) << (r->faults.empty() ? "" : r->faults.front().message);
+    const auto r = verify(lines);
+    EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, DrainTest, ::testing::Bool(),
