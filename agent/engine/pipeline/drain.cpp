@@ -486,9 +486,19 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     constexpr std::int64_t kRetainedCheckMs = 1000;
     const bool due = sealed || checkpoint_owed_ || now - last_checkpoint_ms_ >= options_.checkpoint_interval.count();
     if (held_) {
-        // The held one names records not stored yet; a newer one would name more.
-        checkpoint_owed_ = checkpoint_owed_ || due;
-        return;
+        // The held one names records not stored yet; a newer one would name more. One the store
+        // has not reached for a whole interval never will in time (the module's chain was reset
+        // below it, or the drain cannot store): a fresh one takes its place, so the destinations
+        // keep getting checkpoints.
+        if (!due || now - held_->taken_ms < options_.checkpoint_interval.count()) {
+            checkpoint_owed_ = checkpoint_owed_ || due;
+            return;
+        }
+        raise("checkpoint.not_kept", Severity::warning,
+              "a chain-head checkpoint (record " + std::to_string(held_->covers) + ") waited " +
+                  std::to_string((now - held_->taken_ms) / 1000) + " s for the store, which holds records through " +
+                  std::to_string(store_.durable().next_seq - 1) + "; a new one takes its place");
+        held_.reset();
     }
     if (!due && now - last_retained_check_ms_ < kRetainedCheckMs) return;
     last_retained_check_ms_ = now;
@@ -510,7 +520,7 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     }
     // A line that does not parse names nothing to wait for: kept at once, as received.
     const auto parsed = mac::parse_checkpoint_line(*line);
-    held_ = HeldCheckpoint{parsed ? parsed->seq : 0, {std::move(*line)}, false};
+    held_ = HeldCheckpoint{parsed ? parsed->seq : 0, now, {std::move(*line)}, false};
     take_tree_head();
     release_checkpoint();
 }

@@ -21,7 +21,9 @@
 // A checkpoint (and the tree head taken with it) names the module's head, which may be ahead of
 // the store: it is held and handed to the sink once the store holds every record it names, so a
 // kept checkpoint never proves records the store lacks (the verifier would call that truncation).
-// At most one is held; one that falls due meanwhile is taken after it is kept. At stop() the
+// At most one is held; one that falls due meanwhile is taken after it is kept, or in its place
+// once it has been held for a checkpoint_interval (a module whose head the store cannot reach: a
+// reset chain; alert checkpoint.not_kept), so checkpoints never stop. At stop() the
 // drain stores what the module wrote up to the last checkpoint (for at most kStopDrainLimit).
 //
 // Thread-safety: start()/stop() from the owner's thread; stats() from any thread.
@@ -229,6 +231,7 @@ private:
     /// sequence number they name).
     struct HeldCheckpoint {
         std::uint64_t covers = 0;
+        std::int64_t taken_ms = 0;  // held longer than checkpoint_interval: replaced (checkpoint.not_kept)
         std::vector<std::string> lines;
         bool tree_head = false;  // lines.back() is the tree head
     };

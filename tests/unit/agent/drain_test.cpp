@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -523,6 +524,11 @@ public:
     }
     Result<std::string> checkpoint(std::uint64_t retained) override {
         const std::lock_guard lock(mutex_);
+        if (next_checkpoint_) {
+            std::string line = std::move(*next_checkpoint_);
+            next_checkpoint_.reset();
+            return line;
+        }
         m_.produce(writes_before_checkpoint_);  // the module's clients ran between the drain's read and this
         return m_.checkpoint(retained);
     }
@@ -530,11 +536,17 @@ public:
         const std::lock_guard lock(mutex_);
         writes_before_checkpoint_ = n;
     }
+    /// The next checkpoint request gets this line.
+    void set_next_checkpoint(std::string line) {
+        const std::lock_guard lock(mutex_);
+        next_checkpoint_ = std::move(line);
+    }
 
 private:
     FakeModule& m_;
     std::mutex mutex_;
     std::size_t writes_before_checkpoint_ = 0;
+    std::optional<std::string> next_checkpoint_;
     std::vector<std::chrono::steady_clock::time_point> reads_;
 };
 
@@ -629,6 +641,41 @@ TEST_P(DrainTest, ACheckpointNamingRecordsNotYetStoredIsKeptOnceTheyAre) {
     const auto r = verify(lines);
     EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
     EXPECT_EQ(r.anchors_checked, 1u);
+}
+
+// A checkpoint the store never reaches (here: of the same chain 100 records further, as a module
+// reset below a head it had signed would leave) is replaced once it has waited a whole interval,
+// so the destinations keep getting checkpoints; the replacement is alerted.
+TEST_P(DrainTest, ACheckpointTheStoreNeverReachesIsReplacedAfterAnInterval) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    FakeModule further(*keys_);  // the same keys and workload: the same chain
+    further.produce(100);
+    auto ahead = further.checkpoint(0);
+    ASSERT_TRUE(ahead.has_value());
+    module.set_next_checkpoint(*ahead);
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(0);
+    opt.checkpoint_interval = std::chrono::milliseconds(60'000);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    std::vector<std::string> lines;
+    drain.set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    module.produce(10);
+    ASSERT_TRUE(drain.step().has_value());  // takes the one naming record 100: held
+    now_ms_ += 30'000;
+    module.produce(1);
+    ASSERT_TRUE(drain.step().has_value());  // not due: still held, nothing kept
+    EXPECT_TRUE(lines.empty());
+    EXPECT_FALSE(alerts_.has("checkpoint.not_kept"));
+    now_ms_ += 30'000;
+    ASSERT_TRUE(drain.step().has_value());  // due, held a whole interval: replaced
+    EXPECT_TRUE(alerts_.has("checkpoint.not_kept"));
+    ASSERT_EQ(lines.size(), 1u);
+    auto c = mac::parse_checkpoint_line(lines.front());
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->seq, 11u);
+    const auto r = verify(lines);
+    EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
 }
 
 // The module's clients write while the drain waits out its commit interval, then the agent stops
