@@ -497,7 +497,7 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
         raise("checkpoint.not_kept", Severity::warning,
               "a chain-head checkpoint (record " + std::to_string(held_->covers) + ") waited " +
                   std::to_string((now - held_->taken_ms) / 1000) + " s for the store, which holds records through " +
-                  std::to_string(store_.durable().next_seq - 1) + "; a new one takes its place");
+                  std::to_string(stored_seq()) + "; a new one takes its place");
         held_.reset();
     }
     if (!due && now - last_retained_check_ms_ < kRetainedCheckMs) return;
@@ -520,21 +520,21 @@ void Drain::maybe_checkpoint(std::int64_t now, bool sealed) {
     }
     // A line that does not parse names nothing to wait for: kept at once, as received.
     const auto parsed = mac::parse_checkpoint_line(*line);
-    held_ = HeldCheckpoint{parsed ? parsed->seq : 0, now, {std::move(*line)}, false};
+    held_ = HeldCheckpoint{parsed ? parsed->seq : 0, now, std::move(*line), {}};
     take_tree_head();
     release_checkpoint();
 }
 
 void Drain::release_checkpoint() {
     if (!held_) return;
-    const std::uint64_t stored = store_.durable().next_seq - 1;
-    if (held_->covers > stored) return;
+    if (held_->covers > stored_seq()) return;
     HeldCheckpoint held = std::move(*held_);
     held_.reset();
-    for (const std::string& line : held.lines) checkpoint_sink_(line);
+    checkpoint_sink_(held.checkpoint);
+    if (!held.tree_head.empty()) checkpoint_sink_(held.tree_head);
     std::lock_guard lock(stats_mutex_);
     ++stats_.checkpoints;
-    if (held.tree_head) ++stats_.tree_heads;
+    if (!held.tree_head.empty()) ++stats_.tree_heads;
 }
 
 void Drain::restore_tree() {
@@ -545,7 +545,7 @@ void Drain::restore_tree() {
         store_.set_annex({});
         return;
     }
-    const std::uint64_t stored = store_.durable().next_seq - 1;
+    const std::uint64_t stored = stored_seq();
     const std::string& annex = store_.durable_annex();
     std::string why;
     if (annex.empty()) {
@@ -683,9 +683,7 @@ void Drain::take_tree_head() {
     }
     tree_head_failed_alerted_ = false;
     // One line (the note spans several); the agent's clock after it, unsigned, for SIEMs' timestamps.
-    held_->lines.push_back("@treehead " + mac::base64_encode(mac::as_bytes(*note)) +
-                           " time=" + mac::format_time(now_ms_()));
-    held_->tree_head = true;
+    held_->tree_head = "@treehead " + mac::base64_encode(mac::as_bytes(*note)) + " time=" + mac::format_time(now_ms_());
     // Opened as any verifier opens it: the chain's origin, signed by the audit signing key (FORMAT.md 10.2).
     auto verifier = mac::tree_verifier(key_.pub());
     auto head = verifier ? mac::open_checkpoint(*note, *verifier) : Result<mac::TreeHead>(std::move(verifier).error());
@@ -826,8 +824,7 @@ void Drain::stop() {
         if (held_) {
             raise("checkpoint.not_kept", Severity::info,
                   "the last chain-head checkpoint (record " + std::to_string(held_->covers) +
-                      ") is not kept: the store holds records through " +
-                      std::to_string(store_.durable().next_seq - 1) +
+                      ") is not kept: the store holds records through " + std::to_string(stored_seq()) +
                       "; the module keeps the rest, drained at the next start");
             held_.reset();
         }

@@ -191,6 +191,8 @@ private:
     void maybe_checkpoint(std::int64_t now, bool sealed);
     /// Hands the held checkpoint lines to the sink once the store holds the records they name.
     void release_checkpoint();
+    /// The sequence number of the newest record the store holds durably (0: none).
+    [[nodiscard]] std::uint64_t stored_seq() const { return store_.durable().next_seq - 1; }
     /// Starts extending a copy of the tree by the batch's records (on a helper thread for a large
     /// batch); finish_tree() joins it and hands the tree to the store's next position write.
     void start_tree(std::size_t records);
@@ -232,8 +234,8 @@ private:
     struct HeldCheckpoint {
         std::uint64_t covers = 0;
         std::int64_t taken_ms = 0;  // held longer than checkpoint_interval: replaced (checkpoint.not_kept)
-        std::vector<std::string> lines;
-        bool tree_head = false;  // lines.back() is the tree head
+        std::string checkpoint;
+        std::string tree_head;  // its "@treehead" line ("" if none was taken)
     };
     std::optional<HeldCheckpoint> held_;
     std::function<void()> commit_listener_;

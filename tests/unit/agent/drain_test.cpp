@@ -678,6 +678,28 @@ TEST_P(DrainTest, ACheckpointTheStoreNeverReachesIsReplacedAfterAnInterval) {
     EXPECT_TRUE(r.verified()) << (r.faults.empty() ? "" : r.faults.front().message);
 }
 
+// A checkpoint line from the module that does not parse (outside input) names nothing to wait for:
+// it is kept at once, as received, for the verifier to judge, and nothing is held behind it.
+TEST_P(DrainTest, ACheckpointLineThatDoesNotParseIsKeptAtOnceAsReceived) {
+    auto store = open_store();
+    LockedModule module(*module_);
+    module.set_next_checkpoint("@checkpoint v=9 \x01 not a checkpoint");
+    DrainOptions opt;
+    opt.poll_wait = std::chrono::milliseconds(0);
+    opt.checkpoint_interval = std::chrono::milliseconds(60'000);
+    Drain drain(module, *store, keys_->key, alerts_, opt, [this] { return now_ms_; });
+    std::vector<std::string> lines;
+    drain.set_checkpoint_sink([&](const std::string& l) { lines.push_back(l); });
+    module.produce(10);
+    ASSERT_TRUE(drain.step().has_value());
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines.front(), "@checkpoint v=9 \x01 not a checkpoint");
+    now_ms_ += 60'000;  // the next one is taken on its interval: nothing was left held
+    ASSERT_TRUE(drain.step().has_value());
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_TRUE(mac::parse_checkpoint_line(lines.back()).has_value());
+}
+
 // The module's clients write while the drain waits out its commit interval, then the agent stops
 // (the demo's SIGTERM): the last checkpoint names those records, and stop() stores them first.
 TEST_P(DrainTest, AtStopTheRecordsTheLastCheckpointNamesAreStoredBeforeItIsKept) {
